@@ -1,0 +1,6 @@
+#include "ops.h"
+
+namespace ds {
+// Filled in with the kernel bindings.
+void registerOps(Napi::Env, Napi::Object) {}
+}  // namespace ds

@@ -1,0 +1,169 @@
+#include "stream.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <omp.h>
+
+#include <atomic>
+#include <thread>
+
+#ifdef DS_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include "errors.h"
+#include "instance.h"
+
+namespace ds {
+
+namespace {
+std::atomic<int> g_threads{0};  // 0: libtorch's default
+}
+
+struct Stream::Job {
+  Work work;
+  Finish finish;
+  bool failed = false;
+  Failure failure;
+  Napi::Promise::Deferred deferred;
+  std::shared_ptr<Stream> stream;  // keeps the stream alive until the promise settles
+  Job(Napi::Env env, Work w, std::shared_ptr<Stream> s)
+      : work(std::move(w)), deferred(Napi::Promise::Deferred::New(env)), stream(std::move(s)) {}
+};
+
+struct Stream::Tsfn {
+  static void call(Napi::Env env, Napi::Function, Stream*, Job* job) { Stream::complete(env, job); }
+  Napi::TypedThreadSafeFunction<Stream, Job, &Tsfn::call> fn;
+};
+
+void Stream::setNumThreads(int n) { g_threads.store(n); }
+int Stream::numThreads() {
+  int n = g_threads.load();
+  return n > 0 ? n : at::get_num_threads();
+}
+
+std::shared_ptr<Stream> Stream::create(Napi::Env env, c10::Device device) {
+  std::shared_ptr<Stream> s(new Stream(device));
+  s->tsfn_ = std::make_unique<Tsfn>();
+  s->tsfn_->fn = Napi::TypedThreadSafeFunction<Stream, Job, &Tsfn::call>::New(
+      env, "diffusion-search-stream", 0, 1, s.get());
+  s->tsfn_->fn.Unref(env);  // an idle stream must not keep the process alive
+  Instance::get(env)->streams.push_back(s);
+  // The worker owns a reference, so the stream outlives its JS handle until its queue drains.
+  std::thread([self = s] { self->run(); }).detach();
+  return s;
+}
+
+Stream::Stream(c10::Device device) : device_(device) {}
+Stream::~Stream() = default;
+
+Napi::Promise Stream::enqueue(Napi::Env env, Work work) {
+  auto* job = new Job(env, std::move(work), shared_from_this());
+  Napi::Promise promise = job->deferred.Promise();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) {
+      delete job;
+      throw Error(code::kStreamClosed, "the stream was closed; create a new one");
+    }
+    queue_.push_back(job);
+  }
+  if (pending_++ == 0) tsfn_->fn.Ref(env);
+  cv_.notify_one();
+  return promise;
+}
+
+void Stream::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Stream::closeAndWait() {
+  close();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return exited_; });
+}
+
+bool Stream::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closing_;
+}
+
+void Stream::run() {
+#ifdef DS_TORCH_CUDA
+  std::unique_ptr<c10::cuda::CUDAStreamGuard> streamGuard;
+  if (device_.is_cuda()) {
+    c10::cuda::CUDAGuard deviceGuard(device_);
+    streamGuard = std::make_unique<c10::cuda::CUDAStreamGuard>(
+        c10::cuda::getStreamFromPool(false, device_.index()));
+  }
+#endif
+  int appliedThreads = -1;
+  for (;;) {
+    Job* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // closing and drained
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    // OpenMP thread counts are per thread: each worker applies the requested count itself.
+    int want = g_threads.load();
+    if (want > 0 && want != appliedThreads) {
+      at::set_num_threads(want);
+      omp_set_num_threads(want);
+      appliedThreads = want;
+    }
+    try {
+      c10::InferenceMode inference;
+      job->finish = job->work();
+#ifdef DS_TORCH_CUDA
+      if (device_.is_cuda()) c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();
+#endif
+    } catch (...) {
+      job->failed = true;
+      job->failure = describe(std::current_exception());
+    }
+    job->work = nullptr;  // release captured tensors now, not on the JS thread
+    if (tsfn_->fn.NonBlockingCall(job) != napi_ok) delete job;  // environment is going away
+  }
+  tsfn_->fn.Release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    exited_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Stream::complete(Napi::Env env, Job* job) {
+  std::unique_ptr<Job> owned(job);
+  if (env == nullptr) return;  // teardown: nobody is waiting any more
+  Napi::HandleScope scope(env);
+  // Settle first, so the JS side sees results in submission order.
+  if (job->failed) {
+    job->deferred.Reject(jsError(env, job->failure.code, job->failure.message).Value());
+  } else {
+    try {
+      job->deferred.Resolve(job->finish ? job->finish(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      job->deferred.Reject(e.Value());
+    } catch (...) {
+      Failure f = describe(std::current_exception());
+      job->deferred.Reject(jsError(env, f.code, f.message).Value());
+    }
+  }
+  Stream& stream = *job->stream;
+  if (--stream.pending_ == 0 && !stream.exited()) stream.tsfn_->fn.Unref(env);
+}
+
+bool Stream::exited() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return exited_;
+}
+
+}  // namespace ds

@@ -1,0 +1,17 @@
+/**
+ * Streams: ordered native queues. Work on one stream runs in submission order on its own
+ * worker thread (and its own CUDA stream on a GPU), never on the JS thread.
+ */
+import { native, type NativeStream } from './native';
+
+export type Stream = NativeStream;
+
+export function createStream(options: { device?: string } = {}): Stream {
+  const { Stream } = native();
+  return new Stream(options);
+}
+
+/** Intra-op threads used by libtorch and the CPU kernels on every stream. */
+export function setNumThreads(n: number): void {
+  native().setNumThreads(n);
+}

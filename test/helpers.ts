@@ -1,0 +1,32 @@
+import path from 'node:path';
+import { DiffusionSearchError, type ErrorCode } from '../src/errors';
+
+export const fixtures = path.join(__dirname, 'fixtures');
+export const fixture = (name: string) => path.join(fixtures, name);
+
+/** Seeded float32 normals (mulberry32 + Box–Muller): fresh inputs per seed, reproducible on failure. */
+export function randn(n: number, seed = (Math.random() * 2 ** 31) | 0): Float32Array {
+  let s = seed >>> 0;
+  const u = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  return out;
+}
+
+/** Asserts `run` fails with a DiffusionSearchError of `code`; returns it for further checks. */
+export async function expectCode(run: () => unknown, code: ErrorCode): Promise<DiffusionSearchError> {
+  try {
+    await run();
+  } catch (e) {
+    if (!(e instanceof DiffusionSearchError)) throw new Error(`expected DiffusionSearchError ${code}, got ${String(e)}`);
+    if (e.code !== code) throw new Error(`expected code ${code}, got ${e.code}: ${e.message}`);
+    return e;
+  }
+  throw new Error(`expected a ${code} error, but nothing was thrown`);
+}

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { tensor } from '../src/tensor';
+import { randn } from './helpers';
+
+const MB = 1024 * 1024;
+
+describe('memory', () => {
+  it('20,000 create/dispose cycles keep the resident memory bounded', async () => {
+    const data = randn(64 * 1024); // 256 KiB per tensor: 5 GB in all if nothing were freed
+    const cycle = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const t = tensor(data, [64, 1024]);
+        if (i % 1000 === 0) await t.toArray();
+        t.dispose();
+      }
+    };
+    await cycle(2000); // warm up allocator and JIT
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    await cycle(20_000);
+    global.gc?.();
+    const growth = (process.memoryUsage().rss - before) / MB;
+    expect(growth).toBeLessThan(64);
+  });
+
+  it('handles that are never disposed are freed by the garbage collector', async () => {
+    if (!global.gc) return;
+    const data = randn(64 * 1024);
+    for (let i = 0; i < 1000; i++) tensor(data, [64, 1024]);
+    global.gc();
+    await new Promise((r) => setTimeout(r, 10));
+    global.gc();
+    const before = process.memoryUsage().rss;
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 1000; i++) tensor(data, [64, 1024]);
+      global.gc();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    global.gc();
+    expect((process.memoryUsage().rss - before) / MB).toBeLessThan(128);
+  });
+});

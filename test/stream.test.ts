@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { loadModule } from '../src/module';
+import { createStream } from '../src/stream';
+import { tensor } from '../src/tensor';
+import type { NativeTensor } from '../src/native';
+import { expectCode, fixture, randn } from './helpers';
+
+describe('streams', () => {
+  it('the event loop keeps ticking during a long forward', async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    const x = tensor(randn(384 * 384), [384, 384]);
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 10);
+    const start = performance.now();
+    await m.call('slow', [x, 60]);
+    const elapsed = performance.now() - start;
+    clearInterval(timer);
+    expect(elapsed).toBeGreaterThan(200); // long enough for the check to mean something
+    ticks.unshift(start);
+    const gaps = ticks.slice(1).map((t, i) => t - ticks[i]);
+    expect(ticks.length).toBeGreaterThan(elapsed / 10 / 3);
+    expect(Math.max(...gaps)).toBeLessThan(100);
+  });
+
+  it('calls on one stream run and settle in submission order', async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    const s = createStream();
+    const order: number[] = [];
+    const jobs = [60, 1, 30, 0, 5].map((iters, i) =>
+      m.call('slow', [tensor(randn(128 * 128), [128, 128]), iters], s).then(() => order.push(i)),
+    );
+    await Promise.all(jobs);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+    await s.close();
+  });
+
+  it('two streams run independently and give the same results as the default stream', async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    const a = createStream();
+    const b = createStream();
+    const x = tensor(randn(64 * 64), [64, 64]);
+    const [ya, yb, yd] = (await Promise.all([m.call('slow', [x, 4], a), m.call('slow', [x, 4], b), m.call('slow', [x, 4])])) as NativeTensor[];
+    const [va, vb, vd] = await Promise.all([ya.toArray(a), yb.toArray(b), yd.toArray()]);
+    expect(Array.from(va)).toEqual(Array.from(vd));
+    expect(Array.from(vb)).toEqual(Array.from(vd));
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a closed stream refuses work with STREAM_CLOSED; close resolves after queued work', async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    const s = createStream();
+    let done = false;
+    const pending = m.call('slow', [tensor(randn(128 * 128), [128, 128]), 20], s).then(() => (done = true));
+    await s.close();
+    expect(done).toBe(true);
+    await pending;
+    expect(s.closed).toBe(true);
+    await expectCode(() => m.call('slow', [tensor(randn(4), [2, 2]), 1], s), 'STREAM_CLOSED');
+    await s.close(); // twice is fine
+  });
+
+  it('rejects what is not a stream', async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    await expectCode(() => m.call('slow', [tensor(randn(4), [2, 2]), 1], {} as never), 'ARGUMENT');
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Native work and model runs are slow on a 2-core CPU; forks isolate native crashes per file.
+    pool: 'forks',
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    fileParallelism: false,
+  },
+});
