@@ -4,3 +4,4 @@ export { tensor, disposeAll, type Tensor } from './tensor';
 export { createStream, setNumThreads, type Stream } from './stream';
 export { loadModule, TorchModule, type LoadOptions, type ModelCardJson } from './module';
 export { info, packageVersion, type Info } from './info';
+export * as ops from './ops';

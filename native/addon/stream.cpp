@@ -14,6 +14,7 @@
 
 #include "errors.h"
 #include "instance.h"
+#include "kernels.h"
 
 namespace ds {
 
@@ -37,7 +38,10 @@ struct Stream::Tsfn {
   Napi::TypedThreadSafeFunction<Stream, Job, &Tsfn::call> fn;
 };
 
-void Stream::setNumThreads(int n) { g_threads.store(n); }
+void Stream::setNumThreads(int n) {
+  g_threads.store(n);
+  kernels::set_num_threads(n);
+}
 int Stream::numThreads() {
   int n = g_threads.load();
   return n > 0 ? n : at::get_num_threads();

@@ -1,0 +1,187 @@
+// select.cpp — CPU: topk_segments, tournament_select, resample_{multinomial,systematic},
+// effective_sample_size.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off", "no-math-errno")
+#endif
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+#include "cpu_common.h"
+#include "ds_select.h"
+
+namespace ds {
+namespace kernels {
+
+using namespace cpu;
+
+void topk_segments_cpu(const float* values, int64_t S, int64_t L, int64_t k, float* out_values,
+                       int64_t* out_indices) {
+  static const char* fn = "topk_segments_cpu";
+  validate::topk(fn, S, L, k);
+  if (S == 0 || k == 0) return;
+  require(values && out_values && out_indices, fn, "null pointer");
+  parallel_for(S, L * 4, [&](int64_t s) {
+    const float* v = values + s * L;
+    float* ov = out_values + s * k;
+    int64_t* oi = out_indices + s * k;
+    std::vector<uint64_t> keys;
+    if (k * 16 <= L) {
+      // Heap select: min-heap of the k best keys seen so far.
+      keys.reserve(static_cast<size_t>(k));
+      for (int64_t i = 0; i < k; ++i) keys.push_back(detail::rank_key64(v[i], i));
+      std::make_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
+      uint64_t worst = keys.front();
+      for (int64_t i = k; i < L; ++i) {
+        const uint64_t key = detail::rank_key64(v[i], i);
+        if (key > worst) {
+          std::pop_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
+          keys.back() = key;
+          std::push_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
+          worst = keys.front();
+        }
+      }
+      std::sort(keys.begin(), keys.end(), std::greater<uint64_t>());
+    } else {
+      keys.resize(static_cast<size_t>(L));
+      for (int64_t i = 0; i < L; ++i) keys[i] = detail::rank_key64(v[i], i);
+      if (k < L)
+        std::nth_element(keys.begin(), keys.begin() + k, keys.end(), std::greater<uint64_t>());
+      std::sort(keys.begin(), keys.begin() + k, std::greater<uint64_t>());
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t i = static_cast<int64_t>(detail::rank_key64_index(keys[j]));
+      oi[j] = i;
+      ov[j] = v[i];
+    }
+  });
+}
+
+void tournament_select_cpu(const float* fitness, int64_t P, int64_t n_winners,
+                           int64_t tournament_size, uint64_t seed, int64_t step,
+                           int64_t* out_idx) {
+  static const char* fn = "tournament_select_cpu";
+  validate::tournament(fn, P, n_winners, tournament_size);
+  if (n_winners == 0) return;
+  require(fitness && out_idx, fn, "null pointer");
+  parallel_for(n_winners, tournament_size * 8, [&](int64_t t) {
+    uint64_t best = 0;
+    for (int64_t j = 0; j < tournament_size; ++j) {
+      const uint32_t w = detail::tournament_word(seed, static_cast<uint64_t>(t),
+                                                 static_cast<uint64_t>(step),
+                                                 static_cast<uint64_t>(j));
+      const uint64_t i = detail::uniform_index(w, static_cast<uint64_t>(P));
+      const uint64_t key = detail::rank_key64(fitness[i], i);
+      best = key > best ? key : best;
+    }
+    out_idx[t] = static_cast<int64_t>(detail::rank_key64_index(best));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+detail::WeightParams weight_params(const float* lw, int64_t n) {
+  bool any = false;
+  float m = -__builtin_huge_valf();
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = lw[i];
+    if (x == x) {
+      any = true;
+      m = x > m ? x : m;
+    }
+  }
+  return detail::weight_params_from_max(any, m);
+}
+
+// cdf[i] in the fixed chunked order (see kernels.h); also returns Σw² in the same order if sq.
+void build_cdf(const float* lw, int64_t n, detail::WeightParams p, double* cdf) {
+  const int64_t ch = detail::kCdfChunk;
+  const int64_t nc = (n + ch - 1) / ch;
+  std::vector<double> tot(static_cast<size_t>(nc));
+  parallel_for(nc, ch * 8, [&](int64_t c) {
+    double local = 0.0;
+    const int64_t e = std::min(n, (c + 1) * ch);
+    for (int64_t i = c * ch; i < e; ++i) {
+      local = local + detail::resample_weight(lw[i], p);
+      cdf[i] = local;
+    }
+    tot[c] = local;
+  });
+  std::vector<double> off(static_cast<size_t>(nc));
+  double acc = 0.0;
+  for (int64_t c = 0; c < nc; ++c) {
+    off[c] = acc;
+    acc = acc + tot[c];
+  }
+  parallel_for(nc, ch, [&](int64_t c) {
+    if (c == 0) return;
+    const int64_t e = std::min(n, (c + 1) * ch);
+    for (int64_t i = c * ch; i < e; ++i) cdf[i] = off[c] + cdf[i];
+  });
+}
+
+void check_resample(const char* fn, const float* log_w, int64_t n, int64_t n_out,
+                    const int64_t* out_idx) {
+  validate::resample(fn, log_w, n, n_out, out_idx);
+}
+
+}  // namespace
+
+void resample_multinomial_cpu(const float* log_w, int64_t n, int64_t n_out, uint64_t seed,
+                              int64_t step, int64_t* out_idx) {
+  static const char* fn = "resample_multinomial_cpu";
+  check_resample(fn, log_w, n, n_out, out_idx);
+  std::vector<double> cdf(static_cast<size_t>(n));
+  build_cdf(log_w, n, weight_params(log_w, n), cdf.data());
+  const double total = cdf[n - 1];
+  parallel_for(n_out, 64, [&](int64_t j) {
+    const double u = detail::multinomial_u(seed, static_cast<uint64_t>(step),
+                                           static_cast<uint64_t>(j));
+    out_idx[j] = detail::cdf_search(cdf.data(), n, detail::multinomial_target(u, total));
+  });
+}
+
+void resample_systematic_cpu(const float* log_w, int64_t n, int64_t n_out, uint64_t seed,
+                             int64_t step, int64_t* out_idx) {
+  static const char* fn = "resample_systematic_cpu";
+  check_resample(fn, log_w, n, n_out, out_idx);
+  std::vector<double> cdf(static_cast<size_t>(n));
+  build_cdf(log_w, n, weight_params(log_w, n), cdf.data());
+  const double total = cdf[n - 1];
+  const double u = detail::systematic_u(seed, static_cast<uint64_t>(step));
+  parallel_for(n_out, 64, [&](int64_t j) {
+    out_idx[j] =
+        detail::cdf_search(cdf.data(), n, detail::systematic_target(u, j, n_out, total));
+  });
+}
+
+double effective_sample_size_cpu(const float* log_w, int64_t n) {
+  static const char* fn = "effective_sample_size_cpu";
+  require(n >= 1, fn, "n must be >= 1");
+  require(log_w != nullptr, fn, "null pointer");
+  const detail::WeightParams p = weight_params(log_w, n);
+  const int64_t ch = detail::kCdfChunk;
+  const int64_t nc = (n + ch - 1) / ch;
+  std::vector<double> tot(static_cast<size_t>(nc)), tot2(static_cast<size_t>(nc));
+  parallel_for(nc, ch * 8, [&](int64_t c) {
+    double s = 0.0, s2 = 0.0;
+    const int64_t e = std::min(n, (c + 1) * ch);
+    for (int64_t i = c * ch; i < e; ++i) {
+      const double w = detail::resample_weight(log_w[i], p);
+      s = s + w;
+      s2 = s2 + w * w;
+    }
+    tot[c] = s;
+    tot2[c] = s2;
+  });
+  double t = 0.0, t2 = 0.0;
+  for (int64_t c = 0; c < nc; ++c) {
+    t = t + tot[c];
+    t2 = t2 + tot2[c];
+  }
+  return (t * t) / t2;
+}
+
+}  // namespace kernels
+}  // namespace ds
