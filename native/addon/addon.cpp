@@ -11,6 +11,7 @@
 #endif
 #include <thread>
 
+#include "bench.h"
 #include "errors.h"
 #include "instance.h"
 #include "module.h"
@@ -117,6 +118,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads, "setNumThreads"));
   exports.Set("fromArray", Napi::Function::New(env, TensorWrap::fromArray, "fromArray"));
   exports.Set("loadModule", Napi::Function::New(env, ModuleWrap::load, "loadModule"));
+  exports.Set("benchKernels", Napi::Function::New(env, benchKernels, "benchKernels"));
   registerOps(env, exports);
   return exports;
 }

@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { info, packageVersion } from '../info';
 import { runMain } from './run';
+import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
+import { DiffusionSearchError } from '../errors';
 
 const program = new Command();
 program
@@ -30,6 +32,25 @@ program
         `device available: ${yes(i.cuda.available)} (${i.cuda.deviceCount})`,
     );
     console.log(`threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`);
+  });
+
+const bench = program.command('bench').description('benchmarks of the native kernels and of whole searches');
+bench
+  .command('kernels')
+  .description('time every kernel against libtorch eager ops and a plain copy, 2^16 to 2^24 elements')
+  .option('--json', 'print one JSON object: per op and size, gbps, vs_torch and vs_copy')
+  .option('--device <device>', "'cpu' or 'cuda[:N]'", 'cpu')
+  .option('--sizes <list>', 'comma-separated element counts', DEFAULT_SIZES.join(','))
+  .option('--min-seconds <s>', 'time spent per measurement', '0.3')
+  .addHelpText('after', '\nExamples:\n  $ diffusion-search bench kernels\n  $ diffusion-search bench kernels --json --sizes 65536,1048576')
+  .action(async (opts: { json?: boolean; device: string; sizes: string; minSeconds: string }) => {
+    const sizes = opts.sizes.split(',').map((s) => Number(s.trim()));
+    if (sizes.some((s) => !Number.isInteger(s) || s < 1024))
+      throw new DiffusionSearchError(`--sizes: expected integers >= 1024, got '${opts.sizes}'`, 'ARGUMENT');
+    const minSeconds = Number(opts.minSeconds);
+    if (!(minSeconds > 0)) throw new DiffusionSearchError(`--min-seconds must be a positive number`, 'ARGUMENT');
+    const report = await benchKernels({ sizes, device: opts.device, minSeconds });
+    process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatKernelBench(report)) + '\n');
   });
 
 void runMain(program);
