@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     fileParallelism: false,
+    // Kernel outputs start as NaN, so an element a kernel never writes fails its check.
+    env: { DS_POISON_OUTPUTS: '1' },
   },
 });
