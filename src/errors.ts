@@ -10,6 +10,9 @@ export type ErrorCode =
   | 'STREAM_CLOSED' // work queued on a closed stream
   | 'OUT_OF_MEMORY'
   | 'NATIVE_LOAD' // the native addon could not be loaded
+  | 'VERIFIER' // a verifier returned NaN or an infinite score
+  | 'BUDGET' // a budget too small for the algorithm, or an attempt to exceed it
+  | 'ABORTED' // the search was cancelled with its AbortSignal
   | 'NATIVE'; // any other native failure (its message says what)
 
 /** The one error type of diffusion-search: `code` says what went wrong, the message says why. */

@@ -15,45 +15,87 @@ namespace kernels {
 
 using namespace cpu;
 
+namespace {
+
+// The k largest composite keys of v[begin, end) (indices relative to the segment start),
+// sorted descending, appended to `out`.
+void topk_range(const float* v, int64_t begin, int64_t end, int64_t k,
+                std::vector<uint64_t>& out) {
+  const int64_t len = end - begin;
+  if (k > len) k = len;
+  if (k <= 0) return;
+  std::vector<uint64_t> keys;
+  if (k * 16 <= len) {
+    // Heap select: min-heap of the k best keys seen so far.
+    keys.reserve(static_cast<size_t>(k));
+    for (int64_t i = begin; i < begin + k; ++i) keys.push_back(detail::rank_key64(v[i], i));
+    std::make_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
+    uint64_t worst = keys.front();
+    for (int64_t i = begin + k; i < end; ++i) {
+      const uint64_t key = detail::rank_key64(v[i], i);
+      if (key > worst) {
+        std::pop_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
+        keys.back() = key;
+        std::push_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
+        worst = keys.front();
+      }
+    }
+    std::sort(keys.begin(), keys.end(), std::greater<uint64_t>());
+  } else {
+    keys.resize(static_cast<size_t>(len));
+    for (int64_t i = begin; i < end; ++i) keys[i - begin] = detail::rank_key64(v[i], i);
+    if (k < len)
+      std::nth_element(keys.begin(), keys.begin() + k, keys.end(), std::greater<uint64_t>());
+    std::sort(keys.begin(), keys.begin() + k, std::greater<uint64_t>());
+    keys.resize(static_cast<size_t>(k));
+  }
+  out.insert(out.end(), keys.begin(), keys.end());
+}
+
+void write_topk(const float* v, const std::vector<uint64_t>& keys, int64_t k, float* ov,
+                int64_t* oi) {
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t i = static_cast<int64_t>(detail::rank_key64_index(keys[j]));
+    oi[j] = i;
+    ov[j] = v[i];
+  }
+}
+
+}  // namespace
+
 void topk_segments_cpu(const float* values, int64_t S, int64_t L, int64_t k, float* out_values,
                        int64_t* out_indices) {
   static const char* fn = "topk_segments_cpu";
   validate::topk(fn, S, L, k);
   if (S == 0 || k == 0) return;
   require(values && out_values && out_indices, fn, "null pointer");
+  const int nt = get_num_threads();
+  constexpr int64_t kSplitMin = int64_t(1) << 16;
+  if (nt > 1 && S < nt && L >= kSplitMin && k * 64 <= L) {
+    // Few long segments: top-k of fixed chunks in parallel, then the top-k of the candidates.
+    // The keys are unique, so the result does not depend on the chunking.
+    const int64_t n_chunks = std::min<int64_t>(std::max<int64_t>(4 * nt / S, 2), L / (16 * k));
+    const int64_t chunk = (L + n_chunks - 1) / n_chunks;
+    for (int64_t s = 0; s < S; ++s) {
+      const float* v = values + s * L;
+      std::vector<std::vector<uint64_t>> part(static_cast<size_t>(n_chunks));
+      parallel_for(n_chunks, chunk * 4, [&](int64_t c) {
+        topk_range(v, c * chunk, std::min(L, (c + 1) * chunk), k, part[c]);
+      });
+      std::vector<uint64_t> cand;
+      for (auto& p : part) cand.insert(cand.end(), p.begin(), p.end());
+      std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end(),
+                       std::greater<uint64_t>());
+      std::sort(cand.begin(), cand.begin() + k, std::greater<uint64_t>());
+      write_topk(v, cand, k, out_values + s * k, out_indices + s * k);
+    }
+    return;
+  }
   parallel_for(S, L * 4, [&](int64_t s) {
     const float* v = values + s * L;
-    float* ov = out_values + s * k;
-    int64_t* oi = out_indices + s * k;
     std::vector<uint64_t> keys;
-    if (k * 16 <= L) {
-      // Heap select: min-heap of the k best keys seen so far.
-      keys.reserve(static_cast<size_t>(k));
-      for (int64_t i = 0; i < k; ++i) keys.push_back(detail::rank_key64(v[i], i));
-      std::make_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
-      uint64_t worst = keys.front();
-      for (int64_t i = k; i < L; ++i) {
-        const uint64_t key = detail::rank_key64(v[i], i);
-        if (key > worst) {
-          std::pop_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
-          keys.back() = key;
-          std::push_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
-          worst = keys.front();
-        }
-      }
-      std::sort(keys.begin(), keys.end(), std::greater<uint64_t>());
-    } else {
-      keys.resize(static_cast<size_t>(L));
-      for (int64_t i = 0; i < L; ++i) keys[i] = detail::rank_key64(v[i], i);
-      if (k < L)
-        std::nth_element(keys.begin(), keys.begin() + k, keys.end(), std::greater<uint64_t>());
-      std::sort(keys.begin(), keys.begin() + k, std::greater<uint64_t>());
-    }
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t i = static_cast<int64_t>(detail::rank_key64_index(keys[j]));
-      oi[j] = i;
-      ov[j] = v[i];
-    }
+    topk_range(v, 0, L, k, keys);
+    write_topk(v, keys, k, out_values + s * k, out_indices + s * k);
   });
 }
 

@@ -1,0 +1,100 @@
+/**
+ * Samplers, one short function per step rule (as k-diffusion's): each takes a batch x at
+ * per-sample σ_from and returns it at σ_to. Any prediction type works: the denoiser gives x̂0 and ε̂.
+ *   euler: x + (σ_to − σ_from)·dx/dσ, with dx/dσ = a'(σ)·x̂0 + ε̂ on x = a(σ)·x0 + σ·ε
+ *   heun:  Euler, then the trapezoid of the two slopes (Euler again when σ_to = 0)
+ *   sde:   the DDIM-η step (η = 0 deterministic DDIM, η = 1 the posterior / ancestral step)
+ */
+import type { NativeStream, NativeTensor } from '../native';
+import * as ops from '../ops';
+import { axpby } from '../tensor-ops';
+import type { Denoiser, NfeMeter } from '../models/denoiser';
+import { pathCoefficients } from '../schedules/path';
+import { DiffusionSearchError } from '../errors';
+
+type Tensor = NativeTensor;
+export type SamplerName = 'euler' | 'heun' | 'sde';
+
+export interface StepContext {
+  denoiser: Denoiser;
+  cond: ArrayLike<number>;
+  guidance: number;
+  meter: NfeMeter;
+  stream?: NativeStream;
+  /** For the stochastic sampler: η, the seed, the ids of the rows and the step counter. */
+  eta?: number;
+  seed?: ops.Seed;
+  ids?: ArrayLike<number>;
+  step?: number;
+}
+
+export interface StepResult {
+  x: Tensor;
+  /** x̂0 predicted at σ_from (for verifiers that score intermediate states). */
+  x0: Tensor;
+  /** The noise std injected per sample (sde only; zeros otherwise). */
+  std?: Float32Array;
+}
+
+/** NFE of one step of `rows` samples. */
+export function stepCost(sampler: SamplerName, rows: number, to: ArrayLike<number>, cost: (n: number) => number): number {
+  if (sampler !== 'heun') return cost(rows);
+  let second = 0;
+  for (let i = 0; i < rows; i++) if (to[i] > 0) second++;
+  return cost(rows) + cost(second);
+}
+
+async function slope(ctx: StepContext, x: Tensor, sigma: ArrayLike<number>) {
+  const { x0, eps } = await ctx.denoiser.predict(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream);
+  const da = Array.from(sigma, (s) => pathCoefficients(ctx.denoiser.path, s).da);
+  const v = await axpby(x0, eps, da, new Array(da.length).fill(1), ctx.stream);
+  eps.dispose();
+  return { v, x0 };
+}
+
+export async function eulerStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
+  const { v, x0 } = await slope(ctx, x, from);
+  const next = await ops.eulerStep(x, v, Array.from(from), Array.from(to), ctx.stream);
+  v.dispose();
+  return { x: next, x0 };
+}
+
+export async function heunStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
+  const { v: v1, x0 } = await slope(ctx, x, from);
+  const euler = await ops.eulerStep(x, v1, Array.from(from), Array.from(to), ctx.stream);
+  const rows = Array.from(to).map((t, i) => (t > 0 ? i : -1)).filter((i) => i >= 0);
+  if (rows.length === 0) {
+    v1.dispose();
+    return { x: euler, x0 };
+  }
+  if (rows.length !== x.shape[0])
+    // Mixed batch: the rows that reach 0 keep their Euler step (Heun needs the slope at σ_to > 0).
+    throw new DiffusionSearchError('heun: a batch must reach σ = 0 together (use euler or sde for ragged schedules)', 'ARGUMENT');
+  const { v: v2, x0: x0b } = await slope(ctx, euler, to);
+  x0b.dispose();
+  const next = await ops.heunCombine(x, v1, v2, Array.from(from), Array.from(to), ctx.stream);
+  for (const t of [v1, v2, euler]) t.dispose();
+  return { x: next, x0 };
+}
+
+export async function sdeStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
+  const { x0, eps } = await ctx.denoiser.predict(x, from, ctx.cond, ctx.guidance, ctx.meter, ctx.stream);
+  const { x: next, std } = await ops.ddimStep(x0, eps, ctx.denoiser.path, Array.from(from), Array.from(to), ctx.eta ?? 1, {
+    seed: ctx.seed ?? 0,
+    ids: ctx.ids ? Array.from(ctx.ids) : undefined,
+    step: ctx.step ?? 0,
+    stream: ctx.stream,
+  });
+  eps.dispose();
+  const s = (await std.toArray(ctx.stream)) as Float32Array;
+  std.dispose();
+  return { x: next, x0, std: s };
+}
+
+export const steppers = { euler: eulerStep, heun: heunStep, sde: sdeStep } as const;
+
+export function stepper(name: SamplerName) {
+  const f = steppers[name];
+  if (!f) throw new DiffusionSearchError(`unknown sampler '${name}': use euler, heun or sde`, 'ARGUMENT');
+  return f;
+}

@@ -1,0 +1,26 @@
+/**
+ * Baseline: plain sampling, one trajectory. With `scaleSteps`, the budget buys denoising steps
+ * instead of search (the "scaling denoising steps" axis of Ma et al.).
+ */
+import { uniform } from '../schedules';
+import type { SearchConfig, SearchResult } from './types';
+import { withRun } from './run';
+
+export interface BaselineOptions {
+  /** Spend the whole budget on steps of a uniform schedule. */
+  scaleSteps?: boolean;
+}
+
+export function baseline(config: SearchConfig, options: BaselineOptions = {}): Promise<SearchResult> {
+  const perStep = config.denoiser.cost(1, config.guidance ?? 1) * (config.sampler === 'heun' ? 2 : 1);
+  const sigmas = options.scaleSteps ? uniform(Math.max(1, Math.floor(config.budget / perStep))) : config.sigmas;
+  return withRun('baseline', { ...config, sigmas }, async (run) => {
+    run.require(run.rolloutCost(1, 0), `one trajectory of ${run.steps} steps`);
+    const { x, ids } = await run.noise(1);
+    const { rewards, final } = await run.rolloutAndScore(x, ids, 0);
+    x.dispose();
+    final.dispose();
+    run.record({ round: 0, mean: rewards[0], population: 1, sigma: 1 });
+    return run.finish({ steps: run.steps });
+  });
+}

@@ -1,0 +1,251 @@
+/**
+ * The shared machinery of a search: the budget, rollouts along the schedule, scoring, the
+ * best-so-far archive, the trace, progress and cancellation. Algorithms are written on top of it
+ * and stay short.
+ */
+import { DiffusionSearchError } from '../errors';
+import type { NativeTensor } from '../native';
+import * as ops from '../ops';
+import { stepCost, stepper, type SamplerName, type StepContext } from '../samplers';
+import { validateSchedule } from '../schedules';
+import { slice } from '../tensor-ops';
+import { checkScores } from '../verifiers/verifier';
+import { Budget } from './budget';
+import type { SearchConfig, SearchResult, TraceEntry } from './types';
+
+type Tensor = NativeTensor;
+
+export class SearchRun {
+  readonly budget: Budget;
+  readonly sigmas: readonly number[];
+  readonly sampler: SamplerName;
+  readonly guidance: number;
+  readonly seed: ops.Seed;
+  readonly trace: TraceEntry[] = [];
+  readonly rewards: number[] = [];
+  private readonly start = performance.now();
+  private nextId = 0;
+  private best: { sample: Tensor; reward: number } | null = null;
+  private midIndex: number;
+
+  constructor(
+    readonly algorithm: string,
+    readonly config: SearchConfig,
+  ) {
+    this.budget = new Budget(config.budget);
+    this.sigmas = validateSchedule(config.sigmas);
+    this.sampler = config.sampler ?? 'euler';
+    this.guidance = config.guidance ?? 1;
+    this.seed = config.seed ?? 0;
+    const classes = config.denoiser.classes ?? [];
+    const count = Math.max(1, classes.length); // an unconditional model takes class 0 (ignored)
+    if (!Number.isInteger(config.cls) || config.cls < 0 || config.cls >= count)
+      throw new DiffusionSearchError(`class ${config.cls} is not one of the model's ${count} classes`, 'ARGUMENT');
+    // The step whose σ is closest to 0.4: where the self-supervised verifier takes its x̂0.
+    let mid = 0;
+    this.sigmas.forEach((s, i) => (Math.abs(s - 0.4) < Math.abs(this.sigmas[mid] - 0.4) ? (mid = i) : 0));
+    this.midIndex = Math.min(mid, this.sigmas.length - 2);
+  }
+
+  get denoiser() {
+    return this.config.denoiser;
+  }
+  get stream() {
+    return this.config.stream;
+  }
+  /** Steps of the schedule. */
+  get steps(): number {
+    return this.sigmas.length - 1;
+  }
+
+  /** Fresh sample ids: each new noise draw in a run gets its own, so runs are reproducible. */
+  ids(n: number): number[] {
+    const out = Array.from({ length: n }, (_, i) => this.nextId + i);
+    this.nextId += n;
+    return out;
+  }
+
+  checkAbort(): void {
+    if (this.config.signal?.aborted)
+      throw new DiffusionSearchError(`search cancelled after ${this.budget.used} NFE`, 'ABORTED', { cause: this.config.signal.reason });
+  }
+
+  /** NFE of one model evaluation of `rows` samples. */
+  evalCost(rows: number): number {
+    return this.denoiser.cost(rows, this.guidance);
+  }
+
+  /** NFE of rolling `rows` samples out from schedule index `from` to index `to` (default: the end). */
+  rolloutCost(rows: number, from: number, to = this.steps): number {
+    let nfe = 0;
+    for (let i = from; i < to; i++) nfe += stepCost(this.sampler, rows, new Array(rows).fill(this.sigmas[i + 1]), (n) => this.evalCost(n));
+    return nfe;
+  }
+
+  /** Initial noise at σ = 1 for n new samples. */
+  async noise(n: number, step = 0): Promise<{ x: Tensor; ids: number[] }> {
+    const ids = this.ids(n);
+    const x = await ops.randn([n, ...this.denoiser.sampleShape], { seed: this.seed, ids, step, device: this.denoiser.device, stream: this.stream });
+    return { x, ids };
+  }
+
+  stepContext(rows: number, ids: number[], step: number, eta = this.config.eta ?? 1): StepContext {
+    return {
+      denoiser: this.denoiser,
+      cond: new Array(rows).fill(this.config.cls),
+      guidance: this.guidance,
+      meter: this.budget,
+      stream: this.stream,
+      eta,
+      seed: this.seed,
+      ids,
+      step,
+    };
+  }
+
+  /**
+   * Takes x (at σ = sigmas[from]) to sigmas[to] along the schedule. Returns the state, the last
+   * x̂0 prediction, the x̂0 at σ ≈ 0.4 when the verifier needs it, and the SDE noise std of the
+   * last step (for EvoSearch's mutation of intermediate states).
+   */
+  async advance(
+    x: Tensor,
+    ids: number[],
+    from: number,
+    to = this.steps,
+    own = false,
+  ): Promise<{ x: Tensor; x0: Tensor | null; x0Mid: Tensor | null; std: Float32Array | null }> {
+    const rows = x.shape[0];
+    const step = stepper(this.sampler);
+    let cur = x, x0: Tensor | null = null, x0Mid: Tensor | null = null, std: Float32Array | null = null;
+    const wantMid = !!this.config.verifier.needsMidPrediction;
+    try {
+      for (let i = from; i < to; i++) {
+        this.checkAbort();
+        const r = await step(this.stepContext(rows, ids, 1000 + i), cur, new Array(rows).fill(this.sigmas[i]), new Array(rows).fill(this.sigmas[i + 1]));
+        if (cur !== x || own) cur.dispose();
+        cur = r.x;
+        std = r.std ?? null;
+        if (wantMid && i === this.midIndex) {
+          x0Mid?.dispose();
+          x0Mid = r.x0;
+        } else {
+          x0?.dispose();
+          x0 = r.x0;
+        }
+      }
+      return { x: cur, x0, x0Mid, std };
+    } catch (e) {
+      if (cur !== x) cur.dispose();
+      x0?.dispose();
+      x0Mid?.dispose();
+      throw e;
+    }
+  }
+
+  /** Rolls x out to σ = 0 and scores the samples; keeps the best in the archive. */
+  async rolloutAndScore(x: Tensor, ids: number[], from: number): Promise<{ rewards: Float32Array; final: Tensor }> {
+    const r = await this.advance(x, ids, from);
+    r.x0?.dispose();
+    try {
+      const rewards = await this.score(r.x, r.x0Mid ?? undefined);
+      return { rewards, final: r.x };
+    } catch (e) {
+      r.x.dispose();
+      throw e;
+    } finally {
+      r.x0Mid?.dispose();
+    }
+  }
+
+  /** Scores final samples with the verifier; records them and updates the best-so-far. */
+  async score(final: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
+    const t0 = performance.now();
+    const n = final.shape[0];
+    const raw = await this.config.verifier.score(final, new Array(n).fill(this.config.cls), { x0Mid, stream: this.stream });
+    this.budget.verifierSeconds += (performance.now() - t0) / 1000;
+    if (raw.length !== n) throw new DiffusionSearchError(`verifier '${this.config.verifier.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
+    const rewards = checkScores(this.config.verifier.name, Float32Array.from(raw), this.config.nanAsNegInf);
+    let bi = -1;
+    for (let i = 0; i < n; i++) {
+      this.rewards.push(rewards[i]);
+      if (bi < 0 || rewards[i] > rewards[bi]) bi = i;
+    }
+    if (bi >= 0 && (!this.best || rewards[bi] > this.best.reward)) {
+      this.best?.sample.dispose();
+      this.best = { sample: await slice(final, bi, bi + 1, this.stream), reward: rewards[bi] };
+    }
+    return rewards;
+  }
+
+  get bestReward(): number {
+    return this.best?.reward ?? -Infinity;
+  }
+
+  record(entry: { round: number; mean: number; best?: number; sigma?: number; population?: number; [key: string]: unknown }): void {
+    this.trace.push({ ...entry, round: entry.round, mean: entry.mean, nfe: this.budget.used, best: entry.best ?? this.bestReward });
+    this.config.onProgress?.({
+      algorithm: this.algorithm,
+      nfe: this.budget.used,
+      budget: this.budget.total,
+      best: this.bestReward,
+      elapsedSeconds: (performance.now() - this.start) / 1000,
+      round: entry.round,
+    });
+  }
+
+  /** Fails early, naming the minimum, when the budget cannot pay for `need` NFE. */
+  require(need: number, what: string): void {
+    if (need > this.budget.total)
+      throw new DiffusionSearchError(
+        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE (raise --budget or lower --steps)`,
+        'BUDGET',
+      );
+  }
+
+  finish(extra: Partial<SearchResult> = {}): SearchResult {
+    if (!this.best) throw new DiffusionSearchError(`${this.algorithm}: no sample was scored`, 'BUDGET');
+    const m = this.budget;
+    return {
+      algorithm: this.algorithm,
+      sample: this.best.sample,
+      reward: this.best.reward,
+      rewards: this.rewards,
+      nfe: m.used,
+      budget: m.total,
+      wallSeconds: (performance.now() - this.start) / 1000,
+      modelSeconds: m.modelSeconds,
+      verifierSeconds: m.verifierSeconds,
+      trace: this.trace,
+      ...extra,
+    };
+  }
+
+  /** Releases the archive when a search fails. */
+  dispose(): void {
+    this.best?.sample.dispose();
+    this.best = null;
+  }
+}
+
+export const mean = (xs: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i];
+  return xs.length ? s / xs.length : NaN;
+};
+export const max = (xs: ArrayLike<number>) => {
+  let m = -Infinity;
+  for (let i = 0; i < xs.length; i++) if (xs[i] > m) m = xs[i];
+  return m;
+};
+
+/** Runs an algorithm body with a SearchRun, releasing its archive if the body fails. */
+export async function withRun(algorithm: string, config: SearchConfig, body: (run: SearchRun) => Promise<SearchResult>): Promise<SearchResult> {
+  const run = new SearchRun(algorithm, config);
+  try {
+    return await body(run);
+  } catch (e) {
+    run.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,65 @@
+/** What every search algorithm takes and returns. */
+import type { NativeStream, NativeTensor } from '../native';
+import type { Denoiser } from '../models/denoiser';
+import type { SamplerName } from '../samplers';
+import type { Verifier } from '../verifiers/verifier';
+import type { Seed } from '../ops';
+
+export interface SearchProgress {
+  algorithm: string;
+  nfe: number;
+  budget: number;
+  best: number;
+  elapsedSeconds: number;
+  /** Generation / round / step index. */
+  round: number;
+}
+
+export interface SearchConfig {
+  denoiser: Denoiser;
+  verifier: Verifier;
+  /** Class index to condition on. */
+  cls: number;
+  /** NFE budget for this search (one best sample). */
+  budget: number;
+  /** Denoising schedule (σ from 1 to 0) used by rollouts. */
+  sigmas: readonly number[];
+  sampler?: SamplerName;
+  guidance?: number;
+  /** η of the sde sampler. */
+  eta?: number;
+  seed?: Seed;
+  stream?: NativeStream;
+  signal?: AbortSignal;
+  onProgress?: (p: SearchProgress) => void;
+  /** Treat NaN/∞ verifier scores as −∞ instead of failing. */
+  nanAsNegInf?: boolean;
+}
+
+export interface TraceEntry {
+  round: number;
+  nfe: number;
+  /** Noise level the round worked at (where meaningful). */
+  sigma?: number;
+  population?: number;
+  best: number;
+  mean: number;
+  [key: string]: unknown;
+}
+
+export interface SearchResult {
+  algorithm: string;
+  /** The best sample found, [1, ...sampleShape]. */
+  sample: NativeTensor;
+  reward: number;
+  /** Every final reward the verifier gave during the search. */
+  rewards: number[];
+  nfe: number;
+  budget: number;
+  wallSeconds: number;
+  modelSeconds: number;
+  verifierSeconds: number;
+  trace: TraceEntry[];
+  /** Steps each returned sample took (adaptive schedules). */
+  steps?: number;
+}

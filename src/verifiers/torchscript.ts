@@ -1,0 +1,118 @@
+/** Verifiers backed by TorchScript modules (see DESIGN.md: forward(x0, cond) -> [N], features(x0) -> [N, D]). */
+import { DiffusionSearchError } from '../errors';
+import { loadModule, type TorchModule } from '../module';
+import type { NativeStream, NativeTensor } from '../native';
+import { classTensor, slice } from '../tensor-ops';
+import type { ScoreExtras, Verifier } from './verifier';
+
+type Tensor = NativeTensor;
+
+/** Runs `method` on row chunks of at most maxBatch and returns the results per chunk, in order. */
+async function chunked(
+  module: TorchModule,
+  method: string,
+  x: Tensor,
+  cond: ArrayLike<number> | null,
+  maxBatch: number,
+  stream?: NativeStream,
+): Promise<Float32Array[]> {
+  const n = x.shape[0];
+  const out: Float32Array[] = [];
+  for (let start = 0; start < n; start += maxBatch) {
+    const end = Math.min(n, start + maxBatch);
+    const xs = start === 0 && end === n ? x : await slice(x, start, end, stream);
+    const c = cond ? classTensor(Array.from(cond).slice(start, end), module.device) : null;
+    try {
+      const r = await module.call(method, c ? [xs, c] : [xs], stream);
+      if (typeof r !== 'object' || r === null || !('toArray' in r))
+        throw new DiffusionSearchError(`'${module.path}' ${method} did not return a tensor`, 'SHAPE');
+      const t = r as Tensor;
+      if (t.shape[0] !== end - start) throw new DiffusionSearchError(`'${module.path}' ${method} returned ${t.shape[0]} rows for ${end - start}`, 'SHAPE');
+      out.push(Float32Array.from((await t.toArray(stream)) as Float32Array));
+      t.dispose();
+    } finally {
+      c?.dispose();
+      if (xs !== x) xs.dispose();
+    }
+  }
+  return out;
+}
+
+const concat = (parts: Float32Array[]) => {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) (out.set(p, o), (o += p.length));
+  return out;
+};
+
+/** forward(x0, cond) -> [N] of any TorchScript verifier. */
+export class TorchScriptVerifier implements Verifier {
+  constructor(
+    readonly module: TorchModule,
+    readonly name = String(module.card?.name ?? module.path),
+    readonly maxBatch = 256,
+  ) {}
+  static async load(file: string, o: { device?: string; name?: string; maxBatch?: number } = {}) {
+    const m = await loadModule(file, { device: o.device });
+    return new TorchScriptVerifier(m, o.name ?? String(m.card?.name ?? file), o.maxBatch);
+  }
+  async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
+    return concat(await chunked(this.module, 'forward', x0, cond, this.maxBatch, extras.stream));
+  }
+}
+
+/** The log-softmax of the conditioning class from a module's logits(x) -> [N, C]. */
+export class ClassLogitVerifier implements Verifier {
+  constructor(
+    readonly module: TorchModule,
+    readonly name = `${String(module.card?.name ?? 'classifier')}:logit`,
+    readonly maxBatch = 256,
+  ) {
+    if (!module.hasMethod('logits')) throw new DiffusionSearchError(`'${module.path}' has no logits method`, 'MODEL_LOAD');
+  }
+  async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
+    const logits = concat(await chunked(this.module, 'logits', x0, null, this.maxBatch, extras.stream));
+    const n = x0.shape[0];
+    const C = logits.length / n;
+    return Float32Array.from({ length: n }, (_, i) => {
+      const row = logits.subarray(i * C, (i + 1) * C);
+      const m = Math.max(...row);
+      let z = 0;
+      for (const v of row) z += Math.exp(v - m);
+      const c = cond[i];
+      if (!(c >= 0 && c < C)) throw new DiffusionSearchError(`class ${c} is outside the verifier's ${C} classes`, 'ARGUMENT');
+      return row[c] - m - Math.log(z);
+    });
+  }
+}
+
+/**
+ * Self-supervised verifier (Ma et al.): cosine similarity between the features of the x̂0
+ * predicted at σ ≈ 0.4 and of the final sample. Needs no labels.
+ */
+export class SelfSupervisedVerifier implements Verifier {
+  readonly needsMidPrediction = true;
+  constructor(
+    readonly module: TorchModule,
+    readonly name = `${String(module.card?.name ?? 'features')}:self`,
+    readonly maxBatch = 256,
+  ) {
+    if (!module.hasMethod('features')) throw new DiffusionSearchError(`'${module.path}' has no features method`, 'MODEL_LOAD');
+  }
+  async score(x0: Tensor, _cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
+    if (!extras.x0Mid) throw new DiffusionSearchError(`verifier '${this.name}' needs the x̂0 predicted at σ ≈ 0.4`, 'ARGUMENT');
+    const a = concat(await chunked(this.module, 'features', x0, null, this.maxBatch, extras.stream));
+    const b = concat(await chunked(this.module, 'features', extras.x0Mid, null, this.maxBatch, extras.stream));
+    const n = x0.shape[0], D = a.length / n;
+    return Float32Array.from({ length: n }, (_, i) => {
+      let ab = 0, aa = 0, bb = 0;
+      for (let d = 0; d < D; d++) {
+        const u = a[i * D + d], v = b[i * D + d];
+        ab += u * v;
+        aa += u * u;
+        bb += v * v;
+      }
+      return ab / Math.sqrt(aa * bb + 1e-12);
+    });
+  }
+}

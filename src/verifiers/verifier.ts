@@ -1,0 +1,49 @@
+/**
+ * Verifiers score final samples (higher is better). Anything with `score` is a verifier; the
+ * classes here wrap TorchScript modules, combine verifiers, or adapt plain async functions.
+ */
+import { DiffusionSearchError } from '../errors';
+import type { NativeStream, NativeTensor } from '../native';
+
+type Tensor = NativeTensor;
+
+export interface ScoreExtras {
+  /** x̂0 predicted at σ ≈ 0.4 on the way to each sample (for the self-supervised verifier). */
+  x0Mid?: Tensor;
+  stream?: NativeStream;
+}
+
+export interface Verifier {
+  readonly name: string;
+  score(x0: Tensor, cond: ArrayLike<number>, extras?: ScoreExtras): Promise<Float32Array>;
+  /** True when it needs extras.x0Mid. */
+  readonly needsMidPrediction?: boolean;
+}
+
+/** Rejects NaN and ±∞ scores with the verifier's name, unless asked to treat them as −∞. */
+export function checkScores(name: string, scores: Float32Array, nanAsNegInf = false): Float32Array {
+  for (let i = 0; i < scores.length; i++) {
+    if (Number.isFinite(scores[i])) continue;
+    if (nanAsNegInf) scores[i] = -Infinity;
+    else
+      throw new DiffusionSearchError(
+        `verifier '${name}' returned ${scores[i]} for sample ${i}; fix the verifier or pass nanAsNegInf to rank such samples last`,
+        'VERIFIER',
+      );
+  }
+  return scores;
+}
+
+/** Any `(x0, cond) => Promise<Float32Array | number[]>` as a verifier. */
+export class FunctionVerifier implements Verifier {
+  constructor(
+    readonly name: string,
+    private readonly fn: (x0: Tensor, cond: ArrayLike<number>) => Promise<ArrayLike<number>>,
+  ) {}
+  async score(x0: Tensor, cond: ArrayLike<number>): Promise<Float32Array> {
+    const s = Float32Array.from(await this.fn(x0, cond));
+    if (s.length !== x0.shape[0])
+      throw new DiffusionSearchError(`verifier '${this.name}' returned ${s.length} scores for ${x0.shape[0]} samples`, 'SHAPE');
+    return s;
+  }
+}
