@@ -18,6 +18,7 @@
 #include "ops.h"
 #include "stream.h"
 #include "tensor.h"
+#include "tensor_ops.h"
 
 namespace ds {
 namespace {
@@ -120,6 +121,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModule", Napi::Function::New(env, ModuleWrap::load, "loadModule"));
   exports.Set("benchKernels", Napi::Function::New(env, benchKernels, "benchKernels"));
   registerOps(env, exports);
+  registerTensorOps(env, exports);
   return exports;
 }
 
