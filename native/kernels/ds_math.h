@@ -339,9 +339,10 @@ DS_HD double exp_nonpos(double x) {
 // key. Used by top-k and tournament so CPU and CUDA rank identically.
 DS_HD uint32_t float_rank_key(float v) {
   uint32_t b = f2u(v);
-  if ((b & 0x7FFFFFFFu) > 0x7F800000u) b = 0xFF800000u;  // NaN -> -inf
-  if (b == 0x80000000u) b = 0u;                          // -0 -> +0
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  b = (b & 0x7FFFFFFFu) > 0x7F800000u ? 0xFF800000u : b;  // NaN -> -inf
+  b = b == 0x80000000u ? 0u : b;                          // -0 -> +0
+  // Negative: ~b; positive: b | sign. Branch-free: the sign decides on random data half the time.
+  return b ^ (static_cast<uint32_t>(static_cast<int32_t>(b) >> 31) | 0x80000000u);
 }
 
 }  // namespace detail

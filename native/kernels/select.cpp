@@ -4,6 +4,7 @@
 #pragma GCC optimize("fp-contract=off", "no-math-errno")
 #endif
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -26,19 +27,41 @@ void topk_range(const float* v, int64_t begin, int64_t end, int64_t k,
   if (k <= 0) return;
   std::vector<uint64_t> keys;
   if (k * 16 <= len) {
-    // Heap select: min-heap of the k best keys seen so far.
-    keys.reserve(static_cast<size_t>(k));
+    // Threshold select: candidates that beat the current k-th best gather unsorted in a buffer
+    // of 2k; when it fills, nth_element keeps the best k and raises the threshold. A later
+    // element beats the k-th best only with a strictly higher value (ties keep the lower index),
+    // so blocks of 16 whose values are all <= the threshold value (NaN included) are skipped
+    // with one vectorised comparison.
+    keys.reserve(static_cast<size_t>(2 * k));
     for (int64_t i = begin; i < begin + k; ++i) keys.push_back(detail::rank_key64(v[i], i));
-    std::make_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
-    uint64_t worst = keys.front();
-    for (int64_t i = begin + k; i < end; ++i) {
+    uint64_t worst = *std::min_element(keys.begin(), keys.end());
+    auto value_of = [&](uint64_t key) {
+      const float w = v[detail::rank_key64_index(key)];
+      return w != w ? -__builtin_huge_valf() : w;
+    };
+    float wv = value_of(worst);
+    auto consider = [&](int64_t i) {
+      if (!(v[i] > wv)) return;  // same as key <= worst for a later index
       const uint64_t key = detail::rank_key64(v[i], i);
-      if (key > worst) {
-        std::pop_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
-        keys.back() = key;
-        std::push_heap(keys.begin(), keys.end(), std::greater<uint64_t>());
-        worst = keys.front();
+      keys.push_back(key);
+      if (static_cast<int64_t>(keys.size()) == 2 * k) {
+        std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end(), std::greater<uint64_t>());
+        keys.resize(static_cast<size_t>(k));
+        worst = keys[k - 1];
+        wv = value_of(worst);
       }
+    };
+    int64_t i = begin + k;
+    for (; i + 16 <= end; i += 16) {
+      int any = 0;
+      for (int j = 0; j < 16; ++j) any |= v[i + j] > wv;
+      if (any)
+        for (int j = 0; j < 16; ++j) consider(i + j);
+    }
+    for (; i < end; ++i) consider(i);
+    if (static_cast<int64_t>(keys.size()) > k) {
+      std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end(), std::greater<uint64_t>());
+      keys.resize(static_cast<size_t>(k));
     }
     std::sort(keys.begin(), keys.end(), std::greater<uint64_t>());
   } else {
