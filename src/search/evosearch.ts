@@ -21,6 +21,7 @@ import * as ops from '../ops';
 import { pathCoefficients } from '../schedules/path';
 import { cat, floatTensor, gather } from '../tensor-ops';
 import { max, mean, withRun, type SearchRun } from './run';
+import { topIndices } from './shared';
 import type { SearchConfig, SearchResult } from './types';
 
 type Tensor = NativeTensor;
@@ -131,7 +132,7 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
         const L = levels[g - 1];
         pop = await bringTo(run, pop, L);
         const K = population[g];
-        const eliteIdx = await topIndices(run, pop.rewards, Math.min(elites, pop.ids.length));
+        const eliteIdx = topIndices(pop.rewards, Math.min(elites, pop.ids.length));
         const fitness = floatTensor(pop.rewards, pop.x.device);
         const parentsT = await ops.tournamentSelect(fitness, K - eliteIdx.length, {
           fraction,
@@ -189,12 +190,9 @@ function mutationStd(run: SearchRun, L: number): number {
 async function evaluate(run: SearchRun, x: Tensor, ids: number[], level: number, capture: number[], o: EvoSearchOptions): Promise<Population> {
   const ahead = new Map<number, Tensor>();
   if (o.scoreBy === 'x0') {
-    const { x0, eps } = await run.denoiser.predict(x, new Array(ids.length).fill(run.sigmas[level]), new Array(ids.length).fill(run.config.cls), run.guidance, run.budget, run.stream);
+    const { x0, eps } = await run.predict(x, run.sigmas[level]);
     eps.dispose();
-    const t0 = performance.now();
-    const rewards = await run.config.verifier.score(x0, new Array(ids.length).fill(run.config.cls), { stream: run.stream });
-    run.budget.verifierSeconds += (performance.now() - t0) / 1000;
-    x0.dispose();
+    const rewards = await run.scorePredictions(x0).finally(() => x0.dispose());
     return { level, x: await cat([x], run.stream), ids, rewards: Float32Array.from(rewards), ahead };
   }
   let cur = x, at = level;
@@ -229,17 +227,6 @@ async function bringTo(run: SearchRun, pop: Population, L: number): Promise<Popu
   }
   pop.x.dispose();
   return { ...pop, level: L, x };
-}
-
-async function topIndices(run: SearchRun, rewards: Float32Array, k: number): Promise<number[]> {
-  if (k === 0) return [];
-  const t = floatTensor(rewards);
-  const { values, indices } = await ops.topk(t, k, run.stream);
-  t.dispose();
-  values.dispose();
-  const idx = Array.from((await indices.toArray(run.stream)) as BigInt64Array, Number);
-  indices.dispose();
-  return idx;
 }
 
 /** Elites (unchanged: state, reward and captured states) followed by the children. */

@@ -126,7 +126,8 @@ export class SearchRun {
         if (cur !== x || own) cur.dispose();
         cur = r.x;
         std = r.std ?? null;
-        if (wantMid && i === this.midIndex) {
+        // A rollout that starts below σ ≈ 0.4 takes its first prediction as the mid one.
+        if (wantMid && i === Math.max(this.midIndex, from)) {
           x0Mid?.dispose();
           x0Mid = r.x0;
         } else {
@@ -158,14 +159,24 @@ export class SearchRun {
     }
   }
 
-  /** Scores final samples with the verifier; records them and updates the best-so-far. */
-  async score(final: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
+  /**
+   * Scores samples with the verifier: its time is counted, NaN/∞ checked. Used alone for x̂0
+   * predictions of intermediate states, which are not samples (no archive, no final rewards).
+   */
+  async scorePredictions(x0: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
     const t0 = performance.now();
-    const n = final.shape[0];
-    const raw = await this.config.verifier.score(final, new Array(n).fill(this.config.cls), { x0Mid, stream: this.stream });
+    const n = x0.shape[0];
+    const v = this.config.verifier;
+    const raw = await v.score(x0, new Array(n).fill(this.config.cls), { x0Mid, stream: this.stream });
     this.budget.verifierSeconds += (performance.now() - t0) / 1000;
-    if (raw.length !== n) throw new DiffusionSearchError(`verifier '${this.config.verifier.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
-    const rewards = checkScores(this.config.verifier.name, Float32Array.from(raw), this.config.nanAsNegInf);
+    if (raw.length !== n) throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
+    return checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
+  }
+
+  /** Scores final samples; records them and updates the best-so-far. */
+  async score(final: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
+    const rewards = await this.scorePredictions(final, x0Mid);
+    const n = final.shape[0];
     let bi = -1;
     for (let i = 0; i < n; i++) {
       this.rewards.push(rewards[i]);
@@ -176,6 +187,12 @@ export class SearchRun {
       this.best = { sample: await slice(final, bi, bi + 1, this.stream), reward: rewards[bi] };
     }
     return rewards;
+  }
+
+  /** One model evaluation of x at the schedule level σ (the same for every row): x̂0 and ε̂. */
+  predict(x: Tensor, sigma: number) {
+    const n = x.shape[0];
+    return this.denoiser.predict(x, new Array(n).fill(sigma), new Array(n).fill(this.config.cls), this.guidance, this.budget, this.stream);
   }
 
   get bestReward(): number {

@@ -1,0 +1,86 @@
+/**
+ * Beam search / SVDD (Li et al., "Derivative-free guidance in continuous and discrete diffusion
+ * models with soft value-based decoding", arXiv 2408.08252; SVDD-PM is B = 1 per sample):
+ *   B beams start from noise. At every step each beam is expanded into M children by the
+ *   stochastic (DDIM-η) step, each child with its own noise; the verifier scores every child's x̂0
+ *   prediction and the best B children (over all beams) become the beams. The last step lands
+ *   on σ = 0 (the beams' x̂0), where the B finals are scored; the best is the result.
+ * A child's x̂0 comes from the model evaluation its own next step uses, so one run costs B NFE at
+ * σ = 1 and B·M NFE at every later level above 0. The budget left after one run pays for further
+ * independent runs while a whole one fits (more budget never loses).
+ */
+import type { NativeTensor } from '../native';
+import { gather } from '../tensor-ops';
+import { intOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig, topIndices } from './shared';
+import { max, mean, withRun } from './run';
+import type { SearchConfig, SearchResult } from './types';
+
+type Tensor = NativeTensor;
+
+export interface BeamOptions {
+  /** B, beams kept at every step (default 4). */
+  beams?: number;
+  /** M, children per beam at every step (default 4). */
+  children?: number;
+  /** Independent runs at most (default: as many as the budget pays for, at least one). */
+  runs?: number;
+}
+
+export async function beamSearch(config: SearchConfig, options: BeamOptions = {}): Promise<SearchResult> {
+  const alg = 'beam';
+  return withRun(alg, stochasticConfig(config, alg), async (run) => {
+    const B = intOption(alg, 'beams (B)', options.beams, 4, 1);
+    const M = intOption(alg, 'children (M)', options.children, 4, 1);
+    const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
+    rejectMidVerifier(run, alg);
+
+    const S = run.steps;
+    const cost = run.evalCost(B) + (S - 1) * run.evalCost(B * M);
+    run.require(cost, `${B} beams × ${M} children over ${S} steps`);
+    const expand = Array.from({ length: B * M }, (_, r) => Math.floor(r / M));
+    let round = 0;
+    for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
+      run.checkAbort();
+      const init = await run.noise(B);
+      // The beams are carried as their predictions (x̂0, ε̂) at the current level: all a step needs.
+      let pred: { x0: Tensor; eps: Tensor } = await run.predict(init.x, run.sigmas[0]).finally(() => init.x.dispose());
+      try {
+        for (let i = 0; i + 1 < S; i++) {
+          run.checkAbort();
+          const cx0 = await gather(pred.x0, expand, run.stream);
+          const ceps = await gather(pred.eps, expand, run.stream).catch((e) => (cx0.dispose(), Promise.reject(e)));
+          const children = await sdeFromPrediction(run, cx0, ceps, run.sigmas[i], run.sigmas[i + 1], run.ids(B * M), 1000 + i).finally(() => {
+            cx0.dispose();
+            ceps.dispose();
+          });
+          const p = await run.predict(children, run.sigmas[i + 1]).finally(() => children.dispose());
+          try {
+            const r = await run.scorePredictions(p.x0);
+            const keep = topIndices(r, B);
+            const x0 = await gather(p.x0, keep, run.stream);
+            const eps = await gather(p.eps, keep, run.stream).catch((e) => (x0.dispose(), Promise.reject(e)));
+            pred.x0.dispose();
+            pred.eps.dispose();
+            pred = { x0, eps };
+            run.record({ round: round++, run: index, sigma: run.sigmas[i + 1], population: B * M, mean: mean(r), roundBest: max(r), keptMean: mean(keep.map((k) => r[k])) });
+          } finally {
+            p.x0.dispose();
+            p.eps.dispose();
+          }
+        }
+        // The last step lands on σ = 0: the finals are the beams' x̂0 (no noise, no children).
+        const final = await sdeFromPrediction(run, pred.x0, pred.eps, run.sigmas[S - 1], run.sigmas[S], run.ids(B), 1000 + S - 1);
+        try {
+          const rewards = await run.score(final);
+          run.record({ round: round++, run: index, sigma: run.sigmas[S], population: B, mean: mean(rewards), roundBest: max(rewards) });
+        } finally {
+          final.dispose();
+        }
+      } finally {
+        pred.x0.dispose();
+        pred.eps.dispose();
+      }
+    }
+    return run.finish({ steps: S });
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * Particle sampling / Feynman–Kac steering (Singhal et al., "A general framework for inference-time
+ * scaling and steering of diffusion models", arXiv 2501.06848):
+ *   K particles follow the stochastic (DDIM-η) sampler. Every `interval` steps the verifier scores
+ *   each particle's x̂0 prediction r_t and multiplies its weight by the potential
+ *     max:  G_t = exp(λ·max_{s ≥ t} r_s)   (the best reward on the particle's path so far)
+ *     add:  G_t = exp(λ·Σ_{s ≥ t} r_s)
+ *     diff: G_t = exp(λ·(r_t − r_prev))   (r_prev = 0 before the first scoring step)
+ *   and, when the effective sample size of the weights falls below threshold·K, resamples the
+ *   particles (systematic or multinomial), after which the weights are uniform again. With the
+ *   default threshold 1 this is "resample at every scoring step" (FK steering's default).
+ *   The final particles are scored; the best is the result.
+ * A particle's x̂0 is the denoiser's prediction that its next step uses anyway, so steering costs
+ * verifier calls, not NFE: one run costs K NFE per step. The budget left after one run pays for
+ * further independent runs while a whole one fits (more budget never loses).
+ */
+import { DiffusionSearchError } from '../errors';
+import * as ops from '../ops';
+import { floatTensor, gather } from '../tensor-ops';
+import { intOption, numOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig } from './shared';
+import { max, mean, withRun } from './run';
+import type { SearchConfig, SearchResult } from './types';
+
+export type Potential = 'max' | 'add' | 'diff';
+
+export interface ParticleOptions {
+  /** K, the number of particles (default 4). */
+  particles?: number;
+  /** The potential (default 'max'). */
+  potential?: Potential;
+  /** λ, the inverse temperature of the potential (default 10, ≥ 0; 0 = no steering). */
+  lambda?: number;
+  /** Steps between reward evaluations (default 1: at every step after the first). */
+  interval?: number;
+  /** Resample when ESS < threshold·K (default 1: whenever the weights differ; 0 = never), in [0, 1]. */
+  threshold?: number;
+  /** Resampling scheme (default 'systematic'). */
+  resampling?: 'systematic' | 'multinomial';
+  /** Independent runs at most (default: as many as the budget pays for, at least one). */
+  runs?: number;
+}
+
+export async function particleSampling(config: SearchConfig, options: ParticleOptions = {}): Promise<SearchResult> {
+  const alg = 'particles';
+  return withRun(alg, stochasticConfig(config, alg), async (run) => {
+    const K = intOption(alg, 'particles (K)', options.particles, 4, 1);
+    const potential = options.potential ?? 'max';
+    if (!['max', 'add', 'diff'].includes(potential))
+      throw new DiffusionSearchError(`${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`, 'ARGUMENT');
+    const lambda = numOption(alg, 'lambda', options.lambda, 10, 0);
+    const interval = intOption(alg, 'interval (steps)', options.interval, 1, 1);
+    const threshold = numOption(alg, 'threshold (ESS fraction)', options.threshold, 1, 0, 1);
+    const method = options.resampling ?? 'systematic';
+    if (method !== 'systematic' && method !== 'multinomial')
+      throw new DiffusionSearchError(`${alg}: resampling must be 'systematic' or 'multinomial', got '${String(method)}'`, 'ARGUMENT');
+    const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
+    rejectMidVerifier(run, alg);
+
+    const S = run.steps;
+    const cost = run.rolloutCost(K, 0);
+    run.require(cost, `${K} particles over ${S} steps`);
+    let round = 0;
+    for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
+      run.checkAbort();
+      let { x, ids } = await run.noise(K);
+      // Per particle: last reward, best and sum of its path's rewards, log-weight since the last resampling.
+      let prev = new Float64Array(K), best = new Float64Array(K).fill(-Infinity), sum = new Float64Array(K), logW = new Float64Array(K);
+      try {
+        for (let i = 0; i < S; i++) {
+          run.checkAbort();
+          let { x0, eps } = await run.predict(x, run.sigmas[i]);
+          try {
+            if (i > 0 && i < S - 1 && i % interval === 0) {
+              // (The last step lands on σ = 0 deterministically: its x̂0 is the final sample, scored below.)
+              // Steer: score the particles' x̂0, update the weights, resample when the ESS is low.
+              const r = await run.scorePredictions(x0);
+              for (let p = 0; p < K; p++) {
+                best[p] = Math.max(best[p], r[p]);
+                sum[p] += r[p];
+                const g = potential === 'max' ? best[p] : potential === 'add' ? sum[p] : r[p] - prev[p];
+                logW[p] += lambda * g;
+                prev[p] = r[p];
+              }
+              const top = max(logW); // weights are relative: keep the log-weights near 0
+              if (Number.isFinite(top)) for (let p = 0; p < K; p++) logW[p] -= top;
+              let ess = K, resampled = false;
+              if (threshold > 0) {
+                const w = floatTensor(logW, run.denoiser.device);
+                const res = await ops.resample(w, K, { method, seed: run.seed, step: index * S + i, stream: run.stream }).finally(() => w.dispose());
+                try {
+                  ess = res.ess;
+                  if (ess < threshold * K) {
+                    const idx = Array.from((await res.indices.toArray(run.stream)) as BigInt64Array, Number);
+                    const gx0 = await gather(x0, idx, run.stream);
+                    x0.dispose();
+                    x0 = gx0;
+                    const geps = await gather(eps, idx, run.stream);
+                    eps.dispose();
+                    eps = geps;
+                    [prev, best, sum] = [prev, best, sum].map((a) => Float64Array.from(idx, (j) => a[j]));
+                    logW = new Float64Array(K);
+                    ids = run.ids(K); // copies of a particle must draw different noise from here on
+                    resampled = true;
+                  }
+                } finally {
+                  res.indices.dispose();
+                }
+              }
+              run.record({ round: round++, run: index, sigma: run.sigmas[i], population: K, mean: mean(r), roundBest: max(r), ess, resampled });
+            }
+            const next = await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i);
+            x.dispose();
+            x = next;
+          } finally {
+            x0.dispose();
+            eps.dispose();
+          }
+        }
+        const rewards = await run.score(x);
+        run.record({ round: round++, run: index, sigma: 0, population: K, mean: mean(rewards), roundBest: max(rewards) });
+      } finally {
+        x.dispose();
+      }
+    }
+    return run.finish({ steps: S });
+  });
+}

@@ -1,0 +1,59 @@
+/** Small pieces the search algorithms share: option checks, selection, stochastic steps. */
+import { DiffusionSearchError } from '../errors';
+import type { NativeTensor } from '../native';
+import * as ops from '../ops';
+import type { SearchRun } from './run';
+import type { SearchConfig } from './types';
+
+type Tensor = NativeTensor;
+
+
+/** An integer option in [min, max], or its default; an ARGUMENT error naming it otherwise. */
+export function intOption(alg: string, name: string, value: number | undefined, def: number, min: number, max = Infinity): number {
+  const v = value ?? def;
+  if (v === Infinity && value === undefined) return v;
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new DiffusionSearchError(`${alg}: ${name} must be an integer ${max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`}, got ${value}`, 'ARGUMENT');
+  return v;
+}
+
+/** A finite number option in [min, max], or its default. */
+export function numOption(alg: string, name: string, value: number | undefined, def: number, min = -Infinity, max = Infinity): number {
+  const v = value ?? def;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
+    throw new DiffusionSearchError(`${alg}: ${name} must be a finite number in [${min}, ${max}], got ${value}`, 'ARGUMENT');
+  return v;
+}
+
+/** Indices of the k highest rewards, best first (ties to the lower index). */
+export function topIndices(rewards: ArrayLike<number>, k: number): number[] {
+  const idx = Array.from({ length: rewards.length }, (_, i) => i);
+  idx.sort((a, b) => (rewards[b] > rewards[a] ? 1 : rewards[b] < rewards[a] ? -1 : a - b));
+  return idx.slice(0, k);
+}
+
+/** Algorithms that score intermediate states cannot feed a verifier that needs the x̂0 at σ ≈ 0.4. */
+export function rejectMidVerifier(run: SearchRun, alg: string): void {
+  if (run.config.verifier.needsMidPrediction)
+    throw new DiffusionSearchError(
+      `${alg}: verifier '${run.config.verifier.name}' needs each trajectory's x̂0 at σ ≈ 0.4, which ${alg} does not keep; use it with best-of-n, zero-order or evosearch`,
+      'ARGUMENT',
+    );
+}
+
+/** Particle and beam search need the stochastic sampler (η > 0): copies of a state must be able to diverge. */
+export function stochasticConfig(config: SearchConfig, alg: string): SearchConfig {
+  if (config.sampler !== undefined && config.sampler !== 'sde')
+    throw new DiffusionSearchError(`${alg}: needs the stochastic sampler (sampler: 'sde'), got '${config.sampler}'`, 'ARGUMENT');
+  const eta = config.eta ?? 1;
+  if (!(Number.isFinite(eta) && eta > 0))
+    throw new DiffusionSearchError(`${alg}: needs η > 0 (a deterministic step cannot tell copies of a state apart), got ${eta}`, 'ARGUMENT');
+  return { ...config, sampler: 'sde', eta };
+}
+
+/** The DDIM-η step from predictions x̂0, ε̂ at σ_from to σ_to, with the noise of `ids` at `step`. */
+export async function sdeFromPrediction(run: SearchRun, x0: Tensor, eps: Tensor, from: number, to: number, ids: number[], step: number): Promise<Tensor> {
+  const { x, std } = await ops.ddimStep(x0, eps, run.denoiser.path, from, to, run.config.eta ?? 1, { seed: run.seed, ids, step, stream: run.stream });
+  std.dispose();
+  return x;
+}

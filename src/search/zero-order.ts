@@ -1,0 +1,91 @@
+/**
+ * Zero-order search (Ma et al., arXiv 2501.09732, §4):
+ *   1. draw a random pivot noise n (and sample and score it);
+ *   2. draw N neighbours of n on its sphere at cosine τ (same norm, cos(neighbour, n) = τ);
+ *   3. sample and score them; if the best beats the pivot it becomes the pivot, otherwise the
+ *      search restarts from a fresh random pivot (a local optimum was reached); go to 2.
+ * Rounds repeat while the budget pays for them; the last one takes as many neighbours as the
+ * budget still pays for (a prefix of the round a larger budget would run, so more budget never
+ * loses). A fresh pivot is sampled in the same batch as its first neighbours.
+ */
+import { DiffusionSearchError } from '../errors';
+import type { NativeTensor } from '../native';
+import * as ops from '../ops';
+import { cat, gather, slice } from '../tensor-ops';
+import { intOption, numOption } from './shared';
+import { max, mean, withRun } from './run';
+import type { SearchConfig, SearchResult } from './types';
+
+type Tensor = NativeTensor;
+
+export interface ZeroOrderOptions {
+  /** Neighbours per round (N, default 4). */
+  n?: number;
+  /**
+   * Cosine between the pivot and each neighbour, in (−1, 1) (default 0.95: a small step; in d
+   * dimensions two independent noises have cosine ≈ 0, so 0.95 stays close to the pivot).
+   */
+  tau?: number;
+  /** Rounds at most (default: as many as the budget pays for). */
+  rounds?: number;
+}
+
+/** Step counter of the neighbour draws (neighbour ids are fresh, so a constant will do). */
+const NEIGHBOUR_STEP = 1;
+
+export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}): Promise<SearchResult> {
+  return withRun('zero-order', config, async (run) => {
+    const alg = 'zero-order';
+    const n = intOption(alg, 'n (neighbours)', options.n, 4, 1);
+    const tau = numOption(alg, 'tau (cosine)', options.tau, 0.95);
+    if (!(tau > -1 && tau < 1)) throw new DiffusionSearchError(`${alg}: tau (cosine) must lie in (−1, 1), got ${tau}`, 'ARGUMENT');
+    const maxRounds = intOption(alg, 'rounds', options.rounds, Infinity, 1);
+    run.require(run.rolloutCost(2, 0), 'a pivot and one neighbour');
+
+    let pivot: { x: Tensor; id: number; reward: number | null } | null = null;
+    try {
+      for (let round = 0; round < maxRounds; round++) {
+        run.checkAbort();
+        const fresh: boolean = pivot === null || pivot.reward === null;
+        // As many neighbours as the budget still pays for (with the pivot when it is new).
+        let k = n;
+        while (k > 0 && !run.budget.canAfford(run.rolloutCost(k + (fresh ? 1 : 0), 0))) k--;
+        if (k === 0) break;
+        if (!pivot) {
+          const p = await run.noise(1);
+          pivot = { x: p.x, id: p.ids[0], reward: null };
+        }
+        const nbIds = run.ids(n).slice(0, k); // always n ids: the rounds do not depend on the budget
+        const reps = await gather(pivot.x, new Array(k).fill(0), run.stream);
+        const nb = await ops
+          .sphereNeighbours(reps, tau, { seed: run.seed, ids: nbIds, step: NEIGHBOUR_STEP, stream: run.stream })
+          .finally(() => reps.dispose());
+        let rewards: Float32Array;
+        try {
+          const batch: Tensor = fresh ? await cat([pivot.x, nb], run.stream) : nb;
+          try {
+            const r = await run.rolloutAndScore(batch, fresh ? [pivot.id, ...nbIds] : nbIds, 0);
+            r.final.dispose();
+            rewards = r.rewards;
+          } finally {
+            if (batch !== nb) batch.dispose();
+          }
+          if (fresh) pivot.reward = rewards[0];
+          const nbr = rewards.subarray(fresh ? 1 : 0);
+          let bi = 0;
+          for (let i = 1; i < k; i++) if (nbr[i] > nbr[bi]) bi = i;
+          const pivotReward: number = pivot.reward!;
+          const moved: boolean = nbr[bi] > pivotReward;
+          pivot.x.dispose();
+          pivot = moved ? { x: await slice(nb, bi, bi + 1, run.stream), id: nbIds[bi], reward: nbr[bi] } : null;
+          run.record({ round, sigma: 1, population: rewards.length, mean: mean(nbr), roundBest: max(nbr), pivot: pivotReward, moved, restarted: !moved });
+        } finally {
+          nb.dispose();
+        }
+      }
+    } finally {
+      pivot?.x.dispose();
+    }
+    return run.finish({ steps: run.steps });
+  });
+}
