@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { info, packageVersion } from '../info';
 import { runMain } from './run';
+import { addGenerate } from './generate-command';
 import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
 import { DiffusionSearchError } from '../errors';
 
@@ -33,6 +34,8 @@ program
     );
     console.log(`threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`);
   });
+
+addGenerate(program);
 
 const bench = program.command('bench').description('benchmarks of the native kernels and of whole searches');
 bench

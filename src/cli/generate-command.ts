@@ -1,0 +1,180 @@
+/** `diffusion-search generate`: run the main job and write report.json, samples.npy, grid.png. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DiffusionSearchError } from '../errors';
+import { generate, type GenerateOptions } from '../generate';
+import { gridPng } from '../io/png';
+import { writeNpy } from '../io/npy';
+import { algorithms, type AlgorithmName } from '../search';
+import { int, intList, num, oneOf, readConfig } from './options';
+import { ProgressBar } from './progress';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function addGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('search for samples the verifier prefers and write report.json, samples.npy and grid.png')
+    .option('--model <name|path>', 'shipped model name or TorchScript file', 'fashion-flow')
+    .option('--class <name|index>', 'class to condition on', '0')
+    .option('--algorithm <name>', `one of ${Object.keys(algorithms).join(', ')}`, 'evosearch')
+    .option('--budget <nfe>', 'NFE per sample', '500')
+    .option('--n <samples>', 'samples (one search each)', '4')
+    .option('--seed <int>', 'seed: the same seed gives the same samples', '0')
+    .option('--out <dir>', 'output directory', 'out')
+    .option('--verifier <name|path>', 'verifier (repeat for a rank ensemble): classifier, realism, self, oracle, or a file', collect)
+    .option('--steps <n>', 'denoising steps of the schedule', '20')
+    .option('--schedule <name>', 'uniform, shifted or karras', 'uniform')
+    .option('--shift <s>', 'time shift of the shifted schedule')
+    .option('--sampler <name>', 'euler, heun or sde (particles and beam need sde)')
+    .option('--eta <η>', 'η of the sde sampler', undefined)
+    .option('--guidance <w>', 'classifier-free guidance weight', '1')
+    .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
+    .option('--max-batch <n>', 'largest batch through a model')
+    .option('--population <sizes>', 'evosearch: population-size schedule, e.g. 42,26,26,26,30')
+    .option('--levels <indices>', 'evosearch: evolution schedule (schedule indices), e.g. 0,8,12,16')
+    .option('--elites <n>', 'evosearch: elites kept per generation')
+    .option('--beta <β>', 'evosearch: initial-noise mutation strength')
+    .option('--tournament <fraction>', 'evosearch: fraction of the population per tournament')
+    .option('--score-by <how>', 'evosearch and paths: rollout or x0')
+    .option('--neighbours <n>', 'zero-order: neighbours per round')
+    .option('--tau <τ>', 'zero-order: cosine between pivot and neighbours')
+    .option('--candidates <n>', 'paths: candidates kept (N)')
+    .option('--copies <m>', 'paths: copies per candidate (M)')
+    .option('--forward <steps>', 'paths: Δf in schedule steps')
+    .option('--backward <steps>', 'paths: Δb in schedule steps (> Δf)')
+    .option('--particles <k>', 'particles: number of particles')
+    .option('--potential <p>', 'particles: max, add or diff')
+    .option('--lambda <λ>', 'particles: potential temperature')
+    .option('--resample-every <k>', 'particles: steps between resamplings')
+    .option('--ess-threshold <f>', 'particles: resample when ESS < f·K')
+    .option('--beams <b>', 'beam: beams kept')
+    .option('--children <m>', 'beam: children per beam and step')
+    .option('--scale-steps', 'baseline: spend the budget on denoising steps')
+    .option('--config <file.json>', 'any of these options as JSON (flags override the file)')
+    .option('--no-eval', 'skip the eval/ classifier metrics')
+    .option('--json', 'no progress bar; print the report as one JSON document')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ diffusion-search generate --class Shirt --algorithm evosearch --budget 500 --n 8 --out out/shirt
+  $ diffusion-search generate --algorithm best-of-n --budget 200 --verifier classifier --verifier realism
+  $ diffusion-search generate --model gmm2d --algorithm beam --budget 2000 --n 16 --out out/gmm
+  $ diffusion-search generate --config run.json --seed 7 --json`,
+    )
+    .action(async (flags: Record<string, unknown>, cmd: Command) => {
+      // Flags the user typed win over the config file, which wins over defaults.
+      const file = readConfig(flags.config as string | undefined);
+      const get = (key: string) => (cmd.getOptionValueSource(key) === 'cli' ? flags[key] : file[key] ?? flags[key]);
+      const out = String(get('out'));
+      const options = collectOptions(get);
+      // --no-eval is a negated flag (default true): only an explicit flag or config entry counts.
+      options.eval = cmd.getOptionValueSource('eval') === 'cli' ? false : (file.eval as boolean | undefined);
+      prepareOut(out);
+      const json = !!get('json');
+      const bar = ProgressBar.enabled(json) ? new ProgressBar() : null;
+      const ctl = new AbortController();
+      const onSigint = () => ctl.abort(new Error('SIGINT'));
+      process.once('SIGINT', onSigint);
+      let result;
+      try {
+        result = await generate(options, {
+          signal: ctl.signal,
+          onProgress: (p) => bar?.update(p.totalNfe, p.totalBudget, `sample ${p.sample + 1}/${p.samples}  best ${p.best.toFixed(3)}`),
+        });
+      } finally {
+        process.removeListener('SIGINT', onSigint);
+        bar?.done();
+      }
+      writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
+      const card = result.report as { model: string };
+      fs.writeFileSync(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, [-1, 1], 4));
+      fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
+      if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
+      else {
+        const r = result.report as { n: number; nfe_used: number; wall_seconds: number; eval: { accuracy: number; fid: number | null } | null };
+        console.log(`${card.model}: ${r.n} sample(s), ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
+        if (r.eval) console.log(`eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`);
+        console.log(`wrote ${path.join(out, 'report.json')}, samples.npy, grid.png`);
+        if (!result.complete) console.log('interrupted: wrote the samples finished before Ctrl-C');
+      }
+      if (!result.complete) process.exitCode = 130;
+    });
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+export function prepareOut(dir: string): void {
+  try {
+    // One level at a time: Node's recursive mkdir can spin forever on special file systems (/proc).
+    const missing: string[] = [];
+    for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
+    for (const d of missing) fs.mkdirSync(d);
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new DiffusionSearchError(`cannot write to --out '${dir}': ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+  }
+}
+
+export function collectOptions(get: (key: string) => unknown): GenerateOptions {
+  const algorithm = oneOf('algorithm', get('algorithm'), Object.keys(algorithms) as AlgorithmName[])!;
+  const a: Record<string, unknown> = {};
+  const set = (key: string, v: unknown) => v !== undefined && (a[key] = v);
+  switch (algorithm) {
+    case 'evosearch':
+      set('population', intList('population', get('population')));
+      set('levels', intList('levels', get('levels')));
+      set('elites', int('elites', get('elites')));
+      set('beta', num('beta', get('beta')));
+      set('tournament', num('tournament', get('tournament')));
+      set('scoreBy', oneOf('score-by', get('scoreBy'), ['rollout', 'x0']));
+      break;
+    case 'zero-order':
+      set('n', int('neighbours', get('neighbours'), 1));
+      set('tau', num('tau', get('tau')));
+      break;
+    case 'paths':
+      set('n', int('candidates', get('candidates'), 1));
+      set('m', int('copies', get('copies'), 1));
+      set('forward', int('forward', get('forward'), 1));
+      set('backward', int('backward', get('backward'), 1));
+      set('score', oneOf('score-by', get('scoreBy'), ['rollout', 'x0']));
+      break;
+    case 'particles':
+      set('particles', int('particles', get('particles'), 1));
+      set('potential', oneOf('potential', get('potential'), ['max', 'add', 'diff']));
+      set('lambda', num('lambda', get('lambda')));
+      set('interval', int('resample-every', get('resampleEvery'), 1));
+      set('threshold', num('ess-threshold', get('essThreshold')));
+      break;
+    case 'beam':
+      set('beams', int('beams', get('beams'), 1));
+      set('children', int('children', get('children'), 1));
+      break;
+    case 'baseline':
+      set('scaleSteps', get('scaleSteps') ? true : undefined);
+      break;
+  }
+  const verifier = get('verifier');
+  return {
+    model: String(get('model')),
+    class: get('class') as string,
+    algorithm,
+    budget: int('budget', get('budget'), 1),
+    n: int('n', get('n'), 1),
+    seed: int('seed', get('seed')),
+    verifier: verifier === undefined ? undefined : Array.isArray(verifier) ? verifier.map(String) : [String(verifier)],
+    steps: int('steps', get('steps'), 1),
+    schedule: oneOf('schedule', get('schedule'), ['uniform', 'shifted', 'karras']),
+    shift: num('shift', get('shift')),
+    sampler: oneOf('sampler', get('sampler'), ['euler', 'heun', 'sde']),
+    eta: num('eta', get('eta')),
+    guidance: num('guidance', get('guidance')),
+    device: String(get('device')),
+    maxBatch: int('max-batch', get('maxBatch'), 1),
+    algorithmOptions: a,
+  };
+}

@@ -1,0 +1,46 @@
+/** Reading CLI options: a --config JSON file under the flags, with checks that name the flag. */
+import fs from 'node:fs';
+import { DiffusionSearchError } from '../errors';
+
+export function readConfig(file: string | undefined): Record<string, unknown> {
+  if (!file) return {};
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new DiffusionSearchError(`cannot read --config '${file}': ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+  }
+  try {
+    const c = JSON.parse(text) as unknown;
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new Error('not a JSON object');
+    return c as Record<string, unknown>;
+  } catch (e) {
+    throw new DiffusionSearchError(`--config '${file}' is not a JSON object: ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+  }
+}
+
+export function int(flag: string, v: unknown, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n) || n < min) throw new DiffusionSearchError(`--${flag} must be an integer >= ${min}, got '${v}'`, 'ARGUMENT');
+  return n;
+}
+
+export function num(flag: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isFinite(n)) throw new DiffusionSearchError(`--${flag} must be a number, got '${v}'`, 'ARGUMENT');
+  return n;
+}
+
+export function intList(flag: string, v: unknown): number[] | undefined {
+  if (v === undefined) return undefined;
+  const parts = Array.isArray(v) ? v : String(v).split(',');
+  return parts.map((p) => int(flag, typeof p === 'string' ? p.trim() : p)!);
+}
+
+export function oneOf<T extends string>(flag: string, v: unknown, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new DiffusionSearchError(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`, 'ARGUMENT');
+  return v as T;
+}

@@ -1,0 +1,183 @@
+/**
+ * The main job as one call: load a model and verifiers, run a search per requested sample, and
+ * return the best samples with a report. The CLI's `generate` writes what this returns.
+ */
+import { DiffusionSearchError } from './errors';
+import { Denoiser } from './models/denoiser';
+import { DEFAULT_MODEL, loadVerifier, resolveModel } from './models/registry';
+import { makeSchedule, type ScheduleName } from './schedules';
+import type { SamplerName } from './samplers';
+import { algorithms, type AlgorithmName } from './search';
+import type { SearchProgress, SearchResult, TraceEntry } from './search/types';
+import { Evaluator, type EvalReport } from './eval/metrics';
+import { createStream } from './stream';
+
+export interface GenerateOptions {
+  model?: string;
+  /** Class name or index (default 0). */
+  class?: string | number;
+  algorithm?: AlgorithmName;
+  /** NFE per sample. */
+  budget?: number;
+  n?: number;
+  seed?: number;
+  verifier?: string[];
+  steps?: number;
+  schedule?: ScheduleName;
+  shift?: number;
+  sampler?: SamplerName;
+  eta?: number;
+  guidance?: number;
+  device?: string;
+  maxBatch?: number;
+  /** Options of the algorithm (see the README's table). */
+  algorithmOptions?: Record<string, unknown>;
+  /** Judge with the eval/ classifier (default: when the model is fashion-flow). */
+  eval?: boolean;
+}
+
+export interface GenerateProgress extends SearchProgress {
+  sample: number;
+  samples: number;
+  totalNfe: number;
+  totalBudget: number;
+}
+
+export interface GenerateResult {
+  samples: Float32Array;
+  shape: number[];
+  rewards: number[];
+  results: Array<Omit<SearchResult, 'sample'>>;
+  report: Record<string, unknown>;
+  /** False when cancelled: the samples are those finished before. */
+  complete: boolean;
+}
+
+export function resolveClass(cls: string | number | undefined, classes: string[] | undefined): number {
+  if (cls === undefined) return 0;
+  const names = classes ?? [];
+  const asNum = typeof cls === 'number' ? cls : /^\d+$/.test(cls) ? Number(cls) : NaN;
+  if (Number.isInteger(asNum) && asNum >= 0 && asNum < Math.max(1, names.length)) return asNum;
+  const i = names.findIndex((c) => c.toLowerCase() === String(cls).toLowerCase());
+  if (i >= 0) return i;
+  throw new DiffusionSearchError(
+    `unknown class '${cls}': use an index below ${Math.max(1, names.length)}${names.length ? ` or one of ${names.map((c) => `'${c}'`).join(', ')}` : ''}`,
+    'ARGUMENT',
+  );
+}
+
+export async function generate(
+  o: GenerateOptions,
+  control: { signal?: AbortSignal; onProgress?: (p: GenerateProgress) => void } = {},
+): Promise<GenerateResult> {
+  const started = performance.now();
+  const algorithm = o.algorithm ?? 'evosearch';
+  const algo = algorithms[algorithm];
+  if (!algo) throw new DiffusionSearchError(`unknown algorithm '${algorithm}': use one of ${Object.keys(algorithms).join(', ')}`, 'ARGUMENT');
+  const n = o.n ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new DiffusionSearchError(`n must be a positive integer, got ${o.n}`, 'ARGUMENT');
+  const budget = o.budget ?? 500;
+  if (!Number.isInteger(budget) || budget < 1) throw new DiffusionSearchError(`budget must be a positive integer NFE per sample, got ${o.budget}`, 'BUDGET');
+  const seed = o.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new DiffusionSearchError(`seed must be a non-negative integer, got ${o.seed}`, 'ARGUMENT');
+  const modelName = o.model ?? DEFAULT_MODEL;
+  const { file, shipped } = resolveModel(modelName);
+  const denoiser = await Denoiser.load(file, { device: o.device, maxBatch: o.maxBatch });
+  const cls = resolveClass(o.class, denoiser.classes);
+  const verifierNames = o.verifier?.length ? o.verifier : shipped?.verifiers ?? [];
+  if (!verifierNames.length) throw new DiffusionSearchError(`model '${modelName}' has no default verifier: pass --verifier`, 'ARGUMENT');
+  const verifier = await loadVerifier(verifierNames, { device: o.device, maxBatch: o.maxBatch });
+  const sampler = o.sampler ?? (algorithm === 'particles' || algorithm === 'beam' ? 'sde' : 'euler');
+  const sigmas = makeSchedule(o.schedule ?? 'uniform', o.steps ?? 20, { shift: o.shift });
+  const stream = createStream({ device: o.device });
+  const per = denoiser.sampleShape.reduce((a, b) => a * b, 1);
+  const samples = new Float32Array(n * per);
+  const results: GenerateResult['results'] = [];
+  let complete = true;
+  try {
+    for (let i = 0; i < n; i++) {
+      let r: SearchResult;
+      try {
+        r = await algo.run(
+          {
+            denoiser,
+            verifier,
+            cls,
+            budget,
+            sigmas,
+            sampler,
+            eta: o.eta,
+            guidance: o.guidance ?? 1,
+            // Each sample's search has its own seed, so sample i is the same whatever n is.
+            seed: BigInt(seed) * 1_000_003n + BigInt(i),
+            stream,
+            signal: control.signal,
+            onProgress: (p) =>
+              control.onProgress?.({ ...p, sample: i, samples: n, totalNfe: i * budget + p.nfe, totalBudget: n * budget }),
+          },
+          (o.algorithmOptions ?? {}) as never,
+        );
+      } catch (e) {
+        if (e instanceof DiffusionSearchError && e.code === 'ABORTED' && results.length > 0) {
+          complete = false;
+          break;
+        }
+        throw e;
+      }
+      samples.set((await r.sample.toArray(stream)) as Float32Array, i * per);
+      r.sample.dispose();
+      const { sample: _s, ...rest } = r;
+      results.push(rest);
+    }
+  } finally {
+    await stream.close();
+  }
+  const done = results.length;
+  const outShape = [done, ...denoiser.sampleShape];
+  const outSamples = samples.slice(0, done * per);
+  let evalReport: EvalReport | null = null;
+  const wantEval = o.eval ?? shipped?.name === 'fashion-flow';
+  if (wantEval && done > 0) {
+    const ev = await Evaluator.load();
+    evalReport = await ev.evaluate(outSamples, outShape, new Array(done).fill(cls), denoiser.classes);
+  }
+  const rewards = results.map((r) => r.reward);
+  const report = {
+    algorithm,
+    model: modelName,
+    model_file: file,
+    class: cls,
+    class_name: denoiser.classes?.[cls] ?? null,
+    budget,
+    n: done,
+    complete,
+    nfe_used: results.reduce((s, r) => s + r.nfe, 0),
+    wall_seconds: (performance.now() - started) / 1000,
+    search_seconds: results.reduce((s, r) => s + r.wallSeconds, 0),
+    model_seconds: results.reduce((s, r) => s + r.modelSeconds, 0),
+    verifier_seconds: results.reduce((s, r) => s + r.verifierSeconds, 0),
+    rewards,
+    verifier: verifier.name,
+    steps: results.map((r) => r.steps ?? sigmas.length - 1),
+    eval: evalReport,
+    config: {
+      model: modelName,
+      class: cls,
+      algorithm,
+      budget,
+      n,
+      seed,
+      verifier: verifierNames,
+      steps: sigmas.length - 1,
+      schedule: o.schedule ?? 'uniform',
+      shift: o.shift,
+      sampler,
+      eta: o.eta,
+      guidance: o.guidance ?? 1,
+      device: o.device ?? 'cpu',
+      algorithmOptions: o.algorithmOptions ?? {},
+    },
+    trace: results.map((r, i) => ({ sample: i, nfe: r.nfe, reward: r.reward, rounds: r.trace as TraceEntry[] })),
+  };
+  return { samples: outSamples, shape: outShape, rewards, results, report, complete };
+}
