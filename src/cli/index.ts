@@ -5,6 +5,7 @@ import { info, packageVersion } from '../info';
 import { runMain } from './run';
 import { addGenerate } from './generate-command';
 import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
+import { benchSearch, formatSearchBench } from '../bench/search';
 import { DiffusionSearchError } from '../errors';
 
 const program = new Command();
@@ -54,6 +55,23 @@ bench
     if (!(minSeconds > 0)) throw new DiffusionSearchError(`--min-seconds must be a positive number`, 'ARGUMENT');
     const report = await benchKernels({ sizes, device: opts.device, minSeconds });
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatKernelBench(report)) + '\n');
+  });
+
+bench
+  .command('search')
+  .description('EvoSearch and best-of-N on a shipped model: wall time, time in the model and verifiers, orchestration overhead')
+  .option('--json', 'print one JSON object')
+  .option('--model <name>', 'shipped model', 'fashion-flow')
+  .option('--budget <nfe>', 'NFE per search', '1000')
+  .option('--steps <n>', 'Euler steps', '10')
+  .option('--device <device>', "'cpu' or 'cuda[:N]'", 'cpu')
+  .addHelpText('after', '\nExamples:\n  $ diffusion-search bench search\n  $ diffusion-search bench search --model gmm2d --budget 4000 --json')
+  .action(async (opts: { json?: boolean; model: string; budget: string; steps: string; device: string }) => {
+    const budget = Number(opts.budget), steps = Number(opts.steps);
+    if (!Number.isInteger(budget) || budget < 1) throw new DiffusionSearchError(`--budget must be a positive integer, got '${opts.budget}'`, 'ARGUMENT');
+    if (!Number.isInteger(steps) || steps < 1) throw new DiffusionSearchError(`--steps must be a positive integer, got '${opts.steps}'`, 'ARGUMENT');
+    const r = await benchSearch({ model: opts.model, budget, steps, device: opts.device });
+    process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatSearchBench(r)) + '\n');
   });
 
 void runMain(program);
