@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { info, packageVersion } from '../info';
 import { runMain } from './run';
 import { addGenerate } from './generate-command';
+import { addSweep } from './sweep-command';
+import { addEval } from './eval-command';
 import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
 import { benchSearch, formatSearchBench } from '../bench/search';
 import { DiffusionSearchError } from '../errors';
@@ -37,6 +39,8 @@ program
   });
 
 addGenerate(program);
+addSweep(program);
+addEval(program);
 
 const bench = program.command('bench').description('benchmarks of the native kernels and of whole searches');
 bench
