@@ -15,3 +15,4 @@ export { FunctionVerifier, checkScores } from './verifiers/verifier';
 export { TorchScriptVerifier, ClassLogitVerifier, SelfSupervisedVerifier } from './verifiers/torchscript';
 export { EnsembleVerifier } from './verifiers/ensemble';
 export { Evaluator, type EvalReport } from './eval/metrics';
+export { generate, resolveClass, type GenerateOptions, type GenerateResult, type GenerateProgress } from './generate';
