@@ -161,9 +161,6 @@ void* cudaStreamOf(const at::Tensor& t) { return c10::cuda::getCurrentCUDAStream
   } while (0)
 #endif
 
-Finish one(at::Tensor t) {
-  return [t](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, t); };
-}
 Finish two(at::Tensor a, at::Tensor b) {
   return [a, b](Napi::Env env) -> Napi::Value {
     Napi::Array out = Napi::Array::New(env, 2);
@@ -202,7 +199,7 @@ Napi::Value fill(const Napi::CallbackInfo& info) {
         DS_DISPATCH(out, fill_normal, out.data_ptr<float>(), rows, dim, seed, ptr(ids), step);
       else
         DS_DISPATCH(out, fill_uniform, out.data_ptr<float>(), rows, dim, seed, ptr(ids), step);
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -226,7 +223,7 @@ Napi::Value mutateGaussian(const Napi::CallbackInfo& info) {
       at::Tensor out = output(shape, parents.options());
       DS_DISPATCH(parents, mutate_gaussian, parents.data_ptr<float>(), parents.size(0), idx.data_ptr<int64_t>(), n,
                   rowDim(parents), static_cast<float>(beta), seed, ptr(childIds), step, out.data_ptr<float>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -249,7 +246,7 @@ Napi::Value mutateAdditive(const Napi::CallbackInfo& info) {
       at::Tensor out = output(shape, parents.options());
       DS_DISPATCH(parents, mutate_additive, parents.data_ptr<float>(), parents.size(0), idx.data_ptr<int64_t>(), n,
                   rowDim(parents), s.data_ptr<float>(), seed, ptr(childIds), step, out.data_ptr<float>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -268,7 +265,7 @@ Napi::Value sphereNeighbours(const Napi::CallbackInfo& info) {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, sphere_neighbours, x.data_ptr<float>(), x.size(0), rowDim(x), static_cast<float>(tau), seed, ptr(ids),
                   step, out.data_ptr<float>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -296,7 +293,7 @@ Napi::Value renoise(const Napi::CallbackInfo& info) {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, renoise, x.data_ptr<float>(), x.size(0), rowDim(x), path, from.data_ptr<float>(), to.data_ptr<float>(),
                   seed, ptr(ids), step, out.data_ptr<float>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -313,7 +310,7 @@ Napi::Value eulerStep(const Napi::CallbackInfo& info) {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, euler_step, x.data_ptr<float>(), v.data_ptr<float>(), x.size(0), rowDim(x), from.data_ptr<float>(),
                   to.data_ptr<float>(), out.data_ptr<float>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -331,7 +328,7 @@ Napi::Value heunCombine(const Napi::CallbackInfo& info) {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, heun_combine, x.data_ptr<float>(), v1.data_ptr<float>(), v2.data_ptr<float>(), x.size(0), rowDim(x),
                   from.data_ptr<float>(), to.data_ptr<float>(), out.data_ptr<float>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }
@@ -396,7 +393,7 @@ Napi::Value tournamentSelect(const Napi::CallbackInfo& info) {
     return a.stream(5)->enqueue(a.env, [=]() -> Finish {
       at::Tensor out = output({n}, f.options().dtype(at::kLong));
       DS_DISPATCH(f, tournament_select, f.data_ptr<float>(), f.size(0), n, size, seed, step, out.data_ptr<int64_t>());
-      return one(out);
+      return resolveTensor(out);
     });
   });
 }

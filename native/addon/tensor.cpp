@@ -149,6 +149,10 @@ Napi::Value TensorWrap::fromArray(const Napi::CallbackInfo& info) {
   });
 }
 
+Finish resolveTensor(at::Tensor t) {
+  return [t](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, t); };
+}
+
 Napi::Value typedArrayOf(Napi::Env env, const at::Tensor& t) {
   size_t n = static_cast<size_t>(t.numel());
   size_t bytes = n * t.element_size();
@@ -219,8 +223,7 @@ Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
     c10::Device device = parseDevice(info[0].As<Napi::String>().Utf8Value());
     auto stream = StreamWrap::unwrap(info.Env(), info[1]);
     return stream->enqueue(info.Env(), [t, device]() -> Finish {
-      at::Tensor moved = t.to(device, /*non_blocking=*/false, /*copy=*/true);
-      return [moved](Napi::Env env) -> Napi::Value { return wrap(env, moved); };
+      return resolveTensor(t.to(device, /*non_blocking=*/false, /*copy=*/true));
     });
   });
 }

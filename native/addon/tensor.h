@@ -4,6 +4,8 @@
 #include <napi.h>
 #include <ATen/ATen.h>
 
+#include "stream.h"
+
 namespace ds {
 
 class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
@@ -36,6 +38,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   bool disposed_ = false;
   int64_t externalBytes_ = 0;  // host bytes reported to V8 so the GC sees their weight
 };
+
+// The Finish of a job whose result is one new tensor handle.
+Finish resolveTensor(at::Tensor t);
 
 // JS typed array for a CPU contiguous tensor (a copy).
 Napi::Value typedArrayOf(Napi::Env env, const at::Tensor& cpuContiguous);

@@ -12,10 +12,6 @@
 namespace ds {
 namespace {
 
-Finish one(at::Tensor t) {
-  return [t](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, t); };
-}
-
 std::vector<at::Tensor> tensorList(Napi::Env env, const Napi::Value& v, const std::string& what) {
   if (!v.IsArray()) throw Error(code::kArgument, what + " must be an array of tensors");
   auto arr = v.As<Napi::Array>();
@@ -35,7 +31,7 @@ Napi::Value cat(const Napi::CallbackInfo& info) {
       if (ts[i].device() != ts[0].device()) throw Error(code::kDevice, "cat: tensors are on different devices");
       if (ts[i].scalar_type() != ts[0].scalar_type()) throw Error(code::kArgument, "cat: tensors have different dtypes");
     }
-    return StreamWrap::unwrap(info.Env(), info[1])->enqueue(info.Env(), [ts]() { return one(at::cat(ts, 0)); });
+    return StreamWrap::unwrap(info.Env(), info[1])->enqueue(info.Env(), [ts]() { return resolveTensor(at::cat(ts, 0)); });
   });
 }
 
@@ -53,7 +49,7 @@ Napi::Value gather(const Napi::CallbackInfo& info) {
         throw Error(code::kArgument, "gather: indices must lie in [0, " + std::to_string(t.size(0)) + ")");
     }
     at::Tensor i = idx.to(t.device());
-    return StreamWrap::unwrap(info.Env(), info[2])->enqueue(info.Env(), [t, i]() { return one(t.index_select(0, i)); });
+    return StreamWrap::unwrap(info.Env(), info[2])->enqueue(info.Env(), [t, i]() { return resolveTensor(t.index_select(0, i)); });
   });
 }
 
@@ -72,7 +68,7 @@ Napi::Value slice(const Napi::CallbackInfo& info) {
     int64_t start = num(1), end = num(2);
     if (end < start) throw Error(code::kArgument, "slice: end < start");
     return StreamWrap::unwrap(info.Env(), info[3])->enqueue(info.Env(), [t, start, end]() {
-      return one(t.narrow(0, start, end - start).clone());
+      return resolveTensor(t.narrow(0, start, end - start).clone());
     });
   });
 }
@@ -92,7 +88,7 @@ Napi::Value axpby(const Napi::CallbackInfo& info) {
     view[0] = x.size(0);
     return StreamWrap::unwrap(env, info[4])->enqueue(env, [=]() {
       at::Tensor ca = a.to(x.device(), x.scalar_type()).view(view), cb = b.to(x.device(), x.scalar_type()).view(view);
-      return one(x * ca + y * cb);
+      return resolveTensor(x * ca + y * cb);
     });
   });
 }
