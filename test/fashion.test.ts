@@ -1,0 +1,68 @@
+/**
+ * The shipped fashion-flow model, judged by the separately trained eval/ classifier. These are
+ * small, seeded versions of the measurements in bench/RESULTS.md, sized for CI on two cores.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Denoiser } from '../src/models/denoiser';
+import { loadVerifier } from '../src/models/registry';
+import { Evaluator } from '../src/eval/metrics';
+import { algorithms, type AlgorithmName } from '../src/search';
+import { uniform } from '../src/schedules';
+import { Budget } from '../src/search/budget';
+import { eulerStep } from '../src/samplers';
+import * as ops from '../src/ops';
+import type { NativeTensor } from '../src/native';
+import type { Verifier } from '../src/verifiers/verifier';
+
+const root = path.join(__dirname, '..');
+const have = ['models/fashion-flow.pt', 'models/fashion-classifier.pt', 'eval/fashion-eval.pt'].every((f) => fs.existsSync(path.join(root, f)));
+const SHIRT = 6;
+
+let flow: Denoiser, verifier: Verifier, judge: Evaluator;
+
+beforeAll(async () => {
+  if (!have) return;
+  flow = await Denoiser.load(path.join(root, 'models/fashion-flow.pt'), { maxBatch: 64 });
+  verifier = await loadVerifier(['classifier']);
+  judge = await Evaluator.load();
+});
+
+describe.skipIf(!have)('fashion-flow', () => {
+  it('50 Euler steps at guidance 1: the eval classifier recognises most samples as their class', async () => {
+    // 3 samples per class; the card reports the full measurement (≥ 80 %). P(< 50 % | p = 0.8, n = 30) ≈ 1e-5.
+    const cls = Array.from({ length: 30 }, (_, i) => i % 10);
+    const budget = new Budget(30 * 50);
+    let x: NativeTensor = await ops.randn([30, 1, 28, 28], { seed: 2024 });
+    const sigmas = uniform(50);
+    for (let i = 0; i < 50; i++) {
+      const r = await eulerStep({ denoiser: flow, cond: cls, guidance: 1, meter: budget }, x, new Array(30).fill(sigmas[i]), new Array(30).fill(sigmas[i + 1]));
+      x.dispose();
+      r.x0.dispose();
+      x = r.x;
+    }
+    expect(budget.used).toBe(1500);
+    const data = (await x.toArray()) as Float32Array;
+    const rep = await judge.evaluate(data, [30, 1, 28, 28], cls, flow.classes);
+    expect(rep.accuracy).toBeGreaterThanOrEqual(0.5);
+    expect(data.every((v) => v >= -1.5 && v <= 1.5)).toBe(true);
+  });
+
+  it('searching with the classifier verifier raises the eval log-probability of "Shirt" over plain sampling', async () => {
+    const judgeOf = async (name: AlgorithmName, budget: number) => {
+      const samples: Float32Array[] = [];
+      for (let s = 0; s < 3; s++) {
+        const stochastic = name === 'particles' || name === 'beam';
+        const r = await algorithms[name].run({ denoiser: flow, verifier, cls: SHIRT, budget, sigmas: uniform(8), seed: 50 + s, sampler: stochastic ? 'sde' : 'euler' });
+        samples.push((await r.sample.toArray()) as Float32Array);
+        r.sample.dispose();
+      }
+      const all = new Float32Array(3 * 784);
+      samples.forEach((x, i) => all.set(x, i * 784));
+      return (await judge.evaluate(all, [3, 1, 28, 28], [SHIRT, SHIRT, SHIRT])).mean_log_prob;
+    };
+    const base = await judgeOf('baseline', 8);
+    for (const name of ['best-of-n', 'evosearch'] as AlgorithmName[]) expect(await judgeOf(name, 160), name).toBeGreaterThan(base);
+  });
+});
