@@ -35,3 +35,24 @@ describe('the native loader', () => {
     expect(r.stdout.trim()).toBe('ok');
   });
 });
+
+describe('prebuilds', () => {
+  it('make-prebuild names the binary so node-gyp-build finds it in prebuilds/', () => {
+    const fs = require('node:fs') as typeof import('node:fs');
+    const os = require('node:os') as typeof import('node:os');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-prebuild-'));
+    fs.mkdirSync(path.join(tmp, 'scripts'));
+    fs.mkdirSync(path.join(tmp, 'build', 'Release'), { recursive: true });
+    fs.copyFileSync(path.join(root, 'scripts', 'make-prebuild.js'), path.join(tmp, 'scripts', 'make-prebuild.js'));
+    fs.copyFileSync(path.join(root, 'build', 'Release', 'ds_native.node'), path.join(tmp, 'build', 'Release', 'ds_native.node'));
+    fs.writeFileSync(path.join(tmp, 'package.json'), '{"name":"x","version":"0.0.0"}');
+    execFileSync(process.execPath, [path.join(tmp, 'scripts', 'make-prebuild.js')]);
+    fs.rmSync(path.join(tmp, 'build'), { recursive: true });
+    const out = execFileSync(
+      process.execPath,
+      ['-e', `const p = require(${JSON.stringify(require.resolve('node-gyp-build'))}).path(${JSON.stringify(tmp)}); console.log(p); require(p).info();`],
+      { encoding: 'utf8' },
+    );
+    expect(out.trim()).toMatch(/prebuilds\/linux-x64\/ds_native\.napi\.glibc\.node$/);
+  });
+});
