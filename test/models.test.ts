@@ -92,3 +92,20 @@ describe('classifiers on the real test split', () => {
     });
   }
 });
+
+describe('the eval metrics on real data', () => {
+  it('real test images score near the test statistics; noise far from them', async () => {
+    if (!fs.existsSync(path.join(root, 'eval/fashion-eval.pt'))) return;
+    const { Evaluator } = await import('../src/eval/metrics');
+    const ev = await Evaluator.load();
+    const { images, labels } = loadTestSplit(300);
+    const real = await ev.evaluate(images, [300, 1, 28, 28], labels);
+    const noise = await ev.evaluate(Float32Array.from(images, () => Math.random() * 2 - 1), [300, 1, 28, 28], labels);
+    expect(real.accuracy).toBeGreaterThan(0.85);
+    expect(noise.accuracy).toBeLessThan(0.3);
+    expect(real.fid!).toBeLessThan(noise.fid! / 10);
+    expect(real.inception_score).toBeGreaterThan(4);
+    expect(Object.keys(real.per_class)).toHaveLength(10);
+    for (const c of Object.values(real.per_class)) expect(c.fid).not.toBeNull();
+  });
+});
