@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -53,7 +54,11 @@ std::shared_ptr<Stream> Stream::create(Napi::Env env, c10::Device device) {
   s->tsfn_->fn = Napi::TypedThreadSafeFunction<Stream, Job, &Tsfn::call>::New(
       env, "diffusion-search-stream", 0, 1, s.get());
   s->tsfn_->fn.Unref(env);  // an idle stream must not keep the process alive
-  Instance::get(env)->streams.push_back(s);
+  auto& streams = Instance::get(env)->streams;
+  // Forget streams that are gone, so a long-lived service creating one per request stays flat.
+  streams.erase(std::remove_if(streams.begin(), streams.end(), [](const std::weak_ptr<Stream>& w) { return w.expired(); }),
+                streams.end());
+  streams.push_back(s);
   // The worker owns a reference, so the stream outlives its JS handle until its queue drains.
   std::thread([self = s] { self->run(); }).detach();
   return s;
