@@ -51,6 +51,7 @@ const algorithms: Record<string, Algo> = {
   'evosearch-sde': (c) => evoSearch({ ...c, sampler: 'sde' }),
   'evosearch-x0': (c) => evoSearch(c, { scoreBy: 'x0' }),
   'evosearch-heun': (c) => evoSearch({ ...c, sampler: 'heun' }),
+  'evosearch-additive': (c) => evoSearch(c, { mutation: 'additive' }),
 };
 
 describe('NFE accounting', () => {

@@ -8,6 +8,10 @@
  *     parents ← K_g − E tournament winners (each tournament: a fraction of P)
  *     children ← mutate(parents): at σ = 1  √(1−β²)·x + β·ε   (stays N(0, I))
  *                                  at σ < 1  x + σ_t·ε         (σ_t: the SDE noise std of the step into L_g)
+ *       At σ < 1 the default ('sde') first takes σ_t's share of noise out of the parent along its
+ *       own predicted noise ε̂ (one NFE per member): x − (σ − √(σ² − σ_t²))·ε̂ + σ_t·ε, so the child
+ *       keeps noise level σ and stays on the sampler's path; 'additive' is the literal x + σ_t·ε,
+ *       which leaves children noisier than their level at few steps.
  *     score the children by rolling them out (or, as an option, by their x̂0)
  *     P ← elites ∪ children
  *   return the best sample ever scored
@@ -19,7 +23,7 @@ import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { pathCoefficients } from '../schedules/path';
-import { cat, floatTensor, gather } from '../tensor-ops';
+import { axpby, cat, floatTensor, gather } from '../tensor-ops';
 import { max, mean, withRun, type SearchRun } from './run';
 import { topIndices } from './shared';
 import type { SearchConfig, SearchResult } from './types';
@@ -39,6 +43,8 @@ export interface EvoSearchOptions {
   beta?: number;
   /** Multiplier of the SDE noise std for intermediate-state mutation (default 1). */
   mutationScale?: number;
+  /** Intermediate-state mutation: 'sde' (default, keeps the noise level) or 'additive' (x + σ_t·ε). */
+  mutation?: 'sde' | 'additive';
   /** How to score intermediate generations: roll out to σ = 0 (default, as the reference) or use x̂0. */
   scoreBy?: 'rollout' | 'x0';
 }
@@ -98,8 +104,10 @@ export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): { levels: nu
 
 /** NFE of a whole plan. Rollout scoring captures later states on the way (no advancing cost). */
 function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o: EvoSearchOptions): number {
+  // The 'sde' mutation at an intermediate level predicts ε̂ of every member once.
+  const mutation = (o.mutation ?? 'sde') === 'sde' ? levels.reduce((s, L, g) => s + (L > 0 ? pop[g] * run.evalCost(1) : 0), 0) : 0;
   if (o.scoreBy !== 'x0')
-    return pop[0] * run.rolloutCost(1, 0) + levels.reduce((s, L, g) => s + Math.max(0, pop[g + 1] - E) * run.rolloutCost(1, L), 0);
+    return mutation + pop[0] * run.rolloutCost(1, 0) + levels.reduce((s, L, g) => s + Math.max(0, pop[g + 1] - E) * run.rolloutCost(1, L), 0);
   // x̂0 scoring: one evaluation per new member, advancing each generation to the next level,
   // and the final rollout of the last generation.
   let nfe = pop[0] * run.evalCost(1);
@@ -107,7 +115,7 @@ function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o:
     nfe += Math.max(0, pop[g] - E) * run.evalCost(1);
     if (g < levels.length) nfe += pop[g] * run.rolloutCost(1, levels[g - 1], levels[g]);
   }
-  return nfe + pop[pop.length - 1] * run.rolloutCost(1, levels[levels.length - 1]);
+  return mutation + nfe + pop[pop.length - 1] * run.rolloutCost(1, levels[levels.length - 1]);
 }
 
 export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}): Promise<SearchResult> {
@@ -118,6 +126,9 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
     const fraction = options.tournament ?? 0.2;
     if (!(fraction > 0 && fraction <= 1)) throw new DiffusionSearchError(`evosearch: tournament must be in (0, 1], got ${fraction}`, 'ARGUMENT');
     const scale = options.mutationScale ?? 1;
+    const mutation = options.mutation ?? 'sde';
+    if (mutation !== 'sde' && mutation !== 'additive')
+      throw new DiffusionSearchError(`evosearch: mutation must be 'sde' or 'additive', got '${String(mutation)}'`, 'ARGUMENT');
     const lastRolloutLevels = options.scoreBy === 'x0' ? [] : levels.slice(1);
 
     // Generation 0: K_0 noises, scored by full rollouts that also capture the states at later levels.
@@ -148,7 +159,7 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
         const children =
           L === 0
             ? await ops.mutateGaussian(pop.x, parents, beta, { seed: run.seed, ids: childIds, step: 100 + g, stream: run.stream })
-            : await ops.mutateAdditive(pop.x, parents, scale * mutationStd(run, L), { seed: run.seed, ids: childIds, step: 100 + g, stream: run.stream });
+            : await mutateIntermediate(run, pop.x, parents, L, scale * mutationStd(run, L), mutation, { ids: childIds, step: 100 + g });
         const scored = await evaluate(run, children, childIds, L, lastRolloutLevels.filter((l) => l > L), options);
         children.dispose();
         const next = await join(run, pop, eliteIdx, scored);
@@ -184,6 +195,35 @@ function mutationStd(run: SearchRun, L: number): number {
   const { a: at } = pathCoefficients(run.denoiser.path, to);
   const ratio = (af * to) / (at * from);
   return to * Math.sqrt(Math.max(0, 1 - ratio * ratio));
+}
+
+/**
+ * Children of states at level L: x + σ_t·ε ('additive'), or with σ_t's share of noise first
+ * taken out along the parent's predicted ε̂ ('sde'), so the child keeps the noise level σ_L.
+ */
+async function mutateIntermediate(
+  run: SearchRun,
+  x: Tensor,
+  parents: number[],
+  L: number,
+  std: number,
+  mutation: 'sde' | 'additive',
+  o: { ids: number[]; step: number },
+): Promise<Tensor> {
+  const noise = { seed: run.seed, ids: o.ids, step: o.step, stream: run.stream };
+  if (mutation === 'additive') return ops.mutateAdditive(x, parents, std, noise);
+  const sigma = run.sigmas[L];
+  const s = Math.min(std, sigma);
+  const { x0, eps } = await run.predict(x, sigma);
+  x0.dispose();
+  const n = x.shape[0];
+  const base = await axpby(x, eps, new Array(n).fill(1), new Array(n).fill(Math.sqrt(sigma * sigma - s * s) - sigma), run.stream);
+  eps.dispose();
+  try {
+    return await ops.mutateAdditive(base, parents, s, noise);
+  } finally {
+    base.dispose();
+  }
 }
 
 /** Scores states at `level`: rollouts to σ = 0 (capturing states at `capture` levels) or x̂0. */
