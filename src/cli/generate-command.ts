@@ -37,6 +37,7 @@ export function addGenerate(program: Command): void {
     .option('--elites <n>', 'evosearch: elites kept per generation')
     .option('--beta <β>', 'evosearch: initial-noise mutation strength')
     .option('--tournament <fraction>', 'evosearch: fraction of the population per tournament')
+    .option('--mutation <how>', 'evosearch: intermediate-state mutation, sde (keeps the noise level) or additive')
     .option('--score-by <how>', 'evosearch and paths: rollout or x0')
     .option('--neighbours <n>', 'zero-order: neighbours per round')
     .option('--tau <τ>', 'zero-order: cosine between pivot and neighbours')
@@ -131,6 +132,7 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
       set('beta', num('beta', get('beta')));
       set('tournament', num('tournament', get('tournament')));
       set('scoreBy', oneOf('score-by', get('scoreBy'), ['rollout', 'x0']));
+      set('mutation', oneOf('mutation', get('mutation'), ['sde', 'additive']));
       break;
     case 'zero-order':
       set('n', int('neighbours', get('neighbours'), 1));
