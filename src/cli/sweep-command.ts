@@ -126,6 +126,9 @@ export function scalingSvg(rows: SweepRow[]): string {
     algos.map((a) => ({ name: a, points: rows.filter((r) => r.algorithm === a && !r.skipped && y(r) !== null).map((r) => [r.nfe_used, y(r)!] as [number, number]) }));
   const panels = [{ title: 'Verifier reward vs NFE', ylabel: 'mean verifier reward', series: series((r) => r.mean_reward) }];
   if (rows.some((r) => r.eval_accuracy !== null))
-    panels.push({ title: 'Eval classifier accuracy vs NFE', ylabel: 'eval accuracy (%)', series: series((r) => (r.eval_accuracy === null ? null : 100 * r.eval_accuracy)) });
+    panels.push(
+      { title: 'Eval classifier accuracy vs NFE', ylabel: 'eval accuracy (%)', series: series((r) => (r.eval_accuracy === null ? null : 100 * r.eval_accuracy)) },
+      { title: 'Eval log-probability of the class vs NFE', ylabel: 'eval mean log p(class | x)', series: series((r) => r.eval_log_prob) },
+    );
   return lineChartSvg(panels, 'NFE per sample (log scale)');
 }

@@ -14,7 +14,7 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(step0));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= step0) ?? step0;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step) out.push(+v.toPrecision(12));
+  for (let i = Math.ceil(lo / step); i * step <= hi + 1e-9 * step; i++) out.push(+(i * step).toPrecision(12) || 0);
   return out;
 }
 

@@ -1,0 +1,424 @@
+/**
+ * Adaptive denoising schedules (TPDM, arXiv 2412.01243): a Time Prediction Module reads the
+ * denoiser's features at the current state and predicts Beta(α, β) over r = σ_next/σ. The sampler
+ * takes the mode (α−1)/(α+β−2), clamps it to [r_min, r_max] and steps every sample from its own σ
+ * to r·σ with Euler; a sample whose next σ would fall below σ_min, or that reaches its maximum of
+ * steps, takes its final step to 0 and is done. Samples finish independently: the batch shrinks.
+ *
+ * One step = one denoiser evaluation of that sample = one NFE (two with classifier-free guidance),
+ * charged to the meter before the model runs, as Denoiser.predict does. A sample never takes more
+ * than maxSteps steps, whatever the modules return (NaN, ∞, r ≥ 1 …).
+ *
+ * The denoiser must export `forward_features(x, sigma, cond) -> (output, features[N, D])`; the
+ * time predictor is any `TimePredictor` — `TimePredictionModule` wraps a TorchScript module with
+ * `forward(features[N, D], sigma[N]) -> [N, 2] (α, β)` and its card (models/fashion-tpm.pt).
+ */
+import { DiffusionSearchError } from '../errors';
+import { loadModule, type TorchModule } from '../module';
+import type { NativeStream, NativeTensor } from '../native';
+import * as ops from '../ops';
+import { axpby, cat, classTensor, floatTensor, gather, slice } from '../tensor-ops';
+import { toX0Eps, type Denoiser, type NfeMeter } from '../models/denoiser';
+import { pathCoefficients } from '../schedules/path';
+
+type Tensor = NativeTensor;
+
+/** Predicts Beta(α, β) over r = σ_next/σ from denoiser features (one row per sample). */
+export interface TimePredictor {
+  readonly name: string;
+  /** α and β per row (both should be > 1). */
+  predict(features: Tensor, sigma: ArrayLike<number>, stream?: NativeStream): Promise<{ alpha: Float32Array; beta: Float32Array }>;
+  /** Defaults of the sampler that this predictor was trained with (from its card). */
+  readonly defaults?: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number] };
+}
+
+/** The sampler defaults when neither the options nor the predictor's card give them. */
+export const ADAPTIVE_DEFAULTS = { sigmaMin: 0.01, maxSteps: 60, rRange: [1e-3, 1 - 1e-3] as [number, number] };
+
+/** The parts of a TPM card the sampler reads (the card is model.json inside the archive). */
+export interface TpmCard {
+  name: string;
+  kind: string;
+  feature_dim?: number;
+  sampler?: { sigma_min?: number; max_steps?: number; r_range?: [number, number] };
+  training?: { gamma?: number; iterations?: number; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+function cardFail(file: string, what: string): never {
+  throw new DiffusionSearchError(`TPM card of '${file}': ${what}`, 'MODEL_CARD');
+}
+
+/** Checks a TPM card: a name, and sane sampler defaults when present. */
+export function validateTpmCard(json: Record<string, unknown> | null, file: string): TpmCard {
+  if (!json) cardFail(file, 'the archive has no model.json');
+  const c = json as Partial<TpmCard>;
+  if (typeof c.name !== 'string' || !c.name) cardFail(file, 'needs a "name"');
+  if (c.feature_dim !== undefined && !(Number.isInteger(c.feature_dim) && c.feature_dim > 0)) cardFail(file, '"feature_dim" must be a positive integer');
+  const s = c.sampler;
+  if (s !== undefined) {
+    if (typeof s !== 'object' || s === null) cardFail(file, '"sampler" must be an object');
+    if (s.sigma_min !== undefined && !(s.sigma_min > 0 && s.sigma_min < 1)) cardFail(file, '"sampler.sigma_min" must be in (0, 1)');
+    if (s.max_steps !== undefined && !(Number.isInteger(s.max_steps) && s.max_steps >= 1)) cardFail(file, '"sampler.max_steps" must be a positive integer');
+    if (s.r_range !== undefined && !(Array.isArray(s.r_range) && s.r_range.length === 2 && s.r_range[0] > 0 && s.r_range[0] <= s.r_range[1] && s.r_range[1] < 1))
+      cardFail(file, '"sampler.r_range" must be [r_min, r_max] with 0 < r_min <= r_max < 1');
+  }
+  return { kind: 'tpm', ...c } as TpmCard;
+}
+
+/** A TorchScript Time Prediction Module: forward(features[N, D], sigma[N]) -> [N, 2] (α, β). */
+export class TimePredictionModule implements TimePredictor {
+  readonly card: TpmCard;
+  readonly defaults: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number] };
+
+  constructor(readonly module: TorchModule) {
+    this.card = validateTpmCard(module.card, module.path);
+    if (!module.hasMethod('forward')) throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
+    const s = this.card.sampler ?? {};
+    this.defaults = { sigmaMin: s.sigma_min, maxSteps: s.max_steps, rRange: s.r_range };
+  }
+
+  static async load(file: string, options: { device?: string } = {}): Promise<TimePredictionModule> {
+    return new TimePredictionModule(await loadModule(file, { device: options.device }));
+  }
+
+  get name(): string {
+    return this.card.name;
+  }
+  get featureDim(): number | undefined {
+    return this.card.feature_dim;
+  }
+  /** γ of the reward it was trained with (undefined for a module that had no RL iterations). */
+  get gamma(): number | undefined {
+    const t = this.card.training;
+    return t && t.iterations !== 0 ? t.gamma : undefined;
+  }
+
+  async predict(features: Tensor, sigma: ArrayLike<number>, stream?: NativeStream): Promise<{ alpha: Float32Array; beta: Float32Array }> {
+    const n = features.shape[0];
+    if (features.shape.length !== 2 || (this.featureDim !== undefined && features.shape[1] !== this.featureDim))
+      throw new DiffusionSearchError(
+        `'${this.module.path}' expects features [N, ${this.featureDim ?? 'D'}], got [${features.shape}] (is it the TPM of this denoiser?)`,
+        'SHAPE',
+      );
+    const s = floatTensor(sigma, this.module.device);
+    let out: unknown;
+    try {
+      out = await this.module.call('forward', [features, s], stream);
+    } finally {
+      s.dispose();
+    }
+    const t = out as Tensor;
+    if (!t || typeof t !== 'object' || !('shape' in t) || t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== 2)
+      throw new DiffusionSearchError(`'${this.module.path}' forward must return [N, 2] (α, β); got ${t && 'shape' in t ? `[${t.shape}]` : 'no tensor'}`, 'SHAPE');
+    try {
+      const ab = Float32Array.from((await t.toArray(stream)) as Float32Array);
+      const alpha = new Float32Array(n), beta = new Float32Array(n);
+      for (let i = 0; i < n; i++) (alpha[i] = ab[2 * i]), (beta[i] = ab[2 * i + 1]);
+      return { alpha, beta };
+    } finally {
+      t.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.module.dispose();
+  }
+}
+
+/**
+ * r from (α, β): the mode (α−1)/(α+β−2) clamped to [rMin, rMax]. Degenerate predictions never
+ * stall or crash the sampler: α = β = 1 (no mode) gives the mean 1/2, anything non-finite or
+ * below 1 gives rMax (the smallest step; the maximum of steps still ends the sample).
+ */
+export function betaMode(alpha: number, beta: number, rMin: number, rMax: number): number {
+  let r: number;
+  if (!(Number.isFinite(alpha) && Number.isFinite(beta)) || alpha < 1 || beta < 1) r = rMax;
+  else if (alpha + beta - 2 > 0) r = (alpha - 1) / (alpha + beta - 2);
+  else r = 0.5;
+  if (!Number.isFinite(r)) r = rMax;
+  return Math.min(rMax, Math.max(rMin, r));
+}
+
+export interface AdaptiveOptions {
+  denoiser: Denoiser;
+  predictor: TimePredictor;
+  /** Class of each row. */
+  cond: ArrayLike<number>;
+  meter: NfeMeter;
+  guidance?: number;
+  stream?: NativeStream;
+  /** Starting σ of each row (default 1: pure noise). */
+  sigmaStart?: number | ArrayLike<number>;
+  /** Stop below this σ (default: the predictor's card, else 0.01). */
+  sigmaMin?: number;
+  /** The most steps a sample takes, the final step to 0 included (default: the card's, else 60). */
+  maxSteps?: number;
+  /** Take the x̂0 predicted at the first step with σ ≤ midSigma (for the self-supervised verifier). */
+  midSigma?: number;
+  /** The denoiser's method returning (output, features) (default 'forward_features'). */
+  featuresMethod?: string;
+  signal?: AbortSignal;
+  /** Called after every step with the number of rows still running. */
+  onStep?: (step: number, active: number) => void;
+}
+
+export interface AdaptiveResult {
+  /** The samples at σ = 0, in the input's row order. */
+  x: Tensor;
+  /** Steps (denoiser evaluations) each sample took, 1..maxSteps. */
+  steps: Int32Array;
+  /** The σ each sample visited, from its start to 0. */
+  sigmas: number[][];
+  /** x̂0 at σ ≈ midSigma per row (when midSigma was given). */
+  x0Mid: Tensor | null;
+  /** NFE charged to the meter. */
+  nfe: number;
+}
+
+/** Rows produced out of order (as samples finish), reassembled in the input order. */
+class RowCollector {
+  private pieces: Tensor[] = [];
+  private rows: number[] = [];
+  add(t: Tensor, rows: number[]): void {
+    this.pieces.push(t);
+    this.rows.push(...rows);
+  }
+  async assemble(n: number, stream?: NativeStream): Promise<Tensor> {
+    if (this.rows.length !== n) throw new DiffusionSearchError(`internal: ${this.rows.length} of ${n} rows collected`, 'NATIVE');
+    const pieces = this.pieces;
+    this.pieces = [];
+    let all: Tensor;
+    if (pieces.length === 1) all = pieces[0];
+    else
+      try {
+        all = await cat(pieces, stream);
+      } finally {
+        for (const p of pieces) p.dispose();
+      }
+    const inv = new Array<number>(n);
+    this.rows.forEach((r, i) => (inv[r] = i));
+    if (inv.every((v, i) => v === i)) return all;
+    try {
+      return await gather(all, inv, stream);
+    } finally {
+      all.dispose();
+    }
+  }
+  dispose(): void {
+    for (const p of this.pieces) p.dispose();
+    this.pieces = [];
+  }
+}
+
+function isTensor(v: unknown): v is Tensor {
+  return typeof v === 'object' && v !== null && 'shape' in v && 'dtype' in v;
+}
+
+/**
+ * One evaluation of the denoiser's features method on the active rows (chunked by maxBatch,
+ * guided when guidance ≠ 1): the model output and the features of the conditional pass.
+ */
+async function evalWithFeatures(
+  o: AdaptiveOptions,
+  x: Tensor,
+  sigma: number[],
+  cond: number[],
+): Promise<{ out: Tensor; features: Tensor }> {
+  const d = o.denoiser;
+  const method = o.featuresMethod ?? 'forward_features';
+  const guidance = o.guidance ?? 1;
+  const guided = guidance !== 1 && d.nullClass !== undefined;
+  const n = x.shape[0];
+  o.meter.charge(d.cost(n, guidance));
+  const t0 = performance.now();
+  const outs: Tensor[] = [], feats: Tensor[] = [];
+  const run = async (xs: Tensor, s: number[], c: number[]) => {
+    const st = floatTensor(s, d.device), ct = classTensor(c, d.device);
+    try {
+      const r = await d.module.call(method, [xs, st, ct], o.stream);
+      if (!Array.isArray(r) || r.length < 2 || !isTensor(r[0]) || !isTensor(r[1]))
+        throw new DiffusionSearchError(`'${d.module.path}' ${method} must return (output, features[N, D])`, 'SHAPE');
+      const [out, f] = r as [Tensor, Tensor];
+      if (out.shape.join() !== xs.shape.join() || f.shape.length !== 2 || f.shape[0] !== xs.shape[0]) {
+        out.dispose();
+        f.dispose();
+        throw new DiffusionSearchError(`'${d.module.path}' ${method} returned [${out.shape}] and [${f.shape}] for input [${xs.shape}]`, 'SHAPE');
+      }
+      return { out, f };
+    } finally {
+      st.dispose();
+      ct.dispose();
+    }
+  };
+  try {
+    for (let start = 0; start < n; start += d.maxBatch) {
+      const end = Math.min(n, start + d.maxBatch);
+      const xs = start === 0 && end === n ? x : await slice(x, start, end, o.stream);
+      try {
+        const s = sigma.slice(start, end), c = cond.slice(start, end);
+        if (!guided) {
+          const r = await run(xs, s, c);
+          outs.push(r.out);
+          feats.push(r.f);
+        } else {
+          const both = await cat([xs, xs], o.stream);
+          let r: { out: Tensor; f: Tensor };
+          try {
+            r = await run(both, [...s, ...s], [...c, ...new Array<number>(c.length).fill(d.nullClass!)]);
+          } finally {
+            both.dispose();
+          }
+          const m = end - start;
+          const cOut = await slice(r.out, 0, m, o.stream), uOut = await slice(r.out, m, 2 * m, o.stream);
+          const f = await slice(r.f, 0, m, o.stream);
+          r.out.dispose();
+          r.f.dispose();
+          outs.push(await axpby(uOut, cOut, new Array(m).fill(1 - guidance), new Array(m).fill(guidance), o.stream));
+          cOut.dispose();
+          uOut.dispose();
+          feats.push(f);
+        }
+      } finally {
+        if (xs !== x) xs.dispose();
+      }
+    }
+    const out = outs.length === 1 ? outs[0] : await cat(outs, o.stream);
+    const features = feats.length === 1 ? feats[0] : await cat(feats, o.stream);
+    if (outs.length > 1) for (const t of [...outs, ...feats]) t.dispose();
+    outs.length = 0;
+    feats.length = 0;
+    return { out, features };
+  } catch (e) {
+    for (const t of [...outs, ...feats]) t.dispose();
+    throw e;
+  } finally {
+    o.meter.addModelTime((performance.now() - t0) / 1000);
+  }
+}
+
+/** NFE of an adaptive rollout of `rows` samples at most (maxSteps each): plan budgets with it. */
+export function adaptiveMaxCost(denoiser: Denoiser, rows: number, maxSteps: number, guidance = 1): number {
+  return denoiser.cost(rows, guidance) * maxSteps;
+}
+
+/** The sampler settings that apply: the options, else the predictor's card, else the defaults. */
+export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: number; maxSteps?: number } = {}) {
+  const sigmaMin = o.sigmaMin ?? predictor.defaults?.sigmaMin ?? ADAPTIVE_DEFAULTS.sigmaMin;
+  const maxSteps = o.maxSteps ?? predictor.defaults?.maxSteps ?? ADAPTIVE_DEFAULTS.maxSteps;
+  const [rMin, rMax] = predictor.defaults?.rRange ?? ADAPTIVE_DEFAULTS.rRange;
+  if (!(sigmaMin > 0 && sigmaMin < 1)) throw new DiffusionSearchError(`adaptive: sigmaMin must be in (0, 1), got ${sigmaMin}`, 'ARGUMENT');
+  if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) throw new DiffusionSearchError(`adaptive: maxSteps must be a positive integer, got ${maxSteps}`, 'ARGUMENT');
+  return { sigmaMin, maxSteps, rMin, rMax };
+}
+
+/**
+ * Samples x (at σ = sigmaStart, default 1) to σ = 0 along the schedule the predictor chooses per
+ * sample. Does not dispose x.
+ */
+export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<AdaptiveResult> {
+  const n = x.shape[0];
+  const { sigmaMin, maxSteps, rMin, rMax } = adaptiveSettings(o.predictor, o);
+  const cond = Array.from(o.cond);
+  if (cond.length !== n) throw new DiffusionSearchError(`adaptive: ${n} samples but ${cond.length} classes`, 'SHAPE');
+  const start = typeof o.sigmaStart === 'number' || o.sigmaStart === undefined ? new Array<number>(n).fill(o.sigmaStart ?? 1) : Array.from(o.sigmaStart);
+  if (start.length !== n || !start.every((s) => s > 0 && s <= 1))
+    throw new DiffusionSearchError('adaptive: sigmaStart must be in (0, 1] for every sample', 'ARGUMENT');
+  const d = o.denoiser;
+  const fastVelocity = d.prediction === 'velocity' && d.path === 'rectified_flow';
+  const steps = new Int32Array(n);
+  const sigmas = start.map((s) => [s]);
+  const done = new RowCollector();
+  const mid = o.midSigma !== undefined ? new RowCollector() : null;
+  const midTaken = new Uint8Array(n);
+  let nfe = 0;
+  let active = Array.from({ length: n }, (_, i) => i);
+  let sig = start.slice();
+  let cur = x;
+  try {
+    for (let step = 1; active.length > 0; step++) {
+      if (o.signal?.aborted) throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', { cause: o.signal.reason });
+      const m = active.length;
+      const c = active.map((i) => cond[i]);
+      const used0 = d.cost(m, o.guidance ?? 1);
+      const { out, features } = await evalWithFeatures(o, cur, sig, c);
+      nfe += used0;
+      let ab: { alpha: Float32Array; beta: Float32Array };
+      try {
+        ab = await o.predictor.predict(features, sig, o.stream);
+      } finally {
+        features.dispose();
+      }
+      const next = new Array<number>(m);
+      const finished: number[] = [], keep: number[] = [];
+      for (let j = 0; j < m; j++) {
+        const row = active[j];
+        steps[row] = step;
+        const r = betaMode(ab.alpha[j], ab.beta[j], rMin, rMax);
+        let s = r * sig[j];
+        if (!(s >= sigmaMin) || step >= maxSteps) s = 0;
+        next[j] = s;
+        sigmas[row].push(s);
+        (s === 0 ? finished : keep).push(j);
+      }
+      // Velocity of the step (and x̂0 for the mid prediction), then x + (σ_next − σ)·v per row.
+      let v: Tensor, x0: Tensor | null = null;
+      if (fastVelocity) {
+        v = out;
+        if (mid) x0 = await axpby(cur, out, sig.map(() => 1), sig.map((s) => -s), o.stream);
+      } else {
+        const p = await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream);
+        out.dispose();
+        const da = sig.map((s) => pathCoefficients(d.path, s).da);
+        v = await axpby(p.x0, p.eps, da, new Array(m).fill(1), o.stream);
+        p.eps.dispose();
+        if (mid) x0 = p.x0;
+        else p.x0.dispose();
+      }
+      let nx: Tensor;
+      try {
+        nx = await ops.eulerStep(cur, v, sig, next, o.stream);
+      } finally {
+        v.dispose();
+      }
+      if (mid && x0) {
+        const take: number[] = [];
+        for (let j = 0; j < m; j++) {
+          const row = active[j];
+          if (!midTaken[row] && (sig[j] <= o.midSigma! || next[j] === 0)) (take.push(j), (midTaken[row] = 1));
+        }
+        if (take.length) mid.add(take.length === m ? x0 : await gather(x0, take, o.stream), take.map((j) => active[j]));
+        if (take.length !== m) x0.dispose();
+      }
+      if (cur !== x) cur.dispose();
+      if (finished.length === m) {
+        done.add(nx, active);
+        active = [];
+        o.onStep?.(step, 0);
+        break;
+      }
+      if (finished.length > 0) {
+        done.add(await gather(nx, finished, o.stream), finished.map((j) => active[j]));
+        cur = await gather(nx, keep, o.stream);
+        nx.dispose();
+      } else cur = nx;
+      active = keep.map((j) => active[j]);
+      sig = keep.map((j) => next[j]);
+      o.onStep?.(step, active.length);
+    }
+    const xOut = await done.assemble(n, o.stream);
+    let x0Mid: Tensor | null = null;
+    try {
+      if (mid) x0Mid = await mid.assemble(n, o.stream);
+    } catch (e) {
+      xOut.dispose();
+      throw e;
+    }
+    return { x: xOut, steps, sigmas, x0Mid, nfe };
+  } catch (e) {
+    if (cur !== x) cur.dispose();
+    done.dispose();
+    mid?.dispose();
+    throw e;
+  }
+}
