@@ -6,6 +6,7 @@ import { DiffusionSearchError } from './errors';
 import { Denoiser } from './models/denoiser';
 import { DEFAULT_MODEL, loadVerifier, resolveModel } from './models/registry';
 import { makeSchedule, type ScheduleName } from './schedules';
+import { TimePredictionModule } from './samplers/adaptive';
 import type { SamplerName } from './samplers';
 import { algorithms, type AlgorithmName } from './search';
 import type { SearchProgress, SearchResult, TraceEntry } from './search/types';
@@ -23,7 +24,12 @@ export interface GenerateOptions {
   seed?: number;
   verifier?: string[];
   steps?: number;
-  schedule?: ScheduleName;
+  /** A fixed schedule, or 'adaptive': a Time Prediction Module picks each sample's steps. */
+  schedule?: ScheduleName | 'adaptive';
+  /** The Time Prediction Module of the adaptive schedule (shipped name or file; default 'tpm'). */
+  tpm?: string;
+  /** Most steps a sample may take on the adaptive schedule (default: the module's card). */
+  maxSteps?: number;
   shift?: number;
   sampler?: SamplerName;
   eta?: number;
@@ -88,7 +94,12 @@ export async function generate(
   if (!verifierNames.length) throw new DiffusionSearchError(`model '${modelName}' has no default verifier: pass --verifier`, 'ARGUMENT');
   const verifier = await loadVerifier(verifierNames, { device: o.device, maxBatch: o.maxBatch });
   const sampler = o.sampler ?? (algorithm === 'particles' || algorithm === 'beam' ? 'sde' : 'euler');
-  const sigmas = makeSchedule(o.schedule ?? 'uniform', o.steps ?? 20, { shift: o.shift });
+  const adaptive = o.schedule === 'adaptive';
+  // Adaptive rollouts choose their own steps; intermediate levels (EvoSearch, paths) use a uniform schedule.
+  const sigmas = makeSchedule(o.schedule === 'adaptive' || o.schedule === undefined ? 'uniform' : o.schedule, o.steps ?? 20, { shift: o.shift });
+  const predictor = adaptive ? await TimePredictionModule.load(resolveModel(o.tpm ?? 'tpm').file, { device: o.device }) : undefined;
+  if (adaptive && sampler !== 'euler')
+    throw new DiffusionSearchError(`the adaptive schedule steps with Euler; --sampler ${sampler} does not apply (algorithm ${algorithm})`, 'ARGUMENT');
   const stream = createStream({ device: o.device });
   const per = denoiser.sampleShape.reduce((a, b) => a * b, 1);
   const samples = new Float32Array(n * per);
@@ -111,6 +122,7 @@ export async function generate(
             // Each sample's search has its own seed, so sample i is the same whatever n is.
             seed: BigInt(seed) * 1_000_003n + BigInt(i),
             stream,
+            adaptive: predictor ? { predictor, maxSteps: o.maxSteps } : undefined,
             signal: control.signal,
             onProgress: (p) =>
               control.onProgress?.({ ...p, sample: i, samples: n, totalNfe: i * budget + p.nfe, totalBudget: n * budget }),
@@ -170,6 +182,8 @@ export async function generate(
       verifier: verifierNames,
       steps: sigmas.length - 1,
       schedule: o.schedule ?? 'uniform',
+      tpm: adaptive ? (o.tpm ?? 'tpm') : undefined,
+      maxSteps: o.maxSteps,
       shift: o.shift,
       sampler,
       eta: o.eta,

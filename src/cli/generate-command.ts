@@ -25,7 +25,9 @@ export function addGenerate(program: Command): void {
     .option('--out <dir>', 'output directory', 'out')
     .option('--verifier <name|path>', 'verifier (repeat for a rank ensemble): classifier, realism, self, oracle, or a file', collect)
     .option('--steps <n>', 'denoising steps of the schedule', '20')
-    .option('--schedule <name>', 'uniform, shifted or karras', 'uniform')
+    .option('--schedule <name>', 'uniform, shifted, karras, or adaptive (a Time Prediction Module picks each sample\'s steps)', 'uniform')
+    .option('--tpm <name|path>', 'the Time Prediction Module of --schedule adaptive', 'tpm')
+    .option('--max-steps <n>', 'most steps per sample on the adaptive schedule')
     .option('--shift <s>', 'time shift of the shifted schedule')
     .option('--sampler <name>', 'euler, heun or sde (particles and beam need sde)')
     .option('--eta <η>', 'η of the sde sampler', undefined)
@@ -170,7 +172,9 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     seed: int('seed', get('seed')),
     verifier: verifier === undefined ? undefined : Array.isArray(verifier) ? verifier.map(String) : [String(verifier)],
     steps: int('steps', get('steps'), 1),
-    schedule: oneOf('schedule', get('schedule'), ['uniform', 'shifted', 'karras']),
+    schedule: oneOf('schedule', get('schedule'), ['uniform', 'shifted', 'karras', 'adaptive']),
+    tpm: get('tpm') === undefined ? undefined : String(get('tpm')),
+    maxSteps: int('max-steps', get('maxSteps'), 1),
     shift: num('shift', get('shift')),
     sampler: oneOf('sampler', get('sampler'), ['euler', 'heun', 'sde']),
     eta: num('eta', get('eta')),

@@ -11,7 +11,7 @@ import type { Verifier } from '../verifiers/verifier';
 export interface ShippedModel {
   name: string;
   file: string;
-  kind: 'denoiser' | 'verifier' | 'eval';
+  kind: 'denoiser' | 'verifier' | 'eval' | 'tpm';
   /** Default verifier names of a denoiser. */
   verifiers?: string[];
 }
@@ -23,6 +23,7 @@ export const shipped: ShippedModel[] = [
   { name: 'realism', file: 'models/fashion-realism.pt', kind: 'verifier' },
   { name: 'gmm2d-reward', file: 'models/gmm2d-reward.pt', kind: 'verifier' },
   { name: 'oracle', file: 'eval/fashion-eval.pt', kind: 'eval' },
+  { name: 'tpm', file: 'models/fashion-tpm.pt', kind: 'tpm' },
 ];
 
 export const DEFAULT_MODEL = 'fashion-flow';

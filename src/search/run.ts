@@ -8,6 +8,7 @@ import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { stepCost, stepper, type SamplerName, type StepContext } from '../samplers';
 import { validateSchedule } from '../schedules';
+import { adaptiveSettings, sampleAdaptive } from '../samplers/adaptive';
 import { slice } from '../tensor-ops';
 import { checkScores } from '../verifiers/verifier';
 import { Budget } from './budget';
@@ -23,9 +24,11 @@ export class SearchRun {
   readonly seed: ops.Seed;
   readonly trace: TraceEntry[] = [];
   readonly rewards: number[] = [];
+  /** Steps each scored sample took, for adaptive rollouts. */
+  readonly stepsTaken: number[] = [];
   private readonly start = performance.now();
   private nextId = 0;
-  private best: { sample: Tensor; reward: number } | null = null;
+  private best: { sample: Tensor; reward: number; steps?: number } | null = null;
   private midIndex: number;
 
   constructor(
@@ -77,6 +80,8 @@ export class SearchRun {
 
   /** NFE of rolling `rows` samples out from schedule index `from` to index `to` (default: the end). */
   rolloutCost(rows: number, from: number, to = this.steps): number {
+    // An adaptive rollout to σ = 0 takes at most maxSteps steps per sample.
+    if (this.config.adaptive && to === this.steps) return this.evalCost(rows) * adaptiveSettings(this.config.adaptive.predictor, this.config.adaptive).maxSteps;
     let nfe = 0;
     for (let i = from; i < to; i++) nfe += stepCost(this.sampler, rows, new Array(rows).fill(this.sigmas[i + 1]), (n) => this.evalCost(n));
     return nfe;
@@ -146,11 +151,39 @@ export class SearchRun {
 
   /** Rolls x out to σ = 0 and scores the samples; keeps the best in the archive. */
   async rolloutAndScore(x: Tensor, ids: number[], from: number): Promise<{ rewards: Float32Array; final: Tensor }> {
+    if (this.config.adaptive) return this.adaptiveRolloutAndScore(x, from);
     const r = await this.advance(x, ids, from);
     r.x0?.dispose();
     try {
       const rewards = await this.score(r.x, r.x0Mid ?? undefined);
       return { rewards, final: r.x };
+    } catch (e) {
+      r.x.dispose();
+      throw e;
+    } finally {
+      r.x0Mid?.dispose();
+    }
+  }
+
+  private async adaptiveRolloutAndScore(x: Tensor, from: number): Promise<{ rewards: Float32Array; final: Tensor }> {
+    this.checkAbort();
+    const a = this.config.adaptive!;
+    const n = x.shape[0];
+    const r = await sampleAdaptive(x, {
+      denoiser: this.denoiser,
+      predictor: a.predictor,
+      cond: new Array(n).fill(this.config.cls),
+      meter: this.budget,
+      guidance: this.guidance,
+      stream: this.stream,
+      sigmaStart: this.sigmas[from],
+      sigmaMin: a.sigmaMin,
+      maxSteps: a.maxSteps,
+      midSigma: this.config.verifier.needsMidPrediction ? 0.4 : undefined,
+      signal: this.config.signal,
+    });
+    try {
+      return { rewards: await this.score(r.x, r.x0Mid ?? undefined, r.steps), final: r.x };
     } catch (e) {
       r.x.dispose();
       throw e;
@@ -173,8 +206,8 @@ export class SearchRun {
     return checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
   }
 
-  /** Scores final samples; records them and updates the best-so-far. */
-  async score(final: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
+  /** Scores final samples; records them and updates the best-so-far (with its steps, if known). */
+  async score(final: Tensor, x0Mid?: Tensor, steps?: ArrayLike<number>): Promise<Float32Array> {
     const rewards = await this.scorePredictions(final, x0Mid);
     const n = final.shape[0];
     let bi = -1;
@@ -184,8 +217,9 @@ export class SearchRun {
     }
     if (bi >= 0 && (!this.best || rewards[bi] > this.best.reward)) {
       this.best?.sample.dispose();
-      this.best = { sample: await slice(final, bi, bi + 1, this.stream), reward: rewards[bi] };
+      this.best = { sample: await slice(final, bi, bi + 1, this.stream), reward: rewards[bi], steps: steps?.[bi] };
     }
+    if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
     return rewards;
   }
 
@@ -235,6 +269,8 @@ export class SearchRun {
       verifierSeconds: m.verifierSeconds,
       trace: this.trace,
       ...extra,
+      // An adaptive run reports the steps its best sample took.
+      ...(this.best.steps !== undefined ? { steps: this.best.steps } : {}),
     };
   }
 

@@ -4,6 +4,7 @@ import type { Denoiser } from '../models/denoiser';
 import type { SamplerName } from '../samplers';
 import type { Verifier } from '../verifiers/verifier';
 import type { Seed } from '../ops';
+import type { TimePredictor } from '../samplers/adaptive';
 
 export interface SearchProgress {
   algorithm: string;
@@ -34,6 +35,12 @@ export interface SearchConfig {
   onProgress?: (p: SearchProgress) => void;
   /** Treat NaN/∞ verifier scores as −∞ instead of failing. */
   nanAsNegInf?: boolean;
+  /**
+   * Adaptive schedule (TPDM): rollouts to σ = 0 follow the steps a Time Prediction Module
+   * chooses per sample (Euler); intermediate levels still come from `sigmas`. Budgets are planned
+   * with the module's maximum of steps, and each sample is charged the steps it really took.
+   */
+  adaptive?: { predictor: TimePredictor; sigmaMin?: number; maxSteps?: number };
 }
 
 export interface TraceEntry {
