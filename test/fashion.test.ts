@@ -66,3 +66,26 @@ describe.skipIf(!have)('fashion-flow', () => {
     for (const name of ['best-of-n', 'evosearch'] as AlgorithmName[]) expect(await judgeOf(name, 160), name).toBeGreaterThan(base);
   });
 });
+
+describe.skipIf(!have || !fs.existsSync(path.join(root, 'models/fashion-tpm.pt')))('adaptive schedule inside a search', () => {
+  it('best-of-N with the Time Prediction Module: NFE equals the rows through the model, within budget', async () => {
+    const { TimePredictionModule } = await import('../src/samplers/adaptive');
+    const predictor = await TimePredictionModule.load(path.join(root, 'models/fashion-tpm.pt'));
+    const d = await Denoiser.load(path.join(root, 'models/fashion-flow.pt'), { maxBatch: 64 });
+    let rows = 0;
+    const m = d.module as unknown as { call: (method: string, inputs: NativeTensor[], s?: unknown) => Promise<unknown> };
+    const call = m.call.bind(m);
+    m.call = (method, inputs, s) => {
+      if (method === 'forward' || method === 'forward_features') rows += inputs[0].shape[0];
+      return call(method, inputs, s);
+    };
+    const maxSteps = 30;
+    const r = await algorithms['best-of-n'].run({ denoiser: d, verifier, cls: SHIRT, budget: 2 * maxSteps, sigmas: uniform(10), seed: 3, adaptive: { predictor, maxSteps } });
+    expect(r.nfe).toBe(rows);
+    expect(r.nfe).toBeLessThanOrEqual(2 * maxSteps);
+    expect(r.rewards).toHaveLength(2);
+    expect(r.steps).toBeGreaterThanOrEqual(1);
+    expect(r.steps).toBeLessThanOrEqual(maxSteps);
+    r.sample.dispose();
+  });
+});
