@@ -73,6 +73,35 @@ __device__ __forceinline__ float4 ld4(const float* p) {
 }
 __device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 
+// out[row, e] = c.x·x[row, e] + c.y·ε(row, e) with c = coef[row] (float2, or float4 of which .x and
+// .y are used): the write pass of sphere neighbours and of re-noising. Vec: 4 aligned elements.
+template <bool Vec, class Coef>
+struct ScaledNoiseOp {
+  const float* x;
+  const Coef* coef;
+  int64_t dim;
+  float* out;
+  template <class Gen>
+  __device__ void operator()(int64_t row, int64_t e0, int n, Gen&& gen) const {
+    using detail::fadd;
+    using detail::fmul;
+    const Coef c = coef[row];
+    const float* xr = x + row * dim + e0;
+    float* o = out + row * dim + e0;
+    float z[4];
+    gen(z);
+    if (Vec) {
+      const float4 xv = ld4(xr);
+      st4(o, make_float4(fadd(fmul(c.x, xv.x), fmul(c.y, z[0])),
+                         fadd(fmul(c.x, xv.y), fmul(c.y, z[1])),
+                         fadd(fmul(c.x, xv.z), fmul(c.y, z[2])),
+                         fadd(fmul(c.x, xv.w), fmul(c.y, z[3]))));
+    } else {
+      for (int i = 0; i < n; ++i) o[i] = fadd(fmul(c.x, xr[i]), fmul(c.y, z[i]));
+    }
+  }
+};
+
 // Grid-stride loop over (row, Philox block) pairs; calls op(row, e0, n, z[4]) where z holds the
 // normals of elements e0..e0+3 of that row's sample (n = valid count, 1..4). If NOISE is false,
 // z is not computed (zeros) — used by rows that need no noise.

@@ -200,30 +200,9 @@ __global__ void sphere_coef_kernel(const double* partial, int64_t rows, int64_t 
   }
 }
 
+// Writes coef[row].x·x + coef[row].y·ε (ScaledNoiseOp in cuda_common.cuh).
 template <bool Vec>
-struct SphereWriteOp {
-  const float* x;
-  const float2* coef;
-  int64_t dim;
-  float* out;
-  template <class Gen>
-  __device__ void operator()(int64_t row, int64_t e0, int n, Gen&& gen) const {
-    const float2 ac = coef[row];
-    const float* xr = x + row * dim + e0;
-    float* o = out + row * dim + e0;
-    float z[4];
-    gen(z);
-    if (Vec) {
-      const float4 xv = ld4(xr);
-      st4(o, make_float4(fadd(fmul(ac.x, xv.x), fmul(ac.y, z[0])),
-                         fadd(fmul(ac.x, xv.y), fmul(ac.y, z[1])),
-                         fadd(fmul(ac.x, xv.z), fmul(ac.y, z[2])),
-                         fadd(fmul(ac.x, xv.w), fmul(ac.y, z[3]))));
-    } else {
-      for (int i = 0; i < n; ++i) o[i] = fadd(fmul(ac.x, xr[i]), fmul(ac.y, z[i]));
-    }
-  }
-};
+using SphereWriteOp = ScaledNoiseOp<Vec, float2>;
 
 }  // namespace
 

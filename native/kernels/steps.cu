@@ -38,30 +38,9 @@ __global__ void ddim_coef_kernel(int path, const float* sf, const float* st, flo
   }
 }
 
+// Writes coef[row].x·x + coef[row].y·ε (ScaledNoiseOp in cuda_common.cuh).
 template <bool Vec>
-struct RenoiseOp {
-  const float* x;
-  const float4* coef;
-  int64_t dim;
-  float* out;
-  template <class Gen>
-  __device__ void operator()(int64_t row, int64_t e0, int n, Gen&& gen) const {
-    const float4 c = coef[row];
-    const float* xr = x + row * dim + e0;
-    float* o = out + row * dim + e0;
-    float z[4];
-    gen(z);
-    if (Vec) {
-      const float4 xv = ld4(xr);
-      st4(o, make_float4(fadd(fmul(c.x, xv.x), fmul(c.y, z[0])),
-                         fadd(fmul(c.x, xv.y), fmul(c.y, z[1])),
-                         fadd(fmul(c.x, xv.z), fmul(c.y, z[2])),
-                         fadd(fmul(c.x, xv.w), fmul(c.y, z[3]))));
-    } else {
-      for (int i = 0; i < n; ++i) o[i] = fadd(fmul(c.x, xr[i]), fmul(c.y, z[i]));
-    }
-  }
-};
+using RenoiseOp = ScaledNoiseOp<Vec, float4>;
 
 // out = (a·x0 + ce·eps) [+ s·z when s != 0]; mirrors ddim_step_cpu exactly.
 template <bool Vec>
