@@ -4,11 +4,11 @@
 // and CUDA kernels produce the same numbers from the same seed:
 //   * Philox4x32-10 (Salmon et al., SC'11; identical to Random123's philox4x32 with 10 rounds),
 //   * the uint32 -> float uniform maps (exact, so uniforms are bitwise identical everywhere),
-//   * Box–Muller with our own float log and sin/cos-of-2πt built from + - * / sqrt only,
+//   * Box–Muller with our own float log and sin/cos-of-2πt built from + - * sqrt and FMA only,
 //   * a double exp for x <= 0 built from + - * only (used by resampling),
 //   * element-wise combinations.
-// Only IEEE basic operations (correctly rounded on both sides) are used; on the device they are
-// written with the _rn intrinsics so nvcc never contracts a*b+c into an FMA. On the host, the
+// Only IEEE basic operations and explicit FMAs (each correctly rounded on both sides) are used; on
+// the device they are written with the _rn intrinsics so nvcc never contracts a*b+c by itself. On the host, the
 // .cpp files switch contraction off (`#pragma GCC optimize("fp-contract=off")`, and the build
 // should pass -ffp-contract=off too). Do not compile with -ffast-math / --use_fast_math.
 // Under those conditions the normals, uniforms and every element-wise op give bitwise-identical
@@ -98,6 +98,16 @@ DS_HD float fsqrt(float a) {
   return __fsqrt_rn(a);
 #else
   return __builtin_sqrtf(a);
+#endif
+}
+
+// a*b + c with one rounding: the FMA instruction on the device and on x86-64 with FMA, glibc's
+// exact fmaf elsewhere — the same value everywhere.
+DS_HD float ffma(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return __builtin_fmaf(a, b, c);
 #endif
 }
 
@@ -210,7 +220,8 @@ DS_HD uint64_t uniform_index(uint32_t x, uint64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Natural log for x in (0, 1] (any positive normal x really): Cephes logf, ~1 ulp.
+// Natural log for x in (0, 1] (any positive normal x really): Cephes logf's polynomial, evaluated
+// with FMAs (~1 ulp).
 DS_HD float log_pos(float x) {
   const uint32_t bits = f2u(x);
   const int32_t small_m = (bits & 0x007FFFFFu) < 0x003504F3u;  // mantissa < sqrt(1/2) (as m)
@@ -220,21 +231,19 @@ DS_HD float log_pos(float x) {
   const float t = fsub(fmul(m, static_cast<float>(1 + small_m)), 1.0f);
   const float z = fmul(t, t);
   float y = 7.0376836292e-2f;
-  y = fsub(fmul(y, t), 1.1514610310e-1f);
-  y = fadd(fmul(y, t), 1.1676998740e-1f);
-  y = fsub(fmul(y, t), 1.2420140846e-1f);
-  y = fadd(fmul(y, t), 1.4249322787e-1f);
-  y = fsub(fmul(y, t), 1.6668057665e-1f);
-  y = fadd(fmul(y, t), 2.0000714765e-1f);
-  y = fsub(fmul(y, t), 2.4999993993e-1f);
-  y = fadd(fmul(y, t), 3.3333331174e-1f);
+  y = ffma(y, t, -1.1514610310e-1f);
+  y = ffma(y, t, 1.1676998740e-1f);
+  y = ffma(y, t, -1.2420140846e-1f);
+  y = ffma(y, t, 1.4249322787e-1f);
+  y = ffma(y, t, -1.6668057665e-1f);
+  y = ffma(y, t, 2.0000714765e-1f);
+  y = ffma(y, t, -2.4999993993e-1f);
+  y = ffma(y, t, 3.3333331174e-1f);
   y = fmul(fmul(y, t), z);
   const float fe = static_cast<float>(e);
-  y = fadd(y, fmul(-2.12194440e-4f, fe));
-  y = fsub(y, fmul(0.5f, z));
-  float r = fadd(t, y);
-  r = fadd(r, fmul(0.693359375f, fe));
-  return r;
+  y = ffma(-2.12194440e-4f, fe, y);
+  y = ffma(-0.5f, z, y);
+  return ffma(0.693359375f, fe, fadd(t, y));
 }
 
 // sin(2πt), cos(2πt) for t = k * 2^-24, k in [0, 2^24). The reduction is done in integers, so
@@ -246,17 +255,17 @@ DS_HD void sincos_2pi_k(uint32_t k, float& s, float& c) {
   const float f2 = fmul(f, f);
   // Taylor series in f, coefficients (2π)^n/n! (truncation error < 2e-9 for |f| <= 1/8).
   float ps = 42.058693944897634f;                  // (2π)^9/9!
-  ps = fsub(fmul(ps, f2), 76.70585975306136f);     // (2π)^7/7!
-  ps = fadd(fmul(ps, f2), 81.60524927607504f);     // (2π)^5/5!
-  ps = fsub(fmul(ps, f2), 41.341702240399755f);    // (2π)^3/3!
-  ps = fadd(fmul(ps, f2), 6.283185307179586f);     // 2π
+  ps = ffma(ps, f2, -76.70585975306136f);          // (2π)^7/7!
+  ps = ffma(ps, f2, 81.60524927607504f);           // (2π)^5/5!
+  ps = ffma(ps, f2, -41.341702240399755f);         // (2π)^3/3!
+  ps = ffma(ps, f2, 6.283185307179586f);           // 2π
   const float sv = fmul(ps, f);
   float pc = -26.426256783374388f;                 // -(2π)^10/10!
-  pc = fadd(fmul(pc, f2), 60.24464137187664f);     // (2π)^8/8!
-  pc = fsub(fmul(pc, f2), 85.45681720669371f);     // (2π)^6/6!
-  pc = fadd(fmul(pc, f2), 64.93939402266828f);     // (2π)^4/4!
-  pc = fsub(fmul(pc, f2), 19.739208802178716f);    // (2π)^2/2!
-  const float cv = fadd(fmul(pc, f2), 1.0f);
+  pc = ffma(pc, f2, 60.24464137187664f);           // (2π)^8/8!
+  pc = ffma(pc, f2, -85.45681720669371f);          // (2π)^6/6!
+  pc = ffma(pc, f2, 64.93939402266828f);           // (2π)^4/4!
+  pc = ffma(pc, f2, -19.739208802178716f);         // (2π)^2/2!
+  const float cv = ffma(pc, f2, 1.0f);
   // Rotate by q quarter turns, branch-free: swap on odd q, sign of s flips for q in {2,3},
   // sign of c flips for q in {1,2}.
   const uint32_t swap = 0u - static_cast<uint32_t>(q & 1);
@@ -267,23 +276,11 @@ DS_HD void sincos_2pi_k(uint32_t k, float& s, float& c) {
   c = u2f(c_bits);
 }
 
-// sqrt for x in [0, 64] with + - * / only (vectorisable on the host without -fno-math-errno,
-// identical on host and device): bit-trick guess (rel. err < 4%) and three Newton steps,
-// within ~1 ulp of the correctly rounded sqrt. sqrt(0) = 0.
-DS_HD float sqrt_small(float x) {
-  float y = u2f(0x1FBD1DF5u + (f2u(x) >> 1));
-  y = fmul(0.5f, fadd(y, fdiv(x, y)));
-  y = fmul(0.5f, fadd(y, fdiv(x, y)));
-  y = fmul(0.5f, fadd(y, fdiv(x, y)));
-  const uint32_t keep = 0u - static_cast<uint32_t>((f2u(x) & 0x7FFFFFFFu) != 0u);  // 0 for ±0
-  return u2f(f2u(y) & keep);
-}
-
 // Box–Muller: (a, b) -> two standard normals. ρ = sqrt(-2 ln u1), u1 in (0,1] from a;
 // angle 2π·u2, u2 = (b >> 8)·2^-24 in [0,1). z0 = ρ cos, z1 = ρ sin. |z| <= sqrt(2 ln 2^24) ≈ 5.77.
 DS_HD void box_muller(uint32_t a, uint32_t b, float& z0, float& z1) {
   const float u1 = uniform_open0(a);
-  const float r = sqrt_small(fmul(-2.0f, log_pos(u1)));
+  const float r = fsqrt(fmul(-2.0f, log_pos(u1)));  // IEEE sqrt: vsqrtps / __fsqrt_rn
   float s, c;
   sincos_2pi_k(b >> 8, s, c);
   z0 = fmul(r, c);

@@ -1,9 +1,10 @@
 // noise_tiles.cpp — CPU noise generation in tiles (the hot loops of every random op).
 //
-// The loops are written to auto-vectorise (structure of arrays, branch-free math from ds_math.h).
-// On x86-64 with GCC they are cloned for AVX-512 / AVX2 / the baseline ISA and dispatched at run
-// time (target_clones); every clone computes the same IEEE operations without contraction, so
-// the results are identical whichever clone runs.
+// Philox: explicit AVX-512 / AVX2 code picked once at run time (integer maths, so every path
+// gives the same bits). Box–Muller: loops written to auto-vectorise (structure of arrays,
+// branch-free maths from ds_math.h), cloned by GCC for x86-64-v4 / v3 / the baseline ISA; each
+// clone computes the same IEEE operations (explicit FMAs, no contraction), so the results are
+// identical whichever clone runs — and identical to the CUDA kernels.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off", "no-math-errno")
 #endif
@@ -11,8 +12,14 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(DS_NO_TARGET_CLONES)
-#define DS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DS_X86_DISPATCH 1
+#define DS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <string>
 #else
+#define DS_X86_DISPATCH 0
 #define DS_CLONES
 #endif
 
@@ -22,46 +29,139 @@ namespace cpu {
 
 namespace {
 
-inline void philox_tile_impl(uint32_t* __restrict r0, uint32_t* __restrict r1,
-                             uint32_t* __restrict r2, uint32_t* __restrict r3, uint64_t seed,
-                             uint64_t id, uint64_t step, uint64_t block0, int64_t nb) {
-  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  const uint32_t c2 = static_cast<uint32_t>(id), c3 = static_cast<uint32_t>(step);
-  const uint32_t hi = static_cast<uint32_t>(block0 >> 32);
-  const uint32_t lo0 = static_cast<uint32_t>(block0);
-  if (static_cast<uint64_t>(lo0) + static_cast<uint64_t>(nb) <= (1ull << 32)) {
-    // Common case: the low counter word does not wrap inside the tile (vectorisable).
-    for (int64_t i = 0; i < nb; ++i) {
-      const detail::U32x4 r =
-          detail::philox4x32_10(lo0 + static_cast<uint32_t>(i), hi, c2, c3, k0, k1);
-      r0[i] = r.v0;
-      r1[i] = r.v1;
-      r2[i] = r.v2;
-      r3[i] = r.v3;
-    }
-  } else {
-    for (int64_t i = 0; i < nb; ++i) {
-      const detail::U32x4 r = detail::noise_block(seed, id, step, block0 + i);
-      r0[i] = r.v0;
-      r1[i] = r.v1;
-      r2[i] = r.v2;
-      r3[i] = r.v3;
-    }
+// One Philox block per iteration: the reference, used for tails and the rare tile whose low
+// counter word wraps.
+void philox_scalar(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint64_t seed,
+                   uint64_t id, uint64_t step, uint64_t block0, int64_t i0, int64_t nb) {
+  for (int64_t i = i0; i < nb; ++i) {
+    const detail::U32x4 r = detail::noise_block(seed, id, step, block0 + i);
+    r0[i] = r.v0;
+    r1[i] = r.v1;
+    r2[i] = r.v2;
+    r3[i] = r.v3;
   }
 }
 
-}  // namespace
-
-DS_CLONES void philox_tile(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint64_t seed,
-                           uint64_t id, uint64_t step, uint64_t block0, int64_t nb) {
-  philox_tile_impl(r0, r1, r2, r3, seed, id, step, block0, nb);
+#if DS_X86_DISPATCH
+// GCC 12 warns about the intrinsics' own _mm512_undefined_* placeholders (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// Philox in 64-bit lanes: each 32-bit word sits in the low half of a 64-bit lane, so one
+// vpmuludq gives the whole 64-bit product (hi = p >> 32, lo = p). The lo words carry the high
+// half in their upper 32 bits, but vpmuludq reads only low halves and the xors only move upper
+// garbage into upper halves, so the low halves are exactly Philox's words. 4 independent vectors
+// per iteration hide the multiply latency.
+__attribute__((target("avx512f"))) int64_t philox_avx512(uint32_t* r0, uint32_t* r1,
+                                                         uint32_t* r2, uint32_t* r3, uint32_t k0,
+                                                         uint32_t k1, uint32_t lo0, uint32_t hi,
+                                                         uint32_t c2, uint32_t c3, int64_t nb) {
+  constexpr int V = 4, L = 8;  // vectors per iteration, blocks per vector
+  __m512i K0[10], K1[10];
+  for (int r = 0; r < 10; ++r) {
+    K0[r] = _mm512_set1_epi64(static_cast<uint32_t>(k0 + static_cast<uint32_t>(r) * detail::kPhiloxW0));
+    K1[r] = _mm512_set1_epi64(static_cast<uint32_t>(k1 + static_cast<uint32_t>(r) * detail::kPhiloxW1));
+  }
+  const __m512i M0 = _mm512_set1_epi64(detail::kPhiloxM0), M1 = _mm512_set1_epi64(detail::kPhiloxM1);
+  const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  int64_t i = 0;
+  for (; i + V * L <= nb; i += V * L) {
+    __m512i a[V], b[V], c[V], d[V];
+    for (int v = 0; v < V; ++v) {
+      a[v] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<uint64_t>(lo0) + i + v * L), lane);
+      b[v] = _mm512_set1_epi64(hi);
+      c[v] = _mm512_set1_epi64(c2);
+      d[v] = _mm512_set1_epi64(c3);
+    }
+    for (int r = 0; r < 10; ++r) {
+      for (int v = 0; v < V; ++v) {
+        const __m512i p0 = _mm512_mul_epu32(a[v], M0);
+        const __m512i p1 = _mm512_mul_epu32(c[v], M1);
+        a[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), b[v], K0[r], 0x96);
+        c[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), d[v], K1[r], 0x96);
+        b[v] = p1;
+        d[v] = p0;
+      }
+    }
+    for (int v = 0; v < V; ++v) {
+      const int64_t o = i + v * L;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r0 + o), _mm512_cvtepi64_epi32(a[v]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r1 + o), _mm512_cvtepi64_epi32(b[v]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r2 + o), _mm512_cvtepi64_epi32(c[v]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r3 + o), _mm512_cvtepi64_epi32(d[v]));
+    }
+  }
+  return i;
 }
 
-DS_CLONES void normal_tile(float* __restrict buf, uint64_t seed, uint64_t id, uint64_t step,
-                           int64_t e0, int64_t n) {
-  const int64_t nb = (n + 3) / 4;
-  alignas(64) uint32_t r0[kTileBlocks], r1[kTileBlocks], r2[kTileBlocks], r3[kTileBlocks];
-  philox_tile_impl(r0, r1, r2, r3, seed, id, step, static_cast<uint64_t>(e0) / 4, nb);
+#pragma GCC diagnostic pop
+
+// The same in 256-bit vectors (4 blocks each); AVX2 has no 3-way xor or 64→32 pack.
+__attribute__((target("avx2"))) inline __m128i low_words(__m256i x) {
+  return _mm256_castsi256_si128(
+      _mm256_permute4x64_epi64(_mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 0, 2, 0)), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+__attribute__((target("avx2"))) int64_t philox_avx2(uint32_t* r0, uint32_t* r1, uint32_t* r2,
+                                                    uint32_t* r3, uint32_t k0, uint32_t k1,
+                                                    uint32_t lo0, uint32_t hi, uint32_t c2,
+                                                    uint32_t c3, int64_t nb) {
+  constexpr int V = 4, L = 4;
+  const __m256i M0 = _mm256_set1_epi64x(detail::kPhiloxM0), M1 = _mm256_set1_epi64x(detail::kPhiloxM1);
+  const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+  int64_t i = 0;
+  for (; i + V * L <= nb; i += V * L) {
+    __m256i a[V], b[V], c[V], d[V];
+    for (int v = 0; v < V; ++v) {
+      a[v] = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<int64_t>(lo0) + i + v * L), lane);
+      b[v] = _mm256_set1_epi64x(hi);
+      c[v] = _mm256_set1_epi64x(c2);
+      d[v] = _mm256_set1_epi64x(c3);
+    }
+    for (int r = 0; r < 10; ++r) {
+      const __m256i K0 = _mm256_set1_epi64x(static_cast<uint32_t>(k0 + static_cast<uint32_t>(r) * detail::kPhiloxW0));
+      const __m256i K1 = _mm256_set1_epi64x(static_cast<uint32_t>(k1 + static_cast<uint32_t>(r) * detail::kPhiloxW1));
+      for (int v = 0; v < V; ++v) {
+        const __m256i p0 = _mm256_mul_epu32(a[v], M0);
+        const __m256i p1 = _mm256_mul_epu32(c[v], M1);
+        a[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), b[v]), K0);
+        c[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), d[v]), K1);
+        b[v] = p1;
+        d[v] = p0;
+      }
+    }
+    for (int v = 0; v < V; ++v) {
+      const int64_t o = i + v * L;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r0 + o), low_words(a[v]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r1 + o), low_words(b[v]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r2 + o), low_words(c[v]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r3 + o), low_words(d[v]));
+    }
+  }
+  return i;
+}
+
+using PhiloxSimd = int64_t (*)(uint32_t*, uint32_t*, uint32_t*, uint32_t*, uint32_t, uint32_t,
+                               uint32_t, uint32_t, uint32_t, uint32_t, int64_t);
+
+// The widest path this CPU has; DS_KERNELS_ISA=avx2|scalar caps it (the kernel tests check that
+// every path gives the same bits).
+PhiloxSimd pick_philox() {
+  __builtin_cpu_init();
+  const char* cap = std::getenv("DS_KERNELS_ISA");
+  const std::string isa = cap ? cap : "";
+  if (isa == "scalar") return nullptr;
+  if (isa != "avx2" && __builtin_cpu_supports("avx512f")) return philox_avx512;
+  if (__builtin_cpu_supports("avx2")) return philox_avx2;
+  return nullptr;
+}
+
+const PhiloxSimd kPhiloxSimd = pick_philox();
+#endif
+
+// Box–Muller on lane pairs (0,1) and (2,3) of nb blocks, written out in element order.
+DS_CLONES void box_muller_tile(float* __restrict buf, const uint32_t* __restrict r0,
+                               const uint32_t* __restrict r1, const uint32_t* __restrict r2,
+                               const uint32_t* __restrict r3, int64_t nb) {
   alignas(64) float z0[kTileBlocks], z1[kTileBlocks], z2[kTileBlocks], z3[kTileBlocks];
   for (int64_t i = 0; i < nb; ++i) {
     detail::box_muller(r0[i], r1[i], z0[i], z1[i]);
@@ -75,17 +175,46 @@ DS_CLONES void normal_tile(float* __restrict buf, uint64_t seed, uint64_t id, ui
   }
 }
 
-DS_CLONES void uniform_tile(float* __restrict buf, uint64_t seed, uint64_t id, uint64_t step,
-                            int64_t e0, int64_t n) {
-  const int64_t nb = (n + 3) / 4;
-  alignas(64) uint32_t r0[kTileBlocks], r1[kTileBlocks], r2[kTileBlocks], r3[kTileBlocks];
-  philox_tile_impl(r0, r1, r2, r3, seed, id, step, static_cast<uint64_t>(e0) / 4, nb);
+DS_CLONES void uniform_of_tile(float* __restrict buf, const uint32_t* __restrict r0,
+                               const uint32_t* __restrict r1, const uint32_t* __restrict r2,
+                               const uint32_t* __restrict r3, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     buf[4 * i + 0] = detail::uniform_open0(r0[i]);
     buf[4 * i + 1] = detail::uniform_open0(r1[i]);
     buf[4 * i + 2] = detail::uniform_open0(r2[i]);
     buf[4 * i + 3] = detail::uniform_open0(r3[i]);
   }
+}
+
+}  // namespace
+
+void philox_tile(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint64_t seed,
+                 uint64_t id, uint64_t step, uint64_t block0, int64_t nb) {
+  int64_t done = 0;
+#if DS_X86_DISPATCH
+  const uint32_t lo0 = static_cast<uint32_t>(block0);
+  // The SIMD paths add the block offset to the low counter word only: use them when it cannot
+  // wrap inside the tile.
+  if (kPhiloxSimd && static_cast<uint64_t>(lo0) + static_cast<uint64_t>(nb) <= (1ull << 32))
+    done = kPhiloxSimd(r0, r1, r2, r3, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                       lo0, static_cast<uint32_t>(block0 >> 32), static_cast<uint32_t>(id),
+                       static_cast<uint32_t>(step), nb);
+#endif
+  philox_scalar(r0, r1, r2, r3, seed, id, step, block0, done, nb);
+}
+
+void normal_tile(float* buf, uint64_t seed, uint64_t id, uint64_t step, int64_t e0, int64_t n) {
+  const int64_t nb = (n + 3) / 4;
+  alignas(64) uint32_t r0[kTileBlocks], r1[kTileBlocks], r2[kTileBlocks], r3[kTileBlocks];
+  philox_tile(r0, r1, r2, r3, seed, id, step, static_cast<uint64_t>(e0) / 4, nb);
+  box_muller_tile(buf, r0, r1, r2, r3, nb);
+}
+
+void uniform_tile(float* buf, uint64_t seed, uint64_t id, uint64_t step, int64_t e0, int64_t n) {
+  const int64_t nb = (n + 3) / 4;
+  alignas(64) uint32_t r0[kTileBlocks], r1[kTileBlocks], r2[kTileBlocks], r3[kTileBlocks];
+  philox_tile(r0, r1, r2, r3, seed, id, step, static_cast<uint64_t>(e0) / 4, nb);
+  uniform_of_tile(buf, r0, r1, r2, r3, nb);
 }
 
 }  // namespace cpu

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and run the ds::kernels tests (no torch, no Node).
-#   1. CPU test: g++ -fopenmp, every CPU op vs an independent float64 reference; runs here.
+#   1. CPU test: g++ -fopenmp, every CPU op vs an independent float64 reference; runs here,
+#      again with the Philox paths capped at AVX2 and at scalar code (DS_KERNELS_ISA).
 #   2. nvcc: compiles every native/kernels/*.cu (warnings are errors).
 #   3. CUDA test: links the CUDA and CPU kernels into kernels_cuda_test (CUDA == CPU check);
 #      runs only when a GPU is visible (skipped otherwise).
@@ -28,6 +29,11 @@ for src in "$KDIR"/*.cpp; do
 done
 $CXX $CXXFLAGS "$HERE/kernels_test.cpp" "${objs[@]}" -o "$BUILD_DIR/kernels_test"
 "$BUILD_DIR/kernels_test" "$@"
+# The Philox SIMD paths below the widest one this CPU has must give the same bits too.
+for isa in avx2 scalar; do
+  echo "== 1b. CPU test with DS_KERNELS_ISA=$isa =="
+  DS_KERNELS_ISA=$isa "$BUILD_DIR/kernels_test" "$@" | tail -1
+done
 
 if [[ "${SKIP_CUDA:-0}" == "1" ]]; then echo "(CUDA skipped: SKIP_CUDA=1)"; exit 0; fi
 if ! command -v "$NVCC" >/dev/null 2>&1; then echo "(CUDA skipped: no nvcc)"; exit 0; fi

@@ -24,7 +24,8 @@
 #include <vector>
 
 #include "../kernels.h"
-#include "../ds_math.h"  // only for the Philox known-answer test of the library generator
+#include "../cpu_common.h"  // cpu::philox_tile, for the counter-wrap test of the SIMD paths
+#include "../ds_math.h"  // the Philox known-answer test and the scalar noise formula
 
 using namespace ds::kernels;
 
@@ -248,6 +249,49 @@ static void test_uniform_and_normal_vs_reference() {
   fill_normal_cpu(c.data(), 1, 8, 9, &hi_id, 1);
   fill_normal_cpu(d.data(), 1, 8, 9, &lo_id, 1);
   CHECK(same_bits(c, d), "ids use the low 32 bits");
+}
+
+// The SIMD Philox paths and the ISA clones of Box–Muller must give the bits of the plain scalar
+// formula (compiled here for the baseline ISA, FMAs through libm's fmaf) — which is also what the
+// CUDA kernels compute.
+static void test_normal_bitwise_vs_scalar_formula() {
+  Section s("fill_normal / fill_uniform bitwise == scalar detail::normal4(noise_block) formula");
+  int bad = 0;
+  const int64_t dims[] = {1, 3, 4, 5, 31, 64, 100, 511, 512, 513, 1029, 4096, 20000};
+  for (int64_t dim : dims) {
+    const uint64_t seed = g_rng();
+    const int64_t step = int64_t(g_rng());
+    auto ids = rand_ids(3);
+    auto z = poisoned(3 * dim);
+    auto u = poisoned(3 * dim);
+    fill_normal_cpu(z.data(), 3, dim, seed, ids.data(), step);
+    fill_uniform_cpu(u.data(), 3, dim, seed, ids.data(), step);
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t b = 0; b * 4 < dim; ++b) {
+        const auto blk = detail::noise_block(seed, uint64_t(ids[r]), uint64_t(step), uint64_t(b));
+        float ref[4];
+        detail::normal4(blk, ref[0], ref[1], ref[2], ref[3]);
+        const uint32_t words[4] = {blk.v0, blk.v1, blk.v2, blk.v3};
+        for (int l = 0; l < 4 && b * 4 + l < dim; ++l) {
+          const int64_t at = r * dim + b * 4 + l;
+          bad += std::memcmp(&z[at], &ref[l], 4) != 0;
+          const float ur = detail::uniform_open0(words[l]);
+          bad += std::memcmp(&u[at], &ur, 4) != 0;
+        }
+      }
+  }
+  // Philox tiles straddling the wrap of the low counter word (elements near 2^34), and tails.
+  for (uint64_t block0 : {uint64_t(0), uint64_t(0xFFFFFFF0u), uint64_t(0xFFFFFFFFu), uint64_t(0x1FFFFFFC0ull)})
+    for (int64_t nb : {int64_t(1), int64_t(7), int64_t(32), int64_t(45), cpu::kTileBlocks}) {
+      uint32_t w[4][cpu::kTileBlocks];
+      const uint64_t seed = g_rng(), id = g_rng(), step = g_rng();
+      cpu::philox_tile(w[0], w[1], w[2], w[3], seed, id, step, block0, nb);
+      for (int64_t i = 0; i < nb; ++i) {
+        const auto blk = detail::noise_block(seed, id, step, block0 + uint64_t(i));
+        bad += w[0][i] != blk.v0 || w[1][i] != blk.v1 || w[2][i] != blk.v2 || w[3][i] != blk.v3;
+      }
+    }
+  CHECK(bad == 0, "%d elements differ from the scalar formula", bad);
 }
 
 // Standard normal CDF.
@@ -1130,6 +1174,7 @@ int main(int argc, char** argv) {
   std::printf("ds::kernels CPU test (OpenMP threads: %d)\n", get_num_threads());
   test_philox_kat();
   test_uniform_and_normal_vs_reference();
+  test_normal_bitwise_vs_scalar_formula();
   test_normal_statistics();
   test_layout_and_thread_invariance();
   test_mutate_gaussian();
