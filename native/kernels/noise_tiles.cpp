@@ -47,10 +47,10 @@ void philox_scalar(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint6
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // Philox in 64-bit lanes: each 32-bit word sits in the low half of a 64-bit lane, so one
-// vpmuludq gives the whole 64-bit product (hi = p >> 32, lo = p). The lo words carry the high
-// half in their upper 32 bits, but vpmuludq reads only low halves and the xors only move upper
-// garbage into upper halves, so the low halves are exactly Philox's words. 4 independent vectors
-// per iteration hide the multiply latency.
+// vpmuludq gives the whole 64-bit product: lo = p, and hi = p with its halves swapped (vpshufd,
+// which runs on the port the multiplies do not need). Upper halves carry garbage, but vpmuludq
+// reads only low halves and the xors never move upper bits down, so the low halves are exactly
+// Philox's words. 4 independent vectors per iteration hide the multiply latency.
 __attribute__((target("avx512f"))) int64_t philox_avx512(uint32_t* r0, uint32_t* r1,
                                                          uint32_t* r2, uint32_t* r3, uint32_t k0,
                                                          uint32_t k1, uint32_t lo0, uint32_t hi,
@@ -76,8 +76,8 @@ __attribute__((target("avx512f"))) int64_t philox_avx512(uint32_t* r0, uint32_t*
       for (int v = 0; v < V; ++v) {
         const __m512i p0 = _mm512_mul_epu32(a[v], M0);
         const __m512i p1 = _mm512_mul_epu32(c[v], M1);
-        a[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), b[v], K0[r], 0x96);
-        c[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), d[v], K1[r], 0x96);
+        a[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), b[v], K0[r], 0x96);
+        c[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), d[v], K1[r], 0x96);
         b[v] = p1;
         d[v] = p0;
       }
