@@ -28,7 +28,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist  # noqa: E402
 from evaluate_flow import measure  # noqa: E402
-from tpm_net import adaptive_rollout, euler_fixed  # noqa: E402
+from tpm_net import SOLVERS, adaptive_rollout, fixed_rollout  # noqa: E402
 
 
 def load_tpm(path):
@@ -49,7 +49,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--flow", default="models/fashion-flow.pt")
     ap.add_argument("--eval", default="eval/fashion-eval.pt")
-    ap.add_argument("--tpm", action="append", default=[], help="label=path of a TPM TorchScript file (repeatable)")
+    ap.add_argument("--tpm", action="append", default=[],
+                    help="label=path of a TPM TorchScript file (repeatable); label=path@ab2 runs it with another solver than its card's")
     ap.add_argument("--fixed", default="5,10,15,20,30,40,50", help="uniform Euler step counts")
     ap.add_argument("--fixed-shift", default="", help="extra fixed schedules STEPS:SHIFT,... (e.g. the warm-start one, 30:0.5)")
     ap.add_argument("--per-class", type=int, default=100)
@@ -57,6 +58,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bs", type=int, default=250)
     ap.add_argument("--max-steps", type=int, default=0, help="override the card's max_steps (0: the card's)")
+    ap.add_argument("--fixed-ab2", default="", help="uniform schedules run with the AB2 solver: step counts (e.g. 10,20,30)")
     ap.add_argument("--out-dir", default="docs/tpm")
     ap.add_argument("--write-card", default="", help="write the metrics into this TPM file's card (it must be one of --tpm)")
     ap.add_argument("--reuse", default="", help="results.json files of earlier runs (comma-separated): settings found there "
@@ -90,32 +92,40 @@ def main(argv=None):
               f"IS {res['inception_score']:.3f}  ({extra.get('seconds', 0):.0f}s)", flush=True)
 
     with torch.no_grad():
-        fixed = [(int(s), 1.0) for s in args.fixed.split(",") if s] + \
-                [(int(a), float(b)) for a, b in (t.split(":") for t in args.fixed_shift.split(",") if t)]
-        for n_steps, shift in fixed:
-            name = f"euler{n_steps}" + ("" if shift == 1.0 else f"_shift{shift:g}")
+        fixed = [(int(s), 1.0, "euler") for s in args.fixed.split(",") if s] + \
+                [(int(a), float(b), "euler") for a, b in (t.split(":") for t in args.fixed_shift.split(",") if t)] + \
+                [(int(s), 1.0, "ab2") for s in args.fixed_ab2.split(",") if s]
+        for n_steps, shift, solver in fixed:
+            name = f"{solver}{n_steps}" + ("" if shift == 1.0 else f"_shift{shift:g}")
             if name in old:
                 results.append(old[name]); print(f"{name:>14}: reused"); continue
             t0 = time.time()
-            x = torch.cat(batched(lambda xb, yb: euler_fixed(flow, xb, yb, n_steps, shift), noise, labels, args.bs))
+            x = torch.cat(batched(lambda xb, yb: fixed_rollout(flow, xb, yb, n_steps, shift, solver), noise, labels, args.bs))
             record(name, "fixed", x, torch.full((labels.shape[0],), n_steps, dtype=torch.long),
-                   {"schedule": f"Euler, {n_steps} steps, uniform" + ("" if shift == 1.0 else f" with time shift {shift:g}"),
-                    "seconds": round(time.time() - t0, 1)})
+                   {"schedule": f"{'Euler' if solver == 'euler' else 'AB2'}, {n_steps} steps, uniform"
+                                + ("" if shift == 1.0 else f" with time shift {shift:g}"),
+                    "solver": solver, "seconds": round(time.time() - t0, 1)})
         for spec in args.tpm:
             label, path = spec.split("=", 1)
+            # label=path@solver evaluates the module with another solver than its card's
+            path, _, solver_override = path.partition("@")
+            if solver_override and solver_override not in SOLVERS:
+                raise SystemExit(f"--tpm {spec}: unknown solver '{solver_override}' (one of {SOLVERS})")
             if label in old:
                 results.append(old[label]); print(f"{label:>14}: reused"); continue
             tpm, card = load_tpm(path)
             smp = card.get("sampler", {})
             sigma_min = float(smp.get("sigma_min", 0.01))
             max_steps = args.max_steps or int(smp.get("max_steps", 60))
+            solver = solver_override or smp.get("solver", "euler")
             t0 = time.time()
-            outs = batched(lambda xb, yb: adaptive_rollout(flow, tpm, xb, yb, sigma_min, max_steps)[:2], noise, labels, args.bs)
+            outs = batched(lambda xb, yb: adaptive_rollout(flow, tpm, xb, yb, sigma_min, max_steps, solver=solver)[:2],
+                           noise, labels, args.bs)
             x = torch.cat([o[0] for o in outs])
             steps = torch.cat([o[1] for o in outs])
             tr = card.get("training", {})
             record(label, "adaptive", x, steps, {"file": path, "gamma": tr.get("gamma") if tr.get("iterations") else None, "reward": tr.get("reward_kind"),
-                                                 "rl_iterations": tr.get("iterations"), "sigma_min": sigma_min, "max_steps": max_steps,
+                                                 "rl_iterations": tr.get("iterations"), "sigma_min": sigma_min, "max_steps": max_steps, "solver": solver,
                                                  "seconds": round(time.time() - t0, 1)})
 
     base = next((r for r in results if r["name"] == "euler50"), None)

@@ -14,9 +14,15 @@ Adaptive sampling (one denoiser evaluation = one step = one NFE per sample):
       r = mode(h, sigma)               (training: r ~ Beta(alpha, beta), then clamped)
       sigma_next = r * sigma
       if sigma_next < sigma_min or step == max_steps: sigma_next = 0   (the final step, to 0)
-      x = x + (sigma_next - sigma) * v  (Euler)
+      x = x + (sigma_next - sigma) * u  (solver "euler": u = v; "ab2": see ab2_velocity)
       if sigma_next == 0: done (this sample took `step` steps)
 Samples finish independently; a batch keeps only its unfinished rows.
+
+Solvers (the card's sampler.solver; both cost one evaluation per step):
+  euler  u = v.
+  ab2    the variable-step second-order Adams–Bashforth update, which reuses the sample's velocity
+         from its previous step: with h = sigma_next - sigma and h' the previous step,
+         u = (1 + c) v - c v_prev, c = min(h / (2 h'), C_MAX); a sample's first step is Euler.
 """
 from typing import List, Tuple
 
@@ -28,6 +34,24 @@ R_MIN = 1e-3
 R_MAX = 1.0 - 1e-3
 LOGIT_MIN = -10.0
 LOGIT_MAX = 12.0
+# AB2 extrapolates with weight c = h / (2 h'); a step much longer than the one before would
+# amplify the velocity difference, so c is capped (c = 1: a step twice the previous one).
+AB2_C_MAX = 1.0
+SOLVERS = ("euler", "ab2")
+
+
+def ab2_coefficient(h: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+    """c per sample (float64 maths, like the TypeScript sampler): 0 where there is no previous step."""
+    h, h_prev = h.double(), h_prev.double()
+    c = torch.where(h_prev != 0, h / (2.0 * torch.where(h_prev != 0, h_prev, torch.ones_like(h_prev))), torch.zeros_like(h))
+    return c.clamp(0.0, AB2_C_MAX).float()
+
+
+def solver_velocity(solver: str, v: torch.Tensor, v_prev: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    if solver == "euler":
+        return v
+    cc = c.view(-1, *([1] * (v.dim() - 1)))
+    return (1.0 + cc) * v - cc * v_prev
 
 
 class TimePredictionModule(nn.Module):
@@ -82,17 +106,21 @@ def mode_from_logits(ab_logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def adaptive_rollout(flow, tpm, x: torch.Tensor, cond: torch.Tensor, sigma_min: float, max_steps: int,
-                     stochastic: bool = False, record: bool = False):
-    """Adaptive Euler sampling of a batch (see the module docstring).
+                     stochastic: bool = False, record: bool = False, solver: str = "euler"):
+    """Adaptive sampling of a batch (see the module docstring).
 
     Returns (x0 [N,...], steps [N] int64, and when record=True a list per step of
     (row indices, features, sigma, r used) for the policy update). tpm is the Python module or
     the TorchScript one (needs .logits when stochastic/record, .mode otherwise).
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     n = x.shape[0]
     x = x.clone()
     sigma = torch.ones(n)
     steps = torch.zeros(n, dtype=torch.long)
+    v_prev = torch.zeros_like(x)
+    h_prev = torch.zeros(n)
     active = torch.arange(n)
     trace: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for step in range(1, max_steps + 1):
@@ -108,7 +136,12 @@ def adaptive_rollout(flow, tpm, x: torch.Tensor, cond: torch.Tensor, sigma_min: 
         nxt = r * sa
         final = (nxt < sigma_min) | (step == max_steps)
         nxt = torch.where(final, torch.zeros_like(nxt), nxt)
-        x[active] = xa + (nxt - sa).view(-1, 1, 1, 1) * v
+        dt = nxt - sa
+        u = solver_velocity(solver, v, v_prev[active], ab2_coefficient(dt, h_prev[active]))
+        x[active] = xa + dt.view(-1, 1, 1, 1) * u
+        if solver != "euler":
+            v_prev[active] = v
+            h_prev[active] = dt
         sigma[active] = nxt
         steps[active] = step
         if record:
@@ -118,14 +151,22 @@ def adaptive_rollout(flow, tpm, x: torch.Tensor, cond: torch.Tensor, sigma_min: 
 
 
 @torch.no_grad()
-def euler_fixed(flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: float = 1.0) -> torch.Tensor:
-    """Euler along the fixed (shifted) uniform schedule of `steps` steps, sigma 1 -> 0."""
+def fixed_rollout(flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: float = 1.0, solver: str = "euler") -> torch.Tensor:
+    """The fixed (shifted) uniform schedule of `steps` steps, sigma 1 -> 0, with either solver."""
     sig = shifted_schedule(steps, shift)
     n = x.shape[0]
+    v_prev = torch.zeros_like(x)
+    h_prev = torch.zeros(n)
     for k in range(steps):
         v = flow(x, torch.full((n,), sig[k]), cond)
-        x = x + (sig[k + 1] - sig[k]) * v
+        dt = torch.full((n,), sig[k + 1] - sig[k])
+        x = x + (sig[k + 1] - sig[k]) * solver_velocity(solver, v, v_prev, ab2_coefficient(dt, h_prev))
+        v_prev, h_prev = v, dt
     return x
+
+
+def euler_fixed(flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: float = 1.0) -> torch.Tensor:
+    return fixed_rollout(flow, x, cond, steps, shift, "euler")
 
 
 def discount(n: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist  # noqa: E402
-from tpm_net import (R_MAX, R_MIN, TimePredictionModule, adaptive_rollout, beta_dist,  # noqa: E402
+from tpm_net import (R_MAX, R_MIN, SOLVERS, TimePredictionModule, adaptive_rollout, beta_dist,  # noqa: E402
                      discount, schedule_target_r)
 
 
@@ -115,7 +115,7 @@ def warm_start(tpm, feats, sig, args, log):
 
 @torch.no_grad()
 def greedy_eval(flow, tpm, reward, noise, cond, args):
-    x0, steps, _ = adaptive_rollout(flow, tpm, noise, cond, args.sigma_min, args.max_steps)
+    x0, steps, _ = adaptive_rollout(flow, tpm, noise, cond, args.sigma_min, args.max_steps, solver=args.solver)
     r = reward(x0, cond)
     return float(r.mean()), float(steps.float().mean()), float((r * discount(steps, args.gamma)).mean())
 
@@ -138,6 +138,8 @@ def main(argv=None):
     ap.add_argument("--kl", type=float, default=0.0, help="weight of KL(Beta_policy || Beta_warm-start) per step (0: none)")
     ap.add_argument("--sigma-min", type=float, default=0.01)
     ap.add_argument("--max-steps", type=int, default=60, help="the most steps of a rollout (training and card default)")
+    ap.add_argument("--solver", choices=list(SOLVERS), default="euler",
+                    help="the step rule of the rollouts, recorded in the card (ab2: second-order Adams–Bashforth, one NFE per step)")
     ap.add_argument("--bc-iters", type=int, default=400)
     ap.add_argument("--bc-target-steps", type=int, default=40)
     ap.add_argument("--bc-shift", type=float, default=0.5, help="time shift of the warm-start schedule (1 = uniform, < 1 = more steps at low noise)")
@@ -234,7 +236,8 @@ def main(argv=None):
         cond = cond_c.repeat_interleave(k)
         noise = noise_c.repeat_interleave(k, 0)
         tpm.eval()
-        x0, steps, trace = adaptive_rollout(flow, tpm, noise, cond, args.sigma_min, args.max_steps, stochastic=True, record=True)
+        x0, steps, trace = adaptive_rollout(flow, tpm, noise, cond, args.sigma_min, args.max_steps, stochastic=True, record=True,
+                                          solver=args.solver)
         R = reward(x0, cond)
         rew = R * discount(steps, args.gamma)
         grp = rew.view(C, k)
@@ -311,10 +314,12 @@ def export(tpm, args, training, fcard, out):
         "methods": {"forward": "forward(features[N,D] float32, sigma[N] float32) -> Tensor[N,2] (alpha, beta), both > 1",
                     "mode": "mode(features[N,D], sigma[N]) -> r[N] in r_range"},
         "sampler": {
-            "sigma_min": args.sigma_min, "max_steps": args.max_steps, "r_range": [R_MIN, R_MAX],
+            "sigma_min": args.sigma_min, "max_steps": args.max_steps, "r_range": [R_MIN, R_MAX], "solver": args.solver,
             "rule": "sigma = 1; each step: (v, h) = denoiser.forward_features(x, sigma, cond); r = mode(h, sigma); "
                     "sigma_next = r * sigma; if sigma_next < sigma_min or this is step max_steps: sigma_next = 0 (the final step); "
-                    "x += (sigma_next - sigma) * v (Euler). One denoiser evaluation (NFE) per sample per step; samples finish independently.",
+                    "x += (sigma_next - sigma) * u with u = v (solver euler) or, for ab2, u = (1 + c) v - c v_prev, "
+                    "c = min((sigma_next - sigma) / (2 * previous step), 1), 0 on a sample's first step. "
+                    "One denoiser evaluation (NFE) per sample per step; samples finish independently.",
             "guidance": 1.0,
         },
         "training": training,

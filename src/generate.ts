@@ -6,7 +6,7 @@ import { DiffusionSearchError } from './errors';
 import { Denoiser } from './models/denoiser';
 import { DEFAULT_MODEL, loadVerifier, resolveModel } from './models/registry';
 import { makeSchedule, type ScheduleName } from './schedules';
-import { TimePredictionModule } from './samplers/adaptive';
+import { TimePredictionModule, type AdaptiveSolver } from './samplers/adaptive';
 import type { SamplerName } from './samplers';
 import { algorithms, type AlgorithmName } from './search';
 import type { SearchProgress, SearchResult, TraceEntry } from './search/types';
@@ -30,6 +30,8 @@ export interface GenerateOptions {
   tpm?: string;
   /** Most steps a sample may take on the adaptive schedule (default: the module's card). */
   maxSteps?: number;
+  /** Step rule of the adaptive schedule, 'euler' or 'ab2' (default: the module's card). */
+  tpmSolver?: AdaptiveSolver;
   shift?: number;
   sampler?: SamplerName;
   eta?: number;
@@ -122,7 +124,7 @@ export async function generate(
             // Each sample's search has its own seed, so sample i is the same whatever n is.
             seed: BigInt(seed) * 1_000_003n + BigInt(i),
             stream,
-            adaptive: predictor ? { predictor, maxSteps: o.maxSteps } : undefined,
+            adaptive: predictor ? { predictor, maxSteps: o.maxSteps, solver: o.tpmSolver } : undefined,
             signal: control.signal,
             onProgress: (p) =>
               control.onProgress?.({ ...p, sample: i, samples: n, totalNfe: i * budget + p.nfe, totalBudget: n * budget }),
@@ -184,6 +186,7 @@ export async function generate(
       schedule: o.schedule ?? 'uniform',
       tpm: adaptive ? (o.tpm ?? 'tpm') : undefined,
       maxSteps: o.maxSteps,
+      tpmSolver: adaptive ? (o.tpmSolver ?? predictor?.defaults?.solver ?? 'euler') : undefined,
       shift: o.shift,
       sampler,
       eta: o.eta,

@@ -16,11 +16,15 @@ import type { NativeTensor } from '../src/native';
 import { Budget } from '../src/search/budget';
 import {
   TimePredictionModule,
+  ab2Coefficients,
+  adaptiveSettings,
   betaMode,
   sampleAdaptive,
   validateTpmCard,
+  type AdaptiveSolver,
   type TimePredictor,
 } from '../src/samplers/adaptive';
+import { readNpy, writeNpy } from '../src/io/npy';
 import { randn, expectCode } from './helpers';
 
 // Spinning OpenMP workers make libtorch 10-20x slower when the 2 cores are shared with other
@@ -187,6 +191,51 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
     for (let i = 0; i < px.length; i++) maxDiff = Math.max(maxDiff, Math.abs(px[i] - p2[i]));
     expect(maxDiff).toBeLessThan(1e-4);
     for (const t of [r.x, r.x0Mid!, r2.x]) t.dispose();
+  });
+
+  it.skipIf(!haveTpm || !fs.existsSync(python))('matches the PyTorch reference sampler (scripts/tpm_net.py) step for step, with either solver', async () => {
+    const n = 8;
+    const cond = Array.from({ length: n }, (_, i) => (3 * i) % 10);
+    const data = Float32Array.from(randn(n * 784));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpm-ref-'));
+    const { sigmaMin, maxSteps } = adaptiveSettings(tpm!);
+    writeNpy(path.join(dir, 'x.npy'), data, [n, ...shape]);
+    const script = [
+      'import sys, json, numpy as np, torch',
+      "sys.path.insert(0, 'scripts')",
+      'from tpm_net import adaptive_rollout',
+      'torch.set_num_threads(1)',
+      `flow = torch.jit.load(${JSON.stringify(flowFile)}).eval(); tpm = torch.jit.load(${JSON.stringify(tpmFile)}).eval()`,
+      `x = torch.from_numpy(np.load(${JSON.stringify(path.join(dir, 'x.npy'))})); cond = torch.tensor(${JSON.stringify(cond)})`,
+      'out = {}',
+      "for solver in ('euler', 'ab2'):",
+      `    x0, steps, _ = adaptive_rollout(flow, tpm, x, cond, ${sigmaMin}, ${maxSteps}, solver=solver)`,
+      `    np.save(${JSON.stringify(dir)} + '/' + solver + '.npy', x0.numpy()); out[solver] = steps.tolist()`,
+      'print(json.dumps(out))',
+    ].join('\n');
+    const p = spawnSync(python, ['-c', script], { cwd: root, encoding: 'utf8', timeout: 100_000, env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+    expect(p.status, p.stderr).toBe(0);
+    const refSteps = JSON.parse(p.stdout.trim().split('\n').pop()!) as Record<AdaptiveSolver, number[]>;
+    const ours: Record<string, Float32Array> = {};
+    for (const solver of ['euler', 'ab2'] as const) {
+      const r = await sampleAdaptive(tensor(data, [n, ...shape]), { denoiser: flow, predictor: tpm!, cond, meter: meter(), solver });
+      expect(Array.from(r.steps), solver).toEqual(refSteps[solver]);
+      const px = (ours[solver] = (await r.x.toArray()) as Float32Array);
+      const ref = readNpy(path.join(dir, `${solver}.npy`)).data;
+      let maxDiff = 0;
+      for (let i = 0; i < px.length; i++) maxDiff = Math.max(maxDiff, Math.abs(px[i] - ref[i]));
+      console.log(`adaptive ${solver}: steps ${refSteps[solver].join(',')}; max |TS − PyTorch| = ${maxDiff.toExponential(2)}`);
+      expect(maxDiff, solver).toBeLessThan(1e-4);
+      r.x.dispose();
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    // The solvers really differ (AB2 is applied, not ignored).
+    let d = 0;
+    for (let i = 0; i < ours.euler.length; i++) d = Math.max(d, Math.abs(ours.euler[i] - ours.ab2[i]));
+    expect(d).toBeGreaterThan(1e-3);
+    // AB2's weights: 0 without a previous step, h/2h′ otherwise, capped at 1.
+    expect(ab2Coefficients([-0.1, -0.1, -0.1, -0.5], [0, -0.1, -0.2, -0.1])).toEqual([0, 0.5, 0.25, 1]);
+    await expectCode(() => sampleAdaptive(tensor(data, [n, ...shape]), { denoiser: flow, predictor: tpm!, cond, meter: meter(), solver: 'rk4' as never }), 'ARGUMENT');
   });
 
   it.skipIf(!haveTpm)('guidance doubles the NFE; a budget too small stops it with BUDGET; abort stops it with ABORTED', async () => {

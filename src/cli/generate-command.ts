@@ -28,6 +28,7 @@ export function addGenerate(program: Command): void {
     .option('--schedule <name>', 'uniform, shifted, karras, or adaptive (a Time Prediction Module picks each sample\'s steps)', 'uniform')
     .option('--tpm <name|path>', 'the Time Prediction Module of --schedule adaptive', 'tpm')
     .option('--max-steps <n>', 'most steps per sample on the adaptive schedule')
+    .option('--tpm-solver <name>', 'step rule of the adaptive schedule: euler or ab2 (default: the one the module was trained with)')
     .option('--shift <s>', 'time shift of the shifted schedule')
     .option('--sampler <name>', 'euler, heun or sde (particles and beam need sde)')
     .option('--eta <η>', 'η of the sde sampler', undefined)
@@ -175,6 +176,7 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     schedule: oneOf('schedule', get('schedule'), ['uniform', 'shifted', 'karras', 'adaptive']),
     tpm: get('tpm') === undefined ? undefined : String(get('tpm')),
     maxSteps: int('max-steps', get('maxSteps'), 1),
+    tpmSolver: oneOf('tpm-solver', get('tpmSolver'), ['euler', 'ab2']),
     shift: num('shift', get('shift')),
     sampler: oneOf('sampler', get('sampler'), ['euler', 'heun', 'sde']),
     eta: num('eta', get('eta')),

@@ -2,8 +2,14 @@
  * Adaptive denoising schedules (TPDM, arXiv 2412.01243): a Time Prediction Module reads the
  * denoiser's features at the current state and predicts Beta(α, β) over r = σ_next/σ. The sampler
  * takes the mode (α−1)/(α+β−2), clamps it to [r_min, r_max] and steps every sample from its own σ
- * to r·σ with Euler; a sample whose next σ would fall below σ_min, or that reaches its maximum of
- * steps, takes its final step to 0 and is done. Samples finish independently: the batch shrinks.
+ * to r·σ; a sample whose next σ would fall below σ_min, or that reaches its maximum of steps,
+ * takes its final step to 0 and is done. Samples finish independently: the batch shrinks.
+ *
+ * The step rule (`solver`, from the card's sampler.solver unless given): 'euler' moves along the
+ * velocity v; 'ab2' (second-order Adams–Bashforth with variable steps) along (1 + c)·v − c·v_prev,
+ * c = min(h / 2h′, 1) with h, h′ this and the sample's previous step — one evaluation per step
+ * like Euler, but second order: its 20 uniform steps land closer to the ODE's solution than Euler's
+ * 50 (docs/tpm). A sample's first step is Euler.
  *
  * One step = one denoiser evaluation of that sample = one NFE (two with classifier-free guidance),
  * charged to the meter before the model runs, as Denoiser.predict does. A sample never takes more
@@ -29,18 +35,24 @@ export interface TimePredictor {
   /** α and β per row (both should be > 1). */
   predict(features: Tensor, sigma: ArrayLike<number>, stream?: NativeStream): Promise<{ alpha: Float32Array; beta: Float32Array }>;
   /** Defaults of the sampler that this predictor was trained with (from its card). */
-  readonly defaults?: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number] };
+  readonly defaults?: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number]; solver?: AdaptiveSolver };
 }
 
+/** The step rule of the adaptive sampler (see the file's comment). */
+export type AdaptiveSolver = 'euler' | 'ab2';
+export const ADAPTIVE_SOLVERS: readonly AdaptiveSolver[] = ['euler', 'ab2'];
+/** AB2's extrapolation weight c = h / 2h′ is capped here: a step much longer than the one before would amplify v − v_prev. */
+export const AB2_C_MAX = 1;
+
 /** The sampler defaults when neither the options nor the predictor's card give them. */
-export const ADAPTIVE_DEFAULTS = { sigmaMin: 0.01, maxSteps: 60, rRange: [1e-3, 1 - 1e-3] as [number, number] };
+export const ADAPTIVE_DEFAULTS = { sigmaMin: 0.01, maxSteps: 60, rRange: [1e-3, 1 - 1e-3] as [number, number], solver: 'euler' as AdaptiveSolver };
 
 /** The parts of a TPM card the sampler reads (the card is model.json inside the archive). */
 export interface TpmCard {
   name: string;
   kind: string;
   feature_dim?: number;
-  sampler?: { sigma_min?: number; max_steps?: number; r_range?: [number, number] };
+  sampler?: { sigma_min?: number; max_steps?: number; r_range?: [number, number]; solver?: AdaptiveSolver };
   training?: { gamma?: number; iterations?: number; [key: string]: unknown };
   [key: string]: unknown;
 }
@@ -62,6 +74,7 @@ export function validateTpmCard(json: Record<string, unknown> | null, file: stri
     if (s.max_steps !== undefined && !(Number.isInteger(s.max_steps) && s.max_steps >= 1)) cardFail(file, '"sampler.max_steps" must be a positive integer');
     if (s.r_range !== undefined && !(Array.isArray(s.r_range) && s.r_range.length === 2 && s.r_range[0] > 0 && s.r_range[0] <= s.r_range[1] && s.r_range[1] < 1))
       cardFail(file, '"sampler.r_range" must be [r_min, r_max] with 0 < r_min <= r_max < 1');
+    if (s.solver !== undefined && !ADAPTIVE_SOLVERS.includes(s.solver)) cardFail(file, `"sampler.solver" must be one of ${ADAPTIVE_SOLVERS.join(', ')}, got ${JSON.stringify(s.solver)}`);
   }
   return { kind: 'tpm', ...c } as TpmCard;
 }
@@ -69,13 +82,13 @@ export function validateTpmCard(json: Record<string, unknown> | null, file: stri
 /** A TorchScript Time Prediction Module: forward(features[N, D], sigma[N]) -> [N, 2] (α, β). */
 export class TimePredictionModule implements TimePredictor {
   readonly card: TpmCard;
-  readonly defaults: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number] };
+  readonly defaults: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number]; solver?: AdaptiveSolver };
 
   constructor(readonly module: TorchModule) {
     this.card = validateTpmCard(module.card, module.path);
     if (!module.hasMethod('forward')) throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
     const s = this.card.sampler ?? {};
-    this.defaults = { sigmaMin: s.sigma_min, maxSteps: s.max_steps, rRange: s.r_range };
+    this.defaults = { sigmaMin: s.sigma_min, maxSteps: s.max_steps, rRange: s.r_range, solver: s.solver };
   }
 
   static async load(file: string, options: { device?: string } = {}): Promise<TimePredictionModule> {
@@ -154,6 +167,8 @@ export interface AdaptiveOptions {
   sigmaMin?: number;
   /** The most steps a sample takes, the final step to 0 included (default: the card's, else 60). */
   maxSteps?: number;
+  /** The step rule (default: the card's sampler.solver, else 'euler'): use the one the module was trained with. */
+  solver?: AdaptiveSolver;
   /** Take the x̂0 predicted at the first step with σ ≤ midSigma (for the self-supervised verifier). */
   midSigma?: number;
   /** The denoiser's method returning (output, features) (default 'forward_features'). */
@@ -303,13 +318,20 @@ export function adaptiveMaxCost(denoiser: Denoiser, rows: number, maxSteps: numb
 }
 
 /** The sampler settings that apply: the options, else the predictor's card, else the defaults. */
-export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: number; maxSteps?: number } = {}) {
+export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver } = {}) {
   const sigmaMin = o.sigmaMin ?? predictor.defaults?.sigmaMin ?? ADAPTIVE_DEFAULTS.sigmaMin;
   const maxSteps = o.maxSteps ?? predictor.defaults?.maxSteps ?? ADAPTIVE_DEFAULTS.maxSteps;
+  const solver = o.solver ?? predictor.defaults?.solver ?? ADAPTIVE_DEFAULTS.solver;
   const [rMin, rMax] = predictor.defaults?.rRange ?? ADAPTIVE_DEFAULTS.rRange;
   if (!(sigmaMin > 0 && sigmaMin < 1)) throw new DiffusionSearchError(`adaptive: sigmaMin must be in (0, 1), got ${sigmaMin}`, 'ARGUMENT');
   if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) throw new DiffusionSearchError(`adaptive: maxSteps must be a positive integer, got ${maxSteps}`, 'ARGUMENT');
-  return { sigmaMin, maxSteps, rMin, rMax };
+  if (!ADAPTIVE_SOLVERS.includes(solver)) throw new DiffusionSearchError(`adaptive: solver must be one of ${ADAPTIVE_SOLVERS.join(', ')}, got ${JSON.stringify(solver)}`, 'ARGUMENT');
+  return { sigmaMin, maxSteps, rMin, rMax, solver };
+}
+
+/** AB2's weight per row: c = min(h / 2h′, AB2_C_MAX), 0 where the row has no previous step. */
+export function ab2Coefficients(h: readonly number[], hPrev: readonly number[]): number[] {
+  return h.map((hj, j) => (hPrev[j] !== 0 ? Math.min(AB2_C_MAX, Math.max(0, hj / (2 * hPrev[j]))) : 0));
 }
 
 /**
@@ -318,7 +340,7 @@ export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: numbe
  */
 export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<AdaptiveResult> {
   const n = x.shape[0];
-  const { sigmaMin, maxSteps, rMin, rMax } = adaptiveSettings(o.predictor, o);
+  const { sigmaMin, maxSteps, rMin, rMax, solver } = adaptiveSettings(o.predictor, o);
   const cond = Array.from(o.cond);
   if (cond.length !== n) throw new DiffusionSearchError(`adaptive: ${n} samples but ${cond.length} classes`, 'SHAPE');
   const start = typeof o.sigmaStart === 'number' || o.sigmaStart === undefined ? new Array<number>(n).fill(o.sigmaStart ?? 1) : Array.from(o.sigmaStart);
@@ -335,6 +357,9 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   let active = Array.from({ length: n }, (_, i) => i);
   let sig = start.slice();
   let cur = x;
+  // AB2's memory, for the active rows in their order: the last velocity and step (0: none yet).
+  let vPrev: Tensor | null = null;
+  let hPrev = new Array<number>(n).fill(0);
   try {
     for (let step = 1; active.length > 0; step++) {
       if (o.signal?.aborted) throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', { cause: o.signal.reason });
@@ -376,11 +401,26 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
         else p.x0.dispose();
       }
       let nx: Tensor;
+      const h = next.map((s, j) => s - sig[j]);
       try {
-        nx = await ops.eulerStep(cur, v, sig, next, o.stream);
-      } finally {
+        let u = v;
+        if (solver === 'ab2' && vPrev) {
+          const c = ab2Coefficients(h, hPrev);
+          u = await axpby(v, vPrev, c.map((cj) => 1 + cj), c.map((cj) => -cj), o.stream);
+        }
+        try {
+          nx = await ops.eulerStep(cur, u, sig, next, o.stream);
+        } finally {
+          if (u !== v) u.dispose();
+        }
+      } catch (e) {
         v.dispose();
+        throw e;
       }
+      vPrev?.dispose();
+      vPrev = null;
+      if (solver === 'ab2') vPrev = v;
+      else v.dispose();
       if (mid && x0) {
         const take: number[] = [];
         for (let j = 0; j < m; j++) {
@@ -401,11 +441,19 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
         done.add(await gather(nx, finished, o.stream), finished.map((j) => active[j]));
         cur = await gather(nx, keep, o.stream);
         nx.dispose();
+        if (vPrev) {
+          const kept = await gather(vPrev, keep, o.stream);
+          vPrev.dispose();
+          vPrev = kept;
+        }
       } else cur = nx;
       active = keep.map((j) => active[j]);
       sig = keep.map((j) => next[j]);
+      hPrev = keep.map((j) => h[j]);
       o.onStep?.(step, active.length);
     }
+    vPrev?.dispose();
+    vPrev = null;
     const xOut = await done.assemble(n, o.stream);
     let x0Mid: Tensor | null = null;
     try {
@@ -417,6 +465,7 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
     return { x: xOut, steps, sigmas, x0Mid, nfe };
   } catch (e) {
     if (cur !== x) cur.dispose();
+    vPrev?.dispose();
     done.dispose();
     mid?.dispose();
     throw e;

@@ -179,6 +179,7 @@ export class SearchRun {
       sigmaStart: this.sigmas[from],
       sigmaMin: a.sigmaMin,
       maxSteps: a.maxSteps,
+      solver: a.solver,
       midSigma: this.config.verifier.needsMidPrediction ? 0.4 : undefined,
       signal: this.config.signal,
     });

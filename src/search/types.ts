@@ -4,7 +4,7 @@ import type { Denoiser } from '../models/denoiser';
 import type { SamplerName } from '../samplers';
 import type { Verifier } from '../verifiers/verifier';
 import type { Seed } from '../ops';
-import type { TimePredictor } from '../samplers/adaptive';
+import type { AdaptiveSolver, TimePredictor } from '../samplers/adaptive';
 
 export interface SearchProgress {
   algorithm: string;
@@ -40,7 +40,7 @@ export interface SearchConfig {
    * chooses per sample (Euler); intermediate levels still come from `sigmas`. Budgets are planned
    * with the module's maximum of steps, and each sample is charged the steps it really took.
    */
-  adaptive?: { predictor: TimePredictor; sigmaMin?: number; maxSteps?: number };
+  adaptive?: { predictor: TimePredictor; sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver };
 }
 
 export interface TraceEntry {
