@@ -96,7 +96,7 @@ def main(argv=None):
                 [(int(a), float(b), "euler") for a, b in (t.split(":") for t in args.fixed_shift.split(",") if t)] + \
                 [(int(s), 1.0, "ab2") for s in args.fixed_ab2.split(",") if s]
         for n_steps, shift, solver in fixed:
-            name = f"{solver}{n_steps}" + ("" if shift == 1.0 else f"_shift{shift:g}")
+            name = (f"euler{n_steps}" if solver == "euler" else f"{solver}-{n_steps}") + ("" if shift == 1.0 else f"_shift{shift:g}")
             if name in old:
                 results.append(old[name]); print(f"{name:>14}: reused"); continue
             t0 = time.time()
@@ -199,15 +199,18 @@ def table(results, meta):
 
 
 def svg(results):
-    """Two panels (eval accuracy, FD) against mean steps; fixed uniform Euler as a line, others as points."""
-    W, H, PW, PH, L, T = 980, 470, 390, 300, 70, 50
+    """Two panels (eval accuracy, FD) against mean steps; fixed uniform Euler and AB2 as lines, others as points."""
     colors = ["#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-    fixed = sorted([r for r in results if r["kind"] == "fixed" and "_shift" not in r["name"]], key=lambda r: r["mean_steps"])
-    others = [r for r in results if r not in fixed]
+    fixed = sorted([r for r in results if r["kind"] == "fixed" and r["name"].startswith("euler") and "_shift" not in r["name"]],
+                   key=lambda r: r["mean_steps"])
+    fixed_ab2 = sorted([r for r in results if r["kind"] == "fixed" and r["name"].startswith("ab2")], key=lambda r: r["mean_steps"])
+    others = [r for r in results if r not in fixed and r not in fixed_ab2]
+    W, PW, PH, L, T = 980, 390, 300, 70, 50
+    H = T + PH + 92 + 18 * ((len(others) + 3) // 4)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">Adaptive schedules (TPM) vs fixed Euler: '
-           f'eval/ classifier, {""}same noise</text>']
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">Adaptive schedules (TPM) vs fixed schedules: '
+           f'eval/ classifier, same noise</text>']
     xs_all = [r["mean_steps"] for r in results]
     x0, x1 = 0.0, max(52.0, max(xs_all) + 2)
     for pi, (key, title) in enumerate([("accuracy", "eval accuracy (higher is better)"), ("frechet_distance", "Fréchet distance (lower is better)")]):
@@ -229,11 +232,14 @@ def svg(results):
             out.append(f'<line x1="{ox - 5}" y1="{Y(v)}" x2="{ox}" y2="{Y(v)}" stroke="#333"/>'
                        f'<text x="{ox - 8}" y="{Y(v) + 4}" text-anchor="end">{v:.3f}</text>'
                        f'<line x1="{ox}" y1="{Y(v)}" x2="{ox + PW}" y2="{Y(v)}" stroke="#eee"/>')
+        for line, colour in ((fixed, "#1f77b4"), (fixed_ab2, "#555555")):
+            if not line:
+                continue
+            pts = " ".join(f"{X(r['mean_steps']):.1f},{Y(r[key]):.1f}" for r in line)
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            for r in line:
+                out.append(f'<circle cx="{X(r["mean_steps"]):.1f}" cy="{Y(r[key]):.1f}" r="3" fill="{colour}"/>')
         if fixed:
-            pts = " ".join(f"{X(r['mean_steps']):.1f},{Y(r[key]):.1f}" for r in fixed)
-            out.append(f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="2"/>')
-            for r in fixed:
-                out.append(f'<circle cx="{X(r["mean_steps"]):.1f}" cy="{Y(r[key]):.1f}" r="3" fill="#1f77b4"/>')
             b = next((r for r in fixed if r["name"] == "euler50"), None)
             if b is not None:
                 out.append(f'<line x1="{ox}" y1="{Y(b[key]):.1f}" x2="{ox + PW}" y2="{Y(b[key]):.1f}" stroke="#1f77b4" stroke-dasharray="4,3"/>')
@@ -244,6 +250,10 @@ def svg(results):
     ly = T + PH + 62
     out.append(f'<line x1="{L}" y1="{ly - 4}" x2="{L + 24}" y2="{ly - 4}" stroke="#1f77b4" stroke-width="2"/>'
                f'<text x="{L + 30}" y="{ly}">fixed uniform Euler, 5…50 steps (dashed: the Euler-50 level; dotted: 30 steps = 40 % fewer than 50)</text>')
+    if fixed_ab2:
+        ly += 18
+        out.append(f'<line x1="{L}" y1="{ly - 4}" x2="{L + 24}" y2="{ly - 4}" stroke="#555555" stroke-width="2"/>'
+                   f'<text x="{L + 30}" y="{ly}">fixed uniform AB2 (second-order, 1 NFE per step)</text>')
     for i, r in enumerate(others):
         c = colors[i % len(colors)]
         name = r["name"] + (f" (γ={r['gamma']})" if r.get("gamma") is not None and "γ" not in r["name"] else "")
