@@ -45,6 +45,19 @@ describe('generate', () => {
     expect(rep.config).toMatchObject({ algorithm: 'best-of-n', budget: 50, n: 1, steps: 5 });
   });
 
+  it('an adaptive run records the steps of each sample and the solver in report.json', () => {
+    const out = tmp();
+    const r = run('generate', '--model', 'fashion-flow', '--class', 'Bag', '--schedule', 'adaptive', '--tpm-solver', 'ab2',
+      '--algorithm', 'baseline', '--n', '3', '--budget', '60', '--out', out, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const rep = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(rep.config).toMatchObject({ schedule: 'adaptive', tpmSolver: 'ab2' });
+    expect(rep.steps).toHaveLength(3);
+    for (const s of rep.steps) expect(Number.isInteger(s) && s >= 1 && s <= 60).toBe(true);
+    // baseline = one rollout per sample: the NFE used are the steps taken
+    expect(rep.nfe_used).toBe(rep.steps.reduce((a: number, b: number) => a + b, 0));
+  });
+
   it('bad input exits 2 with one line naming the problem (no stack unless --verbose)', () => {
     const cases: Array<[string[], RegExp]> = [
       [['--model', 'nope'], /unknown model 'nope'/],
@@ -56,6 +69,7 @@ describe('generate', () => {
       [['--model', 'gmm2d', '--out', '/proc/nope/x'], /cannot write to --out/],
       [['--model', path.join(__dirname, 'fixtures', 'not-a-model.pt'), '--verifier', 'gmm2d-reward'], /not a loadable TorchScript archive/],
       [['--model', 'gmm2d', '--algorithm', 'paths', '--forward', '2', '--backward', '2'], /backward/],
+      [['--model', 'fashion-flow', '--schedule', 'adaptive', '--tpm-solver', 'rk4'], /--tpm-solver must be one of euler, ab2/],
     ];
     for (const [args, msg] of cases) {
       const r = run('generate', '--out', tmp(), ...args);
