@@ -15,6 +15,8 @@ import { eulerStep } from '../src/samplers';
 import * as ops from '../src/ops';
 import type { NativeTensor } from '../src/native';
 import type { Verifier } from '../src/verifiers/verifier';
+import { tensor } from '../src/tensor';
+import { loadTestSplit } from './fmnist';
 
 const root = path.join(__dirname, '..');
 const have = ['models/fashion-flow.pt', 'models/fashion-classifier.pt', 'eval/fashion-eval.pt'].every((f) => fs.existsSync(path.join(root, f)));
@@ -47,6 +49,39 @@ describe.skipIf(!have)('fashion-flow', () => {
     const rep = await judge.evaluate(data, [30, 1, 28, 28], cls, flow.classes);
     expect(rep.accuracy).toBeGreaterThanOrEqual(0.5);
     expect(data.every((v) => v >= -1.5 && v <= 1.5)).toBe(true);
+  });
+
+  it('the discriminators: realism and detail score real test images above the flow\'s few-step samples; detail rises with the steps', async () => {
+    const n = 40;
+    const cls = Array.from({ length: n }, (_, i) => i % 10);
+    const euler = async (steps: number) => {
+      const budget = new Budget(n * steps);
+      let x: NativeTensor = await ops.randn([n, 1, 28, 28], { seed: 77 });
+      const sig = uniform(steps);
+      for (let i = 0; i < steps; i++) {
+        const r = await eulerStep({ denoiser: flow, cond: cls, guidance: 1, meter: budget }, x, new Array(n).fill(sig[i]), new Array(n).fill(sig[i + 1]));
+        x.dispose();
+        r.x0.dispose();
+        x = r.x;
+      }
+      return x;
+    };
+    const { images } = loadTestSplit(n);
+    const real = tensor(images, [n, 1, 28, 28]);
+    const samples = { 2: await euler(2), 5: await euler(5), 20: await euler(20) };
+    const mean = async (name: string, x: NativeTensor) => {
+      const v = await loadVerifier([name]);
+      const s = await v.score(x, cls);
+      return Array.from(s).reduce((a, b) => a + b, 0) / n;
+    };
+    const realism = { real: await mean('realism', real), e2: await mean('realism', samples[2]) };
+    const detail = { real: await mean('detail', real), e5: await mean('detail', samples[5]), e20: await mean('detail', samples[20]) };
+    console.log(`realism: real ${realism.real.toFixed(2)}, Euler-2 ${realism.e2.toFixed(2)}; detail: real ${detail.real.toFixed(2)}, ` +
+      `Euler-20 ${detail.e20.toFixed(2)}, Euler-5 ${detail.e5.toFixed(2)}`);
+    expect(realism.real).toBeGreaterThan(realism.e2 + 2);
+    expect(detail.real).toBeGreaterThan(detail.e20);
+    expect(detail.e20).toBeGreaterThan(detail.e5 + 0.5);
+    for (const t of [real, ...Object.values(samples)]) t.dispose();
   });
 
   it('searching with the classifier verifier raises the eval log-probability of "Shirt" over plain sampling', async () => {

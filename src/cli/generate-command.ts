@@ -23,7 +23,7 @@ export function addGenerate(program: Command): void {
     .option('--n <samples>', 'samples (one search each)', '4')
     .option('--seed <int>', 'seed: the same seed gives the same samples', '0')
     .option('--out <dir>', 'output directory', 'out')
-    .option('--verifier <name|path>', 'verifier (repeat for a rank ensemble): classifier, realism, self, oracle, or a file', collect)
+    .option('--verifier <name|path>', 'verifier (repeat for a rank ensemble): classifier, realism, detail, self, oracle, or a file', collect)
     .option('--steps <n>', 'denoising steps of the schedule', '20')
     .option('--schedule <name>', 'uniform, shifted, karras, or adaptive (a Time Prediction Module picks each sample\'s steps)', 'uniform')
     .option('--tpm <name|path>', 'the Time Prediction Module of --schedule adaptive', 'tpm')

@@ -21,6 +21,7 @@ export const shipped: ShippedModel[] = [
   { name: 'gmm2d', file: 'models/gmm2d.pt', kind: 'denoiser', verifiers: ['gmm2d-reward'] },
   { name: 'classifier', file: 'models/fashion-classifier.pt', kind: 'verifier' },
   { name: 'realism', file: 'models/fashion-realism.pt', kind: 'verifier' },
+  { name: 'detail', file: 'models/fashion-detail.pt', kind: 'verifier' },
   { name: 'gmm2d-reward', file: 'models/gmm2d-reward.pt', kind: 'verifier' },
   { name: 'oracle', file: 'eval/fashion-eval.pt', kind: 'eval' },
   { name: 'tpm', file: 'models/fashion-tpm.pt', kind: 'tpm' },
@@ -45,7 +46,7 @@ export function resolveModel(nameOrPath: string): { file: string; shipped?: Ship
 }
 
 /**
- * A verifier by name: 'classifier' (log-softmax of the class), 'realism', 'self' (self-supervised
+ * A verifier by name: 'classifier' (log-softmax of the class), 'realism', 'detail', 'self' (self-supervised
  * feature cosine on the classifier's features), 'oracle' (the eval/ classifier: privileged),
  * 'gmm2d-reward', or a path to a TorchScript verifier. Several names make a rank ensemble.
  */
