@@ -57,14 +57,36 @@ inline uint64_t row_id(const int64_t* ids, int64_t r) {
   return ids ? static_cast<uint64_t>(ids[r]) : static_cast<uint64_t>(r);
 }
 
+// Touches [p, p + n) so that it is in cache when the tile after this one needs it: the noise of a
+// tile takes far longer than its loads, and the hardware cannot overlap the two by itself.
+inline void prefetch_floats(const float* p, int64_t n, bool for_write) {
+  for (int64_t i = 0; i < n; i += 16) {
+    if (for_write)
+      __builtin_prefetch(p + i, 1, 3);
+    else
+      __builtin_prefetch(p + i, 0, 3);
+  }
+}
+
+struct NoPrefetch {
+  void operator()(int64_t, int64_t, int64_t) const {}
+};
+
 // Calls f(row, e0, n, noise) for every tile of every row, in parallel. `noise` holds the
-// normals of elements e0 .. e0+n-1 of that row's sample.
-template <class F>
+// normals of elements e0 .. e0+n-1 of that row's sample. Before drawing a tile's noise it calls
+// prefetch(row, e0, n) for the next tile (the one this thread most likely takes next).
+template <class F, class P = NoPrefetch>
 inline void for_each_noise_tile(int64_t rows, int64_t dim, uint64_t seed, const int64_t* ids,
-                                int64_t step, F&& f) {
+                                int64_t step, F&& f, P&& prefetch = P()) {
   if (rows <= 0 || dim <= 0) return;
   const int64_t tpr = (dim + kTile - 1) / kTile;
-  parallel_for(rows * tpr, std::min(dim, kTile), [&](int64_t t) {
+  const int64_t tiles = rows * tpr;
+  parallel_for(tiles, std::min(dim, kTile), [&](int64_t t) {
+    if (t + 1 < tiles) {
+      const int64_t nrow = (t + 1) / tpr;
+      const int64_t ne0 = (t + 1 - nrow * tpr) * kTile;
+      prefetch(nrow, ne0, std::min(kTile, dim - ne0));
+    }
     const int64_t row = t / tpr;
     const int64_t e0 = (t - row * tpr) * kTile;
     const int64_t n = std::min(kTile, dim - e0);

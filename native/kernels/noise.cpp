@@ -56,6 +56,13 @@ void check_mutation(const char* fn, const float* parents, int64_t n_parents, con
   }
 }
 
+// The parent slice a mutation tile reads and the child slice it writes.
+inline void prefetch_mutation(const float* parents, const int64_t* idx, int64_t dim, float* out,
+                              int64_t k, int64_t e0, int64_t n) {
+  prefetch_floats(parents + idx[k] * dim + e0, n, false);
+  prefetch_floats(out + k * dim + e0, n, true);
+}
+
 }  // namespace
 
 void mutate_gaussian_cpu(const float* parents, int64_t n_parents, const int64_t* idx,
@@ -67,12 +74,14 @@ void mutate_gaussian_cpu(const float* parents, int64_t n_parents, const int64_t*
   if (n_children == 0 || dim == 0) return;
   const float a = detail::fsqrt(detail::fsub(1.0f, detail::fmul(beta, beta)));
   const float b = beta;
-  for_each_noise_tile(n_children, dim, seed, child_ids, step,
-                      [&](int64_t k, int64_t e0, int64_t n, const float* z) {
-                        const float* __restrict p = parents + idx[k] * dim + e0;
-                        float* __restrict o = out + k * dim + e0;
-                        for (int64_t i = 0; i < n; ++i) o[i] = a * p[i] + b * z[i];
-                      });
+  for_each_noise_tile(
+      n_children, dim, seed, child_ids, step,
+      [&](int64_t k, int64_t e0, int64_t n, const float* z) {
+        const float* __restrict p = parents + idx[k] * dim + e0;
+        float* __restrict o = out + k * dim + e0;
+        for (int64_t i = 0; i < n; ++i) o[i] = a * p[i] + b * z[i];
+      },
+      [&](int64_t k, int64_t e0, int64_t n) { prefetch_mutation(parents, idx, dim, out, k, e0, n); });
 }
 
 void mutate_additive_cpu(const float* parents, int64_t n_parents, const int64_t* idx,
@@ -82,13 +91,15 @@ void mutate_additive_cpu(const float* parents, int64_t n_parents, const int64_t*
   check_mutation(fn, parents, n_parents, idx, n_children, dim, out);
   if (n_children == 0 || dim == 0) return;
   require(s != nullptr, fn, "s is null");
-  for_each_noise_tile(n_children, dim, seed, child_ids, step,
-                      [&](int64_t k, int64_t e0, int64_t n, const float* z) {
-                        const float* __restrict p = parents + idx[k] * dim + e0;
-                        float* __restrict o = out + k * dim + e0;
-                        const float sk = s[k];
-                        for (int64_t i = 0; i < n; ++i) o[i] = p[i] + sk * z[i];
-                      });
+  for_each_noise_tile(
+      n_children, dim, seed, child_ids, step,
+      [&](int64_t k, int64_t e0, int64_t n, const float* z) {
+        const float* __restrict p = parents + idx[k] * dim + e0;
+        float* __restrict o = out + k * dim + e0;
+        const float sk = s[k];
+        for (int64_t i = 0; i < n; ++i) o[i] = p[i] + sk * z[i];
+      },
+      [&](int64_t k, int64_t e0, int64_t n) { prefetch_mutation(parents, idx, dim, out, k, e0, n); });
 }
 
 // ---------------------------------------------------------------------------------------------
