@@ -14,7 +14,7 @@ Adaptive sampling (one denoiser evaluation = one step = one NFE per sample):
       r = mode(h, sigma)               (training: r ~ Beta(alpha, beta), then clamped)
       sigma_next = r * sigma
       if sigma_next < sigma_min or step == max_steps: sigma_next = 0   (the final step, to 0)
-      x = x + (sigma_next - sigma) * u  (solver "euler": u = v; "ab2": see ab2_velocity)
+      x = x + (sigma_next - sigma) * u  (solver "euler": u = v; "ab2": below)
       if sigma_next == 0: done (this sample took `step` steps)
 Samples finish independently; a batch keeps only its unfinished rows.
 
