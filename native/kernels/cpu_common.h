@@ -57,8 +57,8 @@ inline uint64_t row_id(const int64_t* ids, int64_t r) {
   return ids ? static_cast<uint64_t>(ids[r]) : static_cast<uint64_t>(r);
 }
 
-// Touches [p, p + n) so that it is in cache when the tile after this one needs it: the noise of a
-// tile takes far longer than its loads, and the hardware cannot overlap the two by itself.
+// Starts loading [p, p + n) for the tile after this one while this tile's noise is drawn (the
+// noise takes far longer than the loads); a few per cent at sizes beyond L2 (bench/RESULTS.md).
 inline void prefetch_floats(const float* p, int64_t n, bool for_write) {
   for (int64_t i = 0; i < n; i += 16) {
     if (for_write)
