@@ -256,13 +256,13 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
 });
 
 describe.skipIf(!haveFlow || !fs.existsSync(python))('TPM training (scripts/train_tpm.py, tiny settings)', () => {
-  it('a short seeded run lowers the loss and raises the mean reward', () => {
+  it('a short seeded run (AB2 rollouts, like the shipped module) lowers the loss and raises the mean reward', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpm-train-'));
     const curveFile = path.join(dir, 'curve.json');
     const args = [
       'scripts/train_tpm.py', '--flow', flowFile, '--reward', 'classifier', '--gamma', '0.9', '--seed', '0',
       '--bc-pool', '512', '--bc-iters', '150', '--bc-target-steps', '20', '--bc-shift', '1',
-      '--iters', '12', '--conditions', '4', '--k', '4', '--lr', '1e-3', '--eval-every', '100', '--max-steps', '40',
+      '--iters', '12', '--conditions', '4', '--k', '4', '--lr', '1e-3', '--eval-every', '100', '--max-steps', '40', '--solver', 'ab2',
       '--threads', process.env.DS_TEST_THREADS ?? '2', '--out', '', '--curve-json', curveFile,
     ];
     const t0 = Date.now();
