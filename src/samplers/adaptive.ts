@@ -8,8 +8,8 @@
  * The step rule (`solver`, from the card's sampler.solver unless given): 'euler' moves along the
  * velocity v; 'ab2' (second-order Adams–Bashforth with variable steps) along (1 + c)·v − c·v_prev,
  * c = min(h / 2h′, 1) with h, h′ this and the sample's previous step — one evaluation per step
- * like Euler, but second order: its 20 uniform steps land closer to the ODE's solution than Euler's
- * 50 (docs/tpm). A sample's first step is Euler.
+ * like Euler, but second order: with 15–20 uniform steps it reaches a lower Fréchet distance than
+ * Euler with 50 (docs/tpm). A sample's first step is Euler.
  *
  * One step = one denoiser evaluation of that sample = one NFE (two with classifier-free guidance),
  * charged to the meter before the model runs, as Denoiser.predict does. A sample never takes more
