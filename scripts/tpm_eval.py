@@ -251,6 +251,8 @@ def svg(results):
             out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
             for r in line:
                 out.append(f'<circle cx="{X(r["mean_steps"]):.1f}" cy="{Y(min(r[key], y1)):.1f}" r="3" fill="{colour}"/>')
+                if r[key] > y1:
+                    out.append(f'<text x="{X(r["mean_steps"]) + 6:.1f}" y="{T + 12:.1f}" font-size="10" fill="{colour}">{r[key]:.2f} ↑</text>')
         if fixed:
             b = next((r for r in fixed if r["name"] == "euler50"), None)
             if b is not None:
@@ -262,11 +264,6 @@ def svg(results):
             out.append(marker(r, X(r["mean_steps"]), Y(v), c))
             if r[key] > y1:
                 out.append(f'<text x="{X(r["mean_steps"]) + 8:.1f}" y="{Y(v) + 4:.1f}" font-size="10">{r[key]:.2f} ↑</text>')
-        if fixed_ab2 or fixed:
-            for line, colour in ((fixed, "#1f77b4"), (fixed_ab2, "#555555")):
-                for r in line:
-                    if r[key] > y1:
-                        out.append(f'<text x="{X(r["mean_steps"]) + 6:.1f}" y="{T + 12:.1f}" font-size="10" fill="{colour}">{r[key]:.2f} ↑</text>')
     ly = T + PH + 62
     out.append(f'<line x1="{L}" y1="{ly - 4}" x2="{L + 24}" y2="{ly - 4}" stroke="#1f77b4" stroke-width="2"/>'
                f'<text x="{L + 30}" y="{ly}">fixed uniform Euler, 5…50 steps (dashed: the Euler-50 level; dotted: 30 steps = 40 % fewer than 50)</text>')

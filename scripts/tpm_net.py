@@ -165,10 +165,6 @@ def fixed_rollout(flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: 
     return x
 
 
-def euler_fixed(flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: float = 1.0) -> torch.Tensor:
-    return fixed_rollout(flow, x, cond, steps, shift, "euler")
-
-
 def discount(n: torch.Tensor, gamma: float) -> torch.Tensor:
     """(1/(n+1)) * sum_{i=0..n} gamma^(n-i) = (1 - gamma^(n+1)) / ((n+1)(1-gamma))."""
     n = n.double()

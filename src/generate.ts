@@ -6,7 +6,7 @@ import { DiffusionSearchError } from './errors';
 import { Denoiser } from './models/denoiser';
 import { DEFAULT_MODEL, loadVerifier, resolveModel } from './models/registry';
 import { makeSchedule, type ScheduleName } from './schedules';
-import { TimePredictionModule, type AdaptiveSolver } from './samplers/adaptive';
+import { TimePredictionModule, adaptiveSettings, type AdaptiveSolver } from './samplers/adaptive';
 import type { SamplerName } from './samplers';
 import { algorithms, type AlgorithmName } from './search';
 import type { SearchProgress, SearchResult, TraceEntry } from './search/types';
@@ -101,7 +101,7 @@ export async function generate(
   const sigmas = makeSchedule(o.schedule === 'adaptive' || o.schedule === undefined ? 'uniform' : o.schedule, o.steps ?? 20, { shift: o.shift });
   const predictor = adaptive ? await TimePredictionModule.load(resolveModel(o.tpm ?? 'tpm').file, { device: o.device }) : undefined;
   if (adaptive && sampler !== 'euler')
-    throw new DiffusionSearchError(`the adaptive schedule steps with Euler; --sampler ${sampler} does not apply (algorithm ${algorithm})`, 'ARGUMENT');
+    throw new DiffusionSearchError(`the adaptive schedule steps with its module's rule (euler or ab2, --tpm-solver); --sampler ${sampler} does not apply (algorithm ${algorithm})`, 'ARGUMENT');
   const stream = createStream({ device: o.device });
   const per = denoiser.sampleShape.reduce((a, b) => a * b, 1);
   const samples = new Float32Array(n * per);
@@ -186,7 +186,7 @@ export async function generate(
       schedule: o.schedule ?? 'uniform',
       tpm: adaptive ? (o.tpm ?? 'tpm') : undefined,
       maxSteps: o.maxSteps,
-      tpmSolver: adaptive ? (o.tpmSolver ?? predictor?.defaults?.solver ?? 'euler') : undefined,
+      tpmSolver: predictor ? adaptiveSettings(predictor, { solver: o.tpmSolver }).solver : undefined,
       shift: o.shift,
       sampler,
       eta: o.eta,

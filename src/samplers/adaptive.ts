@@ -357,9 +357,8 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   let active = Array.from({ length: n }, (_, i) => i);
   let sig = start.slice();
   let cur = x;
-  // AB2's memory, for the active rows in their order: the last velocity and step (0: none yet).
+  // AB2's memory: the last velocity of the active rows, in their order (the last step is in sigmas).
   let vPrev: Tensor | null = null;
-  let hPrev = new Array<number>(n).fill(0);
   try {
     for (let step = 1; active.length > 0; step++) {
       if (o.signal?.aborted) throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', { cause: o.signal.reason });
@@ -405,6 +404,11 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       try {
         let u = v;
         if (solver === 'ab2' && vPrev) {
+          // sigmas[row] ends with (σ before, σ, σ_next) by now: h′ = σ − σ before.
+          const hPrev = active.map((row) => {
+            const s = sigmas[row];
+            return s.length >= 3 ? s[s.length - 2] - s[s.length - 3] : 0;
+          });
           const c = ab2Coefficients(h, hPrev);
           u = await axpby(v, vPrev, c.map((cj) => 1 + cj), c.map((cj) => -cj), o.stream);
         }
@@ -449,7 +453,6 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       } else cur = nx;
       active = keep.map((j) => active[j]);
       sig = keep.map((j) => next[j]);
-      hPrev = keep.map((j) => h[j]);
       o.onStep?.(step, active.length);
     }
     vPrev?.dispose();
