@@ -53,6 +53,24 @@ void philox_tile(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint64_
 void normal_tile(float* buf, uint64_t seed, uint64_t id, uint64_t step, int64_t e0, int64_t n);
 void uniform_tile(float* buf, uint64_t seed, uint64_t id, uint64_t step, int64_t e0, int64_t n);
 
+// The noise-consuming element-wise ops share one formula, over a tile whose pointers start at
+// its first element: o = z (x null), o = a·x + b·z (y null), or o = (a·x + c·y) + b·z — each
+// product and sum rounded on its own, as on the GPU. On AVX-512 CPUs the noise never leaves the
+// registers (noise_tiles.cpp); elsewhere it goes through normal_tile.
+struct NoiseAffine {
+  float* o;
+  const float* x;
+  const float* y;
+  float a, c, b;
+  // Where the next tile's o, x, y start (prefetched while this tile is computed; never read);
+  // null: nothing to prefetch.
+  const float* next_o = nullptr;
+  const float* next_x = nullptr;
+  const float* next_y = nullptr;
+};
+void affine_noise_tile(const NoiseAffine& f, uint64_t seed, uint64_t id, uint64_t step, int64_t e0,
+                       int64_t n);
+
 inline uint64_t row_id(const int64_t* ids, int64_t r) {
   return ids ? static_cast<uint64_t>(ids[r]) : static_cast<uint64_t>(r);
 }
@@ -93,6 +111,36 @@ inline void for_each_noise_tile(int64_t rows, int64_t dim, uint64_t seed, const 
     alignas(64) float z[kTile];
     normal_tile(z, seed, row_id(ids, row), static_cast<uint64_t>(step), e0, n);
     f(row, e0, n, static_cast<const float*>(z));
+  });
+}
+
+inline NoiseAffine at_tile(NoiseAffine f, int64_t e0) {
+  f.o += e0;
+  if (f.x) f.x += e0;
+  if (f.y) f.y += e0;
+  return f;
+}
+
+// Runs the element-wise op row(r) (a NoiseAffine with pointers at the row's element 0) over
+// every tile of every row, in parallel.
+template <class Row>
+inline void for_each_affine_noise_tile(int64_t rows, int64_t dim, uint64_t seed, const int64_t* ids,
+                                       int64_t step, Row&& row) {
+  if (rows <= 0 || dim <= 0) return;
+  const int64_t tpr = (dim + kTile - 1) / kTile;
+  parallel_for(rows * tpr, std::min(dim, kTile), [&](int64_t t) {
+    const int64_t r = t / tpr;
+    const int64_t e0 = (t - r * tpr) * kTile;
+    NoiseAffine f = at_tile(row(r), e0);
+    if (t + 1 < rows * tpr) {
+      const int64_t nr = (t + 1) / tpr;
+      const NoiseAffine g = at_tile(row(nr), (t + 1 - nr * tpr) * kTile);
+      f.next_o = g.o;
+      f.next_x = g.x;
+      f.next_y = g.y;
+    }
+    affine_noise_tile(f, seed, row_id(ids, r), static_cast<uint64_t>(step), e0,
+                      std::min(kTile, dim - e0));
   });
 }
 

@@ -18,11 +18,9 @@ void fill_normal_cpu(float* out, int64_t rows, int64_t dim, uint64_t seed,
   check_rows_dim(fn, rows, dim);
   if (rows == 0 || dim == 0) return;
   require(out != nullptr, fn, "out is null");
-  for_each_noise_tile(rows, dim, seed, sample_ids, step,
-                      [&](int64_t r, int64_t e0, int64_t n, const float* z) {
-                        float* o = out + r * dim + e0;
-                        for (int64_t i = 0; i < n; ++i) o[i] = z[i];
-                      });
+  for_each_affine_noise_tile(rows, dim, seed, sample_ids, step, [&](int64_t r) {
+    return NoiseAffine{out + r * dim, nullptr, nullptr, 0.0f, 0.0f, 0.0f};
+  });
 }
 
 void fill_uniform_cpu(float* out, int64_t rows, int64_t dim, uint64_t seed,
@@ -56,13 +54,6 @@ void check_mutation(const char* fn, const float* parents, int64_t n_parents, con
   }
 }
 
-// The parent slice a mutation tile reads and the child slice it writes.
-inline void prefetch_mutation(const float* parents, const int64_t* idx, int64_t dim, float* out,
-                              int64_t k, int64_t e0, int64_t n) {
-  prefetch_floats(parents + idx[k] * dim + e0, n, false);
-  prefetch_floats(out + k * dim + e0, n, true);
-}
-
 }  // namespace
 
 void mutate_gaussian_cpu(const float* parents, int64_t n_parents, const int64_t* idx,
@@ -74,14 +65,9 @@ void mutate_gaussian_cpu(const float* parents, int64_t n_parents, const int64_t*
   if (n_children == 0 || dim == 0) return;
   const float a = detail::fsqrt(detail::fsub(1.0f, detail::fmul(beta, beta)));
   const float b = beta;
-  for_each_noise_tile(
-      n_children, dim, seed, child_ids, step,
-      [&](int64_t k, int64_t e0, int64_t n, const float* z) {
-        const float* __restrict p = parents + idx[k] * dim + e0;
-        float* __restrict o = out + k * dim + e0;
-        for (int64_t i = 0; i < n; ++i) o[i] = a * p[i] + b * z[i];
-      },
-      [&](int64_t k, int64_t e0, int64_t n) { prefetch_mutation(parents, idx, dim, out, k, e0, n); });
+  for_each_affine_noise_tile(n_children, dim, seed, child_ids, step, [&](int64_t k) {
+    return NoiseAffine{out + k * dim, parents + idx[k] * dim, nullptr, a, 0.0f, b};
+  });
 }
 
 void mutate_additive_cpu(const float* parents, int64_t n_parents, const int64_t* idx,
@@ -91,15 +77,10 @@ void mutate_additive_cpu(const float* parents, int64_t n_parents, const int64_t*
   check_mutation(fn, parents, n_parents, idx, n_children, dim, out);
   if (n_children == 0 || dim == 0) return;
   require(s != nullptr, fn, "s is null");
-  for_each_noise_tile(
-      n_children, dim, seed, child_ids, step,
-      [&](int64_t k, int64_t e0, int64_t n, const float* z) {
-        const float* __restrict p = parents + idx[k] * dim + e0;
-        float* __restrict o = out + k * dim + e0;
-        const float sk = s[k];
-        for (int64_t i = 0; i < n; ++i) o[i] = p[i] + sk * z[i];
-      },
-      [&](int64_t k, int64_t e0, int64_t n) { prefetch_mutation(parents, idx, dim, out, k, e0, n); });
+  // p + s·z as 1·p + s·z: multiplying by one is exact, so the bits are the same.
+  for_each_affine_noise_tile(n_children, dim, seed, child_ids, step, [&](int64_t k) {
+    return NoiseAffine{out + k * dim, parents + idx[k] * dim, nullptr, 1.0f, 0.0f, s[k]};
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,14 +159,10 @@ void sphere_neighbours_cpu(const float* x, int64_t rows, int64_t dim, float tau,
     }
     coef[static_cast<size_t>(r)] = sphere_coef(xx, xv, vv, tau);
   }
-  for_each_noise_tile(rows, dim, seed, ids, step,
-                      [&](int64_t r, int64_t e0, int64_t n, const float* z) {
-                        const float* xr = x + r * dim + e0;
-                        float* o = out + r * dim + e0;
-                        const float a = coef[static_cast<size_t>(r)].a;
-                        const float c = coef[static_cast<size_t>(r)].c;
-                        for (int64_t i = 0; i < n; ++i) o[i] = a * xr[i] + c * z[i];
-                      });
+  for_each_affine_noise_tile(rows, dim, seed, ids, step, [&](int64_t r) {
+    const SphereCoef k = coef[static_cast<size_t>(r)];
+    return NoiseAffine{out + r * dim, x + r * dim, nullptr, k.a, 0.0f, k.c};
+  });
 }
 
 }  // namespace kernels

@@ -18,6 +18,8 @@
 
 #include <cstdlib>
 #include <string>
+
+#include "avx512_noise.h"
 #else
 #define DS_X86_DISPATCH 0
 #define DS_CLONES
@@ -46,42 +48,33 @@ void philox_scalar(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint6
 // GCC 12 warns about the intrinsics' own _mm512_undefined_* placeholders (a known false positive).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// Philox in 64-bit lanes: each 32-bit word sits in the low half of a 64-bit lane, so one
-// vpmuludq gives the whole 64-bit product: lo = p, and hi = p with its halves swapped (vpshufd,
-// which runs on the port the multiplies do not need). Upper halves carry garbage, but vpmuludq
-// reads only low halves and the xors never move upper bits down, so the low halves are exactly
-// Philox's words. 4 independent vectors per iteration hide the multiply latency.
+// The counters of V vectors of 8 blocks starting at block lo0 + i (low word; the caller makes
+// sure it cannot wrap), high word hi, sample c2, step c3.
+template <int V>
+__attribute__((target("avx512f"), always_inline)) inline void counters_avx512(
+    __m512i* a, __m512i* b, __m512i* c, __m512i* d, uint32_t lo0, int64_t i, uint32_t hi,
+    uint32_t c2, uint32_t c3) {
+  const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  for (int v = 0; v < V; ++v) {
+    a[v] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<int64_t>(lo0) + i + v * 8), lane);
+    b[v] = _mm512_set1_epi64(hi);
+    c[v] = _mm512_set1_epi64(c2);
+    d[v] = _mm512_set1_epi64(c3);
+  }
+}
+
 __attribute__((target("avx512f"))) int64_t philox_avx512(uint32_t* r0, uint32_t* r1,
                                                          uint32_t* r2, uint32_t* r3, uint32_t k0,
                                                          uint32_t k1, uint32_t lo0, uint32_t hi,
                                                          uint32_t c2, uint32_t c3, int64_t nb) {
   constexpr int V = 4, L = 8;  // vectors per iteration, blocks per vector
-  __m512i K0[10], K1[10];
-  for (int r = 0; r < 10; ++r) {
-    K0[r] = _mm512_set1_epi64(static_cast<uint32_t>(k0 + static_cast<uint32_t>(r) * detail::kPhiloxW0));
-    K1[r] = _mm512_set1_epi64(static_cast<uint32_t>(k1 + static_cast<uint32_t>(r) * detail::kPhiloxW1));
-  }
-  const __m512i M0 = _mm512_set1_epi64(detail::kPhiloxM0), M1 = _mm512_set1_epi64(detail::kPhiloxM1);
-  const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  avx512::PhiloxKeys keys;
+  avx512::philox_keys(keys, k0, k1);
   int64_t i = 0;
   for (; i + V * L <= nb; i += V * L) {
     __m512i a[V], b[V], c[V], d[V];
-    for (int v = 0; v < V; ++v) {
-      a[v] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<uint64_t>(lo0) + i + v * L), lane);
-      b[v] = _mm512_set1_epi64(hi);
-      c[v] = _mm512_set1_epi64(c2);
-      d[v] = _mm512_set1_epi64(c3);
-    }
-    for (int r = 0; r < 10; ++r) {
-      for (int v = 0; v < V; ++v) {
-        const __m512i p0 = _mm512_mul_epu32(a[v], M0);
-        const __m512i p1 = _mm512_mul_epu32(c[v], M1);
-        a[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), b[v], K0[r], 0x96);
-        c[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), d[v], K1[r], 0x96);
-        b[v] = p1;
-        d[v] = p0;
-      }
-    }
+    counters_avx512<V>(a, b, c, d, lo0, i, hi, c2, c3);
+    avx512::philox_rounds<V>(a, b, c, d, keys);
     for (int v = 0; v < V; ++v) {
       const int64_t o = i + v * L;
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(r0 + o), _mm512_cvtepi64_epi32(a[v]));
@@ -91,6 +84,63 @@ __attribute__((target("avx512f"))) int64_t philox_avx512(uint32_t* r0, uint32_t*
     }
   }
   return i;
+}
+
+// One noise-consuming element-wise op on 16 elements j .. j+15 of a tile.
+template <int Form>
+__attribute__((target("avx512f"), always_inline)) inline void affine16_avx512(
+    const NoiseAffine& f, int64_t j, __m512 z, __m512 A, __m512 C, __m512 B) {
+  if (Form == 0) {
+    _mm512_storeu_ps(f.o + j, z);
+  } else if (Form == 1) {
+    const __m512 ax = _mm512_mul_ps(A, _mm512_loadu_ps(f.x + j));
+    _mm512_storeu_ps(f.o + j, _mm512_add_ps(ax, _mm512_mul_ps(B, z)));
+  } else {
+    const __m512 ax = _mm512_mul_ps(A, _mm512_loadu_ps(f.x + j));
+    const __m512 axcy = _mm512_add_ps(ax, _mm512_mul_ps(C, _mm512_loadu_ps(f.y + j)));
+    _mm512_storeu_ps(f.o + j, _mm512_add_ps(axcy, _mm512_mul_ps(B, z)));
+  }
+}
+
+// affine_noise_tile fused in registers: Philox, Box–Muller and the op, 32 elements per vector
+// of 8 blocks, never storing the noise. Returns how many elements it did (a multiple of 32).
+template <int Form>
+__attribute__((target("avx512f"))) int64_t affine_avx512(const NoiseAffine& f, uint32_t k0,
+                                                         uint32_t k1, uint32_t lo0, uint32_t hi,
+                                                         uint32_t c2, uint32_t c3, int64_t n) {
+  avx512::PhiloxKeys keys;
+  avx512::philox_keys(keys, k0, k1);
+  const __m512 A = _mm512_set1_ps(f.a), C = _mm512_set1_ps(f.c), B = _mm512_set1_ps(f.b);
+  int64_t j = 0;
+  constexpr int V = 4;  // independent vectors per iteration: hides the multiply latency
+  for (; j + 32 * V <= n; j += 32 * V) {
+    // Start loading the next tile (its rows may lie anywhere: parents are gathered), spread
+    // over this tile's iterations so that the loads overlap the arithmetic.
+    for (int l = 0; l < 32 * V; l += 16) {
+      if (Form >= 1) _mm_prefetch(reinterpret_cast<const char*>(f.next_x + j + l), _MM_HINT_T0);
+      if (Form == 2) _mm_prefetch(reinterpret_cast<const char*>(f.next_y + j + l), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(f.next_o + j + l), _MM_HINT_ET0);
+    }
+    __m512i a[V], b[V], c[V], d[V];
+    counters_avx512<V>(a, b, c, d, lo0, j / 4, hi, c2, c3);
+    avx512::philox_rounds<V>(a, b, c, d, keys);
+    for (int v = 0; v < V; ++v) {
+      __m512 lo, hi16;
+      avx512::normals32(a[v], b[v], c[v], d[v], lo, hi16);
+      affine16_avx512<Form>(f, j + 32 * v, lo, A, C, B);
+      affine16_avx512<Form>(f, j + 32 * v + 16, hi16, A, C, B);
+    }
+  }
+  for (; j + 32 <= n; j += 32) {
+    __m512i a[1], b[1], c[1], d[1];
+    counters_avx512<1>(a, b, c, d, lo0, j / 4, hi, c2, c3);
+    avx512::philox_rounds<1>(a, b, c, d, keys);
+    __m512 lo, hi16;
+    avx512::normals32(a[0], b[0], c[0], d[0], lo, hi16);
+    affine16_avx512<Form>(f, j, lo, A, C, B);
+    affine16_avx512<Form>(f, j + 16, hi16, A, C, B);
+  }
+  return j;
 }
 
 #pragma GCC diagnostic pop
@@ -143,19 +193,28 @@ __attribute__((target("avx2"))) int64_t philox_avx2(uint32_t* r0, uint32_t* r1, 
 using PhiloxSimd = int64_t (*)(uint32_t*, uint32_t*, uint32_t*, uint32_t*, uint32_t, uint32_t,
                                uint32_t, uint32_t, uint32_t, uint32_t, int64_t);
 
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
 // The widest path this CPU has; DS_KERNELS_ISA=avx2|scalar caps it (the kernel tests check that
 // every path gives the same bits).
-PhiloxSimd pick_philox() {
+Isa pick_isa() {
   __builtin_cpu_init();
   const char* cap = std::getenv("DS_KERNELS_ISA");
   const std::string isa = cap ? cap : "";
-  if (isa == "scalar") return nullptr;
-  if (isa != "avx2" && __builtin_cpu_supports("avx512f")) return philox_avx512;
-  if (__builtin_cpu_supports("avx2")) return philox_avx2;
-  return nullptr;
+  if (isa == "scalar") return Isa::kScalar;
+  if (isa != "avx2" && __builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2")) return Isa::kAvx2;
+  return Isa::kScalar;
 }
 
-const PhiloxSimd kPhiloxSimd = pick_philox();
+const Isa kIsa = pick_isa();
+const PhiloxSimd kPhiloxSimd =
+    kIsa == Isa::kAvx512 ? philox_avx512 : kIsa == Isa::kAvx2 ? philox_avx2 : nullptr;
+
+// The SIMD paths add the block offset to the low counter word only: usable when it cannot wrap.
+inline bool no_wrap(uint64_t block0, int64_t nb) {
+  return static_cast<uint64_t>(static_cast<uint32_t>(block0)) + static_cast<uint64_t>(nb) <= (1ull << 32);
+}
 #endif
 
 // Box–Muller on lane pairs (0,1) and (2,3) of nb blocks, written out in element order.
@@ -192,13 +251,10 @@ void philox_tile(uint32_t* r0, uint32_t* r1, uint32_t* r2, uint32_t* r3, uint64_
                  uint64_t id, uint64_t step, uint64_t block0, int64_t nb) {
   int64_t done = 0;
 #if DS_X86_DISPATCH
-  const uint32_t lo0 = static_cast<uint32_t>(block0);
-  // The SIMD paths add the block offset to the low counter word only: use them when it cannot
-  // wrap inside the tile.
-  if (kPhiloxSimd && static_cast<uint64_t>(lo0) + static_cast<uint64_t>(nb) <= (1ull << 32))
+  if (kPhiloxSimd && no_wrap(block0, nb))
     done = kPhiloxSimd(r0, r1, r2, r3, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
-                       lo0, static_cast<uint32_t>(block0 >> 32), static_cast<uint32_t>(id),
-                       static_cast<uint32_t>(step), nb);
+                       static_cast<uint32_t>(block0), static_cast<uint32_t>(block0 >> 32),
+                       static_cast<uint32_t>(id), static_cast<uint32_t>(step), nb);
 #endif
   philox_scalar(r0, r1, r2, r3, seed, id, step, block0, done, nb);
 }
@@ -215,6 +271,44 @@ void uniform_tile(float* buf, uint64_t seed, uint64_t id, uint64_t step, int64_t
   alignas(64) uint32_t r0[kTileBlocks], r1[kTileBlocks], r2[kTileBlocks], r3[kTileBlocks];
   philox_tile(r0, r1, r2, r3, seed, id, step, static_cast<uint64_t>(e0) / 4, nb);
   uniform_of_tile(buf, r0, r1, r2, r3, nb);
+}
+
+void affine_noise_tile(const NoiseAffine& f, uint64_t seed, uint64_t id, uint64_t step, int64_t e0,
+                       int64_t n) {
+  const int form = f.x == nullptr ? 0 : f.y == nullptr ? 1 : 2;
+  int64_t done = 0;
+#if DS_X86_DISPATCH
+  const uint64_t block0 = static_cast<uint64_t>(e0) / 4;
+  if (kIsa == Isa::kAvx512 && no_wrap(block0, (n + 3) / 4)) {
+    NoiseAffine g = f;
+    if (!g.next_o) {  // no next tile: prefetch this one (already loaded, harmless)
+      g.next_o = f.o;
+      g.next_x = f.x;
+      g.next_y = f.y;
+    }
+    const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+    const uint32_t lo0 = static_cast<uint32_t>(block0), hi = static_cast<uint32_t>(block0 >> 32);
+    const uint32_t c2 = static_cast<uint32_t>(id), c3 = static_cast<uint32_t>(step);
+    done = form == 0   ? affine_avx512<0>(g, k0, k1, lo0, hi, c2, c3, n)
+           : form == 1 ? affine_avx512<1>(g, k0, k1, lo0, hi, c2, c3, n)
+                       : affine_avx512<2>(g, k0, k1, lo0, hi, c2, c3, n);
+  }
+#endif
+  if (done == n) return;
+  alignas(64) float z[kTile];
+  const int64_t m = n - done;  // done % 4 == 0, m <= kTile
+  normal_tile(z, seed, id, step, e0 + done, m);
+  float* __restrict o = f.o + done;
+  if (form == 0) {
+    for (int64_t i = 0; i < m; ++i) o[i] = z[i];
+  } else if (form == 1) {
+    const float* __restrict x = f.x + done;
+    for (int64_t i = 0; i < m; ++i) o[i] = f.a * x[i] + f.b * z[i];
+  } else {
+    const float* __restrict x = f.x + done;
+    const float* __restrict y = f.y + done;
+    for (int64_t i = 0; i < m; ++i) o[i] = (f.a * x[i] + f.c * y[i]) + f.b * z[i];
+  }
 }
 
 }  // namespace cpu

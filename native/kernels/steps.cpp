@@ -55,13 +55,9 @@ void renoise_cpu(const float* x, int64_t rows, int64_t dim, NoisePath path,
   }
   if (dim == 0) return;
   require(x != nullptr && out != nullptr, fn, "x/out is null");
-  for_each_noise_tile(rows, dim, seed, ids, step,
-                      [&](int64_t r, int64_t e0, int64_t n, const float* z) {
-                        const float* xr = x + r * dim + e0;
-                        float* o = out + r * dim + e0;
-                        const float a = coef[r].scale, s = coef[r].std;
-                        for (int64_t i = 0; i < n; ++i) o[i] = a * xr[i] + s * z[i];
-                      });
+  for_each_affine_noise_tile(rows, dim, seed, ids, step, [&](int64_t r) {
+    return NoiseAffine{out + r * dim, x + r * dim, nullptr, coef[r].scale, 0.0f, coef[r].std};
+  });
 }
 
 void euler_step_cpu(const float* x, const float* v, int64_t rows, int64_t dim,
@@ -139,9 +135,8 @@ void ddim_step_cpu(const float* x0_hat, const float* eps_hat, int64_t rows, int6
       for (int64_t i = 0; i < n; ++i) o[i] = a * xr[i] + ce * er[i];
       return;
     }
-    alignas(64) float z[kTile];
-    normal_tile(z, seed, row_id(ids, r), static_cast<uint64_t>(step), e0, n);
-    for (int64_t i = 0; i < n; ++i) o[i] = (a * xr[i] + ce * er[i]) + s * z[i];
+    affine_noise_tile(NoiseAffine{o, xr, er, a, ce, s}, seed, row_id(ids, r),
+                      static_cast<uint64_t>(step), e0, n);
   });
 }
 

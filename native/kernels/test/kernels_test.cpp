@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../kernels.h"
+#include "../ds_paths.h"    // renoise / DDIM coefficients, for the bitwise formula test
 #include "../cpu_common.h"  // cpu::philox_tile, for the counter-wrap test of the SIMD paths
 #include "../ds_math.h"  // the Philox known-answer test and the scalar noise formula
 
@@ -294,6 +295,61 @@ static void test_normal_bitwise_vs_scalar_formula() {
   CHECK(bad == 0, "%d elements differ from the scalar formula", bad);
 }
 
+// The noise-consuming ops must compute, bit for bit, the float formula of the CUDA kernels (each
+// product and sum rounded on its own) over exactly fill_normal's noise — on AVX-512 CPUs the
+// fused path never stores that noise, so this is its only exact check.
+static void test_noise_ops_bitwise_formula() {
+  Section s("mutations, renoise, ddim_step bitwise == their float formula over fill_normal's noise");
+  using detail::fadd;
+  using detail::fmul;
+  int bad = 0;
+  for (int64_t D : {1, 5, 31, 32, 100, 128, 129, 511, 512, 513, 1029, 4096}) {
+    const int64_t P = 3, C = 4;
+    const uint64_t seed = g_rng();
+    const int64_t step = int64_t(g_rng() % 1000);
+    auto ids = rand_ids(C);
+    auto x = rand_floats(C * D), y = rand_floats(C * D), parents = rand_floats(P * D);
+    std::vector<int64_t> idx(C);
+    for (auto& i : idx) i = int64_t(g_rng() % P);
+    std::vector<float> sv(C), sf(C), st(C);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    for (int64_t k = 0; k < C; ++k) {
+      sv[k] = unit(g_rng);
+      sf[k] = unit(g_rng);
+      st[k] = sf[k] + (1.0f - sf[k]) * unit(g_rng);
+    }
+    const float beta = unit(g_rng), eta = 0.5f + unit(g_rng);
+    auto z = poisoned(C * D), mg = poisoned(C * D), ma = poisoned(C * D), rn = poisoned(C * D),
+         dd = poisoned(C * D);
+    std::vector<float> dstd(C);
+    fill_normal_cpu(z.data(), C, D, seed, ids.data(), step);
+    mutate_gaussian_cpu(parents.data(), P, idx.data(), C, D, beta, seed, ids.data(), step, mg.data());
+    mutate_additive_cpu(parents.data(), P, idx.data(), C, D, sv.data(), seed, ids.data(), step, ma.data());
+    renoise_cpu(x.data(), C, D, NoisePath::RectifiedFlow, sf.data(), st.data(), seed, ids.data(), step,
+                rn.data());
+    // DDIM from σ_t down to σ_f: a stochastic step (s > 0) for every row.
+    ddim_step_cpu(x.data(), y.data(), C, D, NoisePath::RectifiedFlow, st.data(), sf.data(), eta, seed,
+                  ids.data(), step, dd.data(), dstd.data());
+    const float a = detail::fsqrt(detail::fsub(1.0f, fmul(beta, beta)));
+    for (int64_t k = 0; k < C; ++k) {
+      const auto rc = detail::renoise_coef(0, sf[k], st[k]);
+      const auto dc = detail::ddim_coef(0, st[k], sf[k], eta);
+      for (int64_t e = 0; e < D; ++e) {
+        const int64_t at = k * D + e;
+        const float p = parents[idx[k] * D + e], zz = z[at];
+        const float want[4] = {fadd(fmul(a, p), fmul(beta, zz)), fadd(p, fmul(sv[k], zz)),
+                               fadd(fmul(rc.scale, x[at]), fmul(rc.std, zz)),
+                               dc.s == 0.0f ? dd[at]
+                                            : fadd(fadd(fmul(dc.c_x0, x[at]), fmul(dc.c_eps, y[at])),
+                                                   fmul(dc.s, zz))};
+        const float got[4] = {mg[at], ma[at], rn[at], dd[at]};
+        for (int o = 0; o < 4; ++o) bad += std::memcmp(&want[o], &got[o], 4) != 0;
+      }
+    }
+  }
+  CHECK(bad == 0, "%d elements differ from the formula", bad);
+}
+
 // Standard normal CDF.
 static double Phi(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 // KS statistic vs N(0,1).
@@ -331,7 +387,10 @@ static void check_standard_normal(const std::vector<double>& v, const char* what
   const double n = double(v.size());
   const Moments mo = moments(v);
   const double ks = ks_normal(v);
-  const double ks_crit = 1.95 / std::sqrt(n);  // alpha = 0.001
+  // Family-wise alpha = 0.001 over the eight KS tests of this file (1.25e-4 each:
+  // sqrt(-ln(6.25e-5) / 2) = 2.200). Over 200 fresh seeds, sqrt(n)·KS of fill_normal averaged
+  // 0.85-0.90 per lane, as the Kolmogorov distribution's 0.869 (session 3).
+  const double ks_crit = 2.200 / std::sqrt(n);
   std::printf("      %s: n=%.0f mean=%.2e var=%.5f skew=%.2e kurt=%.4f KS=%.2e (crit %.2e)\n",
               what, n, mo.mean, mo.var, mo.skew, mo.kurt, ks, ks_crit);
   CHECK(std::fabs(mo.mean) < 5.0 / std::sqrt(n), "%s mean %g", what, mo.mean);
@@ -1175,6 +1234,7 @@ int main(int argc, char** argv) {
   test_philox_kat();
   test_uniform_and_normal_vs_reference();
   test_normal_bitwise_vs_scalar_formula();
+  test_noise_ops_bitwise_formula();
   test_normal_statistics();
   test_layout_and_thread_invariance();
   test_mutate_gaussian();

@@ -1,0 +1,134 @@
+// avx512_noise.h — AVX-512 building blocks of the CPU noise (included by noise_tiles.cpp only).
+//
+// The same integer and IEEE operations as ds_math.h's philox4x32_10 / box_muller, in 512-bit
+// registers, so every result is bitwise the scalar formula's (kernels_test checks this). Only
+// functions with the avx512f target attribute may call these; noise_tiles.cpp calls them only
+// after checking the CPU.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "ds_math.h"
+
+#define DS_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+
+namespace ds {
+namespace kernels {
+namespace cpu {
+namespace avx512 {
+
+// The per-round keys of one seed, broadcast to 64-bit lanes.
+struct PhiloxKeys {
+  __m512i k0[10], k1[10];
+};
+
+DS_AVX512 void philox_keys(PhiloxKeys& k, uint32_t key0, uint32_t key1) {
+  for (int r = 0; r < 10; ++r) {
+    k.k0[r] = _mm512_set1_epi64(static_cast<uint32_t>(key0 + static_cast<uint32_t>(r) * detail::kPhiloxW0));
+    k.k1[r] = _mm512_set1_epi64(static_cast<uint32_t>(key1 + static_cast<uint32_t>(r) * detail::kPhiloxW1));
+  }
+}
+
+// Ten Philox rounds on V vectors of 8 blocks. Each 32-bit word sits in the low half of a 64-bit
+// lane, so one vpmuludq gives the whole 64-bit product: lo = p, and hi = p with its halves
+// swapped (vpshufd, which runs on the port the multiplies do not need). Upper halves carry
+// garbage, but vpmuludq reads only low halves and the xors never move upper bits down, so the
+// low halves are exactly Philox's words. V independent vectors hide the multiply latency.
+template <int V>
+DS_AVX512 void philox_rounds(__m512i* a, __m512i* b, __m512i* c, __m512i* d, const PhiloxKeys& k) {
+  const __m512i M0 = _mm512_set1_epi64(detail::kPhiloxM0), M1 = _mm512_set1_epi64(detail::kPhiloxM1);
+  for (int r = 0; r < 10; ++r) {
+    for (int v = 0; v < V; ++v) {
+      const __m512i p0 = _mm512_mul_epu32(a[v], M0);
+      const __m512i p1 = _mm512_mul_epu32(c[v], M1);
+      a[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), b[v], k.k0[r], 0x96);
+      c[v] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), d[v], k.k1[r], 0x96);
+      b[v] = p1;
+      d[v] = p0;
+    }
+  }
+}
+
+// detail::log_pos on 16 lanes.
+DS_AVX512 __m512 log_pos(__m512 x) {
+  const __m512i bits = _mm512_castps_si512(x);
+  const __m512i mant = _mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF));
+  const __mmask16 small = _mm512_cmplt_epi32_mask(mant, _mm512_set1_epi32(0x003504F3));
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126));
+  e = _mm512_mask_sub_epi32(e, small, e, _mm512_set1_epi32(1));
+  const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(mant, _mm512_set1_epi32(0x3F000000)));
+  // m·2 where the mantissa is small (exact, so m + m is the same value), then t = m' - 1.
+  const __m512 t = _mm512_sub_ps(_mm512_mask_add_ps(m, small, m, m), _mm512_set1_ps(1.0f));
+  const __m512 z = _mm512_mul_ps(t, t);
+  __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.1514610310e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.1676998740e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.2420140846e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.4249322787e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.6668057665e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(2.0000714765e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-2.4999993993e-1f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(3.3333331174e-1f));
+  y = _mm512_mul_ps(_mm512_mul_ps(y, t), z);
+  const __m512 fe = _mm512_cvtepi32_ps(e);
+  y = _mm512_fmadd_ps(_mm512_set1_ps(-2.12194440e-4f), fe, y);
+  y = _mm512_fmadd_ps(_mm512_set1_ps(-0.5f), z, y);
+  return _mm512_fmadd_ps(_mm512_set1_ps(0.693359375f), fe, _mm512_add_ps(t, y));
+}
+
+// detail::box_muller on 16 lanes: radius words a, angle words b -> zc = ρ·cos, zs = ρ·sin.
+DS_AVX512 void box_muller(__m512i a, __m512i b, __m512& zc, __m512& zs) {
+  const __m512 u1 = _mm512_mul_ps(
+      _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(a, 8), _mm512_set1_epi32(1))),
+      _mm512_set1_ps(5.9604644775390625e-8f));
+  const __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), log_pos(u1)));
+  // detail::sincos_2pi_k: exact integer reduction to a quarter turn q and f in [-1/8, 1/8].
+  const __m512i k = _mm512_srli_epi32(b, 8);
+  const __m512i q = _mm512_srli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(1 << 21)), 22);
+  const __m512i fi = _mm512_sub_epi32(k, _mm512_slli_epi32(q, 22));
+  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(fi), _mm512_set1_ps(5.9604644775390625e-8f));
+  const __m512 f2 = _mm512_mul_ps(f, f);
+  __m512 ps = _mm512_set1_ps(42.058693944897634f);
+  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(-76.70585975306136f));
+  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(81.60524927607504f));
+  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(-41.341702240399755f));
+  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(6.283185307179586f));
+  const __m512 sv = _mm512_mul_ps(ps, f);
+  __m512 pc = _mm512_set1_ps(-26.426256783374388f);
+  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(60.24464137187664f));
+  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(-85.45681720669371f));
+  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(64.93939402266828f));
+  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(-19.739208802178716f));
+  const __m512 cv = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(1.0f));
+  // Rotate by q quarter turns: swap on odd q; s flips sign for q in {2,3}, c for q in {1,2}.
+  const __mmask16 odd = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));
+  const __m512i two = _mm512_set1_epi32(2);
+  const __m512i s_sign = _mm512_slli_epi32(_mm512_and_si512(q, two), 30);
+  const __m512i c_sign = _mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(q, _mm512_set1_epi32(1)), two), 30);
+  const __m512 s = _mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(_mm512_mask_blend_ps(odd, sv, cv)), s_sign));
+  const __m512 c = _mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(_mm512_mask_blend_ps(odd, cv, sv)), c_sign));
+  zc = _mm512_mul_ps(r, c);
+  zs = _mm512_mul_ps(r, s);
+}
+
+// The 32 normals of 8 Philox blocks (words a..d, one block per 64-bit lane) in element order:
+// lo = elements 0..15 (blocks 0..3), hi = elements 16..31 (blocks 4..7). Words (0,1) and (2,3)
+// of a block are Box–Muller pairs, so the low words of a and c give the radii, of b and d the
+// angles, and block j's elements are (zc[j], zs[j], zc[8+j], zs[8+j]).
+DS_AVX512 void normals32(__m512i a, __m512i b, __m512i c, __m512i d, __m512& lo, __m512& hi) {
+  const __m512i low_words = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  __m512 zc, zs;
+  box_muller(_mm512_permutex2var_epi32(a, low_words, c), _mm512_permutex2var_epi32(b, low_words, d),
+             zc, zs);
+  lo = _mm512_permutex2var_ps(zc, _mm512_set_epi32(27, 11, 19, 3, 26, 10, 18, 2, 25, 9, 17, 1, 24, 8, 16, 0), zs);
+  hi = _mm512_permutex2var_ps(zc, _mm512_set_epi32(31, 15, 23, 7, 30, 14, 22, 6, 29, 13, 21, 5, 28, 12, 20, 4), zs);
+}
+
+}  // namespace avx512
+}  // namespace cpu
+}  // namespace kernels
+}  // namespace ds
