@@ -86,6 +86,11 @@ std::vector<Row> runAll(const std::vector<int64_t>& sizes, at::Device device, do
                    const std::function<void()>& eager) {
       rows.push_back({op, elems, bytesPerElem * elems, timeNs(ours, device, minSeconds), timeNs(eager, device, minSeconds), base});
     };
+    // The noise alone: the ceiling of every op that draws it. Its baseline writes the same bytes.
+    const double fillNs = timeNs([&] { out.fill_(0.5f); }, device, minSeconds);
+    add("fill_normal", 4, fillNs,
+        [&] { DS_RUN(x, fill_normal, O, B, dim, seed, ids.data_ptr<int64_t>(), 1); },
+        [&] { out = at::randn({B, dim}, opts); O = out.data_ptr<float>(); });
     add("mutate_gaussian", 8, copyNs,
         [&] { DS_RUN(x, mutate_gaussian, X, B, idx.data_ptr<int64_t>(), B, dim, beta, seed, ids.data_ptr<int64_t>(), 1, O); },
         [&] { out = x.index_select(0, idx).mul_(std::sqrt(1 - beta * beta)).add_(at::randn({B, dim}, opts).mul_(beta)); O = out.data_ptr<float>(); });

@@ -51,12 +51,13 @@ DS_AVX512 void philox_rounds(__m512i* a, __m512i* b, __m512i* c, __m512i* d, con
   }
 }
 
-// detail::log_pos on 16 lanes.
-DS_AVX512 __m512 log_pos(__m512 x) {
-  const __m512i bits = _mm512_castps_si512(x);
+// detail::log_pos(u) for u = k·2^-24 on 16 lanes, from the bits of float(k) (k >= 1): u's bits
+// are those less 24 in the exponent, so the exponent bias absorbs the scaling.
+DS_AVX512 __m512 log_k24(__m512i k) {
+  const __m512i bits = _mm512_castps_si512(_mm512_cvtepi32_ps(k));
   const __m512i mant = _mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF));
   const __mmask16 small = _mm512_cmplt_epi32_mask(mant, _mm512_set1_epi32(0x003504F3));
-  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126));
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126 + 24));
   e = _mm512_mask_sub_epi32(e, small, e, _mm512_set1_epi32(1));
   const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(mant, _mm512_set1_epi32(0x3F000000)));
   // m·2 where the mantissa is small (exact, so m + m is the same value), then t = m' - 1.
@@ -80,14 +81,13 @@ DS_AVX512 __m512 log_pos(__m512 x) {
 
 // detail::box_muller on 16 lanes: radius words a, angle words b -> zc = ρ·cos, zs = ρ·sin.
 DS_AVX512 void box_muller(__m512i a, __m512i b, __m512& zc, __m512& zs) {
-  const __m512 u1 = _mm512_mul_ps(
-      _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(a, 8), _mm512_set1_epi32(1))),
-      _mm512_set1_ps(5.9604644775390625e-8f));
-  const __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), log_pos(u1)));
-  // detail::sincos_2pi_k: exact integer reduction to a quarter turn q and f in [-1/8, 1/8].
-  const __m512i k = _mm512_srli_epi32(b, 8);
-  const __m512i q = _mm512_srli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(1 << 21)), 22);
-  const __m512i fi = _mm512_sub_epi32(k, _mm512_slli_epi32(q, 22));
+  const __m512i k1 = _mm512_add_epi32(_mm512_srli_epi32(a, 8), _mm512_set1_epi32(1));
+  const __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), log_k24(k1)));
+  // detail::sincos_2pi_k with k = b >> 8, reduced straight from b: q = round(k / 2^22) is
+  // (b + 2^29) >> 30 (mod 4, which is all the rotation needs: q = 4 acts as 0), and
+  // f·2^24 = k - q·2^22 is bits 8..29 of b read as a signed 22-bit number.
+  const __m512i T = _mm512_add_epi32(b, _mm512_set1_epi32(1 << 29));
+  const __m512i fi = _mm512_srai_epi32(_mm512_slli_epi32(b, 2), 10);
   const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(fi), _mm512_set1_ps(5.9604644775390625e-8f));
   const __m512 f2 = _mm512_mul_ps(f, f);
   __m512 ps = _mm512_set1_ps(42.058693944897634f);
@@ -102,17 +102,16 @@ DS_AVX512 void box_muller(__m512i a, __m512i b, __m512& zc, __m512& zs) {
   pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(64.93939402266828f));
   pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(-19.739208802178716f));
   const __m512 cv = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(1.0f));
-  // Rotate by q quarter turns: swap on odd q; s flips sign for q in {2,3}, c for q in {1,2}.
-  const __mmask16 odd = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));
-  const __m512i two = _mm512_set1_epi32(2);
-  const __m512i s_sign = _mm512_slli_epi32(_mm512_and_si512(q, two), 30);
-  const __m512i c_sign = _mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(q, _mm512_set1_epi32(1)), two), 30);
-  const __m512 s = _mm512_castsi512_ps(
-      _mm512_xor_si512(_mm512_castps_si512(_mm512_mask_blend_ps(odd, sv, cv)), s_sign));
-  const __m512 c = _mm512_castsi512_ps(
-      _mm512_xor_si512(_mm512_castps_si512(_mm512_mask_blend_ps(odd, cv, sv)), c_sign));
-  zc = _mm512_mul_ps(r, c);
-  zs = _mm512_mul_ps(r, s);
+  // Rotate by q quarter turns: swap on odd q (bit 30 of T); s flips sign when q's bit 1 is set
+  // (bit 31 of T), c when (q + 1)'s is (bit 31 of T + 2^30). ternlog 0x78: A ^ (B & C).
+  const __mmask16 odd = _mm512_test_epi32_mask(T, _mm512_set1_epi32(1 << 30));
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  const __m512i s = _mm512_ternarylogic_epi32(
+      _mm512_castps_si512(_mm512_mask_blend_ps(odd, sv, cv)), T, sign, 0x78);
+  const __m512i c = _mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_mask_blend_ps(odd, cv, sv)),
+                                              _mm512_add_epi32(T, _mm512_set1_epi32(1 << 30)), sign, 0x78);
+  zc = _mm512_mul_ps(r, _mm512_castsi512_ps(c));
+  zs = _mm512_mul_ps(r, _mm512_castsi512_ps(s));
 }
 
 // The 32 normals of 8 Philox blocks (words a..d, one block per 64-bit lane) in element order:

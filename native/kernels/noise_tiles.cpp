@@ -5,6 +5,9 @@
 // branch-free maths from ds_math.h), cloned by GCC for x86-64-v4 / v3 / the baseline ISA; each
 // clone computes the same IEEE operations (explicit FMAs, no contraction), so the results are
 // identical whichever clone runs — and identical to the CUDA kernels.
+// The element-wise noise ops (affine_noise_tile) on AVX-512 CPUs skip the tile: Philox,
+// Box–Muller (avx512_noise.h, the same operations by hand) and the op run in registers, 32
+// elements at a time, while the next tile's rows are prefetched.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off", "no-math-errno")
 #endif
@@ -295,8 +298,13 @@ void affine_noise_tile(const NoiseAffine& f, uint64_t seed, uint64_t id, uint64_
   }
 #endif
   if (done == n) return;
-  alignas(64) float z[kTile];
   const int64_t m = n - done;  // done % 4 == 0, m <= kTile
+  if (done == 0 && f.next_o) {
+    prefetch_floats(f.next_o, n, true);
+    if (f.next_x) prefetch_floats(f.next_x, n, false);
+    if (f.next_y) prefetch_floats(f.next_y, n, false);
+  }
+  alignas(64) float z[kTile];
   normal_tile(z, seed, id, step, e0 + done, m);
   float* __restrict o = f.o + done;
   if (form == 0) {

@@ -1,7 +1,8 @@
 /**
  * Kernel micro-benchmark: each op against the libtorch eager composition of the same maths
  * (vs_torch = torch time / ours) and against a plain copy of the same bytes (vs_copy = our GB/s /
- * copy GB/s), all measured in the same run on the same device.
+ * copy GB/s), all measured in the same run on the same device. fill_normal (the noise alone, the
+ * ceiling of every op that draws it) writes only, so its baseline is a fill of the same bytes.
  */
 import os from 'node:os';
 import { native } from '../native';
@@ -69,5 +70,6 @@ export function formatKernelBench(report: KernelBenchReport): string {
         `${op.padEnd(18)} ${size.padStart(9)} ${e.gbps.toFixed(2).padStart(12)} ${e.torch_gbps.toFixed(2).padStart(11)} ` +
           `${e.copy_gbps.toFixed(2).padStart(10)} ${(e.vs_torch.toFixed(2) + 'x').padStart(9)} ${(100 * e.vs_copy).toFixed(0).padStart(7)}%`,
       );
+  if (report.results.fill_normal) lines.push('(fill_normal writes only: its "copy" is a fill of the same bytes)');
   return lines.join('\n');
 }
