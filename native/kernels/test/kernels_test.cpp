@@ -282,7 +282,8 @@ static void test_normal_bitwise_vs_scalar_formula() {
       }
   }
   // Philox tiles straddling the wrap of the low counter word (elements near 2^34), and tails.
-  for (uint64_t block0 : {uint64_t(0), uint64_t(0xFFFFFFF0u), uint64_t(0xFFFFFFFFu), uint64_t(0x1FFFFFFC0ull)})
+  for (uint64_t block0 : {uint64_t(0), uint64_t(0xFFFFFFE0u), uint64_t(0xFFFFFFF0u), uint64_t(0xFFFFFFFFu),
+                          uint64_t(0x1FFFFFFC0ull)})
     for (int64_t nb : {int64_t(1), int64_t(7), int64_t(32), int64_t(45), cpu::kTileBlocks}) {
       uint32_t w[4][cpu::kTileBlocks];
       const uint64_t seed = g_rng(), id = g_rng(), step = g_rng();
@@ -291,6 +292,22 @@ static void test_normal_bitwise_vs_scalar_formula() {
         const auto blk = detail::noise_block(seed, id, step, block0 + uint64_t(i));
         bad += w[0][i] != blk.v0 || w[1][i] != blk.v1 || w[2][i] != blk.v2 || w[3][i] != blk.v3;
       }
+      // The element-wise noise ops' tile (fused in registers on AVX-512) at the same counters:
+      // o = z, and o = a·x + b·z.
+      const int64_t n = 4 * nb - 1;
+      std::vector<float> z(cpu::kTile, kNaN), o(cpu::kTile, kNaN), x = rand_floats(cpu::kTile);
+      cpu::affine_noise_tile(cpu::NoiseAffine{z.data(), nullptr, nullptr, 0.f, 0.f, 0.f}, seed, id,
+                             step, int64_t(4 * block0), n);
+      cpu::affine_noise_tile(cpu::NoiseAffine{o.data(), x.data(), nullptr, 0.6f, 0.f, 0.8f}, seed, id,
+                             step, int64_t(4 * block0), n);
+      for (int64_t e = 0; e < n; ++e) {
+        float ref[4];
+        detail::normal4(detail::noise_block(seed, id, step, block0 + uint64_t(e / 4)), ref[0], ref[1],
+                        ref[2], ref[3]);
+        const float want = detail::fadd(detail::fmul(0.6f, x[e]), detail::fmul(0.8f, ref[e % 4]));
+        bad += std::memcmp(&z[e], &ref[e % 4], 4) != 0 || std::memcmp(&o[e], &want, 4) != 0;
+      }
+      bad += !(z[n] != z[n]) || !(o[n] != o[n]);  // nothing written past n
     }
   CHECK(bad == 0, "%d elements differ from the scalar formula", bad);
 }
