@@ -39,6 +39,18 @@ inline void parallel_for(int64_t n, int64_t work_per_item, F&& f) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
+// Calls f(row, e0, n) for every chunk [e0, e0 + n) of `chunk` elements of every row, in parallel.
+template <class F>
+inline void for_each_row_chunk(int64_t rows, int64_t dim, int64_t chunk, F&& f) {
+  if (rows <= 0 || dim <= 0) return;
+  const int64_t cpr = (dim + chunk - 1) / chunk;
+  parallel_for(rows * cpr, std::min(dim, chunk), [&](int64_t t) {
+    const int64_t r = t / cpr;
+    const int64_t e0 = (t - r * cpr) * chunk;
+    f(r, e0, std::min(chunk, dim - e0));
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Noise tiles: the noise of elements [e0, e0 + n) of one sample, e0 % 4 == 0, n <= kTile.
 constexpr int64_t kTile = 512;
@@ -91,12 +103,7 @@ inline void prefetch_floats(const float* p, int64_t n, bool for_write) {
 template <class F>
 inline void for_each_noise_tile(int64_t rows, int64_t dim, uint64_t seed, const int64_t* ids,
                                 int64_t step, F&& f) {
-  if (rows <= 0 || dim <= 0) return;
-  const int64_t tpr = (dim + kTile - 1) / kTile;
-  parallel_for(rows * tpr, std::min(dim, kTile), [&](int64_t t) {
-    const int64_t row = t / tpr;
-    const int64_t e0 = (t - row * tpr) * kTile;
-    const int64_t n = std::min(kTile, dim - e0);
+  for_each_row_chunk(rows, dim, kTile, [&](int64_t row, int64_t e0, int64_t n) {
     alignas(64) float z[kTile];
     normal_tile(z, seed, row_id(ids, row), static_cast<uint64_t>(step), e0, n);
     f(row, e0, n, static_cast<const float*>(z));
@@ -117,21 +124,16 @@ inline NoiseAffine at_tile(NoiseAffine f, int64_t e0) {
 template <class Row>
 inline void for_each_affine_noise_tile(int64_t rows, int64_t dim, uint64_t seed, const int64_t* ids,
                                        int64_t step, Row&& row) {
-  if (rows <= 0 || dim <= 0) return;
-  const int64_t tpr = (dim + kTile - 1) / kTile;
-  parallel_for(rows * tpr, std::min(dim, kTile), [&](int64_t t) {
-    const int64_t r = t / tpr;
-    const int64_t e0 = (t - r * tpr) * kTile;
+  for_each_row_chunk(rows, dim, kTile, [&](int64_t r, int64_t e0, int64_t n) {
     NoiseAffine f = at_tile(row(r), e0);
-    if (t + 1 < rows * tpr) {
-      const int64_t nr = (t + 1) / tpr;
-      const NoiseAffine g = at_tile(row(nr), (t + 1 - nr * tpr) * kTile);
-      f.next_o = g.o;
-      f.next_x = g.x;
-      f.next_y = g.y;
+    const bool row_ends = e0 + kTile >= dim;
+    if (!row_ends || r + 1 < rows) {
+      const NoiseAffine next = row_ends ? at_tile(row(r + 1), 0) : at_tile(row(r), e0 + kTile);
+      f.next_o = next.o;
+      f.next_x = next.x;
+      f.next_y = next.y;
     }
-    affine_noise_tile(f, seed, row_id(ids, r), static_cast<uint64_t>(step), e0,
-                      std::min(kTile, dim - e0));
+    affine_noise_tile(f, seed, row_id(ids, r), static_cast<uint64_t>(step), e0, n);
   });
 }
 

@@ -29,11 +29,7 @@ void fill_uniform_cpu(float* out, int64_t rows, int64_t dim, uint64_t seed,
   check_rows_dim(fn, rows, dim);
   if (rows == 0 || dim == 0) return;
   require(out != nullptr, fn, "out is null");
-  const int64_t tpr = (dim + kTile - 1) / kTile;
-  parallel_for(rows * tpr, std::min(dim, kTile), [&](int64_t t) {
-    const int64_t r = t / tpr;
-    const int64_t e0 = (t - r * tpr) * kTile;
-    const int64_t n = std::min(kTile, dim - e0);
+  for_each_row_chunk(rows, dim, kTile, [&](int64_t r, int64_t e0, int64_t n) {
     alignas(64) float u[kTile];
     uniform_tile(u, seed, row_id(sample_ids, r), static_cast<uint64_t>(step), e0, n);
     float* o = out + r * dim + e0;

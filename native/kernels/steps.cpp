@@ -23,18 +23,8 @@ std::string sigma_msg(int64_t b, float sf, float st) {
          ", sigma_to = " + std::to_string(st);
 }
 
-// Element-wise loop over rows × chunks without noise.
-template <class F>
-void for_each_chunk(int64_t rows, int64_t dim, F&& f) {
-  if (rows <= 0 || dim <= 0) return;
-  constexpr int64_t kChunk = 4096;
-  const int64_t cpr = (dim + kChunk - 1) / kChunk;
-  parallel_for(rows * cpr, std::min(dim, kChunk), [&](int64_t t) {
-    const int64_t r = t / cpr;
-    const int64_t e0 = (t - r * cpr) * kChunk;
-    f(r, e0, std::min(kChunk, dim - e0));
-  });
-}
+// Elements per work item of the loops without noise.
+constexpr int64_t kChunk = 4096;
 
 }  // namespace
 
@@ -66,7 +56,7 @@ void euler_step_cpu(const float* x, const float* v, int64_t rows, int64_t dim,
   check_rows_dim(fn, rows, dim);
   if (rows == 0 || dim == 0) return;
   require(x && v && out && sigma_from && sigma_to, fn, "null pointer");
-  for_each_chunk(rows, dim, [&](int64_t r, int64_t e0, int64_t n) {
+  for_each_row_chunk(rows, dim, kChunk, [&](int64_t r, int64_t e0, int64_t n) {
     const float dt = sigma_to[r] - sigma_from[r];
     const float* xr = x + r * dim + e0;
     const float* vr = v + r * dim + e0;
@@ -81,7 +71,7 @@ void heun_combine_cpu(const float* x, const float* v1, const float* v2, int64_t 
   check_rows_dim(fn, rows, dim);
   if (rows == 0 || dim == 0) return;
   require(x && v1 && v2 && out && sigma_from && sigma_to, fn, "null pointer");
-  for_each_chunk(rows, dim, [&](int64_t r, int64_t e0, int64_t n) {
+  for_each_row_chunk(rows, dim, kChunk, [&](int64_t r, int64_t e0, int64_t n) {
     const float h = 0.5f * (sigma_to[r] - sigma_from[r]);
     const float* xr = x + r * dim + e0;
     const float* ar = v1 + r * dim + e0;
@@ -113,7 +103,7 @@ void ddim_step_cpu(const float* x0_hat, const float* eps_hat, int64_t rows, int6
   bool any_noise = false;
   for (int64_t b = 0; b < rows; ++b) any_noise = any_noise || coef[b].s != 0.0f;
   if (!any_noise) {
-    for_each_chunk(rows, dim, [&](int64_t r, int64_t e0, int64_t n) {
+    for_each_row_chunk(rows, dim, kChunk, [&](int64_t r, int64_t e0, int64_t n) {
       const float a = coef[r].c_x0, ce = coef[r].c_eps;
       const float* xr = x0_hat + r * dim + e0;
       const float* er = eps_hat + r * dim + e0;
@@ -122,11 +112,7 @@ void ddim_step_cpu(const float* x0_hat, const float* eps_hat, int64_t rows, int6
     });
     return;
   }
-  const int64_t tpr = (dim + kTile - 1) / kTile;
-  parallel_for(rows * tpr, std::min(dim, kTile), [&](int64_t t) {
-    const int64_t r = t / tpr;
-    const int64_t e0 = (t - r * tpr) * kTile;
-    const int64_t n = std::min(kTile, dim - e0);
+  for_each_row_chunk(rows, dim, kTile, [&](int64_t r, int64_t e0, int64_t n) {
     const float a = coef[r].c_x0, ce = coef[r].c_eps, s = coef[r].s;
     const float* xr = x0_hat + r * dim + e0;
     const float* er = eps_hat + r * dim + e0;
