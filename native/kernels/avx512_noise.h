@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "ds_math.h"
+#include "noise_poly.h"
 
 #define DS_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
 
@@ -63,15 +64,8 @@ DS_AVX512 __m512 log_k24(__m512i k) {
   // m·2 where the mantissa is small (exact, so m + m is the same value), then t = m' - 1.
   const __m512 t = _mm512_sub_ps(_mm512_mask_add_ps(m, small, m, m), _mm512_set1_ps(1.0f));
   const __m512 z = _mm512_mul_ps(t, t);
-  __m512 y = _mm512_set1_ps(7.0376836292e-2f);
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.1514610310e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.1676998740e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.2420140846e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.4249322787e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.6668057665e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(2.0000714765e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-2.4999993993e-1f));
-  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(3.3333331174e-1f));
+  __m512 y = _mm512_set1_ps(kLogPoly[0]);
+  for (int i = 1; i < 9; ++i) y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(kLogPoly[i]));
   y = _mm512_mul_ps(_mm512_mul_ps(y, t), z);
   const __m512 fe = _mm512_cvtepi32_ps(e);
   y = _mm512_fmadd_ps(_mm512_set1_ps(-2.12194440e-4f), fe, y);
@@ -90,18 +84,11 @@ DS_AVX512 void box_muller(__m512i a, __m512i b, __m512& zc, __m512& zs) {
   const __m512i fi = _mm512_srai_epi32(_mm512_slli_epi32(b, 2), 10);
   const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(fi), _mm512_set1_ps(5.9604644775390625e-8f));
   const __m512 f2 = _mm512_mul_ps(f, f);
-  __m512 ps = _mm512_set1_ps(42.058693944897634f);
-  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(-76.70585975306136f));
-  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(81.60524927607504f));
-  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(-41.341702240399755f));
-  ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(6.283185307179586f));
+  __m512 ps = _mm512_set1_ps(kSinPoly[0]);
+  for (int i = 1; i < 5; ++i) ps = _mm512_fmadd_ps(ps, f2, _mm512_set1_ps(kSinPoly[i]));
   const __m512 sv = _mm512_mul_ps(ps, f);
-  __m512 pc = _mm512_set1_ps(-26.426256783374388f);
-  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(60.24464137187664f));
-  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(-85.45681720669371f));
-  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(64.93939402266828f));
-  pc = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(-19.739208802178716f));
-  const __m512 cv = _mm512_fmadd_ps(pc, f2, _mm512_set1_ps(1.0f));
+  __m512 cv = _mm512_set1_ps(kCosPoly[0]);
+  for (int i = 1; i < 6; ++i) cv = _mm512_fmadd_ps(cv, f2, _mm512_set1_ps(kCosPoly[i]));
   // Rotate by q quarter turns: swap on odd q (bit 30 of T); s flips sign when q's bit 1 is set
   // (bit 31 of T), c when (q + 1)'s is (bit 31 of T + 2^30). ternlog 0x78: A ^ (B & C).
   const __mmask16 odd = _mm512_test_epi32_mask(T, _mm512_set1_epi32(1 << 30));

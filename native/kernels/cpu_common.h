@@ -67,8 +67,8 @@ void uniform_tile(float* buf, uint64_t seed, uint64_t id, uint64_t step, int64_t
 
 // The noise-consuming element-wise ops share one formula, over a tile whose pointers start at
 // its first element: o = z (x null), o = a·x + b·z (y null), or o = (a·x + c·y) + b·z — each
-// product and sum rounded on its own, as on the GPU. On AVX-512 CPUs the noise never leaves the
-// registers (noise_tiles.cpp); elsewhere it goes through normal_tile.
+// product and sum rounded on its own, as on the GPU. On AVX-512 / AVX2 CPUs the noise never
+// leaves the registers (noise_tiles.cpp); elsewhere it goes through normal_tile.
 struct NoiseAffine {
   float* o;
   const float* x;

@@ -222,6 +222,7 @@ DS_HD uint64_t uniform_index(uint32_t x, uint64_t n) {
 // ---------------------------------------------------------------------------------------------
 // Natural log for x in (0, 1] (any positive normal x really): Cephes logf's polynomial, evaluated
 // with FMAs (~1 ulp).
+// (noise_poly.h repeats this polynomial's and sincos_2pi_k's coefficients for the SIMD code.)
 DS_HD float log_pos(float x) {
   const uint32_t bits = f2u(x);
   const int32_t small_m = (bits & 0x007FFFFFu) < 0x003504F3u;  // mantissa < sqrt(1/2) (as m)

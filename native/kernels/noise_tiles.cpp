@@ -5,9 +5,9 @@
 // branch-free maths from ds_math.h), cloned by GCC for x86-64-v4 / v3 / the baseline ISA; each
 // clone computes the same IEEE operations (explicit FMAs, no contraction), so the results are
 // identical whichever clone runs — and identical to the CUDA kernels.
-// The element-wise noise ops (affine_noise_tile) on AVX-512 CPUs skip the tile: Philox,
-// Box–Muller (avx512_noise.h, the same operations by hand) and the op run in registers, 32
-// elements at a time, while the next tile's rows are prefetched.
+// The element-wise noise ops (affine_noise_tile) on AVX-512 and AVX2 + FMA CPUs skip the tile:
+// Philox, Box–Muller (avx512_noise.h / avx2_noise.h, the same operations by hand) and the op run
+// in registers, 32 (16) elements at a time, while the next tile's rows are prefetched.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off", "no-math-errno")
 #endif
@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "avx2_noise.h"
 #include "avx512_noise.h"
 #else
 #define DS_X86_DISPATCH 0
@@ -148,10 +149,23 @@ __attribute__((target("avx512f"))) int64_t affine_avx512(const NoiseAffine& f, u
 
 #pragma GCC diagnostic pop
 
-// The same in 256-bit vectors (4 blocks each); AVX2 has no 3-way xor or 64→32 pack.
+// The same in 256-bit vectors (4 blocks each); AVX2 has no 64→32 pack.
 __attribute__((target("avx2"))) inline __m128i low_words(__m256i x) {
   return _mm256_castsi256_si128(
       _mm256_permute4x64_epi64(_mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 0, 2, 0)), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+template <int V>
+__attribute__((target("avx2"), always_inline)) inline void counters_avx2(
+    __m256i* a, __m256i* b, __m256i* c, __m256i* d, uint32_t lo0, int64_t i, uint32_t hi,
+    uint32_t c2, uint32_t c3) {
+  const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+  for (int v = 0; v < V; ++v) {
+    a[v] = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<int64_t>(lo0) + i + v * 4), lane);
+    b[v] = _mm256_set1_epi64x(hi);
+    c[v] = _mm256_set1_epi64x(c2);
+    d[v] = _mm256_set1_epi64x(c3);
+  }
 }
 
 __attribute__((target("avx2"))) int64_t philox_avx2(uint32_t* r0, uint32_t* r1, uint32_t* r2,
@@ -159,29 +173,11 @@ __attribute__((target("avx2"))) int64_t philox_avx2(uint32_t* r0, uint32_t* r1, 
                                                     uint32_t lo0, uint32_t hi, uint32_t c2,
                                                     uint32_t c3, int64_t nb) {
   constexpr int V = 4, L = 4;
-  const __m256i M0 = _mm256_set1_epi64x(detail::kPhiloxM0), M1 = _mm256_set1_epi64x(detail::kPhiloxM1);
-  const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
   int64_t i = 0;
   for (; i + V * L <= nb; i += V * L) {
     __m256i a[V], b[V], c[V], d[V];
-    for (int v = 0; v < V; ++v) {
-      a[v] = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<int64_t>(lo0) + i + v * L), lane);
-      b[v] = _mm256_set1_epi64x(hi);
-      c[v] = _mm256_set1_epi64x(c2);
-      d[v] = _mm256_set1_epi64x(c3);
-    }
-    for (int r = 0; r < 10; ++r) {
-      const __m256i K0 = _mm256_set1_epi64x(static_cast<uint32_t>(k0 + static_cast<uint32_t>(r) * detail::kPhiloxW0));
-      const __m256i K1 = _mm256_set1_epi64x(static_cast<uint32_t>(k1 + static_cast<uint32_t>(r) * detail::kPhiloxW1));
-      for (int v = 0; v < V; ++v) {
-        const __m256i p0 = _mm256_mul_epu32(a[v], M0);
-        const __m256i p1 = _mm256_mul_epu32(c[v], M1);
-        a[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), b[v]), K0);
-        c[v] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), d[v]), K1);
-        b[v] = p1;
-        d[v] = p0;
-      }
-    }
+    counters_avx2<V>(a, b, c, d, lo0, i, hi, c2, c3);
+    avx2::philox_rounds<V>(a, b, c, d, k0, k1);
     for (int v = 0; v < V; ++v) {
       const int64_t o = i + v * L;
       _mm_storeu_si128(reinterpret_cast<__m128i*>(r0 + o), low_words(a[v]));
@@ -191,6 +187,58 @@ __attribute__((target("avx2"))) int64_t philox_avx2(uint32_t* r0, uint32_t* r1, 
     }
   }
   return i;
+}
+
+// affine16_avx512 / affine_avx512 in 256-bit vectors (8 elements per op, 16 per vector of 4
+// blocks): the same operations, so the same bits.
+template <int Form>
+__attribute__((target("avx2,fma"), always_inline)) inline void affine8_avx2(
+    const NoiseAffine& f, int64_t j, __m256 z, __m256 A, __m256 C, __m256 B) {
+  if (Form == 0) {
+    _mm256_storeu_ps(f.o + j, z);
+  } else if (Form == 1) {
+    const __m256 ax = _mm256_mul_ps(A, _mm256_loadu_ps(f.x + j));
+    _mm256_storeu_ps(f.o + j, _mm256_add_ps(ax, _mm256_mul_ps(B, z)));
+  } else {
+    const __m256 ax = _mm256_mul_ps(A, _mm256_loadu_ps(f.x + j));
+    const __m256 axcy = _mm256_add_ps(ax, _mm256_mul_ps(C, _mm256_loadu_ps(f.y + j)));
+    _mm256_storeu_ps(f.o + j, _mm256_add_ps(axcy, _mm256_mul_ps(B, z)));
+  }
+}
+
+template <int Form>
+__attribute__((target("avx2,fma"))) int64_t affine_avx2(const NoiseAffine& f, uint32_t k0,
+                                                        uint32_t k1, uint32_t lo0, uint32_t hi,
+                                                        uint32_t c2, uint32_t c3, int64_t n) {
+  const __m256 A = _mm256_set1_ps(f.a), C = _mm256_set1_ps(f.c), B = _mm256_set1_ps(f.b);
+  int64_t j = 0;
+  constexpr int V = 4;
+  for (; j + 16 * V <= n; j += 16 * V) {
+    for (int l = 0; l < 16 * V; l += 16) {
+      if (Form >= 1) _mm_prefetch(reinterpret_cast<const char*>(f.next_x + j + l), _MM_HINT_T0);
+      if (Form == 2) _mm_prefetch(reinterpret_cast<const char*>(f.next_y + j + l), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(f.next_o + j + l), _MM_HINT_ET0);
+    }
+    __m256i a[V], b[V], c[V], d[V];
+    counters_avx2<V>(a, b, c, d, lo0, j / 4, hi, c2, c3);
+    avx2::philox_rounds<V>(a, b, c, d, k0, k1);
+    for (int v = 0; v < V; ++v) {
+      __m256 lo, hi8;
+      avx2::normals16(a[v], b[v], c[v], d[v], lo, hi8);
+      affine8_avx2<Form>(f, j + 16 * v, lo, A, C, B);
+      affine8_avx2<Form>(f, j + 16 * v + 8, hi8, A, C, B);
+    }
+  }
+  for (; j + 16 <= n; j += 16) {
+    __m256i a[1], b[1], c[1], d[1];
+    counters_avx2<1>(a, b, c, d, lo0, j / 4, hi, c2, c3);
+    avx2::philox_rounds<1>(a, b, c, d, k0, k1);
+    __m256 lo, hi8;
+    avx2::normals16(a[0], b[0], c[0], d[0], lo, hi8);
+    affine8_avx2<Form>(f, j, lo, A, C, B);
+    affine8_avx2<Form>(f, j + 8, hi8, A, C, B);
+  }
+  return j;
 }
 
 using PhiloxSimd = int64_t (*)(uint32_t*, uint32_t*, uint32_t*, uint32_t*, uint32_t, uint32_t,
@@ -211,6 +259,8 @@ Isa pick_isa() {
 }
 
 const Isa kIsa = pick_isa();
+// The fused AVX2 noise ops use FMAs too (every AVX2 CPU but a few early ones has them).
+const bool kFusedAvx2 = kIsa == Isa::kAvx2 && __builtin_cpu_supports("fma");
 const PhiloxSimd kPhiloxSimd =
     kIsa == Isa::kAvx512 ? philox_avx512 : kIsa == Isa::kAvx2 ? philox_avx2 : nullptr;
 
@@ -282,7 +332,7 @@ void affine_noise_tile(const NoiseAffine& f, uint64_t seed, uint64_t id, uint64_
   int64_t done = 0;
 #if DS_X86_DISPATCH
   const uint64_t block0 = static_cast<uint64_t>(e0) / 4;
-  if (kIsa == Isa::kAvx512 && no_wrap(block0, (n + 3) / 4)) {
+  if ((kIsa == Isa::kAvx512 || kFusedAvx2) && no_wrap(block0, (n + 3) / 4)) {
     NoiseAffine g = f;
     if (!g.next_o) {  // no next tile: prefetch this one (already loaded, harmless)
       g.next_o = f.o;
@@ -292,9 +342,14 @@ void affine_noise_tile(const NoiseAffine& f, uint64_t seed, uint64_t id, uint64_
     const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
     const uint32_t lo0 = static_cast<uint32_t>(block0), hi = static_cast<uint32_t>(block0 >> 32);
     const uint32_t c2 = static_cast<uint32_t>(id), c3 = static_cast<uint32_t>(step);
-    done = form == 0   ? affine_avx512<0>(g, k0, k1, lo0, hi, c2, c3, n)
-           : form == 1 ? affine_avx512<1>(g, k0, k1, lo0, hi, c2, c3, n)
-                       : affine_avx512<2>(g, k0, k1, lo0, hi, c2, c3, n);
+    if (kIsa == Isa::kAvx512)
+      done = form == 0   ? affine_avx512<0>(g, k0, k1, lo0, hi, c2, c3, n)
+             : form == 1 ? affine_avx512<1>(g, k0, k1, lo0, hi, c2, c3, n)
+                         : affine_avx512<2>(g, k0, k1, lo0, hi, c2, c3, n);
+    else
+      done = form == 0   ? affine_avx2<0>(g, k0, k1, lo0, hi, c2, c3, n)
+             : form == 1 ? affine_avx2<1>(g, k0, k1, lo0, hi, c2, c3, n)
+                         : affine_avx2<2>(g, k0, k1, lo0, hi, c2, c3, n);
   }
 #endif
   if (done == n) return;
