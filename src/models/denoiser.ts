@@ -1,7 +1,7 @@
 /**
- * A denoiser: a TorchScript module with a card. `predict` evaluates it once on a batch at
- * per-sample noise levels and converts whatever it predicts into x̂0 and ε̂, with classifier-free
- * guidance. Batches larger than maxBatch are split. Every sample through the model is one NFE
+ * A denoiser: a TorchScript module with a card. `evaluate` runs it once on a batch at per-sample
+ * noise levels with classifier-free guidance (its forward, or a method that also returns
+ * features); `predict` converts whatever it predicts into x̂0 and ε̂. Batches larger than maxBatch are split. Every sample through the model is one NFE
  * (guidance ≠ 1 doubles it), charged to the meter the caller passes.
  */
 import { DiffusionSearchError } from '../errors';
@@ -18,6 +18,12 @@ type Tensor = NativeTensor;
 export interface NfeMeter {
   charge(nfe: number): void;
   addModelTime(seconds: number): void;
+}
+
+/** A model evaluation: its (guided) output and, from a features method, the features[N, D]. */
+export interface Evaluation {
+  out: Tensor;
+  features: Tensor | null;
 }
 
 export interface Prediction2 {
@@ -70,10 +76,20 @@ export class Denoiser {
     return guidance === 1 || this.nullClass === undefined ? rows : 2 * rows;
   }
 
-  /** The raw model output for a batch, split into chunks of maxBatch. */
-  private async raw(x: Tensor, sigma: ArrayLike<number>, cond: ArrayLike<number>, stream?: NativeStream): Promise<Tensor> {
+  /**
+   * Raw outputs of `method` for a batch, split into chunks of maxBatch: the output, and with
+   * `features` the features[N, D] the method returns beside it (forward_features).
+   */
+  private async raw(
+    x: Tensor,
+    sigma: ArrayLike<number>,
+    cond: ArrayLike<number>,
+    stream: NativeStream | undefined,
+    method: string,
+    features: boolean,
+  ): Promise<Evaluation> {
     const n = x.shape[0];
-    const chunks: Tensor[] = [];
+    const outs: Tensor[] = [], feats: Tensor[] = [];
     try {
       for (let start = 0; start < n; start += this.maxBatch) {
         const end = Math.min(n, start + this.maxBatch);
@@ -81,23 +97,108 @@ export class Denoiser {
         const s = floatTensor(Array.from(sigma).slice(start, end), this.device);
         const c = classTensor(Array.from(cond).slice(start, end), this.device);
         try {
-          const out = await this.module.call('forward', [xs, s, c], stream);
-          if (!isTensor(out) || out.shape.join() !== xs.shape.join())
-            throw new DiffusionSearchError(
-              `'${this.module.path}' forward returned ${isTensor(out) ? `shape [${out.shape}]` : 'no tensor'} for input [${xs.shape}]`,
-              'SHAPE',
-            );
-          chunks.push(out);
+          const r = this.checkOutput(await this.module.call(method, [xs, s, c], stream), xs, method, features);
+          outs.push(r.out);
+          if (r.features) feats.push(r.features);
         } finally {
           s.dispose();
           c.dispose();
           if (xs !== x) xs.dispose();
         }
       }
-      if (chunks.length === 1) return chunks[0];
-      return await cat(chunks, stream);
+      const out = outs.length === 1 ? outs[0] : await cat(outs, stream);
+      let f: Tensor | null = null;
+      try {
+        if (features) f = feats.length === 1 ? feats[0] : await cat(feats, stream);
+      } catch (e) {
+        if (outs.length > 1) out.dispose();
+        throw e;
+      }
+      for (const t of [...(outs.length > 1 ? outs : []), ...(feats.length > 1 ? feats : [])]) t.dispose();
+      return { out, features: f };
+    } catch (e) {
+      for (const t of [...outs, ...feats]) t.dispose();
+      throw e;
+    }
+  }
+
+  /** The output of one chunk: a tensor shaped like the input, or (output, features[N, D]). */
+  private checkOutput(r: unknown, xs: Tensor, method: string, features: boolean): Evaluation {
+    if (!features) {
+      if (!isTensor(r) || r.shape.join() !== xs.shape.join())
+        throw new DiffusionSearchError(
+          `'${this.module.path}' ${method} returned ${isTensor(r) ? `shape [${r.shape}]` : 'no tensor'} for input [${xs.shape}]`,
+          'SHAPE',
+        );
+      return { out: r, features: null };
+    }
+    if (!Array.isArray(r) || r.length < 2 || !isTensor(r[0]) || !isTensor(r[1]))
+      throw new DiffusionSearchError(`'${this.module.path}' ${method} must return (output, features[N, D])`, 'SHAPE');
+    const [out, f] = r as [Tensor, Tensor];
+    if (out.shape.join() !== xs.shape.join() || f.shape.length !== 2 || f.shape[0] !== xs.shape[0]) {
+      out.dispose();
+      f.dispose();
+      throw new DiffusionSearchError(`'${this.module.path}' ${method} returned [${out.shape}] and [${f.shape}] for input [${xs.shape}]`, 'SHAPE');
+    }
+    return { out, features: f };
+  }
+
+  /**
+   * One evaluation of the model (its `method`, default forward) on a batch, with classifier-free
+   * guidance `guidance` (1 = conditional model only): the guided output and, with `features`,
+   * the conditional pass's features. Charged to the meter before the model runs.
+   */
+  async evaluate(
+    x: Tensor,
+    sigma: ArrayLike<number>,
+    cond: ArrayLike<number>,
+    guidance: number,
+    meter: NfeMeter,
+    stream?: NativeStream,
+    options: { method?: string; features?: boolean } = {},
+  ): Promise<Evaluation> {
+    const n = x.shape[0];
+    if (sigma.length !== n || cond.length !== n)
+      throw new DiffusionSearchError(`predict: ${n} samples but ${sigma.length} noise levels and ${cond.length} classes`, 'SHAPE');
+    const method = options.method ?? 'forward';
+    const features = options.features ?? false;
+    const guided = guidance !== 1 && this.nullClass !== undefined;
+    meter.charge(this.cost(n, guidance));
+    const t0 = performance.now();
+    try {
+      if (!guided) return await this.raw(x, sigma, cond, stream, method, features);
+      // One batch [x; x] with [cond; null]: out = u + w·(c − u).
+      const both = await cat([x, x], stream);
+      const sig = [...Array.from(sigma), ...Array.from(sigma)];
+      const cls = [...Array.from(cond), ...new Array<number>(n).fill(this.nullClass!)];
+      let raw: Evaluation;
+      try {
+        raw = await this.raw(both, sig, cls, stream, method, features);
+      } finally {
+        both.dispose();
+      }
+      try {
+        const c = await slice(raw.out, 0, n, stream);
+        const u = await slice(raw.out, n, 2 * n, stream);
+        let out: Tensor;
+        try {
+          out = await axpby(u, c, new Array(n).fill(1 - guidance), new Array(n).fill(guidance), stream);
+        } finally {
+          c.dispose();
+          u.dispose();
+        }
+        try {
+          return { out, features: raw.features ? await slice(raw.features, 0, n, stream) : null };
+        } catch (e) {
+          out.dispose();
+          throw e;
+        }
+      } finally {
+        raw.out.dispose();
+        raw.features?.dispose();
+      }
     } finally {
-      if (chunks.length > 1) for (const c of chunks) c.dispose();
+      meter.addModelTime((performance.now() - t0) / 1000);
     }
   }
 
@@ -113,30 +214,7 @@ export class Denoiser {
     meter: NfeMeter,
     stream?: NativeStream,
   ): Promise<Prediction2> {
-    const n = x.shape[0];
-    if (sigma.length !== n || cond.length !== n)
-      throw new DiffusionSearchError(`predict: ${n} samples but ${sigma.length} noise levels and ${cond.length} classes`, 'SHAPE');
-    const guided = guidance !== 1 && this.nullClass !== undefined;
-    meter.charge(this.cost(n, guidance));
-    const t0 = performance.now();
-    let out: Tensor;
-    if (!guided) {
-      out = await this.raw(x, sigma, cond, stream);
-    } else {
-      // One batch [x; x] with [cond; null]: out = u + w·(c − u).
-      const both = await cat([x, x], stream);
-      const sig = [...Array.from(sigma), ...Array.from(sigma)];
-      const cls = [...Array.from(cond), ...new Array<number>(n).fill(this.nullClass!)];
-      const raw = await this.raw(both, sig, cls, stream);
-      both.dispose();
-      const c = await slice(raw, 0, n, stream);
-      const u = await slice(raw, n, 2 * n, stream);
-      raw.dispose();
-      out = await axpby(u, c, new Array(n).fill(1 - guidance), new Array(n).fill(guidance), stream);
-      c.dispose();
-      u.dispose();
-    }
-    meter.addModelTime((performance.now() - t0) / 1000);
+    const { out } = await this.evaluate(x, sigma, cond, guidance, meter, stream);
     try {
       return await toX0Eps(this.prediction, this.path, x, out, sigma, stream);
     } finally {

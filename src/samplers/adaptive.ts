@@ -12,7 +12,7 @@
  * Euler with 50 (docs/tpm). A sample's first step is Euler.
  *
  * One step = one denoiser evaluation of that sample = one NFE (two with classifier-free guidance),
- * charged to the meter before the model runs, as Denoiser.predict does. A sample never takes more
+ * charged to the meter before the model runs (Denoiser.evaluate). A sample never takes more
  * than maxSteps steps, whatever the modules return (NaN, ∞, r ≥ 1 …).
  *
  * The denoiser must export `forward_features(x, sigma, cond) -> (output, features[N, D])`; the
@@ -23,7 +23,7 @@ import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import * as ops from '../ops';
-import { axpby, cat, classTensor, floatTensor, gather, slice } from '../tensor-ops';
+import { axpby, cat, floatTensor, gather } from '../tensor-ops';
 import { toX0Eps, type Denoiser, type NfeMeter } from '../models/denoiser';
 import { pathCoefficients } from '../schedules/path';
 
@@ -226,97 +226,6 @@ class RowCollector {
   }
 }
 
-function isTensor(v: unknown): v is Tensor {
-  return typeof v === 'object' && v !== null && 'shape' in v && 'dtype' in v;
-}
-
-/**
- * One evaluation of the denoiser's features method on the active rows (chunked by maxBatch,
- * guided when guidance ≠ 1): the model output and the features of the conditional pass.
- */
-async function evalWithFeatures(
-  o: AdaptiveOptions,
-  x: Tensor,
-  sigma: number[],
-  cond: number[],
-): Promise<{ out: Tensor; features: Tensor }> {
-  const d = o.denoiser;
-  const method = o.featuresMethod ?? 'forward_features';
-  const guidance = o.guidance ?? 1;
-  const guided = guidance !== 1 && d.nullClass !== undefined;
-  const n = x.shape[0];
-  o.meter.charge(d.cost(n, guidance));
-  const t0 = performance.now();
-  const outs: Tensor[] = [], feats: Tensor[] = [];
-  const run = async (xs: Tensor, s: number[], c: number[]) => {
-    const st = floatTensor(s, d.device), ct = classTensor(c, d.device);
-    try {
-      const r = await d.module.call(method, [xs, st, ct], o.stream);
-      if (!Array.isArray(r) || r.length < 2 || !isTensor(r[0]) || !isTensor(r[1]))
-        throw new DiffusionSearchError(`'${d.module.path}' ${method} must return (output, features[N, D])`, 'SHAPE');
-      const [out, f] = r as [Tensor, Tensor];
-      if (out.shape.join() !== xs.shape.join() || f.shape.length !== 2 || f.shape[0] !== xs.shape[0]) {
-        out.dispose();
-        f.dispose();
-        throw new DiffusionSearchError(`'${d.module.path}' ${method} returned [${out.shape}] and [${f.shape}] for input [${xs.shape}]`, 'SHAPE');
-      }
-      return { out, f };
-    } finally {
-      st.dispose();
-      ct.dispose();
-    }
-  };
-  try {
-    for (let start = 0; start < n; start += d.maxBatch) {
-      const end = Math.min(n, start + d.maxBatch);
-      const xs = start === 0 && end === n ? x : await slice(x, start, end, o.stream);
-      try {
-        const s = sigma.slice(start, end), c = cond.slice(start, end);
-        if (!guided) {
-          const r = await run(xs, s, c);
-          outs.push(r.out);
-          feats.push(r.f);
-        } else {
-          const both = await cat([xs, xs], o.stream);
-          let r: { out: Tensor; f: Tensor };
-          try {
-            r = await run(both, [...s, ...s], [...c, ...new Array<number>(c.length).fill(d.nullClass!)]);
-          } finally {
-            both.dispose();
-          }
-          const m = end - start;
-          const cOut = await slice(r.out, 0, m, o.stream), uOut = await slice(r.out, m, 2 * m, o.stream);
-          const f = await slice(r.f, 0, m, o.stream);
-          r.out.dispose();
-          r.f.dispose();
-          outs.push(await axpby(uOut, cOut, new Array(m).fill(1 - guidance), new Array(m).fill(guidance), o.stream));
-          cOut.dispose();
-          uOut.dispose();
-          feats.push(f);
-        }
-      } finally {
-        if (xs !== x) xs.dispose();
-      }
-    }
-    const out = outs.length === 1 ? outs[0] : await cat(outs, o.stream);
-    const features = feats.length === 1 ? feats[0] : await cat(feats, o.stream);
-    if (outs.length > 1) for (const t of [...outs, ...feats]) t.dispose();
-    outs.length = 0;
-    feats.length = 0;
-    return { out, features };
-  } catch (e) {
-    for (const t of [...outs, ...feats]) t.dispose();
-    throw e;
-  } finally {
-    o.meter.addModelTime((performance.now() - t0) / 1000);
-  }
-}
-
-/** NFE of an adaptive rollout of `rows` samples at most (maxSteps each): plan budgets with it. */
-export function adaptiveMaxCost(denoiser: Denoiser, rows: number, maxSteps: number, guidance = 1): number {
-  return denoiser.cost(rows, guidance) * maxSteps;
-}
-
 /** The sampler settings that apply: the options, else the predictor's card, else the defaults. */
 export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver } = {}) {
   const sigmaMin = o.sigmaMin ?? predictor.defaults?.sigmaMin ?? ADAPTIVE_DEFAULTS.sigmaMin;
@@ -365,7 +274,11 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       const m = active.length;
       const c = active.map((i) => cond[i]);
       const used0 = d.cost(m, o.guidance ?? 1);
-      const { out, features } = await evalWithFeatures(o, cur, sig, c);
+      const { out, features: f } = await d.evaluate(cur, sig, c, o.guidance ?? 1, o.meter, o.stream, {
+        method: o.featuresMethod ?? 'forward_features',
+        features: true,
+      });
+      const features = f!;
       nfe += used0;
       let ab: { alpha: Float32Array; beta: Float32Array };
       try {
