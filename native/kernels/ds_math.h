@@ -10,7 +10,8 @@
 // Only IEEE basic operations and explicit FMAs (each correctly rounded on both sides) are used;
 // on the device they are written with the _rn intrinsics so nvcc never contracts a*b+c by
 // itself. On the host, the .cpp files switch contraction off
-// (`#pragma GCC optimize("fp-contract=off")`, and the build should pass -ffp-contract=off too). Do not compile with -ffast-math / --use_fast_math.
+// (`#pragma GCC optimize("fp-contract=off")`, and the build should pass -ffp-contract=off too).
+// Do not compile with -ffast-math / --use_fast_math.
 // Under those conditions the normals, uniforms and every element-wise op give bitwise-identical
 // float results on CPU and CUDA.
 #pragma once

@@ -1,8 +1,9 @@
 /**
  * A denoiser: a TorchScript module with a card. `evaluate` runs it once on a batch at per-sample
  * noise levels with classifier-free guidance (its forward, or a method that also returns
- * features); `predict` converts whatever it predicts into x̂0 and ε̂. Batches larger than maxBatch are split. Every sample through the model is one NFE
- * (guidance ≠ 1 doubles it), charged to the meter the caller passes.
+ * features); `predict` converts whatever it predicts into x̂0 and ε̂. Batches larger than
+ * maxBatch are split. Every sample through the model is one NFE (guidance ≠ 1 doubles it),
+ * charged to the meter the caller passes.
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
