@@ -40,6 +40,8 @@ export interface GenerateOptions {
   maxBatch?: number;
   /** Options of the algorithm (see the README's table). */
   algorithmOptions?: Record<string, unknown>;
+  /** Keep the K best distinct samples of each search (default 1): `samples` holds n·K rows. */
+  keep?: number;
   /** Judge with the eval/ classifier (default: when the model is fashion-flow). */
   eval?: boolean;
 }
@@ -52,14 +54,19 @@ export interface GenerateProgress extends SearchProgress {
 }
 
 export interface GenerateResult {
+  /** The kept samples, search after search, best first within each: [Σ kept, ...sampleShape]. */
   samples: Float32Array;
   shape: number[];
+  /** The reward of each row of `samples`. */
   rewards: number[];
-  results: Array<Omit<SearchResult, 'sample'>>;
+  results: Array<Omit<SearchResult, 'sample' | 'top'>>;
   report: Record<string, unknown>;
   /** False when cancelled: the samples are those finished before. */
   complete: boolean;
 }
+
+/** Denoising steps when none are given: the same for `generate`, `sweep` and the CLI. */
+export const DEFAULT_STEPS = 20;
 
 export function resolveClass(cls: string | number | undefined, classes: string[] | undefined): number {
   if (cls === undefined) return 0;
@@ -84,6 +91,8 @@ export async function generate(
   if (!algo) throw new DiffusionSearchError(`unknown algorithm '${algorithm}': use one of ${Object.keys(algorithms).join(', ')}`, 'ARGUMENT');
   const n = o.n ?? 1;
   if (!Number.isInteger(n) || n < 1) throw new DiffusionSearchError(`n must be a positive integer, got ${o.n}`, 'ARGUMENT');
+  const keep = o.keep ?? 1;
+  if (!Number.isInteger(keep) || keep < 1) throw new DiffusionSearchError(`keep must be a positive integer, got ${o.keep}`, 'ARGUMENT');
   const budget = o.budget ?? 500;
   if (!Number.isInteger(budget) || budget < 1) throw new DiffusionSearchError(`budget must be a positive integer NFE per sample, got ${o.budget}`, 'BUDGET');
   const seed = o.seed ?? 0;
@@ -98,15 +107,19 @@ export async function generate(
   const sampler = o.sampler ?? (algorithm === 'particles' || algorithm === 'beam' ? 'sde' : 'euler');
   const adaptive = o.schedule === 'adaptive';
   // Adaptive rollouts choose their own steps; intermediate levels (EvoSearch, paths) use a uniform schedule.
-  const sigmas = makeSchedule(o.schedule === 'adaptive' || o.schedule === undefined ? 'uniform' : o.schedule, o.steps ?? 20, { shift: o.shift });
+  const sigmas = makeSchedule(o.schedule === 'adaptive' || o.schedule === undefined ? 'uniform' : o.schedule, o.steps ?? DEFAULT_STEPS, { shift: o.shift });
   const predictor = adaptive ? await TimePredictionModule.load(resolveModel(o.tpm ?? 'tpm').file, { device: o.device }) : undefined;
   if (adaptive && sampler !== 'euler')
     throw new DiffusionSearchError(`the adaptive schedule steps with its module's rule (euler or ab2, --tpm-solver); --sampler ${sampler} does not apply (algorithm ${algorithm})`, 'ARGUMENT');
   const stream = createStream({ device: o.device });
   const per = denoiser.sampleShape.reduce((a, b) => a * b, 1);
-  const samples = new Float32Array(n * per);
+  const kept: Float32Array[] = [];
+  const keptRewards: number[] = [];
+  const keptSteps: number[] = [];
+  const keptCounts: number[] = [];
   const results: GenerateResult['results'] = [];
   let complete = true;
+  let nfeBefore = 0; // NFE the finished searches really used (adaptive rollouts use less than planned)
   try {
     for (let i = 0; i < n; i++) {
       let r: SearchResult;
@@ -125,9 +138,10 @@ export async function generate(
             seed: BigInt(seed) * 1_000_003n + BigInt(i),
             stream,
             adaptive: predictor ? { predictor, maxSteps: o.maxSteps, solver: o.tpmSolver } : undefined,
+            keep,
             signal: control.signal,
             onProgress: (p) =>
-              control.onProgress?.({ ...p, sample: i, samples: n, totalNfe: i * budget + p.nfe, totalBudget: n * budget }),
+              control.onProgress?.({ ...p, sample: i, samples: n, totalNfe: nfeBefore + p.nfe, totalBudget: n * budget }),
           },
           (o.algorithmOptions ?? {}) as never,
         );
@@ -138,24 +152,31 @@ export async function generate(
         }
         throw e;
       }
-      samples.set((await r.sample.toArray(stream)) as Float32Array, i * per);
-      r.sample.dispose();
-      const { sample: _s, ...rest } = r;
+      for (const k of r.top) {
+        kept.push((await k.sample.toArray(stream)) as Float32Array);
+        keptRewards.push(k.reward);
+        keptSteps.push(k.steps ?? r.steps ?? sigmas.length - 1);
+        k.sample.dispose();
+      }
+      keptCounts.push(r.top.length);
+      nfeBefore += r.nfe;
+      const { sample: _s, top: _t, ...rest } = r;
       results.push(rest);
     }
   } finally {
     await stream.close();
   }
   const done = results.length;
-  const outShape = [done, ...denoiser.sampleShape];
-  const outSamples = samples.slice(0, done * per);
+  const outShape = [kept.length, ...denoiser.sampleShape];
+  const outSamples = new Float32Array(kept.length * per);
+  kept.forEach((k, i) => outSamples.set(k, i * per));
   let evalReport: EvalReport | null = null;
   const wantEval = o.eval ?? shipped?.name === 'fashion-flow';
   if (wantEval && done > 0) {
     const ev = await Evaluator.load();
-    evalReport = await ev.evaluate(outSamples, outShape, new Array(done).fill(cls), denoiser.classes);
+    evalReport = await ev.evaluate(outSamples, outShape, new Array(kept.length).fill(cls), denoiser.classes);
   }
-  const rewards = results.map((r) => r.reward);
+  const rewards = keptRewards;
   const report = {
     algorithm,
     model: modelName,
@@ -164,6 +185,9 @@ export async function generate(
     class_name: denoiser.classes?.[cls] ?? null,
     budget,
     n: done,
+    keep,
+    /** Rows of samples.npy per search (K, or fewer when a search scored fewer distinct samples). */
+    kept: keptCounts,
     complete,
     nfe_used: results.reduce((s, r) => s + r.nfe, 0),
     wall_seconds: (performance.now() - started) / 1000,
@@ -172,7 +196,7 @@ export async function generate(
     verifier_seconds: results.reduce((s, r) => s + r.verifierSeconds, 0),
     rewards,
     verifier: verifier.name,
-    steps: results.map((r) => r.steps ?? sigmas.length - 1),
+    steps: keptSteps,
     eval: evalReport,
     config: {
       model: modelName,
@@ -180,6 +204,7 @@ export async function generate(
       algorithm,
       budget,
       n,
+      keep,
       seed,
       verifier: verifierNames,
       steps: sigmas.length - 1,

@@ -8,6 +8,8 @@ export * as ops from './ops';
 export * from './search';
 export { Denoiser, type NfeMeter } from './models/denoiser';
 export { validateCard, type ModelCard } from './models/card';
+export { shipped, resolveModel, DEFAULT_MODEL, type ShippedModel } from './models/shipped';
+export { loadVerifier } from './models/registry';
 export * as schedules from './schedules';
 export * as samplers from './samplers';
 export type { Verifier, ScoreExtras } from './verifiers/verifier';

@@ -1,5 +1,6 @@
 /** TorchScript modules loaded by libtorch, with the model card stored inside the archive. */
 import { DiffusionSearchError } from './errors';
+import { modelFile } from './models/shipped';
 import { native, type ModuleInput, type ModuleOutput, type NativeModule, type NativeStream } from './native';
 
 export type ModelCardJson = Record<string, unknown>;
@@ -22,7 +23,8 @@ export class TorchModule {
   static async load(file: string, options: LoadOptions = {}): Promise<TorchModule> {
     if (typeof file !== 'string' || file.length === 0)
       throw new DiffusionSearchError('loadModule(path): path must be a non-empty string', 'ARGUMENT');
-    const handle = await native().loadModule(file, { device: options.device }, options.stream);
+    // A shipped name ('gmm2d') or package-relative path ('models/gmm2d.pt') loads the installed file.
+    const handle = await native().loadModule(modelFile(file), { device: options.device }, options.stream);
     return new TorchModule(handle);
   }
 

@@ -35,7 +35,7 @@ export function addEval(program: Command): void {
 
   program
     .command('models')
-    .description('the shipped models and their cards')
+    .description('the shipped models: kind, installed file, sample shape and classes (--json: their cards)')
     .option('--json', 'print the cards as JSON')
     .addHelpText('after', '\nExamples:\n  $ diffusion-search models\n  $ diffusion-search models --json')
     .action(async (o: { json?: boolean }) => {
@@ -43,17 +43,21 @@ export function addEval(program: Command): void {
       for (const m of shipped) {
         const file = path.join(packageRoot, m.file);
         if (!fs.existsSync(file)) {
-          list.push({ name: m.name, file: m.file, kind: m.kind, present: false, card: null });
+          list.push({ name: m.name, file: m.file, path: file, kind: m.kind, present: false, card: null });
           continue;
         }
         const mod = await loadModule(file);
-        list.push({ name: m.name, file: m.file, kind: m.kind, present: true, size_bytes: fs.statSync(file).size, card: mod.card });
+        list.push({ name: m.name, file: m.file, path: file, kind: m.kind, present: true, size_bytes: fs.statSync(file).size, card: mod.card });
         mod.dispose();
       }
       if (o.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
       for (const m of list) {
-        const c = m.card as { metrics?: Record<string, unknown>; classes?: string[]; sample_shape?: number[] } | null;
-        console.log(`${m.name.padEnd(14)} ${m.kind.padEnd(9)} ${m.file.padEnd(30)} ${m.present ? `shape [${c?.sample_shape ?? '?'}]` : 'missing'}`);
+        const c = m.card as { classes?: string[]; sample_shape?: number[]; null_class?: number } | null;
+        const shape = c?.sample_shape ? `  shape [${c.sample_shape}]` : '';
+        console.log(`${m.name.padEnd(14)} ${m.kind.padEnd(9)} ${m.present ? m.path : `missing (${m.path})`}${shape}`);
+        // A denoiser's classes by index, as --class takes them (not the null class: guidance uses it).
+        const classes = (m.kind === 'denoiser' ? c?.classes ?? [] : []).map((name, i) => `${i} ${name}`).filter((_, i) => i !== c?.null_class);
+        if (classes.length) console.log(`${''.padEnd(25)}classes: ${classes.join(', ')}`);
       }
     });
 }

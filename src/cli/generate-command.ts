@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
-import { generate, type GenerateOptions } from '../generate';
+import { DEFAULT_STEPS, generate, type GenerateOptions } from '../generate';
 import { gridPng } from '../io/png';
 import { writeNpy } from '../io/npy';
 import { algorithms, type AlgorithmName } from '../search';
@@ -17,14 +17,15 @@ export function addGenerate(program: Command): void {
     .command('generate')
     .description('search for samples the verifier prefers and write report.json, samples.npy and grid.png')
     .option('--model <name|path>', 'shipped model name or TorchScript file', 'fashion-flow')
-    .option('--class <name|index>', 'class to condition on', '0')
+    .option('--class <name|index>', "class to condition on: a name or index from the model's card (`diffusion-search models` lists them)", '0')
     .option('--algorithm <name>', `one of ${Object.keys(algorithms).join(', ')}`, 'evosearch')
     .option('--budget <nfe>', 'NFE per sample', '500')
     .option('--n <samples>', 'samples (one search each)', '4')
+    .option('--keep <k>', 'keep the k best distinct samples of each search (samples.npy holds n·k rows)', '1')
     .option('--seed <int>', 'seed: the same seed gives the same samples', '0')
     .option('--out <dir>', 'output directory', 'out')
     .option('--verifier <name|path>', 'verifier (repeat for a rank ensemble): classifier, realism, detail, self, oracle, or a file', collect)
-    .option('--steps <n>', 'denoising steps of the schedule', '20')
+    .option('--steps <n>', 'denoising steps of the schedule', String(DEFAULT_STEPS))
     .option('--schedule <name>', 'uniform, shifted, karras, or adaptive (a Time Prediction Module picks each sample\'s steps)', 'uniform')
     .option('--tpm <name|path>', 'the Time Prediction Module of --schedule adaptive', 'tpm')
     .option('--max-steps <n>', 'most steps per sample on the adaptive schedule')
@@ -62,6 +63,9 @@ export function addGenerate(program: Command): void {
     .addHelpText(
       'after',
       `
+--class takes a name or index: 'diffusion-search models' lists the classes of every shipped model
+(and the file each loads from); for your own model, the classes in its card.
+
 Examples:
   $ diffusion-search generate --class Shirt --algorithm evosearch --budget 500 --n 8 --out out/shirt
   $ diffusion-search generate --algorithm best-of-n --budget 200 --verifier classifier --verifier realism
@@ -88,10 +92,16 @@ Examples:
           signal: ctl.signal,
           onProgress: (p) => bar?.update(p.totalNfe, p.totalBudget, `sample ${p.sample + 1}/${p.samples}  best ${p.best.toFixed(3)}`),
         });
+      } catch (e) {
+        bar?.done();
+        throw e;
       } finally {
         process.removeListener('SIGINT', onSigint);
-        bar?.done();
       }
+      // The bar ends at what was really used (adaptive rollouts take fewer steps than planned).
+      const used = result.report.nfe_used as number;
+      bar?.update(used, used, `${result.results.length} sample(s) done`, true);
+      bar?.done();
       writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
       const card = result.report as { model: string };
       fs.writeFileSync(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, [-1, 1], 4));
@@ -99,7 +109,8 @@ Examples:
       if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
       else {
         const r = result.report as { n: number; nfe_used: number; wall_seconds: number; eval: { accuracy: number; fid: number | null } | null };
-        console.log(`${card.model}: ${r.n} sample(s), ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
+        const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
+        console.log(`${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
         if (r.eval) console.log(`eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`);
         console.log(`wrote ${path.join(out, 'report.json')}, samples.npy, grid.png`);
         if (!result.complete) console.log('interrupted: wrote the samples finished before Ctrl-C');
@@ -170,6 +181,7 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     algorithm,
     budget: int('budget', get('budget'), 1),
     n: int('n', get('n'), 1),
+    keep: int('keep', get('keep'), 1),
     seed: int('seed', get('seed')),
     verifier: verifier === undefined ? undefined : Array.isArray(verifier) ? verifier.map(String) : [String(verifier)],
     steps: int('steps', get('steps'), 1),

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
-import { generate } from '../generate';
+import { DEFAULT_STEPS, generate } from '../generate';
 import { lineChartSvg } from '../io/svg';
 import { algorithms, type AlgorithmName } from '../search';
 import { int, intList, num, oneOf } from './options';
@@ -33,7 +33,7 @@ export function addSweep(program: Command): void {
     .option('--budgets <list>', 'comma-separated NFE per sample', '50,100,200,400')
     .option('--n <samples>', 'samples per algorithm and budget', '4')
     .option('--seed <int>', 'seed shared by every run', '0')
-    .option('--steps <n>', 'denoising steps', '10')
+    .option('--steps <n>', 'denoising steps of the schedule', String(DEFAULT_STEPS))
     .option('--verifier <name|path>', 'verifier (repeatable)', (v: string, p: string[] = []) => [...p, v])
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
     .option('--guidance <w>', 'classifier-free guidance weight', '1')

@@ -33,6 +33,8 @@ export interface SearchConfig {
   stream?: NativeStream;
   signal?: AbortSignal;
   onProgress?: (p: SearchProgress) => void;
+  /** How many of the best distinct samples to return in `top` (default 1). */
+  keep?: number;
   /** Treat NaN/∞ verifier scores as −∞ instead of failing. */
   nanAsNegInf?: boolean;
   /**
@@ -59,6 +61,11 @@ export interface SearchResult {
   /** The best sample found, [1, ...sampleShape]. */
   sample: NativeTensor;
   reward: number;
+  /**
+   * The K best distinct samples scored (K = config.keep), best first; top[0] is `sample`. Fewer
+   * than K when the search scored fewer distinct samples. Dispose each (or `sample` and the rest).
+   */
+  top: Array<{ sample: NativeTensor; reward: number; steps?: number }>;
   /** Every final reward the verifier gave during the search. */
   rewards: number[];
   nfe: number;
