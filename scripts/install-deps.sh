@@ -1,6 +1,42 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and run diffusion-search (as root, or via sudo).
+# When another apt or dpkg holds the package lock (unattended upgrades on a fresh machine, a second
+# install), it waits for it — up to DS_APT_LOCK_WAIT seconds (default 600), saying who holds it —
+# instead of failing at once.
 set -euo pipefail
+lock_wait=${DS_APT_LOCK_WAIT:-600}
+locks=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
+
+# The pid holding a POSIX lock on one of the apt/dpkg lock files, or nothing. apt takes these
+# locks with fcntl, so /proc/locks names the holder; the files' inodes identify them there.
+lock_holder() {
+  local f inode
+  for f in "${locks[@]}"; do
+    [[ -e $f ]] || continue
+    inode=$(stat -c %i "$f")
+    awk -v ino="$inode" '$2 == "POSIX" || $2 == "OFDLCK" { split($6, a, ":"); if (a[3] == ino) { print $5; exit } }' /proc/locks
+  done | head -n 1
+}
+
+wait_for_apt() {
+  local waited=0 pid
+  while pid=$(lock_holder) && [[ -n $pid ]]; do
+    if ((waited >= lock_wait)); then
+      echo "install-deps: the package lock is still held by pid $pid ($(ps -o comm= -p "$pid" 2>/dev/null || echo '?')) after ${lock_wait} s; wait for it to finish (or stop it) and run again" >&2
+      return 1
+    fi
+    ((waited % 30 == 0)) && echo "install-deps: waiting for pid $pid ($(ps -o comm= -p "$pid" 2>/dev/null || echo '?')) to release the package lock (up to ${lock_wait} s)" >&2
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+# `install-deps.sh --wait-lock` only waits for the lock (the tests use it on a lock they hold).
+if [[ ${1:-} == --wait-lock ]]; then
+  wait_for_apt
+  exit
+fi
+
 need=()
 dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
 dpkg -s python3-torch >/dev/null 2>&1 || need+=(python3-torch)            # training/export scripts, test fixtures
@@ -13,7 +49,10 @@ if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update
-  $sudo apt-get install -y --no-install-recommends "${need[@]}"
+  # apt also waits on the lock itself (DPkg::Lock::Timeout) for the moment between our check and its start.
+  wait_for_apt
+  $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" update
+  wait_for_apt
+  $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" install -y --no-install-recommends "${need[@]}"
 fi
 if command -v nvcc >/dev/null 2>&1; then echo "install-deps: nvcc found: CUDA kernels are compiled too"; else echo "install-deps: no nvcc: CPU kernels only"; fi
