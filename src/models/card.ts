@@ -12,6 +12,11 @@ export interface ModelCard {
   sample_shape: number[];
   classes?: string[];
   null_class?: number;
+  /**
+   * Denoisers: the largest σ the model is evaluated at (default 1, and for ε-prediction the σ
+   * where a(σ) = 0.05). Above it the model sees the state as if at sigma_max; see Denoiser.predict.
+   */
+  sigma_max?: number;
   value_range?: [number, number];
   license?: string;
   provenance?: unknown;
@@ -36,6 +41,10 @@ export function validateCard(json: Record<string, unknown> | null, file: string,
       fail(file, `"prediction" must be "velocity", "epsilon" or "x0", got ${JSON.stringify(c.prediction)}`);
     if (!['rectified_flow', 'vp'].includes(c.path as string))
       fail(file, `"path" must be "rectified_flow" or "vp", got ${JSON.stringify(c.path)}`);
+    if (c.sigma_max === null) delete c.sigma_max;
+    const top = c.prediction === 'epsilon' ? 'less than 1 (at σ = 1 an ε-prediction says nothing about x0)' : 'at most 1';
+    if (c.sigma_max !== undefined && !(typeof c.sigma_max === 'number' && c.sigma_max > 0 && (c.prediction === 'epsilon' ? c.sigma_max < 1 : c.sigma_max <= 1)))
+      fail(file, `"sigma_max" must be a number above 0 and ${top}, got ${JSON.stringify(c.sigma_max)}`);
   }
   if (c.classes !== undefined && (!Array.isArray(c.classes) || !c.classes.every((x) => typeof x === 'string')))
     fail(file, '"classes" must be an array of names');

@@ -3,7 +3,7 @@
  * noise levels with classifier-free guidance (its forward, or a method that also returns
  * features); `predict` converts whatever it predicts into x̂0 and ε̂. Batches larger than
  * maxBatch are split. Every sample through the model is one NFE (guidance ≠ 1 doubles it),
- * charged to the meter the caller passes.
+ * charged to the meter the caller passes. Guidance ≠ 1 needs the card's null class.
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
@@ -11,9 +11,12 @@ import type { NativeStream, NativeTensor } from '../native';
 import { axpby, cat, classTensor, floatTensor, slice } from '../tensor-ops';
 import { validateCard, type ModelCard, type Prediction } from './card';
 import type { NoisePath } from '../ops';
-import { pathCoefficients } from '../schedules/path';
+import { pathCoefficients, sigmaAtAlpha } from '../schedules/path';
 
 type Tensor = NativeTensor;
+
+/** a(σ) where an ε-prediction model stops being evaluated by default (see Denoiser.sigmaMax). */
+export const EPSILON_ALPHA_MIN = 0.05;
 
 /** Counts model evaluations and time; a search's budget implements it. */
 export interface NfeMeter {
@@ -72,9 +75,32 @@ export class Denoiser {
     return this.card.null_class;
   }
 
-  /** NFE of one evaluation of `rows` samples at this guidance. */
+  /**
+   * The largest σ the model is evaluated at: the card's sigma_max, else 1, except for ε-prediction:
+   * at σ = 1 the state is pure noise (a = 0), the exact ε̂ is x itself and x̂0 = (x − σ·ε̂)/a is
+   * 0/0. Its value there is the limit E[x0 | x] = E[x0], which the model can only tell from
+   * a level with a > 0; by default the σ with a = EPSILON_ALPHA_MIN (0.05; DDPM-style models
+   * are trained up to a ≈ 0.07 (Stable Diffusion) or less).
+   */
+  get sigmaMax(): number {
+    return this.card.sigma_max ?? (this.prediction === 'epsilon' ? sigmaAtAlpha(this.path, EPSILON_ALPHA_MIN) : 1);
+  }
+
+  /** Whether guidance w mixes in the null class; an ARGUMENT error when the model has none. */
+  private guided(guidance: number): boolean {
+    if (!Number.isFinite(guidance)) throw new DiffusionSearchError(`guidance must be a finite number, got ${guidance}`, 'ARGUMENT');
+    if (guidance === 1) return false;
+    if (this.nullClass === undefined)
+      throw new DiffusionSearchError(
+        `guidance ${guidance} needs classifier-free guidance, but '${this.name}' has no null class (its card has no "null_class"); use guidance 1`,
+        'ARGUMENT',
+      );
+    return true;
+  }
+
+  /** NFE of one evaluation of `rows` samples at this guidance (an ARGUMENT error if it cannot guide). */
   cost(rows: number, guidance: number): number {
-    return guidance === 1 || this.nullClass === undefined ? rows : 2 * rows;
+    return this.guided(guidance) ? 2 * rows : rows;
   }
 
   /**
@@ -163,7 +189,7 @@ export class Denoiser {
       throw new DiffusionSearchError(`predict: ${n} samples but ${sigma.length} noise levels and ${cond.length} classes`, 'SHAPE');
     const method = options.method ?? 'forward';
     const features = options.features ?? false;
-    const guided = guidance !== 1 && this.nullClass !== undefined;
+    const guided = this.guided(guidance);
     meter.charge(this.cost(n, guidance));
     const t0 = performance.now();
     try {
@@ -205,7 +231,9 @@ export class Denoiser {
 
   /**
    * x̂0 and ε̂ for x at noise levels sigma (one per row), conditioned on cond (class ids),
-   * with classifier-free guidance `guidance` (1 = conditional model only).
+   * with classifier-free guidance `guidance` (1 = conditional model only). Rows above sigmaMax
+   * are evaluated at sigmaMax: x̂0 is the model's there, and ε̂ = (x − a(σ)·x̂0)/σ keeps the
+   * pair consistent with x at its own σ (at σ = 1: ε̂ = x, exactly).
    */
   async predict(
     x: Tensor,
@@ -215,9 +243,11 @@ export class Denoiser {
     meter: NfeMeter,
     stream?: NativeStream,
   ): Promise<Prediction2> {
-    const { out } = await this.evaluate(x, sigma, cond, guidance, meter, stream);
+    const top = this.sigmaMax;
+    const at = Array.from(sigma, (s) => Math.min(s, top));
+    const { out } = await this.evaluate(x, at, cond, guidance, meter, stream);
     try {
-      return await toX0Eps(this.prediction, this.path, x, out, sigma, stream);
+      return await toX0Eps(this.prediction, this.path, x, out, sigma, stream, at);
     } finally {
       out.dispose();
     }
@@ -228,9 +258,25 @@ function isTensor(v: unknown): v is Tensor {
   return typeof v === 'object' && v !== null && 'shape' in v && 'dtype' in v;
 }
 
+/** Per row: x̂0 = x0[0]·x + x0[1]·out and ε̂ = eps[0]·x + eps[1]·out, for a model output at σ. */
+function conversion(prediction: Prediction, path: NoisePath, sigma: number): { x0: [number, number]; eps: [number, number] } {
+  const a = pathCoefficients(path, sigma).a;
+  const tiny = 1e-6; // only reached at σ = 0 (x0-prediction) or a = 0 (ε-prediction above sigmaMax = 1)
+  switch (prediction) {
+    case 'velocity':
+      // RF v = ε − x0: x0 = x − σ·v, ε = x + (1 − σ)·v. VP v = a·ε − σ·x0: x0 = a·x − σ·v, ε = σ·x + a·v.
+      return path === 'rectified_flow' ? { x0: [1, -sigma], eps: [1, 1 - sigma] } : { x0: [a, -sigma], eps: [sigma, a] };
+    case 'epsilon':
+      return { x0: [1 / Math.max(a, tiny), -sigma / Math.max(a, tiny)], eps: [0, 1] };
+    case 'x0':
+      return { x0: [0, 1], eps: [1 / Math.max(sigma, tiny), -a / Math.max(sigma, tiny)] };
+  }
+}
+
 /**
- * Converts a model output to (x̂0, ε̂) on the path x = a(σ)·x0 + σ·ε.
- * velocity: RF v = ε − x0; VP v = a·ε − σ·x0 (with a² + σ² = 1).
+ * Converts a model output to (x̂0, ε̂) on the path x = a(σ)·x0 + σ·ε, for x at levels `sigma`
+ * and a model evaluated at levels `at` (default: the same). Where the model was evaluated lower
+ * (at < σ, see Denoiser.sigmaMax), x̂0 is the model's and ε̂ = (x − a(σ)·x̂0)/σ.
  */
 export async function toX0Eps(
   prediction: Prediction,
@@ -239,35 +285,19 @@ export async function toX0Eps(
   out: Tensor,
   sigma: ArrayLike<number>,
   stream?: NativeStream,
+  at: ArrayLike<number> = sigma,
 ): Promise<Prediction2> {
-  const s = Array.from(sigma);
-  const a = s.map((v) => pathCoefficients(path, v).a);
-  const eps0 = 1e-6;
-  switch (prediction) {
-    case 'velocity':
-      if (path === 'rectified_flow') {
-        // x0 = x − σ·v, ε = x + (1 − σ)·v
-        return {
-          x0: await axpby(x, out, s.map(() => 1), s.map((v) => -v), stream),
-          eps: await axpby(x, out, s.map(() => 1), s.map((v) => 1 - v), stream),
-        };
-      }
-      // VP: x0 = a·x − σ·v, ε = σ·x + a·v
-      return {
-        x0: await axpby(x, out, a, s.map((v) => -v), stream),
-        eps: await axpby(x, out, s, a, stream),
-      };
-    case 'epsilon':
-      // x0 = (x − σ·ε)/a
-      return {
-        x0: await axpby(x, out, a.map((ai) => 1 / Math.max(ai, eps0)), s.map((v, i) => -v / Math.max(a[i], eps0)), stream),
-        eps: await axpby(out, out, s.map(() => 1), s.map(() => 0), stream),
-      };
-    case 'x0':
-      // ε = (x − a·x0)/σ
-      return {
-        x0: await axpby(out, out, s.map(() => 1), s.map(() => 0), stream),
-        eps: await axpby(x, out, s.map((v) => 1 / Math.max(v, eps0)), s.map((v, i) => -a[i] / Math.max(v, eps0)), stream),
-      };
+  const rows = Array.from(sigma, (s, i) => {
+    const c = conversion(prediction, path, at[i]);
+    if (!(at[i] < s)) return c;
+    const a = pathCoefficients(path, s).a;
+    return { x0: c.x0, eps: [(1 - a * c.x0[0]) / s, (-a * c.x0[1]) / s] as [number, number] };
+  });
+  const x0 = await axpby(x, out, rows.map((r) => r.x0[0]), rows.map((r) => r.x0[1]), stream);
+  try {
+    return { x0, eps: await axpby(x, out, rows.map((r) => r.eps[0]), rows.map((r) => r.eps[1]), stream) };
+  } catch (e) {
+    x0.dispose();
+    throw e;
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Samplers, one short function per step rule (as k-diffusion's): each takes a batch x at
  * per-sample σ_from and returns it at σ_to. Any prediction type works: the denoiser gives x̂0 and ε̂.
- *   euler: x + (σ_to − σ_from)·dx/dσ, with dx/dσ = a'(σ)·x̂0 + ε̂ on x = a(σ)·x0 + σ·ε
+ *   euler: x + (t_to − t_from)·v, with v = dx/dt = a'(t)·x̂0 + σ'(t)·ε̂ on x = a·x0 + σ·ε, in the
+ *          path's time t (rectified flow t = σ, v = ε̂ − x̂0; vp t = arcsin σ, v = a·ε̂ − σ·x̂0:
+ *          bounded at σ = 1, where dx/dσ is not; see schedules/path.ts)
  *   heun:  Euler, then the trapezoid of the two slopes (Euler again when σ_to = 0)
  *   sde:   the DDIM-η step (η = 0 deterministic DDIM, η = 1 the posterior / ancestral step)
  */
@@ -9,7 +11,7 @@ import type { NativeStream, NativeTensor } from '../native';
 import * as ops from '../ops';
 import { axpby } from '../tensor-ops';
 import type { Denoiser, NfeMeter } from '../models/denoiser';
-import { pathCoefficients } from '../schedules/path';
+import { pathTime, pathVelocity } from '../schedules/path';
 import { DiffusionSearchError } from '../errors';
 
 type Tensor = NativeTensor;
@@ -44,24 +46,27 @@ export function stepCost(sampler: SamplerName, rows: number, to: ArrayLike<numbe
   return cost(rows) + cost(second);
 }
 
+/** dx/dt at x (per-row σ) in the path's time, and the x̂0 it came from. */
 async function slope(ctx: StepContext, x: Tensor, sigma: ArrayLike<number>) {
   const { x0, eps } = await ctx.denoiser.predict(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream);
-  const da = Array.from(sigma, (s) => pathCoefficients(ctx.denoiser.path, s).da);
-  const v = await axpby(x0, eps, da, new Array(da.length).fill(1), ctx.stream);
-  eps.dispose();
+  const c = Array.from(sigma, (s) => pathVelocity(ctx.denoiser.path, s));
+  const v = await axpby(x0, eps, c.map((k) => k.cx0), c.map((k) => k.ceps), ctx.stream).finally(() => eps.dispose());
   return { v, x0 };
 }
 
+/** Per-row times of the path (the native Euler / Heun kernels step x + (t_to − t_from)·v). */
+const times = (ctx: StepContext, sigma: ArrayLike<number>) => Array.from(sigma, (s) => pathTime(ctx.denoiser.path, s));
+
 export async function eulerStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
   const { v, x0 } = await slope(ctx, x, from);
-  const next = await ops.eulerStep(x, v, Array.from(from), Array.from(to), ctx.stream);
+  const next = await ops.eulerStep(x, v, times(ctx, from), times(ctx, to), ctx.stream);
   v.dispose();
   return { x: next, x0 };
 }
 
 export async function heunStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
   const { v: v1, x0 } = await slope(ctx, x, from);
-  const euler = await ops.eulerStep(x, v1, Array.from(from), Array.from(to), ctx.stream);
+  const euler = await ops.eulerStep(x, v1, times(ctx, from), times(ctx, to), ctx.stream);
   const rows = Array.from(to).map((t, i) => (t > 0 ? i : -1)).filter((i) => i >= 0);
   if (rows.length === 0) {
     v1.dispose();
@@ -72,7 +77,7 @@ export async function heunStep(ctx: StepContext, x: Tensor, from: ArrayLike<numb
     throw new DiffusionSearchError('heun: a batch must reach σ = 0 together (use euler or sde for ragged schedules)', 'ARGUMENT');
   const { v: v2, x0: x0b } = await slope(ctx, euler, to);
   x0b.dispose();
-  const next = await ops.heunCombine(x, v1, v2, Array.from(from), Array.from(to), ctx.stream);
+  const next = await ops.heunCombine(x, v1, v2, times(ctx, from), times(ctx, to), ctx.stream);
   for (const t of [v1, v2, euler]) t.dispose();
   return { x: next, x0 };
 }
