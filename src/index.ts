@@ -16,5 +16,6 @@ export type { Verifier, ScoreExtras } from './verifiers/verifier';
 export { FunctionVerifier, checkScores } from './verifiers/verifier';
 export { TorchScriptVerifier, ClassLogitVerifier, SelfSupervisedVerifier } from './verifiers/torchscript';
 export { EnsembleVerifier } from './verifiers/ensemble';
+export { HttpVerifier, type HttpVerifierOptions } from './verifiers/http';
 export { Evaluator, type EvalReport } from './eval/metrics';
 export { generate, resolveClass, type GenerateOptions, type GenerateResult, type GenerateProgress } from './generate';

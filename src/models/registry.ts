@@ -4,6 +4,7 @@ import { loadModule } from '../module';
 import { resolveModel } from './shipped';
 import { ClassLogitVerifier, SelfSupervisedVerifier, TorchScriptVerifier } from '../verifiers/torchscript';
 import { EnsembleVerifier } from '../verifiers/ensemble';
+import { HttpVerifier } from '../verifiers/http';
 import type { Verifier } from '../verifiers/verifier';
 
 export { shipped, DEFAULT_MODEL, resolveModel, type ShippedModel } from './shipped';
@@ -11,10 +12,12 @@ export { shipped, DEFAULT_MODEL, resolveModel, type ShippedModel } from './shipp
 /**
  * A verifier by name: 'classifier' (log-softmax of the class), 'realism', 'detail', 'self' (self-supervised
  * feature cosine on the classifier's features), 'oracle' (the eval/ classifier: privileged),
- * 'gmm2d-reward', or a path to a TorchScript verifier. Several names make a rank ensemble.
+ * 'gmm2d-reward', a path to a TorchScript verifier, or an http(s):// URL of a remote verifier
+ * (HttpVerifier). Several names make a rank ensemble.
  */
 export async function loadVerifier(names: string[], o: { device?: string; maxBatch?: number } = {}): Promise<Verifier> {
   const one = async (name: string): Promise<Verifier> => {
+    if (/^https?:\/\//.test(name)) return new HttpVerifier(name, { maxRows: o.maxBatch });
     if (name === 'self') {
       const { file } = resolveModel('classifier');
       return new SelfSupervisedVerifier(await loadModule(file, { device: o.device }), 'self', o.maxBatch);

@@ -11,6 +11,10 @@ export interface ScoreExtras {
   /** x̂0 predicted at σ ≈ 0.4 on the way to each sample (for the self-supervised verifier). */
   x0Mid?: Tensor;
   stream?: NativeStream;
+  /** The search's signal: verifiers that wait on something (a remote grader) stop when it aborts. */
+  signal?: AbortSignal;
+  /** The prompt of each sample, for prompt-aware verifiers (null or absent for class conditions). */
+  prompts?: string[] | null;
 }
 
 export interface Verifier {
