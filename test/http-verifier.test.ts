@@ -158,3 +158,28 @@ describe('HttpVerifier against real servers on loopback', () => {
     expect(stats.count).toBeGreaterThan(0);
   });
 });
+
+describe("the README's grader", () => {
+  it('serves the protocol as documented (run as written, on a port the test picks)', async () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    const code = /A grader\s+in a few lines of Node:\n\n```js\n([\s\S]*?)```/.exec(readme)![1];
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const p = spawn(process.execPath, ['-e', code.replace('.listen(8000,', `.listen(${port},`)], { stdio: 'inherit' });
+    try {
+      const v = new HttpVerifier(`http://127.0.0.1:${port}/`, { retries: 20, backoffMs: 50 }); // retries while it starts
+      const n = 5, d = 784;
+      const data = randn(n * d);
+      const got = await v.score(tensor(data, [n, 1, 28, 28]), [6, 6, 6, 6, 6]);
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += data[i * d + j];
+        expect(got[i]).toBeCloseTo(s / d, 5);
+      }
+    } finally {
+      p.kill();
+    }
+  });
+});
