@@ -10,6 +10,7 @@ import { stepCost, stepper, type SamplerName, type StepContext } from '../sample
 import { validateSchedule } from '../schedules';
 import { adaptiveSettings, sampleAdaptive } from '../samplers/adaptive';
 import { slice } from '../tensor-ops';
+import { verifierForSearch } from '../verifiers/ensemble';
 import { checkScores } from '../verifiers/verifier';
 import { Budget } from './budget';
 import type { SearchConfig, SearchResult, TraceEntry } from './types';
@@ -35,6 +36,8 @@ export class SearchRun {
     readonly algorithm: string,
     readonly config: SearchConfig,
   ) {
+    // A verifier with per-search state (a rank ensemble's calibration) starts fresh in each search.
+    this.config = { ...config, verifier: verifierForSearch(config.verifier, { nanAsNegInf: config.nanAsNegInf }) };
     this.budget = new Budget(config.budget);
     this.sigmas = validateSchedule(config.sigmas);
     this.sampler = config.sampler ?? 'euler';
