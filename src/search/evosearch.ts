@@ -39,6 +39,11 @@ export interface EvoSearchOptions {
   elites?: number;
   /** Fraction of the population in each tournament (default 0.2, at least 2 entrants). */
   tournament?: number;
+  /**
+   * Entrants drawn with replacement (default, the native kernel) or without (as the reference,
+   * which draws ⌊0.9·P⌋ distinct members of the whole population, elites included).
+   */
+  replacement?: boolean;
   /** Initial-noise mutation strength (default 0.2). */
   beta?: number;
   /** Multiplier of the SDE noise std for intermediate-state mutation (default 1). */
@@ -60,10 +65,17 @@ interface Population {
 
 const REFERENCE_FRACTIONS = [0, 0.4, 0.6, 0.8];
 const REFERENCE_SIZES = [42, 26, 26, 26, 30];
+/** Noise step of the without-replacement tournament draws (mutations use 100 + g). */
+const TOURNAMENT_STEP = 200;
+
+/** The reference's levels as fractions of S: distinct indices below S (few steps merge them; at least [0]). */
+export function defaultLevels(S: number): number[] {
+  return [...new Set(REFERENCE_FRACTIONS.map((f) => Math.round(f * S)))].filter((L) => L < S);
+}
 
 export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): { levels: number[]; population: number[]; elites: number } {
   const S = run.steps;
-  const levels = o.levels ?? [...new Set(REFERENCE_FRACTIONS.map((f) => Math.round(f * S)))];
+  const levels = o.levels ?? defaultLevels(S);
   if (levels.length === 0 || levels[0] !== 0)
     throw new DiffusionSearchError('evosearch: the evolution schedule must start at level 0 (pure noise)', 'ARGUMENT');
   for (let i = 1; i < levels.length; i++)
@@ -102,12 +114,17 @@ export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): { levels: nu
   return { levels, population, elites };
 }
 
-/** NFE of a whole plan. Rollout scoring captures later states on the way (no advancing cost). */
+/**
+ * NFE of a whole plan. Rollout scoring captures later states on the way (no advancing cost): a
+ * rollout from level L walks the schedule to the last level, then to σ = 0 (with an adaptive
+ * schedule only that last part is adaptive, planned at its maximum of steps).
+ */
 function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o: EvoSearchOptions): number {
   // The 'sde' mutation at an intermediate level predicts ε̂ of every member once.
   const mutation = (o.mutation ?? 'sde') === 'sde' ? levels.reduce((s, L, g) => s + (L > 0 ? pop[g] * run.evalCost(1) : 0), 0) : 0;
-  if (o.scoreBy !== 'x0')
-    return mutation + pop[0] * run.rolloutCost(1, 0) + levels.reduce((s, L, g) => s + Math.max(0, pop[g + 1] - E) * run.rolloutCost(1, L), 0);
+  const last = levels[levels.length - 1];
+  const rollout = (L: number) => run.rolloutCost(1, L, last) + run.rolloutCost(1, Math.max(L, last));
+  if (o.scoreBy !== 'x0') return mutation + pop[0] * rollout(0) + levels.reduce((s, L, g) => s + Math.max(0, pop[g + 1] - E) * rollout(L), 0);
   // x̂0 scoring: one evaluation per new member, advancing each generation to the next level,
   // and the final rollout of the last generation.
   let nfe = pop[0] * run.evalCost(1);
@@ -144,18 +161,8 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
         pop = await bringTo(run, pop, L);
         const K = population[g];
         const eliteIdx = topIndices(pop.rewards, Math.min(elites, pop.ids.length));
-        const fitness = floatTensor(pop.rewards, pop.x.device);
-        const parentsT = await ops.tournamentSelect(fitness, K - eliteIdx.length, {
-          fraction,
-          size: Math.max(2, Math.round(fraction * pop.ids.length)),
-          seed: run.seed,
-          step: g,
-          stream: run.stream,
-        });
-        fitness.dispose();
-        const parents = Array.from((await parentsT.toArray(run.stream)) as BigInt64Array, Number);
-        parentsT.dispose();
-        const childIds = run.ids(parents.length);
+        const childIds = run.ids(K - eliteIdx.length);
+        const parents = await tournaments(run, pop, childIds, fraction, options.replacement ?? true, g);
         const children =
           L === 0
             ? await ops.mutateGaussian(pop.x, parents, beta, { seed: run.seed, ids: childIds, step: 100 + g, stream: run.stream })
@@ -185,6 +192,32 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
       disposePopulation(pop);
     }
     return run.finish({ steps: run.steps });
+  });
+}
+
+/**
+ * One tournament per child over the whole population (elites included): the best of
+ * max(2, round(fraction·P)) entrants (at most P without replacement). Returns parent indices.
+ */
+async function tournaments(run: SearchRun, pop: Population, childIds: number[], fraction: number, replacement: boolean, g: number): Promise<number[]> {
+  const P = pop.ids.length, n = childIds.length;
+  const size = Math.max(2, Math.round(fraction * P));
+  if (replacement) {
+    const fitness = floatTensor(pop.rewards, pop.x.device);
+    const t = await ops.tournamentSelect(fitness, n, { size, seed: run.seed, step: g, stream: run.stream }).finally(() => fitness.dispose());
+    const idx = Array.from((await t.toArray(run.stream)) as BigInt64Array, Number);
+    t.dispose();
+    return idx;
+  }
+  // Without replacement: each child's entrants are the members with its `size` smallest uniform keys.
+  const m = Math.min(P, size);
+  const u = await ops.uniform([n, P], { seed: run.seed, ids: childIds, step: TOURNAMENT_STEP + g, stream: run.stream });
+  const keys = (await u.toArray(run.stream)) as Float32Array;
+  u.dispose();
+  return childIds.map((_, c) => {
+    const row = keys.subarray(c * P, (c + 1) * P);
+    const entrants = Array.from({ length: P }, (_, i) => i).sort((a, b) => row[a] - row[b] || a - b).slice(0, m);
+    return entrants.reduce((best, i) => (pop.rewards[i] > pop.rewards[best] || (pop.rewards[i] === pop.rewards[best] && i < best) ? i : best));
   });
 }
 
@@ -235,22 +268,26 @@ async function evaluate(run: SearchRun, x: Tensor, ids: number[], level: number,
     const rewards = await run.scorePredictions(x0).finally(() => x0.dispose());
     return { level, x: await cat([x], run.stream), ids, rewards: Float32Array.from(rewards), ahead };
   }
-  let cur = x, at = level;
+  // The trajectories begin at `level` and run in segments; the one segment holding their σ ≈ 0.4
+  // step returns the mid prediction, which scores them at the end.
+  let cur = x, at = level, mid: Tensor | null = null;
   try {
     for (const L of capture) {
-      const r = await run.advance(cur, ids, at, L);
+      const r = await run.advance(cur, ids, at, L, { start: level });
       r.x0?.dispose();
-      r.x0Mid?.dispose();
+      if (r.x0Mid) mid = r.x0Mid;
       ahead.set(L, r.x);
       cur = r.x;
       at = L;
     }
-    const { rewards, final } = await run.rolloutAndScore(cur, ids, at);
+    const { rewards, final } = await run.rolloutAndScore(cur, ids, at, { start: level, x0Mid: mid });
     final.dispose();
     return { level, x: await cat([x], run.stream), ids, rewards, ahead };
   } catch (e) {
     for (const t of ahead.values()) t.dispose();
     throw e;
+  } finally {
+    mid?.dispose();
   }
 }
 

@@ -113,15 +113,17 @@ export class SearchRun {
 
   /**
    * Takes x (at σ = sigmas[from]) to sigmas[to] along the schedule. Returns the state, the last
-   * x̂0 prediction, the x̂0 at σ ≈ 0.4 when the verifier needs it, and the SDE noise std of the
-   * last step (for EvoSearch's mutation of intermediate states).
+   * x̂0 prediction, the x̂0 at σ ≈ 0.4 when the verifier needs it and this segment holds it, and
+   * the SDE noise std of the last step (for EvoSearch's mutation of intermediate states).
+   * `start`: the schedule index where the samples' trajectories began (default `from`), for a
+   * trajectory run in segments: only the segment that holds its σ ≈ 0.4 step returns x0Mid.
    */
   async advance(
     x: Tensor,
     ids: number[],
     from: number,
     to = this.steps,
-    own = false,
+    { own = false, start = from }: { own?: boolean; start?: number } = {},
   ): Promise<{ x: Tensor; x0: Tensor | null; x0Mid: Tensor | null; std: Float32Array | null }> {
     const rows = x.shape[0];
     const step = stepper(this.sampler);
@@ -134,8 +136,8 @@ export class SearchRun {
         if (cur !== x || own) cur.dispose();
         cur = r.x;
         std = r.std ?? null;
-        // A rollout that starts below σ ≈ 0.4 takes its first prediction as the mid one.
-        if (wantMid && i === Math.max(this.midIndex, from)) {
+        // A trajectory that starts below σ ≈ 0.4 takes its first prediction as the mid one.
+        if (wantMid && i === this.midStep(start)) {
           x0Mid?.dispose();
           x0Mid = r.x0;
         } else {
@@ -152,13 +154,28 @@ export class SearchRun {
     }
   }
 
-  /** Rolls x out to σ = 0 and scores the samples; keeps the best in the archive. */
-  async rolloutAndScore(x: Tensor, ids: number[], from: number): Promise<{ rewards: Float32Array; final: Tensor }> {
-    if (this.config.adaptive) return this.adaptiveRolloutAndScore(x, from);
-    const r = await this.advance(x, ids, from);
+  /** The schedule index whose x̂0 is the mid prediction of a trajectory begun at `start`: σ closest to 0.4 on it. */
+  midStep(start: number): number {
+    return Math.max(this.midIndex, start);
+  }
+
+  /**
+   * Rolls x out to σ = 0 and scores the samples; keeps the best in the archive. For the rest of
+   * a trajectory run in segments: `start` is where it began and `x0Mid` (the caller's) its mid
+   * prediction when an earlier segment took it.
+   */
+  async rolloutAndScore(
+    x: Tensor,
+    ids: number[],
+    from: number,
+    trajectory: { start?: number; x0Mid?: Tensor | null } = {},
+  ): Promise<{ rewards: Float32Array; final: Tensor }> {
+    const start = trajectory.start ?? from;
+    if (this.config.adaptive) return this.adaptiveRolloutAndScore(x, from, trajectory.x0Mid ?? null);
+    const r = await this.advance(x, ids, from, this.steps, { start });
     r.x0?.dispose();
     try {
-      const rewards = await this.score(r.x, r.x0Mid ?? undefined);
+      const rewards = await this.score(r.x, trajectory.x0Mid ?? r.x0Mid ?? undefined);
       return { rewards, final: r.x };
     } catch (e) {
       r.x.dispose();
@@ -168,10 +185,16 @@ export class SearchRun {
     }
   }
 
-  private async adaptiveRolloutAndScore(x: Tensor, from: number): Promise<{ rewards: Float32Array; final: Tensor }> {
+  /**
+   * The adaptive rollout from schedule index `from`. A sample's steps are the `from` schedule
+   * steps before it plus the adaptive ones; the mid prediction is `given` when the trajectory
+   * passed σ ≈ 0.4 before `from`, else the adaptive sampler takes it.
+   */
+  private async adaptiveRolloutAndScore(x: Tensor, from: number, given: Tensor | null): Promise<{ rewards: Float32Array; final: Tensor }> {
     this.checkAbort();
     const a = this.config.adaptive!;
     const n = x.shape[0];
+    const wantMid = !!this.config.verifier.needsMidPrediction && !given;
     const r = await sampleAdaptive(x, {
       denoiser: this.denoiser,
       predictor: a.predictor,
@@ -183,11 +206,12 @@ export class SearchRun {
       sigmaMin: a.sigmaMin,
       maxSteps: a.maxSteps,
       solver: a.solver,
-      midSigma: this.config.verifier.needsMidPrediction ? 0.4 : undefined,
+      midSigma: wantMid ? 0.4 : undefined,
       signal: this.config.signal,
     });
     try {
-      return { rewards: await this.score(r.x, r.x0Mid ?? undefined, r.steps), final: r.x };
+      const steps = Array.from(r.steps, (k) => from + k);
+      return { rewards: await this.score(r.x, given ?? r.x0Mid ?? undefined, steps), final: r.x };
     } catch (e) {
       r.x.dispose();
       throw e;
