@@ -6,21 +6,22 @@
  *   prediction and the best B children (over all beams) become the beams. The last step lands
  *   on σ = 0 (the beams' x̂0), where the B finals are scored; the best is the result.
  * A child's x̂0 comes from the model evaluation its own next step uses, so one run costs B NFE at
- * σ = 1 and B·M NFE at every later level above 0. The budget left after one run pays for further
- * independent runs while a whole one fits (more budget never loses).
+ * σ = 1 and B·M NFE at every later level above 0. B and M the caller leaves unset grow together
+ * from (1, 2) to the largest run the budget pays for. The budget left after one run pays for
+ * further independent runs while a whole one fits (more budget never loses).
  */
 import type { NativeTensor } from '../native';
 import { gather } from '../tensor-ops';
-import { intOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig, topIndices } from './shared';
-import { max, mean, withRun } from './run';
+import { intOption, largestFitting, pairSizes, rejectMidVerifier, sdeFromPrediction, stochasticConfig, topIndices } from './shared';
+import { max, mean, withRun, type SearchRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
 type Tensor = NativeTensor;
 
 export interface BeamOptions {
-  /** B, beams kept at every step (default 4). */
+  /** B, beams kept at every step (default: fitted to the budget with M; 5 at 500 NFE and 20 steps). */
   beams?: number;
-  /** M, children per beam at every step (default 4). */
+  /** M, children per beam at every step (default: fitted with B, M ≥ 2). */
   children?: number;
   /** Independent runs at most (default: as many as the budget pays for, at least one). */
   runs?: number;
@@ -29,14 +30,11 @@ export interface BeamOptions {
 export async function beamSearch(config: SearchConfig, options: BeamOptions = {}): Promise<SearchResult> {
   const alg = 'beam';
   return withRun(alg, stochasticConfig(config, alg), async (run) => {
-    const B = intOption(alg, 'beams (B)', options.beams, 4, 1);
-    const M = intOption(alg, 'children (M)', options.children, 4, 1);
     const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
     rejectMidVerifier(run, alg);
 
+    const { B, M, cost } = fitBeam(run, options);
     const S = run.steps;
-    const cost = run.evalCost(B) + (S - 1) * run.evalCost(B * M);
-    run.require(cost, `${B} beams × ${M} children over ${S} steps`);
     const expand = Array.from({ length: B * M }, (_, r) => Math.floor(r / M));
     let round = 0;
     for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
@@ -83,4 +81,20 @@ export async function beamSearch(config: SearchConfig, options: BeamOptions = {}
     }
     return run.finish({ steps: S });
   });
+}
+
+/** B and M: the caller's where set; the rest the largest run the budget pays for (BUDGET names the smallest). */
+function fitBeam(run: SearchRun, o: BeamOptions): { B: number; M: number; cost: number } {
+  const alg = 'beam';
+  const b0 = o.beams === undefined ? undefined : intOption(alg, 'beams (B)', o.beams, 1, 1);
+  const m0 = o.children === undefined ? undefined : intOption(alg, 'children (M)', o.children, 1, 1);
+  const sizes = pairSizes(b0, m0);
+  const at = (j: number) => {
+    const [B, M] = sizes(j);
+    return { B, M, cost: run.evalCost(B) + (run.steps - 1) * run.evalCost(B * M) };
+  };
+  const j = b0 !== undefined && m0 !== undefined ? 1 : largestFitting((j) => at(j).cost, run.budget.total);
+  const plan = at(j ?? 1);
+  run.require(plan.cost, `${plan.B} beam${plan.B > 1 ? 's' : ''} × ${plan.M} children over ${run.steps} steps`);
+  return plan;
 }

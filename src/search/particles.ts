@@ -11,20 +11,21 @@
  *   default threshold 1 this is "resample at every scoring step" (FK steering's default).
  *   The final particles are scored; the best is the result.
  * A particle's x̂0 is the denoiser's prediction that its next step uses anyway, so steering costs
- * verifier calls, not NFE: one run costs K NFE per step. The budget left after one run pays for
- * further independent runs while a whole one fits (more budget never loses).
+ * verifier calls, not NFE: one run costs K NFE per step. Unset, K is as many particles (≥ 2) as
+ * the budget pays for, as FK steering scales. The budget left after one run pays for further
+ * independent runs while a whole one fits (more budget never loses).
  */
 import { DiffusionSearchError } from '../errors';
 import * as ops from '../ops';
 import { floatTensor, gather } from '../tensor-ops';
-import { intOption, numOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig } from './shared';
+import { intOption, largestFitting, numOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig } from './shared';
 import { max, mean, withRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
 export type Potential = 'max' | 'add' | 'diff';
 
 export interface ParticleOptions {
-  /** K, the number of particles (default 4). */
+  /** K, the number of particles (default: as many as the budget pays for, at least 2). */
   particles?: number;
   /** The potential (default 'max'). */
   potential?: Potential;
@@ -43,7 +44,7 @@ export interface ParticleOptions {
 export async function particleSampling(config: SearchConfig, options: ParticleOptions = {}): Promise<SearchResult> {
   const alg = 'particles';
   return withRun(alg, stochasticConfig(config, alg), async (run) => {
-    const K = intOption(alg, 'particles (K)', options.particles, 4, 1);
+    const fixedK = options.particles === undefined ? undefined : intOption(alg, 'particles (K)', options.particles, 1, 1);
     const potential = options.potential ?? 'max';
     if (!['max', 'add', 'diff'].includes(potential))
       throw new DiffusionSearchError(`${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`, 'ARGUMENT');
@@ -57,6 +58,7 @@ export async function particleSampling(config: SearchConfig, options: ParticleOp
     rejectMidVerifier(run, alg);
 
     const S = run.steps;
+    const K = fixedK ?? largestFitting((k) => run.rolloutCost(k, 0), run.budget.total, 2) ?? 2;
     const cost = run.rolloutCost(K, 0);
     run.require(cost, `${K} particles over ${S} steps`);
     let round = 0;

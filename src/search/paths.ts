@@ -1,44 +1,48 @@
 /**
- * Search over paths (Ma et al., arXiv 2501.09732, §4):
+ * Search over paths (Ma et al., arXiv 2501.09732, §3.2 "Search over Paths"):
  *   1. draw N noises and run the sampler from σ = 1 down to the start level σ_{i0};
  *   2. make M forward-noised copies of each, from σ_i back up the schedule to σ_{i−Δf};
  *   3. denoise every copy to σ_{i−Δf+Δb} (Δb > Δf: a net advance of Δb − Δf steps), score the
  *      candidates and keep the top N; repeat 2–3 until σ reaches 0;
- *   4. the best sample ever scored is the result.
+ *   4. the best of the last N (and of every sample scored) is the result.
  * Δf and Δb are counted in steps of the schedule (integers), so every level the search visits is
- * a level of the schedule. Candidates are scored by rolling them out to σ = 0 with the sampler
- * (default, as the paper), or by the x̂0 the last denoising step predicted (no extra NFE).
- * One search costs a fixed NFE (see pathsCost); the budget left after it runs further
- * independent searches (fresh noise) while a whole one fits, so more budget never loses.
-
+ * a level of the schedule. How step 3 scores a candidate (`score`):
+ *   'x0' (default, the paper's): "one additional denoising step" — one model evaluation at the
+ *        candidate's own level — and the verifier scores that clean x̂0 prediction (1 NFE each);
+ *   'rollout': sample the candidate on to σ = 0 with the sampler and score the sample (a rollout
+ *        per candidate; these samples enter the archive, so one of them can be the result).
+ * The last round lands on σ = 0 and scores the samples themselves either way.
+ * Sizes the caller leaves unset are fitted to the budget: N and M grow together from (1, 2) to
+ * the largest search the budget pays for, at the default start level; when not even the smallest
+ * sizes fit there, the search starts later (fewer rounds). One search costs a fixed NFE (see
+ * pathsCost); the budget left after it runs further independent searches while a whole one fits,
+ * so with the sizes and start given, more budget never loses.
  */
 import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { gather } from '../tensor-ops';
-import { intOption, rejectMidVerifier, topIndices } from './shared';
+import { intOption, largestFitting, pairSizes, rejectMidVerifier, topIndices } from './shared';
 import { max, mean, withRun, type SearchRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
 type Tensor = NativeTensor;
 
 export interface PathsOptions {
-  /** Candidates kept after each round (N, default 4). */
+  /** Candidates kept after each round (N; default: fitted to the budget, 4 at 500 NFE and 20 steps). */
   n?: number;
-  /** Forward-noised copies of each kept candidate (M, default 4). */
+  /** Forward-noised copies of each kept candidate (M; default: fitted with N, M ≥ 2). */
   m?: number;
-  /** Schedule index where the search starts (σ = sigmas[start]); default round(steps/4), at least `forward`. */
+  /**
+   * Schedule index where the search starts (σ = sigmas[start]); default round(steps/4), at least
+   * `forward`, later when the budget cannot pay for a search from there.
+   */
   start?: number;
   /** Δf: schedule steps each copy is noised back up (default 1, ≥ 1). */
   forward?: number;
   /** Δb: schedule steps each copy is then denoised (default 2, > forward). */
   backward?: number;
-  /**
-   * How candidates are scored: 'rollout' — sample each to σ = 0 and score the sample (default, as
-   * the paper; these samples enter the archive) — or 'x0' — score the x̂0 that the candidate's last
-   * denoising step predicted (at the level just above it: no extra NFE). The last round lands on
-   * σ = 0 and scores the samples themselves either way.
-   */
+  /** How candidates are scored: 'x0' (default, as the paper) or 'rollout'; see the header. */
   score?: 'rollout' | 'x0';
   /** Independent searches at most (default: as many as the budget pays for, at least one). */
   runs?: number;
@@ -58,23 +62,18 @@ function plan(steps: number, start: number, forward: number, backward: number) {
 export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}): Promise<SearchResult> {
   return withRun('paths', config, async (run) => {
     const alg = 'paths';
-    const n = intOption(alg, 'n', options.n, 4, 1);
-    const m = intOption(alg, 'm', options.m, 4, 1);
     const forward = intOption(alg, 'forward (Δf, schedule steps)', options.forward, 1, 1);
     const backward = intOption(alg, 'backward (Δb, schedule steps)', options.backward, 2, 1);
     if (backward <= forward)
       throw new DiffusionSearchError(`${alg}: backward (Δb = ${backward}) must be greater than forward (Δf = ${forward}) so the search advances`, 'ARGUMENT');
     if (run.steps - 1 < forward)
       throw new DiffusionSearchError(`${alg}: the schedule has ${run.steps} steps; it needs more than forward (Δf = ${forward})`, 'ARGUMENT');
-    const start = intOption(alg, 'start (schedule index)', options.start, Math.min(run.steps - 1, Math.max(forward, Math.round(run.steps / 4))), forward, run.steps - 1);
-    const mode = options.score ?? 'rollout';
+    const mode = options.score ?? 'x0';
     if (mode !== 'rollout' && mode !== 'x0') throw new DiffusionSearchError(`${alg}: score must be 'rollout' or 'x0', got '${String(mode)}'`, 'ARGUMENT');
     const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
     rejectMidVerifier(run, alg);
 
-    const rounds = plan(run.steps, start, forward, backward);
-    const cost = pathsCost(run, n, m, start, rounds, mode);
-    run.require(cost, `one search (N = ${n}, M = ${m}, ${rounds.length} rounds from step ${start})`);
+    const { n, m, start, rounds, cost } = fitPaths(run, options, forward, backward, mode);
     const rows = n * m;
     const repeat = Array.from({ length: rows }, (_, r) => Math.floor(r / m));
 
@@ -106,7 +105,7 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
           let rewards: Float32Array;
           try {
             if (to === run.steps) rewards = await run.score(d.x);
-            else if (mode === 'x0') rewards = await run.scorePredictions(d.x0!);
+            else if (mode === 'x0') rewards = await scoreCleanPrediction(run, d.x, to);
             else {
               const r = await run.rolloutAndScore(d.x, ids, to);
               r.final.dispose();
@@ -132,12 +131,52 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
   });
 }
 
+/**
+ * N, M and the start level of one search: the caller's where set; the rest the largest search the
+ * budget pays for (N and M together, then a later start). A BUDGET error names the smallest.
+ */
+function fitPaths(run: SearchRun, o: PathsOptions, forward: number, backward: number, mode: 'rollout' | 'x0') {
+  const alg = 'paths';
+  const n0 = o.n === undefined ? undefined : intOption(alg, 'n', o.n, 1, 1);
+  const m0 = o.m === undefined ? undefined : intOption(alg, 'm', o.m, 1, 1);
+  const S = run.steps;
+  const byDefault = Math.min(S - 1, Math.max(forward, Math.round(S / 4)));
+  const first = intOption(alg, 'start (schedule index)', o.start, byDefault, forward, S - 1);
+  const fixed = n0 !== undefined && m0 !== undefined;
+  // A later start (fewer rounds) only when the budget chooses the sizes too.
+  const starts = o.start === undefined && !fixed ? Array.from({ length: S - first }, (_, k) => first + k) : [first];
+  const sizes = pairSizes(n0, m0);
+  const at = (start: number, j: number) => {
+    const [n, m] = sizes(j);
+    const rounds = plan(S, start, forward, backward);
+    return { n, m, start, rounds, cost: pathsCost(run, n, m, start, rounds, mode) };
+  };
+  for (const start of starts) {
+    const j = fixed ? (at(start, 1).cost <= run.budget.total ? 1 : null) : largestFitting((j) => at(start, j).cost, run.budget.total);
+    if (j !== null) return at(start, j);
+  }
+  const least = at(starts[starts.length - 1], 1);
+  run.require(least.cost, `the smallest search (N = ${least.n}, M = ${least.m}, ${least.rounds.length} round${least.rounds.length > 1 ? 's' : ''} from step ${least.start})`);
+  return least; // (not reached: it did not fit above)
+}
+
+/** The paper's scoring: one more model evaluation at the candidates' level, its x̂0 to the verifier. */
+async function scoreCleanPrediction(run: SearchRun, x: Tensor, level: number): Promise<Float32Array> {
+  const { x0, eps } = await run.predict(x, run.sigmas[level]);
+  eps.dispose();
+  try {
+    return await run.scorePredictions(x0);
+  } finally {
+    x0.dispose();
+  }
+}
+
 /** NFE of one search over paths. */
 function pathsCost(run: SearchRun, n: number, m: number, start: number, rounds: ReturnType<typeof plan>, mode: 'rollout' | 'x0'): number {
   let nfe = run.rolloutCost(n, 0, start);
   for (const { up, to } of rounds) {
     nfe += run.rolloutCost(n * m, up, to);
-    if (mode === 'rollout' && to < run.steps) nfe += run.rolloutCost(n * m, to);
+    if (to < run.steps) nfe += mode === 'rollout' ? run.rolloutCost(n * m, to) : run.evalCost(n * m);
   }
   return nfe;
 }

@@ -57,3 +57,34 @@ export async function sdeFromPrediction(run: SearchRun, x0: Tensor, eps: Tensor,
   std.dispose();
   return x;
 }
+
+/**
+ * The largest j in [lo, hi] whose plan cost(j) fits the budget, or null when cost(lo) does not.
+ * cost must not decrease with j. Doubling, then bisection: a few dozen plans at most.
+ */
+export function largestFitting(cost: (j: number) => number, budget: number, lo = 1, hi = Math.max(lo, budget)): number | null {
+  if (cost(lo) > budget) return null;
+  let good = lo, step = 1;
+  while (good + step <= hi && cost(good + step) <= budget) {
+    good += step;
+    step *= 2;
+  }
+  let bad = Math.min(good + step, hi + 1); // cost(bad) > budget, or bad is past hi
+  while (bad - good > 1) {
+    const mid = Math.floor((good + bad) / 2);
+    if (cost(mid) <= budget) good = mid;
+    else bad = mid;
+  }
+  return good;
+}
+
+/**
+ * Two sizes (p, q) scaled together, q ≥ 2 (one copy per parent would be no search):
+ * j = 1, 2, 3, 4, … gives (1, 2), (2, 2), (2, 3), (3, 3), …; a size the user set stays fixed.
+ */
+export function pairSizes(p: number | undefined, q: number | undefined): (j: number) => [number, number] {
+  if (p !== undefined && q !== undefined) return () => [p, q];
+  if (p !== undefined) return (j) => [p, j + 1];
+  if (q !== undefined) return (j) => [j, q];
+  return (j) => [Math.floor(j / 2) + 1, Math.ceil(j / 2) + 1];
+}
