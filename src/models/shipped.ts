@@ -19,6 +19,7 @@ export interface ShippedModel {
 export const shipped: ShippedModel[] = [
   { name: 'fashion-flow', file: 'models/fashion-flow.pt', kind: 'denoiser', verifiers: ['classifier'] },
   { name: 'gmm2d', file: 'models/gmm2d.pt', kind: 'denoiser', verifiers: ['gmm2d-reward'] },
+  { name: 'vp2d', file: 'models/vp2d.pt', kind: 'denoiser', verifiers: ['gmm2d-reward'] },
   { name: 'classifier', file: 'models/fashion-classifier.pt', kind: 'verifier' },
   { name: 'realism', file: 'models/fashion-realism.pt', kind: 'verifier' },
   { name: 'detail', file: 'models/fashion-detail.pt', kind: 'verifier' },
