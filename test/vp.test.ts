@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { validateCard } from '../src/models/card';
 import { Denoiser, EPSILON_ALPHA_MIN, type NfeMeter } from '../src/models/denoiser';
 import type { ModuleInput, NativeTensor } from '../src/native';
 import * as ops from '../src/ops';
@@ -14,7 +15,7 @@ import { uniform } from '../src/schedules';
 import { algorithms, type AlgorithmName } from '../src/search';
 import { tensor } from '../src/tensor';
 import type { Verifier } from '../src/verifiers/verifier';
-import { randn } from './helpers';
+import { expectCode, randn } from './helpers';
 
 const file = path.join(__dirname, '..', 'models', 'vp2d.pt');
 interface Prior { weights: number[]; means: number[][]; stds: number[] }
@@ -80,6 +81,15 @@ describe('vp2d: the card and the predictions', () => {
     expect(d.prediction).toBe('epsilon');
     expect(d.path).toBe('vp');
     expect(d.sigmaMax).toBeCloseTo(SIGMA_MAX, 12);
+  });
+
+  it('a card may set sigma_max: in (0, 1], and below 1 for ε-prediction', async () => {
+    const card = (prediction: string, sigma_max: unknown) => ({ name: 'c', prediction, path: 'vp', sample_shape: [2], sigma_max });
+    expect(validateCard(card('epsilon', 0.99), 'f', 'denoiser').sigma_max).toBe(0.99);
+    expect(validateCard(card('velocity', 1), 'f', 'denoiser').sigma_max).toBe(1);
+    expect(validateCard(card('epsilon', null), 'f', 'denoiser').sigma_max).toBeUndefined();
+    for (const [p, v] of [['epsilon', 1], ['x0', 0], ['velocity', 1.5], ['epsilon', '0.9']] as const)
+      await expectCode(() => validateCard(card(p, v), 'f', 'denoiser'), 'MODEL_CARD');
   });
 
   it('x̂0 and ε̂ match the closed form at random σ < 1, element by element', async () => {
