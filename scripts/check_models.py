@@ -9,7 +9,7 @@ import sys
 import torch
 
 FILES = ["models/fashion-flow.pt", "models/fashion-classifier.pt", "models/fashion-realism.pt",
-         "eval/fashion-eval.pt", "models/gmm2d.pt", "models/gmm2d-reward.pt"]
+         "eval/fashion-eval.pt", "models/gmm2d.pt", "models/gmm2d-reward.pt", "models/vp2d.pt"]
 REQUIRED = ["name", "kind", "prediction", "path", "sample_shape", "classes", "null_class", "value_range", "license", "provenance"]
 
 

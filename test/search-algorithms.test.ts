@@ -91,12 +91,13 @@ interface Case {
 
 // The smallest budget: zero-order a pivot and one neighbour (2 trajectories of 8 steps; a larger
 // budget leaves less than one trajectory); one whole search for the others:
-// paths 2 starts to step 2 (4) + 6 rounds of 6 copies × 2 steps (72) + rollouts 6·(5+4+3+2+1) (90);
+// paths 2 starts to step 2 (4) + 6 rounds of 6 copies × 2 steps (72) + one x̂0 evaluation per copy
+// in the 5 rounds above σ = 0 (30) = 106; with rollout scoring, rollouts 6·(5+4+3+2+1) (90) instead = 166;
 // particles 4 × 8; beam 2 at σ = 1 + 7 levels × 2 beams × 3 children.
 const cases: Case[] = [
   { name: 'zero-order', run: (c) => zeroOrder(c, { n: 4 }), min: 16, unit: 8, small: 60, large: 200 },
-  { name: 'paths', run: (c) => searchOverPaths(c, { n: 2, m: 3 }), min: 166, unit: 166, small: 170, large: 520 },
-  { name: 'paths (x̂0 scoring)', run: (c) => searchOverPaths(c, { n: 2, m: 3, score: 'x0' }), min: 76, unit: 76, small: 80, large: 240 },
+  { name: 'paths', run: (c) => searchOverPaths(c, { n: 2, m: 3 }), min: 106, unit: 106, small: 110, large: 330 },
+  { name: 'paths (rollout scoring)', run: (c) => searchOverPaths(c, { n: 2, m: 3, score: 'rollout' }), min: 166, unit: 166, small: 170, large: 520 },
   { name: 'particles', run: (c) => particleSampling({ ...c, sampler: 'sde' }, { particles: 4 }), min: 32, unit: 32, small: 40, large: 200 },
   { name: 'beam', run: (c) => beamSearch({ ...c, sampler: 'sde' }, { beams: 2, children: 3 }), min: 44, unit: 44, small: 50, large: 200 },
 ];
@@ -214,8 +215,9 @@ describe('search over paths', () => {
     const r = await searchOverPaths(config(1000), { n: 2, m: 2, start: 3, forward: 2, backward: 4, score: 'x0', runs: 1 });
     // From step 3: up to 1, down to 5; up to 3, down to 7; up to 5, down to 8 (clamped).
     expect(r.trace.map((t) => t.sigma)).toEqual([sigmas[5], sigmas[7], 0]);
-    // 2 noises to step 3 (6), then 4 copies × (4 + 4 + 3 steps) (44).
-    expect(r.nfe).toBe(6 + 44);
+    // 2 noises to step 3 (6), then 4 copies × (4 + 4 + 3 steps) (44), and one x̂0 evaluation of the
+    // 4 candidates in each of the two rounds above σ = 0 (8).
+    expect(r.nfe).toBe(6 + 44 + 8);
     expect(r.nfe).toBe(forwardRows);
     r.sample.dispose();
   });
