@@ -23,6 +23,31 @@ describe('memory', () => {
     expect(growth).toBeLessThan(64);
   });
 
+  it('disposing out of order, between small JS allocations, keeps the resident memory bounded', async () => {
+    // The pattern of a search: a few live tensors, freed out of order, with small allocations
+    // in between. On glibc's heap each freed aligned buffer was too small for the next one
+    // (4.5 GB of growth); the addon's allocator keeps large buffers off the heap.
+    const data = randn(64 * 1024);
+    const cycle = async (n: number) => {
+      const live = [];
+      const keep: unknown[] = [];
+      for (let i = 0; i < n; i++) {
+        live.push(tensor(data, [64, 1024]));
+        keep.push(Array.from({ length: 20 }, (_, k) => ({ k, s: 'x'.repeat(k) })));
+        if (keep.length > 50) keep.shift();
+        if (live.length > 8) live.splice((i * 7) % live.length, 1)[0].dispose();
+        if (i % 1000 === 0) await live[0].toArray();
+      }
+      for (const t of live) t.dispose();
+    };
+    await cycle(2000);
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    await cycle(20_000);
+    global.gc?.();
+    expect((process.memoryUsage().rss - before) / MB).toBeLessThan(64);
+  });
+
   it('handles that are never disposed are freed by the garbage collector', async () => {
     if (!global.gc) return;
     const data = randn(64 * 1024);

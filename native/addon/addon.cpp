@@ -6,11 +6,9 @@
 #include <torch/version.h>
 
 #include <cstdlib>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <thread>
 
+#include "allocator.h"
 #include "bench.h"
 #include "errors.h"
 #include "instance.h"
@@ -96,12 +94,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     int cores = static_cast<int>(std::thread::hardware_concurrency());
     if (cores > 0) Stream::setNumThreads(cores);
   }
-#ifdef __GLIBC__
-  // glibc raises its mmap threshold after each large free, after which tensor buffers come from
-  // the heap and, interleaved with V8's small allocations, are never given back: RSS grew by
-  // every disposed tensor. A fixed threshold keeps buffers >= 128 KiB on mmap, freed at once.
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#endif
+  // Large tensor buffers on cached mappings instead of glibc's heap (why: allocator.cpp).
+  installCpuAllocator();
   auto* inst = new Instance();
   env.SetInstanceData<Instance>(inst);
   env.AddCleanupHook(teardown, inst);

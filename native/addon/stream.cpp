@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #ifdef DS_TORCH_CUDA
@@ -13,6 +14,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include "allocator.h"
 #include "errors.h"
 #include "instance.h"
 #include "kernels.h"
@@ -21,6 +23,9 @@ namespace ds {
 
 namespace {
 std::atomic<int> g_threads{0};  // 0: libtorch's default
+// A worker idle this long gives the allocator's cached buffers back; searches queue their next
+// job within milliseconds, so this fires between searches, not between steps.
+constexpr std::chrono::milliseconds kIdleRelease{1000};
 }
 
 struct Stream::Job {
@@ -112,15 +117,24 @@ void Stream::run() {
   }
 #endif
   int appliedThreads = -1;
+  bool released = true;  // nothing cached before the first job
   for (;;) {
     Job* job = nullptr;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      auto ready = [this] { return closing_ || !queue_.empty(); };
+      if (!released && !cv_.wait_for(lock, kIdleRelease, ready)) {
+        lock.unlock();
+        releaseCachedMemory();
+        released = true;
+        continue;
+      }
+      cv_.wait(lock, ready);
       if (queue_.empty()) break;  // closing and drained
       job = queue_.front();
       queue_.pop_front();
     }
+    released = false;
     // OpenMP thread counts are per thread: each worker applies the requested count itself.
     int want = g_threads.load();
     if (want > 0 && want != appliedThreads) {
