@@ -6,12 +6,12 @@
  * scores (the best-so-far, EvoSearch's elites, the zero-order pivot), and ranks within a batch
  * are not comparable across batches: a rank among 42 beats any rank among 21. So ranks are taken
  * against a fixed reference: the first batch an ensemble scores (its calibration batch) fixes,
- * per verifier, the mid-distribution function F(s) = (#{r < s} + ½·#{r = s}) / n of its scores r,
- * interpolated linearly between them and extended linearly beyond them (with the mean slope
- * over the reference), so that a better score always maps higher, even past the best of the
- * calibration batch. After that a sample's score is a function of its own verifier scores only:
- * the same whatever batch, batch size or order it comes in. Within the calibration batch F is an
- * affine map of the mid-rank, so a search scored in one batch ranks exactly as the paper's.
+ * per verifier, the rank a score would have among that batch's scores r — the mid-rank
+ * #{r < s} + ½·#{r = s} + ½ — interpolated linearly between them and extended linearly beyond
+ * them (with the mean slope over the reference), so that a better score always maps higher, even
+ * past the best of the calibration batch. After that a sample's score is a function of its own
+ * verifier scores only: the same whatever batch, batch size or order it comes in. In the
+ * calibration batch itself it is exactly the paper's mean rank.
  *
  * Each search gets a fresh, uncalibrated copy (`forSearch`, called by SearchRun). Why not
  * re-rank against everything scored so far: earlier scores would change as later ones arrive,
@@ -42,6 +42,7 @@ export function ranks(scores: ArrayLike<number>): Float64Array {
  */
 export class RankMap {
   private readonly values: Float64Array;
+  /** The mid-rank of each value in the reference. */
   private readonly levels: Float64Array;
   private readonly slope: number;
 
@@ -53,13 +54,13 @@ export class RankMap {
       let j = i;
       while (j + 1 < n && finite[j + 1] === finite[i]) j++;
       values.push(finite[i]);
-      levels.push((i + (j - i + 1) / 2) / n); // F = (#below + ½·#equal) / n
+      levels.push(i + (j - i + 1) / 2 + 0.5); // mid-rank: #below + ½·#equal + ½
       i = j + 1;
     }
     this.values = Float64Array.from(values);
     this.levels = Float64Array.from(levels);
     const m = values.length;
-    // A reference without spread gives no scale: raw units beyond it.
+    // A reference without spread gives no scale: one rank per raw unit beyond it.
     this.slope = m >= 2 ? (levels[m - 1] - levels[0]) / (values[m - 1] - values[0]) : 1;
   }
 
