@@ -5,7 +5,7 @@
  *   for g = 1..G, at evolution level L_g (schedule index; L_1 = 0 is pure noise):
  *     bring P to level L_g (states captured on the trajectories already scored: no extra NFE)
  *     elites ← top E of P, kept exactly as they are (state and reward)
- *     parents ← K_g − E tournament winners (each tournament: a fraction of P)
+ *     parents ← K_g − E tournament winners (each tournament: the best of 0.9·P distinct members of P)
  *     children ← mutate(parents): at σ = 1  √(1−β²)·x + β·ε   (stays N(0, I))
  *                                  at σ < 1  x + σ_t·ε         (σ_t: the SDE noise std of the step into L_g)
  *       At σ < 1 the default ('sde') first takes σ_t's share of noise out of the parent along its
@@ -17,7 +17,8 @@
  *   return the best sample ever scored
  *
  * Defaults follow the reference (SD2.1: levels {0, 20, 30, 40} of 50 steps, sizes {42, 26, 26, 26, 30},
- * E = 5, β = 0.2), scaled to the schedule and to the budget.
+ * E = 5, β = 0.2, tournaments of 0.9·P drawn without replacement), scaled to the schedule and to
+ * the budget.
  */
 import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
@@ -37,11 +38,12 @@ export interface EvoSearchOptions {
   population?: number[];
   /** Elites kept unchanged each generation (default min(5, smallest K − 1)). */
   elites?: number;
-  /** Fraction of the population in each tournament (default 0.2, at least 2 entrants). */
+  /** Fraction of the population in each tournament (default 0.9, at least 2 entrants). */
   tournament?: number;
   /**
-   * Entrants drawn with replacement (default, the native kernel) or without (as the reference,
-   * which draws ⌊0.9·P⌋ distinct members of the whole population, elites included).
+   * Entrants drawn without replacement (default, as the reference: 0.9·P distinct members of the
+   * whole population, elites included, so nearly always the best wins) or with replacement (the
+   * native kernel; 0.2 with replacement was our earlier, gentler default — bench/RESULTS.md).
    */
   replacement?: boolean;
   /** Initial-noise mutation strength (default 0.2). */
@@ -140,7 +142,7 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
     const { levels, population, elites } = planEvoSearch(run, options);
     const beta = options.beta ?? 0.2;
     if (!(beta > 0 && beta <= 1)) throw new DiffusionSearchError(`evosearch: beta must be in (0, 1], got ${beta}`, 'ARGUMENT');
-    const fraction = options.tournament ?? 0.2;
+    const fraction = options.tournament ?? 0.9;
     if (!(fraction > 0 && fraction <= 1)) throw new DiffusionSearchError(`evosearch: tournament must be in (0, 1], got ${fraction}`, 'ARGUMENT');
     const scale = options.mutationScale ?? 1;
     const mutation = options.mutation ?? 'sde';
@@ -162,7 +164,7 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
         const K = population[g];
         const eliteIdx = topIndices(pop.rewards, Math.min(elites, pop.ids.length));
         const childIds = run.ids(K - eliteIdx.length);
-        const parents = await tournaments(run, pop, childIds, fraction, options.replacement ?? true, g);
+        const parents = await tournaments(run, pop, childIds, fraction, options.replacement ?? false, g);
         const children =
           L === 0
             ? await ops.mutateGaussian(pop.x, parents, beta, { seed: run.seed, ids: childIds, step: 100 + g, stream: run.stream })
