@@ -3,13 +3,21 @@
  * noise levels with classifier-free guidance (its forward, or a method that also returns
  * features); `predict` converts whatever it predicts into x̂0 and ε̂. Batches larger than
  * maxBatch are split. Every sample through the model is one NFE (guidance ≠ 1 doubles it),
- * charged to the meter the caller passes. Guidance ≠ 1 needs the card's null class.
+ * charged to the meter the caller passes. Guidance ≠ 1 needs an unconditional branch: the card's
+ * null class, or for a model conditioned on named tensors (card "conditions", see ./conditions)
+ * its stored null condition or a negative/empty prompt registered for the row's condition.
+ * A latent model's card names a decoder (card "decoder"), loaded with it.
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import { axpby, cat, classTensor, floatTensor, slice } from '../tensor-ops';
 import { validateCard, type ModelCard, type Prediction } from './card';
+import { ConditionTable, NULL_CONDITION, conditionSpecs, type ConditionSpec } from './conditions';
+import { LatentDecoder, type DecoderSpec } from './decoder';
+import { modelFile } from './shipped';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { NoisePath } from '../ops';
 import { pathCoefficients, sigmaAtAlpha } from '../schedules/path';
 
@@ -38,6 +46,14 @@ export interface Prediction2 {
 export class Denoiser {
   readonly card: ModelCard;
   maxBatch: number;
+  /** Condition inputs declared by the card; undefined for a class-conditional model. */
+  readonly conditionSpecs: ConditionSpec[] | undefined;
+  /** One-row conditions by id (tensor-conditioned models): searches register theirs. */
+  readonly conditions: ConditionTable | undefined;
+  /** Latents → pixels, for a latent model (card "decoder"). */
+  decoder: LatentDecoder | undefined;
+  /** The unconditional row of each registered condition id (a negative prompt); else NULL_CONDITION. */
+  private readonly negatives = new Map<number, number>();
 
   constructor(
     readonly module: TorchModule,
@@ -46,10 +62,84 @@ export class Denoiser {
     this.card = validateCard(module.card, module.path, 'denoiser');
     this.maxBatch = options.maxBatch ?? 256;
     if (!module.hasMethod('forward')) throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
+    this.conditionSpecs = conditionSpecs(this.card, module.path);
+    this.conditions = this.conditionSpecs ? new ConditionTable(this.conditionSpecs, `denoiser '${this.card.name}'`) : undefined;
   }
 
+  /**
+   * Loads the module; for a latent model also its decoder, and for a model with a stored null
+   * condition (card "unconditional": { "method": ... }) that condition.
+   */
   static async load(file: string, options: { device?: string; maxBatch?: number } = {}): Promise<Denoiser> {
-    return new Denoiser(await loadModule(file, { device: options.device }), options);
+    const d = new Denoiser(await loadModule(file, { device: options.device }), options);
+    try {
+      const spec = d.card.decoder as DecoderSpec | undefined;
+      if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: besideModel(spec.model, d.module.path) }, d.sampleShape, options);
+      const method = (d.card.unconditional as { method?: string } | undefined)?.method;
+      if (method && d.conditions) await d.loadNullCondition(method);
+    } catch (e) {
+      d.dispose();
+      throw e;
+    }
+    return d;
+  }
+
+  /** The stored null condition: a method returning the condition tensors, one row each, in card order. */
+  private async loadNullCondition(method: string): Promise<void> {
+    if (!this.module.hasMethod(method)) throw new DiffusionSearchError(`'${this.module.path}': the card's unconditional method '${method}' is missing`, 'MODEL_CARD');
+    const out = await this.module.call(method, []);
+    const list = (Array.isArray(out) ? out : [out]) as Tensor[];
+    const specs = this.conditionSpecs!;
+    if (list.length !== specs.length) {
+      list.forEach((t) => isTensor(t) && t.dispose());
+      throw new DiffusionSearchError(`'${this.module.path}' ${method}() returned ${list.length} tensors for the ${specs.length} conditions of its card`, 'MODEL_CARD');
+    }
+    this.conditions!.register(Object.fromEntries(specs.map((s, i) => [s.name, list[i]])), NULL_CONDITION);
+  }
+
+  /**
+   * Registers one condition (each tensor [1, ...shape], owned by the denoiser from now on) and,
+   * optionally, the unconditional row guidance uses with it (a negative prompt). Its id goes
+   * where a class id would: in a SearchConfig's `cls`. Release it when the search ends.
+   */
+  registerCondition(t: Record<string, Tensor>, negative?: Record<string, Tensor>): number {
+    if (!this.conditions) throw new DiffusionSearchError(`'${this.name}' is class-conditional (its card declares no "conditions"): pass a class`, 'ARGUMENT');
+    const id = this.conditions.register(t);
+    if (negative) {
+      try {
+        this.negatives.set(id, this.conditions.register(negative));
+      } catch (e) {
+        this.conditions.release(id);
+        throw e;
+      }
+    }
+    return id;
+  }
+
+  releaseCondition(id: number): void {
+    const neg = this.negatives.get(id);
+    if (neg !== undefined) this.conditions?.release(neg);
+    this.negatives.delete(id);
+    this.conditions?.release(id);
+  }
+
+  /** Whether rows with this condition id can be guided (an unconditional row exists for them). */
+  private hasUnconditional(id?: number): boolean {
+    if (!this.conditions) return this.nullClass !== undefined;
+    // Rows without a negative prompt fall back to the null condition; inputs() names the gap if it is missing.
+    return this.conditions.has(NULL_CONDITION) || (id === undefined ? this.negatives.size > 0 : this.negatives.has(id));
+  }
+
+  /** The unconditional row for each row's condition: the null class, its negative prompt, or the null condition. */
+  private unconditional(cond: ArrayLike<number>): number[] {
+    if (!this.conditions) return new Array<number>(cond.length).fill(this.nullClass!);
+    return Array.from(cond, (id) => this.negatives.get(id) ?? NULL_CONDITION);
+  }
+
+  dispose(): void {
+    this.conditions?.dispose();
+    this.decoder?.dispose();
+    this.module.dispose();
   }
 
   get name(): string {
@@ -90,9 +180,11 @@ export class Denoiser {
   private guided(guidance: number): boolean {
     if (!Number.isFinite(guidance)) throw new DiffusionSearchError(`guidance must be a finite number, got ${guidance}`, 'ARGUMENT');
     if (guidance === 1) return false;
-    if (this.nullClass === undefined)
+    if (!this.hasUnconditional())
       throw new DiffusionSearchError(
-        `guidance ${guidance} needs classifier-free guidance, but '${this.name}' has no null class (its card has no "null_class"); use guidance 1`,
+        this.conditions
+          ? `guidance ${guidance} needs an unconditional branch, but '${this.name}' has none (no "unconditional" in its card, no empty prompt registered); pass a negative prompt or use guidance 1`
+          : `guidance ${guidance} needs classifier-free guidance, but '${this.name}' has no null class (its card has no "null_class"); use guidance 1`,
         'ARGUMENT',
       );
     return true;
@@ -122,14 +214,16 @@ export class Denoiser {
         const end = Math.min(n, start + this.maxBatch);
         const xs = start === 0 && end === n ? x : await slice(x, start, end, stream);
         const s = floatTensor(Array.from(sigma).slice(start, end), this.device);
-        const c = classTensor(Array.from(cond).slice(start, end), this.device);
+        const ids = Array.from(cond).slice(start, end);
+        let c: Tensor[] = [];
         try {
-          const r = this.checkOutput(await this.module.call(method, [xs, s, c], stream), xs, method, features);
+          c = this.conditions ? await this.conditions.inputs(ids, stream) : [classTensor(ids, this.device)];
+          const r = this.checkOutput(await this.module.call(method, [xs, s, ...c], stream), xs, method, features);
           outs.push(r.out);
           if (r.features) feats.push(r.features);
         } finally {
           s.dispose();
-          c.dispose();
+          c.forEach((t) => t.dispose());
           if (xs !== x) xs.dispose();
         }
       }
@@ -197,7 +291,7 @@ export class Denoiser {
       // One batch [x; x] with [cond; null]: out = u + w·(c − u).
       const both = await cat([x, x], stream);
       const sig = [...Array.from(sigma), ...Array.from(sigma)];
-      const cls = [...Array.from(cond), ...new Array<number>(n).fill(this.nullClass!)];
+      const cls = [...Array.from(cond), ...this.unconditional(cond)];
       let raw: Evaluation;
       try {
         raw = await this.raw(both, sig, cls, stream, method, features);
@@ -252,6 +346,14 @@ export class Denoiser {
       out.dispose();
     }
   }
+}
+
+/** A decoder named by a card: a shipped name, a path, or a file beside the denoiser's. */
+function besideModel(name: string, denoiserFile: string): string {
+  const file = modelFile(name);
+  if (fs.existsSync(file)) return file;
+  const beside = path.join(path.dirname(denoiserFile), name);
+  return fs.existsSync(beside) ? beside : file;
 }
 
 function isTensor(v: unknown): v is Tensor {

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { Denoiser } from '../src/models/denoiser';
+import { TextEncoder } from '../src/models/text-encoder';
+import { tensor } from '../src/tensor';
+import { fixture, expectCode, randn } from './helpers';
+import type { NfeMeter } from '../src/models/denoiser';
+
+// The fixture stack (test/fixtures/make_cond_fixtures.py), recomputed here.
+const VOCAB = ['<pad>', '<unk>', 'a', 'red', 'blue', 'big', 'small'];
+const L = 4;
+const row = (i: number) => [i / 10, (i * i) / 100, 1];
+const tokens = (prompt: string) => {
+  const ids = prompt.toLowerCase().split(/\s+/).map((w) => w.replace(/[^a-z/-]/g, '')).filter(Boolean).map((w) => Math.max(1, VOCAB.indexOf(w)));
+  return [...ids, 0, 0, 0, 0].slice(0, L);
+};
+/** The masked mean of the prompt's embeddings: what the fixture denoiser adds to 0.5·x. */
+const pooled = (prompt: string) => {
+  const ids = tokens(prompt).filter((t) => t !== 0);
+  const m = [0, 0];
+  for (const t of ids) for (let k = 0; k < 2; k++) m[k] += row(t)[k] / Math.max(1, ids.length);
+  return m;
+};
+const meter = (): NfeMeter & { nfe: number } => ({ nfe: 0, charge(n) { this.nfe += n; }, addModelTime() {} });
+
+describe('text encoder', () => {
+  it("tokenizes by the card's rule (lower-case words, [a-z/-] kept, unknown → 1, padded and cut to max_len)", async () => {
+    const enc = await TextEncoder.load(fixture('cond-text.pt'));
+    for (const p of ['a red big', 'A  RED, blue!', 'green big', 'a red blue big small', '']) {
+      const t = enc.tokenize(p);
+      expect(Array.from(t.ids, Number)).toEqual(tokens(p));
+    }
+    expect(enc.tokenize('a green big').unknown).toEqual(['green']);
+    expect(enc.tokenize('a red blue big small').truncated).toEqual(['small']);
+  });
+
+  it('encodes a batch into the named outputs the card lists', async () => {
+    const enc = await TextEncoder.load(fixture('cond-text.pt'));
+    const out = await enc.encode(['a red', 'blue big small']);
+    expect(Object.keys(out)).toEqual(['text', 'text_mask']);
+    expect(out.text.shape).toEqual([2, L, 3]);
+    expect(out.text_mask.dtype).toBe('bool');
+    const text = (await out.text.toArray()) as Float32Array;
+    const want = ['a red', 'blue big small'].flatMap((p) => tokens(p).flatMap(row));
+    want.forEach((v, i) => expect(text[i]).toBeCloseTo(v, 6));
+  });
+});
+
+describe('a denoiser conditioned on named tensors', () => {
+  it('gathers each row its own condition: rows of two prompts in one batch, any order', async () => {
+    const d = await Denoiser.load(fixture('cond-tiny.pt'));
+    const enc = await TextEncoder.load(fixture('cond-text.pt'));
+    const prompts = ['a red', 'blue big small'];
+    const ids = [];
+    for (const p of prompts) {
+      const e = await enc.encode([p]);
+      ids.push(d.registerCondition(e));
+    }
+    const n = 7;
+    const rowsOf = Array.from({ length: n }, () => Math.floor(Math.random() * 2));
+    const x = randn(n * 2);
+    const m = meter();
+    const { out } = await d.evaluate(tensor(x, [n, 2]), new Array(n).fill(0.5), rowsOf.map((k) => ids[k]), 1, m);
+    const got = (await out.toArray()) as Float32Array;
+    for (let i = 0; i < n; i++) {
+      const p = pooled(prompts[rowsOf[i]]);
+      for (let k = 0; k < 2; k++) expect(got[2 * i + k]).toBeCloseTo(0.5 * x[2 * i + k] + p[k], 5);
+    }
+    expect(m.nfe).toBe(n);
+    ids.forEach((id) => d.releaseCondition(id));
+    await expectCode(() => d.evaluate(tensor(x, [n, 2]), new Array(n).fill(0.5), new Array(n).fill(ids[0]), 1, meter()), 'ARGUMENT');
+  });
+
+  it("guidance mixes in the stored null condition, or the row's negative prompt: u + w·(c − u), two NFE per row", async () => {
+    const d = await Denoiser.load(fixture('cond-tiny.pt'));
+    const enc = await TextEncoder.load(fixture('cond-text.pt'));
+    const plain = d.registerCondition(await enc.encode(['a red big']));
+    const withNeg = d.registerCondition(await enc.encode(['a red big']), await enc.encode(['blue small']));
+    const w = 1 + 3 * Math.random();
+    const x = randn(4);
+    const m = meter();
+    const { out } = await d.evaluate(tensor(x, [2, 2]), [0.3, 0.3], [plain, withNeg], w, m);
+    const got = (await out.toArray()) as Float32Array;
+    const c = pooled('a red big'), neg = pooled('blue small');
+    for (let k = 0; k < 2; k++) {
+      const cond0 = 0.5 * x[k] + c[k], null0 = 0.5 * x[k]; // the null condition pools to 0
+      expect(got[k]).toBeCloseTo(null0 + w * (cond0 - null0), 5);
+      const cond1 = 0.5 * x[2 + k] + c[k], neg1 = 0.5 * x[2 + k] + neg[k];
+      expect(got[2 + k]).toBeCloseTo(neg1 + w * (cond1 - neg1), 5);
+    }
+    expect(m.nfe).toBe(4);
+  });
+
+  it('checks conditions against the card: names, dtypes, shapes; a class model takes no tensors', async () => {
+    const d = await Denoiser.load(fixture('cond-tiny.pt'));
+    const good = await (await TextEncoder.load(fixture('cond-text.pt'))).encode(['a']);
+    await expectCode(() => d.registerCondition({ text: good.text }), 'ARGUMENT'); // text_mask missing
+    await expectCode(() => d.registerCondition({ ...good, extra: good.text }), 'ARGUMENT');
+    const e = await expectCode(() => d.registerCondition({ text: tensor(randn(12), [1, 3, 4]), text_mask: good.text_mask }), 'SHAPE');
+    expect(e.message).toMatch(/'text' is float32\[1,3,4\], the card declares float32\[1, 4,3\]/);
+    const flow = await Denoiser.load('gmm2d');
+    await expectCode(() => flow.registerCondition(good), 'ARGUMENT');
+  });
+
+  it('loads the decoder its card names (beside the model file) and decodes latents to pixels', async () => {
+    const d = await Denoiser.load(fixture('cond-tiny.pt'));
+    expect(d.decoder?.imageShape).toEqual([3]);
+    const z = randn(10);
+    const px = (await (await d.decoder!.decode(tensor(z, [5, 2]))).toArray()) as Float32Array;
+    for (let i = 0; i < 5; i++) expect(Array.from(px.subarray(3 * i, 3 * i + 3))).toEqual([z[2 * i], z[2 * i + 1], Math.fround(z[2 * i] + z[2 * i + 1])]);
+    await expectCode(() => d.decoder!.decode(tensor(randn(6), [2, 3])), 'SHAPE');
+  });
+});
