@@ -96,9 +96,19 @@ export function explainLoadFailure(error: unknown, where: string): DiffusionSear
 
 let binding: NativeBinding | undefined;
 
+/**
+ * OpenMP's default wait policy spins idle threads; on a shared machine a search then ran 3x
+ * slower. libgomp reads OMP_WAIT_POLICY once, when the addon's dlopen loads it, so it is set
+ * here, before the require, unless the user chose one.
+ */
+export function applyThreadDefaults(env: NodeJS.ProcessEnv = process.env): void {
+  if (!env.OMP_WAIT_POLICY) env.OMP_WAIT_POLICY = 'PASSIVE';
+}
+
 /** The native binding, loaded once. Throws DiffusionSearchError('NATIVE_LOAD') with the fix. */
 export function native(): NativeBinding {
   if (binding) return binding;
+  applyThreadDefaults();
   const explicit = process.env.DIFFUSION_SEARCH_NATIVE;
   let loaded: NativeBinding;
   if (explicit) {
