@@ -16,6 +16,7 @@ import { Budget } from './budget';
 import type { SearchConfig, SearchResult, TraceEntry } from './types';
 
 type Tensor = NativeTensor;
+type Kept = { sample: Tensor; reward: number; steps?: number };
 
 export class SearchRun {
   readonly budget: Budget;
@@ -29,7 +30,9 @@ export class SearchRun {
   readonly stepsTaken: number[] = [];
   private readonly start = performance.now();
   private nextId = 0;
-  private best: { sample: Tensor; reward: number; steps?: number } | null = null;
+  /** The K best distinct samples scored so far, best first (K = config.keep, default 1). */
+  private top: Kept[] = [];
+  readonly keep: number;
   private midIndex: number;
 
   constructor(
@@ -43,6 +46,8 @@ export class SearchRun {
     this.sampler = config.sampler ?? 'euler';
     this.guidance = config.guidance ?? 1;
     this.seed = config.seed ?? 0;
+    this.keep = config.keep ?? 1;
+    if (!Number.isInteger(this.keep) || this.keep < 1) throw new DiffusionSearchError(`keep must be a positive integer, got ${config.keep}`, 'ARGUMENT');
     const classes = config.denoiser.classes ?? [];
     const count = Math.max(1, classes.length); // an unconditional model takes class 0 (ignored)
     if (!Number.isInteger(config.cls) || config.cls < 0 || config.cls >= count)
@@ -228,7 +233,7 @@ export class SearchRun {
     const t0 = performance.now();
     const n = x0.shape[0];
     const v = this.config.verifier;
-    const raw = await v.score(x0, new Array(n).fill(this.config.cls), { x0Mid, stream: this.stream });
+    const raw = await v.score(x0, new Array(n).fill(this.config.cls), { x0Mid, stream: this.stream, signal: this.config.signal });
     this.budget.verifierSeconds += (performance.now() - t0) / 1000;
     if (raw.length !== n) throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
     return checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
@@ -238,17 +243,44 @@ export class SearchRun {
   async score(final: Tensor, x0Mid?: Tensor, steps?: ArrayLike<number>): Promise<Float32Array> {
     const rewards = await this.scorePredictions(final, x0Mid);
     const n = final.shape[0];
-    let bi = -1;
-    for (let i = 0; i < n; i++) {
-      this.rewards.push(rewards[i]);
-      if (bi < 0 || rewards[i] > rewards[bi]) bi = i;
-    }
-    if (bi >= 0 && (!this.best || rewards[bi] > this.best.reward)) {
-      this.best?.sample.dispose();
-      this.best = { sample: await slice(final, bi, bi + 1, this.stream), reward: rewards[bi], steps: steps?.[bi] };
-    }
+    for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
+    await this.archive(final, rewards, steps);
     if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
     return rewards;
+  }
+
+  /**
+   * Keeps the K best distinct samples: a row enters when it beats the K-th kept reward (ties keep
+   * the earlier sample) and is not bit-identical to a kept one (elites and resampled copies are
+   * scored again; they must not fill the top-K twice).
+   */
+  private async archive(final: Tensor, rewards: Float32Array, steps?: ArrayLike<number>): Promise<void> {
+    const order = Array.from(rewards.keys()).sort((a, b) => rewards[b] - rewards[a] || a - b);
+    for (const i of order) {
+      const r = rewards[i];
+      if (this.top.length === this.keep && !(r > this.top[this.keep - 1].reward)) break;
+      const sample = await slice(final, i, i + 1, this.stream);
+      if (await this.isKept(sample, r)) {
+        sample.dispose();
+        continue;
+      }
+      let at = this.top.findIndex((k) => r > k.reward);
+      if (at < 0) at = this.top.length;
+      this.top.splice(at, 0, { sample, reward: r, steps: steps?.[i] });
+      if (this.top.length > this.keep) this.top.pop()!.sample.dispose();
+    }
+  }
+
+  /** True when a kept sample has the same reward and the same values. */
+  private async isKept(sample: Tensor, reward: number): Promise<boolean> {
+    let values: Float32Array | null = null;
+    for (const k of this.top) {
+      if (k.reward !== reward) continue;
+      values ??= (await sample.toArray(this.stream)) as Float32Array;
+      const other = (await k.sample.toArray(this.stream)) as Float32Array;
+      if (other.length === values.length && other.every((v, j) => Object.is(v, values![j]))) return true;
+    }
+    return false;
   }
 
   /** One model evaluation of x at the schedule level σ (the same for every row): x̂0 and ε̂. */
@@ -258,7 +290,7 @@ export class SearchRun {
   }
 
   get bestReward(): number {
-    return this.best?.reward ?? -Infinity;
+    return this.top[0]?.reward ?? -Infinity;
   }
 
   record(entry: { round: number; mean: number; best?: number; sigma?: number; population?: number; [key: string]: unknown }): void {
@@ -283,12 +315,14 @@ export class SearchRun {
   }
 
   finish(extra: Partial<SearchResult> = {}): SearchResult {
-    if (!this.best) throw new DiffusionSearchError(`${this.algorithm}: no sample was scored`, 'BUDGET');
+    const best = this.top[0];
+    if (!best) throw new DiffusionSearchError(`${this.algorithm}: no sample was scored`, 'BUDGET');
     const m = this.budget;
     return {
       algorithm: this.algorithm,
-      sample: this.best.sample,
-      reward: this.best.reward,
+      sample: best.sample,
+      reward: best.reward,
+      top: this.top.map((k) => ({ ...k })),
       rewards: this.rewards,
       nfe: m.used,
       budget: m.total,
@@ -298,14 +332,14 @@ export class SearchRun {
       trace: this.trace,
       ...extra,
       // An adaptive run reports the steps its best sample took.
-      ...(this.best.steps !== undefined ? { steps: this.best.steps } : {}),
+      ...(best.steps !== undefined ? { steps: best.steps } : {}),
     };
   }
 
   /** Releases the archive when a search fails. */
   dispose(): void {
-    this.best?.sample.dispose();
-    this.best = null;
+    for (const k of this.top) k.sample.dispose();
+    this.top = [];
   }
 }
 
