@@ -11,18 +11,29 @@ import type { SamplerName } from './samplers';
 import { algorithms, type AlgorithmName } from './search';
 import type { SearchProgress, SearchResult, TraceEntry } from './search/types';
 import { Evaluator, type EvalReport } from './eval/metrics';
-import { createStream } from './stream';
+import type { Verifier } from './verifiers/verifier';
+import { createStream, type Stream } from './stream';
+import { tensor } from './tensor';
+import { loadTextEncoder, registerPrompts } from './models/prompting';
 
 export interface GenerateOptions {
   model?: string;
-  /** Class name or index (default 0). */
+  /** Class name or index (default 0), for a class-conditional model. */
   class?: string | number;
+  /**
+   * Prompt(s) for a text-conditioned model (its card names a text encoder): n searches per
+   * prompt, rows grouped by prompt. Encoded once per call.
+   */
+  prompt?: string | string[];
+  /** The unconditional branch of guidance for every prompt (default: the model's null condition). */
+  negativePrompt?: string;
   algorithm?: AlgorithmName;
   /** NFE per sample. */
   budget?: number;
   n?: number;
   seed?: number;
-  verifier?: string[];
+  /** Verifier names, files or URLs, or Verifier objects (FunctionVerifier, ...); several make an ensemble. */
+  verifier?: Array<string | Verifier>;
   steps?: number;
   /** A fixed schedule, or 'adaptive': a Time Prediction Module picks each sample's steps. */
   schedule?: ScheduleName | 'adaptive';
@@ -54,9 +65,16 @@ export interface GenerateProgress extends SearchProgress {
 }
 
 export interface GenerateResult {
-  /** The kept samples, search after search, best first within each: [Σ kept, ...sampleShape]. */
+  /**
+   * The kept samples, search after search, best first within each: [Σ kept, ...shape]. For a
+   * latent model these are decoded images; the latents are in `latents`.
+   */
   samples: Float32Array;
   shape: number[];
+  /** A latent model's latents of the same rows, [Σ kept, ...sampleShape]; null otherwise. */
+  latents: { data: Float32Array; shape: number[] } | null;
+  /** The prompt of each row (text-conditioned models), else null. */
+  prompts: string[] | null;
   /** The reward of each row of `samples`. */
   rewards: number[];
   results: Array<Omit<SearchResult, 'sample' | 'top'>>;
@@ -100,7 +118,12 @@ export async function generate(
   const modelName = o.model ?? DEFAULT_MODEL;
   const { file, shipped } = resolveModel(modelName);
   const denoiser = await Denoiser.load(file, { device: o.device, maxBatch: o.maxBatch });
-  const cls = resolveClass(o.class, denoiser.classes);
+  const prompts = o.prompt === undefined ? undefined : Array.isArray(o.prompt) ? o.prompt : [o.prompt];
+  if (denoiser.conditions && !prompts)
+    throw new DiffusionSearchError(`'${modelName}' is conditioned on text: pass a prompt (--prompt "...")`, 'ARGUMENT');
+  if (!denoiser.conditions && (prompts || o.negativePrompt !== undefined))
+    throw new DiffusionSearchError(`'${modelName}' is class-conditional: pass --class${denoiser.classes ? ` (one of ${denoiser.classes.join(', ')})` : ''}, not a prompt`, 'ARGUMENT');
+  const cls = denoiser.conditions ? 0 : resolveClass(o.class, denoiser.classes);
   const verifierNames = o.verifier?.length ? o.verifier : shipped?.verifiers ?? [];
   if (!verifierNames.length) throw new DiffusionSearchError(`model '${modelName}' has no default verifier: pass --verifier`, 'ARGUMENT');
   const verifier = await loadVerifier(verifierNames, { device: o.device, maxBatch: o.maxBatch });
@@ -112,7 +135,12 @@ export async function generate(
   if (adaptive && sampler !== 'euler')
     throw new DiffusionSearchError(`the adaptive schedule steps with its module's rule (euler or ab2, --tpm-solver); --sampler ${sampler} does not apply (algorithm ${algorithm})`, 'ARGUMENT');
   const stream = createStream({ device: o.device });
+  // One condition per prompt (or the class): its id goes where a class id goes.
+  const encoder = prompts ? await loadTextEncoder(denoiser, { device: o.device }) : undefined;
+  const registered = prompts ? await registerPrompts(denoiser, encoder!, prompts, { negative: o.negativePrompt, stream }) : undefined;
+  const conditions = registered?.ids ?? [cls];
   const per = denoiser.sampleShape.reduce((a, b) => a * b, 1);
+  const keptPrompts: string[] = [];
   const kept: Float32Array[] = [];
   const keptRewards: number[] = [];
   const keptSteps: number[] = [];
@@ -120,15 +148,20 @@ export async function generate(
   const results: GenerateResult['results'] = [];
   let complete = true;
   let nfeBefore = 0; // NFE the finished searches really used (adaptive rollouts use less than planned)
+  const searches = conditions.length * n;
+  let decoded: Float32Array | null = null;
   try {
+    search: for (let j = 0; j < conditions.length; j++)
     for (let i = 0; i < n; i++) {
+      const done = j * n + i;
       let r: SearchResult;
       try {
         r = await algo.run(
           {
             denoiser,
             verifier,
-            cls,
+            cls: conditions[j],
+            prompt: prompts?.[j],
             budget,
             sigmas,
             sampler,
@@ -141,18 +174,19 @@ export async function generate(
             keep,
             signal: control.signal,
             onProgress: (p) =>
-              control.onProgress?.({ ...p, sample: i, samples: n, totalNfe: nfeBefore + p.nfe, totalBudget: n * budget }),
+              control.onProgress?.({ ...p, sample: done, samples: searches, totalNfe: nfeBefore + p.nfe, totalBudget: searches * budget }),
           },
           (o.algorithmOptions ?? {}) as never,
         );
       } catch (e) {
         if (e instanceof DiffusionSearchError && e.code === 'ABORTED' && results.length > 0) {
           complete = false;
-          break;
+          break search;
         }
         throw e;
       }
       for (const k of r.top) {
+        if (prompts) keptPrompts.push(prompts[j]);
         kept.push((await k.sample.toArray(stream)) as Float32Array);
         keptRewards.push(k.reward);
         keptSteps.push(k.steps ?? r.steps ?? sigmas.length - 1);
@@ -163,16 +197,21 @@ export async function generate(
       const { sample: _s, top: _t, ...rest } = r;
       results.push(rest);
     }
+    decoded = await decodeRows(denoiser, kept, stream);
   } finally {
+    registered?.release();
+    encoder?.dispose();
     await stream.close();
   }
   const done = results.length;
-  const outShape = [kept.length, ...denoiser.sampleShape];
-  const outSamples = new Float32Array(kept.length * per);
-  kept.forEach((k, i) => outSamples.set(k, i * per));
+  const latentShape = [kept.length, ...denoiser.sampleShape];
+  const latents = new Float32Array(kept.length * per);
+  kept.forEach((k, i) => latents.set(k, i * per));
+  const outShape = decoded ? [kept.length, ...denoiser.decoder!.imageShape] : latentShape;
+  const outSamples = decoded ?? latents;
   let evalReport: EvalReport | null = null;
   const wantEval = o.eval ?? shipped?.name === 'fashion-flow';
-  if (wantEval && done > 0) {
+  if (wantEval && done > 0 && !prompts) {
     const ev = await Evaluator.load();
     evalReport = await ev.evaluate(outSamples, outShape, new Array(kept.length).fill(cls), denoiser.classes);
   }
@@ -181,8 +220,12 @@ export async function generate(
     algorithm,
     model: modelName,
     model_file: file,
-    class: cls,
-    class_name: denoiser.classes?.[cls] ?? null,
+    class: prompts ? null : cls,
+    class_name: prompts ? null : denoiser.classes?.[cls] ?? null,
+    prompts: prompts ?? null,
+    negative_prompt: o.negativePrompt ?? null,
+    /** Words of each prompt the text encoder's vocabulary does not know (encoded as unknown). */
+    unknown_words: registered?.unknown ?? null,
     budget,
     n: done,
     keep,
@@ -194,19 +237,23 @@ export async function generate(
     search_seconds: results.reduce((s, r) => s + r.wallSeconds, 0),
     model_seconds: results.reduce((s, r) => s + r.modelSeconds, 0),
     verifier_seconds: results.reduce((s, r) => s + r.verifierSeconds, 0),
+    /** Time in a latent model's decoder (not NFE: verifiers score decoded samples). */
+    decoder_seconds: denoiser.decoder?.seconds ?? 0,
     rewards,
     verifier: verifier.name,
     steps: keptSteps,
     eval: evalReport,
     config: {
       model: modelName,
-      class: cls,
+      class: prompts ? undefined : cls,
+      prompt: prompts,
+      negativePrompt: o.negativePrompt,
       algorithm,
       budget,
       n,
       keep,
       seed,
-      verifier: verifierNames,
+      verifier: verifierNames.map((v) => (typeof v === 'string' ? v : v.name)),
       steps: sigmas.length - 1,
       schedule: o.schedule ?? 'uniform',
       tpm: adaptive ? (o.tpm ?? 'tpm') : undefined,
@@ -221,5 +268,33 @@ export async function generate(
     },
     trace: results.map((r, i) => ({ sample: i, nfe: r.nfe, reward: r.reward, rounds: r.trace as TraceEntry[] })),
   };
-  return { samples: outSamples, shape: outShape, rewards, results, report, complete };
+  return {
+    samples: outSamples,
+    shape: outShape,
+    latents: decoded ? { data: latents, shape: latentShape } : null,
+    prompts: prompts ? keptPrompts : null,
+    rewards,
+    results,
+    report,
+    complete,
+  };
+}
+
+/** A latent model's kept rows decoded to images (null for a pixel model). */
+async function decodeRows(denoiser: Denoiser, rows: Float32Array[], stream: Stream): Promise<Float32Array | null> {
+  if (!denoiser.decoder || rows.length === 0) return null;
+  const per = rows[0].length;
+  const all = new Float32Array(rows.length * per);
+  rows.forEach((r, i) => all.set(r, i * per));
+  const z = tensor(all, [rows.length, ...denoiser.sampleShape], { device: denoiser.device });
+  try {
+    const x = await denoiser.decoder.decode(z, stream);
+    try {
+      return Float32Array.from((await x.toArray(stream)) as Float32Array);
+    } finally {
+      x.dispose();
+    }
+  } finally {
+    z.dispose();
+  }
 }

@@ -110,3 +110,46 @@ describe('a denoiser conditioned on named tensors', () => {
     await expectCode(() => d.decoder!.decode(tensor(randn(6), [2, 3])), 'SHAPE');
   });
 });
+
+describe('generate with prompts on a latent model', () => {
+  it('decodes the kept latents, scores decoded images with a prompt-aware verifier, and groups rows by prompt', async () => {
+    const { generate } = await import('../src/generate');
+    const prompts = ['a red', 'blue big small'];
+    const r = await generate({ model: fixture('cond-tiny.pt'), prompt: prompts, verifier: [fixture('cond-verifier.pt')], algorithm: 'best-of-n', budget: 24, n: 2, steps: 4, keep: 2, seed: 3 });
+    expect(r.shape).toEqual([8, 3]);
+    expect(r.latents!.shape).toEqual([8, 2]);
+    expect(r.prompts).toEqual([prompts[0], prompts[0], prompts[0], prompts[0], prompts[1], prompts[1], prompts[1], prompts[1]]);
+    for (let i = 0; i < 8; i++) {
+      const z = r.latents!.data.subarray(2 * i, 2 * i + 2);
+      // The decoder's image of the latent, and the verifier's reward of that image and the row's prompt.
+      expect(Array.from(r.samples.subarray(3 * i, 3 * i + 3))).toEqual([z[0], z[1], Math.fround(z[0] + z[1])]);
+      const p = pooled(r.prompts![i]);
+      expect(r.rewards[i]).toBeCloseTo(-((z[0] - p[0]) ** 2 + (z[1] - p[1]) ** 2), 5);
+    }
+    expect(r.report).toMatchObject({ prompts, class: null, n: 4 });
+    expect(r.report.decoder_seconds).toBeGreaterThan(0);
+  });
+
+  it('verifiers see the prompt (FunctionVerifier extras), a negative prompt changes the guided result', async () => {
+    const { generate } = await import('../src/generate');
+    const { FunctionVerifier } = await import('../src/verifiers/verifier');
+    const seen = new Set<string>();
+    const v = new FunctionVerifier('spy', async (x0, _c, extras) => {
+      extras.prompts?.forEach((p) => seen.add(p));
+      return new Array(x0.shape[0]).fill(0);
+    });
+    const base = { model: fixture('cond-tiny.pt'), prompt: 'a red big', verifier: [v], algorithm: 'baseline' as const, budget: 8, n: 1, steps: 4, guidance: 3 };
+    const a = await generate(base);
+    const b = await generate({ ...base, negativePrompt: 'blue small' });
+    expect([...seen]).toEqual(['a red big']);
+    expect(Array.from(a.latents!.data)).not.toEqual(Array.from(b.latents!.data));
+    expect(a.report.nfe_used).toBe(8); // guidance doubles the cost of each of the 4 steps
+  });
+
+  it('bad combinations are ARGUMENT errors: a prompt for a class model, no prompt for a text model', async () => {
+    const { generate } = await import('../src/generate');
+    await expectCode(() => generate({ model: 'gmm2d', prompt: 'a red', budget: 20, steps: 4 }), 'ARGUMENT');
+    await expectCode(() => generate({ model: fixture('cond-tiny.pt'), verifier: [fixture('cond-verifier.pt')], budget: 20, steps: 4 }), 'ARGUMENT');
+    await expectCode(() => generate({ model: fixture('cond-tiny.pt'), prompt: ' ', verifier: [fixture('cond-verifier.pt')], budget: 20, steps: 4 }), 'ARGUMENT');
+  });
+});

@@ -15,8 +15,9 @@ export { shipped, DEFAULT_MODEL, resolveModel, type ShippedModel } from './shipp
  * 'gmm2d-reward', a path to a TorchScript verifier, or an http(s):// URL of a remote verifier
  * (HttpVerifier). Several names make a rank ensemble.
  */
-export async function loadVerifier(names: string[], o: { device?: string; maxBatch?: number } = {}): Promise<Verifier> {
-  const one = async (name: string): Promise<Verifier> => {
+export async function loadVerifier(names: Array<string | Verifier>, o: { device?: string; maxBatch?: number } = {}): Promise<Verifier> {
+  const one = async (name: string | Verifier): Promise<Verifier> => {
+    if (typeof name !== 'string') return name; // a Verifier object (FunctionVerifier, HttpVerifier, ...)
     if (/^https?:\/\//.test(name)) return new HttpVerifier(name, { maxRows: o.maxBatch });
     if (name === 'self') {
       const { file } = resolveModel('classifier');

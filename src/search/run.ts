@@ -50,7 +50,10 @@ export class SearchRun {
     if (!Number.isInteger(this.keep) || this.keep < 1) throw new DiffusionSearchError(`keep must be a positive integer, got ${config.keep}`, 'ARGUMENT');
     const classes = config.denoiser.classes ?? [];
     const count = Math.max(1, classes.length); // an unconditional model takes class 0 (ignored)
-    if (!Number.isInteger(config.cls) || config.cls < 0 || config.cls >= count)
+    if (config.denoiser.conditions) {
+      if (!config.denoiser.conditions.has(config.cls))
+        throw new DiffusionSearchError(`condition ${config.cls} is not registered with '${config.denoiser.name}' (Denoiser.registerCondition, or generate's prompt)`, 'ARGUMENT');
+    } else if (!Number.isInteger(config.cls) || config.cls < 0 || config.cls >= count)
       throw new DiffusionSearchError(`class ${config.cls} is not one of the model's ${count} classes`, 'ARGUMENT');
     // The step whose σ is closest to 0.4: where the self-supervised verifier takes its x̂0.
     let mid = 0;
@@ -230,11 +233,30 @@ export class SearchRun {
    * predictions of intermediate states, which are not samples (no archive, no final rewards).
    */
   async scorePredictions(x0: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
-    const t0 = performance.now();
     const n = x0.shape[0];
     const v = this.config.verifier;
-    const raw = await v.score(x0, new Array(n).fill(this.config.cls), { x0Mid, stream: this.stream, signal: this.config.signal });
-    this.budget.verifierSeconds += (performance.now() - t0) / 1000;
+    const cond = new Array<number>(n).fill(this.config.cls);
+    // A latent model's verifiers see images: decode first (decoder time is neither NFE nor verifier time).
+    const dec = this.denoiser.decoder;
+    const img = dec ? await dec.decode(x0, this.stream) : x0;
+    let imgMid: Tensor | undefined, condition: Record<string, Tensor> | undefined;
+    let raw: ArrayLike<number>;
+    try {
+      imgMid = dec && x0Mid ? await dec.decode(x0Mid, this.stream) : x0Mid;
+      const specs = this.denoiser.conditionSpecs;
+      if (v.needsCondition && specs) {
+        const t = await this.denoiser.conditions!.inputs(cond, this.stream);
+        condition = Object.fromEntries(specs.map((s, i) => [s.name, t[i]]));
+      }
+      const t0 = performance.now();
+      const extras = { x0Mid: imgMid, stream: this.stream, signal: this.config.signal, condition, prompts: this.config.prompt === undefined ? null : new Array<string>(n).fill(this.config.prompt) };
+      raw = await v.score(img, cond, extras);
+      this.budget.verifierSeconds += (performance.now() - t0) / 1000;
+    } finally {
+      if (img !== x0) img.dispose();
+      if (imgMid && imgMid !== x0Mid) imgMid.dispose();
+      Object.values(condition ?? {}).forEach((t) => t.dispose());
+    }
     if (raw.length !== n) throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
     return checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
   }

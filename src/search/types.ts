@@ -19,8 +19,13 @@ export interface SearchProgress {
 export interface SearchConfig {
   denoiser: Denoiser;
   verifier: Verifier;
-  /** Class index to condition on. */
+  /**
+   * What to condition on: a class index, or for a model conditioned on named tensors the id of a
+   * condition registered with the denoiser (Denoiser.registerCondition; generate() does it for prompts).
+   */
   cls: number;
+  /** The prompt behind the condition, handed to verifiers (prompt-aware rewards). */
+  prompt?: string;
   /** NFE budget for this search (one best sample). */
   budget: number;
   /** Denoising schedule (σ from 1 to 0) used by rollouts. */

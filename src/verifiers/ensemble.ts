@@ -95,6 +95,7 @@ export function verifierForSearch(v: Verifier, options: EnsembleOptions = {}): V
 export class EnsembleVerifier implements Verifier {
   readonly name: string;
   readonly needsMidPrediction: boolean;
+  readonly needsCondition: boolean;
   private readonly weights: number[];
   /** One map per verifier, fixed by the first batch scored. */
   private maps: RankMap[] | null = null;
@@ -110,6 +111,7 @@ export class EnsembleVerifier implements Verifier {
       throw new DiffusionSearchError('ensemble weights: one non-negative weight per verifier, not all zero', 'ARGUMENT');
     this.name = `ensemble(${verifiers.map((v) => v.name).join(',')})`;
     this.needsMidPrediction = verifiers.some((v) => v.needsMidPrediction);
+    this.needsCondition = verifiers.some((v) => v.needsCondition);
   }
 
   /** A fresh copy for one search: same verifiers (fresh too) and weights, not yet calibrated. */

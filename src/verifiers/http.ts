@@ -76,7 +76,7 @@ export class HttpVerifier implements Verifier {
       while (next < chunks.length) {
         const start = chunks[next++];
         const end = Math.min(n, start + this.o.maxRows);
-        const scores = await this.request(x0.shape, data.subarray(start * per, end * per), Array.from(cond).slice(start, end), extras);
+        const scores = await this.request(x0.shape, data.subarray(start * per, end * per), Array.from(cond).slice(start, end), { ...extras, prompts: extras.prompts?.slice(start, end) });
         out.set(scores, start);
       }
     };
@@ -95,7 +95,8 @@ export class HttpVerifier implements Verifier {
       dtype: 'float32',
       data: littleEndian(rows).toString('base64'),
       prompts: extras.prompts ?? null,
-      classes,
+      // With prompts, the rows' condition ids are not classes.
+      classes: extras.prompts ? null : classes,
     });
     let last: unknown;
     for (let attempt = 0; attempt <= this.o.retries; attempt++) {

@@ -12,7 +12,7 @@ async function chunked(
   module: TorchModule,
   method: string,
   x: Tensor,
-  cond: ArrayLike<number> | null,
+  cond: ArrayLike<number> | Tensor[] | null,
   maxBatch: number,
   stream?: NativeStream,
 ): Promise<Float32Array[]> {
@@ -20,10 +20,14 @@ async function chunked(
   const out: Float32Array[] = [];
   for (let start = 0; start < n; start += maxBatch) {
     const end = Math.min(n, start + maxBatch);
-    const xs = start === 0 && end === n ? x : await slice(x, start, end, stream);
-    const c = cond ? classTensor(Array.from(cond).slice(start, end), module.device) : null;
+    const whole = start === 0 && end === n;
+    const xs = whole ? x : await slice(x, start, end, stream);
+    // Class ids as one int64 tensor, or condition tensors sliced with the rows.
+    const c: Tensor[] = [];
     try {
-      const r = await module.call(method, c ? [xs, c] : [xs], stream);
+      if (cond && !isTensorList(cond)) c.push(classTensor(Array.from(cond).slice(start, end), module.device));
+      else if (cond) for (const t of cond) c.push(whole ? t : await slice(t, start, end, stream));
+      const r = await module.call(method, [xs, ...c], stream);
       if (typeof r !== 'object' || r === null || !('toArray' in r))
         throw new DiffusionSearchError(`'${module.path}' ${method} did not return a tensor`, 'SHAPE');
       const t = r as Tensor;
@@ -31,12 +35,14 @@ async function chunked(
       out.push(Float32Array.from((await t.toArray(stream)) as Float32Array));
       t.dispose();
     } finally {
-      c?.dispose();
+      if (!whole || !isTensorList(cond)) c.forEach((t) => t.dispose());
       if (xs !== x) xs.dispose();
     }
   }
   return out;
 }
+
+const isTensorList = (c: unknown): c is Tensor[] => Array.isArray(c) && c.length > 0 && typeof c[0] === 'object';
 
 const concat = (parts: Float32Array[]) => {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
@@ -45,19 +51,37 @@ const concat = (parts: Float32Array[]) => {
   return out;
 };
 
-/** forward(x0, cond) -> [N] of any TorchScript verifier. */
+/**
+ * forward(x0, cond) -> [N] of any TorchScript verifier; or, when its card lists
+ * "inputs": ["x0", name, ...], forward(x0, ...those condition tensors) — a prompt-aware verifier
+ * reading the same condition tensors the denoiser was given.
+ */
 export class TorchScriptVerifier implements Verifier {
+  /** Condition tensors forward takes after x0 (from the card's "inputs"); empty: a class id. */
+  readonly conditionInputs: string[];
+  readonly needsCondition: boolean;
   constructor(
     readonly module: TorchModule,
     readonly name = String(module.card?.name ?? module.path),
     readonly maxBatch = 256,
-  ) {}
+  ) {
+    const inputs = module.card?.inputs;
+    if (inputs !== undefined && (!Array.isArray(inputs) || inputs[0] !== 'x0' || !inputs.every((i) => typeof i === 'string')))
+      throw new DiffusionSearchError(`verifier card of '${module.path}': "inputs" must be ["x0", condition names...]`, 'MODEL_CARD');
+    this.conditionInputs = inputs ? (inputs as string[]).slice(1) : [];
+    this.needsCondition = this.conditionInputs.length > 0;
+  }
   static async load(file: string, o: { device?: string; name?: string; maxBatch?: number } = {}) {
     const m = await loadModule(file, { device: o.device });
     return new TorchScriptVerifier(m, o.name ?? String(m.card?.name ?? file), o.maxBatch);
   }
   async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
-    return concat(await chunked(this.module, 'forward', x0, cond, this.maxBatch, extras.stream));
+    if (!this.needsCondition) return concat(await chunked(this.module, 'forward', x0, cond, this.maxBatch, extras.stream));
+    const given = extras.condition ?? {};
+    const missing = this.conditionInputs.filter((k) => !given[k]);
+    if (missing.length)
+      throw new DiffusionSearchError(`verifier '${this.name}' reads the condition tensors [${this.conditionInputs}], but the search has no ${missing.join(', ')} (a class-conditional model?)`, 'ARGUMENT');
+    return concat(await chunked(this.module, 'forward', x0, this.conditionInputs.map((k) => given[k]), this.maxBatch, extras.stream));
   }
 }
 

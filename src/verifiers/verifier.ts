@@ -15,6 +15,8 @@ export interface ScoreExtras {
   signal?: AbortSignal;
   /** The prompt of each sample, for prompt-aware verifiers (null or absent for class conditions). */
   prompts?: string[] | null;
+  /** The condition tensors of each sample (named as the denoiser's card names them), for verifiers with needsCondition. */
+  condition?: Record<string, Tensor>;
 }
 
 export interface Verifier {
@@ -22,6 +24,10 @@ export interface Verifier {
   score(x0: Tensor, cond: ArrayLike<number>, extras?: ScoreExtras): Promise<Float32Array>;
   /** True when it needs extras.x0Mid. */
   readonly needsMidPrediction?: boolean;
+  /** True when it needs extras.condition (a verifier that reads the prompt's embedding). */
+  readonly needsCondition?: boolean;
+  /** A copy with fresh per-search state (a rank ensemble's calibration); SearchRun calls it. */
+  forSearch?(): Verifier;
 }
 
 /** Rejects NaN and ±∞ scores with the verifier's name, unless asked to treat them as −∞. */
@@ -38,14 +44,19 @@ export function checkScores(name: string, scores: Float32Array, nanAsNegInf = fa
   return scores;
 }
 
-/** Any `(x0, cond) => Promise<Float32Array | number[]>` as a verifier. */
+/**
+ * Any `(x0, cond, extras) => Promise<Float32Array | number[]>` as a verifier; `extras.prompts` holds
+ * each sample's prompt (text-conditioned models), and with `needsCondition` `extras.condition` the
+ * condition tensors.
+ */
 export class FunctionVerifier implements Verifier {
   constructor(
     readonly name: string,
-    private readonly fn: (x0: Tensor, cond: ArrayLike<number>) => Promise<ArrayLike<number>>,
+    private readonly fn: (x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras) => Promise<ArrayLike<number>>,
+    readonly needsCondition = false,
   ) {}
-  async score(x0: Tensor, cond: ArrayLike<number>): Promise<Float32Array> {
-    const s = Float32Array.from(await this.fn(x0, cond));
+  async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
+    const s = Float32Array.from(await this.fn(x0, cond, extras));
     if (s.length !== x0.shape[0])
       throw new DiffusionSearchError(`verifier '${this.name}' returned ${s.length} scores for ${x0.shape[0]} samples`, 'SHAPE');
     return s;
