@@ -75,6 +75,8 @@ export interface GenerateResult {
   latents: { data: Float32Array; shape: number[] } | null;
   /** The prompt of each row (text-conditioned models), else null. */
   prompts: string[] | null;
+  /** The range of `samples` (the card's, or its decoder's), for display; null when unknown. */
+  valueRange: [number, number] | null;
   /** The reward of each row of `samples`. */
   rewards: number[];
   results: Array<Omit<SearchResult, 'sample' | 'top'>>;
@@ -273,6 +275,7 @@ export async function generate(
     shape: outShape,
     latents: decoded ? { data: latents, shape: latentShape } : null,
     prompts: prompts ? keptPrompts : null,
+    valueRange: (decoded ? denoiser.decoder!.spec.value_range : denoiser.card.value_range) ?? null,
     rewards,
     results,
     report,

@@ -153,3 +153,26 @@ describe('generate with prompts on a latent model', () => {
     await expectCode(() => generate({ model: fixture('cond-tiny.pt'), prompt: ' ', verifier: [fixture('cond-verifier.pt')], budget: 20, steps: 4 }), 'ARGUMENT');
   });
 });
+
+describe('CLI prompts', () => {
+  it('--prompt and --prompts file: latents.npy beside the decoded samples, a warning for unknown words', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { readNpy } = await import('../src/io/npy');
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-prompts-'));
+    fs.writeFileSync(path.join(out, 'p.txt'), 'a red\n# a comment\n\nblue big\n');
+    const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
+    const r = spawnSync(process.execPath, [cli, 'generate', '--model', fixture('cond-tiny.pt'), '--verifier', fixture('cond-verifier.pt'), '--prompt', 'a green', '--prompts', path.join(out, 'p.txt'), '--algorithm', 'best-of-n', '--budget', '20', '--steps', '4', '--n', '1', '--out', out], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/prompt 1: words not in the text encoder's vocabulary: green/);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.prompts).toEqual(['a green', 'a red', 'blue big']);
+    expect(readNpy(path.join(out, 'samples.npy')).shape).toEqual([3, 3]);
+    expect(readNpy(path.join(out, 'latents.npy')).shape).toEqual([3, 2]);
+    const bad = spawnSync(process.execPath, [cli, 'generate', '--model', 'gmm2d', '--prompt', 'x', '--out', out], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/class-conditional: pass --class/);
+  });
+});

@@ -18,6 +18,9 @@ export function addGenerate(program: Command): void {
     .description('search for samples the verifier prefers and write report.json, samples.npy and grid.png')
     .option('--model <name|path>', 'shipped model name or TorchScript file', 'fashion-flow')
     .option('--class <name|index>', "class to condition on: a name or index from the model's card (`diffusion-search models` lists them)", '0')
+    .option('--prompt <text>', 'prompt of a text-conditioned model (repeat for several: n searches each)', collect)
+    .option('--prompts <file>', 'prompts, one per line (blank lines and # comments skipped)')
+    .option('--negative-prompt <text>', 'the unconditional branch of guidance (text-conditioned models)')
     .option('--algorithm <name>', `one of ${Object.keys(algorithms).join(', ')}`, 'evosearch')
     .option('--budget <nfe>', 'NFE per sample', '500')
     .option('--n <samples>', 'samples (one search each)', '4')
@@ -103,8 +106,10 @@ Examples:
       bar?.update(used, used, `${result.results.length} sample(s) done`, true);
       bar?.done();
       writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
-      const card = result.report as { model: string };
-      fs.writeFileSync(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, [-1, 1], 4));
+      if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
+      const card = result.report as { model: string; unknown_words: string[][] | null };
+      fs.writeFileSync(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
+      card.unknown_words?.forEach((w, i) => w.length && process.stderr.write(`diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`));
       fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
       if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
       else {
@@ -112,11 +117,28 @@ Examples:
         const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
         console.log(`${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
         if (r.eval) console.log(`eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`);
-        console.log(`wrote ${path.join(out, 'report.json')}, samples.npy, grid.png`);
+        console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`);
         if (!result.complete) console.log('interrupted: wrote the samples finished before Ctrl-C');
       }
       if (!result.complete) process.exitCode = 130;
     });
+}
+
+/** --prompt values (or a config's string / array) followed by the lines of --prompts. */
+function readPrompts(flag: unknown, file: unknown): string[] | undefined {
+  const list = flag === undefined ? [] : Array.isArray(flag) ? flag.map(String) : [String(flag)];
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(String(file), 'utf8');
+    } catch (e) {
+      throw new DiffusionSearchError(`cannot read --prompts '${file}': ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+    }
+    const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    if (!lines.length) throw new DiffusionSearchError(`--prompts '${file}' holds no prompt`, 'ARGUMENT');
+    list.push(...lines);
+  }
+  return list.length ? list : undefined;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -175,9 +197,12 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
       break;
   }
   const verifier = get('verifier');
+  const prompts = readPrompts(get('prompt'), get('prompts'));
   return {
     model: String(get('model')),
     class: get('class') as string,
+    prompt: prompts,
+    negativePrompt: get('negativePrompt') === undefined ? undefined : String(get('negativePrompt')),
     algorithm,
     budget: int('budget', get('budget'), 1),
     n: int('n', get('n'), 1),
