@@ -12,6 +12,7 @@ import { algorithms, type AlgorithmName } from './search';
 import type { SearchProgress, SearchResult, TraceEntry } from './search/types';
 import { Evaluator, type EvalReport } from './eval/metrics';
 import type { Verifier } from './verifiers/verifier';
+import { evaluatePrompts, type AttributeRules, type PromptEvalReport } from './eval/prompt-eval';
 import { createStream, type Stream } from './stream';
 import { tensor } from './tensor';
 import { loadTextEncoder, registerPrompts } from './models/prompting';
@@ -212,10 +213,15 @@ export async function generate(
   const outShape = decoded ? [kept.length, ...denoiser.decoder!.imageShape] : latentShape;
   const outSamples = decoded ?? latents;
   let evalReport: EvalReport | null = null;
-  const wantEval = o.eval ?? shipped?.name === 'fashion-flow';
+  const wantEval = o.eval ?? (shipped?.name === 'fashion-flow' || shipped?.name === 'fashion-t2i');
+  let promptEval: PromptEvalReport | null = null;
+  const rules = denoiser.card.attributes as AttributeRules | undefined;
   if (wantEval && done > 0 && !prompts) {
     const ev = await Evaluator.load();
     evalReport = await ev.evaluate(outSamples, outShape, new Array(kept.length).fill(cls), denoiser.classes);
+  } else if (wantEval && done > 0 && rules && denoiser.classes) {
+    // A text-to-image model judged against its prompts: the class they name and the attributes they state.
+    promptEval = await evaluatePrompts(outSamples, outShape, keptPrompts, denoiser.classes, rules, await Evaluator.load());
   }
   const rewards = keptRewards;
   const report = {
@@ -245,6 +251,8 @@ export async function generate(
     verifier: verifier.name,
     steps: keptSteps,
     eval: evalReport,
+    /** Text-to-image models with attribute rules: class and attribute accuracy against the prompts. */
+    prompt_eval: promptEval,
     config: {
       model: modelName,
       class: prompts ? undefined : cls,
