@@ -8,6 +8,8 @@ import { addSweep } from './sweep-command';
 import { addEval } from './eval-command';
 import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
 import { benchSearch, formatSearchBench } from '../bench/search';
+import { benchModel, formatModelBench, DEFAULT_BATCHES } from '../bench/model';
+import { benchE2e, formatE2e } from '../bench/e2e';
 import { DiffusionSearchError } from '../errors';
 
 const program = new Command();
@@ -76,6 +78,34 @@ bench
     if (!Number.isInteger(steps) || steps < 1) throw new DiffusionSearchError(`--steps must be a positive integer, got '${opts.steps}'`, 'ARGUMENT');
     const r = await benchSearch({ model: opts.model, budget, steps, device: opts.device });
     process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatSearchBench(r)) + '\n');
+  });
+
+bench
+  .command('model')
+  .description("the addon's forward of a TorchScript model against python3-torch's forward of the same file; --e2e: best-of-N against a plain PyTorch loop")
+  .option('--json', 'print one JSON object')
+  .option('--model <name>', 'shipped model or TorchScript file: forward(x [B,1,28,28], sigma [B], class int64 [B])', 'fashion-flow')
+  .option('--batches <list>', 'comma-separated batch sizes', DEFAULT_BATCHES.join(','))
+  .option('--threads <n>', 'intra-op threads of both runtimes', '1')
+  .option('--repeats <n>', 'timed forwards per batch (after 3 warm-up forwards)', '20')
+  .option('--e2e', 'instead: generate --algorithm best-of-n --budget 500 --n 4 --steps 10 --class Shirt against bench/torch_search.py')
+  .option('--python <path>', 'the Python with PyTorch (default: $PYTHON or python3)')
+  .addHelpText('after', '\nExamples:\n  $ diffusion-search bench model\n  $ diffusion-search bench model --threads 2 --json\n  $ diffusion-search bench model --e2e --threads 2 --repeats 3')
+  .action(async (opts: { json?: boolean; model: string; batches: string; threads: string; repeats: string; e2e?: boolean; python?: string }) => {
+    const int = (s: string, what: string) => {
+      const v = Number(s);
+      if (!Number.isInteger(v) || v < 1) throw new DiffusionSearchError(`${what} must be a positive integer, got '${s}'`, 'ARGUMENT');
+      return v;
+    };
+    const threads = int(opts.threads, '--threads'), repeats = int(opts.repeats, '--repeats');
+    if (opts.e2e) {
+      const r = await benchE2e({ threads, repeats, python: opts.python });
+      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatE2e(r)) + '\n');
+      return;
+    }
+    const batches = opts.batches.split(',').map((s) => int(s.trim(), '--batches'));
+    const r = await benchModel({ model: opts.model, batches, threads, repeats, python: opts.python });
+    process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatModelBench(r)) + '\n');
   });
 
 void runMain(program);
