@@ -268,3 +268,14 @@ describe('vp2d: every search runs on the vp path', () => {
     expect(r.rewards.every(Number.isFinite)).toBe(true);
   });
 });
+
+describe('adaptive schedules on a vp model', () => {
+  it('are an ARGUMENT error naming the path, not a step with an infinite slope', async () => {
+    const { sampleAdaptive, TimePredictionModule } = await import('../src/samplers/adaptive');
+    const d = await Denoiser.load(file);
+    const tpm = await TimePredictionModule.load('tpm');
+    const meter: NfeMeter = { charge() {}, addModelTime() {} };
+    const e = await expectCode(() => sampleAdaptive(tensor(randn(4), [2, 2]), { denoiser: d, predictor: tpm, cond: [0, 0], meter }), 'ARGUMENT');
+    expect(e.message).toMatch(/'vp' path/);
+  });
+});

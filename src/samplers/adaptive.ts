@@ -256,7 +256,11 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   if (start.length !== n || !start.every((s) => s > 0 && s <= 1))
     throw new DiffusionSearchError('adaptive: sigmaStart must be in (0, 1] for every sample', 'ARGUMENT');
   const d = o.denoiser;
-  const fastVelocity = d.prediction === 'velocity' && d.path === 'rectified_flow';
+  // The module's step rule (Euler / AB2 in σ) is the rectified flow's; in σ a vp path's slope is
+  // unbounded at σ = 1, and a Time Prediction Module is trained for one model and its path anyway.
+  if (d.path !== 'rectified_flow')
+    throw new DiffusionSearchError(`adaptive schedules step in σ along a rectified-flow path; '${d.name}' is on the '${d.path}' path: use a fixed schedule`, 'ARGUMENT');
+  const fastVelocity = d.prediction === 'velocity';
   const steps = new Int32Array(n);
   const sigmas = start.map((s) => [s]);
   const done = new RowCollector();
