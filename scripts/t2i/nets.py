@@ -225,12 +225,17 @@ class SelfAttnBlock(nn.Module):
         return x + self.att(q, q, m).transpose(1, 2).reshape(n, c, hh, ww)
 
 
+class NoCross(nn.Module):
+    def forward(self, x: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 class Stage(nn.Module):
-    def __init__(self, c: int, edim: int, text_dim: int, self_attn: bool):
+    def __init__(self, c: int, edim: int, text_dim: int, self_attn: bool, cross_attn: bool, heads: int):
         super().__init__()
         self.res = ResBlock(c, edim)
-        self.cross = CrossAttnBlock(c, text_dim)
-        self.sa = SelfAttnBlock(c) if self_attn else nn.Identity()
+        self.cross = CrossAttnBlock(c, text_dim, heads) if cross_attn else NoCross()
+        self.sa = SelfAttnBlock(c, heads) if self_attn else nn.Identity()
 
     def forward(self, h: torch.Tensor, e: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.sa(self.cross(self.res(h, e), text, mask))
@@ -238,13 +243,13 @@ class Stage(nn.Module):
 
 class T2IDenoiser(nn.Module):
     def __init__(self, latent_ch: int = 4, ch: int = 128, edim: int = 256, text_dim: int = 64, max_len: int = 8,
-                 depth: int = 4, self_attn: bool = True):
+                 depth: int = 4, self_attn: bool = True, cross_stages: Tuple[int, ...] = (0, 1, 2, 3), heads: int = 4):
         super().__init__()
         self.temb = SinusoidalEmb(64)
         self.tmlp = nn.Sequential(nn.Linear(64, edim), nn.SiLU(), nn.Linear(edim, edim))
         self.pool_mlp = nn.Sequential(nn.Linear(text_dim, edim), nn.SiLU(), nn.Linear(edim, edim))
         self.inp = nn.Conv2d(latent_ch, ch, 3, padding=1)
-        self.stages = nn.ModuleList([Stage(ch, edim, text_dim, self_attn and i % 2 == 1) for i in range(depth)])
+        self.stages = nn.ModuleList([Stage(ch, edim, text_dim, self_attn and i % 2 == 1, i in cross_stages, heads) for i in range(depth)])
         self.outn = nn.GroupNorm(8, ch)
         self.out = nn.Conv2d(ch, latent_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)

@@ -24,7 +24,7 @@ import fmnist  # noqa: E402
 import prompts as P  # noqa: E402
 from nets import T2IDenoiser  # noqa: E402
 
-ARCH = dict(latent_ch=4, ch=96, edim=256, text_dim=64, max_len=P.MAX_LEN, depth=4, self_attn=True)
+ARCH = dict(latent_ch=4, ch=64, edim=256, text_dim=64, max_len=P.MAX_LEN, depth=4, self_attn=False, cross_stages=[1], heads=2)
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def encode_all(ae, x, bs=1000):
 
 def build(arch):
     return T2IDenoiser(arch["latent_ch"], arch["ch"], arch["edim"], arch["text_dim"], arch["max_len"], arch["depth"],
-                       arch["self_attn"])
+                       arch["self_attn"], tuple(arch["cross_stages"]), arch["heads"])
 
 
 def export(ckpt_path, out, keep_metrics=True):
@@ -75,9 +75,10 @@ def export(ckpt_path, out, keep_metrics=True):
             "ema": f"min({a['ema']}, (1+step)/(10+step)); exported weights are the EMA",
             "sigma_sampling": "logit-normal(0,1), 10% uniform",
             "prompt_dropout": f"each attribute word {P.P_DROP}; whole condition -> null {a['p_uncond']}",
-            "architecture": f"7x7 latent net: {arch['depth']} stages of (FiLM residual block, cross-attention to the text tokens "
-                            f"plus a learned sink key){', self-attention after every 2nd stage' if arch['self_attn'] else ''}; "
-                            f"{arch['ch']} channels, embedding {arch['edim']}",
+            "architecture": f"7x7 latent net, {arch['ch']} channels: {arch['depth']} FiLM residual blocks (scale/shift from "
+                            f"sigma embedding + MLP of the masked mean-pooled text), cross-attention ({arch['heads']} heads) "
+                            f"to the text tokens plus a learned sink key after block(s) {arch['cross_stages']}"
+                            f"{', self-attention after every 2nd block' if arch['self_attn'] else ''}; embedding {arch['edim']}",
             "frozen_inputs": {"text_encoder": "models/fashion-text.pt", "autoencoder": "models/fashion-ae.pt"},
             "loss_curve_every_100_steps": ck.get("curve", [])[-5:], "hardware": f"CPU, {a['threads']} thread(s)",
             **fmnist.torch_info(),
@@ -96,9 +97,9 @@ def main():
     ap.add_argument("--minutes", type=float, default=25.0)
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--p-uncond", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -110,12 +111,12 @@ def main():
     ap.add_argument("--out", default="models/fashion-t2i.pt")
     ap.add_argument("--ch", type=int, default=ARCH["ch"])
     ap.add_argument("--depth", type=int, default=ARCH["depth"])
-    ap.add_argument("--no-self-attn", action="store_true")
+    ap.add_argument("--self-attn", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     fmnist.seed_everything(args.seed)
     command = common.command_line()
-    arch = dict(ARCH, ch=args.ch, depth=args.depth, self_attn=not args.no_self_attn)
+    arch = dict(ARCH, ch=args.ch, depth=args.depth, self_attn=args.self_attn)
 
     x, y = fmnist.load("train")
     si, bi = P.attribute_ids(x, y)
