@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'VERIFIER' // a verifier returned NaN or an infinite score
   | 'BUDGET' // a budget too small for the algorithm, or an attempt to exceed it
   | 'ABORTED' // the search was cancelled with its AbortSignal
+  | 'BUSY' // an engine's queue is full (HTTP 429), or it is shutting down
   | 'NATIVE'; // any other native failure (its message says what)
 
 /** The one error type of diffusion-search: `code` says what went wrong, the message says why. */

@@ -43,6 +43,7 @@ program
 addGenerate(program);
 addSweep(program);
 addEval(program);
+(require('./serve-command') as typeof import('./serve-command')).addServe(program);
 
 const bench = program.command('bench').description('benchmarks of the native kernels and of whole searches');
 bench

@@ -70,8 +70,10 @@ export class Denoiser {
    * Loads the module; for a latent model also its decoder, and for a model with a stored null
    * condition (card "unconditional": { "method": ... }) that condition.
    */
-  static async load(file: string, options: { device?: string; maxBatch?: number } = {}): Promise<Denoiser> {
-    const d = new Denoiser(await loadModule(file, { device: options.device }), options);
+  static async load(file: string, options: { device?: string; maxBatch?: number; wrap?: (m: TorchModule) => TorchModule } = {}): Promise<Denoiser> {
+    // `wrap`: an engine routes the module's calls through its batcher (src/engine/batcher.ts).
+    const m = await loadModule(file, { device: options.device });
+    const d = new Denoiser(options.wrap ? options.wrap(m) : m, options);
     try {
       const spec = d.card.decoder as DecoderSpec | undefined;
       if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: besideModel(spec.model, d.module.path) }, d.sampleShape, options);

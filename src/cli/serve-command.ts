@@ -1,0 +1,97 @@
+/** `diffusion-search serve`: the HTTP server over one engine (src/server), until SIGTERM or SIGINT. */
+import type { Command } from 'commander';
+import { DiffusionSearchError } from '../errors';
+import { createEngine } from '../engine/engine';
+import { createServer } from '../server/server';
+import { resolveModel, shipped } from '../models/shipped';
+
+const int = (s: string, what: string, min = 1) => {
+  const v = Number(s);
+  if (!Number.isInteger(v) || v < min) throw new DiffusionSearchError(`${what} must be an integer >= ${min}, got '${s}'`, 'ARGUMENT');
+  return v;
+};
+
+/** '512m', '8g', '1048576' → bytes. */
+export function parseBytes(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
+  if (!m) throw new DiffusionSearchError(`${what} must be bytes, e.g. 512m or 8g, got '${s}'`, 'ARGUMENT');
+  return Math.round(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()));
+}
+
+export function addServe(program: Command): void {
+  program
+    .command('serve')
+    .description('an HTTP server over one engine: models loaded once, concurrent searches batched together')
+    .option('--port <n>', 'port (0: any free one; the line "listening on ..." says which)', '8080')
+    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option('--models-dir <dir>', 'directory whose .pt files requests may name (besides the shipped models)')
+    .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
+    .option('--threads <n>', 'intra-op threads (default: libtorch\'s, all cores or OMP_NUM_THREADS)')
+    .option('--max-batch <n>', 'most rows per forward', '128')
+    .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
+    .option('--no-batching', 'every search calls the models alone (for comparison)')
+    .option('--max-active <n>', 'requests running at once', '16')
+    .option('--max-queue <n>', 'requests waiting beyond those (more get 429)', '64')
+    .option('--searches-per-request <n>', 'searches of one request running at once', '8')
+    .option('--memory-limit <bytes>', 'ceiling on the estimated memory of running requests, e.g. 8g (default: half the RAM on CPU)')
+    .option('--max-body <bytes>', 'largest request body', '1m')
+    .option('--max-request-nfe <n>', 'most NFE per request (n × budget × prompts)', '200000')
+    .option('--allow-remote-verifiers', 'let requests name http(s) verifier URLs')
+    .option('--preload <names>', 'models to load before listening, comma-separated (e.g. fashion-flow,classifier)')
+    .option('--shutdown-deadline <s>', 'on SIGTERM: seconds requests in flight may take before they are cancelled', '30')
+    .addHelpText(
+      'after',
+      `
+Endpoints: POST /v1/generate (JSON body = generate options; Accept: image/png for the grid),
+POST|GET /v1/generate/stream (SSE progress), GET /v1/models, GET /healthz, GET /metrics.
+
+Examples:
+  $ diffusion-search serve --port 8080
+  $ curl -s localhost:8080/v1/generate -d '{"model":"gmm2d","algorithm":"best-of-n","budget":100,"n":2}'
+  $ curl -s localhost:8080/v1/generate -H 'accept: image/png' -d '{"class":"Shirt","budget":200}' > grid.png`,
+    )
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const engine = createEngine({
+        device: String(o.device),
+        threads: o.threads === undefined ? undefined : int(String(o.threads), '--threads'),
+        maxBatch: int(String(o.maxBatch), '--max-batch'),
+        batchWindowUs: int(String(o.batchWindowUs), '--batch-window-us', 0),
+        batching: o.batching !== false,
+        maxActive: int(String(o.maxActive), '--max-active'),
+        maxQueue: int(String(o.maxQueue), '--max-queue', 0),
+        searchesPerRequest: int(String(o.searchesPerRequest), '--searches-per-request'),
+        memoryLimit: o.memoryLimit === undefined ? undefined : parseBytes(String(o.memoryLimit), '--memory-limit'),
+      });
+      const server = createServer(engine, {
+        modelsDir: o.modelsDir === undefined ? undefined : String(o.modelsDir),
+        maxBodyBytes: parseBytes(String(o.maxBody), '--max-body'),
+        maxRequestNfe: int(String(o.maxRequestNfe), '--max-request-nfe'),
+        allowRemoteVerifiers: !!o.allowRemoteVerifiers,
+      });
+      for (const name of String(o.preload ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+        const model = server.modelPath(name, '--preload');
+        const kind = shipped.find((m) => m.name === name)?.kind;
+        const h = await (kind === 'verifier' || name === 'self' ? engine.models.verifier(model, 64) : engine.models.denoiser(resolveModel(model).file));
+        h.release(); // stays loaded: the cache keeps models no request holds
+      }
+      const deadline = Number(o.shutdownDeadline) * 1000;
+      const addr = await server.listen(int(String(o.port), '--port', 0), String(o.host));
+      process.stdout.write(`listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (sig: string) => {
+          if (stopping) return;
+          stopping = true;
+          process.stderr.write(`diffusion-search serve: ${sig}: not accepting new requests; ${engine.metrics().activeRequests} in flight get up to ${deadline / 1000} s\n`);
+          void server.close(deadline).then(resolve, (e) => {
+            process.stderr.write(`diffusion-search serve: shutdown: ${(e as Error).message}\n`);
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      process.stderr.write('diffusion-search serve: stopped\n');
+      process.exitCode = 0;
+    });
+}

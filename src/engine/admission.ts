@@ -1,0 +1,99 @@
+/**
+ * Admission: at most `maxActive` requests run at once and their estimated memory stays under
+ * `memoryLimit`; up to `maxQueue` more wait, first come first served; beyond that a request is
+ * refused at once with BUSY (HTTP 429). A request that alone would exceed the memory ceiling is
+ * refused with OUT_OF_MEMORY, naming the estimate and the limit. A waiting request's AbortSignal
+ * takes it out of the queue.
+ */
+import { DiffusionSearchError } from '../errors';
+
+export interface AdmissionOptions {
+  maxActive: number;
+  maxQueue: number;
+  /** Bytes; Infinity: no ceiling. */
+  memoryLimit: number;
+}
+
+interface Waiter {
+  bytes: number;
+  resolve: (release: () => void) => void;
+  reject: (e: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+export class Admission {
+  active = 0;
+  reserved = 0;
+  private readonly waiting: Waiter[] = [];
+  private closedWith: string | null = null;
+
+  constructor(readonly options: AdmissionOptions) {}
+
+  get queueDepth(): number {
+    return this.waiting.length;
+  }
+
+  private fits(bytes: number): boolean {
+    return this.active < this.options.maxActive && (this.active === 0 || this.reserved + bytes <= this.options.memoryLimit);
+  }
+
+  /** Waits for a slot for a request of `bytes` (estimated); release() it when the request ends. */
+  async admit(bytes: number, signal?: AbortSignal): Promise<() => void> {
+    if (this.closedWith) throw new DiffusionSearchError(this.closedWith, 'BUSY');
+    if (bytes > this.options.memoryLimit)
+      throw new DiffusionSearchError(
+        `this request needs about ${mib(bytes)} (samples, states and copies of its searches running at once), above the engine's memory limit of ${mib(this.options.memoryLimit)}: lower n, budget or keep, or raise the limit`,
+        'OUT_OF_MEMORY',
+      );
+    if (signal?.aborted) throw new DiffusionSearchError('request cancelled before it started', 'ABORTED', { cause: signal.reason });
+    if (this.waiting.length === 0 && this.fits(bytes)) return this.take(bytes);
+    if (this.waiting.length >= this.options.maxQueue)
+      throw new DiffusionSearchError(`busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ${this.options.maxQueue}); retry later`, 'BUSY');
+    return new Promise<() => void>((resolve, reject) => {
+      const w: Waiter = { bytes, resolve, reject, signal };
+      if (signal) {
+        w.onAbort = () => {
+          const i = this.waiting.indexOf(w);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(new DiffusionSearchError('request cancelled while queued', 'ABORTED', { cause: signal.reason }));
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.waiting.push(w);
+    });
+  }
+
+  private take(bytes: number): () => void {
+    this.active++;
+    this.reserved += bytes;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.active--;
+      this.reserved -= bytes;
+      this.next();
+    };
+  }
+
+  /** Lets waiting requests in, in order, while they fit. */
+  private next(): void {
+    while (this.waiting.length && this.fits(this.waiting[0].bytes)) {
+      const w = this.waiting.shift()!;
+      if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
+      w.resolve(this.take(w.bytes));
+    }
+  }
+
+  /** Refuses new requests and fails the waiting ones (BUSY with this message). */
+  close(message: string): void {
+    this.closedWith = message;
+    for (const w of this.waiting.splice(0)) {
+      if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
+      w.reject(new DiffusionSearchError(message, 'BUSY'));
+    }
+  }
+}
+
+const mib = (b: number) => (Number.isFinite(b) ? `${(b / 1024 / 1024).toFixed(1)} MiB` : 'unlimited');
