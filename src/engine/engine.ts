@@ -347,9 +347,9 @@ export class Engine {
       registered?.release();
       control.signal?.removeEventListener('abort', onAbort);
       this.running.delete(ctl);
-      release?.();
       held.forEach((h) => h.release());
       await mainStream.close();
+      release?.();
     }
   }
 
