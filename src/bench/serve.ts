@@ -1,0 +1,219 @@
+/**
+ * `npm run bench:serve`: a loopback load generator against `diffusion-search serve` (a child
+ * process), with cross-search batching on and off in one run. Closed loop: C clients each send
+ * requests back to back for a while; throughput in searches/s and latency p50/p95 per cell. Then
+ * "small under load": one client's small requests while 16 clients run big ones, against the
+ * small request's unloaded latency.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../native';
+
+export interface Scenario {
+  algorithm: 'best-of-n' | 'evosearch';
+  budget: number;
+}
+
+export interface ServeBenchCell {
+  batching: boolean;
+  algorithm: string;
+  budget: number;
+  clients: number;
+  repeat: number;
+  requests: number;
+  seconds: number;
+  searches_per_second: number;
+  p50_ms: number;
+  p95_ms: number;
+  rows_per_forward: number;
+}
+
+export interface ServeBenchOptions {
+  model?: string;
+  steps?: number;
+  clients?: number[];
+  scenarios?: Scenario[];
+  /** Seconds each cell keeps issuing requests (requests started run to the end). */
+  seconds?: number;
+  repeats?: number;
+  /** Also the small-under-load check. */
+  underLoad?: boolean;
+  log?: (line: string) => void;
+}
+
+const quantile = (xs: number[], q: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+};
+
+async function startServer(batching: boolean): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
+  const cli = path.join(packageRoot, 'lib', 'cli', 'index.js');
+  const args = [cli, 'serve', '--port', '0', '--max-active', '64', '--max-queue', '256', '--max-request-nfe', '1000000', ...(batching ? [] : ['--no-batching'])];
+  const child = spawn(process.execPath, args, { env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+  });
+  return {
+    url,
+    child,
+    stop: () =>
+      new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function request(url: string, body: Record<string, unknown>): Promise<number> {
+  const t0 = performance.now();
+  const r = await fetch(`${url}/v1/generate`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const j = (await r.json()) as { error?: { message: string } };
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${j.error?.message}`);
+  return performance.now() - t0;
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*kind="denoiser"[^}]*\\} ([\\d.e+-]+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
+}
+
+/** C clients, back to back, for `seconds`; every request started is awaited. */
+async function closedLoop(url: string, clients: number, seconds: number, body: (k: number) => Record<string, unknown>) {
+  const lat: number[] = [];
+  let k = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) lat.push(await request(url, body(k++)));
+    }),
+  );
+  return { lat, seconds: (performance.now() - t0) / 1000 };
+}
+
+export async function benchServe(o: ServeBenchOptions = {}) {
+  const log = o.log ?? (() => {});
+  const model = o.model ?? 'fashion-flow';
+  const steps = o.steps ?? 10;
+  const clients = o.clients ?? [1, 4, 16];
+  const scenarios = o.scenarios ?? [
+    { algorithm: 'best-of-n', budget: 100 },
+    { algorithm: 'evosearch', budget: 100 },
+    { algorithm: 'best-of-n', budget: 500 },
+    { algorithm: 'evosearch', budget: 500 },
+  ];
+  const seconds = o.seconds ?? 15;
+  const repeats = o.repeats ?? 1;
+  const cells: ServeBenchCell[] = [];
+  const underLoad: Array<{ batching: boolean; unloaded_p50_ms: number; loaded_p50_ms: number; loaded_p95_ms: number; ratio_p95: number; probes: number }> = [];
+  const body = (s: Scenario, k: number) => ({ model, algorithm: s.algorithm, budget: s.budget, n: 1, steps, seed: k, class: k % 10, eval: false });
+  for (const batching of [true, false]) {
+    const srv = await startServer(batching);
+    try {
+      for (const s of scenarios) await request(srv.url, body(s, 0)); // load and warm up
+      for (let rep = 0; rep < repeats; rep++)
+        for (const s of scenarios)
+          for (const c of clients) {
+            const f0 = await metric(srv.url, 'diffusion_search_forwards_total');
+            const r0 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
+            const r = await closedLoop(srv.url, c, seconds, (k) => body(s, k));
+            const f1 = await metric(srv.url, 'diffusion_search_forwards_total');
+            const r1 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
+            const cell: ServeBenchCell = {
+              batching,
+              algorithm: s.algorithm,
+              budget: s.budget,
+              clients: c,
+              repeat: rep,
+              requests: r.lat.length,
+              seconds: r.seconds,
+              searches_per_second: r.lat.length / r.seconds,
+              p50_ms: quantile(r.lat, 0.5),
+              p95_ms: quantile(r.lat, 0.95),
+              rows_per_forward: f1 > f0 ? (r1 - r0) / (f1 - f0) : 0,
+            };
+            cells.push(cell);
+            log(
+              `batching ${batching ? 'on ' : 'off'} ${s.algorithm.padEnd(9)} budget ${String(s.budget).padStart(3)} clients ${String(c).padStart(2)}: ` +
+                `${cell.searches_per_second.toFixed(2)} searches/s, p50 ${cell.p50_ms.toFixed(0)} ms, p95 ${cell.p95_ms.toFixed(0)} ms, ${cell.requests} requests, ${cell.rows_per_forward.toFixed(1)} rows/forward`,
+            );
+          }
+      if (o.underLoad ?? true) {
+        // Small requests (best-of-n, budget 100) from one client, alone and while 16 clients run evosearch at budget 500.
+        const small: Scenario = { algorithm: 'best-of-n', budget: 100 }, big: Scenario = { algorithm: 'evosearch', budget: 500 };
+        const alone = await closedLoop(srv.url, 1, Math.max(5, seconds / 2), (k) => body(small, k));
+        let stop = false;
+        const bigs = Array.from({ length: 16 }, async (_, i) => {
+          for (let k = 0; !stop; k++) await request(srv.url, body(big, 1000 * i + k));
+        });
+        await new Promise((r) => setTimeout(r, 2000));
+        const loaded = await closedLoop(srv.url, 1, seconds, (k) => body(small, 5000 + k));
+        stop = true;
+        await Promise.all(bigs);
+        const row = {
+          batching,
+          unloaded_p50_ms: quantile(alone.lat, 0.5),
+          loaded_p50_ms: quantile(loaded.lat, 0.5),
+          loaded_p95_ms: quantile(loaded.lat, 0.95),
+          ratio_p95: quantile(loaded.lat, 0.95) / quantile(alone.lat, 0.5),
+          probes: loaded.lat.length,
+        };
+        underLoad.push(row);
+        log(`batching ${batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`);
+      }
+    } finally {
+      await srv.stop();
+    }
+  }
+  return { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() }, model, steps, seconds, repeats, cells, underLoad };
+}
+
+export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): string {
+  const lines = [
+    `serve bench: ${r.model}, n = 1, ${r.steps} steps, closed loop ${r.seconds} s per cell; ${r.machine.cpus} × ${r.machine.cpu}, load average ${r.machine.load.map((l) => l.toFixed(1)).join(' ')}`,
+    '',
+    '| algorithm | budget | clients | batching | searches/s | p50 ms | p95 ms | rows/forward | requests |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of r.cells)
+    lines.push(`| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.batching ? 'on' : 'off'} | ${c.searches_per_second.toFixed(2)} | ${c.p50_ms.toFixed(0)} | ${c.p95_ms.toFixed(0)} | ${c.rows_per_forward.toFixed(1)} | ${c.requests} |`);
+  if (r.underLoad.length) {
+    lines.push('', '| small request (best-of-n 100) | batching | unloaded p50 ms | under 16 × evosearch-500: p50 ms | p95 ms | p95 / unloaded |', '|---|---|---:|---:|---:|---:|');
+    for (const u of r.underLoad) lines.push(`| | ${u.batching ? 'on' : 'off'} | ${u.unloaded_p50_ms.toFixed(0)} | ${u.loaded_p50_ms.toFixed(0)} | ${u.loaded_p95_ms.toFixed(0)} | ${u.ratio_p95.toFixed(1)}× |`);
+  }
+  return lines.join('\n');
+}
+
+/** bench/serve.js: --json, --seconds s, --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load. */
+export async function main(argv: string[]): Promise<void> {
+  const arg = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const json = argv.includes('--json');
+  const scen = arg('--scenarios');
+  const r = await benchServe({
+    seconds: arg('--seconds') ? Number(arg('--seconds')) : undefined,
+    repeats: arg('--repeats') ? Number(arg('--repeats')) : undefined,
+    clients: arg('--clients')?.split(',').map(Number),
+    model: arg('--model'),
+    scenarios: scen?.split(',').map((s) => {
+      const [algorithm, budget] = s.split(':');
+      return { algorithm: algorithm as Scenario['algorithm'], budget: Number(budget) };
+    }),
+    underLoad: !argv.includes('--no-under-load'),
+    log: json ? undefined : (l) => process.stderr.write(l + '\n'),
+  });
+  process.stdout.write((json ? JSON.stringify(r, null, 2) : formatServeBench(r)) + '\n');
+}
