@@ -38,12 +38,28 @@ Napi::Value info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(env);
     Napi::Object torch = Napi::Object::New(env);
     torch.Set("version", TORCH_VERSION);
-#ifdef DS_TORCH_CUDA
+#if defined(DS_TORCH_HAS_CUDA) || defined(DS_TORCH_CUDA)
     torch.Set("cuda", true);
 #else
     torch.Set("cuda", false);
 #endif
+    // The C++ ABI of std::string this binary (and so its libtorch) uses: prebuilds are tagged by it.
+    torch.Set("cxx11abi", static_cast<double>(_GLIBCXX_USE_CXX11_ABI));
     out.Set("torch", torch);
+    // How this binary was built, and why its CUDA kernels are off ("" when they are linked).
+    Napi::Object build = Napi::Object::New(env);
+#ifdef DS_BUILT_WITH
+    build.Set("tool", DS_BUILT_WITH);
+#else
+    build.Set("tool", "unknown");
+#endif
+    build.Set("napi", static_cast<double>(NAPI_VERSION));
+#ifdef DS_CUDA_OFF_REASON
+    build.Set("cudaOff", DS_CUDA_OFF_REASON);
+#else
+    build.Set("cudaOff", "");
+#endif
+    out.Set("build", build);
     Napi::Object cuda = Napi::Object::New(env);
 #ifdef DS_CUDA_KERNELS_BUILT
     cuda.Set("kernelsCompiled", true);
