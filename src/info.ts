@@ -1,14 +1,23 @@
-/** Facts about this build: package, libtorch, CUDA, threads. */
+/** Facts about this build: package, libtorch, CUDA (and why it is off), threads, which binary loaded. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { native, packageRoot } from './native';
+import { native, nativeSource, packageRoot, type NativeSource } from './native';
 
 export interface Info {
   version: string;
   node: string;
-  torch: { version: string; cuda: boolean };
-  cuda: { kernelsCompiled: boolean; kernelsLinked: boolean; available: boolean; deviceCount: number };
+  torch: { version: string; cuda: boolean; cxx11abi?: number };
+  cuda: {
+    kernelsCompiled: boolean;
+    kernelsLinked: boolean;
+    available: boolean;
+    deviceCount: number;
+    /** Why CUDA cannot be used here, or null when a device is available to the CUDA kernels. */
+    off: string | null;
+  };
   threads: { intraOp: number; interOp: number; hardware: number };
+  /** The binary the loader took and why (kind: explicit | build | prebuild), and how it was built. */
+  native: NativeSource & { build: { tool: string; napi: number } };
 }
 
 export function packageVersion(): string {
@@ -18,5 +27,17 @@ export function packageVersion(): string {
 
 export function info(): Info {
   const n = native().info();
-  return { version: packageVersion(), node: process.version, torch: n.torch, cuda: n.cuda, threads: n.threads };
+  const src = nativeSource()!;
+  const build = { tool: n.build?.tool ?? 'unknown', napi: n.build?.napi ?? 0 };
+  let off: string | null = null;
+  if (!n.cuda.kernelsLinked || !n.torch.cuda) off = src.cudaOff || n.build?.cudaOff || (n.torch.cuda ? 'the CUDA kernels are not linked' : `libtorch ${n.torch.version} is a CPU build`);
+  else if (!n.cuda.available) off = 'no CUDA device is visible to libtorch (no GPU or driver, or CUDA_VISIBLE_DEVICES hides them)';
+  return {
+    version: packageVersion(),
+    node: process.version,
+    torch: n.torch,
+    cuda: { ...n.cuda, off },
+    threads: n.threads,
+    native: { ...src, build },
+  };
 }

@@ -1,10 +1,14 @@
 /**
- * The one loader of the native addon: an explicit path from DIFFUSION_SEARCH_NATIVE, else a
- * prebuild in prebuilds/ or the local build in build/Release (through node-gyp-build).
- * When loading fails, the error names the cause and what to install.
+ * The one loader of the native addon: an explicit path from DIFFUSION_SEARCH_NATIVE, else the
+ * local build in build/Release, else the prebuild (variant packages, prebuilds/) whose libtorch is
+ * on this machine (src/prebuilds.ts, scripts/libtorch.js). When loading fails, the error names the
+ * cause, what was found and what to install.
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DiffusionSearchError } from './errors';
+import { choosePrebuild, installAdvice, listPrebuilds, mismatch, type Choice, type LibtorchInstall, type Prebuild, type PrebuildTags } from './prebuilds';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'float16' | 'bfloat16' | 'bool';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
@@ -43,7 +47,8 @@ export interface NativeModule {
 }
 
 export interface NativeInfo {
-  torch: { version: string; cuda: boolean };
+  torch: { version: string; cuda: boolean; cxx11abi?: number };
+  build?: { tool: string; napi: number; cudaOff: string };
   cuda: { kernelsCompiled: boolean; kernelsLinked: boolean; available: boolean; deviceCount: number };
   threads: { intraOp: number; interOp: number; hardware: number };
   parallel: string;
@@ -67,7 +72,7 @@ const INSTALL_HINT =
   "`$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch`).";
 
 /** Turns a loader failure into a message that names the cause and the fix. */
-export function explainLoadFailure(error: unknown, where: string): DiffusionSearchError {
+export function explainLoadFailure(error: unknown, where: string, context = ''): DiffusionSearchError {
   const message = error instanceof Error ? error.message : String(error);
   const missingLib = /(lib[\w+-]+\.so[.\d]*): cannot open shared object file/.exec(message);
   let text: string;
@@ -77,8 +82,9 @@ export function explainLoadFailure(error: unknown, where: string): DiffusionSear
     text =
       `the native addon (${where}) needs ${lib}, which the dynamic loader cannot find. ` +
       (torchLib
-        ? 'Install libtorch (`apt-get install -y libtorch-dev`) or, for a PyTorch build, add its lib ' +
-          "directory to LD_LIBRARY_PATH: $(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib."
+        ? 'Install libtorch (`apt-get install -y libtorch-dev`) or, for a PyTorch build, point the loader at it: ' +
+          "DIFFUSION_SEARCH_LIBTORCH=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib " +
+          '(or add that directory to LD_LIBRARY_PATH).'
         : 'Install the package that provides it, or rebuild the addon on this machine: npm run build:native.');
   } else if (/No native build was found/.test(message)) {
     text = `the native addon is not built (looked in prebuilds/ and build/Release under ${where}). ${INSTALL_HINT}`;
@@ -91,7 +97,157 @@ export function explainLoadFailure(error: unknown, where: string): DiffusionSear
   } else {
     text = `cannot load the native addon (${where}): ${message.split('\n')[0]}. ${INSTALL_HINT}`;
   }
-  return new DiffusionSearchError(text, 'NATIVE_LOAD', { cause: error });
+  return new DiffusionSearchError(context ? `${text}\n${context}` : text, 'NATIVE_LOAD', { cause: error });
+}
+
+/** Which binary the loader took, and why: `info()` reports it. */
+export interface NativeSource {
+  /** 'explicit': DIFFUSION_SEARCH_NATIVE; 'build': this package's build/Release; 'prebuild'. */
+  kind: 'explicit' | 'build' | 'prebuild';
+  file: string;
+  /** The package holding the prebuild (a variant package, or diffusion-search's own prebuilds/). */
+  package?: string;
+  tags?: PrebuildTags;
+  /** The libtorch the prebuild was matched to (and preloaded from). */
+  libtorch?: { version: string; libDir: string; from: string; cuda: string | null };
+  /** Why CUDA is off with this binary and libtorch, when the loader can tell already. */
+  cudaOff?: string | null;
+  reason: string;
+}
+
+interface LibtorchFinder {
+  findLibtorch(options?: { env?: NodeJS.ProcessEnv; python?: boolean | 'only' }): LibtorchInstall[];
+  describe(c: LibtorchInstall): string;
+  libFile(dir: string, lib: string): string | null;
+}
+
+function finder(): LibtorchFinder {
+  // Plain JS shared with binding.gyp and the install hook (they run before TypeScript is built).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(packageRoot, 'scripts', 'libtorch.js')) as LibtorchFinder;
+}
+
+/** The variant packages this package names (optionalDependencies) for this platform and arch. */
+export function variantPackages(root = packageRoot): string[] {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
+    const prefix = `diffusion-search-${process.platform}-${process.arch}-`;
+    return Object.keys(pkg.optionalDependencies ?? {}).filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+/** Every prebuild installed: the variant packages first, then this package's own prebuilds/. */
+export function installedPrebuilds(root = packageRoot): { prebuilds: Prebuild[]; packages: Record<string, string | null> } {
+  const prebuilds: Prebuild[] = [];
+  const packages: Record<string, string | null> = {};
+  for (const name of variantPackages(root)) {
+    let dir: string | null = null;
+    try {
+      dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
+    } catch {
+      /* not installed */
+    }
+    packages[name] = dir;
+    if (dir) prebuilds.push(...listPrebuilds(path.join(dir, 'prebuilds'), name));
+  }
+  prebuilds.push(...listPrebuilds(path.join(root, 'prebuilds'), 'diffusion-search'));
+  return { prebuilds, packages };
+}
+
+/**
+ * Maps the chosen libtorch's libraries into the process before the addon, by absolute path, so the
+ * addon's DT_NEEDED entries (libtorch.so, libc10.so …) resolve to them without LD_LIBRARY_PATH.
+ * process.dlopen refuses a library that is no Node addon ("did not self-register") after loading
+ * it; RTLD_NODELETE keeps it mapped.
+ */
+export function preloadLibtorch(c: Pick<LibtorchInstall, 'libDir'>, cuda: boolean): string[] {
+  const f = finder();
+  const libs = ['libc10', ...(cuda ? ['libc10_cuda'] : []), 'libtorch_cpu', ...(cuda ? ['libtorch_cuda'] : []), 'libtorch'];
+  return preloadLibraries(libs.map((l) => f.libFile(c.libDir, l)).filter((x): x is string => !!x));
+}
+
+/** dlopens each file (absolute paths) and keeps it mapped; returns those that loaded. */
+export function preloadLibraries(files: string[]): string[] {
+  const flags = os.constants.dlopen as { RTLD_LAZY: number; RTLD_NODELETE?: number };
+  const loaded: string[] = [];
+  for (const file of files) {
+    try {
+      process.dlopen({ exports: {} } as NodeJS.Module, file, flags.RTLD_LAZY | (flags.RTLD_NODELETE ?? 0x1000));
+    } catch (e) {
+      if (!/did not self-register/.test((e as Error).message)) continue; // the addon's load reports it
+    }
+    loaded.push(file);
+  }
+  return loaded;
+}
+
+const fmtPrebuild = (p: Prebuild) =>
+  `${p.from}: ${path.basename(p.file)} (libtorch ${p.torch}, ${p.style} sonames, ${p.cxx11abi ? 'C++11' : 'pre-C++11'} ABI, ${p.device})`;
+
+/**
+ * Picks the prebuild to load. Cheap libtorch locations first; python3's PyTorch only when they fit
+ * no prebuild or a CUDA prebuild could be used with it. Throws NATIVE_LOAD listing what was found.
+ */
+export function selectPrebuild(env: NodeJS.ProcessEnv = process.env, root = packageRoot): { choice: Choice; installs: LibtorchInstall[] } {
+  const { prebuilds, packages } = installedPrebuilds(root);
+  const device = env.DIFFUSION_SEARCH_VARIANT || undefined;
+  const f = finder();
+  let installs = f.findLibtorch({ env, python: false });
+  let choice = choosePrebuild(prebuilds, installs, device);
+  const wantsPython = !env.DIFFUSION_SEARCH_LIBTORCH && (!choice || (choice.prebuild.cudaMajor === null && prebuilds.some((p) => p.cudaMajor !== null && (!device || p.device === device))));
+  if (wantsPython && prebuilds.length) {
+    installs = [...installs, ...f.findLibtorch({ env, python: 'only' }).filter((c) => !installs.some((d) => d.realDir === c.realDir))];
+    choice = choosePrebuild(prebuilds, installs, device);
+  }
+  if (choice) return { choice, installs };
+
+  const where = `${process.platform}-${process.arch}`;
+  const lines: string[] = [];
+  const pkgNames = Object.keys(packages);
+  if (!prebuilds.length) {
+    lines.push(
+      `no prebuilt binary for ${where} is installed` +
+        (pkgNames.length ? ` (variant packages: ${pkgNames.map((n) => `${n} ${packages[n] ? 'has none' : 'not installed'}`).join(', ')})` : '') +
+        ', and this package has no build (build/Release).',
+    );
+  } else {
+    lines.push(`no prebuilt binary fits a libtorch on this machine${device ? ` (DIFFUSION_SEARCH_VARIANT=${device})` : ''}, and this package has no build (build/Release).`);
+    lines.push('Binaries installed:');
+    for (const p of prebuilds) lines.push(`  - ${fmtPrebuild(p)}${device && p.device !== device ? ' — not the requested variant' : ''}`);
+  }
+  if (!installs.length) {
+    lines.push('libtorch found: none (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, LD_LIBRARY_PATH, the system library directories, python3 and /usr/bin/python3).');
+  } else {
+    lines.push('libtorch found:');
+    for (const c of installs) {
+      const why = prebuilds.filter((p) => !device || p.device === device).map((p) => `${p.device}/${p.torch}: ${mismatch(p, c)}`);
+      lines.push(`  - ${f.describe(c)}${why.length ? `\n      ${why.join('; ')}` : ''}`);
+    }
+  }
+  const wanted = prebuilds.filter((p) => !device || p.device === device);
+  if (wanted.length) {
+    lines.push('Install one of:');
+    for (const a of installAdvice(wanted)) lines.push(`  - ${a}`);
+  } else {
+    lines.push(
+      `Install the binary for your libtorch: npm install diffusion-search-${where}-cpu (Debian's libtorch 1.13), ` +
+        `or diffusion-search-${where}-cuda<major> (PyTorch with CUDA).`,
+    );
+  }
+  lines.push(
+    'Or build from source on this machine: npm rebuild diffusion-search (needs g++ and libtorch headers; ' +
+      'cmake and `npm install cmake-js` for CUDA) — see the README, Install.',
+  );
+  throw new DiffusionSearchError(`cannot load the native addon: ${lines.join('\n')}`, 'NATIVE_LOAD');
+}
+
+let source: NativeSource | undefined;
+
+/** Which binary was loaded and why (undefined before the first native() call). */
+export function nativeSource(): NativeSource | undefined {
+  return source;
 }
 
 let binding: NativeBinding | undefined;
@@ -105,29 +261,55 @@ export function applyThreadDefaults(env: NodeJS.ProcessEnv = process.env): void 
   if (!env.OMP_WAIT_POLICY) env.OMP_WAIT_POLICY = 'PASSIVE';
 }
 
-/** The native binding, loaded once. Throws DiffusionSearchError('NATIVE_LOAD') with the fix. */
+/**
+ * The native binding, loaded once. Order: DIFFUSION_SEARCH_NATIVE; this package's own build
+ * (build/Release, a source build made on this machine); a prebuild whose libtorch is present
+ * (selectPrebuild), its libtorch preloaded. Never falls back to another device's binary: when
+ * nothing fits it throws DiffusionSearchError('NATIVE_LOAD') naming what it found and what to install.
+ */
 export function native(): NativeBinding {
   if (binding) return binding;
   applyThreadDefaults();
   const explicit = process.env.DIFFUSION_SEARCH_NATIVE;
+  const build = path.join(packageRoot, 'build', 'Release', 'ds_native.node');
   let loaded: NativeBinding;
+  let found: NativeSource;
   if (explicit) {
     const file = path.resolve(explicit);
+    found = { kind: 'explicit', file, reason: 'DIFFUSION_SEARCH_NATIVE names it' };
     try {
       loaded = require(file) as NativeBinding;
     } catch (e) {
       throw explainLoadFailure(e, `DIFFUSION_SEARCH_NATIVE=${file}`);
     }
-  } else {
+  } else if (fs.existsSync(build)) {
+    found = { kind: 'build', file: build, reason: 'a source build of this package (build/Release) comes before prebuilds' };
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const load = require('node-gyp-build') as (dir: string) => unknown;
-      loaded = load(packageRoot) as NativeBinding;
+      loaded = require(build) as NativeBinding;
     } catch (e) {
-      throw explainLoadFailure(e, packageRoot);
+      throw explainLoadFailure(e, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
+    }
+  } else {
+    const { choice } = selectPrebuild();
+    const { prebuild: p, libtorch: c } = choice;
+    found = {
+      kind: 'prebuild',
+      file: p.file,
+      package: p.from,
+      tags: { napi: p.napi, torch: p.torch, cxx11abi: p.cxx11abi, style: p.style, device: p.device, cudaMajor: p.cudaMajor },
+      libtorch: { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda },
+      cudaOff: choice.cudaOff,
+      reason: `libtorch ${c.version} (${c.from}) fits the ${p.device} binary of ${p.from}`,
+    };
+    preloadLibtorch(c, p.cudaMajor !== null);
+    try {
+      loaded = require(p.file) as NativeBinding;
+    } catch (e) {
+      throw explainLoadFailure(e, p.file, `It was chosen because ${found.reason}.`);
     }
   }
   loaded.init({ errorClass: DiffusionSearchError });
+  source = found;
   binding = loaded;
   return binding;
 }

@@ -37,22 +37,36 @@ describe('the native loader', () => {
 });
 
 describe('prebuilds', () => {
-  it('make-prebuild names the binary so node-gyp-build finds it in prebuilds/', () => {
+  it('npm run prebuild tags the binary with what it needs, in a name node-gyp-build also accepts', () => {
     const fs = require('node:fs') as typeof import('node:fs');
     const os = require('node:os') as typeof import('node:os');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-prebuild-'));
-    fs.mkdirSync(path.join(tmp, 'scripts'));
-    fs.mkdirSync(path.join(tmp, 'build', 'Release'), { recursive: true });
-    fs.copyFileSync(path.join(root, 'scripts', 'make-prebuild.js'), path.join(tmp, 'scripts', 'make-prebuild.js'));
-    fs.copyFileSync(path.join(root, 'build', 'Release', 'ds_native.node'), path.join(tmp, 'build', 'Release', 'ds_native.node'));
+    execFileSync(process.execPath, [path.join(root, 'scripts', 'prebuild.js'), '--binary', path.join(root, 'build', 'Release', 'ds_native.node'), '--dest', tmp]);
+    const { listPrebuilds } = require(path.join(root, 'lib', 'prebuilds.js'));
+    const [p] = listPrebuilds(path.join(tmp, 'prebuilds'), 'test');
+    const info = JSON.parse(execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], { encoding: 'utf8' }));
+    // This machine's build: Debian's libtorch (versioned sonames), C++11 ABI, no CUDA kernels linked.
+    expect(p.torch).toBe(info.torch.version.split('.').slice(0, 2).join('.'));
+    expect(p.cxx11abi).toBe(info.torch.cxx11abi);
+    expect(p.device).toBe(info.cuda.kernelsLinked ? expect.stringMatching(/^cuda\d+$/) : 'cpu');
+    expect(p.napi).toBe(8);
     fs.writeFileSync(path.join(tmp, 'package.json'), '{"name":"x","version":"0.0.0"}');
-    execFileSync(process.execPath, [path.join(tmp, 'scripts', 'make-prebuild.js')]);
-    fs.rmSync(path.join(tmp, 'build'), { recursive: true });
-    const out = execFileSync(
+    const found = execFileSync(
       process.execPath,
-      ['-e', `const p = require(${JSON.stringify(require.resolve('node-gyp-build'))}).path(${JSON.stringify(tmp)}); console.log(p); require(p).info();`],
+      ['-e', `console.log(require(${JSON.stringify(require.resolve('node-gyp-build'))}).path(${JSON.stringify(tmp)}))`],
       { encoding: 'utf8' },
     );
-    expect(out.trim()).toMatch(/prebuilds\/linux-x64\/ds_native\.napi\.glibc\.node$/);
+    expect(found.trim()).toBe(p.file);
+  });
+});
+
+describe('info', () => {
+  it('says which binary loaded and why CUDA is off', () => {
+    const info = JSON.parse(execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], { encoding: 'utf8' }));
+    expect(info.native.kind).toBe('build');
+    expect(info.native.file).toBe(path.join(root, 'build', 'Release', 'ds_native.node'));
+    expect(info.native.build.tool).toBe('cmake-js');
+    if (!info.cuda.available) expect(info.cuda.off).toMatch(/\w/);
+    else expect(info.cuda.off).toBeNull();
   });
 });

@@ -37,7 +37,10 @@ program
       `CUDA kernels     compiled: ${yes(i.cuda.kernelsCompiled)}, linked: ${yes(i.cuda.kernelsLinked)}, ` +
         `device available: ${yes(i.cuda.available)} (${i.cuda.deviceCount})`,
     );
+    if (i.cuda.off) console.log(`CUDA off         ${i.cuda.off}`);
     console.log(`threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`);
+    console.log(`binary           ${i.native.kind}${i.native.package ? ` from ${i.native.package}` : ''}: ${i.native.file} (built by ${i.native.build.tool})`);
+    console.log(`                 ${i.native.reason}`);
   });
 
 addGenerate(program);
