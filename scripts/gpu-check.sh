@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every GPU check in one call, for a machine with a GPU, nvcc and a CUDA PyTorch but no Node.js
 # (the device tool's machines; ../shared/gpu/README.md):
-#   here:   npm ci && npm run build && bash ../shared/gpu/pack.sh
+#   here:   npm ci && npm run build && GPU_DEV_DEPS=1 bash ../shared/gpu/pack.sh   (cmake-js is a dev dependency)
 #   there:  carry [".gpu", "lib"]; command: source .gpu/env.sh; bash scripts/gpu-check.sh
+#   back here: node scripts/prebuild.js --import <files_at>/prebuilds   (the CUDA variant package,
+#           npm/linux-x64-cuda<major>/; then npm pack ./npm/linux-x64-cuda<major>)
 # 1. native kernels: the CPU test, every .cu through nvcc, CUDA == CPU bit for bit and CUDA
 #    bandwidth (native/kernels/test/kernels_cuda_test);
-# 2. the addon, built against the machine's CUDA libtorch;
+# 2. the addon, built against the machine's CUDA libtorch, tagged as a prebuild in $OUT/prebuilds/;
 # 3. every op through the addon, CPU vs CUDA (scripts/gpu-equal.js);
 # 4. bench kernels on CUDA (vs_copy: against a device-to-device copy), and the demo on CUDA.
 # Logs and results go to $OUT (the device tool's output folder) or ./gpu-check-out; a summary is
@@ -29,6 +31,7 @@ DS_BUILD_JOBS=${DS_BUILD_JOBS:-16} node scripts/build-native.js > "$OUT/build.lo
 tail -3 "$OUT/build.log"
 node lib/cli/index.js info | tee "$OUT/info.txt"
 node -e 'process.exit(require("./lib").info().cuda.available ? 0 : 1)' || failed+=("addon sees no CUDA device")
+node scripts/prebuild.js --dest "$OUT" || failed+=("prebuild")
 
 echo "== 3. every op, CPU vs CUDA (log: equal.log)"
 node scripts/gpu-equal.js cuda:0 > "$OUT/equal.log" 2>&1 || failed+=("gpu-equal")
