@@ -37,6 +37,8 @@ export interface ServeBenchOptions {
   /** Seconds each cell keeps issuing requests (requests started run to the end). */
   seconds?: number;
   repeats?: number;
+  /** The server's --max-batch (default: serve's). */
+  maxBatch?: number;
   /** Also the small-under-load check. */
   underLoad?: boolean;
   log?: (line: string) => void;
@@ -48,9 +50,9 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
 };
 
-async function startServer(batching: boolean): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
+async function startServer(batching: boolean, extra: string[] = []): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
   const cli = path.join(packageRoot, 'lib', 'cli', 'index.js');
-  const args = [cli, 'serve', '--port', '0', '--max-active', '64', '--max-queue', '256', '--max-request-nfe', '1000000', ...(batching ? [] : ['--no-batching'])];
+  const args = [cli, 'serve', '--port', '0', '--max-active', '64', '--max-queue', '256', '--max-request-nfe', '1000000', ...extra, ...(batching ? [] : ['--no-batching'])];
   const child = spawn(process.execPath, args, { env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -119,7 +121,7 @@ export async function benchServe(o: ServeBenchOptions = {}) {
   const underLoad: Array<{ batching: boolean; unloaded_p50_ms: number; loaded_p50_ms: number; loaded_p95_ms: number; ratio_p95: number; probes: number }> = [];
   const body = (s: Scenario, k: number) => ({ model, algorithm: s.algorithm, budget: s.budget, n: 1, steps, seed: k, class: k % 10, eval: false });
   for (const batching of [true, false]) {
-    const srv = await startServer(batching);
+    const srv = await startServer(batching, o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []);
     try {
       for (const s of scenarios) await request(srv.url, body(s, 0)); // load and warm up
       for (let rep = 0; rep < repeats; rep++)
@@ -176,12 +178,12 @@ export async function benchServe(o: ServeBenchOptions = {}) {
       await srv.stop();
     }
   }
-  return { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() }, model, steps, seconds, repeats, cells, underLoad };
+  return { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() }, model, steps, seconds, repeats, maxBatch: o.maxBatch ?? 128, cells, underLoad };
 }
 
 export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): string {
   const lines = [
-    `serve bench: ${r.model}, n = 1, ${r.steps} steps, closed loop ${r.seconds} s per cell; ${r.machine.cpus} × ${r.machine.cpu}, load average ${r.machine.load.map((l) => l.toFixed(1)).join(' ')}`,
+    `serve bench: ${r.model}, n = 1, ${r.steps} steps, closed loop ${r.seconds} s per cell, max batch ${r.maxBatch}; ${r.machine.cpus} × ${r.machine.cpu}, load average ${r.machine.load.map((l) => l.toFixed(1)).join(' ')}`,
     '',
     '| algorithm | budget | clients | batching | searches/s | p50 ms | p95 ms | rows/forward | requests |',
     '|---|---:|---:|---|---:|---:|---:|---:|---:|',
@@ -195,7 +197,7 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
   return lines.join('\n');
 }
 
-/** bench/serve.js: --json, --seconds s, --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load. */
+/** bench/serve.js: --json, --seconds s, --max-batch n, --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load. */
 export async function main(argv: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = argv.indexOf(name);
@@ -213,6 +215,7 @@ export async function main(argv: string[]): Promise<void> {
       return { algorithm: algorithm as Scenario['algorithm'], budget: Number(budget) };
     }),
     underLoad: !argv.includes('--no-under-load'),
+    maxBatch: arg('--max-batch') ? Number(arg('--max-batch')) : undefined,
     log: json ? undefined : (l) => process.stderr.write(l + '\n'),
   });
   process.stdout.write((json ? JSON.stringify(r, null, 2) : formatServeBench(r)) + '\n');

@@ -20,6 +20,7 @@
  *   search.
  * NFE is charged by the Denoiser before it calls, exactly as without batching.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { DiffusionSearchError } from '../errors';
 import type { TorchModule } from '../module';
 import type { ModuleInput, ModuleOutput, NativeStream, NativeTensor } from '../native';
@@ -35,12 +36,18 @@ export interface Lane {
   signal?: AbortSignal;
 }
 
-/** Which lane each search stream belongs to, and how many searches could call a batcher now. */
+/**
+ * Which lane (request) a call belongs to: the async context the engine runs each search in
+ * (AsyncLocalStorage follows every await), else the stream's registration; and how many searches
+ * are running (could call a batcher now).
+ */
 export class LaneRegistry {
   private readonly lanes = new WeakMap<NativeStream, Lane>();
-  /** Streams of running searches. */
+  readonly context = new AsyncLocalStorage<Lane>();
+  /** Searches running. */
   active = 0;
   readonly defaultLane: Lane = { id: 0 };
+  /** Registers a stream as one running search of `lane` (for callers outside an engine's context). */
   set(stream: NativeStream, lane: Lane): void {
     this.lanes.set(stream, lane);
     this.active++;
@@ -48,8 +55,17 @@ export class LaneRegistry {
   delete(stream: NativeStream): void {
     if (this.lanes.delete(stream)) this.active--;
   }
+  /** Runs one search of `lane`: its calls carry the lane, and it counts as running. */
+  async run<T>(lane: Lane, f: () => Promise<T>): Promise<T> {
+    this.active++;
+    try {
+      return await this.context.run(lane, f);
+    } finally {
+      this.active--;
+    }
+  }
   get(stream: NativeStream | undefined): Lane {
-    return (stream && this.lanes.get(stream)) || this.defaultLane;
+    return this.context.getStore() ?? (stream && this.lanes.get(stream)) ?? this.defaultLane;
   }
 }
 

@@ -47,6 +47,8 @@ export interface EngineOptions {
   maxQueue?: number;
   /** Searches of one request running at once (default 8). */
   searchesPerRequest?: number;
+  /** Streams the searches' own kernels run on, shared by all searches (default 2). */
+  searchStreams?: number;
   /** Ceiling on the estimated bytes running requests hold (default: half the RAM on CPU, none on CUDA). */
   memoryLimit?: number;
 }
@@ -101,6 +103,7 @@ export class Engine {
   private readonly admission: Admission;
   readonly models: ModelCache;
   private nextLane = 1;
+  private readonly streams: Stream[];
   private activeSearches = 0;
   /** Running requests' controllers (close() cancels them). */
   private readonly running = new Set<AbortController>();
@@ -121,6 +124,7 @@ export class Engine {
     this.admission = new Admission({ maxActive: positiveInt(o.maxActive, 'maxActive', 16, true), maxQueue: o.maxQueue === 0 ? 0 : positiveInt(o.maxQueue, 'maxQueue', 64, true), memoryLimit });
     this.threads = configureThreads({ threads: o.threads, waitPolicy: o.waitPolicy });
     this.metricsRegistry = new EngineMetrics(this.maxBatch);
+    this.streams = Array.from({ length: positiveInt(o.searchStreams, 'searchStreams', 2) }, () => createStream({ device: this.device }));
     this.models = new ModelCache(this.device, { maxBatch: this.maxBatch, windowUs, enabled: this.batching }, this.lanes, this.metricsRegistry);
   }
 
@@ -192,7 +196,7 @@ export class Engine {
     control.signal?.addEventListener('abort', onAbort, { once: true });
     if (control.signal?.aborted) ctl.abort(control.signal.reason);
     this.running.add(ctl);
-    const mainStream = createStream({ device: this.device });
+    const mainStream = this.streams[0];
     let registered: RegisteredPrompts | undefined;
     try {
       const denoiser = await hold(this.models.denoiser(file));
@@ -348,7 +352,6 @@ export class Engine {
       control.signal?.removeEventListener('abort', onAbort);
       this.running.delete(ctl);
       held.forEach((h) => h.release());
-      await mainStream.close();
       release?.();
     }
   }
@@ -381,52 +384,50 @@ export class Engine {
     let finishedNfe = 0, next = 0;
     let failure: unknown = null, abortedError: unknown = null;
     const ctlAbort = () => a.lane.signal?.aborted;
-    const worker = async () => {
-      const stream = createStream({ device: this.device });
-      try {
-        while (next < a.count && failure === null && !ctlAbort()) {
-          const k = next++;
-          this.lanes.set(stream, a.lane);
-          this.activeSearches++;
-          let r: SearchResult | undefined;
-          try {
-            r = await a.run(k, stream, (p) => {
+    const worker = async (w: number) => {
+      // Searches share the engine's few streams (their kernels are small next to the model's
+      // forwards); the lane travels with the async context.
+      const stream = this.streams[(a.lane.id + w) % this.streams.length];
+      while (next < a.count && failure === null && !ctlAbort()) {
+        const k = next++;
+        this.activeSearches++;
+        let r: SearchResult | undefined;
+        try {
+          r = await this.lanes.run(a.lane, () =>
+            a.run(k, stream, (p) => {
               current.set(k, p.nfe);
               let total = finishedNfe;
               for (const v of current.values()) total += v;
               a.onProgress?.({ ...p, sample: k, samples: a.count, totalNfe: total, totalBudget: a.count * a.budget });
-            });
-            const kept: Float32Array[] = [], rewards: number[] = [], steps: Array<number | undefined> = [];
-            try {
-              for (const t of r.top) {
-                kept.push((await t.sample.toArray(stream)) as Float32Array);
-                rewards.push(t.reward);
-                steps.push(t.steps ?? r.steps);
-              }
-            } finally {
-              r.top.forEach((t) => t.sample.dispose());
-              r.sample.dispose();
-            }
-            const { sample: _s, top: _t, ...rest } = r;
-            slots[k] = { rest, kept, rewards, steps };
-            finishedNfe += r.nfe;
-          } catch (e) {
-            if (e instanceof DiffusionSearchError && e.code === 'ABORTED' && (a.userSignal?.aborted || this.closing)) abortedError ??= e;
-            else if (failure === null) {
-              failure = e;
-              a.cancel(e); // a failing search cancels its siblings; the request fails with its error
+            }),
+          );
+          const kept: Float32Array[] = [], rewards: number[] = [], steps: Array<number | undefined> = [];
+          try {
+            for (const t of r.top) {
+              kept.push((await t.sample.toArray(stream)) as Float32Array);
+              rewards.push(t.reward);
+              steps.push(t.steps ?? r.steps);
             }
           } finally {
-            current.delete(k);
-            this.activeSearches--;
-            this.lanes.delete(stream);
+            r.top.forEach((t) => t.sample.dispose());
+            r.sample.dispose();
           }
+          const { sample: _s, top: _t, ...rest } = r;
+          slots[k] = { rest, kept, rewards, steps };
+          finishedNfe += r.nfe;
+        } catch (e) {
+          if (e instanceof DiffusionSearchError && e.code === 'ABORTED' && (a.userSignal?.aborted || this.closing)) abortedError ??= e;
+          else if (failure === null) {
+            failure = e;
+            a.cancel(e); // a failing search cancels its siblings; the request fails with its error
+          }
+        } finally {
+          current.delete(k);
+          this.activeSearches--;
         }
-      } finally {
-        await stream.close();
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.searchesPerRequest, a.count) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.searchesPerRequest, a.count) }, (_, w) => worker(w)));
     if (failure !== null) throw failure;
     const index = slots.flatMap((s, k) => (s ? [k] : []));
     const complete = index.length === a.count;
@@ -448,6 +449,7 @@ export class Engine {
       this.running.forEach((c) => c.abort(new DiffusionSearchError('the engine is shutting down', 'ABORTED')));
       while (this.running.size) await new Promise((r) => setTimeout(r, 5));
       await this.models.close();
+      await Promise.all(this.streams.map((s) => s.close()));
     })();
     return this.closing;
   }
