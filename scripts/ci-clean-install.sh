@@ -86,6 +86,16 @@ new_project "$work/app-noscripts"
   "$work/$main_tgz" "$work/$cpu_tgz" > install.log 2>&1) || { cat "$work/app-noscripts/install.log"; fail "npm install --ignore-scripts failed"; }
 smoke "$work/app-noscripts" "--ignore-scripts" prebuild diffusion-search-linux-x64-cpu
 
+echo "== 3b. the main tarball alone, no compiler: the install completes, the library says what to install"
+new_project "$work/app-none"
+(cd "$work/app-none" && "${clean_env[@]}" npm install --foreground-scripts --no-audit --no-fund --prefer-offline "$work/$main_tgz" > install.log 2>&1) \
+  || { cat "$work/app-none/install.log"; fail "npm install of the main tarball alone failed"; }
+grep -q 'no C++ compiler on PATH' "$work/app-none/install.log" || fail "the install hook did not say that it cannot build"
+if (cd "$work/app-none" && "${clean_env[@]}" npx --no-install diffusion-search info > info.txt 2>&1); then fail "info loaded a binary that is not installed"; fi
+sed 's/^/  | /' "$work/app-none/info.txt"
+grep -q 'NATIVE_LOAD' "$work/app-none/info.txt" && grep -q 'diffusion-search-linux-x64-cpu not installed' "$work/app-none/info.txt" \
+  || fail "no NATIVE_LOAD error naming the missing variant package"
+
 if ((source_build)); then
   echo "== 4. the main tarball alone, g++ present: the install hook builds binding.gyp with node-gyp"
   new_project "$work/app-source"

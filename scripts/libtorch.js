@@ -143,7 +143,7 @@ function describeGiven(p, from) {
   const dirs = [p, path.join(p, 'lib'), path.resolve(p, '..', '..', '..', 'lib'), path.resolve(p, '..', '..', '..')];
   for (const d of dirs) {
     const torchDir = path.basename(path.dirname(d)) === 'torch' ? path.dirname(d) : undefined;
-    const c = describeDir(d, { from, torchDir, version: torchDir ? pyVersion(torchDir).version : undefined });
+    const c = describeDir(d, { from, torchDir, ...(torchDir ? pyVersion(torchDir) : {}) });
     if (c) return c;
   }
   return null;

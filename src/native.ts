@@ -287,7 +287,19 @@ export function native(): NativeBinding {
     try {
       loaded = require(build) as NativeBinding;
     } catch (e) {
-      throw explainLoadFailure(e, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
+      // A build whose rpath does not reach its libtorch (moved, or linked without one): preload the
+      // first libtorch found that has the missing library, then try once more.
+      const missing = /(lib(?:torch|c10)[\w]*\.so[.\d]*): cannot open shared object file/.exec((e as Error).message)?.[1];
+      const c = missing ? finder().findLibtorch().find((d) => fs.existsSync(path.join(d.libDir, missing))) : undefined;
+      if (!c) throw explainLoadFailure(e, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
+      preloadLibtorch(c, !!c.cuda);
+      found.libtorch = { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda };
+      found.reason += `; its libtorch preloaded from ${c.libDir}`;
+      try {
+        loaded = require(build) as NativeBinding;
+      } catch (e2) {
+        throw explainLoadFailure(e2, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
+      }
     }
   } else {
     const { choice } = selectPrebuild();
