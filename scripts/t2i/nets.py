@@ -4,7 +4,7 @@ TextEncoder   tokens int64[N,L] -> (text float32[N,L,D], text_mask bool[N,L]); p
 ClipVerifier  (x0[N,1,28,28] in [-1,1], text[N,L,D], text_mask[N,L]) -> cosine [N]; features(x0) -> [N,E]
               (unit-norm image embeddings); text_features(text, text_mask) -> [N,E] (unit-norm).
 AutoEncoder   encode(x[N,1,28,28]) -> z[N,4,7,7] (scaled: ~zero mean, unit variance per channel on the
-              train split); decode(z) -> x[N,1,28,28] (about [-1,1]); forward = decode.
+              train split); decode(z) -> x[N,1,28,28] clamped to [-1,1]; forward = decode.
 T2IDenoiser   forward(x[N,4,7,7], sigma[N], text[N,L,D], text_mask[N,L]) -> velocity eps - x0;
               null_condition() -> (text[1,L,D], text_mask[1,L]) for classifier-free guidance.
 """
@@ -154,7 +154,7 @@ class AutoEncoder(nn.Module):
 
     @torch.jit.export
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec(z / self.scale.view(1, -1, 1, 1) + self.shift.view(1, -1, 1, 1))
+        return self.dec(z / self.scale.view(1, -1, 1, 1) + self.shift.view(1, -1, 1, 1)).clamp(-1.0, 1.0)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(z)

@@ -113,8 +113,12 @@ def main():
     xt, yt = fmnist.load("test")
     if args.test_limit:
         xt, yt = xt[:args.test_limit], yt[:args.test_limit]
+    export(ae, xt, yt, latent_stats, command, args, step, elapsed, n, curve)
+
+
+def export(ae, xt, yt, latent_stats, command, args, step, elapsed, n, curve):
     met, _ = recon_metrics(ae, xt, yt)
-    met["measured_on"] = f"Fashion-MNIST test split ({xt.shape[0]} images)"
+    met["measured_on"] = f"Fashion-MNIST test split ({xt.shape[0]} images), decode() output (clamped to [-1,1])"
     print("test", met, latent_stats, flush=True)
     card = {
         "name": "fashion-ae", "kind": "decoder", "prediction": None, "path": None,
@@ -122,7 +126,7 @@ def main():
                      "zero mean, unit variance). The decoder of fashion-t2i.",
         "latent_shape": [ARCH["latent_ch"], 7, 7], "image_shape": [1, 28, 28], "value_range": [-1.0, 1.0],
         "methods": {"encode": "encode(x[N,1,28,28] in [-1,1]) -> z[N,4,7,7] = (encoder(x) - shift) * scale",
-                    "decode": "decode(z[N,4,7,7]) -> x[N,1,28,28], about [-1,1] (not clamped)",
+                    "decode": "decode(z[N,4,7,7]) -> x[N,1,28,28] clamped to [-1,1]",
                     "forward": "forward(z) = decode(z)",
                     "encode_raw / decode_raw": "the unscaled latent space"},
         "latent_scaling": latent_stats,
@@ -142,5 +146,21 @@ def main():
     common.save_scripted(torch.jit.script(ae), args.out, card)
 
 
+def reexport(ckpt=os.path.join(common.CKPT_DIR, "ae.ckpt"), out="models/fashion-ae.pt"):
+    """Re-export a trained checkpoint (e.g. after a change to decode()); recomputes the test metrics."""
+    torch.set_num_threads(1)
+    ck = torch.load(ckpt)
+    ae = AutoEncoder(ck["arch"]["latent_ch"], ck["arch"]["ch"]); ae.load_state_dict(ck["ae"]); ae.eval()
+    sd = 1.0 / ae.scale
+    latent_stats = {"raw_mean_per_channel": [round(float(v), 4) for v in ae.shift], "raw_std_per_channel": [round(float(v), 4) for v in sd],
+                    "scaled_std_train": 1.0, "scaled_mean_train": 0.0}
+    a = argparse.Namespace(**ck["args"]); a.out = out
+    xt, yt = fmnist.load("test")
+    export(ae, xt, yt, latent_stats, ck["command"], a, ck["step"], ck["elapsed"], 60000, ck["curve"])
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--reexport":
+        reexport()
+    else:
+        main()
