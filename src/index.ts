@@ -19,3 +19,6 @@ export { EnsembleVerifier } from './verifiers/ensemble';
 export { HttpVerifier, type HttpVerifierOptions } from './verifiers/http';
 export { Evaluator, type EvalReport } from './eval/metrics';
 export { generate, resolveClass, type GenerateOptions, type GenerateResult, type GenerateProgress } from './generate';
+export { createEngine, Engine, estimateRequestBytes, type EngineOptions, type EngineControl } from './engine/engine';
+export type { MetricsSnapshot } from './engine/metrics';
+export { createServer, DiffusionServer, type ServerOptions } from './server/server';
