@@ -47,6 +47,7 @@ addGenerate(program);
 addSweep(program);
 addEval(program);
 (require('./serve-command') as typeof import('./serve-command')).addServe(program);
+(require('./queue-commands') as typeof import('./queue-commands')).addQueueCommands(program);
 
 const bench = program.command('bench').description('benchmarks of the native kernels and of whole searches');
 bench

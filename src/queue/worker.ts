@@ -1,0 +1,248 @@
+/**
+ * The working side: `createWorker({ connection, name, engine, concurrency })` takes jobs of the
+ * queue into one engine, so the jobs it runs at once are batched together like serve's requests.
+ *
+ * Long jobs: the search runs on native threads, so the event loop stays free while it runs and
+ * BullMQ renews the job's lock every lockDuration/2 however long the job is (the worker measures
+ * its event loop's delay per job: `report.queue.loop_delay_max_ms`). The lock duration therefore
+ * does not have to cover a job: only the longest stall of the event loop, and it is how long a
+ * dead worker's job waits before another takes it (≤ lockDuration + stalledInterval).
+ *
+ * Faults: a worker that dies mid-job stops renewing; another worker finds the job stalled and
+ * runs it again from the start — the noise is a function of the seed and ids, so it returns
+ * the same samples. Bad input fails once (UnrecoverableError, the error's code kept), other
+ * failures are retried with the job's backoff. Admission: a job whose estimated memory exceeds
+ * the engine's ceiling fails OUT_OF_MEMORY; one that does not fit next to the jobs running is
+ * handed back to the queue (another worker, or this one later, takes it).
+ */
+import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import Redis from 'ioredis';
+import { DiffusionSearchError } from '../errors';
+import { createEngine, estimateRequestBytes, type Engine, type EngineOptions, DEFAULT_STEPS } from '../engine/engine';
+import type { GenerateOptions } from '../generate';
+import { DEFAULT_MODEL, resolveModel } from '../models/shipped';
+import { DiffusionServer } from '../server/server';
+import { cancelChannel, cancelKey, DEFAULT_PREFIX, encodeError, UNRECOVERABLE, type JobData, type JobProgress } from './common';
+import { toConnection, type RedisConnection } from './connection';
+import { storeResult, type StoredResult } from './results';
+
+export interface WorkerOptions {
+  connection: string | RedisConnection;
+  name: string;
+  prefix?: string;
+  /** An engine to use (the caller closes it), or the options of one the worker creates and closes. */
+  engine?: Engine | EngineOptions;
+  /** Jobs run at once in this worker's engine (default 1). */
+  concurrency?: number;
+  /** BullMQ's lock of a running job, renewed every half of it (default 30 s). */
+  lockDurationMs?: number;
+  /** How often workers look for jobs whose lock expired (default: lockDurationMs). */
+  stalledIntervalMs?: number;
+  /** Times a job may be found stalled (its worker died) and run again (default 2). */
+  maxStalledCount?: number;
+  /** Larger results go here (see ./results); without it every result stays in Redis. */
+  resultsDir?: string;
+  /** Results up to this size (samples + latents) stay in Redis (default 1 MiB). */
+  inlineMaxBytes?: number;
+  /** At most `max` jobs started per `durationMs` by all workers of the queue together (BullMQ's limiter). */
+  rateLimit?: { max: number; durationMs: number };
+  /** Models jobs may name besides the shipped ones: .pt files in this directory (as serve). */
+  modelsDir?: string;
+  /** Let jobs name http(s) verifier URLs (default false). */
+  allowRemoteVerifiers?: boolean;
+  /** Most NFE one job may ask for (n × budget × prompts; default 10,000,000: queued jobs are long by design). */
+  maxJobNfe?: number;
+  /** Least time between two progress updates of a job (default 250 ms). */
+  progressIntervalMs?: number;
+  /** A name for logs and reports (default host:pid). */
+  id?: string;
+  /** Called when a job starts and ends (logs). */
+  log?: (line: string) => void;
+}
+
+export class DiffusionWorker {
+  readonly id: string;
+  readonly engine: Engine;
+  readonly worker: Worker<JobData, StoredResult>;
+  private readonly ownsEngine: boolean;
+  private readonly subscriber: Redis;
+  private readonly redis: Redis;
+  private readonly checker: DiffusionServer;
+  private readonly prefix: string;
+  private reserved = 0;
+  private running = 0;
+  private closing: Promise<void> | null = null;
+  /** Jobs finished (ok / failed) by this worker, for tests and logs. */
+  readonly stats = { started: 0, completed: 0, failed: 0, handedBack: 0 };
+
+  constructor(private readonly o: WorkerOptions) {
+    const connection = toConnection(o.connection);
+    this.prefix = o.prefix ?? DEFAULT_PREFIX;
+    this.id = o.id ?? `${os.hostname()}:${process.pid}`;
+    const concurrency = o.concurrency ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new DiffusionSearchError(`concurrency must be a positive integer, got ${o.concurrency}`, 'ARGUMENT');
+    const lockDuration = o.lockDurationMs ?? 30_000;
+    if (!(lockDuration >= 100)) throw new DiffusionSearchError(`lockDurationMs must be at least 100, got ${o.lockDurationMs}`, 'ARGUMENT');
+    if (o.rateLimit && !(Number.isInteger(o.rateLimit.max) && o.rateLimit.max >= 1 && o.rateLimit.durationMs > 0))
+      throw new DiffusionSearchError('rateLimit needs a positive integer max and a positive durationMs', 'ARGUMENT');
+    this.ownsEngine = !(o.engine && typeof (o.engine as Engine).generate === 'function');
+    // The engine runs what BullMQ hands it: never more than `concurrency`, so it never answers BUSY.
+    this.engine = this.ownsEngine ? createEngine({ ...(o.engine as EngineOptions), maxActive: concurrency, maxQueue: concurrency }) : (o.engine as Engine);
+    this.checker = new DiffusionServer(this.engine, { modelsDir: o.modelsDir, allowRemoteVerifiers: o.allowRemoteVerifiers, maxRequestNfe: o.maxJobNfe ?? 10_000_000 });
+    this.redis = new Redis({ ...connection, maxRetriesPerRequest: null } as never);
+    this.subscriber = new Redis({ ...connection, maxRetriesPerRequest: null } as never);
+    this.subscriber.on('message', (_ch: string, id: string) => this.worker.cancelJob(id, 'cancelled'));
+    void this.subscriber.subscribe(cancelChannel(this.prefix, o.name)).catch(() => undefined);
+    this.redis.on('error', () => undefined);
+    this.subscriber.on('error', () => undefined);
+    this.worker = new Worker<JobData, StoredResult>(o.name, (job, token, signal) => this.process(job, token, signal), {
+      connection: { ...connection, maxRetriesPerRequest: null },
+      prefix: this.prefix,
+      concurrency,
+      lockDuration,
+      stalledInterval: o.stalledIntervalMs ?? lockDuration,
+      maxStalledCount: o.maxStalledCount ?? 2,
+      limiter: o.rateLimit ? { max: o.rateLimit.max, duration: o.rateLimit.durationMs } : undefined,
+      autorun: true,
+    });
+    this.worker.on('error', (e) => o.log?.(`worker error: ${(e as Error).message}`));
+  }
+
+  /** Resolves when the worker is connected and taking jobs. */
+  async ready(): Promise<void> {
+    await this.worker.waitUntilReady();
+  }
+
+  private async process(job: Job<JobData, StoredResult>, token: string | undefined, signal: AbortSignal | undefined): Promise<StoredResult> {
+    const started = Date.now();
+    const id = job.id!;
+    this.stats.started++;
+    this.o.log?.(`start ${id} attempt ${job.attemptsMade + 1}`);
+    let release: (() => void) | undefined;
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    try {
+      if (await this.redis.get(cancelKey(this.prefix, this.o.name, id))) throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
+      const options = this.checkJob(job.data?.options);
+      const bytes = await this.estimate(options);
+      const limit = this.engine.metrics().memoryLimitBytes;
+      if (bytes > limit)
+        throw new DiffusionSearchError(`this job needs about ${mib(bytes)}, above this worker's memory limit of ${mib(limit)}: lower n, budget or keep, or run it on a larger worker`, 'OUT_OF_MEMORY');
+      if (this.running > 0 && this.reserved + bytes > limit) {
+        // Does not fit next to the jobs running here: back to the queue, for another worker or later.
+        this.stats.handedBack++;
+        this.o.log?.(`hand back ${id}: ${mib(bytes)} does not fit next to ${mib(this.reserved)} of ${mib(limit)}`);
+        await job.moveToDelayed(Date.now() + 500, token);
+        throw new DelayedError();
+      }
+      this.reserved += bytes;
+      this.running++;
+      release = () => {
+        this.reserved -= bytes;
+        this.running--;
+      };
+      const ctl = new AbortController();
+      const onAbort = () => ctl.abort(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let best = -Infinity, last = 0;
+      const every = this.o.progressIntervalMs ?? 250;
+      try {
+        const result = await this.engine.generate(options, {
+          signal: ctl.signal,
+          onProgress: (p) => {
+            if (Number.isFinite(p.best)) best = Math.max(best, p.best);
+            const now = performance.now();
+            if (now - last < every) return;
+            last = now;
+            const progress: JobProgress = { nfe: p.totalNfe, budget: p.totalBudget, best, sample: p.sample, samples: p.samples, seconds: (Date.now() - started) / 1000, worker: this.id };
+            job.updateProgress(progress as never).catch(() => undefined);
+          },
+        });
+        if (ctl.signal.aborted || !result.complete) throw new DiffusionSearchError('cancelled', 'ABORTED');
+        lag.disable();
+        result.report.queue = {
+          job: id,
+          queue: this.o.name,
+          worker: this.id,
+          attempt: job.attemptsMade + 1,
+          queued_ms: (job.processedOn ?? started) - job.timestamp,
+          run_ms: Date.now() - started,
+          loop_delay_max_ms: lag.max / 1e6,
+          loop_delay_p99_ms: lag.percentile(99) / 1e6,
+        };
+        const stored = storeResult(result, { id, queue: this.o.name, resultsDir: this.o.resultsDir, inlineMaxBytes: this.o.inlineMaxBytes });
+        this.stats.completed++;
+        this.o.log?.(`done ${id} in ${((Date.now() - started) / 1000).toFixed(2)} s (${stored.where}; loop delay max ${(lag.max / 1e6).toFixed(1)} ms)`);
+        return stored;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    } catch (e) {
+      if (e instanceof DelayedError) throw e;
+      this.stats.failed++;
+      const code = signal?.aborted ? 'ABORTED' : e instanceof DiffusionSearchError ? e.code : 'NATIVE';
+      const message = signal?.aborted ? 'cancelled' : e instanceof Error ? e.message : String(e);
+      this.o.log?.(`fail ${id}: [${code}] ${message}`);
+      if (UNRECOVERABLE.has(code)) throw new UnrecoverableError(encodeError(code, message));
+      throw new Error(encodeError(code, message));
+    } finally {
+      lag.disable();
+      release?.();
+    }
+  }
+
+  /** The job's options as serve would accept them: known keys, models restricted, limits. */
+  private checkJob(o: GenerateOptions | undefined): GenerateOptions {
+    try {
+      return this.checker.requestOptions(o);
+    } catch (e) {
+      const c = (e as { code?: string }).code;
+      throw new DiffusionSearchError((e as Error).message, c === 'BUDGET' ? 'BUDGET' : 'ARGUMENT', { cause: e });
+    }
+  }
+
+  /** The engine's estimate of what the job holds (its model is loaded, and stays cached for the run). */
+  private async estimate(o: GenerateOptions): Promise<number> {
+    const { file } = resolveModel(o.model ?? DEFAULT_MODEL);
+    const held = await this.engine.models.denoiser(file);
+    try {
+      const per = held.value.sampleShape.reduce((a, b) => a * b, 1);
+      const prompts = o.prompt === undefined ? 1 : Array.isArray(o.prompt) ? o.prompt.length : 1;
+      return estimateRequestBytes({
+        sampleNumel: per,
+        searches: prompts * (o.n ?? 1),
+        concurrent: this.engine.searchesPerRequest,
+        budget: o.budget ?? 500,
+        steps: o.steps ?? DEFAULT_STEPS,
+        keep: o.keep ?? 1,
+        guided: (o.guidance ?? 1) !== 1,
+      });
+    } finally {
+      held.release();
+    }
+  }
+
+  /**
+   * Stops taking jobs and waits for the running ones up to `deadlineMs` (default: until they
+   * end). Jobs still running after it are left to their locks: another worker takes them once
+   * the lock expires, as after a crash.
+   */
+  close(o: { deadlineMs?: number } = {}): Promise<void> {
+    this.closing ??= (async () => {
+      const closed = this.worker.close();
+      if (o.deadlineMs !== undefined) await Promise.race([closed, new Promise((r) => setTimeout(r, o.deadlineMs).unref())]);
+      else await closed;
+      await Promise.all([this.subscriber.quit().catch(() => undefined), this.redis.quit().catch(() => undefined)]);
+      if (this.ownsEngine) await this.engine.close();
+    })();
+    return this.closing;
+  }
+}
+
+const mib = (b: number) => (Number.isFinite(b) ? `${(b / 1024 / 1024).toFixed(1)} MiB` : 'unlimited');
+
+export function createWorker(options: WorkerOptions): DiffusionWorker {
+  return new DiffusionWorker(options);
+}
