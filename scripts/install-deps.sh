@@ -44,6 +44,7 @@ dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)  
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)      # queue tests and bench:queue start their own server
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   sudo=""

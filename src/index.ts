@@ -22,3 +22,7 @@ export { generate, resolveClass, type GenerateOptions, type GenerateResult, type
 export { createEngine, Engine, estimateRequestBytes, type EngineOptions, type EngineControl } from './engine/engine';
 export type { MetricsSnapshot } from './engine/metrics';
 export { createServer, DiffusionServer, type ServerOptions } from './server/server';
+export type { DiffusionQueue, DiffusionWorker, QueueOptions, SubmitOptions, WorkerOptions, QueueResult, JobProgress, JobState } from './queue';
+// bullmq and ioredis load on the first call, not with the package.
+export const createQueue: typeof import('./queue').createQueue = (o) => (require('./queue/client') as typeof import('./queue/client')).createQueue(o);
+export const createWorker: typeof import('./queue').createWorker = (o) => (require('./queue/worker') as typeof import('./queue/worker')).createWorker(o);
