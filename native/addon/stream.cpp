@@ -23,9 +23,16 @@ namespace ds {
 
 namespace {
 std::atomic<int> g_threads{0};  // 0: libtorch's default
-// A worker idle this long gives the allocator's cached buffers back; searches queue their next
-// job within milliseconds, so this fires between searches, not between steps.
+// When the whole process has been idle this long (no stream running a job), a worker gives the
+// allocator's cached buffers back. Per stream would drain the shared cache under the feet of
+// other streams' searches whenever one stream waits (the engine keeps several).
 constexpr std::chrono::milliseconds kIdleRelease{1000};
+std::atomic<int> g_running{0};
+std::atomic<int64_t> g_lastDoneMs{0};
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+bool processIdle() { return g_running.load() == 0 && nowMs() - g_lastDoneMs.load() >= kIdleRelease.count(); }
 }
 
 struct Stream::Job {
@@ -124,6 +131,7 @@ void Stream::run() {
       std::unique_lock<std::mutex> lock(mu_);
       auto ready = [this] { return closing_ || !queue_.empty(); };
       if (!released && !cv_.wait_for(lock, kIdleRelease, ready)) {
+        if (!processIdle()) continue;  // another stream is working: keep the cache, look again later
         lock.unlock();
         releaseCachedMemory();
         released = true;
@@ -135,6 +143,7 @@ void Stream::run() {
       queue_.pop_front();
     }
     released = false;
+    g_running.fetch_add(1);
     // OpenMP thread counts are per thread: each worker applies the requested count itself.
     int want = g_threads.load();
     if (want > 0 && want != appliedThreads) {
@@ -153,6 +162,8 @@ void Stream::run() {
       job->failure = describe(std::current_exception());
     }
     job->work = nullptr;  // release captured tensors now, not on the JS thread
+    g_lastDoneMs.store(nowMs());
+    g_running.fetch_sub(1);
     if (tsfn_->fn.NonBlockingCall(job) != napi_ok) delete job;  // environment is going away
   }
   tsfn_->fn.Release();
