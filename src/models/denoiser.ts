@@ -60,7 +60,7 @@ export class Denoiser {
     options: { maxBatch?: number } = {},
   ) {
     this.card = validateCard(module.card, module.path, 'denoiser');
-    this.maxBatch = options.maxBatch ?? 256;
+    this.maxBatch = options.maxBatch ?? 128; // fashion-flow on CPU: 2.8 ms/row at 64–128 rows, 4.4 at 256 (bench/RESULTS.md)
     if (!module.hasMethod('forward')) throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
     this.conditionSpecs = conditionSpecs(this.card, module.path);
     this.conditions = this.conditionSpecs ? new ConditionTable(this.conditionSpecs, `denoiser '${this.card.name}'`) : undefined;
