@@ -89,7 +89,7 @@ def main():
     ap.add_argument("--guidance", default="1,2,3")
     ap.add_argument("--best-of", default="1,2,4,8,16")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--figdir", default="docs/t2i")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()

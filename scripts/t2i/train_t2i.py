@@ -1,6 +1,7 @@
 """Train the text-conditioned latent rectified-flow denoiser (models/fashion-t2i.pt).
 
-  /usr/bin/python3 scripts/t2i/train_t2i.py --minutes 25 --threads 2 [--resume]
+  /usr/bin/python3 scripts/t2i/train_t2i.py --minutes 25 --threads 1 [--resume]
+  /usr/bin/python3 scripts/t2i/train_t2i.py --export-only [--note "..."]   # re-export the checkpoint's EMA weights
 
 Needs models/fashion-ae.pt (latents: encode() of the train split, ~unit variance) and models/fashion-text.pt
 (frozen; its outputs for the 160 prompt variants are computed once). Path z_sigma = (1-sigma) z0 + sigma eps,
@@ -37,7 +38,7 @@ def build(arch):
                        arch["self_attn"], tuple(arch["cross_stages"]), arch["heads"])
 
 
-def export(ckpt_path, out, keep_metrics=True):
+def export(ckpt_path, out, keep_metrics=True, note=""):
     ck = torch.load(ckpt_path)
     arch = ck["arch"]; a = ck["args"]
     m = build(arch)
@@ -84,6 +85,8 @@ def export(ckpt_path, out, keep_metrics=True):
             **fmnist.torch_info(),
         },
     }
+    if note:
+        card["provenance"]["note"] = note
     if keep_metrics and os.path.exists(out):
         _, old = common.read_card(out)
         if "metrics" in old:
@@ -102,7 +105,7 @@ def main():
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--p-uncond", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ae", default="models/fashion-ae.pt")
     ap.add_argument("--text", default="models/fashion-text.pt")
     ap.add_argument("--ckpt", default=os.path.join(common.CKPT_DIR, "t2i.ckpt"))
@@ -112,7 +115,12 @@ def main():
     ap.add_argument("--ch", type=int, default=ARCH["ch"])
     ap.add_argument("--depth", type=int, default=ARCH["depth"])
     ap.add_argument("--self-attn", action="store_true")
+    ap.add_argument("--export-only", action="store_true", help="only export --ckpt to --out (keeps the card's metrics)")
+    ap.add_argument("--note", default="", help="free-text provenance note for the card (e.g. resumed runs)")
     args = ap.parse_args()
+    if args.export_only:
+        export(args.ckpt, args.out, note=args.note)
+        return
     torch.set_num_threads(args.threads)
     fmnist.seed_everything(args.seed)
     command = common.command_line()
@@ -193,7 +201,7 @@ def main():
             save_ckpt(); last_ck = elapsed
     save_ckpt()
     print(f"done: {step} steps, {elapsed / 60:.1f} min", flush=True)
-    export(args.ckpt, args.out)
+    export(args.ckpt, args.out, note=args.note)
 
 
 if __name__ == "__main__":
