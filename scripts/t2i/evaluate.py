@@ -136,7 +136,7 @@ def main():
         entry["best_of_n_by_clip"] = bon
         per_guidance[f"{w:g}"] = entry
         print(json.dumps({k: v for k, v in entry.items() if k != "per_class_accuracy"}), flush=True)
-        # figures: first 2 samples of each prompt for 3 prompts per class; and best-of-16
+        # figures: 8 samples for 3 prompts per class; real image | first sample | best-of-K by CLIP
         sel = torch.cat([torch.arange(c * (args.prompts // 10), c * (args.prompts // 10) + 3) for c in range(10)])
         rows = torch.cat([imgs.view(args.prompts, K, 1, 28, 28)[sel, :8]]).reshape(-1, 1, 28, 28)
         common.write_png(os.path.join(args.figdir, f"samples-g{w:g}.png"), common.grid(rows, 8))
@@ -147,7 +147,7 @@ def main():
                     f.write(texts[i] + "\n")
             bestimg = imgs.view(args.prompts, K, 1, 28, 28)[torch.arange(args.prompts), cl.argmax(1)]
             pair = torch.stack([xreal[sel], imgs.view(args.prompts, K, 1, 28, 28)[sel, 0], bestimg[sel]], 1).reshape(-1, 1, 28, 28)
-            common.write_png(os.path.join(args.figdir, "real-plain-best16.png"), common.grid(pair, 6))
+            common.write_png(os.path.join(args.figdir, "real-plain-best.png"), common.grid(pair, 6))
     res["by_guidance"] = per_guidance
     # attribute control figure: one class, 3 sizes x 3 brightness, 6 samples each, guidance 2
     gen = torch.Generator().manual_seed(args.seed + 2)
