@@ -108,6 +108,7 @@ export function addQueueCommands(program: Command): void {
       if (cmd.getOptionValueSource('device') !== 'cli' && file.device === undefined) delete options.device;
       const q = queueClient().createQueue({ connection: String(flags.redis), name: String(flags.queue) });
       try {
+        await q.ready();
         const id = await q.submit(options, { key: flags.key === undefined ? undefined : String(flags.key), attempts: int('attempts', flags.attempts, 1) });
         if (!flags.wait) {
           process.stdout.write(id + '\n');
@@ -139,6 +140,7 @@ export function addQueueCommands(program: Command): void {
     .action(async (f: { redis: string; queue: string; json?: boolean }) => {
       const q = queueClient().createQueue({ connection: f.redis, name: f.queue });
       try {
+        await q.ready();
         const c = await q.counts();
         if (f.json) process.stdout.write(JSON.stringify(c) + '\n');
         else for (const [k, v] of Object.entries(c)) console.log(`${k.padEnd(12)}${v}`);

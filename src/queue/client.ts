@@ -57,6 +57,19 @@ export class DiffusionQueue extends EventEmitter {
     this.queue.on('error', (e) => this.listenerCount('error') && this.emit('error', e));
   }
 
+  /** Resolves once Redis answers; fails after `timeoutMs` (default 10 s) naming the address. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DiffusionSearchError(`cannot reach Redis at ${this.connection.host}:${this.connection.port} within ${timeoutMs / 1000} s`, 'NATIVE')), timeoutMs);
+    });
+    try {
+      await Promise.race([this.queue.waitUntilReady(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /**
    * Adds a job and returns its id. With `key`, a second submission of the same key returns the
    * first one's id and adds nothing (it must carry the same options: ARGUMENT otherwise).
