@@ -11,7 +11,7 @@ import { packageRoot } from '../native';
 export interface ShippedModel {
   name: string;
   file: string;
-  kind: 'denoiser' | 'verifier' | 'eval' | 'tpm';
+  kind: 'denoiser' | 'verifier' | 'eval' | 'tpm' | 'text_encoder' | 'decoder';
   /** Default verifier names of a denoiser. */
   verifiers?: string[];
 }
@@ -26,6 +26,11 @@ export const shipped: ShippedModel[] = [
   { name: 'gmm2d-reward', file: 'models/gmm2d-reward.pt', kind: 'verifier' },
   { name: 'oracle', file: 'eval/fashion-eval.pt', kind: 'eval' },
   { name: 'tpm', file: 'models/fashion-tpm.pt', kind: 'tpm' },
+  // The text-to-image stack (scripts/t2i/): latent flow, its text encoder, decoder and prompt-aware verifier.
+  { name: 'fashion-t2i', file: 'models/fashion-t2i.pt', kind: 'denoiser', verifiers: ['fashion-clip'] },
+  { name: 'fashion-text', file: 'models/fashion-text.pt', kind: 'text_encoder' },
+  { name: 'fashion-ae', file: 'models/fashion-ae.pt', kind: 'decoder' },
+  { name: 'fashion-clip', file: 'models/fashion-clip.pt', kind: 'verifier' },
 ];
 
 export const DEFAULT_MODEL = 'fashion-flow';
