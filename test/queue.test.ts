@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../src/generate';
 import { createQueue, createWorker, type DiffusionQueue, type DiffusionWorker, type JobProgress } from '../src/queue';
@@ -61,6 +62,25 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(Number.isFinite(p.best)).toBe(true);
     expect((await q.progress(id))!.nfe).toBeGreaterThan(0);
     expect(await q.counts()).toMatchObject({ completed: 1, failed: 0, waiting: 0, active: 0 });
+  });
+
+  it("a job's lock follows its expected length (the submitter's, else the worker's measured rate), renewed while it runs", async () => {
+    const q = queue();
+    const w = worker(q, { lockDurationMs: 1000 });
+    await w.ready();
+    const long = { model: 'gmm2d', algorithm: 'best-of-n' as const, budget: 200_000, n: 1, steps: 10, seed: 1, algorithmOptions: { batch: 2000 } };
+    const id = await q.submit(long, { expectedSeconds: 100 });
+    await until(async () => ((await q.progress(id))?.nfe ?? 0) > 0, 'progress', 60_000);
+    const redisCli = new Redis(redis.port, '127.0.0.1');
+    const ttl = await redisCli.pttl(`${q.prefix}:${q.name}:${id}:lock`).finally(() => redisCli.quit());
+    expect(ttl).toBeGreaterThan(1000); // 100 s / 20 = 5 s, not the 1 s floor
+    const r = await q.wait(id, { timeoutMs: 60_000 });
+    expect(r.report.queue).toMatchObject({ expected_seconds: 100, lock_ms: 5000, attempt: 1 });
+    // No hint: the rate this worker measured on the first job.
+    const r2 = await q.wait(await q.submit({ ...long, budget: 20_000 }), { timeoutMs: 60_000 });
+    const info = r2.report.queue as { expected_seconds: number; lock_ms: number };
+    expect(info.expected_seconds).toBeGreaterThan(0);
+    expect(info.lock_ms).toBe(Math.round(Math.max(1000, (info.expected_seconds * 1000) / 20)));
   });
 
   it('idempotent submission: the same key is the same job; other options under it are refused', async () => {

@@ -37,7 +37,8 @@ export function addQueueCommands(program: Command): void {
     .option('--threads <n>', 'intra-op threads')
     .option('--max-batch <n>', 'most rows per model forward')
     .option('--memory-limit <MiB>', "ceiling on the estimated memory of the jobs running (default: half the RAM on CPU, none on CUDA)")
-    .option('--lock-duration <s>', 'lock of a running job, renewed every half of it; a dead worker\'s job is taken over after about this long', '30')
+    .option('--lock-duration <s>', 'shortest lock of a running job, renewed every half of it; a dead worker\'s job is taken over after about its lock', '30')
+    .option('--max-lock-duration <s>', "longest lock: a job's lock is 1/20 of its expected length, between the two", '600')
     .option('--stalled-interval <s>', 'how often to look for jobs whose worker died (default: the lock duration)')
     .option('--results-dir <dir>', 'results larger than --inline-max-bytes go here (a directory clients can read); without it all stay in Redis')
     .option('--inline-max-bytes <n>', 'results up to this size stay in Redis', String(1024 * 1024))
@@ -58,6 +59,7 @@ export function addQueueCommands(program: Command): void {
         concurrency: int('concurrency', f.concurrency, 1),
         engine: { device: String(f.device), threads: int('threads', f.threads, 1), maxBatch: int('max-batch', f.maxBatch, 1), memoryLimit: memoryLimit === undefined ? undefined : memoryLimit * 1024 * 1024 },
         lockDurationMs: lock * 1000,
+        maxLockDurationMs: num('max-lock-duration', f.maxLockDuration)! * 1000,
         stalledIntervalMs: stalled === undefined ? undefined : stalled * 1000,
         resultsDir: f.resultsDir === undefined ? undefined : String(f.resultsDir),
         inlineMaxBytes: int('inline-max-bytes', f.inlineMaxBytes, 0),
@@ -93,6 +95,7 @@ export function addQueueCommands(program: Command): void {
     .option('--queue <name>', 'queue name', QUEUE)
     .option('--key <key>', 'idempotency key: submitting the same key again gives the same job')
     .option('--attempts <n>', 'tries when a failure may be transient (bad input fails at once)', '3')
+    .option('--expected-seconds <s>', "the job's expected length: sets its lock (default: the worker's measured rate)")
     .option('--wait', 'wait for the job and print its report (JSON)')
     .option('--timeout <s>', 'with --wait: give up after this long')
     .option('--out <dir>', 'with --wait: also write report.json, samples.npy (and latents.npy) here');
@@ -109,7 +112,7 @@ export function addQueueCommands(program: Command): void {
       const q = queueClient().createQueue({ connection: String(flags.redis), name: String(flags.queue) });
       try {
         await q.ready();
-        const id = await q.submit(options, { key: flags.key === undefined ? undefined : String(flags.key), attempts: int('attempts', flags.attempts, 1) });
+        const id = await q.submit(options, { key: flags.key === undefined ? undefined : String(flags.key), attempts: int('attempts', flags.attempts, 1), expectedSeconds: num('expected-seconds', flags.expectedSeconds) });
         if (!flags.wait) {
           process.stdout.write(id + '\n');
           return;

@@ -33,6 +33,8 @@ export interface SubmitOptions {
   attempts?: number;
   /** BullMQ priority: 1 is the highest; jobs without one come first. */
   priority?: number;
+  /** How long the job should take, in seconds: sets its lock (else the worker's measured rate does). */
+  expectedSeconds?: number;
 }
 
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'prioritized' | 'waiting-children' | 'unknown';
@@ -78,11 +80,13 @@ export class DiffusionQueue extends EventEmitter {
     const clean = checkOptions(options);
     if (s.key !== undefined && !(typeof s.key === 'string' && /^[A-Za-z0-9._~-]{1,200}$/.test(s.key) && !/^\d+$/.test(s.key)))
       throw new DiffusionSearchError(`the idempotency key must be 1-200 of A-Z a-z 0-9 . _ ~ - and not only digits, got '${s.key}'`, 'ARGUMENT');
+    if (s.expectedSeconds !== undefined && !(s.expectedSeconds > 0 && Number.isFinite(s.expectedSeconds)))
+      throw new DiffusionSearchError(`expectedSeconds must be a positive number, got ${s.expectedSeconds}`, 'ARGUMENT');
     const attempts = s.attempts ?? this.defaults.attempts;
     if (!Number.isInteger(attempts) || attempts < 1) throw new DiffusionSearchError(`attempts must be a positive integer, got ${attempts}`, 'ARGUMENT');
     const job = await this.queue.add(
       'generate',
-      { options: clean, submittedAt: Date.now() },
+      { options: clean, submittedAt: Date.now(), ...(s.expectedSeconds !== undefined ? { expectedSeconds: s.expectedSeconds } : {}) },
       {
         jobId: s.key,
         attempts,

@@ -8,6 +8,8 @@ export const DEFAULT_PREFIX = 'bull';
 export interface JobData {
   options: GenerateOptions;
   submittedAt: number;
+  /** The submitter's estimate of the job's length, which sets its lock (see ./worker). */
+  expectedSeconds?: number;
 }
 
 /** What `job.updateProgress` carries (throttled to one update per progressIntervalMs). */

@@ -3,10 +3,14 @@
  * queue into one engine, so the jobs it runs at once are batched together like serve's requests.
  *
  * Long jobs: the search runs on native threads, so the event loop stays free while it runs and
- * BullMQ renews the job's lock every lockDuration/2 however long the job is (the worker measures
- * its event loop's delay per job: `report.queue.loop_delay_max_ms`). The lock duration therefore
- * does not have to cover a job: only the longest stall of the event loop, and it is how long a
- * dead worker's job waits before another takes it (≤ lockDuration + stalledInterval).
+ * the worker renews the job's lock every half lock however long the job is (it measures its event
+ * loop's delay per job: `report.queue.loop_delay_max_ms`). A job's lock is set from its expected
+ * length — the submitter's `expectedSeconds`, else budget × n × this worker's measured seconds per
+ * NFE of the model: lock = clamp(expected / 20, lockDurationMs, maxLockDurationMs). The lock is how
+ * long a dead worker's job waits before another takes it (≤ lock + stalledInterval), so a crash
+ * delays a job by at most ~5 % of its length (or lockDurationMs), while a long job tolerates
+ * longer stalls of its worker (a slow disk, swapping, a Redis failover) without running twice.
+ * BullMQ's own renewal (one lock duration for every job of a worker) is off for this.
  *
  * Faults: a worker that dies mid-job stops renewing; another worker finds the job stalled and
  * runs it again from the start — the noise is a function of the seed and ids, so it returns
@@ -36,8 +40,10 @@ export interface WorkerOptions {
   engine?: Engine | EngineOptions;
   /** Jobs run at once in this worker's engine (default 1). */
   concurrency?: number;
-  /** BullMQ's lock of a running job, renewed every half of it (default 30 s). */
+  /** The shortest lock of a running job, renewed every half of it (default 30 s). */
   lockDurationMs?: number;
+  /** Longest lock of a long job (default 10 min; see the top of this file). */
+  maxLockDurationMs?: number;
   /** How often workers look for jobs whose lock expired (default: lockDurationMs). */
   stalledIntervalMs?: number;
   /** Times a job may be found stalled (its worker died) and run again (default 2). */
@@ -73,6 +79,10 @@ export class DiffusionWorker {
   private readonly prefix: string;
   private reserved = 0;
   private running = 0;
+  private readonly lockMin: number;
+  private readonly lockMax: number;
+  /** Measured seconds per NFE, per model file (EWMA over this worker's finished jobs). */
+  private readonly perNfe = new Map<string, number>();
   private closing: Promise<void> | null = null;
   /** Jobs finished (ok / failed) by this worker, for tests and logs. */
   readonly stats = { started: 0, completed: 0, failed: 0, handedBack: 0 };
@@ -85,6 +95,8 @@ export class DiffusionWorker {
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new DiffusionSearchError(`concurrency must be a positive integer, got ${o.concurrency}`, 'ARGUMENT');
     const lockDuration = o.lockDurationMs ?? 30_000;
     if (!(lockDuration >= 100)) throw new DiffusionSearchError(`lockDurationMs must be at least 100, got ${o.lockDurationMs}`, 'ARGUMENT');
+    this.lockMin = lockDuration;
+    this.lockMax = Math.max(lockDuration, o.maxLockDurationMs ?? 600_000);
     if (o.rateLimit && !(Number.isInteger(o.rateLimit.max) && o.rateLimit.max >= 1 && o.rateLimit.durationMs > 0))
       throw new DiffusionSearchError('rateLimit needs a positive integer max and a positive durationMs', 'ARGUMENT');
     this.ownsEngine = !(o.engine && typeof (o.engine as Engine).generate === 'function');
@@ -102,6 +114,8 @@ export class DiffusionWorker {
       prefix: this.prefix,
       concurrency,
       lockDuration,
+      // Locks are renewed per job, for its own duration (renewLock).
+      skipLockRenewal: true,
       stalledInterval: o.stalledIntervalMs ?? lockDuration,
       maxStalledCount: o.maxStalledCount ?? 2,
       limiter: o.rateLimit ? { max: o.rateLimit.max, duration: o.rateLimit.durationMs } : undefined,
@@ -123,6 +137,8 @@ export class DiffusionWorker {
     let release: (() => void) | undefined;
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
+    // From the start: loading the model for the estimate may take a while on a first job.
+    const lock = this.renewLock(job, token);
     try {
       if (await this.redis.get(cancelKey(this.prefix, this.o.name, id))) throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
       const options = this.checkJob(job.data?.options);
@@ -143,6 +159,13 @@ export class DiffusionWorker {
         this.reserved -= bytes;
         this.running--;
       };
+      const { file } = resolveModel(options.model ?? DEFAULT_MODEL);
+      const nfe = (options.budget ?? 500) * (options.n ?? 1) * (Array.isArray(options.prompt) ? options.prompt.length : 1);
+      const measured = this.perNfe.get(file);
+      const hint = job.data.expectedSeconds;
+      const expected = typeof hint === 'number' && hint > 0 ? hint : measured !== undefined ? measured * nfe : null;
+      const lockMs = Math.round(Math.min(this.lockMax, Math.max(this.lockMin, expected === null ? 0 : (expected * 1000) / 20)));
+      lock.set(lockMs);
       const ctl = new AbortController();
       const onAbort = () => ctl.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -162,6 +185,8 @@ export class DiffusionWorker {
         });
         if (ctl.signal.aborted || !result.complete) throw new DiffusionSearchError('cancelled', 'ABORTED');
         lag.disable();
+        const used = result.report.nfe_used as number, wall = result.report.wall_seconds as number;
+        if (used > 0) this.perNfe.set(file, measured === undefined ? wall / used : 0.7 * measured + (0.3 * wall) / used);
         result.report.queue = {
           job: id,
           queue: this.o.name,
@@ -169,6 +194,8 @@ export class DiffusionWorker {
           attempt: job.attemptsMade + 1,
           queued_ms: (job.processedOn ?? started) - job.timestamp,
           run_ms: Date.now() - started,
+          expected_seconds: expected,
+          lock_ms: lockMs,
           loop_delay_max_ms: lag.max / 1e6,
           loop_delay_p99_ms: lag.percentile(99) / 1e6,
         };
@@ -188,9 +215,35 @@ export class DiffusionWorker {
       if (UNRECOVERABLE.has(code)) throw new UnrecoverableError(encodeError(code, message));
       throw new Error(encodeError(code, message));
     } finally {
+      lock.stop();
       lag.disable();
       release?.();
     }
+  }
+
+  /**
+   * Holds the job's lock for `lockMs`, renewed every lockMs/2 (at once too: BullMQ took it for
+   * lockDurationMs). A renewal that fails (the lock lost: another worker took the job) is logged.
+   */
+  private renewLock(job: Job<JobData, StoredResult>, token: string | undefined): { set(lockMs: number): void; stop(): void } {
+    let lockMs = this.lockMin;
+    let timer: NodeJS.Timeout | undefined;
+    const renew = () =>
+      token &&
+      job.extendLock(token, lockMs).then(
+        (ok) => void (!ok && this.o.log?.(`lost the lock of ${job.id}`)),
+        (e: Error) => this.o.log?.(`lock renewal of ${job.id} failed: ${e.message}`),
+      );
+    const set = (ms: number) => {
+      clearInterval(timer);
+      if (ms !== lockMs) {
+        lockMs = ms;
+        void renew();
+      }
+      timer = setInterval(renew, lockMs / 2);
+    };
+    set(lockMs);
+    return { set, stop: () => clearInterval(timer) };
   }
 
   /** The job's options as serve would accept them: known keys, models restricted, limits. */
