@@ -67,7 +67,7 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
     // Busy processes besides the job (one per core; one in the long run, on a shared machine): the machine is loaded while the job runs.
     const burners = (LONG ? [0] : [0, 1]).map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
     try {
-      const id = await q.submit(job(LONG ? 14_000_000 : 2_000_000, 3));
+      const id = await q.submit(job(LONG ? 24_000_000 : 2_000_000, 3));
       const r = await q.wait(id, { timeoutMs: LONG ? 900_000 : 300_000 });
       const info = r.report.queue as { attempt: number; run_ms: number; loop_delay_max_ms: number; loop_delay_p99_ms: number };
       console.log(`long job: ${(info.run_ms / 1000).toFixed(1)} s, lock ${lockS} s, event-loop delay max ${info.loop_delay_max_ms.toFixed(1)} ms, p99 ${info.loop_delay_p99_ms.toFixed(1)} ms`);
