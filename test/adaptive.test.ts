@@ -225,7 +225,9 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
       let maxDiff = 0;
       for (let i = 0; i < px.length; i++) maxDiff = Math.max(maxDiff, Math.abs(px[i] - ref[i]));
       console.log(`adaptive ${solver}: steps ${refSteps[solver].join(',')}; max |TS − PyTorch| = ${maxDiff.toExponential(2)}`);
-      expect(maxDiff, solver).toBeLessThan(1e-4);
+      // float32 differences of the convolutions (2 threads here, 1 in PyTorch) grow through up to
+      // 20 AB2 steps: seen from 1e-5 to 7.4e-4 on fresh inputs; a wrong step rule is off by > 1e-2.
+      expect(maxDiff, solver).toBeLessThan(2e-3);
       r.x.dispose();
     }
     fs.rmSync(dir, { recursive: true, force: true });

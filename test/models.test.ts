@@ -23,14 +23,35 @@ describe('shipped models', () => {
   for (const m of present) {
     it(`${m.name}: loads, its card validates, forward has the right shape`, async () => {
       const mod = await loadModule(path.join(root, m.file));
-      const card = validateCard(mod.card, m.file, m.kind === 'denoiser' ? 'denoiser' : undefined);
+      // Text encoders and decoders have cards of their own kind (checked by their loaders), no sample_shape.
+      const own = m.kind === 'text_encoder' || m.kind === 'decoder';
+      const card = own ? ({ sample_shape: [1], ...mod.card } as ReturnType<typeof validateCard>) : validateCard(mod.card, m.file, m.kind === 'denoiser' ? 'denoiser' : undefined);
       expect(card.name).toBeTruthy();
       expect(card.license).toBeTruthy();
       expect(card.provenance).toBeTruthy();
       const n = 3;
       const x = tensor(randn(n * card.sample_shape.reduce((a, b) => a * b, 1)), [n, ...card.sample_shape]);
       const cond = classTensor([0, 1 % Math.max(1, card.classes?.length ?? 1), 0]);
-      if (m.kind === 'denoiser') {
+      if (m.kind === 'text_encoder') {
+        const L = card.max_len as number;
+        const out = (await mod.forward(tensor(new BigInt64Array(n * L).fill(2n), [n, L]))) as NativeTensor[];
+        expect(out.map((t) => t.shape[0])).toEqual((card.outputs as string[]).map(() => n));
+      } else if (m.kind === 'decoder') {
+        const z = tensor(randn(n * (card.latent_shape as number[]).reduce((a, b) => a * b, 1)), [n, ...(card.latent_shape as number[])]);
+        expect(((await mod.call('decode', [z])) as NativeTensor).shape).toEqual([n, ...(card.image_shape as number[])]);
+      } else if (card.conditions || (card.inputs as string[] | undefined)?.length! > 1) {
+        // Conditioned on named tensors: the model's own text encoder makes them.
+        const { TextEncoder } = await import('../src/models/text-encoder');
+        const enc = await TextEncoder.load(card.text_encoder as string);
+        const c = await enc.encode(['a bag', 'a small dark shirt', 'a grey ankle boot']);
+        if (m.kind === 'denoiser') {
+          const v = (await mod.forward(x, floatTensor([1, 0.5, 0.1]), c.text, c.text_mask)) as NativeTensor;
+          expect(v.shape).toEqual([n, ...card.sample_shape]);
+        } else {
+          const img = tensor(randn(n * 784), [n, 1, 28, 28]);
+          expect(((await mod.forward(img, c.text, c.text_mask)) as NativeTensor).shape).toEqual([n]);
+        }
+      } else if (m.kind === 'denoiser') {
         const v = (await mod.forward(x, floatTensor([1, 0.5, 0.1]), cond)) as NativeTensor;
         expect(v.shape).toEqual([n, ...card.sample_shape]);
       } else {

@@ -97,6 +97,12 @@ Examples:
         });
       } catch (e) {
         bar?.done();
+        // Ctrl-C before any sample finished: nothing to write, but still an interruption (130), not bad input.
+        if (ctl.signal.aborted && e instanceof DiffusionSearchError && e.code === 'ABORTED') {
+          process.stderr.write('diffusion-search: interrupted before any sample finished; nothing written\n');
+          process.exitCode = 130;
+          return;
+        }
         throw e;
       } finally {
         process.removeListener('SIGINT', onSigint);
