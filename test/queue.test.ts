@@ -181,6 +181,22 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(await q.cancel(long)).toBe('finished');
   });
 
+  it('a worker shutting down past its deadline hands its running job back (no attempt spent); another worker takes it', async () => {
+    const q = queue();
+    const w = createWorker({ connection: redis.url, name: q.name, lockDurationMs: 5000, engine: { threads: 1 }, progressIntervalMs: 0 });
+    await w.ready();
+    const id = await q.submit({ model: 'gmm2d', algorithm: 'best-of-n', budget: 2_000_000, n: 1, steps: 10, algorithmOptions: { batch: 1000 } }, { attempts: 1 });
+    await until(async () => ((await q.progress(id))?.nfe ?? 0) > 0, 'progress', 60_000);
+    await w.close({ deadlineMs: 100 });
+    expect(['waiting', 'delayed']).toContain(await q.state(id));
+    expect((await q.queue.getJob(id))!.attemptsMade).toBe(0);
+    const w2 = worker(q, { progressIntervalMs: 0 });
+    await w2.ready();
+    await until(async () => (await q.state(id)) === 'active', 'the job to run again', 30_000);
+    expect(await q.cancel(id)).toBe('cancelling'); // enough: it ran again; no need to wait 20 s
+    await expectCode(() => q.wait(id, { timeoutMs: 30_000 }), 'ABORTED');
+  });
+
   it('admission: a job the device cannot hold fails OUT_OF_MEMORY; one that does not fit beside another waits its turn', async () => {
     const q = queue();
     // gmm2d: 8 B a sample; budget/steps = 30 rows × 8 B × 8 per search, + kept: n = 2 → 3872 B, n = 8 → 15488 B.

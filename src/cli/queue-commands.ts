@@ -46,7 +46,7 @@ export function addQueueCommands(program: Command): void {
     .option('--models-dir <dir>', 'directory whose .pt files jobs may name (besides the shipped models)')
     .option('--allow-remote-verifiers', 'let jobs name http(s) verifier URLs')
     .option('--max-job-nfe <n>', 'most NFE one job may ask for (n × budget × prompts)', '10000000')
-    .option('--drain <s>', 'on SIGTERM, wait this long for running jobs (the rest are taken over by other workers)', '30')
+    .option('--drain <s>', 'on SIGTERM, wait this long for running jobs; the rest are stopped and handed back to the queue', '30')
     .addHelpText('after', '\nExamples:\n  $ diffusion-search worker --redis redis://127.0.0.1:6379 --queue q\n  $ diffusion-search worker --queue q --concurrency 4 --device cuda:0 --results-dir /mnt/results')
     .action(async (f: Record<string, string | boolean | undefined>) => {
       const log = (line: string) => process.stderr.write(`worker ${process.pid}: ${line}\n`);

@@ -84,6 +84,8 @@ export class DiffusionWorker {
   /** Measured seconds per NFE, per model file (EWMA over this worker's finished jobs). */
   private readonly perNfe = new Map<string, number>();
   private closing: Promise<void> | null = null;
+  /** Running jobs' controllers (a shutdown past its deadline stops them). */
+  private readonly controllers = new Set<AbortController>();
   /** Jobs finished (ok / failed) by this worker, for tests and logs. */
   readonly stats = { started: 0, completed: 0, failed: 0, handedBack: 0 };
 
@@ -169,6 +171,8 @@ export class DiffusionWorker {
       const ctl = new AbortController();
       const onAbort = () => ctl.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) ctl.abort(signal.reason); // cancelled while the model loaded
+      this.controllers.add(ctl);
       let best = -Infinity, last = 0;
       const every = this.o.progressIntervalMs ?? 250;
       try {
@@ -204,10 +208,17 @@ export class DiffusionWorker {
         this.o.log?.(`done ${id} in ${((Date.now() - started) / 1000).toFixed(2)} s (${stored.where}; loop delay max ${(lag.max / 1e6).toFixed(1)} ms)`);
         return stored;
       } finally {
+        this.controllers.delete(ctl);
         signal?.removeEventListener('abort', onAbort);
       }
     } catch (e) {
       if (e instanceof DelayedError) throw e;
+      if (this.closing && !signal?.aborted && token) {
+        // Stopped by this worker's shutdown, not by the job: back to the queue, no attempt spent.
+        this.o.log?.(`hand back ${id}: the worker is shutting down`);
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
       this.stats.failed++;
       const code = signal?.aborted ? 'ABORTED' : e instanceof DiffusionSearchError ? e.code : 'NATIVE';
       const message = signal?.aborted ? 'cancelled' : e instanceof Error ? e.message : String(e);
@@ -279,14 +290,18 @@ export class DiffusionWorker {
 
   /**
    * Stops taking jobs and waits for the running ones up to `deadlineMs` (default: until they
-   * end). Jobs still running after it are left to their locks: another worker takes them once
-   * the lock expires, as after a crash.
+   * end). Jobs still running then are stopped (within a step) and handed back to the queue,
+   * without spending an attempt, for another worker. (A process that exits instead leaves them to
+   * their locks: another worker takes them once the lock expires, as after a crash.)
    */
   close(o: { deadlineMs?: number } = {}): Promise<void> {
     this.closing ??= (async () => {
       const closed = this.worker.close();
-      if (o.deadlineMs !== undefined) await Promise.race([closed, new Promise((r) => setTimeout(r, o.deadlineMs).unref())]);
-      else await closed;
+      if (o.deadlineMs !== undefined) {
+        await Promise.race([closed, new Promise((r) => setTimeout(r, o.deadlineMs).unref())]);
+        this.controllers.forEach((c) => c.abort(new DiffusionSearchError('the worker is shutting down', 'ABORTED')));
+      }
+      await closed;
       await Promise.all([this.subscriber.quit().catch(() => undefined), this.redis.quit().catch(() => undefined)]);
       if (this.ownsEngine) await this.engine.close();
     })();
