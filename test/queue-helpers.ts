@@ -34,6 +34,13 @@ async function until<T>(f: () => T | Promise<T>, what: string, timeoutMs = 20_00
 }
 export { until };
 
+/** A test that dies (a failed hook, a timeout) must not leave servers or workers behind. */
+function orphanGuard(p: ChildProcess): void {
+  const kill = () => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL');
+  process.once('exit', kill);
+  p.once('exit', () => process.removeListener('exit', kill));
+}
+
 /** A redis-server on a loopback port of its own, AOF on (appendfsync always), in a temp dir. */
 export class RedisServer {
   proc: ChildProcess | null = null;
@@ -56,6 +63,7 @@ export class RedisServer {
       ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    orphanGuard(this.proc);
     let log = '';
     this.proc.stdout!.on('data', (d) => (log += d));
     await until(() => /Ready to accept connections/.test(log) || (this.proc!.exitCode !== null && Promise.reject(new Error(log))), `redis-server on ${this.port}: ${log}`);
@@ -87,6 +95,7 @@ export class WorkerProcess {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc.stderr!.on('data', (d) => (this.log += d));
+    orphanGuard(this.proc);
   }
 
   ready(): Promise<boolean> {
