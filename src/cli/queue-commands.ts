@@ -76,6 +76,8 @@ export function addQueueCommands(program: Command): void {
         stopping = true;
         log(`${sig}: no new jobs; waiting up to ${drainMs / 1000} s for the running ones`);
         void w.close({ deadlineMs: drainMs }).finally(() => process.exit(0));
+        // Redis unreachable: BullMQ's close waits for it; the jobs' locks will lapse anyway.
+        setTimeout(() => process.exit(0), drainMs + 10_000).unref();
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
