@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
 import { DEFAULT_STEPS, generate, type GenerateOptions } from '../generate';
+import { writeFileAtomic } from '../io/atomic';
 import { gridPng } from '../io/png';
 import { writeNpy } from '../io/npy';
 import { algorithms, type AlgorithmName } from '../search';
@@ -114,9 +115,9 @@ Examples:
       writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
       if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
       const card = result.report as { model: string; unknown_words: string[][] | null };
-      fs.writeFileSync(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
+      writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
       card.unknown_words?.forEach((w, i) => w.length && process.stderr.write(`diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`));
-      fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
+      writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
       if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
       else {
         const r = result.report as { n: number; nfe_used: number; wall_seconds: number; eval: { accuracy: number; fid: number | null } | null };

@@ -1,6 +1,6 @@
 /** `diffusion-search sweep`: every algorithm at every budget on the same seeds; table and scaling plot. */
-import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
 import { DEFAULT_STEPS, generate } from '../generate';
@@ -96,9 +96,9 @@ export function addSweep(program: Command): void {
         bar?.done();
       }
       const config = { model: o.model, class: o.class, algorithms: algos, budgets, n, seed: o.seed, steps: o.steps, verifier: o.verifier ?? null, device: o.device };
-      fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify({ config, rows }, null, 2) + '\n');
-      fs.writeFileSync(path.join(out, 'table.md'), sweepTable(rows));
-      fs.writeFileSync(path.join(out, 'scaling.svg'), scalingSvg(rows));
+      writeFileAtomic(path.join(out, 'report.json'), JSON.stringify({ config, rows }, null, 2) + '\n');
+      writeFileAtomic(path.join(out, 'table.md'), sweepTable(rows));
+      writeFileAtomic(path.join(out, 'scaling.svg'), scalingSvg(rows));
       if (o.json) process.stdout.write(JSON.stringify({ config, rows }) + '\n');
       else console.log(sweepTable(rows) + `\nwrote ${path.join(out, 'report.json')}, table.md, scaling.svg`);
     });

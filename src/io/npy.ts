@@ -1,5 +1,6 @@
 /** NumPy .npy (format 1.0) for float32 arrays: write and read. */
 import fs from 'node:fs';
+import { writeFileAtomic } from './atomic';
 import { DiffusionSearchError } from '../errors';
 
 export function encodeNpy(data: Float32Array, shape: number[]): Buffer {
@@ -20,7 +21,7 @@ export function encodeNpy(data: Float32Array, shape: number[]): Buffer {
 }
 
 export function writeNpy(file: string, data: Float32Array, shape: number[]): void {
-  fs.writeFileSync(file, encodeNpy(data, shape));
+  writeFileAtomic(file, encodeNpy(data, shape));
 }
 
 export function readNpy(file: string): { data: Float32Array; shape: number[] } {
