@@ -15,9 +15,7 @@ import { axpby, cat, classTensor, floatTensor, slice } from '../tensor-ops';
 import { validateCard, type ModelCard, type Prediction } from './card';
 import { ConditionTable, NULL_CONDITION, conditionSpecs, type ConditionSpec } from './conditions';
 import { LatentDecoder, type DecoderSpec } from './decoder';
-import { modelFile } from './shipped';
-import fs from 'node:fs';
-import path from 'node:path';
+import { modelFileBeside } from './shipped';
 import type { NoisePath } from '../ops';
 import { pathCoefficients, sigmaAtAlpha } from '../schedules/path';
 
@@ -76,7 +74,7 @@ export class Denoiser {
     const d = new Denoiser(options.wrap ? options.wrap(m) : m, options);
     try {
       const spec = d.card.decoder as DecoderSpec | undefined;
-      if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: besideModel(spec.model, d.module.path) }, d.sampleShape, options);
+      if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: modelFileBeside(spec.model, d.module.path) }, d.sampleShape, options);
       const method = (d.card.unconditional as { method?: string } | undefined)?.method;
       if (method && d.conditions) await d.loadNullCondition(method);
     } catch (e) {
@@ -348,14 +346,6 @@ export class Denoiser {
       out.dispose();
     }
   }
-}
-
-/** A decoder named by a card: a shipped name, a path, or a file beside the denoiser's. */
-function besideModel(name: string, denoiserFile: string): string {
-  const file = modelFile(name);
-  if (fs.existsSync(file)) return file;
-  const beside = path.join(path.dirname(denoiserFile), name);
-  return fs.existsSync(beside) ? beside : file;
 }
 
 function isTensor(v: unknown): v is Tensor {

@@ -4,14 +4,12 @@
  * negative prompt as the unconditional row of guidance, and — for a card whose unconditional
  * branch is the empty prompt ("unconditional": { "prompt": "" }) — that prompt as the null condition.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { DiffusionSearchError } from '../errors';
 import type { NativeStream, NativeTensor } from '../native';
 import { slice } from '../tensor-ops';
 import { NULL_CONDITION } from './conditions';
 import type { Denoiser } from './denoiser';
-import { modelFile } from './shipped';
+import { modelFileBeside } from './shipped';
 import { TextEncoder } from './text-encoder';
 
 export interface RegisteredPrompts {
@@ -27,10 +25,7 @@ export async function loadTextEncoder(denoiser: Denoiser, o: { device?: string }
   const name = denoiser.card.text_encoder;
   if (typeof name !== 'string' || !name)
     throw new DiffusionSearchError(`'${denoiser.name}' takes condition tensors (${denoiser.conditionSpecs?.map((s) => s.name).join(', ')}) but its card names no "text_encoder": pass them through the library`, 'MODEL_CARD');
-  let file = modelFile(name);
-  const beside = path.join(path.dirname(denoiser.module.path), name);
-  if (!fs.existsSync(file) && fs.existsSync(beside)) file = beside;
-  const enc = await TextEncoder.load(file, o);
+  const enc = await TextEncoder.load(modelFileBeside(name, denoiser.module.path), o);
   const names = denoiser.conditionSpecs!.map((s) => s.name);
   if (enc.card.outputs.join() !== names.join()) {
     enc.dispose();

@@ -69,3 +69,14 @@ export function modelFile(nameOrPath: string): string {
   const s = findShipped(nameOrPath);
   return s ? path.join(packageRoot, s.file) : nameOrPath;
 }
+
+/**
+ * A model another model's card names (its decoder, its text encoder): a shipped name, a path, or
+ * a file beside the naming model's own file.
+ */
+export function modelFileBeside(name: string, ownerFile: string): string {
+  const file = modelFile(name);
+  if (fs.existsSync(file)) return file;
+  const beside = path.join(path.dirname(ownerFile), name);
+  return fs.existsSync(beside) ? beside : file;
+}
