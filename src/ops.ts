@@ -4,7 +4,7 @@
  * noise whatever batch, thread count or device computed it. Ids default to the row index.
  */
 import { native, type NativeStream, type NativeTensor } from './native';
-import { tensor } from './tensor';
+import { isTensor, tensor } from './tensor';
 
 export type Tensor = NativeTensor;
 export type NoisePath = 'rectified_flow' | 'vp';
@@ -30,10 +30,6 @@ interface NativeOps {
 }
 
 const ops = (): NativeOps => native().ops as NativeOps;
-
-function isTensor(x: unknown): x is Tensor {
-  return typeof x === 'object' && x !== null && 'dtype' in x && 'shape' in x && 'dispose' in x;
-}
 
 /** Runs `body` with tensors made from plain arrays, and frees those temporaries after. */
 async function withTemps<T>(body: (temp: (t: Tensor) => Tensor) => Promise<T>): Promise<T> {

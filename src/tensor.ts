@@ -16,3 +16,8 @@ export function tensor(data: TypedArray, shape?: readonly number[], options: { d
 export function disposeAll(...tensors: Array<Tensor | undefined | null>): void {
   for (const t of tensors) t?.dispose();
 }
+
+/** Whether a value (a module's output, an argument) is a native tensor handle. */
+export function isTensor(v: unknown): v is Tensor {
+  return typeof v === 'object' && v !== null && 'shape' in v && 'dtype' in v && 'dispose' in v;
+}

@@ -25,6 +25,7 @@ import { DiffusionSearchError } from '../errors';
 import type { TorchModule } from '../module';
 import type { ModuleInput, ModuleOutput, NativeStream, NativeTensor } from '../native';
 import { createStream } from '../stream';
+import { isTensor } from '../tensor';
 import { cat, slice } from '../tensor-ops';
 import type { EngineMetrics, ModelKind } from './metrics';
 
@@ -89,7 +90,6 @@ interface Pending {
   onAbort?: () => void;
 }
 
-const isTensor = (v: unknown): v is Tensor => typeof v === 'object' && v !== null && !Array.isArray(v) && 'shape' in v && 'dtype' in v && 'dispose' in v;
 
 export class ModuleBatcher {
   private readonly queue: Pending[] = [];

@@ -10,6 +10,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import type { EvalReport, Evaluator } from './metrics';
+import { promptWords } from '../models/text-encoder';
 
 export interface AttributeRule {
   words: string[];
@@ -38,14 +39,12 @@ export interface PromptEvalReport {
   all_attributes_accuracy: number | null;
 }
 
-const words = (s: string) => s.toLowerCase().split(/\s+/).map((w) => w.replace(/[^a-z/-]/g, '')).filter(Boolean);
-
 /** The class (longest class name whose words appear in order, together) and attribute words of a prompt. */
 export function parsePrompt(prompt: string, classes: string[], rules: AttributeRules): ParsedPrompt {
-  const w = words(prompt);
+  const w = promptWords(prompt); // the text encoder's own word rule
   let cls = -1, len = 0;
   classes.forEach((c, i) => {
-    const cw = words(c);
+    const cw = promptWords(c);
     for (let s = 0; s + cw.length <= w.length; s++)
       if (cw.every((x, k) => w[s + k] === x) && cw.length > len) {
         cls = i;

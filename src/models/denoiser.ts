@@ -12,6 +12,7 @@ import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import { axpby, cat, classTensor, floatTensor, slice } from '../tensor-ops';
+import { isTensor } from '../tensor';
 import { validateCard, type ModelCard, type Prediction } from './card';
 import { ConditionTable, NULL_CONDITION, conditionSpecs, type ConditionSpec } from './conditions';
 import { LatentDecoder, type DecoderSpec } from './decoder';
@@ -346,10 +347,6 @@ export class Denoiser {
       out.dispose();
     }
   }
-}
-
-function isTensor(v: unknown): v is Tensor {
-  return typeof v === 'object' && v !== null && 'shape' in v && 'dtype' in v;
 }
 
 /** Per row: x̂0 = x0[0]·x + x0[1]·out and ε̂ = eps[0]·x + eps[1]·out, for a model output at σ. */

@@ -8,7 +8,7 @@
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
-import { tensor } from '../tensor';
+import { isTensor, tensor } from '../tensor';
 
 export interface TextEncoderCard {
   name: string;
@@ -47,7 +47,7 @@ export class TextEncoder {
   /** The card's tokenizer rule; the ids padded to max_len. */
   tokenize(prompt: string): Tokenized {
     if (typeof prompt !== 'string') throw new DiffusionSearchError(`a prompt must be a string, got ${typeof prompt}`, 'ARGUMENT');
-    const words = words_(prompt);
+    const words = promptWords(prompt);
     const { max_len: L, pad_id, unk_id } = this.card;
     const ids = new BigInt64Array(L).fill(BigInt(pad_id));
     const unknown: string[] = [];
@@ -89,16 +89,13 @@ export class TextEncoder {
   }
 }
 
-function words_(prompt: string): string[] {
+/** The words of a prompt by the tokenizer rule (lower-case, split on whitespace, keep [a-z/-]). */
+export function promptWords(prompt: string): string[] {
   return prompt
     .toLowerCase()
     .split(/\s+/)
     .map((w) => w.replace(/[^a-z/-]/g, ''))
     .filter((w) => w.length > 0);
-}
-
-function isTensor(v: unknown): v is NativeTensor {
-  return typeof v === 'object' && v !== null && 'shape' in v && 'dtype' in v;
 }
 
 function checkCard(json: Record<string, unknown> | null, file: string): TextEncoderCard {
