@@ -3,6 +3,7 @@
  * Noise is a pure function of (seed, sample id, step, element): the same sample gets the same
  * noise whatever batch, thread count or device computed it. Ids default to the row index.
  */
+import { DiffusionSearchError } from './errors';
 import { native, type NativeStream, type NativeTensor } from './native';
 import { isTensor, tensor } from './tensor';
 
@@ -31,6 +32,12 @@ interface NativeOps {
 
 const ops = (): NativeOps => native().ops as NativeOps;
 
+/** The tensor argument `name`, checked before its shape or device is read (else a TypeError, not a coded error). */
+function need(x: unknown, name: string): Tensor {
+  if (!isTensor(x)) throw new DiffusionSearchError(`${name} must be a tensor, got ${x === null ? 'null' : typeof x}`, 'ARGUMENT');
+  return x;
+}
+
 /** Runs `body` with tensors made from plain arrays, and frees those temporaries after. */
 async function withTemps<T>(body: (temp: (t: Tensor) => Tensor) => Promise<T>): Promise<T> {
   const temps: Tensor[] = [];
@@ -50,7 +57,10 @@ function perSample(v: PerSample, rows: number, device: string, temp: (t: Tensor)
 function ids(v: Ids, device: string, temp: (t: Tensor) => Tensor): Tensor | null {
   if (v === null || v === undefined) return null;
   if (isTensor(v)) return v;
-  const data = v instanceof BigInt64Array ? v : BigInt64Array.from(v, (x) => BigInt(x));
+  // BigInt() of a fraction or a string throws a RangeError/SyntaxError: name the argument instead.
+  if (!(v instanceof BigInt64Array) && !(Array.isArray(v) && v.every((x) => Number.isSafeInteger(x))))
+    throw new DiffusionSearchError(`ids must be integers (an array, a BigInt64Array or an int64 tensor), got ${typeof v === 'string' ? `'${v}'` : String(v).slice(0, 80)}`, 'ARGUMENT');
+  const data = v instanceof BigInt64Array ? v : BigInt64Array.from(v as readonly number[], (x) => BigInt(x));
   return temp(tensor(data, [data.length], { device }));
 }
 
@@ -77,15 +87,16 @@ export function uniform(shape: number[], o: NoiseOptions & { device?: string }):
 
 /** Op 1: child[k] = sqrt(1−β²)·parents[idx[k]] + β·ε — keeps N(0, I) noise N(0, I). */
 export function mutateGaussian(parents: Tensor, idx: Ids, beta: number, o: NoiseOptions): Promise<Tensor> {
-  return withTemps((t) =>
-    ops().mutateGaussian(parents, ids(idx, parents.device, t)!, beta, o.seed, ids(o.ids, parents.device, t), o.step ?? 0, o.stream),
-  );
+  return withTemps(async (t) => {
+    const device = need(parents, 'parents').device;
+    return ops().mutateGaussian(parents, ids(idx, device, t)!, beta, o.seed, ids(o.ids, device, t), o.step ?? 0, o.stream);
+  });
 }
 
 /** Op 2: child[k] = parents[idx[k]] + s[k]·ε (s: the SDE noise std of that step). */
 export function mutateAdditive(parents: Tensor, idx: Ids, s: PerSample, o: NoiseOptions): Promise<Tensor> {
-  return withTemps((t) => {
-    const index = ids(idx, parents.device, t)!;
+  return withTemps(async (t) => {
+    const index = ids(idx, need(parents, 'parents').device, t)!;
     const rows = index.shape[0];
     return ops().mutateAdditive(parents, index, perSample(s, rows, parents.device, t), o.seed, ids(o.ids, parents.device, t), o.step ?? 0, o.stream);
   });
@@ -93,29 +104,31 @@ export function mutateAdditive(parents: Tensor, idx: Ids, s: PerSample, o: Noise
 
 /** Op 3: a neighbour of each row on its sphere at cosine τ (same norm). */
 export function sphereNeighbours(x: Tensor, tau: number, o: NoiseOptions): Promise<Tensor> {
-  return withTemps((t) => ops().sphereNeighbours(x, tau, o.seed, ids(o.ids, x.device, t), o.step ?? 0, o.stream));
+  return withTemps(async (t) => ops().sphereNeighbours(x, tau, o.seed, ids(o.ids, need(x, 'x').device, t), o.step ?? 0, o.stream));
 }
 
 /** Op 4: forward re-noising along `path` from σ_from to σ_to ≥ σ_from, per sample. */
 export function renoise(x: Tensor, path: NoisePath, sigmaFrom: PerSample, sigmaTo: PerSample, o: NoiseOptions): Promise<Tensor> {
-  const rows = x.shape[0];
-  return withTemps((t) =>
-    ops().renoise(x, path, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), o.seed, ids(o.ids, x.device, t), o.step ?? 0, o.stream),
-  );
+  return withTemps(async (t) => {
+    const rows = need(x, 'x').shape[0];
+    return ops().renoise(x, path, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), o.seed, ids(o.ids, x.device, t), o.step ?? 0, o.stream);
+  });
 }
 
 /** Op 5a: x + (σ_to − σ_from)·v, per sample. */
 export function eulerStep(x: Tensor, v: Tensor, sigmaFrom: PerSample, sigmaTo: PerSample, stream?: NativeStream): Promise<Tensor> {
-  const rows = x.shape[0];
-  return withTemps((t) => ops().eulerStep(x, v, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), stream));
+  return withTemps(async (t) => {
+    const rows = need(x, 'x').shape[0];
+    return ops().eulerStep(x, v, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), stream);
+  });
 }
 
 /** Op 5b: Heun's second stage, x + (σ_to − σ_from)·(v1 + v2)/2. */
 export function heunCombine(x: Tensor, v1: Tensor, v2: Tensor, sigmaFrom: PerSample, sigmaTo: PerSample, stream?: NativeStream): Promise<Tensor> {
-  const rows = x.shape[0];
-  return withTemps((t) =>
-    ops().heunCombine(x, v1, v2, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), stream),
-  );
+  return withTemps(async (t) => {
+    const rows = need(x, 'x').shape[0];
+    return ops().heunCombine(x, v1, v2, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), stream);
+  });
 }
 
 /** Op 5c: the DDIM-η / SDE step from x̂0 and ε̂; returns the new state and the noise std injected. */
@@ -128,7 +141,7 @@ export async function ddimStep(
   eta: number,
   o: NoiseOptions,
 ): Promise<{ x: Tensor; std: Tensor }> {
-  const rows = x0.shape[0];
+  const rows = need(x0, 'x0').shape[0];
   const [x, std] = await withTemps((t) =>
     ops().ddimStep(x0, eps, path, perSample(sigmaFrom, rows, x0.device, t), perSample(sigmaTo, rows, x0.device, t), eta, o.seed, ids(o.ids, x0.device, t), o.step ?? 0, o.stream),
   );
@@ -142,12 +155,12 @@ export async function topk(values: Tensor, k: number, stream?: NativeStream): Pr
 }
 
 /** Op 6b: n tournament winners; each tournament draws max(1, round(fraction·P)) entrants. */
-export function tournamentSelect(
+export async function tournamentSelect(
   fitness: Tensor,
   nWinners: number,
   o: { fraction?: number; size?: number; seed: Seed; step?: number; stream?: NativeStream },
 ): Promise<Tensor> {
-  const P = fitness.shape[0];
+  const P = need(fitness, 'fitness').shape[0];
   const size = o.size ?? Math.max(1, Math.round((o.fraction ?? 0.1) * P));
   return ops().tournamentSelect(fitness, nWinners, size, o.seed, o.step ?? 0, o.stream);
 }

@@ -1,6 +1,7 @@
 /** Reading CLI options: a --config JSON file under the flags, with checks that name the flag. */
 import fs from 'node:fs';
 import { DiffusionSearchError } from '../errors';
+import { checkJsonDepth } from '../io/json';
 
 export function readConfig(file: string | undefined): Record<string, unknown> {
   if (!file) return {};
@@ -13,8 +14,10 @@ export function readConfig(file: string | undefined): Record<string, unknown> {
   try {
     const c = JSON.parse(text) as unknown;
     if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new Error('not a JSON object');
+    checkJsonDepth(c, `--config '${file}'`);
     return c as Record<string, unknown>;
   } catch (e) {
+    if (e instanceof DiffusionSearchError) throw e;
     throw new DiffusionSearchError(`--config '${file}' is not a JSON object: ${(e as Error).message}`, 'ARGUMENT', { cause: e });
   }
 }

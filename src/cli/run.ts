@@ -14,6 +14,10 @@ export async function runMain(program: Command, argv: string[] = process.argv): 
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
+      // No command (e.g. `diffusion-search --verbose`, `diffusion-search bench`): commander prints the
+      // usage and fails without an error line; bad input should still say so, with its code.
+      if (e.code === 'commander.help' && e.exitCode !== 0)
+        process.stderr.write('diffusion-search: error [ARGUMENT]: no command given (the usage above lists the commands)\n');
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
     }

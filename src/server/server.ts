@@ -26,6 +26,7 @@ import { DiffusionSearchError, type ErrorCode } from '../errors';
 import type { Engine } from '../engine/engine';
 import type { GenerateOptions, GenerateResult } from '../generate';
 import { gridPng } from '../io/png';
+import { checkJsonDepth } from '../io/json';
 import { shipped } from '../models/shipped';
 
 export interface ServerOptions {
@@ -157,6 +158,7 @@ export class DiffusionServer {
   requestOptions(body: unknown): GenerateOptions {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'ARGUMENT', 'the body must be a JSON object of generate options');
     const o = body as Record<string, unknown>;
+    checkJsonDepth(o, 'the body');
     const unknown = Object.keys(o).filter((k) => !KEYS.includes(k as keyof GenerateOptions));
     if (unknown.length) throw new HttpError(400, 'ARGUMENT', `unknown option(s) ${unknown.join(', ')}; known: ${KEYS.join(', ')}`);
     const out = { ...o } as GenerateOptions;
