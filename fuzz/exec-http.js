@@ -11,7 +11,7 @@ const { DIR_MODELS } = require('./gen-http');
 let server, port;
 
 async function start(tmp) {
-  const dir = path.join(tmp, 'served-models');
+  const dir = path.join(tmp, `served-models-${process.pid}`); // one per runner: a restarted runner starts its own
   fs.mkdirSync(dir, { recursive: true });
   for (const f of DIR_MODELS) {
     const src = path.join(FIX, 'fuzz', f);
@@ -21,7 +21,7 @@ async function start(tmp) {
   fs.writeFileSync(path.join(dir, 'empty.pt'), '');
   fs.symlinkSync('/work', path.join(dir, 'link.pt'));
   fs.mkdirSync(path.join(dir, 'sub'));
-  server = createServer(createEngine({}), { modelsDir: dir, maxRequestNfe: 2000 });
+  server = createServer(createEngine({}), { modelsDir: dir, maxRequestNfe: 400 });
   port = (await server.listen(0, '127.0.0.1')).port;
 }
 

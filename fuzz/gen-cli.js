@@ -10,11 +10,11 @@ const ALGORITHMS = ['evosearch', 'best-of-n', 'zero-order', 'paths', 'particles'
 
 /** Flags of generate with a sampler of valid-but-cheap values, and of plausible wrong ones. */
 const GENERATE_FLAGS = {
-  '--budget': (r) => String(r.int(20, 160)),
+  '--budget': (r) => String(r.int(16, 80)),
   '--n': (r) => String(r.int(1, 2)),
   '--keep': (r) => String(r.int(1, 2)),
   '--seed': (r) => String(r.int(0, 2 ** 31)),
-  '--steps': (r) => String(r.int(2, 10)),
+  '--steps': (r) => String(r.int(2, 6)),
   '--class': (r) => r.pick(['0', '1', 'Shirt', 'Bag', '9']),
   '--algorithm': (r) => r.pick(ALGORITHMS),
   '--schedule': (r) => r.pick(['uniform', 'shifted', 'karras']),
@@ -58,8 +58,8 @@ function baseModel(r) {
     [12, ['gmm2d', 'gmm2d-reward']],
     [3, ['vp2d', 'gmm2d-reward']],
     [3, ['@FIX/fuzz/ok.pt', '@FIX/fuzz/ok-verifier.pt']],
-    [1, ['fashion-flow', 'classifier']],
-    [1, ['fashion-t2i', null]],
+    [0.5, ['fashion-flow', 'classifier']],
+    [0.5, ['fashion-t2i', null]],
     [1, ['@FIX/tiny.pt', 'self']],
   ]);
 }
@@ -75,7 +75,7 @@ function badValue(r) {
 
 function generateArgv(r) {
   const [model, verifier] = baseModel(r);
-  const argv = ['generate', '--model', model, '--out', '@TMP/out', '--budget', String(r.int(20, 120)), '--n', '1', '--steps', String(r.int(3, 10))];
+  const argv = ['generate', '--model', model, '--out', '@TMP/out', '--budget', String(r.int(16, 64)), '--n', '1', '--steps', String(r.int(2, 6))];
   if (verifier) argv.push('--verifier', verifier);
   if (model === 'fashion-t2i') argv.push('--prompt', r.pick(['a shirt', 'a red bag', 'zzz']));
   if (r.chance(0.7)) argv.push('--algorithm', r.pick(ALGORITHMS));

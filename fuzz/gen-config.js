@@ -11,7 +11,7 @@ const KEYS = Object.keys(GENERATE_FLAGS).map((f) => f.slice(2).replace(/-(\w)/g,
 KEYS.push('model', 'eval', 'prompts', 'scaleSteps', 'json', 'config', 'tpm');
 
 function base(r) {
-  return { model: r.pick(['gmm2d', 'vp2d']), verifier: 'gmm2d-reward', budget: r.int(20, 120), n: 1, steps: r.int(3, 8), eval: false, algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']) };
+  return { model: r.pick(['gmm2d', 'vp2d']), verifier: 'gmm2d-reward', budget: r.int(16, 64), n: 1, steps: r.int(2, 6), eval: false, algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']) };
 }
 
 /** The config text: usually JSON.stringify of a mutated object, sometimes hand-broken text. */

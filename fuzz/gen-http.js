@@ -12,7 +12,7 @@ const DIR_MODELS = ['ok.pt', 'ok-verifier.pt', 'nan.pt', 'throws.pt', 'wrong-sha
 const ALG_OPTIONS = ['population', 'levels', 'elites', 'beta', 'tournament', 'n', 'm', 'tau', 'particles', 'lambda', 'beams', 'children', 'forward', 'backward', 'threshold', 'interval', 'potential', 'scoreBy', 'mutation'];
 
 function base(r) {
-  return { model: r.pick(['gmm2d', 'gmm2d', 'vp2d', 'ok.pt']), verifier: [r.pick(['gmm2d-reward', 'ok-verifier.pt'])], budget: r.int(20, 100), n: 1, steps: r.int(3, 8), algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']) };
+  return { model: r.pick(['gmm2d', 'gmm2d', 'vp2d', 'ok.pt']), verifier: [r.pick(['gmm2d-reward', 'ok-verifier.pt'])], budget: r.int(16, 64), n: 1, steps: r.int(2, 6), algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']) };
 }
 
 function value(r) {
