@@ -50,6 +50,8 @@ async function withTemps<T>(body: (temp: (t: Tensor) => Tensor) => Promise<T>): 
 
 function perSample(v: PerSample, rows: number, device: string, temp: (t: Tensor) => Tensor): Tensor {
   if (isTensor(v)) return v;
+  if (typeof v !== 'number' && !(v instanceof Float32Array) && !Array.isArray(v))
+    throw new DiffusionSearchError(`a per-sample value must be a number, an array of numbers or a float32 tensor, got ${v === null ? 'null' : typeof v}`, 'ARGUMENT');
   const data = typeof v === 'number' ? new Float32Array(rows).fill(v) : Float32Array.from(v);
   return temp(tensor(data, [data.length], { device }));
 }

@@ -214,7 +214,7 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     budget: int('budget', get('budget'), 1),
     n: int('n', get('n'), 1),
     keep: int('keep', get('keep'), 1),
-    seed: int('seed', get('seed')),
+    seed: int('seed', get('seed'), 0, Number.MAX_SAFE_INTEGER),
     verifier: verifier === undefined ? undefined : Array.isArray(verifier) ? verifier.map(String) : [String(verifier)],
     steps: int('steps', get('steps'), 1),
     schedule: oneOf('schedule', get('schedule'), ['uniform', 'shifted', 'karras', 'adaptive']),

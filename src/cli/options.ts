@@ -22,10 +22,11 @@ export function readConfig(file: string | undefined): Record<string, unknown> {
   }
 }
 
-export function int(flag: string, v: unknown, min = 0): number | undefined {
+/** An integer flag in [min, max]; the default max (2^31 − 1) keeps counts such as --n 1e20 from reaching array sizes. */
+export function int(flag: string, v: unknown, min = 0, max = 2 ** 31 - 1): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min) throw new DiffusionSearchError(`--${flag} must be an integer >= ${min}, got '${v}'`, 'ARGUMENT');
+  if (!Number.isInteger(n) || n < min || n > max) throw new DiffusionSearchError(`--${flag} must be an integer from ${min} to ${max}, got '${v}'`, 'ARGUMENT');
   return n;
 }
 

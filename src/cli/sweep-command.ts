@@ -63,7 +63,7 @@ export function addSweep(program: Command): void {
                 algorithm,
                 budget,
                 n,
-                seed: int('seed', o.seed),
+                seed: int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
                 steps: int('steps', o.steps, 1),
                 verifier: o.verifier as string[] | undefined,
                 device: String(o.device),

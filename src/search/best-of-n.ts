@@ -10,12 +10,17 @@ export interface BestOfNOptions {
   batch?: number;
 }
 
+/** Default rows per round. */
+const MAX_ROUND = 4096;
+
 export function bestOfN(config: SearchConfig, options: BestOfNOptions = {}): Promise<SearchResult> {
   return withRun('best-of-n', config, async (run) => {
     const per = run.rolloutCost(1, 0);
     run.require(per, `one trajectory of ${run.steps} steps`);
     const total = Math.floor(run.budget.total / per);
-    const batch = Math.max(1, Math.min(options.batch ?? total, total));
+    // Rounds of at most MAX_ROUND rows by default: one round of every trajectory the budget pays for
+    // allocated all of them at once (a large budget: gigabytes of noise, or a V8 heap abort).
+    const batch = Math.max(1, Math.min(options.batch ?? MAX_ROUND, total));
     for (let round = 0, done = 0; done < total; round++) {
       const n = Math.min(batch, total - done);
       const { x, ids } = await run.noise(n);

@@ -2,13 +2,19 @@
 import { DiffusionSearchError } from '../errors';
 import type { NfeMeter } from '../models/denoiser';
 
+/** Most NFE one search may be given (2^31). */
+export const MAX_BUDGET = 2 ** 31;
+
 export class Budget implements NfeMeter {
   used = 0;
   modelSeconds = 0;
   verifierSeconds = 0;
 
   constructor(readonly total: number) {
-    if (!(Number.isInteger(total) && total > 0)) throw new DiffusionSearchError(`the budget must be a positive integer NFE, got ${total}`, 'BUDGET');
+    // The cap: searches list their candidates in JS arrays (at most 2^32 − 1 long); a budget of 1e20
+    // made best-of-n ask for an array that long (RangeError, an internal error instead of BUDGET).
+    if (!(Number.isInteger(total) && total > 0 && total <= MAX_BUDGET))
+      throw new DiffusionSearchError(`the budget must be a positive integer NFE up to ${MAX_BUDGET}, got ${total}`, 'BUDGET');
   }
 
   get remaining(): number {
