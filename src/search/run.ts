@@ -11,7 +11,7 @@ import { validateSchedule } from '../schedules';
 import { adaptiveSettings, sampleAdaptive } from '../samplers/adaptive';
 import { slice } from '../tensor-ops';
 import { verifierForSearch } from '../verifiers/ensemble';
-import { checkScores } from '../verifiers/verifier';
+import { checkScores, scoreGuarded } from '../verifiers/verifier';
 import { Budget } from './budget';
 import type { SearchConfig, SearchResult, TraceEntry } from './types';
 
@@ -250,7 +250,7 @@ export class SearchRun {
       }
       const t0 = performance.now();
       const extras = { x0Mid: imgMid, stream: this.stream, signal: this.config.signal, condition, prompts: this.config.prompt === undefined ? null : new Array<string>(n).fill(this.config.prompt) };
-      raw = await v.score(img, cond, extras);
+      raw = await scoreGuarded(v, img, cond, extras);
       this.budget.verifierSeconds += (performance.now() - t0) / 1000;
     } finally {
       if (img !== x0) img.dispose();

@@ -62,3 +62,32 @@ export class FunctionVerifier implements Verifier {
     return s;
   }
 }
+
+/**
+ * `v.score(...)` as a search calls it: a failure that is not already a DiffusionSearchError (a
+ * plain Error from a JS verifier) becomes VERIFIER, naming the verifier, with the original as its
+ * cause; and the search's signal ends the wait at once (ABORTED), even when the verifier ignores
+ * the signal and never answers — its late answer or failure is dropped.
+ */
+export async function scoreGuarded(v: Verifier, x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras): Promise<ArrayLike<number>> {
+  const signal = extras.signal;
+  const cancelled = (cause: unknown) => new DiffusionSearchError(`verifier '${v.name}': cancelled`, 'ABORTED', { cause });
+  if (signal?.aborted) throw cancelled(signal.reason);
+  let onAbort: (() => void) | undefined;
+  const work = (async () => v.score(x0, cond, extras))();
+  try {
+    if (!signal) return await work;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(cancelled(signal.reason));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return await Promise.race([work, aborted]);
+  } catch (e) {
+    if (e instanceof DiffusionSearchError) throw e;
+    if (signal?.aborted) throw cancelled(e);
+    throw new DiffusionSearchError(`verifier '${v.name}' failed: ${e instanceof Error ? e.message : String(e)}`, 'VERIFIER', { cause: e });
+  } finally {
+    if (onAbort) signal!.removeEventListener('abort', onAbort);
+    work.catch(() => undefined); // a verifier left behind may fail later: not an unhandled rejection
+  }
+}
