@@ -130,7 +130,13 @@ at::Tensor output(at::IntArrayRef shape, const at::TensorOptions& options) {
 }
 at::Tensor outputLike(const at::Tensor& x) { return output(x.sizes(), x.options()); }
 
-int64_t rowDim(const at::Tensor& t) { return t.dim() <= 1 ? 1 : t.numel() / t.size(0); }
+// Elements per row: the product of the dims after the first, not numel / rows, which divided by
+// zero (SIGFPE, the process killed) for a tensor of 0 rows.
+int64_t rowDim(const at::Tensor& t) {
+  int64_t d = 1;
+  for (int64_t i = 1; i < t.dim(); ++i) d *= t.size(i);
+  return d;
+}
 const int64_t* ptr(const c10::optional<at::Tensor>& t) { return t ? t->data_ptr<int64_t>() : nullptr; }
 
 // Host-side range check of small index arrays before a CUDA kernel (which cannot report).

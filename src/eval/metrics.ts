@@ -10,6 +10,7 @@ import { loadModule, type TorchModule } from '../module';
 import { packageRoot, type NativeTensor } from '../native';
 import { tensor } from '../tensor';
 import { classTensor } from '../tensor-ops';
+import { checkSampleShape } from '../verifiers/torchscript';
 import { frechetDistance, meanCov } from './linalg';
 
 export const DEFAULT_EVAL_MODEL = path.join(packageRoot, 'eval', 'fashion-eval.pt');
@@ -55,6 +56,7 @@ export class Evaluator {
   async evaluate(samples: Float32Array, shape: number[], cls: ArrayLike<number>, classNames?: string[]): Promise<EvalReport> {
     const n = shape[0];
     if (cls.length !== n) throw new DiffusionSearchError(`eval: ${n} samples but ${cls.length} classes`, 'SHAPE');
+    checkSampleShape(this.module, shape, 'eval: the eval/ classifier');
     const x = tensor(samples, shape, { device: this.module.device });
     const c = classTensor(cls, this.module.device);
     try {

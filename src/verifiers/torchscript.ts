@@ -17,6 +17,7 @@ async function chunked(
   stream?: NativeStream,
 ): Promise<Float32Array[]> {
   const n = x.shape[0];
+  checkSampleShape(module, x.shape, `verifier '${module.path}'`);
   const out: Float32Array[] = [];
   for (let start = 0; start < n; start += maxBatch) {
     const end = Math.min(n, start + maxBatch);
@@ -40,6 +41,18 @@ async function chunked(
     }
   }
   return out;
+}
+
+/**
+ * Samples must have the shape the module's card declares: else libtorch fails deep inside the
+ * forward (a NATIVE error, HTTP 500 from serve) where the request only paired a model with a
+ * verifier or eval model of another shape (gmm2d with 'self', or with eval: true).
+ */
+export function checkSampleShape(module: TorchModule, shape: readonly number[], what: string): void {
+  const want = module.card?.sample_shape;
+  if (!Array.isArray(want) || !want.every((d) => Number.isInteger(d) && d > 0)) return;
+  if (shape.length !== want.length + 1 || want.some((d, i) => d !== shape[i + 1]))
+    throw new DiffusionSearchError(`${what} takes samples of shape [${want}] (its model card), got [${shape.slice(1)}]`, 'SHAPE');
 }
 
 const isTensorList = (c: unknown): c is Tensor[] => Array.isArray(c) && c.length > 0 && typeof c[0] === 'object';
