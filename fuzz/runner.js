@@ -24,7 +24,13 @@ for (const ev of ['uncaughtException', 'unhandledRejection'])
     process.exit(70);
   });
 
+// Harness self-test (test/fuzz.test.ts): abort or hang at a given index, to prove the parent
+// charges the case in flight and carries on with a fresh runner.
+const selfTest = { abort: Number(process.env.DS_FUZZ_ABORT_AT ?? -1), hang: Number(process.env.DS_FUZZ_HANG_AT ?? -1) };
+
 async function runCase(index) {
+  if (index === selfTest.abort) process.abort();
+  if (index === selfTest.hang) await new Promise(() => setInterval(() => {}, 1000));
   const c = makeCase(seed, index);
   const dir = path.join(tmp, `c${index}`);
   const argv = prepare(c, dir);

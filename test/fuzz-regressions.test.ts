@@ -1,0 +1,117 @@
+/**
+ * Failures the fuzzer (fuzz/, `npm run fuzz`) found, as the concrete inputs that caused them;
+ * each now gets a coded error (or just works) instead of a signal, a TypeError/RangeError,
+ * "internal error" (exit 1) or HTTP 500. The comment on each says what it did before the fix and
+ * which fuzz case found it.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tensor } from '../src/tensor';
+import * as ops from '../src/ops';
+import { generate } from '../src/generate';
+import { createEngine } from '../src/engine/engine';
+import { createServer, type DiffusionServer } from '../src/server/server';
+import { expectCode, fixture } from './helpers';
+
+const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-fuzz-reg-'));
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, cwd: tmp });
+const deep = (d: number) => '['.repeat(d) + ']'.repeat(d);
+
+describe('library ops (fuzz category tensor)', () => {
+  it('a tensor with 0 rows through sphereNeighbours, mutateGaussian and renoise (was SIGFPE: rowDim divided by 0 rows; seed 2 case 501)', async () => {
+    const x = tensor(new Float32Array(0), [0, 2]);
+    const outs = [
+      await ops.sphereNeighbours(x, 0.8, { seed: 56 }),
+      await ops.mutateGaussian(x, [], 0.5, { seed: 1 }),
+      await ops.renoise(x, 'vp', 0.2, 0.5, { seed: 1 }),
+    ];
+    for (const o of outs) {
+      expect(o.shape).toEqual([0, 2]);
+      o.dispose();
+    }
+    x.dispose();
+  });
+
+  it('a non-tensor where an op wants a tensor is ARGUMENT (was TypeError: reading shape of undefined/null; seed 1 cases 39, 403)', async () => {
+    const v = tensor(new Float32Array(4), [2, 2]);
+    await expectCode(() => ops.eulerStep({} as never, v, 1, 0.5), 'ARGUMENT');
+    await expectCode(() => ops.heunCombine(undefined as never, v, v, 1, 0.5), 'ARGUMENT');
+    await expectCode(() => ops.ddimStep(null as never, v, 'vp', 1, 0.5, 0, { seed: 1 }), 'ARGUMENT');
+    await expectCode(() => ops.renoise(3 as never, 'vp', 0.1, 0.5, { seed: 1 }), 'ARGUMENT');
+    await expectCode(() => ops.tournamentSelect('x' as never, 1, { seed: 1 }), 'ARGUMENT');
+    v.dispose();
+  });
+
+  it('a per-sample σ of null, or ids that are not integers, is ARGUMENT (was TypeError / SyntaxError from BigInt; seed 1 cases 983, 743)', async () => {
+    const x = tensor(new Float32Array(10), [5, 2]);
+    await expectCode(() => ops.renoise(x, 'vp', 1, null as never, { seed: 26 }), 'ARGUMENT');
+    await expectCode(() => ops.mutateGaussian(x, 'x' as never, 0.3, { seed: 1 }), 'ARGUMENT');
+    await expectCode(() => ops.mutateGaussian(x, [0.5], 0.3, { seed: 1 }), 'ARGUMENT');
+    x.dispose();
+  });
+});
+
+describe('generate (fuzz categories cli and config)', () => {
+  it('--n 1e20 exits 2 with ARGUMENT (was exit 1 "internal error: Invalid array length"; seed 1 case 586)', () => {
+    const r = run('generate', '--model', fixture('fuzz/ok.pt'), '--verifier', fixture('fuzz/ok-verifier.pt'), '--budget', '24', '--steps', '4', '--n', '1e20', '--out', path.join(tmp, 'o1'), '--json');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/error \[ARGUMENT\]: --n must be an integer from 1 to 2147483647/);
+  });
+
+  it('a budget of 1e20 for best-of-n is BUDGET (was RangeError: Invalid array length)', async () => {
+    await expectCode(() => generate({ model: 'gmm2d', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 1e20, n: 1, steps: 3 }), 'BUDGET');
+  });
+
+  it('a --config entry nested 5,000 deep exits 2 with ARGUMENT (was exit 1 "internal error: Maximum call stack size exceeded"; seed 1 case 508)', () => {
+    const file = path.join(tmp, 'deep.json');
+    fs.writeFileSync(file, `{"model":"gmm2d","verifier":"gmm2d-reward","budget":${deep(5000)}}`);
+    const r = run('generate', '--config', file, '--out', path.join(tmp, 'o2'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/error \[ARGUMENT\]: --config .* nests arrays or objects more than 64 deep/);
+  });
+
+  it('no command (`diffusion-search --verbose`) exits 2 with an error [ARGUMENT] line, not just the usage (seed 1 case 185)', () => {
+    const r = run('--verbose');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/Usage: diffusion-search/);
+    expect(r.stderr).toMatch(/error \[ARGUMENT\]: no command given/);
+  });
+});
+
+describe('serve (fuzz category http)', () => {
+  let server: DiffusionServer, base: string;
+  beforeAll(async () => {
+    server = createServer(createEngine({}), { maxRequestNfe: 400 });
+    base = `http://127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
+  });
+  afterAll(async () => {
+    await server?.close(0);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const post = (body: string) => fetch(`${base}/v1/generate`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+
+  it('a budget nested 5,000 deep is 400 ARGUMENT (was 500 "Maximum call stack size exceeded" from the NFE limit check; seed 1 case 198)', async () => {
+    for (const key of ['budget', 'n']) {
+      const r = await post(`{"model":"gmm2d","verifier":["gmm2d-reward"],"budget":30,"n":1,"${key}":${deep(5000)}}`);
+      expect(r.status).toBe(400);
+      expect((await r.json()).error.code).toBe('ARGUMENT');
+    }
+  });
+
+  it('eval on gmm2d samples, or the self verifier on them, is 400 SHAPE (was 500 NATIVE from inside libtorch; seed 2 cases 55, 94)', async () => {
+    for (const body of [
+      { model: 'gmm2d', verifier: ['gmm2d-reward'], budget: 34, n: 1, steps: 2, algorithm: 'evosearch', eval: [] },
+      { model: 'gmm2d', verifier: ['self'], budget: 20, n: 1, steps: 2, algorithm: 'best-of-n' },
+    ]) {
+      const r = await post(JSON.stringify(body));
+      const j = await r.json();
+      expect(r.status, JSON.stringify(j)).toBe(400);
+      expect(j.error.code).toBe('SHAPE');
+      expect(j.error.message).toMatch(/takes samples of shape \[1,28,28\] \(its model card\), got \[2\]/);
+    }
+  });
+});
