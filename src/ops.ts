@@ -66,6 +66,13 @@ function ids(v: Ids, device: string, temp: (t: Tensor) => Tensor): Tensor | null
   return temp(tensor(data, [data.length], { device }));
 }
 
+/** The parent of each child: required (ids() lets null mean "the row index", which has no meaning here). */
+function parentIndex(idx: Ids, device: string, temp: (t: Tensor) => Tensor): Tensor {
+  const index = ids(idx, device, temp);
+  if (!index) throw new DiffusionSearchError('idx (the parent of each child) is required', 'ARGUMENT');
+  return index;
+}
+
 export interface NoiseOptions {
   seed: Seed;
   /** Sample ids, one per row (default: the row index). */
@@ -91,14 +98,14 @@ export function uniform(shape: number[], o: NoiseOptions & { device?: string }):
 export function mutateGaussian(parents: Tensor, idx: Ids, beta: number, o: NoiseOptions): Promise<Tensor> {
   return withTemps(async (t) => {
     const device = need(parents, 'parents').device;
-    return ops().mutateGaussian(parents, ids(idx, device, t)!, beta, o.seed, ids(o.ids, device, t), o.step ?? 0, o.stream);
+    return ops().mutateGaussian(parents, parentIndex(idx, device, t), beta, o.seed, ids(o.ids, device, t), o.step ?? 0, o.stream);
   });
 }
 
 /** Op 2: child[k] = parents[idx[k]] + s[k]·ε (s: the SDE noise std of that step). */
 export function mutateAdditive(parents: Tensor, idx: Ids, s: PerSample, o: NoiseOptions): Promise<Tensor> {
   return withTemps(async (t) => {
-    const index = ids(idx, need(parents, 'parents').device, t)!;
+    const index = parentIndex(idx, need(parents, 'parents').device, t);
     const rows = index.shape[0];
     return ops().mutateAdditive(parents, index, perSample(s, rows, parents.device, t), o.seed, ids(o.ids, parents.device, t), o.step ?? 0, o.stream);
   });

@@ -53,6 +53,13 @@ describe('library ops (fuzz category tensor)', () => {
     await expectCode(() => ops.mutateGaussian(x, [0.5], 0.3, { seed: 1 }), 'ARGUMENT');
     x.dispose();
   });
+
+  it('mutateAdditive or mutateGaussian without parent indices is ARGUMENT (was TypeError: reading shape of null; seed 3 case 78)', async () => {
+    const x = tensor(new Float32Array(8), [4, 2]);
+    await expectCode(() => ops.mutateAdditive(x, null, 0.97, { seed: 89 }), 'ARGUMENT');
+    await expectCode(() => ops.mutateGaussian(x, undefined, 0.5, { seed: 1 }), 'ARGUMENT');
+    x.dispose();
+  });
 });
 
 describe('generate (fuzz categories cli and config)', () => {
@@ -72,6 +79,12 @@ describe('generate (fuzz categories cli and config)', () => {
     const r = run('generate', '--config', file, '--out', path.join(tmp, 'o2'));
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/error \[ARGUMENT\]: --config .* nests arrays or objects more than 64 deep/);
+  });
+
+  it('a model card whose "decoder" is a string exits 2 with MODEL_CARD (was exit 1 "internal error: The path argument must be of type string"; seed 3 case 252)', () => {
+    const r = run('generate', '--model', fixture('fuzz/card-decoder.pt'), '--verifier', fixture('fuzz/ok-verifier.pt'), '--algorithm', 'evosearch', '--budget', '61', '--steps', '6', '--no-eval', '--out', path.join(tmp, 'o3'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/error \[MODEL_CARD\]: model card of .*card-decoder.pt': "decoder" must be an object naming its "model"/);
   });
 
   it('no command (`diffusion-search --verbose`) exits 2 with an error [ARGUMENT] line, not just the usage (seed 1 case 185)', () => {

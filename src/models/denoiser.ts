@@ -75,6 +75,9 @@ export class Denoiser {
     const d = new Denoiser(options.wrap ? options.wrap(m) : m, options);
     try {
       const spec = d.card.decoder as DecoderSpec | undefined;
+      // A card's "decoder" that is not { model: ... } (e.g. a string) reached path code as undefined: a TypeError.
+      if (spec !== undefined && (typeof spec !== 'object' || spec === null || typeof spec.model !== 'string' || !spec.model))
+        throw new DiffusionSearchError(`model card of '${d.module.path}': "decoder" must be an object naming its "model", got ${JSON.stringify(spec).slice(0, 80)}`, 'MODEL_CARD');
       if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: modelFileBeside(spec.model, d.module.path) }, d.sampleShape, options);
       const method = (d.card.unconditional as { method?: string } | undefined)?.method;
       if (method && d.conditions) await d.loadNullCondition(method);
