@@ -5,7 +5,7 @@
  * `npm run fuzz -- --cases 20000 --seed 7`; replay failures with `--seed S --case I[,J...]`.
  *
  * Options: --cases N (1000)  --seed S (1)  --case I,J  --workers W (2)  --deadline MS (20000)
- *          --real K (40 real CLI processes)  --json (print the summary as one JSON line)
+ *          --real K (30 real CLI processes)  --json (print the summary as one JSON line)
  *          --failures FILE (default out/fuzz/failures-seed<S>.json)
  * Exit status: 0 when no case failed, 1 otherwise.
  */
@@ -19,7 +19,7 @@ const { summarize, formatSummary } = require('./summary');
 const { ROOT } = require('./files');
 
 function parseArgs(argv) {
-  const o = { cases: 1000, seed: 1, workers: 2, deadline: 20000, real: 40, json: false, only: null, failures: null };
+  const o = { cases: 1000, seed: 1, workers: 2, deadline: 20000, real: 30, json: false, only: null, failures: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], v = () => argv[++i];
     const int = (x, name) => {
