@@ -21,7 +21,8 @@ function runPool({ seed, indices, workers, deadlineMs, tmp, onResult }) {
     new Promise((resolve) => {
       const child = spawn(process.execPath, [path.join(__dirname, 'runner.js'), String(seed), tmp], {
         stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
-        env: { ...process.env, DS_POISON_OUTPUTS: process.env.DS_POISON_OUTPUTS ?? '1' },
+        // One intra-op thread: the cases are tiny, and runners in parallel would oversubscribe the cores.
+        env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', DS_POISON_OUTPUTS: process.env.DS_POISON_OUTPUTS ?? '1' },
       });
       let inFlight = null, timer = null, stderr = '';
       child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-3000)));

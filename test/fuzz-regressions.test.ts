@@ -69,6 +69,14 @@ describe('generate (fuzz categories cli and config)', () => {
     expect(r.stderr).toMatch(/error \[ARGUMENT\]: --n must be an integer from 1 to 2147483647/);
   });
 
+  it('sweep --steps 1e9 exits 2 with ARGUMENT at once (was a hang building a billion-step schedule; seed 5 case 183)', () => {
+    const t = performance.now();
+    const r = run('sweep', '--model', 'gmm2d', '--verifier', 'gmm2d-reward', '--out', path.join(tmp, 'sweep'), '--algorithms', 'evosearch,beam', '--budgets', '30', '--n', '1', '--steps', '1e9', '--json');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/error \[ARGUMENT\]: steps must be a positive integer up to 1000000, got 1000000000/);
+    expect(performance.now() - t).toBeLessThan(60_000);
+  });
+
   it('a budget of 1e20 for best-of-n is BUDGET (was RangeError: Invalid array length)', async () => {
     await expectCode(() => generate({ model: 'gmm2d', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 1e20, n: 1, steps: 3 }), 'BUDGET');
   });

@@ -62,6 +62,10 @@ export function validateSchedule(sigmas: readonly number[]): readonly number[] {
   return sigmas;
 }
 
+/** Most steps a schedule may have: --steps 1e9 built a billion-entry array before any budget check (a hang, then out of memory). */
+export const MAX_STEPS = 1_000_000;
+
 function checkSteps(steps: number): void {
-  if (!Number.isInteger(steps) || steps < 1) throw new DiffusionSearchError(`steps must be a positive integer, got ${steps}`, 'ARGUMENT');
+  if (!Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS)
+    throw new DiffusionSearchError(`steps must be a positive integer up to ${MAX_STEPS}, got ${steps}`, 'ARGUMENT');
 }
