@@ -39,6 +39,8 @@ export interface ServeBenchOptions {
   repeats?: number;
   /** The server's --max-batch (default: serve's). */
   maxBatch?: number;
+  /** More arguments for both servers (e.g. --threads 1). */
+  serveArgs?: string[];
   /** Also the small-under-load check. */
   underLoad?: boolean;
   log?: (line: string) => void;
@@ -121,7 +123,7 @@ export async function benchServe(o: ServeBenchOptions = {}) {
   const underLoad: Array<{ batching: boolean; unloaded_p50_ms: number; loaded_p50_ms: number; loaded_p95_ms: number; ratio_p95: number; probes: number }> = [];
   const body = (s: Scenario, k: number) => ({ model, algorithm: s.algorithm, budget: s.budget, n: 1, steps, seed: k, class: k % 10, eval: false });
   for (const batching of [true, false]) {
-    const srv = await startServer(batching, o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []);
+    const srv = await startServer(batching, [...(o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []), ...(o.serveArgs ?? [])]);
     try {
       for (const s of scenarios) await request(srv.url, body(s, 0)); // load and warm up
       for (let rep = 0; rep < repeats; rep++)
@@ -197,7 +199,7 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
   return lines.join('\n');
 }
 
-/** bench/serve.js: --json, --seconds s, --max-batch n, --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load. */
+/** bench/serve.js: --json, --seconds s, --max-batch n, --serve-args '--threads 1', --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load. */
 export async function main(argv: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = argv.indexOf(name);
@@ -216,6 +218,7 @@ export async function main(argv: string[]): Promise<void> {
     }),
     underLoad: !argv.includes('--no-under-load'),
     maxBatch: arg('--max-batch') ? Number(arg('--max-batch')) : undefined,
+    serveArgs: arg('--serve-args')?.split(' ').filter(Boolean),
     log: json ? undefined : (l) => process.stderr.write(l + '\n'),
   });
   process.stdout.write((json ? JSON.stringify(r, null, 2) : formatServeBench(r)) + '\n');

@@ -26,10 +26,11 @@ export function addServe(program: Command): void {
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--models-dir <dir>', 'directory whose .pt files requests may name (besides the shipped models)')
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
-    .option('--threads <n>', 'intra-op threads (default: libtorch\'s, all cores or OMP_NUM_THREADS)')
+    .option('--threads <n>', 'intra-op threads (default on CPU with batching: 1, with one forward per core side by side; else libtorch\'s)')
     .option('--max-batch <n>', 'most rows per forward', '128')
     .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
     .option('--no-batching', 'every search calls the models alone (for comparison)')
+    .option('--parallel-forwards <n>', 'forwards of one model at once, each on its own stream (default: cores ÷ threads on CPU, 1 on CUDA)')
     .option('--max-active <n>', 'requests running at once', '16')
     .option('--max-queue <n>', 'requests waiting beyond those (more get 429)', '64')
     .option('--searches-per-request <n>', 'searches of one request running at once', '8')
@@ -53,10 +54,13 @@ Examples:
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const engine = createEngine({
         device: String(o.device),
-        threads: o.threads === undefined ? undefined : int(String(o.threads), '--threads'),
+        // On a CPU, forwards side by side with one thread each beat one forward with all cores (see
+        // src/engine/batcher.ts); OMP_NUM_THREADS, if set, still decides.
+        threads: o.threads !== undefined ? int(String(o.threads), '--threads') : String(o.device).startsWith('cpu') && o.batching !== false && !process.env.OMP_NUM_THREADS ? 1 : undefined,
         maxBatch: int(String(o.maxBatch), '--max-batch'),
         batchWindowUs: int(String(o.batchWindowUs), '--batch-window-us', 0),
         batching: o.batching !== false,
+        parallelForwards: o.parallelForwards === undefined ? undefined : int(String(o.parallelForwards), '--parallel-forwards'),
         maxActive: int(String(o.maxActive), '--max-active'),
         maxQueue: int(String(o.maxQueue), '--max-queue', 0),
         searchesPerRequest: int(String(o.searchesPerRequest), '--searches-per-request'),
@@ -76,7 +80,7 @@ Examples:
       }
       const deadline = Number(o.shutdownDeadline) * 1000;
       const addr = await server.listen(int(String(o.port), '--port', 0), String(o.host));
-      process.stdout.write(`listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`);
+      process.stdout.write(`listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`);
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => {

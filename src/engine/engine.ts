@@ -41,6 +41,11 @@ export interface EngineOptions {
   batching?: boolean;
   /** Longest wait of an idle model for more callers, in µs (default 1000; 0: none). */
   batchWindowUs?: number;
+  /**
+   * Forwards of one model at once, each on its own stream (default: on CPU, the cores ÷ intra-op
+   * threads, so `threads: 1` runs one forward per core; on CUDA, 1).
+   */
+  parallelForwards?: number;
   /** Requests running at once (default 16). */
   maxActive?: number;
   /** Requests waiting beyond those; more are refused with BUSY (default 64). */
@@ -97,6 +102,7 @@ export class Engine {
   readonly maxBatch: number;
   readonly batching: boolean;
   readonly searchesPerRequest: number;
+  readonly parallelForwards: number;
   readonly threads: ThreadSettings;
   readonly metricsRegistry: EngineMetrics;
   private readonly lanes = new LaneRegistry();
@@ -125,7 +131,9 @@ export class Engine {
     this.threads = configureThreads({ threads: o.threads, waitPolicy: o.waitPolicy });
     this.metricsRegistry = new EngineMetrics(this.maxBatch);
     this.streams = Array.from({ length: positiveInt(o.searchStreams, 'searchStreams', 2) }, () => createStream({ device: this.device }));
-    this.models = new ModelCache(this.device, { maxBatch: this.maxBatch, windowUs, enabled: this.batching }, this.lanes, this.metricsRegistry);
+    const parallel = positiveInt(o.parallelForwards, 'parallelForwards', this.device === 'cpu' ? Math.max(1, Math.floor(os.cpus().length / this.threads.threads)) : 1);
+    this.parallelForwards = parallel;
+    this.models = new ModelCache(this.device, { maxBatch: this.maxBatch, windowUs, enabled: this.batching, parallel }, this.lanes, this.metricsRegistry);
   }
 
   /** Counters and gauges (see MetricsSnapshot). */
@@ -225,7 +233,7 @@ export class Engine {
       if (prompts) registered = await this.register(denoiser, () => registerPrompts(denoiser, encoder!, prompts, { negative: o.negativePrompt, stream: mainStream }));
       const conditions = registered?.ids ?? [cls];
 
-      const lane: Lane = { id: this.nextLane++, signal: ctl.signal };
+      const lane: Lane = { id: this.nextLane++, signal: ctl.signal, work: searches * budget };
       const out = await this.searchAll({
         lane,
         cancel: (e) => ctl.abort(e),
