@@ -38,7 +38,7 @@ Napi::Value info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(env);
     Napi::Object torch = Napi::Object::New(env);
     torch.Set("version", TORCH_VERSION);
-#if defined(DS_TORCH_HAS_CUDA) || defined(DS_TORCH_CUDA)
+#ifdef DS_TORCH_HAS_CUDA
     torch.Set("cuda", true);
 #else
     torch.Set("cuda", false);

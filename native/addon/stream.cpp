@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#ifdef DS_TORCH_CUDA
+#ifdef DS_TORCH_HAS_CUDA  // CMakeLists.txt defines it when the libtorch has CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -115,7 +115,7 @@ bool Stream::closed() const {
 }
 
 void Stream::run() {
-#ifdef DS_TORCH_CUDA
+#ifdef DS_TORCH_HAS_CUDA  // CMakeLists.txt defines it when the libtorch has CUDA
   std::unique_ptr<c10::cuda::CUDAStreamGuard> streamGuard;
   if (device_.is_cuda()) {
     c10::cuda::CUDAGuard deviceGuard(device_);
@@ -154,7 +154,7 @@ void Stream::run() {
     try {
       c10::InferenceMode inference;
       job->finish = job->work();
-#ifdef DS_TORCH_CUDA
+#ifdef DS_TORCH_HAS_CUDA  // CMakeLists.txt defines it when the libtorch has CUDA
       if (device_.is_cuda()) c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();
 #endif
     } catch (...) {
