@@ -10,6 +10,7 @@ import { writeNpy } from '../io/npy';
 import { algorithms, type AlgorithmName } from '../search';
 import { int, intList, num, oneOf, readConfig } from './options';
 import { ProgressBar } from './progress';
+import { SIGNALS, exitCodeOf } from './signals';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -87,47 +88,65 @@ Examples:
       prepareOut(out);
       const json = !!get('json');
       const bar = ProgressBar.enabled(json) ? new ProgressBar() : null;
+      // SIGINT / SIGTERM: the first stops the search (the samples finished are written, then exit
+      // 130 / 143); a second one while searching exits at once, writing nothing. While the outputs
+      // are written, signals wait for the writes to end, so no file is left half written or
+      // temporary. (After this command, ./signals exits with the code.)
       const ctl = new AbortController();
-      const onSigint = () => ctl.abort(new Error('SIGINT'));
-      process.once('SIGINT', onSigint);
-      let result;
+      let signalled: NodeJS.Signals | null = null;
+      let writing = false;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (signalled && !writing) process.exit(exitCodeOf(signalled));
+        signalled ??= sig;
+        if (!writing) ctl.abort(new Error(sig));
+        process.exitCode = exitCodeOf(signalled);
+      };
+      for (const sig of SIGNALS) process.on(sig, onSignal);
       try {
-        result = await generate(options, {
-          signal: ctl.signal,
-          onProgress: (p) => bar?.update(p.totalNfe, p.totalBudget, `sample ${p.sample + 1}/${p.samples}  best ${p.best.toFixed(3)}`),
-        });
-      } catch (e) {
-        bar?.done();
-        // Ctrl-C before any sample finished: nothing to write, but still an interruption (130), not bad input.
-        if (ctl.signal.aborted && e instanceof DiffusionSearchError && e.code === 'ABORTED') {
-          process.stderr.write('diffusion-search: interrupted before any sample finished; nothing written\n');
-          process.exitCode = 130;
-          return;
-        }
-        throw e;
+        await run();
       } finally {
-        process.removeListener('SIGINT', onSigint);
+        for (const sig of SIGNALS) process.removeListener(sig, onSignal);
       }
-      // The bar ends at what was really used (adaptive rollouts take fewer steps than planned).
-      const used = result.report.nfe_used as number;
-      bar?.update(used, used, `${result.results.length} sample(s) done`, true);
-      bar?.done();
-      writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
-      if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
-      const card = result.report as { model: string; unknown_words: string[][] | null };
-      writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
-      card.unknown_words?.forEach((w, i) => w.length && process.stderr.write(`diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`));
-      writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
-      if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
-      else {
-        const r = result.report as { n: number; nfe_used: number; wall_seconds: number; eval: { accuracy: number; fid: number | null } | null };
-        const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
-        console.log(`${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
-        if (r.eval) console.log(`eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`);
-        console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`);
-        if (!result.complete) console.log('interrupted: wrote the samples finished before Ctrl-C');
+      async function run() {
+        let result;
+        try {
+          result = await generate(options, {
+            signal: ctl.signal,
+            onProgress: (p) => bar?.update(p.totalNfe, p.totalBudget, `sample ${p.sample + 1}/${p.samples}  best ${p.best.toFixed(3)}`),
+          });
+        } catch (e) {
+          bar?.done();
+          // Ctrl-C before any sample finished: nothing to write, but still an interruption (130), not bad input.
+          if (signalled && e instanceof DiffusionSearchError && e.code === 'ABORTED') {
+            process.stderr.write('diffusion-search: interrupted before any sample finished; nothing written\n');
+            process.exitCode = exitCodeOf(signalled);
+            return;
+          }
+          throw e;
+        }
+        writing = true;
+        // The bar ends at what was really used (adaptive rollouts take fewer steps than planned).
+        const used = result.report.nfe_used as number;
+        bar?.update(used, used, `${result.results.length} sample(s) done`, true);
+        bar?.done();
+        writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
+        if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
+        const card = result.report as { model: string; unknown_words: string[][] | null };
+        writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
+        card.unknown_words?.forEach((w, i) => w.length && process.stderr.write(`diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`));
+        writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
+        if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
+        else {
+          const r = result.report as { n: number; nfe_used: number; wall_seconds: number; eval: { accuracy: number; fid: number | null } | null };
+          const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
+          console.log(`${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
+          if (r.eval) console.log(`eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`);
+          console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`);
+          if (!result.complete) console.log(`interrupted: wrote the samples finished before ${signalled === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}`);
+        }
+        writing = false;
+        if (signalled) process.exitCode = exitCodeOf(signalled);
       }
-      if (!result.complete) process.exitCode = 130;
     });
 }
 
