@@ -28,7 +28,8 @@ const round = (x) => Math.round(x * 10) / 10;
 function formatSummary(s) {
   const lines = [
     `fuzz seed ${s.seed}: ${s.total.cases} cases in ${s.seconds.inProcess} s (runner restarts: ${s.restarts}), ` +
-      `then ${s.total.realProcesses} real CLI processes in ${s.seconds.real} s; total ${s.seconds.total} s`,
+      `then ${s.total.realProcesses} real CLI processes in ${s.seconds.real} s; total ${s.seconds.total} s` +
+      (s.seconds.cpu != null ? ` (${s.seconds.cpu} CPU-s with the children)` : ''),
     `${'category'.padEnd(10)} ${'cases'.padStart(6)} ${'ok'.padStart(5)} ${'errors'.padStart(7)} ${'FAILED'.padStart(6)}  clean errors by code`,
   ];
   for (const [cat, b] of Object.entries(s.byCategory).sort()) {
