@@ -12,7 +12,6 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(__dirname, '..');
 // Plain JS modules of the fuzzer (fuzz/ runs on the compiled lib/).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { runPool } = require('../fuzz/pool') as {
   runPool: (o: object) => Promise<{ results: Map<number, { outcome: string; reason?: string }>; restarts: number }>;
 };
@@ -80,7 +79,6 @@ describe('fuzz', () => {
   }, 60_000);
 
   it('a case is a pure function of (seed, index): --case replays exactly what the run saw', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { makeCase, describe: show } = require('../fuzz/cases') as { makeCase: (s: number, i: number) => object; describe: (c: object) => string };
     for (const i of [0, 7, 123, 999]) expect(show(makeCase(5, i))).toBe(show(makeCase(5, i)));
     expect(show(makeCase(5, 1))).not.toBe(show(makeCase(6, 1)));
