@@ -127,6 +127,28 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     await expectCode(async () => q.wait(await q.submit({ ...gmm, model: '/etc/passwd' }), { timeoutMs: 60_000 }), 'ARGUMENT');
   });
 
+  it('a job names models only inside the worker\'s models directory: .., absolute paths and symlinks out are refused before loading', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-worker-models-'));
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-outside-'));
+    fs.copyFileSync(path.join(__dirname, '..', 'models', 'gmm2d.pt'), path.join(dir, 'mine.pt'));
+    fs.copyFileSync(path.join(__dirname, '..', 'models', 'gmm2d.pt'), path.join(outside, 'evil.pt'));
+    fs.symlinkSync(path.join(outside, 'evil.pt'), path.join(dir, 'link.pt'));
+    fs.symlinkSync(outside, path.join(dir, 'sub'));
+    const q = queue();
+    const w = worker(q, { modelsDir: dir });
+    await w.ready();
+    const loadsBefore = w.engine.metrics().loads;
+    for (const model of ['../' + path.basename(outside) + '/evil.pt', path.join(outside, 'evil.pt'), 'link.pt', 'sub/evil.pt', 'mine.pt/../../etc/passwd', 'nul\0.pt']) {
+      const err = await expectCode(async () => q.wait(await q.submit({ ...gmm, model }), { timeoutMs: 60_000 }), 'ARGUMENT');
+      expect(err.message).toMatch(/models directory|plain name/);
+    }
+    expect(w.engine.metrics().loads).toBe(loadsBefore); // nothing outside was ever loaded
+    const r = await q.wait(await q.submit({ ...gmm, model: 'mine.pt', verifier: ['gmm2d-reward'] }), { timeoutMs: 60_000 });
+    expect(r.complete).toBe(true);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+
   it('an infrastructure failure (the verifier service down) is retried with backoff and then succeeds', async () => {
     let calls = 0;
     const seen: number[] = [];
