@@ -1,5 +1,6 @@
 /** TorchScript modules loaded by libtorch, with the model card stored inside the archive. */
 import { DiffusionSearchError } from './errors';
+import { checkArchive } from './io/zip-check';
 import { modelFile } from './models/shipped';
 import { native, type ModuleInput, type ModuleOutput, type NativeModule, type NativeStream } from './native';
 
@@ -24,7 +25,9 @@ export class TorchModule {
     if (typeof file !== 'string' || file.length === 0)
       throw new DiffusionSearchError('loadModule(path): path must be a non-empty string', 'ARGUMENT');
     // A shipped name ('gmm2d') or package-relative path ('models/gmm2d.pt') loads the installed file.
-    const handle = await native().loadModule(modelFile(file), { device: options.device }, options.stream);
+    const resolved = modelFile(file);
+    await checkArchive(resolved);
+    const handle = await native().loadModule(resolved, { device: options.device }, options.stream);
     return new TorchModule(handle);
   }
 

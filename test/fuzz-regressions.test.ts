@@ -14,6 +14,8 @@ import * as ops from '../src/ops';
 import { generate } from '../src/generate';
 import { createEngine } from '../src/engine/engine';
 import { createServer, type DiffusionServer } from '../src/server/server';
+import { loadModule } from '../src/module';
+import { checkArchive } from '../src/io/zip-check';
 import { expectCode, fixture } from './helpers';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
@@ -59,6 +61,32 @@ describe('library ops (fuzz category tensor)', () => {
     await expectCode(() => ops.mutateAdditive(x, null, 0.97, { seed: 89 }), 'ARGUMENT');
     await expectCode(() => ops.mutateGaussian(x, undefined, 0.5, { seed: 1 }), 'ARGUMENT');
     x.dispose();
+  });
+});
+
+describe('model files (fuzz category model)', () => {
+  // Valid archives with a few bytes changed, exactly as the 10,000-case run (seed 7) made them.
+  const damaged: Array<[number, string, Array<[number, number]>, string]> = [
+    [387, 'models/gmm2d.pt', [[5788, 154], [4280, 88], [5989, 119], [2607, 49], [5277, 81]], 'hung in libtorch'],
+    [2586, 'test/fixtures/fuzz/ok.pt', [[55, 183], [1099, 177], [1128, 28], [777, 7], [1520, 179], [1066, 76]], 'hung in libtorch'],
+    [8667, 'models/vp2d.pt', [[2853, 121], [4968, 222], [4598, 3], [1925, 146], [3305, 230], [445, 30], [352, 219]], 'hung in libtorch'],
+    [9866, 'models/vp2d.pt', [[2968, 98], [1392, 94], [5231, 159], [3794, 135], [4381, 225]], 'SIGABRT: free(): invalid size'],
+  ];
+  for (const [index, from, flips, before] of damaged)
+    it(`a bit-flipped archive is MODEL_LOAD before libtorch reads it (was: ${before}; seed 7 case ${index})`, async () => {
+      const bytes = fs.readFileSync(path.join(__dirname, '..', from));
+      for (const [at, b] of flips) bytes[at] = b;
+      const file = path.join(tmp, `flipped-${index}.pt`);
+      fs.writeFileSync(file, bytes);
+      const e = await expectCode(() => loadModule(file), 'MODEL_LOAD');
+      expect(e.message).toMatch(/is a damaged TorchScript archive \(.*(CRC|inflate)/);
+    });
+
+  it('every shipped model and fuzz fixture passes the archive check unchanged', async () => {
+    const dirs = ['models', 'eval', 'test/fixtures/fuzz'].map((d) => path.join(__dirname, '..', d));
+    const files = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.pt') && f !== 'not-a-model.pt').map((f) => path.join(d, f)));
+    expect(files.length).toBeGreaterThan(40);
+    for (const f of files) await checkArchive(f);
   });
 });
 
