@@ -27,7 +27,7 @@ export function addServe(program: Command): void {
     .option('--models-dir <dir>', 'directory whose .pt files requests may name (besides the shipped models)')
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
     .option('--threads <n>', 'intra-op threads (default on CPU with batching: 1, with one forward per core side by side; else libtorch\'s)')
-    .option('--max-batch <n>', 'most rows per forward', '128')
+    .option('--max-batch <n>', 'most rows per forward (default 32 on CPU, where a forward costs the same per row from ~16 rows on and a short one keeps small requests fast; 128 on CUDA)')
     .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
     .option('--no-batching', 'every search calls the models alone (for comparison)')
     .option('--parallel-forwards <n>', 'forwards of one model at once, each on its own stream (default: cores ÷ threads on CPU, 1 on CUDA)')
@@ -57,7 +57,7 @@ Examples:
         // On a CPU, forwards side by side with one thread each beat one forward with all cores (see
         // src/engine/batcher.ts); OMP_NUM_THREADS, if set, still decides.
         threads: o.threads !== undefined ? int(String(o.threads), '--threads') : String(o.device).startsWith('cpu') && o.batching !== false && !process.env.OMP_NUM_THREADS ? 1 : undefined,
-        maxBatch: int(String(o.maxBatch), '--max-batch'),
+        maxBatch: o.maxBatch !== undefined ? int(String(o.maxBatch), '--max-batch') : String(o.device).startsWith('cpu') ? 32 : 128,
         batchWindowUs: int(String(o.batchWindowUs), '--batch-window-us', 0),
         batching: o.batching !== false,
         parallelForwards: o.parallelForwards === undefined ? undefined : int(String(o.parallelForwards), '--parallel-forwards'),
