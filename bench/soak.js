@@ -191,7 +191,7 @@ async function soak(o = {}) {
 
 function row(s, base) {
   const pct = (a, b) => `${a >= b ? '+' : ''}${((100 * (a - b)) / b).toFixed(2)} %`;
-  return `${s.label.padEnd(16)} searches ${String(s.searches).padStart(6)}  rss ${(s.rss / MB).toFixed(1)} MiB (${pct(s.rss, base.rss)})  external ${(s.external / MB).toFixed(2)} MiB (${pct(s.external, base.external)})  heap ${(s.heapUsed / MB).toFixed(1)}/${(s.heapTotal / MB).toFixed(1)} MiB  threads ${s.threads}  fds ${s.fds}`;
+  return `${s.label.padEnd(16)} ${((s.t - base.t) / 1000).toFixed(0).padStart(5)} s  searches ${String(s.searches).padStart(6)}  rss ${(s.rss / MB).toFixed(1)} MiB (${pct(s.rss, base.rss)})  external ${(s.external / MB).toFixed(2)} MiB (${pct(s.external, base.external)})  heap ${(s.heapUsed / MB).toFixed(1)}/${(s.heapTotal / MB).toFixed(1)} MiB  threads ${s.threads}  fds ${s.fds}`;
 }
 
 function parseArgs(argv) {
