@@ -150,17 +150,17 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
   it('a lone call is cut over the idle slots and joined back in row order', async () => {
     const log: number[][] = [];
     const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(fakeModule(log, 30), 'denoiser', { maxBatch: 64, windowUs: 0, enabled: true, parallel: 3, minRows: 2 }, lanes, new EngineMetrics(64));
+    const b = new ModuleBatcher(fakeModule(log, 100), 'denoiser', { maxBatch: 64, windowUs: 0, enabled: true, parallel: 3, minRows: 2 }, lanes, new EngineMetrics(64));
     const { createStream } = await import('../src/stream');
     const s = createStream();
     lanes.set(s, { id: 1 });
     const xs = Array.from({ length: 10 }, () => Math.random());
     const t0 = performance.now();
     expect(await values(await call(b, xs, s))).toEqual(Array.from(Float32Array.from(xs)));
-    // Three forwards of ≤ 4 rows each, side by side (one 30 ms forward's time, not three).
+    // Three forwards of ≤ 4 rows each, side by side (about one 100 ms forward's time, not three).
     expect(log.map((r) => r.length).sort()).toEqual([3, 3, 4]);
     expect(log.flat().sort()).toEqual(Array.from(Float32Array.from(xs)).sort());
-    expect(performance.now() - t0).toBeLessThan(80);
+    expect(performance.now() - t0).toBeLessThan(250);
     // Below minRows a call is not cut.
     log.length = 0;
     await call(b, [1, 2, 3], s);
