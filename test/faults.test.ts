@@ -188,6 +188,23 @@ describe('a model that fails on its k-th call', () => {
     expect(e.metrics().loads).toBe(3); // gmm2d, its reward, fault-k.pt: loaded once each
   });
 
+  it('4 requests on it at once: the merged forward that fails is run again piece by piece, so all 4 get what they get alone', async () => {
+    // Reference: an engine whose module is past its failing call.
+    const ref = make();
+    await expectCode(() => ref.generate(faulty(0)), 'NATIVE');
+    const alone = [];
+    for (let s = 0; s < 4; s++) alone.push(await ref.generate(faulty(s)));
+    const e = make();
+    const together = await Promise.allSettled([0, 1, 2, 3].map((s) => e.generate(faulty(s))));
+    together.forEach((t, i) => {
+      expect(t.status, String((t as PromiseRejectedResult).reason)).toBe('fulfilled');
+      same((t as PromiseFulfilledResult<{ samples: Float32Array; rewards: number[] }>).value, alone[i]);
+    });
+    const m = e.metrics().models.find((x) => x.model.endsWith('fault-k.pt'))!;
+    expect(m.merged).toBeGreaterThan(0); // the calls did merge (so the 5th was a merged one)
+    expect(e.metrics().requests).toMatchObject({ ok: 4 });
+  });
+
   it('through generate(): the same error, and the process goes on (a fresh engine loads the model afresh)', async () => {
     const err = await expectCode(() => generate(faulty(1)), 'NATIVE');
     expect(err.message).toMatch(/injected fault: call 5/);
