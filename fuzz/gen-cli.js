@@ -133,7 +133,7 @@ function otherArgv(r) {
     () => ['eval', r.pick(['@TMP/random.bin', '@TMP/empty', '@TMP/missing.npy', '@TMP/ok.npy', '@TMP/small.npy', '@TMP/bad-header.npy', '@TMP/huge-shape.npy', '@TMP/int.npy', '@TMP']), '--class', r.pick(['0', 'Shirt', '-1', '10', 'nope', '1e3', '']), ...(r.chance(0.5) ? ['--json'] : [])],
     () => ['eval', ...(r.chance(0.5) ? ['@TMP/ok.npy'] : []), ...(r.chance(0.5) ? ['--class'] : [])],
     () => ['sweep', '--model', 'gmm2d', '--verifier', 'gmm2d-reward', '--out', '@TMP/sweep', '--algorithms', r.pick(['best-of-n', 'nope', '', 'baseline,,', 'evosearch,beam']), '--budgets', r.pick(['30', '0', '-1', 'a,b', '1e20', '30,', '']), '--n', r.pick(['1', '0', 'x']), '--steps', r.pick(['4', '0', '1e9', 'NaN']), '--json'],
-    () => ['bench', r.pick(['kernels', 'search', 'model', 'nope']), r.pick(['--sizes', '--budget', '--steps', '--batches', '--threads', '--min-seconds']), r.pick(['abc', '0', '-1', '1e400', '', 'NaN', '1,2'])],
+    () => ['bench', r.pick(['kernels', 'search', 'model', 'nope']), r.pick(['--sizes', '--budget', '--steps', '--batches', '--threads', '--min-seconds']), r.pick(['abc', '0', '-1', '1e400', '', 'NaN', '-0.5'])],
     () => [r.pick(['nope', 'Generate', 'generat', '', '-', '--', 'help', '🙂', 'serve --port -1'])],
     () => [r.pick(['--help', '-h', '--version', '-V', '--verbose'])],
   ])();

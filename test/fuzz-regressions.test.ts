@@ -123,6 +123,12 @@ describe('generate (fuzz categories cli and config)', () => {
     expect(r.stderr).toMatch(/error \[MODEL_CARD\]: model card of .*card-decoder.pt': "decoder" must be an object naming its "model"/);
   });
 
+  it('bench kernels --min-seconds 1e400 exits 2 with ARGUMENT (was a benchmark that never ended: Infinity passed the > 0 check; seed 8 case 3719)', () => {
+    const r = run('bench', 'kernels', '--min-seconds', '1e400');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/error \[ARGUMENT\]: --min-seconds must be a positive number up to 60, got '1e400'/);
+  });
+
   it('no command (`diffusion-search --verbose`) exits 2 with an error [ARGUMENT] line, not just the usage (seed 1 case 185)', () => {
     const r = run('--verbose');
     expect(r.status).toBe(2);

@@ -62,7 +62,8 @@ export function buildProgram(): Command {
       if (sizes.some((s) => !Number.isInteger(s) || s < 1024))
         throw new DiffusionSearchError(`--sizes: expected integers >= 1024, got '${opts.sizes}'`, 'ARGUMENT');
       const minSeconds = Number(opts.minSeconds);
-      if (!(minSeconds > 0)) throw new DiffusionSearchError(`--min-seconds must be a positive number`, 'ARGUMENT');
+      // Bounded: --min-seconds 1e400 (Infinity) measured forever.
+      if (!(minSeconds > 0 && minSeconds <= 60)) throw new DiffusionSearchError(`--min-seconds must be a positive number up to 60, got '${opts.minSeconds}'`, 'ARGUMENT');
       const report = await benchKernels({ sizes, device: opts.device, minSeconds });
       process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatKernelBench(report)) + '\n');
     });
