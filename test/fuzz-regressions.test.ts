@@ -82,6 +82,11 @@ describe('model files (fuzz category model)', () => {
       expect(e.message).toMatch(/is a damaged TorchScript archive \(.*(CRC|inflate)/);
     });
 
+  it('a directory as the model is MODEL_LOAD (the archive check read it: EISDIR, an internal error; seed 9 case 6302)', async () => {
+    await expectCode(() => loadModule('..'), 'MODEL_LOAD');
+    await expectCode(() => loadModule(tmp), 'MODEL_LOAD');
+  });
+
   it('every shipped model and fuzz fixture passes the archive check unchanged', async () => {
     const dirs = ['models', 'eval', 'test/fixtures/fuzz'].map((d) => path.join(__dirname, '..', d));
     const files = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.pt') && f !== 'not-a-model.pt').map((f) => path.join(d, f)));

@@ -21,7 +21,9 @@ export async function checkArchive(file: string): Promise<void> {
     return; // missing or unreadable: libtorch names the problem
   }
   try {
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (!st.isFile()) return; // a directory or device: libtorch refuses it (reading one here threw EISDIR, an internal error)
+    const size = st.size;
     const read = async (at: number, n: number): Promise<Buffer> => {
       const b = Buffer.alloc(n);
       const { bytesRead } = await fh.read(b, 0, n, at);
