@@ -4,7 +4,7 @@
  * command and then broken 0–3 ways (a bad value, an unknown option, a missing value, junk).
  * '@TMP/', '@FIX/' and '@ROOT/' in argv are replaced by the runner (temp dir, test/fixtures, repo).
  */
-const { BAD_NUMBER_STRINGS, STRINGS } = require('./values');
+const { BAD_NUMBER_STRINGS, STRINGS, tame } = require('./values');
 
 const ALGORITHMS = ['evosearch', 'best-of-n', 'zero-order', 'paths', 'particles', 'beam', 'baseline'];
 
@@ -98,7 +98,7 @@ function mutate(r, argv) {
     case 1:
     case 2: {
       const f = r.pick(names.filter((n) => n !== '--out'));
-      argv.push(f, badValue(r));
+      argv.push(f, tame(f, badValue(r)));
       return argv;
     }
     case 3: // a flag with its value missing, at the end

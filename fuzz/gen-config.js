@@ -3,7 +3,7 @@
  * --config cases: `generate --config <file>` where the file starts as a cheap valid run and gets
  * entries of the wrong type, huge/NaN/negative numbers, unicode, deep nesting or broken JSON text.
  */
-const { jsonValue, RAW_JSON_NUMBERS, STRINGS } = require('./values');
+const { jsonValue, RAW_JSON_NUMBERS, STRINGS, tame } = require('./values');
 const { GENERATE_FLAGS } = require('./gen-cli');
 
 // The keys collectOptions reads (camelCase, as commander names them).
@@ -21,7 +21,7 @@ function configText(r) {
   for (let i = 0; i < edits; i++) {
     const key = r.chance(0.85) ? r.pick(KEYS) : r.pick(STRINGS);
     if (r.chance(0.15)) delete c[key];
-    else c[key] = jsonValue(r);
+    else c[key] = tame(key, jsonValue(r));
   }
   let text = JSON.stringify(c);
   switch (r.int(0, 9)) {

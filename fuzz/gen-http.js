@@ -4,7 +4,7 @@
  * start as a cheap valid search and get wrong types, unknown keys, huge or NaN numbers, models
  * outside the models directory, broken JSON, oversize bodies; odd methods, routes and queries.
  */
-const { jsonValue, RAW_JSON_NUMBERS, STRINGS } = require('./values');
+const { jsonValue, RAW_JSON_NUMBERS, STRINGS, tame } = require('./values');
 
 const KEYS = ['model', 'class', 'prompt', 'negativePrompt', 'algorithm', 'budget', 'n', 'seed', 'verifier', 'steps', 'schedule', 'tpm', 'maxSteps', 'tpmSolver', 'shift', 'sampler', 'eta', 'guidance', 'device', 'algorithmOptions', 'keep', 'eval'];
 // Files the runner copies into the server's models directory (names requests may use).
@@ -29,7 +29,7 @@ function body(r) {
   for (let i = r.int(1, 4); i > 0; i--) {
     const key = r.chance(0.9) ? r.pick(KEYS) : r.pick(STRINGS);
     if (r.chance(0.15)) delete b[key];
-    else b[key] = value(r);
+    else b[key] = tame(key, value(r));
   }
   let text = JSON.stringify(b);
   switch (r.int(0, 11)) {

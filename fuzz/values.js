@@ -50,4 +50,15 @@ function deeplyNested(depth, arrays) {
 /** Raw JSON text that JSON.stringify cannot make: NaN, Infinity, huge exponents, bad escapes. */
 const RAW_JSON_NUMBERS = ['NaN', 'Infinity', '-Infinity', '1e999', '-1e999', '1e-999', '00', '-', '0x1F', '1.', '.1', '+1', '1e', '9'.repeat(400)];
 
-module.exports = { BAD_NUMBER_STRINGS, STRINGS, jsonValue, deeplyNested, RAW_JSON_NUMBERS };
+// Options that multiply the work of a run. A valid but large value there (n = 1e3, budget = 123456789)
+// is a long run, not a bug: the fuzzer keeps runs cheap, so such a value is swapped for an invalid one.
+const WORK_KEYS = new Set(['n', 'budget', 'budgets', 'keep', 'steps', 'maxSteps', 'population', 'particles', 'beams', 'children', 'candidates', 'copies', 'neighbours', 'forward', 'backward']);
+const key = (flag) => flag.replace(/^--/, '').replace(/-(\w)/g, (_, c) => c.toUpperCase());
+
+function tame(flagOrKey, v) {
+  if (!WORK_KEYS.has(key(flagOrKey))) return v;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isInteger(n) && n > 256 && n < 2 ** 31 ? (typeof v === 'number' ? n + 0.5 : `${v}.5x`) : v;
+}
+
+module.exports = { BAD_NUMBER_STRINGS, STRINGS, jsonValue, deeplyNested, RAW_JSON_NUMBERS, tame };
