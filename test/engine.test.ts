@@ -191,7 +191,7 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     expect(await values(await smallCall)).toEqual([7, 7]);
     expect(await values(await midCall)).toEqual([5, 5]);
     expect(log[1]).toEqual([7, 7, 5, 5]);
-    await new Promise((r) => setTimeout(r, 20));
+    while (log.length < 3) await new Promise((r) => setTimeout(r, 2)); // the big call's first forward has started
     expect(log[2]).toEqual([1, 2, 3, 4]);
     expect(b.queued.rows).toBe(6);
     ctl.abort();

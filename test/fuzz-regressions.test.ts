@@ -114,6 +114,11 @@ describe('generate (fuzz categories cli and config)', () => {
     await expectCode(() => generate({ model: 'gmm2d', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 1e20, n: 1, steps: 3 }), 'BUDGET');
   });
 
+  it('through the library, n of 2^32 or 1e20, keep of 1e9 and a non-boolean eval are ARGUMENT (n = 2^32 was RangeError: Invalid array length from the engine)', async () => {
+    const base = { model: 'gmm2d', algorithm: 'best-of-n' as const, budget: 10, steps: 2 };
+    for (const o of [{ n: 2 ** 32 }, { n: 1e20 }, { keep: 1e9 }, { eval: [] as unknown as boolean }, { eval: 'yes' as unknown as boolean }]) await expectCode(() => generate({ ...base, ...o }), 'ARGUMENT');
+  });
+
   it('a --config entry nested 5,000 deep exits 2 with ARGUMENT (was exit 1 "internal error: Maximum call stack size exceeded"; seed 1 case 508)', () => {
     const file = path.join(tmp, 'deep.json');
     fs.writeFileSync(file, `{"model":"gmm2d","verifier":"gmm2d-reward","budget":${deep(5000)}}`);
@@ -164,7 +169,7 @@ describe('serve (fuzz category http)', () => {
 
   it('eval on gmm2d samples, or the self verifier on them, is 400 SHAPE (was 500 NATIVE from inside libtorch; seed 2 cases 55, 94)', async () => {
     for (const body of [
-      { model: 'gmm2d', verifier: ['gmm2d-reward'], budget: 34, n: 1, steps: 2, algorithm: 'evosearch', eval: [] },
+      { model: 'gmm2d', verifier: ['gmm2d-reward'], budget: 34, n: 1, steps: 2, algorithm: 'evosearch', eval: true },
       { model: 'gmm2d', verifier: ['self'], budget: 20, n: 1, steps: 2, algorithm: 'best-of-n' },
     ]) {
       const r = await post(JSON.stringify(body));

@@ -63,6 +63,10 @@ export interface EngineControl {
   onProgress?: (p: GenerateProgress) => void;
 }
 
+/** Most searches (n) and kept samples per search (keep) in one request. */
+const MAX_N = 1 << 20;
+const MAX_KEEP = 4096;
+
 /** Denoising steps when none are given: the same for `generate`, `sweep` and the CLI. */
 export const DEFAULT_STEPS = 20;
 
@@ -180,9 +184,11 @@ export class Engine {
     const algo = algorithms[algorithm];
     if (!algo) throw new DiffusionSearchError(`unknown algorithm '${algorithm}': use one of ${Object.keys(algorithms).join(', ')}`, 'ARGUMENT');
     const n = o.n ?? 1;
-    if (!Number.isInteger(n) || n < 1) throw new DiffusionSearchError(`n must be a positive integer, got ${o.n}`, 'ARGUMENT');
+    // Bounded so that a huge n or keep is bad input, not an array allocation failing deep inside.
+    if (!Number.isInteger(n) || n < 1 || n > MAX_N) throw new DiffusionSearchError(`n must be an integer from 1 to ${MAX_N}, got ${o.n}`, 'ARGUMENT');
     const keep = o.keep ?? 1;
-    if (!Number.isInteger(keep) || keep < 1) throw new DiffusionSearchError(`keep must be a positive integer, got ${o.keep}`, 'ARGUMENT');
+    if (!Number.isInteger(keep) || keep < 1 || keep > MAX_KEEP) throw new DiffusionSearchError(`keep must be an integer from 1 to ${MAX_KEEP}, got ${o.keep}`, 'ARGUMENT');
+    if (o.eval !== undefined && typeof o.eval !== 'boolean') throw new DiffusionSearchError(`eval must be true or false, got ${JSON.stringify(o.eval)}`, 'ARGUMENT');
     const budget = o.budget ?? 500;
     if (!Number.isInteger(budget) || budget < 1) throw new DiffusionSearchError(`budget must be a positive integer NFE per sample, got ${o.budget}`, 'BUDGET');
     const seed = o.seed ?? 0;
