@@ -14,6 +14,7 @@
 //
 // Needs lib/ (npm run build:ts) and --expose-gc, which this script adds by re-running itself.
 'use strict';
+const { mulberry32 } = require('../fuzz/rng');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -25,16 +26,7 @@ const MB = 1024 * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** mulberry32: the same request mix and cancellation times for the same seed. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = (seed) => mulberry32(seed >>> 0);
 
 const GMM_ALGOS = ['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths'];
 const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];

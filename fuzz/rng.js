@@ -50,4 +50,4 @@ class Rng {
   }
 }
 
-module.exports = { Rng };
+module.exports = { Rng, mulberry32 };

@@ -4,16 +4,22 @@ import { DiffusionSearchError, type ErrorCode } from '../src/errors';
 export const fixtures = path.join(__dirname, 'fixtures');
 export const fixture = (name: string) => path.join(fixtures, name);
 
-/** Seeded float32 normals (mulberry32 + Box–Muller): fresh inputs per seed, reproducible on failure. */
-export function randn(n: number, seed = (Math.random() * 2 ** 31) | 0): Float32Array {
+/** mulberry32: seeded uniforms in [0, 1). */
+export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
-  const u = () => {
+  return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Seeded float32 normals (mulberry32 + Box–Muller): fresh inputs per seed, reproducible on failure. */
+export function randn(n: number, seed = (Math.random() * 2 ** 31) | 0): Float32Array {
+  const m = mulberry32(seed);
+  const u = () => (m() * 4294967296 + 1) / 4294967297; // in (0, 1]: log(u) stays finite
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
   return out;

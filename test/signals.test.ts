@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../src/io/npy';
+import { mulberry32 } from './helpers';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
 const dirs: string[] = [];
@@ -50,17 +51,7 @@ function runCli(out: string, kill?: { sig: NodeJS.Signals; afterMs: number }): P
   });
 }
 
-/** mulberry32 */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** The out directory: nothing, or a whole set that agrees with itself. Returns the report, if any. */
 function checkOut(out: string): { complete: boolean; n: number } | null {
