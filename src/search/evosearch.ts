@@ -152,8 +152,7 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
 
     // Generation 0: K_0 noises, scored by full rollouts that also capture the states at later levels.
     const first = await run.noise(population[0]);
-    let pop: Population = await evaluate(run, first.x, first.ids, 0, lastRolloutLevels, options);
-    first.x.dispose();
+    let pop: Population = await evaluate(run, first.x, first.ids, 0, lastRolloutLevels, options).finally(() => first.x.dispose());
     run.record({ round: 0, sigma: 1, population: population[0], mean: mean(pop.rewards), generationBest: max(pop.rewards) });
 
     try {
@@ -169,8 +168,8 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
           L === 0
             ? await ops.mutateGaussian(pop.x, parents, beta, { seed: run.seed, ids: childIds, step: 100 + g, stream: run.stream })
             : await mutateIntermediate(run, pop.x, parents, L, scale * mutationStd(run, L), mutation, { ids: childIds, step: 100 + g });
-        const scored = await evaluate(run, children, childIds, L, lastRolloutLevels.filter((l) => l > L), options);
-        children.dispose();
+        // Disposed also when a cancellation rejects a model call mid-step (with cross-search batching).
+        const scored = await evaluate(run, children, childIds, L, lastRolloutLevels.filter((l) => l > L), options).finally(() => children.dispose());
         const next = await join(run, pop, eliteIdx, scored);
         disposePopulation(pop);
         disposePopulation(scored);
