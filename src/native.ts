@@ -60,7 +60,7 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   fromArray(data: TypedArray, shape?: readonly number[], options?: { device?: string }): NativeTensor;
   loadModule(file: string, options?: { device?: string }, stream?: NativeStream): Promise<NativeModule>;
-  Stream: new (options?: { device?: string }) => NativeStream;
+  Stream: new (options?: { device?: string; shareThreads?: boolean }) => NativeStream;
   [op: string]: unknown;
 }
 

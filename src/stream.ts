@@ -6,7 +6,11 @@ import { native, type NativeStream } from './native';
 
 export type Stream = NativeStream;
 
-export function createStream(options: { device?: string } = {}): Stream {
+/**
+ * `shareThreads`: the stream's jobs share the intra-op threads with other sharing streams' jobs
+ * running at the same moment (threads ÷ jobs running), instead of each using all of them.
+ */
+export function createStream(options: { device?: string; shareThreads?: boolean } = {}): Stream {
   const { Stream } = native();
   return new Stream(options);
 }

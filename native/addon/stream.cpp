@@ -23,6 +23,7 @@ namespace ds {
 
 namespace {
 std::atomic<int> g_threads{0};  // 0: libtorch's default
+std::atomic<int> g_sharing{0};  // jobs of thread-sharing streams running now
 // When the whole process has been idle this long (no stream running a job), a worker gives the
 // allocator's cached buffers back. Per stream would drain the shared cache under the feet of
 // other streams' searches whenever one stream waits (the engine keeps several).
@@ -60,8 +61,9 @@ int Stream::numThreads() {
   return n > 0 ? n : at::get_num_threads();
 }
 
-std::shared_ptr<Stream> Stream::create(Napi::Env env, c10::Device device) {
+std::shared_ptr<Stream> Stream::create(Napi::Env env, c10::Device device, bool shareThreads) {
   std::shared_ptr<Stream> s(new Stream(device));
+  s->shareThreads_ = shareThreads;
   s->tsfn_ = std::make_unique<Tsfn>();
   s->tsfn_->fn = Napi::TypedThreadSafeFunction<Stream, Job, &Tsfn::call>::New(
       env, "diffusion-search-stream", 0, 1, s.get());
@@ -146,7 +148,16 @@ void Stream::run() {
     g_running.fetch_add(1);
     // OpenMP thread counts are per thread: each worker applies the requested count itself.
     int want = g_threads.load();
-    if (want > 0 && want != appliedThreads) {
+    if (shareThreads_) {
+      // A forward alone uses every thread; k at once use threads ÷ k each (on a CPU, forwards side
+      // by side beat one forward with all cores, and a lone one still gets them all).
+      int running = g_sharing.fetch_add(1) + 1;
+      want = std::max(1, numThreads() / running);
+      // Only this thread's OpenMP count, and before every job (libtorch's lazy per-thread init may
+      // have reset it): at::set_num_threads would change the process-wide value and clear oneDNN's
+      // primitive cache on every change.
+      omp_set_num_threads(want);
+    } else if (want > 0 && want != appliedThreads) {
       at::set_num_threads(want);
       omp_set_num_threads(want);
       appliedThreads = want;
@@ -162,6 +173,7 @@ void Stream::run() {
       job->failure = describe(std::current_exception());
     }
     job->work = nullptr;  // release captured tensors now, not on the JS thread
+    if (shareThreads_) g_sharing.fetch_sub(1);
     g_lastDoneMs.store(nowMs());
     g_running.fetch_sub(1);
     if (tsfn_->fn.NonBlockingCall(job) != napi_ok) delete job;  // environment is going away

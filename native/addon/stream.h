@@ -19,7 +19,9 @@ using Work = std::function<Finish()>;
 
 class Stream : public std::enable_shared_from_this<Stream> {
  public:
-  static std::shared_ptr<Stream> create(Napi::Env env, c10::Device device);
+  // shareThreads: this stream's jobs share the intra-op threads with the other sharing streams'
+  // jobs running at the same moment (threads ÷ jobs running, at least 1), instead of each using all.
+  static std::shared_ptr<Stream> create(Napi::Env env, c10::Device device, bool shareThreads = false);
   ~Stream();
 
   Napi::Promise enqueue(Napi::Env env, Work work);
@@ -41,6 +43,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void run();
 
   c10::Device device_;
+  bool shareThreads_ = false;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job*> queue_;

@@ -12,10 +12,16 @@ Napi::Function StreamWrap::define(Napi::Env env) {
                       InstanceAccessor<&StreamWrap::closed>("closed")});
 }
 
-// new Stream({ device }) — an ordered queue of its own.
+// new Stream({ device, shareThreads }) — an ordered queue of its own.
 StreamWrap::StreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StreamWrap>(info) {
   guard(info.Env(), [&] {
-    stream_ = Stream::create(info.Env(), deviceOption(info[0]));
+    bool share = false;
+    if (info[0].IsObject()) {
+      Napi::Value v = info[0].As<Napi::Object>().Get("shareThreads");
+      if (!v.IsUndefined() && !v.IsBoolean()) throw Error(code::kArgument, "createStream: shareThreads must be true or false");
+      share = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    }
+    stream_ = Stream::create(info.Env(), deviceOption(info[0]), share);
     return 0;
   });
 }

@@ -1,4 +1,5 @@
 /** `diffusion-search serve`: the HTTP server over one engine (src/server), until SIGTERM or SIGINT. */
+import os from 'node:os';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
 import { createEngine } from '../engine/engine';
@@ -26,11 +27,11 @@ export function addServe(program: Command): void {
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--models-dir <dir>', 'directory whose .pt files requests may name (besides the shipped models)')
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
-    .option('--threads <n>', 'intra-op threads (default on CPU with batching: 1, with one forward per core side by side; else libtorch\'s)')
+    .option('--threads <n>', 'intra-op threads (default: libtorch\'s, all cores or OMP_NUM_THREADS), shared by the forwards running at once')
     .option('--max-batch <n>', 'most rows per forward (default 32 on CPU, where a forward costs the same per row from ~16 rows on and a short one keeps small requests fast; 128 on CUDA)')
     .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
     .option('--no-batching', 'every search calls the models alone (for comparison)')
-    .option('--parallel-forwards <n>', 'forwards of one model at once, each on its own stream (default: cores ÷ threads on CPU, 1 on CUDA)')
+    .option('--parallel-forwards <n>', 'forwards of one model at once, each on its own stream, sharing the threads (default: the cores on CPU, 1 on CUDA)')
     .option('--max-active <n>', 'requests running at once', '16')
     .option('--max-queue <n>', 'requests waiting beyond those (more get 429)', '64')
     .option('--searches-per-request <n>', 'searches of one request running at once', '8')
@@ -54,13 +55,14 @@ Examples:
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const engine = createEngine({
         device: String(o.device),
-        // On a CPU, forwards side by side with one thread each beat one forward with all cores (see
-        // src/engine/batcher.ts); OMP_NUM_THREADS, if set, still decides.
-        threads: o.threads !== undefined ? int(String(o.threads), '--threads') : String(o.device).startsWith('cpu') && o.batching !== false && !process.env.OMP_NUM_THREADS ? 1 : undefined,
+        threads: o.threads === undefined ? undefined : int(String(o.threads), '--threads'),
         maxBatch: o.maxBatch !== undefined ? int(String(o.maxBatch), '--max-batch') : String(o.device).startsWith('cpu') ? 32 : 128,
         batchWindowUs: int(String(o.batchWindowUs), '--batch-window-us', 0),
         batching: o.batching !== false,
-        parallelForwards: o.parallelForwards === undefined ? undefined : int(String(o.parallelForwards), '--parallel-forwards'),
+        // On a CPU, one forward per core at once, sharing the threads (a lone forward gets them all):
+        // forwards side by side beat one forward with every core (see src/engine/batcher.ts).
+        parallelForwards:
+          o.parallelForwards !== undefined ? int(String(o.parallelForwards), '--parallel-forwards') : String(o.device).startsWith('cpu') && o.batching !== false ? os.cpus().length : undefined,
         maxActive: int(String(o.maxActive), '--max-active'),
         maxQueue: int(String(o.maxQueue), '--max-queue', 0),
         searchesPerRequest: int(String(o.searchesPerRequest), '--searches-per-request'),

@@ -7,9 +7,11 @@
  * or a tuple of tensors, each with the summed rows first) are split back per caller. Searches do
  * not know: the module they hold is the batched one.
  *
- * - Forward slots: up to `parallel` forwards of a model run at once, each on its own stream. On a
- *   CPU, forwards side by side with one intra-op thread each use the cores better than one forward
- *   with several threads (fashion-flow, 2 cores: ~1.4 vs ~2.1 ms per row); on a GPU, one slot.
+ * - Forward slots: up to `parallel` forwards of a model run at once, each on its own stream; with
+ *   more than one, the forwards running at a moment share the intra-op threads (threads ÷ forwards
+ *   running, native/addon/stream.cpp). On a CPU, forwards side by side with one thread each use the
+ *   cores better than one forward with several (fashion-flow, 2 cores: ~1.4 vs ~2.1 ms per row),
+ *   and a lone forward still gets every thread. On a GPU, one slot.
  * - Rows are shared out: a batch takes at most its share of the queued rows (queued ÷ free slots,
  *   at least `minRows`), so a lone search's call is cut across idle slots and a big queue fills each
  *   slot evenly. A call cut in pieces gets its outputs joined back in row order.
@@ -275,7 +277,8 @@ export class ModuleBatcher {
   }
 
   private async runBatch(batch: Piece[], slot: number): Promise<void> {
-    const stream = (this.streams[slot] ??= createStream({ device: this.module.device }));
+    // With several slots, the forwards running at once share the intra-op threads (a lone forward uses all).
+    const stream = (this.streams[slot] ??= createStream({ device: this.module.device, shareThreads: this.parallel > 1 }));
     if (batch.length > 1) {
       let outs: ModuleOutput[] | undefined;
       try {
