@@ -202,6 +202,30 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     await Promise.all([big.close(), mid.close(), small.close(), third.close()]);
   });
 
+  it('express slot: with every slot busy, a request 4× smaller than all running ones starts at once; a bigger one waits', async () => {
+    const log: number[][] = [];
+    const at = { now: 0, most: 0 };
+    const lanes = new LaneRegistry();
+    const b = new ModuleBatcher(fakeModule(log, 150, at), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 }, lanes, new EngineMetrics(2));
+    const { createStream } = await import('../src/stream');
+    const [big1, big2, mid, small] = [createStream(), createStream(), createStream(), createStream()];
+    lanes.set(big1, { id: 1, work: 5000 });
+    lanes.set(big2, { id: 2, work: 5000 });
+    lanes.set(mid, { id: 3, work: 2000 });
+    lanes.set(small, { id: 4, work: 100 });
+    const bigs = [call(b, [1, 1], big1), call(b, [2, 2], big2)];
+    while (at.now < 2) await new Promise((r) => setTimeout(r, 2)); // both slots busy
+    const midCall = call(b, [3, 3], mid); // 2000 × 4 > 5000: waits for a slot
+    const smallCall = call(b, [4, 4], small); // 100 × 4 ≤ 5000: the express slot
+    expect(await values(await smallCall)).toEqual([4, 4]);
+    expect(at.most).toBe(3); // three forwards at once: both slots and the express one
+    await Promise.all([...bigs, midCall]);
+    // The small request started beside the two running ones; the mid one only when a slot freed.
+    expect(log.map((r) => r[0])).toEqual([1, 2, 4, 3]);
+    await b.close();
+    await Promise.all([big1, big2, mid, small].map((s) => s.close()));
+  });
+
   it('an engine with 3 forward slots gives what an engine without batching gives (within 1e-5), alone and 16 at once', async () => {
     const ref = make({ batching: false });
     const e = make({ parallelForwards: 3 });

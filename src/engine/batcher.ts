@@ -22,6 +22,8 @@
  *   call per lane in turn; so a request with many rows cannot starve one with few. A forward takes
  *   only lanes within SIZE_CLASS× the first one's work: a small request's step waits for at most
  *   the forwards already running, then runs a small forward of its own rows.
+ * - Express slot: with every slot busy, a request SIZE_CLASS× smaller than all those running gets
+ *   a forward at once on one more stream (threads shared three ways meanwhile).
  * - A lane's AbortSignal drops its queued rows at once (ABORTED); pieces already running finish.
  * - A merged forward that fails is retried piece by piece, so a bad input fails only its own search.
  * NFE is charged by the Denoiser before it calls, exactly as without batching.
@@ -132,6 +134,9 @@ export class ModuleBatcher {
   private closed = false;
   private readonly parallel: number;
   private readonly minRows: number;
+  /** The work of the first lane each busy slot serves (Infinity: idle). */
+  private readonly slotWork: number[];
+  private expressBusy = false;
 
   constructor(
     readonly module: TorchModule,
@@ -144,8 +149,10 @@ export class ModuleBatcher {
   ) {
     this.parallel = Math.max(1, Math.floor(options.parallel ?? 1));
     this.minRows = Math.max(1, Math.floor(options.minRows ?? 8));
-    this.streams = Array.from({ length: this.parallel }, () => null);
+    // One stream per slot, plus the express slot's (index `parallel`) when there are several.
+    this.streams = Array.from({ length: this.parallel + 1 }, () => null);
     this.free = Array.from({ length: this.parallel }, (_, i) => i);
+    this.slotWork = Array.from({ length: this.parallel + 1 }, () => Infinity);
   }
 
   /** Calls waiting and their rows not yet in a forward. */
@@ -181,7 +188,8 @@ export class ModuleBatcher {
 
   /** Starts batches on free slots now, after one turn of the event loop (window 0), or when the gathering window ends. */
   private schedule(): void {
-    if (this.free.length === 0 || this.queue.length === 0) return;
+    if (this.queue.length === 0) return;
+    if (this.free.length === 0) return this.express();
     // The batch is full, or every running search is waiting here: nobody else can join.
     const full = this.queued.rows >= this.options.maxBatch || this.queue.length >= Math.max(1, this.lanes.active);
     if (full) {
@@ -267,13 +275,34 @@ export class ModuleBatcher {
     while (this.free.length > 0 && this.queue.length > 0) {
       const batch = this.take(this.free.length);
       const slot = this.free.pop()!;
-      this.busy++;
-      void this.runBatch(batch, slot).finally(() => {
-        this.busy--;
-        this.free.push(slot);
-        this.schedule();
-      });
+      this.start(batch, slot, () => this.free.push(slot));
     }
+    this.express();
+  }
+
+  /**
+   * The express slot: with every slot busy, a request SIZE_CLASS× smaller than all those running
+   * gets a forward of its own at once instead of waiting for one to end (the threads are shared
+   * three ways meanwhile). Only with several slots: one slot serves requests in order.
+   */
+  private express(): void {
+    if (this.parallel < 2 || this.expressBusy || this.free.length > 0 || this.queue.length === 0) return;
+    const work = this.laneOrder().values().next().value![0].lane.work;
+    if (work === undefined || !(work * SIZE_CLASS <= Math.min(...this.slotWork.slice(0, this.parallel)))) return;
+    this.clearTimer();
+    this.expressBusy = true;
+    this.start(this.take(1), this.parallel, () => (this.expressBusy = false));
+  }
+
+  private start(batch: Piece[], slot: number, release: () => void): void {
+    this.busy++;
+    this.slotWork[slot] = batch[0].p.lane.work ?? Infinity;
+    void this.runBatch(batch, slot).finally(() => {
+      this.busy--;
+      this.slotWork[slot] = Infinity;
+      release();
+      this.schedule();
+    });
   }
 
   private async runBatch(batch: Piece[], slot: number): Promise<void> {
