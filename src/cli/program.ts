@@ -4,6 +4,7 @@ import { info, packageVersion } from '../info';
 import { addGenerate } from './generate-command';
 import { addSweep } from './sweep-command';
 import { addEval } from './eval-command';
+import { int } from './options';
 import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
 import { benchSearch, formatSearchBench } from '../bench/search';
 import { benchModel, formatModelBench, DEFAULT_BATCHES } from '../bench/model';
@@ -78,9 +79,7 @@ export function buildProgram(): Command {
     .option('--device <device>', "'cpu' or 'cuda[:N]'", 'cpu')
     .addHelpText('after', '\nExamples:\n  $ diffusion-search bench search\n  $ diffusion-search bench search --model gmm2d --budget 4000 --json')
     .action(async (opts: { json?: boolean; model: string; budget: string; steps: string; device: string }) => {
-      const budget = Number(opts.budget), steps = Number(opts.steps);
-      if (!Number.isInteger(budget) || budget < 1) throw new DiffusionSearchError(`--budget must be a positive integer, got '${opts.budget}'`, 'ARGUMENT');
-      if (!Number.isInteger(steps) || steps < 1) throw new DiffusionSearchError(`--steps must be a positive integer, got '${opts.steps}'`, 'ARGUMENT');
+      const budget = int('budget', opts.budget, 1)!, steps = int('steps', opts.steps, 1)!;
       const r = await benchSearch({ model: opts.model, budget, steps, device: opts.device });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatSearchBench(r)) + '\n');
     });
@@ -97,18 +96,13 @@ export function buildProgram(): Command {
     .option('--python <path>', 'the Python with PyTorch (default: $PYTHON or python3)')
     .addHelpText('after', '\nExamples:\n  $ diffusion-search bench model\n  $ diffusion-search bench model --threads 2 --json\n  $ diffusion-search bench model --e2e --threads 2 --repeats 3')
     .action(async (opts: { json?: boolean; model: string; batches: string; threads: string; repeats: string; e2e?: boolean; python?: string }) => {
-      const int = (s: string, what: string) => {
-        const v = Number(s);
-        if (!Number.isInteger(v) || v < 1) throw new DiffusionSearchError(`${what} must be a positive integer, got '${s}'`, 'ARGUMENT');
-        return v;
-      };
-      const threads = int(opts.threads, '--threads'), repeats = int(opts.repeats, '--repeats');
+      const threads = int('threads', opts.threads, 1)!, repeats = int('repeats', opts.repeats, 1)!;
       if (opts.e2e) {
         const r = await benchE2e({ threads, repeats, python: opts.python });
         process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatE2e(r)) + '\n');
         return;
       }
-      const batches = opts.batches.split(',').map((s) => int(s.trim(), '--batches'));
+      const batches = opts.batches.split(',').map((s) => int('batches', s.trim(), 1)!);
       const r = await benchModel({ model: opts.model, batches, threads, repeats, python: opts.python });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatModelBench(r)) + '\n');
     });

@@ -5,12 +5,8 @@ import { DiffusionSearchError } from '../errors';
 import { createEngine } from '../engine/engine';
 import { createServer } from '../server/server';
 import { resolveModel, shipped } from '../models/shipped';
+import { int } from './options';
 
-const int = (s: string, what: string, min = 1) => {
-  const v = Number(s);
-  if (!Number.isInteger(v) || v < min) throw new DiffusionSearchError(`${what} must be an integer >= ${min}, got '${s}'`, 'ARGUMENT');
-  return v;
-};
 
 /** '512m', '8g', '1048576' → bytes. */
 export function parseBytes(s: string, what: string): number {
@@ -55,23 +51,23 @@ Examples:
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const engine = createEngine({
         device: String(o.device),
-        threads: o.threads === undefined ? undefined : int(String(o.threads), '--threads'),
-        maxBatch: o.maxBatch !== undefined ? int(String(o.maxBatch), '--max-batch') : String(o.device).startsWith('cpu') ? 32 : 128,
-        batchWindowUs: int(String(o.batchWindowUs), '--batch-window-us', 0),
+        threads: int('threads', o.threads, 1),
+        maxBatch: int('max-batch', o.maxBatch, 1) ?? (String(o.device).startsWith('cpu') ? 32 : 128),
+        batchWindowUs: int('batch-window-us', o.batchWindowUs, 0),
         batching: o.batching !== false,
         // On a CPU, one forward per core at once, sharing the threads (a lone forward gets them all):
         // forwards side by side beat one forward with every core (see src/engine/batcher.ts).
         parallelForwards:
-          o.parallelForwards !== undefined ? int(String(o.parallelForwards), '--parallel-forwards') : String(o.device).startsWith('cpu') && o.batching !== false ? os.cpus().length : undefined,
-        maxActive: int(String(o.maxActive), '--max-active'),
-        maxQueue: int(String(o.maxQueue), '--max-queue', 0),
-        searchesPerRequest: int(String(o.searchesPerRequest), '--searches-per-request'),
+          int('parallel-forwards', o.parallelForwards, 1) ?? (String(o.device).startsWith('cpu') && o.batching !== false ? os.cpus().length : undefined),
+        maxActive: int('max-active', o.maxActive, 1),
+        maxQueue: int('max-queue', o.maxQueue, 0),
+        searchesPerRequest: int('searches-per-request', o.searchesPerRequest, 1),
         memoryLimit: o.memoryLimit === undefined ? undefined : parseBytes(String(o.memoryLimit), '--memory-limit'),
       });
       const server = createServer(engine, {
         modelsDir: o.modelsDir === undefined ? undefined : String(o.modelsDir),
         maxBodyBytes: parseBytes(String(o.maxBody), '--max-body'),
-        maxRequestNfe: int(String(o.maxRequestNfe), '--max-request-nfe'),
+        maxRequestNfe: int('max-request-nfe', o.maxRequestNfe, 1),
         allowRemoteVerifiers: !!o.allowRemoteVerifiers,
       });
       for (const name of String(o.preload ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
@@ -81,7 +77,7 @@ Examples:
         h.release(); // stays loaded: the cache keeps models no request holds
       }
       const deadline = Number(o.shutdownDeadline) * 1000;
-      const addr = await server.listen(int(String(o.port), '--port', 0), String(o.host));
+      const addr = await server.listen(int('port', o.port, 0, 65535)!, String(o.host));
       process.stdout.write(`listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`);
       await new Promise<void>((resolve) => {
         let stopping = false;
