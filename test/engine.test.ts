@@ -226,6 +226,52 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     await Promise.all([big1, big2, mid, small].map((s) => s.close()));
   });
 
+  it('a slot kept for a small request: its later steps run beside one big forward, not two, and the slot is given back when it stops calling', async () => {
+    const log: number[][] = [];
+    const at = { now: 0, most: 0 };
+    const lanes = new LaneRegistry();
+    const b = new ModuleBatcher(fakeModule(log, 40, at), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 }, lanes, new EngineMetrics(2));
+    const { createStream } = await import('../src/stream');
+    const [big1, big2, small] = [createStream(), createStream(), createStream()];
+    lanes.set(big1, { id: 1, work: 5000 });
+    lanes.set(big2, { id: 2, work: 5000 });
+    lanes.set(small, { id: 3, work: 100 });
+    let stop = false;
+    const bigLoop = (s: typeof big1, v: number) =>
+      (async () => {
+        while (!stop) await call(b, [v, v], s);
+      })();
+    const loops = [bigLoop(big1, 1), bigLoop(big2, 2)];
+    while (at.now < 2) await new Promise((r) => setTimeout(r, 2)); // both slots busy with big forwards
+    // The small request's steps, each a call right after the last one's answer (as a search's).
+    const beside: number[] = [];
+    for (let k = 0; k < 6; k++) {
+      const c = call(b, [7, 7], small);
+      await new Promise((r) => setTimeout(r, 5));
+      beside.push(at.now); // forwards running while the small step runs
+      expect(await values(await c)).toEqual([7, 7]);
+    }
+    // The first step used the express slot (three at once); from the second on, a slot was kept.
+    expect(beside[0]).toBe(3);
+    expect(beside.slice(2).every((n) => n === 2)).toBe(true);
+    // The big requests went on meanwhile, in one slot.
+    const during = log.length;
+    expect(log.filter((r) => r[0] !== 7).length).toBeGreaterThan(2);
+    // Once the small request stops calling, the held slot goes back to big forwards within HOLD_MS.
+    await new Promise((r) => setTimeout(r, 60));
+    let both = 0;
+    for (let i = 0; i < 20 && both === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      if (at.now === 2) both++;
+    }
+    expect(both).toBe(1);
+    expect(log.length).toBeGreaterThan(during);
+    stop = true;
+    await Promise.all(loops);
+    await b.close();
+    await Promise.all([big1, big2, small].map((s) => s.close()));
+  });
+
   it('an engine with 3 forward slots gives what an engine without batching gives (within 1e-5), alone and 16 at once', async () => {
     const ref = make({ batching: false });
     const e = make({ parallelForwards: 3 });

@@ -24,6 +24,10 @@
  *   the forwards already running, then runs a small forward of its own rows.
  * - Express slot: with every slot busy, a request SIZE_CLASS× smaller than all those running gets
  *   a forward at once on one more stream (threads shared three ways meanwhile).
+ * - A slot kept for small requests: while a request SIZE_CLASS× smaller than the queued ones is
+ *   between two calls (its step's arithmetic, at most HOLD_MS) or on the express slot, and no slot
+ *   serves it, the last free slot waits for it instead of starting a big forward; so its next step
+ *   runs at once on a core of its own, not beside two others or after a big forward.
  * - A lane's AbortSignal drops its queued rows at once (ABORTED); pieces already running finish.
  * - A merged forward that fails is retried piece by piece, so a bad input fails only its own search.
  * NFE is charged by the Denoiser before it calls, exactly as without batching.
@@ -137,6 +141,9 @@ export class ModuleBatcher {
   /** The work of the first lane each busy slot serves (Infinity: idle). */
   private readonly slotWork: number[];
   private expressBusy = false;
+  /** Lanes with a known work that called lately: calls not yet answered, and when the last one was. */
+  private readonly recent = new Map<number, { work: number; open: number; last: number }>();
+  private holdTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly module: TorchModule,
@@ -174,8 +181,11 @@ export class ModuleBatcher {
     if (this.closed) throw new DiffusionSearchError(`the engine holding '${this.label}' is closed`, 'STREAM_CLOSED');
     const lane = this.lanes.get(stream);
     if (lane.signal?.aborted) throw aborted(lane);
-    return new Promise<ModuleOutput>((resolve, reject) => {
+    const answered = this.track(lane);
+    return new Promise<ModuleOutput>((res, rej) => {
       const rows = (inputs[0] as Tensor).shape[0];
+      const resolve = (v: ModuleOutput) => (answered(), res(v));
+      const reject = (e: unknown) => (answered(), rej(e));
       const p: Pending = { key, method, inputs: inputs as Tensor[], rows, lane, next: 0, inflight: 0, parts: [], settled: false, resolve, reject };
       if (lane.signal) {
         p.onAbort = () => this.fail(p, aborted(lane));
@@ -270,9 +280,50 @@ export class ModuleBatcher {
     return batch;
   }
 
+  /** Counts a lane's call as open until the returned function is called (once it is answered). */
+  private track(lane: Lane): () => void {
+    if (lane.work === undefined) return () => {};
+    const now = performance.now();
+    for (const [id, r] of this.recent) if (r.open === 0 && now - r.last > HOLD_MS) this.recent.delete(id);
+    const r = this.recent.get(lane.id) ?? { work: lane.work, open: 0, last: now };
+    this.recent.set(lane.id, r);
+    r.open++;
+    return () => {
+      r.open--;
+      r.last = performance.now();
+      // A slot held for it now waits HOLD_MS at most (holdForSmall sets the timer).
+      if (this.free.length > 0 && this.queue.length > 0) this.schedule();
+    };
+  }
+
+  /**
+   * Whether the last free slot waits for a small request instead of taking the queue's first lane:
+   * one SIZE_CLASS× smaller than it is between calls (answered under HOLD_MS ago) or running on the
+   * express slot, and no regular slot serves a request that small. Sets a timer for when the wait ends.
+   */
+  private holdForSmall(): boolean {
+    if (this.parallel < 2 || this.free.length !== 1) return false;
+    const first = this.laneOrder().values().next().value![0].lane.work ?? Infinity;
+    const served = Math.min(...this.slotWork.slice(0, this.parallel));
+    const now = performance.now();
+    let until = -1;
+    for (const [id, r] of this.recent) {
+      if (r.work * SIZE_CLASS > first || r.work * SIZE_CLASS > served) continue;
+      // Open and not queued, while no regular slot serves anything that small: on the express slot.
+      if (r.open > 0) {
+        if (!this.queue.some((p) => p.lane.id === id)) until = Infinity;
+      } else if (now - r.last < HOLD_MS) until = Math.max(until, r.last + HOLD_MS);
+    }
+    if (until < 0) return false;
+    if (until !== Infinity && !this.holdTimer)
+      this.holdTimer = setTimeout(() => ((this.holdTimer = null), this.schedule()), Math.max(1, Math.ceil(until - now)));
+    return true;
+  }
+
   private runNext(): void {
     this.clearTimer();
     while (this.free.length > 0 && this.queue.length > 0) {
+      if (this.holdForSmall()) break;
       const batch = this.take(this.free.length);
       const slot = this.free.pop()!;
       this.start(batch, slot, () => this.free.push(slot));
@@ -433,6 +484,7 @@ export class ModuleBatcher {
   async close(): Promise<void> {
     this.closed = true;
     this.clearTimer();
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     for (const p of [...this.queue]) this.fail(p, new DiffusionSearchError(`the engine holding '${this.label}' closed`, 'ABORTED'));
     while (this.busy > 0) await new Promise((r) => setTimeout(r, 1));
     await Promise.all(this.streams.map((s) => s?.close()));
@@ -441,6 +493,8 @@ export class ModuleBatcher {
 
 /** Lanes whose work is within this factor of the first lane's share its forward. */
 const SIZE_CLASS = 4;
+/** How long the last free slot waits for a small request between two of its calls (its step's arithmetic takes ~1 ms). */
+const HOLD_MS = 5;
 
 const aborted = (lane: Lane) => new DiffusionSearchError('search cancelled while waiting for the model', 'ABORTED', { cause: lane.signal?.reason });
 
