@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../native';
+import { forwardFloor, type ForwardFloor } from './forward-floor';
 
 export interface Scenario {
   algorithm: 'best-of-n' | 'evosearch';
@@ -46,6 +47,8 @@ export interface ServeBenchOptions {
   serveArgs?: string[];
   /** Also the small-under-load check. */
   underLoad?: boolean;
+  /** Also the forward floor (./forward-floor) and the throughput ceiling it sets (default true). */
+  floor?: boolean;
   log?: (line: string) => void;
 }
 
@@ -136,6 +139,8 @@ export async function benchServe(o: ServeBenchOptions = {}) {
   const cells: ServeBenchCell[] = [];
   const underLoad: Array<{ batching: boolean; unloaded_p50_ms: number; loaded_p50_ms: number; loaded_p95_ms: number; ratio_p95: number; probes: number }> = [];
   const body = (s: Scenario, k: number) => ({ model, algorithm: s.algorithm, budget: s.budget, n: 1, steps, seed: k, class: k % 10, eval: false });
+  const floor: ForwardFloor | null = o.floor === false ? null : await forwardFloor(model);
+  if (floor) log(`forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by side, 1 thread each)`);
   for (const batching of [true, false]) {
     const srv = await startServer(batching, [...(o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []), ...(o.serveArgs ?? [])]);
     try {
@@ -197,7 +202,31 @@ export async function benchServe(o: ServeBenchOptions = {}) {
       await srv.stop();
     }
   }
-  return { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() }, model, steps, seconds, repeats, maxBatch: o.maxBatch ?? "serve's default (32 on CPU)", cells, underLoad };
+  return { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() }, model, steps, seconds, repeats, maxBatch: o.maxBatch ?? "serve's default (32 on CPU)", floor, ceilings: ceilings(cells, floor), cells, underLoad };
+}
+
+/**
+ * Per scenario at its most clients: batching on ÷ off in searches/s, and the most it could be on
+ * this machine: off's CPU per search ÷ the floor's (budget × the least CPU per row) — a search on
+ * cannot cost less, and both use every core at that load.
+ */
+function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
+  const most = Math.max(...cells.map((c) => c.clients));
+  const out: Array<{ algorithm: string; budget: number; clients: number; on_over_off: number; ceiling: number | null; on_cpu_over_floor: number | null }> = [];
+  for (const on of cells.filter((c) => c.batching && c.clients === most && c.repeat === 0)) {
+    const off = cells.find((c) => !c.batching && c.clients === most && c.repeat === 0 && c.algorithm === on.algorithm && c.budget === on.budget);
+    if (!off) continue;
+    const least = floor ? (on.budget * floor.cpu_ms_per_row) / 1000 : null;
+    out.push({
+      algorithm: on.algorithm,
+      budget: on.budget,
+      clients: most,
+      on_over_off: on.searches_per_second / off.searches_per_second,
+      ceiling: least ? off.cpu_s_per_search / least : null,
+      on_cpu_over_floor: least ? on.cpu_s_per_search / least : null,
+    });
+  }
+  return out;
 }
 
 export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): string {
@@ -213,10 +242,20 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
     lines.push('', '| small request (best-of-n 100) | batching | unloaded p50 ms | under 16 × evosearch-500: p50 ms | p95 ms | p95 / unloaded |', '|---|---|---:|---:|---:|---:|');
     for (const u of r.underLoad) lines.push(`| | ${u.batching ? 'on' : 'off'} | ${u.unloaded_p50_ms.toFixed(0)} | ${u.loaded_p50_ms.toFixed(0)} | ${u.loaded_p95_ms.toFixed(0)} | ${u.ratio_p95.toFixed(1)}× |`);
   }
+  if (r.floor) {
+    lines.push(
+      '',
+      `Forward floor: ${r.floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${r.floor.rows} rows side by side, 1 thread each).`,
+      '| algorithm | budget | clients | on ÷ off searches/s | ceiling: off CPU/search ÷ (budget × floor) | on CPU/search ÷ (budget × floor) |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
+    for (const c of r.ceilings)
+      lines.push(`| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.on_over_off.toFixed(2)}× | ${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} |`);
+  }
   return lines.join('\n');
 }
 
-/** bench/serve.js: --json, --seconds s, --max-batch n, --serve-args '--threads 1', --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load. */
+/** bench/serve.js: --json, --seconds s, --max-batch n, --serve-args '--threads 1', --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load, --no-floor. */
 export async function main(argv: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = argv.indexOf(name);
@@ -234,6 +273,7 @@ export async function main(argv: string[]): Promise<void> {
       return { algorithm: algorithm as Scenario['algorithm'], budget: Number(budget) };
     }),
     underLoad: !argv.includes('--no-under-load'),
+    floor: !argv.includes('--no-floor'),
     maxBatch: arg('--max-batch') ? Number(arg('--max-batch')) : undefined,
     serveArgs: arg('--serve-args')?.split(' ').filter(Boolean),
     log: json ? undefined : (l) => process.stderr.write(l + '\n'),
