@@ -372,6 +372,33 @@ describe('cancellation, admission, failures', () => {
     expect(a.active).toBe(0);
     expect(a.reserved).toBe(0);
   });
+  it('express admission: with every place taken, a request 4× smaller than all running starts at once (up to ⌈maxActive/4⌉ of them); others wait in order', async () => {
+    const a = new Admission({ maxActive: 4, maxQueue: 8, memoryLimit: 1000 });
+    const bigs = [];
+    for (let i = 0; i < 4; i++) bigs.push(await a.admit(10, undefined, 5000));
+    const order: string[] = [];
+    const track = (name: string, p: Promise<() => void>) => p.then((r) => (order.push(name), r));
+    const queuedBig = track('big', a.admit(10, undefined, 5000));
+    const mid = track('mid', a.admit(10, undefined, 2000)); // 2000 × 4 > 5000: waits
+    const small = await a.admit(10, undefined, 1000); // 1000 × 4 ≤ 5000: at once, beyond maxActive
+    expect(a.active).toBe(5);
+    expect(a.express).toBe(1);
+    const small2 = track('small2', a.admit(10, undefined, 100)); // the one express place is taken
+    const huge = a.admit(990, undefined, 10); // small, but over the memory ceiling: waits
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([]);
+    small(); // its express place frees; the queue is still first come first served
+    bigs[0]();
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['big']);
+    expect(a.express).toBe(0);
+    for (const r of bigs.slice(1)) r();
+    (await queuedBig)();
+    (await mid)();
+    (await small2)();
+    (await huge)();
+    expect([a.active, a.express, a.reserved]).toEqual([0, 0, 0]);
+  });
 });
 
 describe('service behaviour', () => {

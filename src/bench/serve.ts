@@ -60,7 +60,7 @@ const quantile = (xs: number[], q: number) => {
 
 async function startServer(batching: boolean, extra: string[] = []): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
   const cli = path.join(packageRoot, 'lib', 'cli', 'index.js');
-  const args = [cli, 'serve', '--port', '0', '--max-active', '64', '--max-queue', '256', '--max-request-nfe', '1000000', ...extra, ...(batching ? [] : ['--no-batching'])];
+  const args = [cli, 'serve', '--port', '0', '--max-request-nfe', '1000000', ...extra, ...(batching ? [] : ['--no-batching'])];
   const child = spawn(process.execPath, args, { env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   child.stderr!.on('data', (d) => (err += d));

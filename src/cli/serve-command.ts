@@ -28,7 +28,7 @@ export function addServe(program: Command): void {
     .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
     .option('--no-batching', 'every search calls the models alone (for comparison)')
     .option('--parallel-forwards <n>', 'forwards of one model at once, each on its own stream, sharing the threads (default: the cores on CPU, 1 on CUDA)')
-    .option('--max-active <n>', 'requests running at once', '16')
+    .option('--max-active <n>', 'requests running at once (plus up to a quarter more that are each 4× smaller than all running)', '16')
     .option('--max-queue <n>', 'requests waiting beyond those (more get 429)', '64')
     .option('--searches-per-request <n>', 'searches of one request running at once', '8')
     .option('--memory-limit <bytes>', 'ceiling on the estimated memory of running requests, e.g. 8g (default: half the RAM on CPU)')

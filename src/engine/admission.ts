@@ -4,8 +4,15 @@
  * refused at once with BUSY (HTTP 429). A request that alone would exceed the memory ceiling is
  * refused with OUT_OF_MEMORY, naming the estimate and the limit. A waiting request's AbortSignal
  * takes it out of the queue.
+ *
+ * Express admission: a request SIZE_CLASS× smaller (in work, its total NFE) than every running one
+ * starts at once even when all `maxActive` places are taken, up to ⌈maxActive / 4⌉ such extra
+ * requests (memory still counted): otherwise a small request behind full places would wait for a
+ * big one to end, which the batcher's smaller-first order cannot help. It takes no place in the
+ * queue, so the requests waiting there are not passed over for their places.
  */
 import { DiffusionSearchError } from '../errors';
+import { SIZE_CLASS } from './rows';
 
 export interface AdmissionOptions {
   maxActive: number;
@@ -16,6 +23,7 @@ export interface AdmissionOptions {
 
 interface Waiter {
   bytes: number;
+  work: number;
   resolve: (release: () => void) => void;
   reject: (e: unknown) => void;
   signal?: AbortSignal;
@@ -24,7 +32,11 @@ interface Waiter {
 
 export class Admission {
   active = 0;
+  /** Of `active`, those let in by express admission. */
+  express = 0;
   reserved = 0;
+  /** The work of each running request. */
+  private readonly works: number[] = [];
   private readonly waiting: Waiter[] = [];
   private closedWith: string | null = null;
 
@@ -35,11 +47,24 @@ export class Admission {
   }
 
   private fits(bytes: number): boolean {
-    return this.active < this.options.maxActive && (this.active === 0 || this.reserved + bytes <= this.options.memoryLimit);
+    return this.active - this.express < this.options.maxActive && (this.active === 0 || this.reserved + bytes <= this.options.memoryLimit);
   }
 
-  /** Waits for a slot for a request of `bytes` (estimated); release() it when the request ends. */
-  async admit(bytes: number, signal?: AbortSignal): Promise<() => void> {
+  private fitsExpress(bytes: number, work: number): boolean {
+    return (
+      this.express < Math.ceil(this.options.maxActive / 4) &&
+      Number.isFinite(work) &&
+      this.works.length > 0 &&
+      work * SIZE_CLASS <= Math.min(...this.works) &&
+      this.reserved + bytes <= this.options.memoryLimit
+    );
+  }
+
+  /**
+   * Waits for a place for a request of `bytes` (estimated) and `work` (its total NFE; default: not
+   * small); release() it when the request ends.
+   */
+  async admit(bytes: number, signal?: AbortSignal, work = Infinity): Promise<() => void> {
     if (this.closedWith) throw new DiffusionSearchError(this.closedWith, 'BUSY');
     if (bytes > this.options.memoryLimit)
       throw new DiffusionSearchError(
@@ -47,11 +72,12 @@ export class Admission {
         'OUT_OF_MEMORY',
       );
     if (signal?.aborted) throw new DiffusionSearchError('request cancelled before it started', 'ABORTED', { cause: signal.reason });
-    if (this.waiting.length === 0 && this.fits(bytes)) return this.take(bytes);
+    if (this.waiting.length === 0 && this.fits(bytes)) return this.take(bytes, work, false);
+    if (this.fitsExpress(bytes, work)) return this.take(bytes, work, true);
     if (this.waiting.length >= this.options.maxQueue)
       throw new DiffusionSearchError(`busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ${this.options.maxQueue}); retry later`, 'BUSY');
     return new Promise<() => void>((resolve, reject) => {
-      const w: Waiter = { bytes, resolve, reject, signal };
+      const w: Waiter = { bytes, work, resolve, reject, signal };
       if (signal) {
         w.onAbort = () => {
           const i = this.waiting.indexOf(w);
@@ -64,15 +90,19 @@ export class Admission {
     });
   }
 
-  private take(bytes: number): () => void {
+  private take(bytes: number, work: number, express: boolean): () => void {
     this.active++;
+    if (express) this.express++;
     this.reserved += bytes;
+    this.works.push(work);
     let done = false;
     return () => {
       if (done) return;
       done = true;
       this.active--;
+      if (express) this.express--;
       this.reserved -= bytes;
+      this.works.splice(this.works.indexOf(work), 1);
       this.next();
     };
   }
@@ -82,7 +112,7 @@ export class Admission {
     while (this.waiting.length && this.fits(this.waiting[0].bytes)) {
       const w = this.waiting.shift()!;
       if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
-      w.resolve(this.take(w.bytes));
+      w.resolve(this.take(w.bytes, w.work, false));
     }
   }
 

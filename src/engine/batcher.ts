@@ -39,7 +39,7 @@ import type { ModuleInput, ModuleOutput, NativeStream, NativeTensor } from '../n
 import { createStream } from '../stream';
 import { cat, slice } from '../tensor-ops';
 import type { EngineMetrics, ModelKind } from './metrics';
-import { batchKey, checkSplittable, disposeOutput, join, rowsOf, split } from './rows';
+import { batchKey, checkSplittable, disposeOutput, join, rowsOf, SIZE_CLASS, split } from './rows';
 
 type Tensor = NativeTensor;
 
@@ -492,8 +492,6 @@ export class ModuleBatcher {
   }
 }
 
-/** Lanes whose work is within this factor of the first lane's share its forward. */
-const SIZE_CLASS = 4;
 /** How long the last free slot waits for a small request between two of its calls (its step's arithmetic takes ~1 ms). */
 const HOLD_MS = 5;
 

@@ -46,7 +46,7 @@ export interface EngineOptions {
    * threads, so `threads: 1` runs one forward per core; on CUDA, 1).
    */
   parallelForwards?: number;
-  /** Requests running at once (default 16). */
+  /** Requests running at once (default 16), plus up to ⌈maxActive/4⌉ each 4× smaller than all running (./admission). */
   maxActive?: number;
   /** Requests waiting beyond those; more are refused with BUSY (default 64). */
   maxQueue?: number;
@@ -228,7 +228,7 @@ export class Engine {
       const searches = (prompts?.length ?? 1) * n;
       const per = denoiser.sampleShape.reduce((a, b) => a * b, 1);
       const bytes = estimateRequestBytes({ sampleNumel: per, searches, concurrent: this.searchesPerRequest, budget, steps: sigmas.length - 1, keep, guided: (o.guidance ?? 1) !== 1 });
-      release = await this.admission.admit(bytes, ctl.signal);
+      release = await this.admission.admit(bytes, ctl.signal, searches * budget);
 
       const verifierParts = await Promise.all(verifierNames.map((v) => hold(this.models.verifier(v, o.maxBatch as number))));
       const verifier: Verifier = verifierParts.length === 1 ? verifierParts[0] : new EnsembleVerifier(verifierParts);

@@ -60,3 +60,10 @@ export function disposeOutput(v: ModuleOutput): void {
   if (isTensor(v)) v.dispose();
   else if (Array.isArray(v)) v.forEach(disposeOutput);
 }
+
+/**
+ * Requests within this factor of each other's work (total NFE) count as one size: they share
+ * forwards (./batcher); one this many times smaller than all running gets the express slot and
+ * express admission (./admission).
+ */
+export const SIZE_CLASS = 4;
