@@ -372,6 +372,23 @@ describe('cancellation, admission, failures', () => {
     expect(a.active).toBe(0);
     expect(a.reserved).toBe(0);
   });
+  it('engine: with its one place taken by a big request, a small one is admitted at once and ends first; a second big one waits its turn', async () => {
+    const e = make({ maxActive: 1 });
+    const ended: string[] = [];
+    const run = (name: string, budget: number, seed: number) =>
+      e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget, steps: 10, seed, eval: false }).then((r) => (ended.push(name), r));
+    const big = run('big', 40000, 1);
+    while (e.metrics().activeRequests === 0) await new Promise((r) => setTimeout(r, 1));
+    const big2 = run('big2', 40000, 2); // not small: queued behind the first
+    const small = run('small', 100, 3); // 100 × 4 ≤ 40000: beyond maxActive, at once
+    await new Promise((r) => setImmediate(r));
+    expect(e.metrics()).toMatchObject({ activeRequests: 2, queueDepth: 1 });
+    await small;
+    expect(ended).toEqual(['small']);
+    await Promise.all([big, big2]);
+    expect(ended).toEqual(['small', 'big', 'big2']);
+  });
+
   it('express admission: with every place taken, a request 4× smaller than all running starts at once (up to ⌈maxActive/4⌉ of them); others wait in order', async () => {
     const a = new Admission({ maxActive: 4, maxQueue: 8, memoryLimit: 1000 });
     const bigs = [];
