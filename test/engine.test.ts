@@ -230,7 +230,8 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     const log: number[][] = [];
     const at = { now: 0, most: 0 };
     const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(fakeModule(log, 40, at), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 }, lanes, new EngineMetrics(2));
+    // A long hold (the default is 5 ms): a loaded test machine's event loop must not lose the slot.
+    const b = new ModuleBatcher(fakeModule(log, 40, at), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2, holdMs: 100 }, lanes, new EngineMetrics(2));
     const { createStream } = await import('../src/stream');
     const [big1, big2, small] = [createStream(), createStream(), createStream()];
     lanes.set(big1, { id: 1, work: 5000 });
@@ -251,14 +252,14 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
       beside.push(at.now); // forwards running while the small step runs
       expect(await values(await c)).toEqual([7, 7]);
     }
-    // The first step used the express slot (three at once); from the second on, a slot was kept.
-    expect(beside[0]).toBe(3);
-    expect(beside.slice(2).every((n) => n === 2)).toBe(true);
+    // The first steps may use the express slot (three at once, until a regular slot frees and is
+    // kept); from the third on, every step runs beside exactly one big forward.
+    expect(beside.slice(2)).toEqual([2, 2, 2, 2]);
     // The big requests went on meanwhile, in one slot.
     const during = log.length;
     expect(log.filter((r) => r[0] !== 7).length).toBeGreaterThan(2);
-    // Once the small request stops calling, the held slot goes back to big forwards within HOLD_MS.
-    await new Promise((r) => setTimeout(r, 60));
+    // Once the small request stops calling, the held slot goes back to big forwards after holdMs.
+    await new Promise((r) => setTimeout(r, 160));
     let both = 0;
     for (let i = 0; i < 20 && both === 0; i++) {
       await new Promise((r) => setTimeout(r, 5));
@@ -372,6 +373,7 @@ describe('cancellation, admission, failures', () => {
     expect(a.active).toBe(0);
     expect(a.reserved).toBe(0);
   });
+
   it('engine: with its one place taken by a big request, a small one is admitted at once and ends first; a second big one waits its turn', async () => {
     const e = make({ maxActive: 1 });
     const ended: string[] = [];
@@ -400,20 +402,23 @@ describe('cancellation, admission, failures', () => {
     const small = await a.admit(10, undefined, 1000); // 1000 × 4 ≤ 5000: at once, beyond maxActive
     expect(a.active).toBe(5);
     expect(a.express).toBe(1);
-    const small2 = track('small2', a.admit(10, undefined, 100)); // the one express place is taken
+    const small2 = track('small2', a.admit(10, undefined, 100)); // the one express place is taken: waits
     const huge = a.admit(990, undefined, 10); // small, but over the memory ceiling: waits
     await new Promise((r) => setImmediate(r));
     expect(order).toEqual([]);
-    small(); // its express place frees; the queue is still first come first served
-    bigs[0]();
+    small(); // the express place frees: the small request waiting takes it, ahead of no regular place
     await new Promise((r) => setImmediate(r));
-    expect(order).toEqual(['big']);
-    expect(a.express).toBe(0);
+    expect(order).toEqual(['small2']);
+    expect(a.express).toBe(1);
+    bigs[0](); // a regular place frees: the queue's first
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['small2', 'big']);
     for (const r of bigs.slice(1)) r();
     (await queuedBig)();
     (await mid)();
     (await small2)();
     (await huge)();
+    expect(order).toEqual(['small2', 'big', 'mid']);
     expect([a.active, a.express, a.reserved]).toEqual([0, 0, 0]);
   });
 });

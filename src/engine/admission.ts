@@ -8,8 +8,9 @@
  * Express admission: a request SIZE_CLASS× smaller (in work, its total NFE) than every running one
  * starts at once even when all `maxActive` places are taken, up to ⌈maxActive / 4⌉ such extra
  * requests (memory still counted): otherwise a small request behind full places would wait for a
- * big one to end, which the batcher's smaller-first order cannot help. It takes no place in the
- * queue, so the requests waiting there are not passed over for their places.
+ * big one to end, which the batcher's smaller-first order cannot help. Express places are not the
+ * queue's: a small request that found them full waits in the queue and leaves it for the next
+ * express place that frees, and the requests waiting there are not passed over for their places.
  */
 import { DiffusionSearchError } from '../errors';
 import { SIZE_CLASS } from './rows';
@@ -107,13 +108,16 @@ export class Admission {
     };
   }
 
-  /** Lets waiting requests in, in order, while they fit. */
+  /** Lets waiting requests in, in order, while they fit; then small ones that fit an express place. */
   private next(): void {
-    while (this.waiting.length && this.fits(this.waiting[0].bytes)) {
-      const w = this.waiting.shift()!;
-      if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
-      w.resolve(this.take(w.bytes, w.work, false));
-    }
+    while (this.waiting.length && this.fits(this.waiting[0].bytes)) this.leave(0, false);
+    for (let i = 0; i < this.waiting.length; i++) if (this.fitsExpress(this.waiting[i].bytes, this.waiting[i].work)) this.leave(i--, true);
+  }
+
+  private leave(i: number, express: boolean): void {
+    const [w] = this.waiting.splice(i, 1);
+    if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
+    w.resolve(this.take(w.bytes, w.work, express));
   }
 
   /** Refuses new requests and fails the waiting ones (BUSY with this message). */

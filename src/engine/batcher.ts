@@ -25,7 +25,7 @@
  * - Express slot: with every slot busy, a request SIZE_CLASS× smaller than all those running gets
  *   a forward at once on one more stream (threads shared three ways meanwhile).
  * - A slot kept for small requests: while a request SIZE_CLASS× smaller than the queued ones is
- *   between two calls (its step's arithmetic, at most HOLD_MS) or on the express slot, and no slot
+ *   between two calls (its step's arithmetic, at most `holdMs`) or on the express slot, and no slot
  *   serves it, the last free slot waits for it instead of starting a big forward; so its next step
  *   runs at once on a core of its own, not beside two others or after a big forward.
  * - A lane's AbortSignal drops its queued rows at once (ABORTED); pieces already running finish.
@@ -100,6 +100,8 @@ export interface BatcherOptions {
    * 20-row call on both threads, and cost 1.5× the CPU).
    */
   minRows?: number;
+  /** How long the last free slot waits for a small request between two of its calls, ms (default HOLD_MS). */
+  holdMs?: number;
 }
 
 interface Pending {
@@ -139,6 +141,7 @@ export class ModuleBatcher {
   private closed = false;
   private readonly parallel: number;
   private readonly minRows: number;
+  private readonly holdMs: number;
   /** The work of the first lane each busy slot serves (Infinity: idle). */
   private readonly slotWork: number[];
   private expressBusy = false;
@@ -157,6 +160,7 @@ export class ModuleBatcher {
   ) {
     this.parallel = Math.max(1, Math.floor(options.parallel ?? 1));
     this.minRows = Math.max(1, Math.floor(options.minRows ?? 16));
+    this.holdMs = Math.max(0, options.holdMs ?? HOLD_MS);
     // One stream per slot, plus the express slot's (index `parallel`) when there are several.
     this.streams = Array.from({ length: this.parallel + 1 }, () => null);
     this.free = Array.from({ length: this.parallel }, (_, i) => i);
@@ -285,21 +289,21 @@ export class ModuleBatcher {
   private track(lane: Lane): () => void {
     if (lane.work === undefined) return () => {};
     const now = performance.now();
-    for (const [id, r] of this.recent) if (r.open === 0 && now - r.last > HOLD_MS) this.recent.delete(id);
+    for (const [id, r] of this.recent) if (r.open === 0 && now - r.last > this.holdMs) this.recent.delete(id);
     const r = this.recent.get(lane.id) ?? { work: lane.work, open: 0, last: now };
     this.recent.set(lane.id, r);
     r.open++;
     return () => {
       r.open--;
       r.last = performance.now();
-      // A slot held for it now waits HOLD_MS at most (holdForSmall sets the timer).
+      // A slot held for it now waits holdMs at most (holdForSmall sets the timer).
       if (this.free.length > 0 && this.queue.length > 0) this.schedule();
     };
   }
 
   /**
    * Whether the last free slot waits for a small request instead of taking the queue's first lane:
-   * one SIZE_CLASS× smaller than it is between calls (answered under HOLD_MS ago) or running on the
+   * one SIZE_CLASS× smaller than it is between calls (answered under holdMs ago) or running on the
    * express slot, and no regular slot serves a request that small. Sets a timer for when the wait ends.
    */
   private holdForSmall(): boolean {
@@ -313,7 +317,7 @@ export class ModuleBatcher {
       // Open and not queued, while no regular slot serves anything that small: on the express slot.
       if (r.open > 0) {
         if (!this.queue.some((p) => p.lane.id === id)) until = Infinity;
-      } else if (now - r.last < HOLD_MS) until = Math.max(until, r.last + HOLD_MS);
+      } else if (now - r.last < this.holdMs) until = Math.max(until, r.last + this.holdMs);
     }
     if (until < 0) return false;
     if (until !== Infinity && !this.holdTimer)
