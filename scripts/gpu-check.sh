@@ -9,7 +9,8 @@
 #    bandwidth (native/kernels/test/kernels_cuda_test);
 # 2. the addon, built against the machine's CUDA libtorch, tagged as a prebuild in $OUT/prebuilds/;
 # 3. every op through the addon, CPU vs CUDA (scripts/gpu-equal.js);
-# 4. bench kernels on CUDA (vs_copy: against a device-to-device copy), and the demo on CUDA.
+# 4. bench kernels on CUDA (vs_copy: against a device-to-device copy), and the demo on CUDA;
+# 5. the serve bench on CUDA, batching on vs off (about 2 min: issue 14's GPU row).
 # Logs and results go to $OUT (the device tool's output folder) or ./gpu-check-out; a summary is
 # printed last. Exit status 1 if any check failed.
 set -uo pipefail
@@ -47,6 +48,11 @@ fi
 node lib/cli/index.js generate --model fashion-flow --class Shirt --algorithm evosearch --budget 500 \
   --n 8 --steps 10 --device cuda --out "$OUT/demo" > "$OUT/demo.log" 2>&1 || failed+=("demo")
 tail -4 "$OUT/demo.log"
+
+echo "== 5. engine on CUDA: serve bench, batching on vs off (serve-cuda.txt; issue 14's GPU row)"
+node bench/serve.js --scenarios best-of-n:100,evosearch:500 --clients 1,16 --seconds 5 --no-floor \
+  --serve-args '--device cuda' > "$OUT/serve-cuda.txt" 2> "$OUT/serve-cuda.log" || failed+=("serve bench")
+tail -14 "$OUT/serve-cuda.txt"
 
 if ((${#failed[@]})); then echo "gpu-check: FAILED: ${failed[*]}"; exit 1; fi
 echo "gpu-check: all passed"
