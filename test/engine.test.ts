@@ -4,8 +4,8 @@
  * batching, round-robin lanes, cancellation, admission (BUSY, memory ceiling), isolation of a
  * failing verifier, a responsive event loop, models loaded once.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../src/engine/engine';
+import { describe, expect, it } from 'vitest';
+import { createEngine } from '../src/engine/engine';
 import { LaneRegistry, ModuleBatcher } from '../src/engine/batcher';
 import { EngineMetrics } from '../src/engine/metrics';
 import { Admission } from '../src/engine/admission';
@@ -15,17 +15,10 @@ import { tensor } from '../src/tensor';
 import { slice } from '../src/tensor-ops';
 import type { GenerateOptions } from '../src/generate';
 import type { TorchModule } from '../src/module';
+import { engineMaker } from './engine-helpers';
 import { expectCode } from './helpers';
 
-const engines: Engine[] = [];
-const make = (o: Parameters<typeof createEngine>[0] = {}) => {
-  const e = createEngine(o);
-  engines.push(e);
-  return e;
-};
-afterAll(async () => {
-  await Promise.all(engines.map((e) => e.close()));
-});
+const make = engineMaker();
 
 const maxDiff = (a: Float32Array, b: Float32Array) => {
   expect(a.length).toBe(b.length);

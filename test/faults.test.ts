@@ -10,23 +10,16 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../src/engine/engine';
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../src/engine/engine';
 import { generate, type GenerateOptions } from '../src/generate';
 import { FunctionVerifier } from '../src/verifiers/verifier';
 import { HttpVerifier } from '../src/verifiers/http';
 import { DiffusionSearchError } from '../src/errors';
+import { engineMaker } from './engine-helpers';
 import { expectCode, fixture } from './helpers';
 
-const engines: Engine[] = [];
-const make = (o: Parameters<typeof createEngine>[0] = {}) => {
-  const e = createEngine(o);
-  engines.push(e);
-  return e;
-};
-afterAll(async () => {
-  await Promise.all(engines.map((e) => e.close()));
-});
+const make = engineMaker();
 
 const fds = () => fs.readdirSync('/proc/self/fd').length;
 /** gmm2d requests whose results the concurrent fault must not change. */
