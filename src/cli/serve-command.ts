@@ -7,7 +7,6 @@ import { createServer } from '../server/server';
 import { resolveModel, shipped } from '../models/shipped';
 import { int } from './options';
 
-
 /** '512m', '8g', '1048576' → bytes. */
 export function parseBytes(s: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
@@ -49,16 +48,17 @@ Examples:
   $ curl -s localhost:8080/v1/generate -H 'accept: image/png' -d '{"class":"Shirt","budget":200}' > grid.png`,
     )
     .action(async (o: Record<string, string | boolean | undefined>) => {
+      const onCpu = String(o.device).startsWith('cpu');
       const engine = createEngine({
         device: String(o.device),
         threads: int('threads', o.threads, 1),
-        maxBatch: int('max-batch', o.maxBatch, 1) ?? (String(o.device).startsWith('cpu') ? 32 : 128),
+        maxBatch: int('max-batch', o.maxBatch, 1) ?? (onCpu ? 32 : 128),
         batchWindowUs: int('batch-window-us', o.batchWindowUs, 0),
         batching: o.batching !== false,
         // On a CPU, one forward per core at once, sharing the threads (a lone forward gets them all):
         // forwards side by side beat one forward with every core (see src/engine/batcher.ts).
         parallelForwards:
-          int('parallel-forwards', o.parallelForwards, 1) ?? (String(o.device).startsWith('cpu') && o.batching !== false ? os.cpus().length : undefined),
+          int('parallel-forwards', o.parallelForwards, 1) ?? (onCpu && o.batching !== false ? os.cpus().length : undefined),
         maxActive: int('max-active', o.maxActive, 1),
         maxQueue: int('max-queue', o.maxQueue, 0),
         searchesPerRequest: int('searches-per-request', o.searchesPerRequest, 1),
