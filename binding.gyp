@@ -1,14 +1,14 @@
 # node-gyp build of the CPU addon: the source-build fallback when no prebuilt binary fits and
-# cmake-js is not installed (scripts/build-native.js picks it; `npx node-gyp rebuild` runs it by
-# hand). libtorch's headers and libraries come from scripts/libtorch.js (Torch_DIR, LD_LIBRARY_PATH,
+# cmake-js is not installed (scripts/install/build-native.js picks it; `npx node-gyp rebuild` runs it by
+# hand). libtorch's headers and libraries come from scripts/install/libtorch.js (Torch_DIR, LD_LIBRARY_PATH,
 # the system directories, python3's PyTorch; DIFFUSION_SEARCH_LIBTORCH overrides). CUDA kernels
 # need the full build: CMakeLists.txt through cmake-js (npm run build:native).
 {
   "variables": {
-    "torch_include": "<!(node scripts/libtorch.js include)",
-    "torch_libdir": "<!(node scripts/libtorch.js libdir)",
-    "torch_abi": "<!(node scripts/libtorch.js abi)",
-    "torch_version": "<!(node scripts/libtorch.js version)"
+    "torch_include": "<!(node scripts/install/libtorch.js include)",
+    "torch_libdir": "<!(node scripts/install/libtorch.js libdir)",
+    "torch_abi": "<!(node scripts/install/libtorch.js abi)",
+    "torch_version": "<!(node scripts/install/libtorch.js version)"
   },
   "targets": [
     {
@@ -28,7 +28,7 @@
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native/kernels",
-        "<!@(node scripts/libtorch.js include)"
+        "<!@(node scripts/install/libtorch.js include)"
       ],
       "defines": [
         "NAPI_VERSION=8",
@@ -43,7 +43,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "libraries": [
-        "<!@(node scripts/libtorch.js libs)",
+        "<!@(node scripts/install/libtorch.js libs)",
         "-fopenmp",
         "-Wl,-rpath,<(torch_libdir)",
         "-Wl,-z,nodelete"

@@ -1,14 +1,16 @@
 /**
  * The one loader of the native addon: an explicit path from DIFFUSION_SEARCH_NATIVE, else the
  * local build in build/Release, else the prebuild (variant packages, prebuilds/) whose libtorch is
- * on this machine (src/prebuilds.ts, scripts/libtorch.js). When loading fails, the error names the
+ * on this machine (src/prebuilds.ts, src/libtorch.ts). When loading fails, the error names the
  * cause, what was found and what to install.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DiffusionSearchError } from './errors';
-import { choosePrebuild, installAdvice, listPrebuilds, mismatch, type Choice, type LibtorchInstall, type Prebuild, type PrebuildTags } from './prebuilds';
+import * as libtorch from './libtorch';
+import type { LibtorchInstall } from './libtorch';
+import { choosePrebuild, installAdvice, listPrebuilds, mismatch, type Choice, type Prebuild, type PrebuildTags } from './prebuilds';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'float16' | 'bfloat16' | 'bool';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
@@ -115,18 +117,6 @@ export interface NativeSource {
   reason: string;
 }
 
-interface LibtorchFinder {
-  findLibtorch(options?: { env?: NodeJS.ProcessEnv; python?: boolean | 'only' }): LibtorchInstall[];
-  describe(c: LibtorchInstall): string;
-  libFile(dir: string, lib: string): string | null;
-}
-
-function finder(): LibtorchFinder {
-  // Plain JS shared with binding.gyp and the install hook (they run before TypeScript is built).
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(packageRoot, 'scripts', 'libtorch.js')) as LibtorchFinder;
-}
-
 /** The variant packages this package names (optionalDependencies) for this platform and arch. */
 export function variantPackages(root = packageRoot): string[] {
   try {
@@ -163,7 +153,7 @@ export function installedPrebuilds(root = packageRoot): { prebuilds: Prebuild[];
  * it; RTLD_NODELETE keeps it mapped.
  */
 export function preloadLibtorch(c: Pick<LibtorchInstall, 'libDir'>, cuda: boolean): string[] {
-  const f = finder();
+  const f = libtorch;
   const libs = ['libc10', ...(cuda ? ['libc10_cuda'] : []), 'libtorch_cpu', ...(cuda ? ['libtorch_cuda'] : []), 'libtorch'];
   return preloadLibraries(libs.map((l) => f.libFile(c.libDir, l)).filter((x): x is string => !!x));
 }
@@ -193,7 +183,7 @@ const fmtPrebuild = (p: Prebuild) =>
 export function selectPrebuild(env: NodeJS.ProcessEnv = process.env, root = packageRoot): { choice: Choice; installs: LibtorchInstall[] } {
   const { prebuilds, packages } = installedPrebuilds(root);
   const device = env.DIFFUSION_SEARCH_VARIANT || undefined;
-  const f = finder();
+  const f = libtorch;
   let installs = f.findLibtorch({ env, python: false });
   let choice = choosePrebuild(prebuilds, installs, device);
   const wantsPython = !env.DIFFUSION_SEARCH_LIBTORCH && (!choice || (choice.prebuild.cudaMajor === null && prebuilds.some((p) => p.cudaMajor !== null && (!device || p.device === device))));
@@ -290,7 +280,7 @@ export function native(): NativeBinding {
       // A build whose rpath does not reach its libtorch (moved, or linked without one): preload the
       // first libtorch found that has the missing library, then try once more.
       const missing = /(lib(?:torch|c10)[\w]*\.so[.\d]*): cannot open shared object file/.exec((e as Error).message)?.[1];
-      const c = missing ? finder().findLibtorch().find((d) => fs.existsSync(path.join(d.libDir, missing))) : undefined;
+      const c = missing ? libtorch.findLibtorch().find((d) => fs.existsSync(path.join(d.libDir, missing))) : undefined;
       if (!c) throw explainLoadFailure(e, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
       preloadLibtorch(c, !!c.cuda);
       found.libtorch = { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda };

@@ -13,11 +13,14 @@
  *             └ node-gyp-build's tags
  *
  * The loader (src/native.ts) lists them in the variant packages (diffusion-search-<platform>-<arch>-
- * <device>) and in the package's own prebuilds/, finds the libtorch installs (scripts/libtorch.js)
+ * <device>) and in the package's own prebuilds/, finds the libtorch installs (src/libtorch.ts)
  * and picks the pair that fits, CUDA first when both a CUDA binary and a CUDA libtorch are there.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { LibtorchInstall } from './libtorch';
+
+export type { LibtorchInstall } from './libtorch';
 
 export interface PrebuildTags {
   napi: number;
@@ -32,20 +35,6 @@ export interface Prebuild extends PrebuildTags {
   file: string;
   /** The package it came from: a variant package's name, or 'diffusion-search' for its prebuilds/. */
   from: string;
-}
-
-/** A libtorch install as scripts/libtorch.js describes it. */
-export interface LibtorchInstall {
-  from: string;
-  libDir: string;
-  realDir: string;
-  version: string;
-  mm: string | null;
-  cxx11abi: 0 | 1 | null;
-  cuda: string | null;
-  cudaMajor: number | null;
-  style: 'system' | 'pytorch';
-  includeDirs: string[] | null;
 }
 
 export function prebuildName(t: PrebuildTags, libc: 'glibc' | 'musl' | null = 'glibc'): string {

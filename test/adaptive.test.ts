@@ -37,8 +37,8 @@ const tpmFile = process.env.DS_TEST_TPM ?? path.join(root, 'models/fashion-tpm.p
 const python = '/usr/bin/python3';
 const haveFlow = fs.existsSync(flowFile);
 const haveTpm = haveFlow && fs.existsSync(tpmFile);
-if (!haveFlow) console.warn(`adaptive.test: skipped — ${flowFile} is missing (train it: scripts/train_flow.py)`);
-else if (!haveTpm) console.warn(`adaptive.test: TPM tests skipped — ${tpmFile} is missing (train it: scripts/train_tpm.py)`);
+if (!haveFlow) console.warn(`adaptive.test: skipped — ${flowFile} is missing (train it: scripts/train/train_flow.py)`);
+else if (!haveTpm) console.warn(`adaptive.test: TPM tests skipped — ${tpmFile} is missing (train it: scripts/train/train_tpm.py)`);
 
 /** Counts rows through the denoiser's features method, independently of the sampler's meter. */
 function countRows(d: Denoiser): { rows: number } {
@@ -193,7 +193,7 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
     for (const t of [r.x, r.x0Mid!, r2.x]) t.dispose();
   });
 
-  it.skipIf(!haveTpm || !fs.existsSync(python))('matches the PyTorch reference sampler (scripts/tpm_net.py) step for step, with either solver', async () => {
+  it.skipIf(!haveTpm || !fs.existsSync(python))('matches the PyTorch reference sampler (scripts/train/tpm_net.py) step for step, with either solver', async () => {
     const n = 8;
     const cond = Array.from({ length: n }, (_, i) => (3 * i) % 10);
     const data = Float32Array.from(randn(n * 784));
@@ -202,7 +202,7 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
     writeNpy(path.join(dir, 'x.npy'), data, [n, ...shape]);
     const script = [
       'import sys, json, numpy as np, torch',
-      "sys.path.insert(0, 'scripts')",
+      "sys.path.insert(0, 'scripts/train')",
       'from tpm_net import adaptive_rollout',
       'torch.set_num_threads(1)',
       `flow = torch.jit.load(${JSON.stringify(flowFile)}).eval(); tpm = torch.jit.load(${JSON.stringify(tpmFile)}).eval()`,
@@ -257,12 +257,12 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
   });
 });
 
-describe.skipIf(!haveFlow || !fs.existsSync(python))('TPM training (scripts/train_tpm.py, tiny settings)', () => {
+describe.skipIf(!haveFlow || !fs.existsSync(python))('TPM training (scripts/train/train_tpm.py, tiny settings)', () => {
   it('a short seeded run (AB2 rollouts, like the shipped module) lowers the loss and raises the mean reward', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpm-train-'));
     const curveFile = path.join(dir, 'curve.json');
     const args = [
-      'scripts/train_tpm.py', '--flow', flowFile, '--reward', 'classifier', '--gamma', '0.9', '--seed', '0',
+      'scripts/train/train_tpm.py', '--flow', flowFile, '--reward', 'classifier', '--gamma', '0.9', '--seed', '0',
       '--bc-pool', '512', '--bc-iters', '150', '--bc-target-steps', '20', '--bc-shift', '1',
       '--iters', '12', '--conditions', '4', '--k', '4', '--lr', '1e-3', '--eval-every', '100', '--max-steps', '40', '--solver', 'ab2',
       '--threads', process.env.DS_TEST_THREADS ?? '2', '--out', '', '--curve-json', curveFile,

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-const script = path.join(__dirname, '..', 'scripts', 'install-deps.sh');
+const script = path.join(__dirname, '..', 'scripts', 'install', 'install-deps.sh');
 const LOCK = '/var/lib/dpkg/lock-frontend';
 // Holding apt's real lock needs root and a Debian machine (as CI has); elsewhere there is nothing to test.
 const canLock = process.getuid?.() === 0 && fs.existsSync(LOCK);

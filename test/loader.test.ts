@@ -41,7 +41,7 @@ describe('prebuilds', () => {
     const fs = require('node:fs') as typeof import('node:fs');
     const os = require('node:os') as typeof import('node:os');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-prebuild-'));
-    execFileSync(process.execPath, [path.join(root, 'scripts', 'prebuild.js'), '--binary', path.join(root, 'build', 'Release', 'ds_native.node'), '--dest', tmp]);
+    execFileSync(process.execPath, [path.join(root, 'scripts', 'install', 'prebuild.js'), '--binary', path.join(root, 'build', 'Release', 'ds_native.node'), '--dest', tmp]);
     const { listPrebuilds } = require(path.join(root, 'lib', 'prebuilds.js'));
     const [p] = listPrebuilds(path.join(tmp, 'prebuilds'), 'test');
     const info = JSON.parse(execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], { encoding: 'utf8' }));

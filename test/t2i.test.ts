@@ -1,6 +1,6 @@
 /**
  * The shipped text-to-image stack through the library against python3-torch running the same
- * TorchScript files: the tokenizer (scripts/t2i/prompts.py), a guided evaluation of fashion-t2i
+ * TorchScript files: the tokenizer (scripts/train/t2i/prompts.py), a guided evaluation of fashion-t2i
  * with fashion-text's outputs, fashion-ae's decoder and fashion-clip's score.
  */
 import { spawnSync } from 'node:child_process';
@@ -30,11 +30,11 @@ function py(code: string, input: unknown): any {
 const WORDS = ['a', 'A', 'small', 'LARGE,', 'grey', 'bright!', 'dark', 't-shirt/top', 'ankle', 'boot', 'bag', 'purple', 'the', 'Shirt', '42', 'trouser', 'dress'];
 
 describe.skipIf(!have)('the shipped text-to-image stack against python3-torch', () => {
-  it('tokenizes random prompts exactly as scripts/t2i/prompts.py', async () => {
+  it('tokenizes random prompts exactly as scripts/train/t2i/prompts.py', async () => {
     const enc = await TextEncoder.load('fashion-text');
     const prompts = Array.from({ length: 40 }, () => Array.from({ length: 1 + Math.floor(Math.random() * 10) }, () => WORDS[Math.floor(Math.random() * WORDS.length)]).join(' '));
     const want: number[][] = py(
-      `import json, sys; sys.path.insert(0, 'scripts/t2i'); sys.path.insert(0, 'scripts'); import prompts as P
+      `import json, sys; sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
 print(json.dumps(P.tokenize(json.load(open(sys.argv[1]))).tolist()))`,
       prompts,
     );
@@ -58,7 +58,7 @@ print(json.dumps(P.tokenize(json.load(open(sys.argv[1]))).tolist()))`,
     const cond = await enc.encode(prompts);
     const scores = await clip.score(img, [0, 0, 0], { condition: cond });
     const ref = py(
-      `import json, sys, torch; sys.path.insert(0, 'scripts/t2i'); sys.path.insert(0, 'scripts'); import prompts as P
+      `import json, sys, torch; sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
 torch.set_num_threads(1)
 a = json.load(open(sys.argv[1])); n = 3
 enc, t2i, ae, clip = (torch.jit.load('models/%s.pt' % m) for m in ('fashion-text', 'fashion-t2i', 'fashion-ae', 'fashion-clip'))

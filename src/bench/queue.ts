@@ -67,7 +67,7 @@ async function waitFor(f: () => boolean, what: string, ms = 60_000): Promise<voi
 }
 
 export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchReport> {
-  if (spawnSync('redis-server', ['--version']).status !== 0) throw new Error('bench:queue needs redis-server (apt-get install redis-server, or scripts/install-deps.sh)');
+  if (spawnSync('redis-server', ['--version']).status !== 0) throw new Error('bench:queue needs redis-server (apt-get install redis-server, or scripts/install/install-deps.sh)');
   const job: GenerateOptions = { model: o.model ?? 'fashion-flow', algorithm: o.algorithm ?? 'evosearch', budget: o.budget ?? 500, n: 1, eval: false };
   const jobs = o.jobs ?? 6, repeats = o.repeats ?? 2, threads = o.threads ?? 1;
   const counts = o.workers ?? [1, 2, 3];

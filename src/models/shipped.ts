@@ -26,7 +26,7 @@ export const shipped: ShippedModel[] = [
   { name: 'gmm2d-reward', file: 'models/gmm2d-reward.pt', kind: 'verifier' },
   { name: 'oracle', file: 'eval/fashion-eval.pt', kind: 'eval' },
   { name: 'tpm', file: 'models/fashion-tpm.pt', kind: 'tpm' },
-  // The text-to-image stack (scripts/t2i/): latent flow, its text encoder, decoder and prompt-aware verifier.
+  // The text-to-image stack (scripts/train/t2i/): latent flow, its text encoder, decoder and prompt-aware verifier.
   { name: 'fashion-t2i', file: 'models/fashion-t2i.pt', kind: 'denoiser', verifiers: ['fashion-clip'] },
   { name: 'fashion-text', file: 'models/fashion-text.pt', kind: 'text_encoder' },
   { name: 'fashion-ae', file: 'models/fashion-ae.pt', kind: 'decoder' },
@@ -46,7 +46,7 @@ export function resolveModel(nameOrPath: string): { file: string; shipped?: Ship
   if (s) {
     const file = path.join(packageRoot, s.file);
     if (!fs.existsSync(file))
-      throw new DiffusionSearchError(`the shipped model '${s.name}' is missing (${file}); reinstall the package or train it (scripts/)`, 'MODEL_LOAD');
+      throw new DiffusionSearchError(`the shipped model '${s.name}' is missing (${file}); reinstall the package or train it (scripts/train/)`, 'MODEL_LOAD');
     return { file, shipped: s };
   }
   if (fs.existsSync(nameOrPath)) return { file: path.resolve(nameOrPath) };

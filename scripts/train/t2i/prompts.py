@@ -93,7 +93,7 @@ TH_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "thresholds.j
 
 
 def thresholds() -> Dict[str, Dict[str, List[float]]]:
-    """Per-class tertile thresholds over the train split (cached in scripts/t2i/thresholds.json)."""
+    """Per-class tertile thresholds over the train split (cached in scripts/train/t2i/thresholds.json)."""
     global _TH_CACHE
     if _TH_CACHE is None:
         if os.path.exists(TH_PATH):

@@ -3,7 +3,7 @@ epsilon prediction (models/vp2d.pt), then verify it: the output matches the post
 at sigma = 1, and DDIM with 100 steps from sigma = 1 on 20,000 samples (x0_hat from the exact
 posterior, float32 state) reproduces the prior's mode weights within 2 percentage points.
 
-  /usr/bin/python3 scripts/make_vp2d.py
+  /usr/bin/python3 scripts/train/make_vp2d.py
 
 Prior p0(x) = sum_k w_k N(x; m_k, s_k^2 I). VP path x = a x0 + sigma eps, a = sqrt(1 - sigma^2).
 Given component k: x ~ N(a m_k, tau_k^2 I), tau_k^2 = a^2 s_k^2 + sigma^2 (> 0 for every sigma in
@@ -94,7 +94,7 @@ def main():
     ok = max(err_pp) <= 2.0 and consistency < 1e-9 and at_one < 1e-12
     print("eps/posterior consistency (max |a x0 + sigma eps - x|)", consistency, "  max |eps(sigma=1) - x|", at_one)
     print("prior weights", WEIGHTS, " DDIM-100 weights", [round(float(e), 4) for e in emp], "abs err (pp)", err_pp, "PASS" if ok else "FAIL")
-    command = "/usr/bin/python3 scripts/make_vp2d.py"
+    command = "/usr/bin/python3 scripts/train/make_vp2d.py"
     card = {
         "name": "vp2d", "kind": "denoiser", "prediction": "epsilon", "path": "vp",
         "sample_shape": [2], "classes": [], "null_class": None, "conditioning": {"type": "none", "note": "cond is ignored"},

@@ -1,11 +1,11 @@
 """Evaluate adaptive schedules (Time Prediction Modules) against fixed Euler schedules with the
 independent eval/ classifier, and write the table, the plot and the TPM card's metrics.
 
-  /usr/bin/python3 scripts/tpm_eval.py --tpm g0.97=models/fashion-tpm.pt --tpm g0.99=checkpoints/tpm/g0.99.pt \
+  /usr/bin/python3 scripts/train/tpm_eval.py --tpm g0.97=models/fashion-tpm.pt --tpm g0.99=checkpoints/tpm/g0.99.pt \
       --fixed 5,10,15,20,30,40,50 --per-class 100 --write-card models/fashion-tpm.pt
 
 Every setting starts from the SAME initial noise (seeded) for the same classes (--per-class of each),
-so the comparisons are paired. Guidance 1.0. Metrics (scripts/evaluate_flow.measure): eval-classifier
+so the comparisons are paired. Guidance 1.0. Metrics (scripts/train/evaluate_flow.measure): eval-classifier
 accuracy (overall and per class), Frechet distance on eval features against the real TEST split
 statistics stored in eval/fashion-eval.pt (overall and per class), Inception-style score; for adaptive
 schedules also mean steps (overall and per class) and the step histogram. The eval classifier is
@@ -65,7 +65,7 @@ def main(argv=None):
                     "(by name) are not re-run, their rows are copied; the same --per-class and --seed must have made them")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "/usr/bin/python3 scripts/tpm_eval.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "/usr/bin/python3 scripts/train/tpm_eval.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     flow = torch.jit.load(args.flow).eval()
     ev = torch.jit.load(args.eval).eval()

@@ -1,6 +1,6 @@
 """Load every shipped TorchScript file, check its card and forward shapes.
 
-  /usr/bin/python3 scripts/check_models.py
+  /usr/bin/python3 scripts/train/check_models.py
 """
 import json
 import os

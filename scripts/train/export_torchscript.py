@@ -7,9 +7,9 @@ Verifier contract:  forward(x0: Tensor[N,...], cond: Tensor[N] int64) -> Tensor[
 Card: JSON stored in the archive as extra file "model.json".
 
 Run the worked example (a toy "user" model with its own calling convention, wrapped and exported):
-  /usr/bin/python3 scripts/export_torchscript.py --demo --out /tmp/my-denoiser.pt
-Wrap the project's own flow checkpoint (re-export, same as scripts/export_flow.py but via the wrapper):
-  /usr/bin/python3 scripts/export_torchscript.py --flow-ckpt checkpoints/flow.ckpt --out /tmp/fashion-flow-wrapped.pt
+  /usr/bin/python3 scripts/train/export_torchscript.py --demo --out /tmp/my-denoiser.pt
+Wrap the project's own flow checkpoint (re-export, same as scripts/train/export_flow.py but via the wrapper):
+  /usr/bin/python3 scripts/train/export_torchscript.py --flow-ckpt checkpoints/flow.ckpt --out /tmp/fashion-flow-wrapped.pt
 """
 import argparse
 import json

@@ -1,13 +1,13 @@
 """Train the text-conditioned latent rectified-flow denoiser (models/fashion-t2i.pt).
 
-  /usr/bin/python3 scripts/t2i/train_t2i.py --minutes 25 --threads 1 [--resume]
-  /usr/bin/python3 scripts/t2i/train_t2i.py --export-only [--note "..."]   # re-export the checkpoint's EMA weights
+  /usr/bin/python3 scripts/train/t2i/train_t2i.py --minutes 25 --threads 1 [--resume]
+  /usr/bin/python3 scripts/train/t2i/train_t2i.py --export-only [--note "..."]   # re-export the checkpoint's EMA weights
 
 Needs models/fashion-ae.pt (latents: encode() of the train split, ~unit variance) and models/fashion-text.pt
 (frozen; its outputs for the 160 prompt variants are computed once). Path z_sigma = (1-sigma) z0 + sigma eps,
 target v = eps - z0, sigma ~ logit-normal(0,1) with 10% uniform. Each attribute word is dropped with
 probability 0.3; with probability 0.1 the whole condition is replaced by the learned null condition
-(classifier-free guidance). EMA weights are exported (export()); metrics are added by scripts/t2i/evaluate.py.
+(classifier-free guidance). EMA weights are exported (export()); metrics are added by scripts/train/t2i/evaluate.py.
 --minutes is the TOTAL training time across resumes; the LR follows a cosine over it.
 """
 import argparse
@@ -69,7 +69,7 @@ def export(ckpt_path, out, keep_metrics=True, note=""):
         "license": fmnist.LICENSE,
         "provenance": {
             "training_data": "Fashion-MNIST train split (60,000 images) encoded by fashion-ae; prompts from measured attributes",
-            "command": ck["command"] + "   # resumable; EMA weights exported by scripts/t2i/train_t2i.py export()",
+            "command": ck["command"] + "   # resumable; EMA weights exported by scripts/train/t2i/train_t2i.py export()",
             "seed": a["seed"], "param_count": fmnist.count_params(m), "training_steps": ck["step"], "batch_size": a["batch"],
             "epochs": round(ck["step"] * a["batch"] / 60000.0, 2), "training_time_minutes": round(ck["elapsed"] / 60.0, 1),
             "optimizer": f"AdamW lr {a['lr']} (warmup {a['warmup']}, cosine over the time budget to 5%), grad clip 1",

@@ -4,10 +4,10 @@ Path x_sigma = (1-sigma)*x0 + sigma*eps, target velocity v = eps - x0 (sigma=1 n
 Label dropout (null class 10) for classifier-free guidance. EMA with warmup. Time-budgeted:
 --minutes is the TOTAL training wall time across resumes; the LR follows a cosine over it.
 Checkpoints every --ckpt-every minutes to --ckpt (resumable with --resume). On finishing, the
-EMA weights are exported with scripts/export_flow (models/fashion-flow.pt + card; metrics are
-added by scripts/evaluate_flow.py).
+EMA weights are exported with scripts/train/export_flow (models/fashion-flow.pt + card; metrics are
+added by scripts/train/evaluate_flow.py).
 
-  /usr/bin/python3 scripts/train_flow.py --minutes 55 --resume
+  /usr/bin/python3 scripts/train/train_flow.py --minutes 55 --resume
 """
 import argparse
 import copy

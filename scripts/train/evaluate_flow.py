@@ -1,6 +1,6 @@
 """Evaluate the flow model with the independent eval classifier and write the metrics into its card.
 
-  /usr/bin/python3 scripts/evaluate_flow.py --model models/fashion-flow.pt --per-class 100
+  /usr/bin/python3 scripts/train/evaluate_flow.py --model models/fashion-flow.pt --per-class 100
 
 Samples --per-class images for each of the 10 classes with Euler (--steps 50, uniform sigma grid
 1 -> 0), classifier-free guidance --guidance 1.0 (w=1 is the plain conditional velocity), seeded

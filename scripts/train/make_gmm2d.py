@@ -2,7 +2,7 @@
 (models/gmm2d-reward.pt), then verify: Euler with 100 steps on 20,000 samples reproduces the
 prior's mode weights (within 2 percentage points); the result goes into the card.
 
-  /usr/bin/python3 scripts/make_gmm2d.py
+  /usr/bin/python3 scripts/train/make_gmm2d.py
 
 Prior p0(x) = sum_k w_k N(x; m_k, s_k^2 I). Rectified-flow path x = (1-sigma) x0 + sigma eps.
 Given component k: x ~ N((1-sigma) m_k, tau_k^2 I), tau_k^2 = (1-sigma)^2 s_k^2 + sigma^2, and
@@ -134,7 +134,7 @@ def main():
     print("target weights by importance-weighting the Euler samples", [round(v, 4) for v in tw_emp])
     prior_mass_on_target_modes = sum(w for w, t in zip(WEIGHTS, tw) if t > 0.1)
     print("prior mass on the modes holding the target mass", prior_mass_on_target_modes)
-    command = "/usr/bin/python3 scripts/make_gmm2d.py"
+    command = "/usr/bin/python3 scripts/train/make_gmm2d.py"
     mixture = {"weights": WEIGHTS, "means": MEANS, "stds": STDS, "covariance": "isotropic: std^2 * I"}
     card = {
         "name": "gmm2d", "kind": "denoiser", "prediction": "velocity", "path": "rectified_flow",

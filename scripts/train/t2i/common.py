@@ -1,4 +1,4 @@
-"""Shared helpers for scripts/t2i: paths, card I/O, time-budgeted learning rate, PNG writing."""
+"""Shared helpers for scripts/train/t2i: paths, card I/O, time-budgeted learning rate, PNG writing."""
 import json
 import math
 import os

@@ -11,7 +11,7 @@
 #      the addon smoke tests (vitest, DIFFUSION_SEARCH_NATIVE=that build).
 # Needs: lib/ and build/Release/ds_native.node (npm run build). Sizes and times are printed last.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$PWD
 source_build=0
 [[ ${1:-} == --source ]] && source_build=1
@@ -24,15 +24,15 @@ fail() { echo "ci-clean-install: FAIL: $*" >&2; exit 1; }
 
 echo "== 1. prebuild and pack"
 rm -rf npm/linux-x64-cpu/prebuilds
-node scripts/prebuild.js
+node scripts/install/prebuild.js
 main_tgz=$(npm pack --ignore-scripts --silent --pack-destination "$work" | tail -1)
 cpu_tgz=$(npm pack ./npm/linux-x64-cpu --silent --pack-destination "$work" | tail -1)
 ls -l "$work"/*.tgz
 tar -tzf "$work/$main_tgz" > "$work/main.list"
-if grep -E '^package/(native/kernels/test/|build/|checkpoints/|out/|prebuilds/|test/|bench/|src/|\.gpu/)|\.node$|\.o$|\.map$' "$work/main.list"; then
+if grep -E '^package/(native/kernels/test/|build/|checkpoints/|out/|prebuilds/|test/|bench/|src/|scripts/(dev|train)/|\.gpu/)|\.node$|\.o$|\.map$' "$work/main.list"; then
   fail "the main tarball holds the files above"
 fi
-for f in binding.gyp CMakeLists.txt lib/native.js scripts/libtorch.js scripts/build-native.js native/addon/addon.cpp models/gmm2d.pt; do
+for f in binding.gyp CMakeLists.txt lib/native.js lib/libtorch.js scripts/install/libtorch.js scripts/install/build-native.js native/addon/addon.cpp models/gmm2d.pt; do
   grep -qx "package/$f" "$work/main.list" || fail "the main tarball lacks $f"
 done
 tar -tzf "$work/$cpu_tgz" | grep -E '^package/prebuilds/linux-x64/ds_native\.napi\.glibc\.napi[0-9]+\.torch[0-9]+_[0-9]+\.cxx11abi[01]\.(system|pytorch)\.cpu\.node$' \

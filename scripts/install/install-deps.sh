@@ -56,4 +56,4 @@ if ((${#need[@]})); then
   wait_for_apt
   $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" install -y --no-install-recommends "${need[@]}"
 fi
-if command -v nvcc >/dev/null 2>&1; then echo "install-deps: nvcc found: CUDA kernels are compiled too"; else echo "install-deps: no nvcc: CPU kernels only"; fi
+if command -v nvcc >/dev/null 2>&1; then echo "install-deps: nvcc found (the build compiles CUDA kernels only when the libtorch has CUDA too)"; else echo "install-deps: no nvcc: CPU kernels only"; fi

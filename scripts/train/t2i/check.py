@@ -1,7 +1,7 @@
 """Check the exported text-to-image models: each loads with torch.jit.load, has its card, and gives the same
 outputs as the eager model rebuilt from its checkpoint (checkpoints/t2i/*.ckpt; max abs diff printed).
 
-  /usr/bin/python3 scripts/t2i/check.py [--models models] [--ckpt-dir checkpoints/t2i]
+  /usr/bin/python3 scripts/train/t2i/check.py [--models models] [--ckpt-dir checkpoints/t2i]
 
 Without the checkpoints (a fresh clone) it still checks loading, cards, shapes, dtypes and finiteness.
 """

@@ -3,13 +3,13 @@ real Fashion-MNIST train images against the flow model's few-step samples (Euler
 steps, random classes, guidance 1.0: blurry / unfinished images). Output = logit (higher =
 more real). It plays the role of an aesthetic scorer that can disagree with the classifier.
 
-  /usr/bin/python3 scripts/train_realism.py --flow models/fashion-flow.pt --seed 3
+  /usr/bin/python3 scripts/train/train_realism.py --flow models/fashion-flow.pt --seed 3
 
 With --fakes and --name it trains other discriminators of the same kind, e.g. the detail verifier
 (models/fashion-detail.pt: real images vs the flow's 5-20-step Euler and 4-12-step AB2 samples,
 which look finished but lack fine detail; the reward of the adaptive-schedule training):
 
-  /usr/bin/python3 scripts/train_realism.py --flow models/fashion-flow.pt --seed 5 --name fashion-detail \
+  /usr/bin/python3 scripts/train/train_realism.py --flow models/fashion-flow.pt --seed 5 --name fashion-detail \
       --fakes euler5,euler8,euler12,euler16,euler20,ab2-4,ab2-6,ab2-8,ab2-12 --out models/fashion-detail.pt
 
 Reports, on held-out data: accuracy on real TEST images vs fresh few-step fakes, and the mean

@@ -1,9 +1,9 @@
 """Train the Time Prediction Module (TPDM, arXiv 2412.01243) for the fashion-flow denoiser and
 export it as TorchScript with its card (models/fashion-tpm.pt).
 
-  /usr/bin/python3 scripts/train_tpm.py --gamma 0.97 --minutes 12 --seed 0 --out models/fashion-tpm.pt
+  /usr/bin/python3 scripts/train/train_tpm.py --gamma 0.97 --minutes 12 --seed 0 --out models/fashion-tpm.pt
 
-The denoiser is frozen; only the small MLP (scripts/tpm_net.py) is trained, in two phases:
+The denoiser is frozen; only the small MLP (scripts/train/tpm_net.py) is trained, in two phases:
  1. Warm start (behaviour cloning, --bc-iters): on states x_sigma = (1-sigma)x0 + sigma*eps made
     from real train images, fit the Beta's mode to the r of the --bc-target-steps schedule with time shift --bc-shift
     and its concentration alpha+beta-2 to --bc-kappa (exploration width). Loss printed: it falls.
@@ -157,7 +157,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     fmnist.seed_everything(args.seed)
-    command = "/usr/bin/python3 scripts/train_tpm.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "/usr/bin/python3 scripts/train/train_tpm.py " + " ".join(argv if argv is not None else sys.argv[1:])
     t_start = time.time()
 
     def log(msg):

@@ -2,9 +2,9 @@
 // Every op through the addon on the CPU and on a device, from the same inputs and seed:
 // bitwise equal for noise, element-wise ops and indices, ~1e-6 relative for sphere_neighbours
 // (double reductions in another order), ESS to 1e-12. Prints one line per op; exit 1 on any
-// difference. Usage: node scripts/gpu-equal.js [device]   (default cuda:0; needs lib/ built).
+// difference. Usage: node scripts/dev/gpu-equal.js [device]   (default cuda:0; needs lib/ built).
 'use strict';
-const { ops, tensor, info } = require('../lib');
+const { ops, tensor, info } = require('../../lib');
 
 const device = process.argv[2] || 'cuda:0';
 if (device.startsWith('cuda') && !info().cuda.available) {

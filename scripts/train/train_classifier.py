@@ -1,7 +1,7 @@
 """Train a Fashion-MNIST classifier and export it as TorchScript with a model card.
 
-  verifier: /usr/bin/python3 scripts/train_classifier.py --arch verifier --seed 1 --out models/fashion-classifier.pt
-  eval:     /usr/bin/python3 scripts/train_classifier.py --arch eval --seed 2 --out eval/fashion-eval.pt
+  verifier: /usr/bin/python3 scripts/train/train_classifier.py --arch verifier --seed 1 --out models/fashion-classifier.pt
+  eval:     /usr/bin/python3 scripts/train/train_classifier.py --arch eval --seed 2 --out eval/fashion-eval.pt
 
 Trains on the train split (55k; 5k held out for validation, used only for monitoring), with
 random +-2 px translations. The test split is used once, at the end, for the reported accuracy

@@ -1,6 +1,6 @@
 """Export the EMA weights of a flow checkpoint to TorchScript with its model card.
 
-  /usr/bin/python3 scripts/export_flow.py --ckpt checkpoints/flow.ckpt --out models/fashion-flow.pt
+  /usr/bin/python3 scripts/train/export_flow.py --ckpt checkpoints/flow.ckpt --out models/fashion-flow.pt
 Keeps the "metrics" of an existing card at --out unless --drop-metrics.
 """
 import argparse
@@ -35,7 +35,7 @@ def export(ckpt_path, out, keep_metrics=True, note=""):
         "feature_dim": m.feature_dim,
         "provenance": {
             "training_data": "Fashion-MNIST train split (60,000 images), /usr/share/datasets/fashion-mnist, scaled to [-1,1]",
-            "command": ck["command"] + "   # resumable; exported from checkpoint EMA weights by scripts/export_flow.py",
+            "command": ck["command"] + "   # resumable; exported from checkpoint EMA weights by scripts/train/export_flow.py",
             "seed": ck["args"]["seed"],
             "param_count": fmnist.count_params(m),
             "training_time_minutes": round(ck["elapsed"] / 60.0, 1),

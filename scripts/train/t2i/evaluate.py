@@ -1,6 +1,6 @@
 """Evaluate the text-to-image stack and write the metrics into the fashion-t2i card (and docs/t2i/metrics.json).
 
-  /usr/bin/python3 scripts/t2i/evaluate.py --threads 2
+  /usr/bin/python3 scripts/train/t2i/evaluate.py --threads 2
 
 Held-out prompts: --prompts (100) full prompts "a {size} {brightness} {class}" taken from TEST-split images
 (10 per class, drawn with --seed; class and measured attribute words of each image). For each prompt

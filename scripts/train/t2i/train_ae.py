@@ -1,6 +1,6 @@
 """Train the autoencoder (models/fashion-ae.pt): 1x28x28 pixels in [-1,1] <-> 4x7x7 latents.
 
-  /usr/bin/python3 scripts/t2i/train_ae.py --minutes 10 --threads 1
+  /usr/bin/python3 scripts/train/t2i/train_ae.py --minutes 10 --threads 1
 
 Loss: MSE(decode(encode(x) + noise), x) + 1e-4 * mean(z^2). The small latent noise (5% of the batch's latent
 std) and the weak L2 keep the decoder smooth around the latents a flow model will produce. After training,

@@ -1,9 +1,9 @@
 """Train the text encoder (models/fashion-text.pt) jointly with the CLIP-like verifier (models/fashion-clip.pt).
 
-  /usr/bin/python3 scripts/t2i/train_clip.py --minutes 10 --threads 1
+  /usr/bin/python3 scripts/train/t2i/train_clip.py --minutes 10 --threads 1
 
 Data: Fashion-MNIST train split; each image's prompt is "a {size} {brightness} {class}" from its measured
-attributes (scripts/t2i/prompts.py), each attribute word dropped with probability 0.3.
+attributes (scripts/train/t2i/prompts.py), each attribute word dropped with probability 0.3.
 Loss ("consistency" contrastive, because the prompt space is small and prompts repeat within a batch):
   image -> text: softmax over all 160 prompt variants (10 classes x {any,small,medium,large} x
                  {any,dark,grey,bright}); the positives are every variant consistent with the image

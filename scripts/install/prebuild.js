@@ -4,11 +4,11 @@
 // ready for `npm pack`. The tags come from the binary itself: N-API version and libtorch version
 // and C++ ABI from its info(), system/pytorch sonames and the CUDA major from the libraries it needs.
 //
-//   node scripts/prebuild.js                 build/Release/ds_native.node (built first if missing)
-//   node scripts/prebuild.js --binary F      another binary (e.g. a node-gyp build)
-//   node scripts/prebuild.js --dest DIR      write DIR/prebuilds/<platform>-<arch>/<name> only
-//                                            (the GPU machine: DIR=$OUT, see scripts/gpu-check.sh)
-//   node scripts/prebuild.js --import DIR    take the tagged binaries under DIR (what --dest wrote,
+//   node scripts/install/prebuild.js                 build/Release/ds_native.node (built first if missing)
+//   node scripts/install/prebuild.js --binary F      another binary (e.g. a node-gyp build)
+//   node scripts/install/prebuild.js --dest DIR      write DIR/prebuilds/<platform>-<arch>/<name> only
+//                                            (the GPU machine: DIR=$OUT, see scripts/dev/gpu-check.sh)
+//   node scripts/install/prebuild.js --import DIR    take the tagged binaries under DIR (what --dest wrote,
 //                                            brought back) into prebuilds/ and the variant packages
 // npm runs this before `npm run build` too (the pre-hook of "build"): it then tags the build that
 // is already there, or builds one.
@@ -17,7 +17,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const root = path.resolve(__dirname, '..');
+const root = path.resolve(__dirname, '..', '..');
 const platformArch = `${process.platform}-${process.arch}`;
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -128,7 +128,7 @@ if (!fs.existsSync(binary)) {
     console.error(`prebuild: ${binary} does not exist`);
     process.exit(1);
   }
-  console.log('prebuild: no build/Release/ds_native.node yet: building it (scripts/build-native.js)');
+  console.log('prebuild: no build/Release/ds_native.node yet: building it (scripts/install/build-native.js)');
   const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.js')], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
