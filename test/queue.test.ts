@@ -64,6 +64,20 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(await q.counts()).toMatchObject({ completed: 1, failed: 0, waiting: 0, active: 0 });
   });
 
+  it("a finished job's progress is final (every NFE it used), whatever the throttle dropped", async () => {
+    const q = queue();
+    const w = worker(q, { progressIntervalMs: 3_600_000 });
+    await w.ready();
+    const id = await q.submit(gmm);
+    const r = await q.wait(id, { timeoutMs: 60_000 });
+    const p = (await q.progress(id))!;
+    expect(p).not.toBeNull();
+    expect(p.nfe).toBe(r.report.nfe_used);
+    expect(p.budget).toBe(600);
+    expect(p.samples).toBe(2);
+    expect(p.best).toBe(Math.max(...r.rewards));
+  });
+
   it("a job's lock follows its expected length (the submitter's, else the worker's measured rate), renewed while it runs", async () => {
     const q = queue();
     const w = worker(q, { lockDurationMs: 1000 });

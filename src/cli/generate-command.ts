@@ -85,7 +85,7 @@ Examples:
       const options = collectOptions(get);
       // --no-eval is a negated flag (default true): only an explicit flag or config entry counts.
       options.eval = cmd.getOptionValueSource('eval') === 'cli' ? false : (file.eval as boolean | undefined);
-      prepareOut(out);
+      const created = prepareOut(out);
       const json = !!get('json');
       const bar = ProgressBar.enabled(json) ? new ProgressBar() : null;
       // SIGINT / SIGTERM: the first stops the search (the samples finished are written, then exit
@@ -116,6 +116,7 @@ Examples:
           });
         } catch (e) {
           bar?.done();
+          removeCreated(created); // nothing was written: leave no empty --out behind
           // Ctrl-C before any sample finished: nothing to write, but still an interruption (130), not bad input.
           if (signalled && e instanceof DiffusionSearchError && e.code === 'ABORTED') {
             process.stderr.write('diffusion-search: interrupted before any sample finished; nothing written\n');
@@ -169,16 +170,34 @@ function readPrompts(flag: unknown, file: unknown): string[] | undefined {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
-export function prepareOut(dir: string): void {
+/** Creates --out (and missing parents) and checks it is writable; returns the directories it created. */
+export function prepareOut(dir: string): string[] {
+  const created: string[] = [];
   try {
     // One level at a time: Node's recursive mkdir can spin forever on special file systems (/proc).
     const missing: string[] = [];
     for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
-    for (const d of missing) fs.mkdirSync(d);
+    for (const d of missing) {
+      fs.mkdirSync(d);
+      created.push(d);
+    }
     if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
     fs.accessSync(dir, fs.constants.W_OK);
+    return created;
   } catch (e) {
+    removeCreated(created);
     throw new DiffusionSearchError(`cannot write to --out '${dir}': ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+  }
+}
+
+/** Removes the directories prepareOut created, deepest first, while they are empty. */
+function removeCreated(created: string[]): void {
+  for (const d of [...created].reverse()) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      return; // not empty (or gone): leave it and its parents
+    }
   }
 }
 

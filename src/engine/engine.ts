@@ -219,6 +219,9 @@ export class Engine {
         throw new DiffusionSearchError(`'${modelName}' is conditioned on text: pass a prompt (--prompt "...")`, 'ARGUMENT');
       if (!denoiser.conditions && (prompts || o.negativePrompt !== undefined))
         throw new DiffusionSearchError(`'${modelName}' is class-conditional: pass --class${denoiser.classes ? ` (one of ${denoiser.classes.join(', ')})` : ''}, not a prompt`, 'ARGUMENT');
+      // Guidance 1 never evaluates the unconditional branch: a negative prompt there would change nothing.
+      if (o.negativePrompt !== undefined && (o.guidance ?? 1) === 1)
+        throw new DiffusionSearchError('a negative prompt only acts under classifier-free guidance: set --guidance above 1 (e.g. 3), or drop the negative prompt', 'ARGUMENT');
       const cls = denoiser.conditions ? 0 : resolveClass(o.class, denoiser.classes);
       const verifierNames = o.verifier?.length ? o.verifier : shipped?.verifiers ?? [];
       if (!verifierNames.length) throw new DiffusionSearchError(`model '${modelName}' has no default verifier: pass --verifier`, 'ARGUMENT');

@@ -30,6 +30,8 @@ export async function loadVerifier(names: Array<string | Verifier>, o: { device?
     const { file } = resolveModel(name);
     return TorchScriptVerifier.load(file, { device: o.device, name, maxBatch: o.maxBatch });
   };
+  if (!Array.isArray(names))
+    throw new DiffusionSearchError(`loadVerifier takes a list of verifier names, got ${JSON.stringify(names)}: write loadVerifier([${JSON.stringify(names)}])`, 'ARGUMENT');
   if (names.length === 0) throw new DiffusionSearchError('no verifier given', 'ARGUMENT');
   const vs = await Promise.all(names.map(one));
   return vs.length === 1 ? vs[0] : new EnsembleVerifier(vs);

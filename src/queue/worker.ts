@@ -25,7 +25,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
 import { createEngine, estimateRequestBytes, type Engine, type EngineOptions, DEFAULT_STEPS } from '../engine/engine';
-import type { GenerateOptions } from '../generate';
+import type { GenerateOptions, GenerateResult } from '../generate';
 import { DEFAULT_MODEL, resolveModel } from '../models/shipped';
 import { DiffusionServer } from '../server/server';
 import { cancelChannel, cancelKey, DEFAULT_PREFIX, encodeError, UNRECOVERABLE, type JobData, type JobProgress } from './common';
@@ -174,20 +174,23 @@ export class DiffusionWorker {
       if (signal?.aborted) ctl.abort(signal.reason); // cancelled while the model loaded
       this.controllers.add(ctl);
       let best = -Infinity, last = 0;
+      let latest = null as JobProgress | null;
       const every = this.o.progressIntervalMs ?? 250;
       try {
         const result = await this.engine.generate(options, {
           signal: ctl.signal,
           onProgress: (p) => {
             if (Number.isFinite(p.best)) best = Math.max(best, p.best);
+            latest = { nfe: p.totalNfe, budget: p.totalBudget, best, sample: p.sample, samples: p.samples, seconds: (Date.now() - started) / 1000, worker: this.id };
             const now = performance.now();
             if (now - last < every) return;
             last = now;
-            const progress: JobProgress = { nfe: p.totalNfe, budget: p.totalBudget, best, sample: p.sample, samples: p.samples, seconds: (Date.now() - started) / 1000, worker: this.id };
-            job.updateProgress(progress as never).catch(() => undefined);
+            job.updateProgress(latest as never).catch(() => undefined);
           },
         });
         if (ctl.signal.aborted || !result.complete) throw new DiffusionSearchError('cancelled', 'ABORTED');
+        // Throttling may have dropped the last updates: a finished job shows what it really used.
+        await job.updateProgress(finalProgress(latest, result, best, (Date.now() - started) / 1000, this.id) as never).catch(() => undefined);
         lag.disable();
         const used = result.report.nfe_used as number, wall = result.report.wall_seconds as number;
         if (used > 0) this.perNfe.set(file, measured === undefined ? wall / used : 0.7 * measured + (0.3 * wall) / used);
@@ -307,6 +310,14 @@ export class DiffusionWorker {
     })();
     return this.closing;
   }
+}
+
+/** The progress of a finished job: every NFE it used, its best reward. */
+function finalProgress(latest: JobProgress | null, r: GenerateResult, best: number, seconds: number, worker: string): JobProgress {
+  const samples = r.results.length;
+  const budget = latest?.budget ?? r.results.reduce((s, x) => s + x.budget, 0);
+  const top = Math.max(best, ...r.rewards);
+  return { nfe: r.report.nfe_used as number, budget, best: top, sample: samples - 1, samples, seconds, worker };
 }
 
 const mib = (b: number) => (Number.isFinite(b) ? `${(b / 1024 / 1024).toFixed(1)} MiB` : 'unlimited');
