@@ -238,6 +238,19 @@ export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: numbe
   return { sigmaMin, maxSteps, rMin, rMax, solver };
 }
 
+/** A denoiser the adaptive sampler can drive: on a rectified-flow path, with a features method; ARGUMENT otherwise. */
+export function checkAdaptiveDenoiser(d: Denoiser, featuresMethod = 'forward_features'): void {
+  // The module's step rule (Euler / AB2 in σ) is the rectified flow's; in σ a vp path's slope is
+  // unbounded at σ = 1, and a Time Prediction Module is trained for one model and its path anyway.
+  if (d.path !== 'rectified_flow')
+    throw new DiffusionSearchError(`adaptive schedules step in σ along a rectified-flow path; '${d.name}' is on the '${d.path}' path: use a fixed schedule`, 'ARGUMENT');
+  if (!d.module.hasMethod(featuresMethod))
+    throw new DiffusionSearchError(
+      `adaptive schedules read the denoiser's features, but '${d.name}' has no ${featuresMethod} method (a Time Prediction Module is trained for one model): use a fixed schedule`,
+      'ARGUMENT',
+    );
+}
+
 /** AB2's weight per row: c = min(h / 2h′, AB2_C_MAX), 0 where the row has no previous step. */
 export function ab2Coefficients(h: readonly number[], hPrev: readonly number[]): number[] {
   return h.map((hj, j) => (hPrev[j] !== 0 ? Math.min(AB2_C_MAX, Math.max(0, hj / (2 * hPrev[j]))) : 0));
@@ -256,10 +269,7 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   if (start.length !== n || !start.every((s) => s > 0 && s <= 1))
     throw new DiffusionSearchError('adaptive: sigmaStart must be in (0, 1] for every sample', 'ARGUMENT');
   const d = o.denoiser;
-  // The module's step rule (Euler / AB2 in σ) is the rectified flow's; in σ a vp path's slope is
-  // unbounded at σ = 1, and a Time Prediction Module is trained for one model and its path anyway.
-  if (d.path !== 'rectified_flow')
-    throw new DiffusionSearchError(`adaptive schedules step in σ along a rectified-flow path; '${d.name}' is on the '${d.path}' path: use a fixed schedule`, 'ARGUMENT');
+  checkAdaptiveDenoiser(d, o.featuresMethod);
   const fastVelocity = d.prediction === 'velocity';
   const steps = new Int32Array(n);
   const sigmas = start.map((s) => [s]);
@@ -278,7 +288,9 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       const m = active.length;
       const c = active.map((i) => cond[i]);
       const used0 = d.cost(m, o.guidance ?? 1);
-      const { out, features: f } = await d.evaluate(cur, sig, c, o.guidance ?? 1, o.meter, o.stream, {
+      // As Denoiser.predict: evaluated at min(σ, σ_max) (an ε-prediction model is 0/0 at σ = 1), converted there.
+      const at = sig.map((s) => Math.min(s, d.sigmaMax));
+      const { out, features: f } = await d.evaluate(cur, at, c, o.guidance ?? 1, o.meter, o.stream, {
         method: o.featuresMethod ?? 'forward_features',
         features: true,
       });
@@ -304,11 +316,11 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       }
       // Velocity of the step (and x̂0 for the mid prediction), then x + (σ_next − σ)·v per row.
       let v: Tensor, x0: Tensor | null = null;
-      if (fastVelocity) {
+      if (fastVelocity && at.every((s, j) => s === sig[j])) {
         v = out;
         if (mid) x0 = await axpby(cur, out, sig.map(() => 1), sig.map((s) => -s), o.stream);
       } else {
-        const p = await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream);
+        const p = await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream, at);
         out.dispose();
         const da = sig.map((s) => pathCoefficients(d.path, s).da);
         v = await axpby(p.x0, p.eps, da, new Array(m).fill(1), o.stream);

@@ -50,9 +50,17 @@ export function makeSchedule(name: ScheduleName, steps: number, o: ScheduleOptio
   throw new DiffusionSearchError(`unknown schedule '${name as string}': use uniform, shifted or karras`, 'ARGUMENT');
 }
 
-/** Checks a schedule: at least one step, non-increasing, within [0, 1], ending at 0. */
+/**
+ * Checks a schedule: at least one step, from σ = 1, non-increasing, within [0, 1], ending at 0.
+ * Searches draw pure noise, which is the state at σ = 1 only: below it a state also holds a(σ)·x0.
+ */
 export function validateSchedule(sigmas: readonly number[]): readonly number[] {
   if (sigmas.length < 2) throw new DiffusionSearchError('a schedule needs at least two noise levels (one step)', 'ARGUMENT');
+  if (sigmas[0] !== 1)
+    throw new DiffusionSearchError(
+      `schedule: σ[0] = ${sigmas[0]}, but a search starts from pure noise at σ = 1 (for karras, keep sigmaMax at 1)`,
+      'ARGUMENT',
+    );
   for (let i = 0; i < sigmas.length; i++) {
     const s = sigmas[i];
     if (!(s >= 0 && s <= 1)) throw new DiffusionSearchError(`schedule: σ[${i}] = ${s} is outside [0, 1]`, 'ARGUMENT');
