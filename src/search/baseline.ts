@@ -1,7 +1,9 @@
 /**
  * Baseline: plain sampling, one trajectory. With `scaleSteps`, the budget buys denoising steps
- * instead of search (the "scaling denoising steps" axis of Ma et al.).
+ * instead of search (the "scaling denoising steps" axis of Ma et al.). With an adaptive schedule
+ * the Time Prediction Module chooses the steps (the budget must pay for its maximum of steps).
  */
+import { DiffusionSearchError } from '../errors';
 import { uniform } from '../schedules';
 import type { SearchConfig, SearchResult } from './types';
 import { withRun } from './run';
@@ -12,10 +14,12 @@ export interface BaselineOptions {
 }
 
 export function baseline(config: SearchConfig, options: BaselineOptions = {}): Promise<SearchResult> {
+  if (options.scaleSteps && config.adaptive)
+    throw new DiffusionSearchError('baseline: scaleSteps spends the budget on a uniform schedule; with the adaptive schedule the module chooses the steps: use one or the other', 'ARGUMENT');
   const perStep = config.denoiser.cost(1, config.guidance ?? 1) * (config.sampler === 'heun' ? 2 : 1);
   const sigmas = options.scaleSteps ? uniform(Math.max(1, Math.floor(config.budget / perStep))) : config.sigmas;
   return withRun('baseline', { ...config, sigmas }, async (run) => {
-    run.require(run.rolloutCost(1, 0), `one trajectory of ${run.steps} steps`);
+    run.require(run.rolloutCost(1, 0), run.trajectoryText);
     const { x, ids } = await run.noise(1);
     const { rewards, final } = await run.rolloutAndScore(x, ids, 0);
     x.dispose();

@@ -8,7 +8,8 @@
  * A child's x̂0 comes from the model evaluation its own next step uses, so one run costs B NFE at
  * σ = 1 and B·M NFE at every later level above 0. B and M the caller leaves unset grow together
  * from (1, 2) to the largest run the budget pays for. The budget left after one run pays for
- * further independent runs while a whole one fits (more budget never loses).
+ * further independent runs while a whole one fits (more budget never loses). Every child steps at
+ * the same σ, so an adaptive schedule does not apply (ARGUMENT, see stochasticConfig).
  */
 import type { NativeTensor } from '../native';
 import { gather } from '../tensor-ops';

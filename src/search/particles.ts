@@ -13,7 +13,8 @@
  * A particle's x̂0 is the denoiser's prediction that its next step uses anyway, so steering costs
  * verifier calls, not NFE: one run costs K NFE per step. Unset, K is as many particles (≥ 2) as
  * the budget pays for, as FK steering scales. The budget left after one run pays for further
- * independent runs while a whole one fits (more budget never loses).
+ * independent runs while a whole one fits (more budget never loses). Every particle steps at the
+ * same σ, so an adaptive schedule does not apply (ARGUMENT, see stochasticConfig).
  */
 import { DiffusionSearchError } from '../errors';
 import * as ops from '../ops';

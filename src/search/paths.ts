@@ -12,6 +12,10 @@
  *   'rollout': sample the candidate on to σ = 0 with the sampler and score the sample (a rollout
  *        per candidate; these samples enter the archive, so one of them can be the result).
  * The last round lands on σ = 0 and scores the samples themselves either way.
+ * With an adaptive schedule every rollout to σ = 0 (the last round's, and the candidates' with
+ * 'rollout') follows the steps the Time Prediction Module chooses; the rounds above it keep the
+ * schedule's levels. The first search is planned at the module's maximum of steps, later ones at
+ * the most it took so far, capped at what the budget still pays for.
  * Sizes the caller leaves unset are fitted to the budget: N and M grow together from (1, 2) to
  * the largest search the budget pays for, at the default start level; when not even the smallest
  * sizes fit there, the search starts later (fewer rounds). One search costs a fixed NFE (see
@@ -78,7 +82,10 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
     const repeat = Array.from({ length: rows }, (_, r) => Math.floor(r / m));
 
     let round = 0;
-    for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
+    for (let index = 0; index < maxRuns; index++) {
+      // Adaptive rollouts share what the budget leaves after the schedule's steps (the whole plan's maximum in the first search).
+      const maxSteps = cost.rolled ? run.adaptiveCap(cost.rolled, cost.fixed) : undefined;
+      if (maxSteps !== undefined ? maxSteps < run.plannedSteps : !run.budget.canAfford(cost.total)) break;
       run.checkAbort();
       const init = await run.noise(n);
       let x: Tensor;
@@ -101,25 +108,24 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
           } finally {
             copies.dispose();
           }
-          const d = await run.advance(noised, ids, up, to).finally(() => noised.dispose());
           let rewards: Float32Array;
-          try {
-            if (to === run.steps) rewards = await run.score(d.x);
-            else if (mode === 'x0') rewards = await scoreCleanPrediction(run, d.x, to);
-            else {
-              const r = await run.rolloutAndScore(d.x, ids, to);
-              r.final.dispose();
-              rewards = r.rewards;
-            }
-            if (to < run.steps) {
+          if (to === run.steps) {
+            // The last round: the copies to σ = 0 are the samples.
+            const r = await run.rolloutAndScore(noised, ids, up, { maxSteps }).finally(() => noised.dispose());
+            r.final.dispose();
+            rewards = r.rewards;
+          } else {
+            const d = await run.advance(noised, ids, up, to).finally(() => noised.dispose());
+            try {
+              rewards = mode === 'x0' ? await scoreCleanPrediction(run, d.x, to) : await scoreRollouts(run, d.x, ids, to, maxSteps);
               const next = await gather(d.x, topIndices(rewards, n), run.stream);
               x.dispose();
               x = next;
+            } finally {
+              d.x.dispose();
+              d.x0?.dispose();
+              d.x0Mid?.dispose();
             }
-          } finally {
-            d.x.dispose();
-            d.x0?.dispose();
-            d.x0Mid?.dispose();
           }
           run.record({ round: round++, run: index, sigma: run.sigmas[to], population: rows, mean: mean(rewards), roundBest: max(rewards) });
         }
@@ -152,11 +158,11 @@ function fitPaths(run: SearchRun, o: PathsOptions, forward: number, backward: nu
     return { n, m, start, rounds, cost: pathsCost(run, n, m, start, rounds, mode) };
   };
   for (const start of starts) {
-    const j = fixed ? (at(start, 1).cost <= run.budget.total ? 1 : null) : largestFitting((j) => at(start, j).cost, run.budget.total);
+    const j = fixed ? (at(start, 1).cost.total <= run.budget.total ? 1 : null) : largestFitting((j) => at(start, j).cost.total, run.budget.total);
     if (j !== null) return at(start, j);
   }
   const least = at(starts[starts.length - 1], 1);
-  run.require(least.cost, `the smallest search (N = ${least.n}, M = ${least.m}, ${least.rounds.length} round${least.rounds.length > 1 ? 's' : ''} from step ${least.start})`);
+  run.require(least.cost.total, `the smallest search (N = ${least.n}, M = ${least.m}, ${least.rounds.length} round${least.rounds.length > 1 ? 's' : ''} from step ${least.start})`);
   return least; // (not reached: it did not fit above)
 }
 
@@ -171,14 +177,28 @@ async function scoreCleanPrediction(run: SearchRun, x: Tensor, level: number): P
   }
 }
 
-/** NFE of one search over paths. */
-function pathsCost(run: SearchRun, n: number, m: number, start: number, rounds: ReturnType<typeof plan>, mode: 'rollout' | 'x0'): number {
-  let nfe = run.rolloutCost(n, 0, start);
+/** 'rollout' scoring: each candidate sampled on to σ = 0 (these samples enter the archive). */
+async function scoreRollouts(run: SearchRun, x: Tensor, ids: number[], level: number, maxSteps?: number): Promise<Float32Array> {
+  const r = await run.rolloutAndScore(x, ids, level, { maxSteps });
+  r.final.dispose();
+  return r.rewards;
+}
+
+/**
+ * NFE of one search over paths: `fixed` on the schedule's levels, and `rolled` rows rolled out to
+ * σ = 0 by the adaptive sampler (none with a fixed schedule); `total` plans those at maxSteps.
+ */
+function pathsCost(run: SearchRun, n: number, m: number, start: number, rounds: ReturnType<typeof plan>, mode: 'rollout' | 'x0') {
+  let fixed = run.rolloutCost(n, 0, start), rolled = 0;
   for (const { up, to } of rounds) {
-    nfe += run.rolloutCost(n * m, up, to);
-    if (to < run.steps) nfe += mode === 'rollout' ? run.rolloutCost(n * m, to) : run.evalCost(n * m);
+    const last = to === run.steps;
+    if (!last) fixed += run.rolloutCost(n * m, up, to) + (mode === 'x0' ? run.evalCost(n * m) : 0);
+    if (last || mode === 'rollout') {
+      if (run.adaptive) rolled += n * m;
+      else fixed += run.rolloutCost(n * m, last ? up : to);
+    }
   }
-  return nfe;
+  return { fixed, rolled, total: fixed + (rolled ? run.rolloutCost(rolled, 0) : 0) };
 }
 
 /** Step counter of the re-noising draws (ids are fresh for every copy, so a constant will do). */

@@ -8,7 +8,7 @@ import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { stepCost, stepper, type SamplerName, type StepContext } from '../samplers';
 import { validateSchedule } from '../schedules';
-import { adaptiveSettings, sampleAdaptive } from '../samplers/adaptive';
+import { adaptiveSettings, checkAdaptiveDenoiser, sampleAdaptive } from '../samplers/adaptive';
 import { slice } from '../tensor-ops';
 import { verifierForSearch } from '../verifiers/ensemble';
 import { checkScores, scoreGuarded } from '../verifiers/verifier';
@@ -34,6 +34,10 @@ export class SearchRun {
   private top: Kept[] = [];
   readonly keep: number;
   private midIndex: number;
+  /** The adaptive sampler's settings (with an adaptive schedule), checked up front. */
+  readonly adaptive: ReturnType<typeof adaptiveSettings> | null;
+  /** Adaptive steps the module took per sample (its rollouts to σ = 0): what plans after the first rollout read. */
+  private readonly measured = { count: 0, min: Infinity, max: 0 };
 
   constructor(
     readonly algorithm: string,
@@ -59,6 +63,16 @@ export class SearchRun {
     let mid = 0;
     this.sigmas.forEach((s, i) => (Math.abs(s - 0.4) < Math.abs(this.sigmas[mid] - 0.4) ? (mid = i) : 0));
     this.midIndex = Math.min(mid, this.sigmas.length - 2);
+    this.adaptive = config.adaptive ? adaptiveSettings(config.adaptive.predictor, config.adaptive) : null;
+    if (config.adaptive) {
+      // Rollouts to σ = 0 step with the module's rule (its solver); a sampler other than Euler would be ignored.
+      if (this.sampler !== 'euler')
+        throw new DiffusionSearchError(
+          `${algorithm}: the adaptive schedule steps with its module's rule (solver euler or ab2); sampler '${this.sampler}' does not apply: use euler or a fixed schedule`,
+          'ARGUMENT',
+        );
+      checkAdaptiveDenoiser(config.denoiser);
+    }
   }
 
   get denoiser() {
@@ -92,10 +106,56 @@ export class SearchRun {
   /** NFE of rolling `rows` samples out from schedule index `from` to index `to` (default: the end). */
   rolloutCost(rows: number, from: number, to = this.steps): number {
     // An adaptive rollout to σ = 0 takes at most maxSteps steps per sample.
-    if (this.config.adaptive && to === this.steps) return this.evalCost(rows) * adaptiveSettings(this.config.adaptive.predictor, this.config.adaptive).maxSteps;
+    if (this.adaptive && to === this.steps) return this.evalCost(rows) * this.adaptive.maxSteps;
     let nfe = 0;
     for (let i = from; i < to; i++) nfe += stepCost(this.sampler, rows, new Array(rows).fill(this.sigmas[i + 1]), (n) => this.evalCost(n));
     return nfe;
+  }
+
+  /**
+   * Steps per sample that a plan of more adaptive rollouts assumes: the most the module took so far
+   * (its maxSteps before it ran). Plans of the first rollouts take maxSteps, so they always fit.
+   */
+  get plannedSteps(): number {
+    return this.measured.count ? this.measured.max : this.adaptive!.maxSteps;
+  }
+
+  /** The most steps each of `rows` adaptive rollouts may take so that they fit the budget left less `reserve`. */
+  adaptiveCap(rows: number, reserve = 0): number {
+    return Math.min(this.adaptive!.maxSteps, Math.floor((this.budget.remaining - reserve) / this.evalCost(rows)));
+  }
+
+  /**
+   * How many of `want` new rollouts from index 0 the budget left pays for (0 when fewer than
+   * `least`), and with an adaptive schedule the step cap to give them. Fixed schedule: whole
+   * rollouts. Adaptive: rows planned at `plannedSteps`, each capped at its share of the budget
+   * left (≥ plannedSteps); when not even `least` fit so, `least` rows still run if their share
+   * pays for the fewest steps the module took: the budget's last trajectories, capped at what is
+   * left (a capped sample takes its final step to σ = 0 there, as at maxSteps).
+   */
+  fitRollouts(want: number, least = 1): { rows: number; maxSteps?: number } {
+    const left = this.budget.remaining;
+    if (!this.adaptive) {
+      const rows = Math.min(want, Math.floor(left / this.rolloutCost(1, 0))); // the cost is linear in rows
+      return { rows: rows >= least ? rows : 0 };
+    }
+    const per = this.evalCost(1);
+    let rows = Math.min(want, Math.floor(left / (per * this.plannedSteps)));
+    if (rows < least) rows = least * per * this.measured.min <= left ? least : 0;
+    return rows ? { rows, maxSteps: this.adaptiveCap(rows) } : { rows };
+  }
+
+  private measure(steps: ArrayLike<number>): void {
+    for (let i = 0; i < steps.length; i++) {
+      this.measured.count++;
+      this.measured.min = Math.min(this.measured.min, steps[i]);
+      this.measured.max = Math.max(this.measured.max, steps[i]);
+    }
+  }
+
+  /** What one trajectory is, for budget messages. */
+  get trajectoryText(): string {
+    return this.adaptive ? `one adaptive trajectory (up to ${this.adaptive.maxSteps} steps)` : `one trajectory of ${this.steps} steps`;
   }
 
   /** Initial noise at σ = 1 for n new samples. */
@@ -176,10 +236,10 @@ export class SearchRun {
     x: Tensor,
     ids: number[],
     from: number,
-    trajectory: { start?: number; x0Mid?: Tensor | null } = {},
+    trajectory: { start?: number; x0Mid?: Tensor | null; maxSteps?: number } = {},
   ): Promise<{ rewards: Float32Array; final: Tensor }> {
     const start = trajectory.start ?? from;
-    if (this.config.adaptive) return this.adaptiveRolloutAndScore(x, from, trajectory.x0Mid ?? null);
+    if (this.adaptive) return this.adaptiveRolloutAndScore(x, from, trajectory.x0Mid ?? null, trajectory.maxSteps);
     const r = await this.advance(x, ids, from, this.steps, { start });
     r.x0?.dispose();
     try {
@@ -194,11 +254,17 @@ export class SearchRun {
   }
 
   /**
-   * The adaptive rollout from schedule index `from`. A sample's steps are the `from` schedule
-   * steps before it plus the adaptive ones; the mid prediction is `given` when the trajectory
-   * passed σ ≈ 0.4 before `from`, else the adaptive sampler takes it.
+   * The adaptive rollout from schedule index `from`, each sample capped at `maxSteps` (default the
+   * module's). A sample's steps are the `from` schedule steps before it plus the adaptive ones;
+   * the mid prediction is `given` when the trajectory passed σ ≈ 0.4 before `from`, else the
+   * adaptive sampler takes it.
    */
-  private async adaptiveRolloutAndScore(x: Tensor, from: number, given: Tensor | null): Promise<{ rewards: Float32Array; final: Tensor }> {
+  private async adaptiveRolloutAndScore(
+    x: Tensor,
+    from: number,
+    given: Tensor | null,
+    maxSteps = this.adaptive!.maxSteps,
+  ): Promise<{ rewards: Float32Array; final: Tensor }> {
     this.checkAbort();
     const a = this.config.adaptive!;
     const n = x.shape[0];
@@ -212,11 +278,12 @@ export class SearchRun {
       stream: this.stream,
       sigmaStart: this.sigmas[from],
       sigmaMin: a.sigmaMin,
-      maxSteps: a.maxSteps,
+      maxSteps: Math.min(maxSteps, this.adaptive!.maxSteps),
       solver: a.solver,
       midSigma: wantMid ? 0.4 : undefined,
       signal: this.config.signal,
     });
+    this.measure(r.steps);
     try {
       const steps = Array.from(r.steps, (k) => from + k);
       return { rewards: await this.score(r.x, given ?? r.x0Mid ?? undefined, steps), final: r.x };
@@ -331,7 +398,7 @@ export class SearchRun {
   require(need: number, what: string): void {
     if (need > this.budget.total)
       throw new DiffusionSearchError(
-        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE (raise --budget or lower --steps)`,
+        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE (raise --budget or lower ${this.adaptive ? '--max-steps' : '--steps'})`,
         'BUDGET',
       );
   }

@@ -41,8 +41,18 @@ export function rejectMidVerifier(run: SearchRun, alg: string): void {
     );
 }
 
-/** Particle and beam search need the stochastic sampler (η > 0): copies of a state must be able to diverge. */
+/**
+ * Particle and beam search need the stochastic sampler (η > 0): copies of a state must be able to
+ * diverge. They step every particle at one σ at a time (that is where they compare and resample),
+ * so an adaptive schedule, whose module moves each sample deterministically to its own σ, does not apply.
+ */
 export function stochasticConfig(config: SearchConfig, alg: string): SearchConfig {
+  if (config.adaptive)
+    throw new DiffusionSearchError(
+      `${alg}: steps all particles together with the stochastic sampler on a fixed schedule; the adaptive schedule does not apply: ` +
+        'use a fixed schedule, or the adaptive one with best-of-n, zero-order, paths, evosearch or baseline',
+      'ARGUMENT',
+    );
   if (config.sampler !== undefined && config.sampler !== 'sde')
     throw new DiffusionSearchError(`${alg}: needs the stochastic sampler (sampler: 'sde'), got '${config.sampler}'`, 'ARGUMENT');
   const eta = config.eta ?? 1;

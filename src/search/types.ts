@@ -44,8 +44,10 @@ export interface SearchConfig {
   nanAsNegInf?: boolean;
   /**
    * Adaptive schedule (TPDM): rollouts to σ = 0 follow the steps a Time Prediction Module
-   * chooses per sample (Euler); intermediate levels still come from `sigmas`. Budgets are planned
-   * with the module's maximum of steps, and each sample is charged the steps it really took.
+   * chooses per sample (with its solver); intermediate levels still come from `sigmas`, stepped by
+   * Euler (another sampler is ARGUMENT). The first rollouts are planned at the module's maximum of
+   * steps, later ones at the most it took so far, capped at what the budget leaves; each sample is
+   * charged the steps it really took. Particles and beam refuse it (they step every row at one σ).
    */
   adaptive?: { predictor: TimePredictor; sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver };
 }

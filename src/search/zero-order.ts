@@ -6,7 +6,9 @@
  *      search restarts from a fresh random pivot (a local optimum was reached); go to 2.
  * Rounds repeat while the budget pays for them; the last one takes as many neighbours as the
  * budget still pays for (a prefix of the round a larger budget would run, so more budget never
- * loses). A fresh pivot is sampled in the same batch as its first neighbours.
+ * loses). A fresh pivot is sampled in the same batch as its first neighbours. With an adaptive
+ * schedule, rounds after the first are planned at the most steps the module took so far
+ * (SearchRun.fitRollouts).
  */
 import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
@@ -48,9 +50,9 @@ export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}):
         run.checkAbort();
         const fresh: boolean = pivot === null || pivot.reward === null;
         // As many neighbours as the budget still pays for (with the pivot when it is new).
-        let k = n;
-        while (k > 0 && !run.budget.canAfford(run.rolloutCost(k + (fresh ? 1 : 0), 0))) k--;
-        if (k === 0) break;
+        const fit = run.fitRollouts(n + (fresh ? 1 : 0), fresh ? 2 : 1);
+        const k = fit.rows - (fresh ? 1 : 0);
+        if (k <= 0) break;
         if (!pivot) {
           const p = await run.noise(1);
           pivot = { x: p.x, id: p.ids[0], reward: null };
@@ -64,7 +66,7 @@ export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}):
         try {
           const batch: Tensor = fresh ? await cat([pivot.x, nb], run.stream) : nb;
           try {
-            const r = await run.rolloutAndScore(batch, fresh ? [pivot.id, ...nbIds] : nbIds, 0);
+            const r = await run.rolloutAndScore(batch, fresh ? [pivot.id, ...nbIds] : nbIds, 0, { maxSteps: fit.maxSteps });
             r.final.dispose();
             rewards = r.rewards;
           } finally {
