@@ -1,3 +1,6 @@
+// The public types use Node's (NodeJS.ProcessEnv, node:http, AbortSignal): this keeps them in a consumer's program
+// even when its tsconfig lists no "types" (what `tsc --init` writes); @types/node itself is the consumer's.
+/// <reference types="node" preserve="true" />
 /**
  * The one loader of the native addon: an explicit path from DIFFUSION_SEARCH_NATIVE, else the
  * local build in build/Release, else the prebuild (variant packages, prebuilds/) whose libtorch is

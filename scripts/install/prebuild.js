@@ -129,7 +129,7 @@ if (!fs.existsSync(binary)) {
     process.exit(1);
   }
   console.log('prebuild: no build/Release/ds_native.node yet: building it (scripts/install/build-native.js)');
-  const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.js')], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install', 'build-native.js')], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 const tags = tagsOf(binary);
