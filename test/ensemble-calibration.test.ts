@@ -44,7 +44,7 @@ async function scoreBatch(v: Verifier, rows: Float32Array): Promise<Float32Array
   }
 }
 
-/** Independent reference: the mid-rank of s among the reference, straight lines between, the end-to-end slope beyond. */
+/** Independent reference: s's mid-rank among the reference, straight lines between, the end-to-end slope beyond. */
 function referenceF(ref: number[], s: number): number {
   const F = (v: number) => ref.filter((r) => r < v).length + ref.filter((r) => r === v).length / 2 + 0.5;
   const lo = Math.min(...ref), hi = Math.max(...ref);
@@ -59,7 +59,7 @@ function referenceF(ref: number[], s: number): number {
 const f32 = (v: number) => Math.fround(v);
 
 describe('EnsembleVerifier calibration on first batches without a scale', () => {
-  it('a one-sample first batch: ties until two distinct scores, then ranks against everything seen; 100·y + 7 counts as y', async () => {
+  it('one-sample first batch: ties until two distinct scores, then ranks against all seen; 100·y + 7 is y', async () => {
     const seed = (Math.random() * 2 ** 31) | 0;
     const sizes = [1, 1, 3, 5, 4];
     const data = randn(sizes.reduce((a, b) => a + b) * D, seed);
@@ -79,7 +79,10 @@ describe('EnsembleVerifier calibration on first batches without a scale', () => 
         if (new Set(seen[m]).size < 2) seen[m].push(...r);
       });
       const expected = Array.from({ length: n }, (_, i) =>
-        [0, 1].reduce((acc, m) => acc + (new Set(seen[m]).size < 2 ? (seen[m].length + 1) / 2 : referenceF(seen[m], raw[m][i])) / 2, 0),
+        [0, 1].reduce((acc, m) => {
+          const tie = new Set(seen[m]).size < 2;
+          return acc + (tie ? (seen[m].length + 1) / 2 : referenceF(seen[m], raw[m][i])) / 2;
+        }, 0),
       );
       for (let i = 0; i < n; i++) expect(a[i], `seed ${seed} batch of ${n} row ${i}`).toBeCloseTo(expected[i], 4);
     }
@@ -94,10 +97,13 @@ describe('EnsembleVerifier calibration on first batches without a scale', () => 
     expect(Array.from(s).sort((a, b) => a - b)).toEqual([1.75, 2.25, 2.75, 3.25]);
   });
 
-  it('an all-NaN first batch (nanAsNegInf): the member calibrates on its first finite scores, not raw; 1000·y counts as y', async () => {
+  it('all-NaN first batch (nanAsNegInf): the member calibrates on its first finite scores; 1000·y is y', async () => {
     const seed = (Math.random() * 2 ** 31) | 0;
     const data = randn(12 * D, seed);
-    const make = (k: number) => new EnsembleVerifier([rowVerifier('x', first), rowVerifier(`${k}y`, (r) => k * r[1], 1)]).forSearch({ nanAsNegInf: true });
+    const make = (k: number) => {
+      const members = [rowVerifier('x', first), rowVerifier(`${k}y`, (r) => k * r[1], 1)];
+      return new EnsembleVerifier(members).forSearch({ nanAsNegInf: true });
+    };
     const a = make(1), b = make(1000);
     const batches = [data.subarray(0, 4 * D), data.subarray(4 * D, 9 * D), data.subarray(9 * D)];
     const sa: Float32Array[] = [], sb: Float32Array[] = [];
@@ -134,7 +140,8 @@ describe('searches whose first batch is one sample (gmm2d)', () => {
   // given to x would decide the searches if raw scores leaked in.
   const ensembles = (k: number) => new EnsembleVerifier([reward, rowVerifier(`${k}x`, (r) => k * r[0] + 7 * (k - 1))]);
   const same = async (a: SearchResult, b: SearchResult, what: string) => {
-    expect(Array.from((await b.sample.toArray()) as Float32Array), what).toEqual(Array.from((await a.sample.toArray()) as Float32Array));
+    const values = async (r: SearchResult) => Array.from((await r.sample.toArray()) as Float32Array);
+    expect(await values(b), what).toEqual(await values(a));
     expect(b.rewards).toHaveLength(a.rewards.length);
     b.rewards.forEach((r, i) => expect(r, `${what} reward ${i}`).toBeCloseTo(a.rewards[i], 3));
     a.sample.dispose();
@@ -144,13 +151,11 @@ describe('searches whose first batch is one sample (gmm2d)', () => {
   it('best-of-N with batch 1 and beam 1 × 1 search alike with x and with 100·x + 693', async () => {
     const seeds = Array.from({ length: 3 }, () => (Math.random() * 1e6) | 0);
     for (const seed of seeds) {
-      const cfg = (verifier: Verifier, budget: number) => ({ denoiser: gmm, verifier, cls: 0, budget, sigmas: uniform(6), seed });
-      await same(await bestOfN(cfg(ensembles(1), 60), { batch: 1 }), await bestOfN(cfg(ensembles(100), 60), { batch: 1 }), `best-of-n seed ${seed}`);
-      await same(
-        await beamSearch(cfg(ensembles(1), 60), { beams: 1, children: 1 }),
-        await beamSearch(cfg(ensembles(100), 60), { beams: 1, children: 1 }),
-        `beam seed ${seed}`,
-      );
+      const cfg = (verifier: Verifier) => ({ denoiser: gmm, verifier, cls: 0, budget: 60, sigmas: uniform(6), seed });
+      const one = { batch: 1 }, beam = { beams: 1, children: 1 };
+      const [a, b] = [cfg(ensembles(1)), cfg(ensembles(100))];
+      await same(await bestOfN(a, one), await bestOfN(b, one), `best-of-n seed ${seed}`);
+      await same(await beamSearch(a, beam), await beamSearch(b, beam), `beam seed ${seed}`);
     }
   });
 });

@@ -153,9 +153,11 @@ describe.skipIf(!haveTpm)('EvoSearch with an adaptive schedule', () => {
 
   it('the plan is the worst case of what runs: an explicit plan needs exactly its fixed + maximal adaptive steps', async () => {
     // Sizes [2, 2, 2, 2, 2], one elite, levels 0, 8, 12, 16 (1 NFE per Euler step):
-    //   generation 0: 2 × (16 fixed + 5 adaptive); 'sde' mutation: ε̂ of the 2 parents at each of 3 levels;
-    //   one child per later generation: (16 − L) fixed + 5 adaptive at L = 0, 8, 12, 16.
-    const need = 2 * (16 + maxSteps) + 3 * 2 + [0, 8, 12, 16].reduce((s, L) => s + (16 - L) + maxSteps, 0);
+    //   generation 0: 2 × (16 fixed + 5 adaptive);
+    //   one child per later generation: (16 − L) fixed + 5 adaptive at L = 0, 8, 12, 16;
+    //   'sde' mutation: x̂0 of the one parent at 16, where the adaptive rollouts begin (at 8 and 12
+    //   the trajectories predicted it on their way).
+    const need = 2 * (16 + maxSteps) + [0, 8, 12, 16].reduce((s, L) => s + (16 - L) + maxSteps, 0) + 1;
     const o = { population: [2, 2, 2, 2, 2], elites: 1 };
     await expectCode(() => evoSearch(config(need - 1), o), 'BUDGET');
     rows = 0;

@@ -1,24 +1,31 @@
 /**
  * EvoSearch (He et al., arXiv 2505.17618): denoising trajectories as evolution paths.
  *
- *   P_0 ← K_0 noises at σ = 1; score each by rolling it out
+ *   score K_0 noises at σ = 1 by rolling them out
  *   for g = 1..G, at evolution level L_g (schedule index; L_1 = 0 is pure noise):
- *     bring P to level L_g (states captured on the trajectories already scored: no extra NFE)
- *     elites ← top E of P, kept exactly as they are (state and reward)
- *     parents ← K_g − E tournament winners (each tournament: the best of 0.9·P distinct members of P)
+ *     pool ← every trajectory scored so far that passes through L_g, with its state there and its
+ *            reward (as the reference: earlier generations stay in the pool; states and x̂0 captured
+ *            on the trajectories already scored, so no extra NFE)
+ *     elites ← top E of the pool (kept as they are: scored, and in the later levels' pools)
+ *     parents ← K_g − E tournament winners (each: the best of ⌊0.9·P⌋ distinct members of the pool)
  *     children ← mutate(parents): at σ = 1  √(1−β²)·x + β·ε   (stays N(0, I))
  *                                  at σ < 1  x + σ_t·ε         (σ_t: the SDE noise std of the step into L_g)
  *       At σ < 1 the default ('sde') first takes σ_t's share of noise out of the parent along its
- *       own predicted noise ε̂ (one NFE per member): x − (σ − √(σ² − σ_t²))·ε̂ + σ_t·ε, so the child
- *       keeps noise level σ and stays on the sampler's path; 'additive' is the literal x + σ_t·ε,
- *       which leaves children noisier than their level at few steps.
- *     score the children by rolling them out (or, as an option, by their x̂0)
- *     P ← elites ∪ children
+ *       predicted noise ε̂ = (x − a·x̂0)/σ, with x̂0 the one its trajectory predicted at L_g (no NFE):
+ *       x − (σ − √(σ² − σ_t²))·ε̂ + σ_t·ε, so the child keeps noise level σ and stays on the
+ *       sampler's path; 'additive' is the literal x + σ_t·ε, which leaves children noisier than
+ *       their level at few steps.
+ *     score the children by rolling them out, capturing their states and x̂0 at the later levels
  *   return the best sample ever scored
  *
+ * Scored by x̂0 instead (an option) there are no trajectories to pool: the population is the elites
+ * and the latest children, brought to each new level and scored there again (x̂0 at that level),
+ * so that elites and children are compared at the same level; the last one is rolled out at the end.
+ *
  * Defaults follow the reference (SD2.1: levels {0, 20, 30, 40} of 50 steps, sizes {42, 26, 26, 26, 30},
- * E = 5, β = 0.2, tournaments of 0.9·P drawn without replacement), scaled to the schedule and to
- * the budget.
+ * E = 5, β = 0.2, tournaments of ⌊0.9·P⌋ drawn without replacement from the whole pool), scaled to
+ * the schedule and to the budget. The reference also rolls its elites out again; here they are
+ * not (same trajectory, same reward), so each counts once in the pool and costs nothing.
  */
 import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
@@ -38,14 +45,20 @@ export interface EvoSearchOptions {
   population?: number[];
   /** Elites kept unchanged each generation (default min(5, smallest K − 1)). */
   elites?: number;
-  /** Fraction of the population in each tournament (default 0.9, at least 2 entrants). */
+  /** Fraction of the pool in each tournament: ⌊fraction·P⌋ entrants, at least 1 (default 0.9). */
   tournament?: number;
   /**
-   * Entrants drawn without replacement (default, as the reference: 0.9·P distinct members of the
-   * whole population, elites included, so nearly always the best wins) or with replacement (the
-   * native kernel; 0.2 with replacement was our earlier, gentler default — bench/RESULTS.md).
+   * Entrants drawn without replacement (default, as the reference: ⌊0.9·P⌋ distinct members of the
+   * pool, elites included, so nearly always the best wins) or with replacement (the native kernel;
+   * 0.2 with replacement was our earlier, gentler default — bench/RESULTS.md).
    */
   replacement?: boolean;
+  /**
+   * Tournament pool: 'all' (default with rollout scoring, as the reference) — every trajectory scored
+   * through the level, earlier generations included; 'latest' — the elites and the latest children
+   * (the only pool when scoring by x̂0).
+   */
+  pool?: 'all' | 'latest';
   /** Initial-noise mutation strength (default 0.2). */
   beta?: number;
   /** Multiplier of the SDE noise std for intermediate-state mutation (default 1). */
@@ -56,13 +69,13 @@ export interface EvoSearchOptions {
   scoreBy?: 'rollout' | 'x0';
 }
 
-/** A population at one schedule level, with states captured further down its scored trajectories. */
-interface Population {
+/** Members at one schedule level: their states, the x̂0 predicted there (when known), ids and rewards. */
+interface Pool {
   level: number;
   x: Tensor;
+  x0: Tensor | null;
   ids: number[];
   rewards: Float32Array;
-  ahead: Map<number, Tensor>;
 }
 
 const REFERENCE_FRACTIONS = [0, 0.4, 0.6, 0.8];
@@ -73,6 +86,11 @@ const TOURNAMENT_STEP = 200;
 /** The reference's levels as fractions of S: distinct indices below S (few steps merge them; at least [0]). */
 export function defaultLevels(S: number): number[] {
   return [...new Set(REFERENCE_FRACTIONS.map((f) => Math.round(f * S)))].filter((L) => L < S);
+}
+
+/** Entrants of one tournament over a pool of P: ⌊fraction·P⌋ (the reference's int(0.9·P)), at least 1. */
+export function tournamentSize(fraction: number, P: number): number {
+  return Math.max(1, Math.floor(fraction * P));
 }
 
 export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): { levels: number[]; population: number[]; elites: number } {
@@ -117,94 +135,118 @@ export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): { levels: nu
 }
 
 /**
- * NFE of a whole plan. Rollout scoring captures later states on the way (no advancing cost): a
- * rollout from level L walks the schedule to the last level, then to σ = 0 (with an adaptive
- * schedule only that last part is adaptive, planned at its maximum of steps).
+ * NFE of a whole plan. Rollout scoring captures later states and their x̂0 on the way (no
+ * advancing cost, and the 'sde' mutation needs no model call): a rollout from level L walks the
+ * schedule to the last level, then to σ = 0 (with an adaptive schedule only that last part is
+ * adaptive, planned at its maximum of steps).
  */
 function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o: EvoSearchOptions): number {
-  // The 'sde' mutation at an intermediate level predicts ε̂ of every member once.
-  const mutation = (o.mutation ?? 'sde') === 'sde' ? levels.reduce((s, L, g) => s + (L > 0 ? pop[g] * run.evalCost(1) : 0), 0) : 0;
+  const sde = (o.mutation ?? 'sde') === 'sde';
   const last = levels[levels.length - 1];
-  const rollout = (L: number) => run.rolloutCost(1, L, last) + run.rolloutCost(1, Math.max(L, last));
-  if (o.scoreBy !== 'x0') return mutation + pop[0] * rollout(0) + levels.reduce((s, L, g) => s + Math.max(0, pop[g + 1] - E) * rollout(L), 0);
-  // x̂0 scoring: one evaluation per new member, advancing each generation to the next level,
-  // and the final rollout of the last generation.
+  if (o.scoreBy !== 'x0') {
+    const rollout = (L: number) => run.rolloutCost(1, L, last) + run.rolloutCost(1, Math.max(L, last));
+    // Where no trajectory predicts x̂0 at the level, the 'sde' mutation predicts it for the parents.
+    const predicted = (L: number) => (sde && L > 0 && !capturesX0(run, L, last) ? run.evalCost(1) : 0);
+    return pop[0] * rollout(0) + levels.reduce((s, L, g) => s + (pop[g + 1] - E) * (rollout(L) + predicted(L)), 0);
+  }
+  // x̂0 scoring: one evaluation per new member; at each later level the population is advanced
+  // there and scored again; the last population is rolled out.
   let nfe = pop[0] * run.evalCost(1);
   for (let g = 1; g < pop.length; g++) {
-    nfe += Math.max(0, pop[g] - E) * run.evalCost(1);
-    if (g < levels.length) nfe += pop[g] * run.rolloutCost(1, levels[g - 1], levels[g]);
+    if (g > 1) nfe += pop[g - 1] * (run.rolloutCost(1, levels[g - 2], levels[g - 1]) + run.evalCost(1));
+    nfe += (pop[g] - E) * run.evalCost(1);
   }
-  return mutation + nfe + pop[pop.length - 1] * run.rolloutCost(1, levels[levels.length - 1]);
+  return nfe + pop[pop.length - 1] * run.rolloutCost(1, last);
+}
+
+/**
+ * Whether a trajectory passing level L predicts x̂0 there with a fixed step of the schedule: not
+ * at the last step, and not where an adaptive rollout begins (the last level).
+ */
+function capturesX0(run: SearchRun, L: number, last: number): boolean {
+  return L + 1 < run.steps && !(run.config.adaptive && L === last);
 }
 
 export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}): Promise<SearchResult> {
   return withRun('evosearch', config, async (run) => {
     const { levels, population, elites } = planEvoSearch(run, options);
-    const beta = options.beta ?? 0.2;
-    if (!(beta > 0 && beta <= 1)) throw new DiffusionSearchError(`evosearch: beta must be in (0, 1], got ${beta}`, 'ARGUMENT');
-    const fraction = options.tournament ?? 0.9;
-    if (!(fraction > 0 && fraction <= 1)) throw new DiffusionSearchError(`evosearch: tournament must be in (0, 1], got ${fraction}`, 'ARGUMENT');
-    const scale = options.mutationScale ?? 1;
-    const mutation = options.mutation ?? 'sde';
-    if (mutation !== 'sde' && mutation !== 'additive')
-      throw new DiffusionSearchError(`evosearch: mutation must be 'sde' or 'additive', got '${String(mutation)}'`, 'ARGUMENT');
-    const lastRolloutLevels = options.scoreBy === 'x0' ? [] : levels.slice(1);
-
-    // Generation 0: K_0 noises, scored by full rollouts that also capture the states at later levels.
-    const first = await run.noise(population[0]);
-    let pop: Population = await evaluate(run, first.x, first.ids, 0, lastRolloutLevels, options).finally(() => first.x.dispose());
-    run.record({ round: 0, sigma: 1, population: population[0], mean: mean(pop.rewards), generationBest: max(pop.rewards) });
-
+    const o = checkOptions(options);
+    const members: Members = options.scoreBy === 'x0' ? new Predicted(run) : new Trajectories(run, levels, o.pool);
     try {
+      // Generation 0: K_0 noises.
+      const first = await run.noise(population[0]);
+      const r0 = await members.add(first.x, first.ids, 0).finally(() => first.x.dispose());
+      run.record({ round: 0, sigma: 1, population: population[0], mean: mean(r0), generationBest: max(r0) });
       for (let g = 1; g < population.length; g++) {
         run.checkAbort();
         const L = levels[g - 1];
-        pop = await bringTo(run, pop, L);
-        const K = population[g];
-        const eliteIdx = topIndices(pop.rewards, Math.min(elites, pop.ids.length));
-        const childIds = run.ids(K - eliteIdx.length);
-        const parents = await tournaments(run, pop, childIds, fraction, options.replacement ?? false, g);
-        const children =
-          L === 0
-            ? await ops.mutateGaussian(pop.x, parents, beta, { seed: run.seed, ids: childIds, step: 100 + g, stream: run.stream })
-            : await mutateIntermediate(run, pop.x, parents, L, scale * mutationStd(run, L), mutation, { ids: childIds, step: 100 + g });
-        // Disposed also when a cancellation rejects a model call mid-step (with cross-search batching).
-        const scored = await evaluate(run, children, childIds, L, lastRolloutLevels.filter((l) => l > L), options).finally(() => children.dispose());
-        const next = await join(run, pop, eliteIdx, scored);
-        disposePopulation(pop);
-        disposePopulation(scored);
-        pop = next;
-        run.record({
-          round: g,
-          sigma: run.sigmas[L],
-          level: L,
-          population: pop.ids.length,
-          mean: mean(pop.rewards),
-          generationBest: max(pop.rewards),
-          elites: eliteIdx.length,
-        });
+        const pool = await members.poolAt(L);
+        try {
+          const eliteIdx = topIndices(pool.rewards, Math.min(elites, pool.ids.length));
+          const childIds = run.ids(population[g] - eliteIdx.length);
+          const parents = await tournaments(run, pool, childIds, o, g);
+          const children = await mutate(run, pool, parents, { ids: childIds, step: 100 + g }, o);
+          // Disposed also when a cancellation rejects a model call mid-step (with cross-search batching).
+          const rewards = await members.add(children, childIds, L).finally(() => children.dispose());
+          await members.keep(pool, eliteIdx, childIds);
+          const generation = [...eliteIdx.map((i) => pool.rewards[i]), ...rewards];
+          run.record({
+            round: g,
+            sigma: run.sigmas[L],
+            level: L,
+            population: generation.length,
+            pool: pool.ids.length,
+            mean: mean(generation),
+            generationBest: max(generation),
+            elites: eliteIdx.length,
+          });
+        } finally {
+          disposePool(pool);
+        }
       }
-      // Scored by x̂0: the last generation still has to become real samples.
-      if (options.scoreBy === 'x0') {
-        const r = await run.rolloutAndScore(pop.x, pop.ids, pop.level);
-        r.final.dispose();
-      }
+      await members.finish();
     } finally {
-      disposePopulation(pop);
+      members.dispose();
     }
     return run.finish({ steps: run.steps });
   });
 }
 
+interface Checked {
+  beta: number;
+  fraction: number;
+  replacement: boolean;
+  scale: number;
+  mutation: 'sde' | 'additive';
+  pool: 'all' | 'latest';
+}
+
+function checkOptions(options: EvoSearchOptions): Checked {
+  const beta = options.beta ?? 0.2;
+  const bad = (message: string) => new DiffusionSearchError(`evosearch: ${message}`, 'ARGUMENT');
+  if (!(beta > 0 && beta <= 1)) throw bad(`beta must be in (0, 1], got ${beta}`);
+  const fraction = options.tournament ?? 0.9;
+  if (!(fraction > 0 && fraction <= 1)) throw bad(`tournament must be in (0, 1], got ${fraction}`);
+  const mutation = options.mutation ?? 'sde';
+  if (mutation !== 'sde' && mutation !== 'additive')
+    throw bad(`mutation must be 'sde' or 'additive', got '${String(mutation)}'`);
+  const x0 = options.scoreBy === 'x0';
+  const pool = options.pool ?? (x0 ? 'latest' : 'all');
+  if (pool !== 'all' && pool !== 'latest') throw bad(`pool must be 'all' or 'latest', got '${String(pool)}'`);
+  if (x0 && pool === 'all') throw bad("scoring by x̂0 keeps no trajectories to pool: pool 'latest' only");
+  const scale = options.mutationScale ?? 1;
+  return { beta, fraction, replacement: options.replacement ?? false, scale, mutation, pool };
+}
+
 /**
- * One tournament per child over the whole population (elites included): the best of
- * max(2, round(fraction·P)) entrants (at most P without replacement). Returns parent indices.
+ * One tournament per child over the pool (elites included): the best of tournamentSize entrants
+ * (drawn without replacement by default). Returns parent indices.
  */
-async function tournaments(run: SearchRun, pop: Population, childIds: number[], fraction: number, replacement: boolean, g: number): Promise<number[]> {
-  const P = pop.ids.length, n = childIds.length;
-  const size = Math.max(2, Math.round(fraction * P));
-  if (replacement) {
-    const fitness = floatTensor(pop.rewards, pop.x.device);
+async function tournaments(run: SearchRun, pool: Pool, childIds: number[], o: Checked, g: number): Promise<number[]> {
+  const P = pool.ids.length, n = childIds.length;
+  const size = tournamentSize(o.fraction, P);
+  if (o.replacement) {
+    const fitness = floatTensor(pool.rewards, pool.x.device);
     const t = await ops.tournamentSelect(fitness, n, { size, seed: run.seed, step: g, stream: run.stream }).finally(() => fitness.dispose());
     const idx = Array.from((await t.toArray(run.stream)) as BigInt64Array, Number);
     t.dispose();
@@ -218,8 +260,24 @@ async function tournaments(run: SearchRun, pop: Population, childIds: number[], 
   return childIds.map((_, c) => {
     const row = keys.subarray(c * P, (c + 1) * P);
     const entrants = Array.from({ length: P }, (_, i) => i).sort((a, b) => row[a] - row[b] || a - b).slice(0, m);
-    return entrants.reduce((best, i) => (pop.rewards[i] > pop.rewards[best] || (pop.rewards[i] === pop.rewards[best] && i < best) ? i : best));
+    const r = pool.rewards;
+    return entrants.reduce((best, i) => (r[i] > r[best] || (r[i] === r[best] && i < best) ? i : best));
   });
+}
+
+/** Children of the parents at the pool's level: Gaussian-preserving at σ = 1, else intermediate. */
+function mutate(
+  run: SearchRun,
+  pool: Pool,
+  parents: number[],
+  at: { ids: number[]; step: number },
+  o: Checked,
+): Promise<Tensor> {
+  const noise = { seed: run.seed, ids: at.ids, step: at.step, stream: run.stream };
+  if (pool.level === 0) return ops.mutateGaussian(pool.x, parents, o.beta, noise);
+  const std = o.scale * mutationStd(run, pool.level);
+  if (o.mutation === 'additive') return ops.mutateAdditive(pool.x, parents, std, noise);
+  return mutateSde(run, pool, parents, std, noise);
 }
 
 /** The SDE (η = 1) noise std of the step into level L: how far an intermediate state may move. */
@@ -232,107 +290,276 @@ function mutationStd(run: SearchRun, L: number): number {
 }
 
 /**
- * Children of states at level L: x + σ_t·ε ('additive'), or with σ_t's share of noise first
- * taken out along the parent's predicted ε̂ ('sde'), so the child keeps the noise level σ_L.
+ * x − (σ − r)·ε̂ + s·ε with r = √(σ² − s²): the child keeps the noise level σ. With
+ * ε̂ = (x − a·x̂0)/σ (x = a·x̂0 + σ·ε̂ on the path) that is (r/σ)·x + (a·(σ − r)/σ)·x̂0 + s·ε, from
+ * the x̂0 the parent's trajectory predicted at this level; predicted here only where none did.
  */
-async function mutateIntermediate(
+async function mutateSde(
   run: SearchRun,
-  x: Tensor,
+  pool: Pool,
   parents: number[],
-  L: number,
   std: number,
-  mutation: 'sde' | 'additive',
-  o: { ids: number[]; step: number },
+  noise: ops.NoiseOptions,
 ): Promise<Tensor> {
-  const noise = { seed: run.seed, ids: o.ids, step: o.step, stream: run.stream };
-  if (mutation === 'additive') return ops.mutateAdditive(x, parents, std, noise);
-  const sigma = run.sigmas[L];
-  const s = Math.min(std, sigma);
-  const { x0, eps } = await run.predict(x, sigma);
-  x0.dispose();
-  const n = x.shape[0];
-  const base = await axpby(x, eps, new Array(n).fill(1), new Array(n).fill(Math.sqrt(sigma * sigma - s * s) - sigma), run.stream);
-  eps.dispose();
+  const sigma = run.sigmas[pool.level];
+  const s = Math.min(std, sigma), r = Math.sqrt(sigma * sigma - s * s);
+  const a = pathCoefficients(run.denoiser.path, sigma).a;
+  const { x, x0, rows } = await withX0(run, pool, parents);
   try {
-    return await ops.mutateAdditive(base, parents, s, noise);
+    const n = x.shape[0];
+    const [cx, cx0] = [new Array(n).fill(r / sigma), new Array(n).fill((a * (sigma - r)) / sigma)];
+    const base = await axpby(x, x0, cx, cx0, run.stream);
+    return await ops.mutateAdditive(base, rows, s, noise).finally(() => base.dispose());
   } finally {
-    base.dispose();
+    if (x !== pool.x) x.dispose();
+    if (x0 !== pool.x0) x0.dispose();
   }
 }
 
-/** Scores states at `level`: rollouts to σ = 0 (capturing states at `capture` levels) or x̂0. */
-async function evaluate(run: SearchRun, x: Tensor, ids: number[], level: number, capture: number[], o: EvoSearchOptions): Promise<Population> {
-  const ahead = new Map<number, Tensor>();
-  if (o.scoreBy === 'x0') {
-    const { x0, eps } = await run.predict(x, run.sigmas[level]);
+/** States and their x̂0 (the pool's, or the distinct parents' predicted now), and the parents' rows in them. */
+async function withX0(run: SearchRun, pool: Pool, parents: number[]): Promise<State & { x0: Tensor; rows: number[] }> {
+  if (pool.x0) return { x: pool.x, x0: pool.x0, rows: parents };
+  const distinct = [...new Set(parents)];
+  const x = await gather(pool.x, distinct, run.stream);
+  try {
+    const { x0, eps } = await run.predict(x, run.sigmas[pool.level]);
     eps.dispose();
-    const rewards = await run.scorePredictions(x0).finally(() => x0.dispose());
-    return { level, x: await cat([x], run.stream), ids, rewards: Float32Array.from(rewards), ahead };
+    return { x, x0, rows: parents.map((p) => distinct.indexOf(p)) };
+  } catch (e) {
+    x.dispose();
+    throw e;
   }
-  // The trajectories begin at `level` and run in segments; the one segment holding their σ ≈ 0.4
-  // step returns the mid prediction, which scores them at the end.
-  let cur = x, at = level, mid: Tensor | null = null;
+}
+
+/** The members a search keeps: where new ones are scored, and the pool of each generation. */
+interface Members {
+  /** Scores new members (states at `level`); returns their rewards. */
+  add(x: Tensor, ids: number[], level: number): Promise<Float32Array>;
+  /** The pool of the generation at level L (the caller disposes it). */
+  poolAt(L: number): Promise<Pool>;
+  /** After a generation: its elites (rows of the pool) and children are the next population. */
+  keep(pool: Pool, eliteIdx: number[], childIds: number[]): Promise<void>;
+  /** Makes real samples of what was scored only by x̂0. */
+  finish(): Promise<void>;
+  dispose(): void;
+}
+
+/**
+ * Rollout scoring: every trajectory is kept at each later evolution level (state, x̂0, reward)
+ * until that level's generation, as the reference keeps every rollout in each level's pool.
+ */
+class Trajectories implements Members {
+  private readonly pools = new Map<number, Pool>();
+  /** 'latest' pools: the ids of the elites and the latest children. */
+  private latest: Set<number> | null = null;
+  /** Levels whose generation has run: their pools are gone. */
+  private evolved = -1;
+
+  constructor(
+    private readonly run: SearchRun,
+    private readonly levels: number[],
+    private readonly pool: 'all' | 'latest',
+  ) {}
+
+  async add(x: Tensor, ids: number[], level: number): Promise<Float32Array> {
+    const last = this.levels[this.levels.length - 1];
+    const capture = this.levels.filter((l) => l > level);
+    const { rewards, states } = await rollout(this.run, x, ids, level, capture, (L) => capturesX0(this.run, L, last));
+    try {
+      if (level > this.evolved) states.set(level, { x: await cat([x], this.run.stream), x0: null });
+      for (const [L, s] of states) await this.append({ level: L, ...s, ids, rewards });
+    } finally {
+      for (const s of states.values()) disposeState(s);
+    }
+    return rewards;
+  }
+
+  private async append(p: Pool): Promise<void> {
+    const old = this.pools.get(p.level);
+    const join = (a: Tensor | null, b: Tensor | null) => (a && b ? cat([a, b], this.run.stream) : null);
+    const copy = (a: Tensor | null) => (a ? cat([a], this.run.stream) : null);
+    const next: Pool = old
+      ? {
+          level: p.level,
+          x: (await join(old.x, p.x))!,
+          x0: await join(old.x0, p.x0),
+          ids: [...old.ids, ...p.ids],
+          rewards: Float32Array.from([...old.rewards, ...p.rewards]),
+        }
+      : { ...p, x: (await copy(p.x))!, x0: await copy(p.x0) };
+    if (old) disposePool(old);
+    this.pools.set(p.level, next);
+  }
+
+  async poolAt(L: number): Promise<Pool> {
+    // Every level has a pool: generation 0's trajectories pass through them all.
+    const pool = this.pools.get(L)!;
+    this.pools.delete(L);
+    this.evolved = L;
+    if (this.pool === 'all' || !this.latest) return pool;
+    const rows = pool.ids.flatMap((id, i) => (this.latest!.has(id) ? [i] : []));
+    try {
+      return await gatherPool(this.run, pool, rows);
+    } finally {
+      disposePool(pool);
+    }
+  }
+
+  async keep(pool: Pool, eliteIdx: number[], childIds: number[]): Promise<void> {
+    this.latest = new Set([...eliteIdx.map((i) => pool.ids[i]), ...childIds]);
+  }
+
+  async finish(): Promise<void> {}
+
+  dispose(): void {
+    for (const p of this.pools.values()) disposePool(p);
+    this.pools.clear();
+  }
+}
+
+/**
+ * x̂0 scoring: the population (elites and latest children) at one level. Brought to a new level,
+ * it is scored there again, so that elites and children are compared at the same level.
+ */
+class Predicted implements Members {
+  private pop: Pool | null = null;
+  private children: Pool | null = null;
+  private started = false;
+
+  constructor(private readonly run: SearchRun) {}
+
+  async add(x: Tensor, ids: number[], level: number): Promise<Float32Array> {
+    const scored = await this.score(await cat([x], this.run.stream), ids, level);
+    // Generation 0 is the first population; later members are children until keep().
+    if (this.started) this.children = scored;
+    else this.pop = scored;
+    this.started = true;
+    return scored.rewards;
+  }
+
+  /** Scores states at `level` by the x̂0 predicted there (takes x). */
+  private async score(x: Tensor, ids: number[], level: number): Promise<Pool> {
+    try {
+      const { x0, eps } = await this.run.predict(x, this.run.sigmas[level]);
+      eps.dispose();
+      const rewards = await this.run.scorePredictions(x0).catch((e) => (x0.dispose(), Promise.reject(e)));
+      return { level, x, x0, ids, rewards: Float32Array.from(rewards) };
+    } catch (e) {
+      x.dispose();
+      throw e;
+    }
+  }
+
+  async poolAt(L: number): Promise<Pool> {
+    const pop = this.pop!;
+    this.pop = null;
+    if (pop.level === L) return pop;
+    try {
+      const r = await this.run.advance(pop.x, pop.ids, pop.level, L);
+      r.x0?.dispose();
+      r.x0Mid?.dispose();
+      return await this.score(r.x, pop.ids, L);
+    } finally {
+      disposePool(pop);
+    }
+  }
+
+  async keep(pool: Pool, eliteIdx: number[]): Promise<void> {
+    const kids = this.children!;
+    this.children = null;
+    try {
+      const elites = await gatherPool(this.run, pool, eliteIdx);
+      try {
+        this.pop = {
+          level: kids.level,
+          x: await cat([elites.x, kids.x], this.run.stream),
+          x0: await cat([elites.x0!, kids.x0!], this.run.stream),
+          ids: [...elites.ids, ...kids.ids],
+          rewards: Float32Array.from([...elites.rewards, ...kids.rewards]),
+        };
+      } finally {
+        disposePool(elites);
+      }
+    } finally {
+      disposePool(kids);
+    }
+  }
+
+  async finish(): Promise<void> {
+    const pop = this.pop!;
+    const r = await this.run.rolloutAndScore(pop.x, pop.ids, pop.level);
+    r.final.dispose();
+  }
+
+  dispose(): void {
+    for (const p of [this.pop, this.children]) if (p) disposePool(p);
+    this.pop = this.children = null;
+  }
+}
+
+type State = { x: Tensor; x0: Tensor | null };
+
+/**
+ * Rolls x (at `level`) out to σ = 0 and scores it, capturing each trajectory's state at the
+ * `capture` levels and, where `withX0` allows, the x̂0 predicted there by the step that leaves the
+ * level (the rollout runs in segments; the one holding the σ ≈ 0.4 step returns the mid prediction).
+ */
+async function rollout(
+  run: SearchRun,
+  x: Tensor,
+  ids: number[],
+  level: number,
+  capture: number[],
+  withX0: (L: number) => boolean,
+): Promise<{ rewards: Float32Array; states: Map<number, State> }> {
+  const states = new Map<number, State>();
+  let cur = x, at = level;
+  let temp = null as Tensor | null, mid = null as Tensor | null;
+  const advance = async (to: number) => {
+    const r = await run.advance(cur, ids, at, to, { start: level });
+    temp?.dispose();
+    temp = null;
+    if (r.x0Mid) mid = r.x0Mid;
+    cur = r.x;
+    at = to;
+    return r;
+  };
   try {
     for (const L of capture) {
-      const r = await run.advance(cur, ids, at, L, { start: level });
-      r.x0?.dispose();
-      if (r.x0Mid) mid = r.x0Mid;
-      ahead.set(L, r.x);
-      cur = r.x;
-      at = L;
+      if (at < L) (await advance(L)).x0?.dispose();
+      const state: State = { x: cur, x0: null };
+      states.set(L, state);
+      temp = null; // the state holds it now
+      if (!withX0(L)) continue;
+      const r = await advance(L + 1);
+      temp = cur;
+      // A step returns the x̂0 of its σ_from; as the mid prediction when it is the σ ≈ 0.4 step.
+      state.x0 = r.x0 ?? (await cat([r.x0Mid!], run.stream));
     }
     const { rewards, final } = await run.rolloutAndScore(cur, ids, at, { start: level, x0Mid: mid });
     final.dispose();
-    return { level, x: await cat([x], run.stream), ids, rewards, ahead };
+    return { rewards, states };
   } catch (e) {
-    for (const t of ahead.values()) t.dispose();
+    for (const s of states.values()) disposeState(s);
     throw e;
   } finally {
+    temp?.dispose();
     mid?.dispose();
   }
 }
 
-/** The population's states at level L: captured ones when available, else advanced (costs NFE). */
-async function bringTo(run: SearchRun, pop: Population, L: number): Promise<Population> {
-  if (pop.level === L) return pop;
-  let x = pop.ahead.get(L);
-  if (x) pop.ahead.delete(L);
-  else {
-    const r = await run.advance(pop.x, pop.ids, pop.level, L);
-    r.x0?.dispose();
-    r.x0Mid?.dispose();
-    x = r.x;
-  }
-  pop.x.dispose();
-  return { ...pop, level: L, x };
+async function gatherPool(run: SearchRun, p: Pool, rows: number[]): Promise<Pool> {
+  const x = await gather(p.x, rows, run.stream);
+  const x0 = p.x0 && (await gather(p.x0, rows, run.stream).catch((e) => (x.dispose(), Promise.reject(e))));
+  const rewards = Float32Array.from(rows, (i) => p.rewards[i]);
+  return { level: p.level, x, x0, ids: rows.map((i) => p.ids[i]), rewards };
 }
 
-/** Elites (unchanged: state, reward and captured states) followed by the children. */
-async function join(run: SearchRun, pop: Population, eliteIdx: number[], kids: Population): Promise<Population> {
-  const parts: Tensor[] = [];
-  if (eliteIdx.length) parts.push(await gather(pop.x, eliteIdx, run.stream));
-  parts.push(kids.x);
-  const x = await cat(parts, run.stream);
-  if (eliteIdx.length) parts[0].dispose();
-  const ahead = new Map<number, Tensor>();
-  for (const [L, kx] of kids.ahead) {
-    const ex = pop.ahead.get(L);
-    if (eliteIdx.length && !ex) continue; // no captured state for elites: bringTo will advance them
-    const e = eliteIdx.length ? await gather(ex!, eliteIdx, run.stream) : null;
-    ahead.set(L, await cat(e ? [e, kx] : [kx], run.stream));
-    e?.dispose();
-  }
-  return {
-    level: kids.level,
-    x,
-    ids: [...eliteIdx.map((i) => pop.ids[i]), ...kids.ids],
-    rewards: Float32Array.from([...eliteIdx.map((i) => pop.rewards[i]), ...kids.rewards]),
-    ahead,
-  };
+function disposeState(s: State): void {
+  if (!s.x.disposed) s.x.dispose();
+  if (s.x0 && !s.x0.disposed) s.x0.dispose();
 }
 
-function disposePopulation(p: Population): void {
-  if (!p.x.disposed) p.x.dispose();
-  for (const t of p.ahead.values()) t.dispose();
-  p.ahead.clear();
+function disposePool(p: Pool): void {
+  disposeState(p);
 }
