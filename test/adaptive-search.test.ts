@@ -102,8 +102,9 @@ describe('schedules that do not start at σ = 1', () => {
         const e = await expectCode(() => a.run({ ...config(sigmas), sampler: name === 'particles' || name === 'beam' ? 'sde' : undefined }), 'ARGUMENT');
         expect(e.message, name).toMatch(/σ = 1|start/);
       }
-    // Schedules from 1 still run.
-    for (const sigmas of [karras(5), shifted(5, 3), uniform(5)]) {
+    // Schedules from 1 still run (a small shift too: its map gives 1 + 1e-15 at σ = 1).
+    for (const sigmas of [karras(5), shifted(5, 3), shifted(5, 1 / 137), uniform(5)]) {
+      expect(sigmas[0]).toBe(1);
       const r = await algorithms['best-of-n'].run(config(sigmas));
       expect(r.nfe).toBeLessThanOrEqual(200);
       r.sample.dispose();

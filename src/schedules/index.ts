@@ -24,7 +24,8 @@ export function uniform(steps: number): number[] {
 /** The SD3/FLUX time shift of the uniform schedule (shift > 1 spends more steps at high noise). */
 export function shifted(steps: number, shift = 3): number[] {
   if (!(shift > 0)) throw new DiffusionSearchError(`shift must be > 0, got ${shift}`, 'ARGUMENT');
-  return uniform(steps).map((s) => (shift * s) / (1 + (shift - 1) * s));
+  // σ = 1 stays exactly 1 (the map gives 1 + 1e-15 for some shifts): searches start from pure noise there.
+  return uniform(steps).map((s) => (s === 1 ? 1 : (shift * s) / (1 + (shift - 1) * s)));
 }
 
 /** Karras/EDM spacing between σmax and σmin (ρ = 7), then a final step to 0. */
