@@ -59,7 +59,7 @@ function referenceF(ref: number[], s: number): number {
 const f32 = (v: number) => Math.fround(v);
 
 describe('EnsembleVerifier calibration on first batches without a scale', () => {
-  it('one-sample first batch: ties until two distinct scores, then ranks against all seen; 100·y + 7 is y', async () => {
+  it('one-sample first batch: ties until two distinct scores, then ranks against all seen; 100y + 7 is y', async () => {
     const seed = (Math.random() * 2 ** 31) | 0;
     const sizes = [1, 1, 3, 5, 4];
     const data = randn(sizes.reduce((a, b) => a + b) * D, seed);

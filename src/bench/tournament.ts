@@ -1,9 +1,10 @@
 /**
- * EvoSearch tournament: our earlier default (round(0.2·P) entrants drawn with replacement) against
- * the reference code's selection, now the default (0.9·P distinct entrants of the whole population,
- * elites included — nearly always the best member). Same seeds for both (paired), on the gmm2d
- * toy (its reward) and on fashion-flow "Shirt" with the classifier verifier, judged by the eval
- * classifier (accuracy, mean log-probability of the class).
+ * EvoSearch selection: the reference code's (the default: every trajectory scored through the level
+ * in the pool, earlier generations included, ⌊0.9·P⌋ entrants drawn without replacement, elites
+ * included) against a pool of the elites and the latest children only, and against our earliest
+ * default (⌊0.2·P⌋ entrants with replacement, latest pool). Same seeds for every setting
+ * (paired), on the gmm2d toy (its reward) and on fashion-flow "Shirt" with the classifier verifier,
+ * judged by the held-out eval classifier (accuracy, mean log-probability of the class).
  *
  *   node bench/tournament.js [--gmm-seeds 100] [--fashion-seeds 24] [--json]   (figures: bench/RESULTS.md)
  */
@@ -16,8 +17,9 @@ import { evoSearch, type EvoSearchOptions } from '../search/evosearch';
 import type { Verifier } from '../verifiers/verifier';
 
 export const SETTINGS: Record<string, EvoSearchOptions> = {
-  '0.2 with replacement (earlier default)': { tournament: 0.2, replacement: true },
-  '0.9 without replacement (reference; default)': { tournament: 0.9, replacement: false },
+  'pool all, ⌊0.9·P⌋ without replacement (reference; default)': {},
+  'pool latest, ⌊0.9·P⌋ without replacement': { pool: 'latest' },
+  'pool latest, 0.2 with replacement (earliest default)': { pool: 'latest', tournament: 0.2, replacement: true },
 };
 
 interface Row {
