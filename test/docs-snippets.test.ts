@@ -5,7 +5,7 @@
  * fence rules it enforces (a block runs, is data, or says "no-run: <why>") are checked first on
  * small texts, so a rule that stopped biting fails here too.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,9 +42,14 @@ describe('docs code blocks: the fence rules', () => {
 const built = fs.existsSync(path.join(root, 'build', 'Release', 'ds_native.node')) && fs.existsSync(path.join(root, 'lib', 'index.js'));
 
 describe.skipIf(!built)('docs code blocks run from the installed tarballs', () => {
-  it('packs, installs once, compiles the TypeScript blocks and runs every block not marked no-run', () => {
+  it('packs, installs once, compiles the TypeScript blocks and runs every block not marked no-run', async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ds-docs-test-')), 'summary.json');
-    const r = spawnSync(process.execPath, [script, '--json', out], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+    // Asynchronous: the run takes minutes, and vitest's worker must keep answering meanwhile.
+    const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, [script, '--json', out], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 }, (_e, stdout, stderr) =>
+        resolve({ status: child.exitCode, stdout, stderr }),
+      );
+    });
     const summary = JSON.parse(fs.readFileSync(out, 'utf8')) as {
       failed: number;
       results: Array<{ file: string; kind: string; ok: boolean }>;

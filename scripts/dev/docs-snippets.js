@@ -150,14 +150,14 @@ function main() {
       failed++;
     }
     if (!typesOnly) {
-      // Each doc runs in its own folder, its blocks in order: a later block may read an earlier one's output.
+      // Blocks run in the project's folder, as a user would, in document order: a later block may
+      // read an earlier one's output. The block files themselves are kept beside it, in work/.
       for (const b of todo.filter((x) => ['sh', 'js', 'mjs', 'ts'].includes(x.kind))) {
-        const dir = b.kind === 'ts' ? ts : path.join(app, 'docs', b.file.replace(/[/.]/g, '_'));
-        fs.mkdirSync(dir, { recursive: true });
+        const dir = b.kind === 'ts' ? ts : app;
         let cmd;
         if (b.kind === 'ts') cmd = [process.execPath, [`${b.name}.js`]];
         else {
-          const file = path.join(dir, `${b.name}.${b.kind === 'sh' ? 'sh' : b.kind}`);
+          const file = path.join(b.kind === 'sh' ? work : app, `${b.name}.${b.kind === 'sh' ? 'sh' : b.kind}`);
           fs.writeFileSync(file, b.code);
           cmd = b.kind === 'sh' ? ['bash', ['-eo', 'pipefail', file]] : [process.execPath, [file]];
         }
