@@ -1,0 +1,33 @@
+/**
+ * Every default of a request, in one place: the CLI, generate(), the engine, serve and the queue
+ * read these and nothing else.
+ *
+ * n is 1 everywhere (the CLI said 4, the library 1): a request asks for as many samples as it
+ * names, and a bare `generate` is the cheapest run, not four times it.
+ */
+export const DEFAULTS = {
+  model: 'fashion-flow',
+  algorithm: 'evosearch',
+  /** NFE per sample. */
+  budget: 500,
+  n: 1,
+  keep: 1,
+  seed: 0,
+  steps: 20,
+  schedule: 'uniform',
+  tpm: 'tpm',
+  guidance: 1,
+  device: 'cpu',
+} as const;
+
+/**
+ * Most rows per forward of a model, per device: on a CPU a forward costs the same per row from
+ * ~16 rows on (so 32 loses nothing and keeps a small request's forwards short beside big ones);
+ * on CUDA larger batches still pay.
+ */
+export function defaultMaxBatch(device: string): number {
+  return device.startsWith('cuda') ? 128 : 32;
+}
+
+/** Most searches (n × prompts) and kept samples per search in one request. */
+export const LIMITS = { searches: 1 << 20, keep: 4096 } as const;

@@ -1,0 +1,68 @@
+/**
+ * What a service lets a request name (serve and the queue worker share it): models only shipped
+ * or inside its models directory (TorchScript loading runs code, so a request never names an
+ * arbitrary path: no absolute paths, no '..', no symlink out), remote verifier URLs only when
+ * allowed, and at most so many NFE per request.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DiffusionSearchError } from '../errors';
+import { shipped } from '../models/shipped';
+import type { ResolvedRequest } from './types';
+
+export interface PolicyOptions {
+  /** Directory whose .pt files requests may name (besides the shipped models). */
+  modelsDir?: string;
+  /** Let requests name http(s) verifier URLs (default false: the service would call any URL). */
+  allowRemoteVerifiers?: boolean;
+  /** Most NFE one request may ask for: n × budget × prompts. */
+  maxRequestNfe: number;
+  /** Who enforces it, for messages ('server', 'worker'). */
+  who: string;
+}
+
+export interface RequestPolicy {
+  /** The models directory's real path, or null. */
+  readonly modelsDir: string | null;
+  readonly allowRemoteVerifiers: boolean;
+  readonly maxRequestNfe: number;
+  readonly who: string;
+}
+
+export function createPolicy(o: PolicyOptions): RequestPolicy {
+  return { modelsDir: o.modelsDir ? fs.realpathSync(o.modelsDir) : null, allowRemoteVerifiers: !!o.allowRemoteVerifiers, maxRequestNfe: o.maxRequestNfe, who: o.who };
+}
+
+/** The request with its models as shipped names or real paths inside the models directory; ARGUMENT / BUDGET otherwise. */
+export function applyPolicy(r: ResolvedRequest, p: RequestPolicy): ResolvedRequest {
+  const nfe = r.searches * r.budget;
+  if (nfe > p.maxRequestNfe)
+    throw new DiffusionSearchError(`n × budget${(r.prompts?.length ?? 1) > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this ${p.who}'s limit of ${p.maxRequestNfe} per request`, 'BUDGET');
+  const verifier = r.verifier.map((v) => {
+    if (typeof v === 'string' && /^https?:\/\//.test(v)) {
+      if (!p.allowRemoteVerifiers) throw new DiffusionSearchError(`remote verifiers are not allowed on this ${p.who} (${v}); start it with --allow-remote-verifiers`, 'ARGUMENT');
+      return v;
+    }
+    return v === 'self' ? 'self' : modelPath(p, v, 'verifier');
+  });
+  return { ...r, model: modelPath(p, r.model, 'model'), tpm: modelPath(p, r.tpm, 'tpm'), verifier };
+}
+
+/** A shipped name, or a file name inside the models directory (as an absolute real path). */
+export function modelPath(p: RequestPolicy, v: unknown, what: string): string {
+  if (typeof v !== 'string' || !v) throw new DiffusionSearchError(`${what} must be a model name`, 'ARGUMENT');
+  if (shipped.some((m) => m.name === v)) return v;
+  const refuse = (why: string) =>
+    new DiffusionSearchError(`${what} '${v}' ${why}: name a shipped model (${shipped.map((m) => m.name).join(', ')})${p.modelsDir ? ' or a .pt file in the models directory' : ''}`, 'ARGUMENT');
+  if (!p.modelsDir) throw refuse(`is not a shipped model (this ${p.who} has no models directory)`);
+  if (path.isAbsolute(v) || v.split(/[\\/]/).includes('..') || v.includes('\0')) throw refuse('is not a plain name inside the models directory');
+  const file = path.join(p.modelsDir, v);
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    throw refuse('is not in the models directory');
+  }
+  if (!real.startsWith(p.modelsDir + path.sep) || !fs.statSync(real).isFile()) throw refuse('leaves the models directory');
+  return real;
+}
