@@ -18,7 +18,8 @@ export { TorchScriptVerifier, ClassLogitVerifier, SelfSupervisedVerifier } from 
 export { EnsembleVerifier } from './verifiers/ensemble';
 export { HttpVerifier, type HttpVerifierOptions } from './verifiers/http';
 export { Evaluator, type EvalReport } from './eval/metrics';
-export { generate, resolveClass, type GenerateOptions, type GenerateResult, type GenerateProgress } from './generate';
+export { generate, resolveClass, type GenerateOptions, type GenerateResult, type GenerateProgress, type GenerateReport } from './generate';
+export { resolveRequest, createPolicy, DEFAULTS, REQUEST_FIELDS, type ResolvedRequest, type RequestPolicy, type OptionSchema, type OptionSpec } from './request';
 export { createEngine, Engine, estimateRequestBytes, type EngineOptions, type EngineControl } from './engine/engine';
 export type { MetricsSnapshot } from './engine/metrics';
 export { createServer, DiffusionServer, type ServerOptions } from './server/server';

@@ -14,10 +14,10 @@ import { expectCode } from './helpers';
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
 
 describe('request edges', () => {
-  it('a negative prompt at guidance 1 is ARGUMENT naming --guidance > 1; with guidance it runs', async () => {
+  it('a negative prompt at guidance 1 is ARGUMENT naming guidance > 1; with guidance it runs', async () => {
     const base = { model: 'fashion-t2i', prompt: 'a shirt', negativePrompt: 'a blurry picture', algorithm: 'best-of-n' as const, budget: 8, steps: 4, eval: false };
     const e = await expectCode(() => generate(base), 'ARGUMENT');
-    expect(e.message).toMatch(/--guidance above 1/);
+    expect(e.message).toMatch(/set guidance above 1/);
     await expectCode(() => generate({ ...base, guidance: 1 }), 'ARGUMENT');
     const r = await generate({ ...base, budget: 16, guidance: 2 });
     expect(r.report.negative_prompt).toBe('a blurry picture');

@@ -1,7 +1,9 @@
 /** Reading CLI options: a --config JSON file under the flags, with checks that name the flag. */
 import fs from 'node:fs';
 import { DiffusionSearchError } from '../errors';
+import type { Command } from 'commander';
 import { checkJsonDepth } from '../io/json';
+import { didYouMean } from '../request/suggest';
 
 export function readConfig(file: string | undefined): Record<string, unknown> {
   if (!file) return {};
@@ -47,4 +49,12 @@ export function oneOf<T extends string>(flag: string, v: unknown, allowed: reado
   if (v === undefined) return undefined;
   if (!allowed.includes(v as T)) throw new DiffusionSearchError(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`, 'ARGUMENT');
   return v as T;
+}
+
+/** A --config key that is no option of `cmd` (nor algorithmOptions) is ARGUMENT naming the nearest one. */
+export function checkConfigKeys(file: Record<string, unknown>, cmd: Command, name: string): void {
+  const known = [...cmd.options.map((o) => o.attributeName()), 'algorithmOptions'];
+  const unknown = Object.keys(file).filter((k) => !known.includes(k));
+  if (unknown.length)
+    throw new DiffusionSearchError(`--config '${name}': unknown key ${unknown.map((k) => `'${k}'${didYouMean(k, known)}`).join(', ')}`, 'ARGUMENT');
 }

@@ -47,6 +47,11 @@ export class Admission {
     return this.waiting.length;
   }
 
+  /** True when a request of `bytes` would be let in now, without waiting. */
+  fitsNow(bytes: number): boolean {
+    return !this.closedWith && this.waiting.length === 0 && this.fits(bytes);
+  }
+
   private fits(bytes: number): boolean {
     return this.active - this.express < this.options.maxActive && (this.active === 0 || this.reserved + bytes <= this.options.memoryLimit);
   }

@@ -7,8 +7,9 @@ import { EventEmitter } from 'node:events';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
-import type { GenerateOptions } from '../generate';
-import { cancelChannel, cancelKey, decodeError, DEFAULT_PREFIX, JOB_KEYS, type JobData, type JobProgress } from './common';
+import type { GenerateOptions } from '../request/types';
+import { cancelChannel, cancelKey, decodeError, DEFAULT_PREFIX, type JobData, type JobProgress } from './common';
+import { resolveRequest } from '../request/resolve';
 import { toConnection, type RedisConnection } from './connection';
 import { loadResult, type QueueResult, type StoredResult } from './results';
 
@@ -201,9 +202,9 @@ export class DiffusionQueue extends EventEmitter {
 /** Only JSON options a worker can run (verifiers by name, file or URL, not objects). */
 export function checkOptions(o: GenerateOptions): GenerateOptions {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DiffusionSearchError('a job needs an object of generate options', 'ARGUMENT');
-  const unknown = Object.keys(o).filter((k) => !JOB_KEYS.includes(k as keyof GenerateOptions) && (o as Record<string, unknown>)[k] !== undefined);
-  if (unknown.length) throw new DiffusionSearchError(`option(s) ${unknown.join(', ')} cannot travel in a job; known: ${JOB_KEYS.join(', ')}`, 'ARGUMENT');
   if (o.verifier?.some((v) => typeof v !== 'string')) throw new DiffusionSearchError('a job names its verifiers (names, files or URLs); Verifier objects stay in their process', 'ARGUMENT');
+  // Refused here, at once, rather than as a failed job; the worker checks again under its policy.
+  resolveRequest(o);
   return JSON.parse(JSON.stringify(o)) as GenerateOptions;
 }
 

@@ -1,6 +1,6 @@
 /** What the queue's client and workers agree on: job data, progress, error encoding, keys. */
 import { DiffusionSearchError, type ErrorCode } from '../errors';
-import type { GenerateOptions } from '../generate';
+import type { GenerateOptions } from '../request/types';
 
 export const DEFAULT_PREFIX = 'bull';
 
@@ -43,12 +43,6 @@ export function decodeError(reason: string | undefined): DiffusionSearchError {
   const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(reason ?? '');
   return m ? new DiffusionSearchError(m[2], m[1] as ErrorCode) : new DiffusionSearchError(reason || 'the job failed', 'NATIVE');
 }
-
-/** Options a job may carry (the same as serve's request body). */
-export const JOB_KEYS: Array<keyof GenerateOptions> = [
-  'model', 'class', 'prompt', 'negativePrompt', 'algorithm', 'budget', 'n', 'seed', 'verifier', 'steps', 'schedule', 'tpm', 'maxSteps',
-  'tpmSolver', 'shift', 'sampler', 'eta', 'guidance', 'device', 'algorithmOptions', 'keep', 'eval',
-];
 
 /** Redis names the queue adds next to BullMQ's own. */
 export const cancelKey = (prefix: string, queue: string, id: string) => `${prefix}:${queue}:ds:cancel:${id}`;

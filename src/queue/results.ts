@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DiffusionSearchError } from '../errors';
-import type { GenerateResult } from '../generate';
+import type { GenerateReport } from '../request/report';
+import type { GenerateResult } from '../request/types';
 import { encodeNpy, readNpy } from '../io/npy';
 
 /** What the worker returns for a job (BullMQ stores it as the job's return value). */
@@ -21,12 +22,13 @@ export interface StoredResult {
   /** dir: the job's directory (report.json, samples.npy, latents.npy). */
   path: string | null;
   bytes: number;
-  report: Record<string, unknown>;
+  report: GenerateReport;
   shape: number[];
   rewards: number[];
   complete: boolean;
   prompts: string[] | null;
-  valueRange: [number, number] | null;
+  /** The same name as in the report and serve's answer. */
+  value_range: [number, number] | null;
   /** redis: base64 float32 little-endian. */
   samples: string | null;
   latents: { shape: number[]; data: string | null } | null;
@@ -35,7 +37,7 @@ export interface StoredResult {
 /** A finished job as the client reads it. */
 export interface QueueResult {
   id: string;
-  report: Record<string, unknown>;
+  report: GenerateReport;
   /** null when stored in a directory this process cannot read (see `path`). */
   samples: Float32Array | null;
   shape: number[];
@@ -63,7 +65,7 @@ export const jobDirName = (id: string) => encodeURIComponent(id).replace(/\./g, 
 
 export function storeResult(r: GenerateResult, o: { id: string; queue: string; resultsDir?: string; inlineMaxBytes?: number }): StoredResult {
   const bytes = r.samples.byteLength + (r.latents?.data.byteLength ?? 0);
-  const base = { v: 1 as const, bytes, report: r.report, shape: r.shape, rewards: r.rewards, complete: r.complete, prompts: r.prompts, valueRange: r.valueRange };
+  const base = { v: 1 as const, bytes, report: r.report, shape: r.shape, rewards: r.rewards, complete: r.complete, prompts: r.prompts, value_range: r.valueRange };
   if (!o.resultsDir || bytes <= (o.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES)) {
     return { ...base, where: 'redis', path: null, samples: b64(r.samples), latents: r.latents ? { shape: r.latents.shape, data: b64(r.latents.data) } : null };
   }
@@ -106,5 +108,5 @@ export function loadResult(id: string, s: StoredResult): QueueResult {
       latents = { shape: s.latents.shape, data };
     }
   }
-  return { id, report: s.report, samples, shape: s.shape, latents, rewards: s.rewards, prompts: s.prompts, valueRange: s.valueRange, complete: s.complete, stored: s.where, path: s.path };
+  return { id, report: s.report, samples, shape: s.shape, latents, rewards: s.rewards, prompts: s.prompts, valueRange: s.value_range ?? (s as { valueRange?: [number, number] | null }).valueRange ?? null, complete: s.complete, stored: s.where, path: s.path };
 }

@@ -24,10 +24,12 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
-import { createEngine, estimateRequestBytes, type Engine, type EngineOptions, DEFAULT_STEPS } from '../engine/engine';
-import type { GenerateOptions, GenerateResult } from '../generate';
-import { DEFAULT_MODEL, resolveModel } from '../models/shipped';
-import { DiffusionServer } from '../server/server';
+import { createEngine, type Engine, type EngineOptions } from '../engine/engine';
+import { checkJsonDepth } from '../io/json';
+import { resolveModel } from '../models/shipped';
+import { createPolicy, type RequestPolicy } from '../request/policy';
+import { asOptions, resolveRequest } from '../request/resolve';
+import type { GenerateResult, ResolvedRequest } from '../request/types';
 import { cancelChannel, cancelKey, DEFAULT_PREFIX, encodeError, UNRECOVERABLE, type JobData, type JobProgress } from './common';
 import { toConnection, type RedisConnection } from './connection';
 import { storeResult, type StoredResult } from './results';
@@ -75,10 +77,8 @@ export class DiffusionWorker {
   private readonly ownsEngine: boolean;
   private readonly subscriber: Redis;
   private readonly redis: Redis;
-  private readonly checker: DiffusionServer;
+  private readonly policy: RequestPolicy;
   private readonly prefix: string;
-  private reserved = 0;
-  private running = 0;
   private readonly lockMin: number;
   private readonly lockMax: number;
   /** Measured seconds per NFE, per model file (EWMA over this worker's finished jobs). */
@@ -104,7 +104,7 @@ export class DiffusionWorker {
     this.ownsEngine = !(o.engine && typeof (o.engine as Engine).generate === 'function');
     // The engine runs what BullMQ hands it: never more than `concurrency`, so it never answers BUSY.
     this.engine = this.ownsEngine ? createEngine({ ...(o.engine as EngineOptions), maxActive: concurrency, maxQueue: concurrency }) : (o.engine as Engine);
-    this.checker = new DiffusionServer(this.engine, { modelsDir: o.modelsDir, allowRemoteVerifiers: o.allowRemoteVerifiers, maxRequestNfe: o.maxJobNfe ?? 10_000_000 });
+    this.policy = createPolicy({ modelsDir: o.modelsDir, allowRemoteVerifiers: o.allowRemoteVerifiers, maxRequestNfe: o.maxJobNfe ?? 10_000_000, who: 'worker' });
     this.redis = new Redis({ ...connection, maxRetriesPerRequest: null } as never);
     this.subscriber = new Redis({ ...connection, maxRetriesPerRequest: null } as never);
     this.subscriber.on('message', (_ch: string, id: string) => this.worker.cancelJob(id, 'cancelled'));
@@ -136,33 +136,17 @@ export class DiffusionWorker {
     const id = job.id!;
     this.stats.started++;
     this.o.log?.(`start ${id} attempt ${job.attemptsMade + 1}`);
-    let release: (() => void) | undefined;
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
     // From the start: loading the model for the estimate may take a while on a first job.
     const lock = this.renewLock(job, token);
     try {
       if (await this.redis.get(cancelKey(this.prefix, this.o.name, id))) throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
-      const options = this.checkJob(job.data?.options);
-      const bytes = await this.estimate(options);
-      const limit = this.engine.metrics().memoryLimitBytes;
-      if (bytes > limit)
-        throw new DiffusionSearchError(`this job needs about ${mib(bytes)}, above this worker's memory limit of ${mib(limit)}: lower n, budget or keep, or run it on a larger worker`, 'OUT_OF_MEMORY');
-      if (this.running > 0 && this.reserved + bytes > limit) {
-        // Does not fit next to the jobs running here: back to the queue, for another worker or later.
-        this.stats.handedBack++;
-        this.o.log?.(`hand back ${id}: ${mib(bytes)} does not fit next to ${mib(this.reserved)} of ${mib(limit)}`);
-        await job.moveToDelayed(Date.now() + 500, token);
-        throw new DelayedError();
-      }
-      this.reserved += bytes;
-      this.running++;
-      release = () => {
-        this.reserved -= bytes;
-        this.running--;
-      };
-      const { file } = resolveModel(options.model ?? DEFAULT_MODEL);
-      const nfe = (options.budget ?? 500) * (options.n ?? 1) * (Array.isArray(options.prompt) ? options.prompt.length : 1);
+      const request = this.checkJob(job.data?.options);
+      const options = asOptions(request);
+      await this.admit(job, request, token);
+      const { file } = resolveModel(request.model);
+      const nfe = request.budget * request.searches;
       const measured = this.perNfe.get(file);
       const hint = job.data.expectedSeconds;
       const expected = typeof hint === 'number' && hint > 0 ? hint : measured !== undefined ? measured * nfe : null;
@@ -215,24 +199,45 @@ export class DiffusionWorker {
         signal?.removeEventListener('abort', onAbort);
       }
     } catch (e) {
-      if (e instanceof DelayedError) throw e;
-      if (this.closing && !signal?.aborted && token) {
-        // Stopped by this worker's shutdown, not by the job: back to the queue, no attempt spent.
-        this.o.log?.(`hand back ${id}: the worker is shutting down`);
-        await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
-      }
-      this.stats.failed++;
-      const code = signal?.aborted ? 'ABORTED' : e instanceof DiffusionSearchError ? e.code : 'NATIVE';
-      const message = signal?.aborted ? 'cancelled' : e instanceof Error ? e.message : String(e);
-      this.o.log?.(`fail ${id}: [${code}] ${message}`);
-      if (UNRECOVERABLE.has(code)) throw new UnrecoverableError(encodeError(code, message));
-      throw new Error(encodeError(code, message));
+      return await this.failed(e, job, token, signal);
     } finally {
       lock.stop();
       lag.disable();
-      release?.();
     }
+  }
+
+  /**
+   * Checks the job's estimated memory against the engine's: above its limit it fails
+   * (OUT_OF_MEMORY); not fitting beside the requests running there now, it goes back to the queue
+   * for another worker or later (the engine's admission decides, the worker keeps no counters).
+   */
+  private async admit(job: Job<JobData, StoredResult>, request: ResolvedRequest, token: string | undefined): Promise<void> {
+    const bytes = await this.engine.estimate(request);
+    const { memoryLimitBytes: limit, reservedBytes } = this.engine.metrics();
+    if (bytes > limit)
+      throw new DiffusionSearchError(`this job needs about ${mib(bytes)}, above this worker's memory limit of ${mib(limit)}: lower n, budget or keep, or run it on a larger worker`, 'OUT_OF_MEMORY');
+    if (this.engine.admitsNow(bytes)) return;
+    this.stats.handedBack++;
+    this.o.log?.(`hand back ${job.id}: ${mib(bytes)} does not fit next to ${mib(reservedBytes)} of ${mib(limit)}`);
+    await job.moveToDelayed(Date.now() + 500, token);
+    throw new DelayedError();
+  }
+
+  /** A job that did not finish: handed back (the worker is shutting down), or failed with its code (unrecoverable ones not retried). */
+  private async failed(e: unknown, job: Job<JobData, StoredResult>, token: string | undefined, signal: AbortSignal | undefined): Promise<never> {
+    if (e instanceof DelayedError) throw e;
+    if (this.closing && !signal?.aborted && token) {
+      // Stopped by this worker's shutdown, not by the job: back to the queue, no attempt spent.
+      this.o.log?.(`hand back ${job.id}: the worker is shutting down`);
+      await job.moveToDelayed(Date.now(), token);
+      throw new DelayedError();
+    }
+    this.stats.failed++;
+    const code = signal?.aborted ? 'ABORTED' : e instanceof DiffusionSearchError ? e.code : 'NATIVE';
+    const message = signal?.aborted ? 'cancelled' : e instanceof Error ? e.message : String(e);
+    this.o.log?.(`fail ${job.id}: [${code}] ${message}`);
+    if (UNRECOVERABLE.has(code)) throw new UnrecoverableError(encodeError(code, message));
+    throw new Error(encodeError(code, message));
   }
 
   /**
@@ -260,35 +265,11 @@ export class DiffusionWorker {
     return { set, stop: () => clearInterval(timer) };
   }
 
-  /** The job's options as serve would accept them: known keys, models restricted, limits. */
-  private checkJob(o: GenerateOptions | undefined): GenerateOptions {
-    try {
-      return this.checker.requestOptions(o);
-    } catch (e) {
-      const c = (e as { code?: string }).code;
-      throw new DiffusionSearchError((e as Error).message, c === 'BUDGET' ? 'BUDGET' : 'ARGUMENT', { cause: e });
-    }
-  }
-
-  /** The engine's estimate of what the job holds (its model is loaded, and stays cached for the run). */
-  private async estimate(o: GenerateOptions): Promise<number> {
-    const { file } = resolveModel(o.model ?? DEFAULT_MODEL);
-    const held = await this.engine.models.denoiser(file);
-    try {
-      const per = held.value.sampleShape.reduce((a, b) => a * b, 1);
-      const prompts = o.prompt === undefined ? 1 : Array.isArray(o.prompt) ? o.prompt.length : 1;
-      return estimateRequestBytes({
-        sampleNumel: per,
-        searches: prompts * (o.n ?? 1),
-        concurrent: this.engine.searchesPerRequest,
-        budget: o.budget ?? 500,
-        steps: o.steps ?? DEFAULT_STEPS,
-        keep: o.keep ?? 1,
-        guided: (o.guidance ?? 1) !== 1,
-      });
-    } finally {
-      held.release();
-    }
+  /** The job's options, checked by the resolver under this worker's policy (as serve checks a request). */
+  private checkJob(o: unknown): ResolvedRequest {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DiffusionSearchError('the job carries no object of generate options', 'ARGUMENT');
+    checkJsonDepth(o, 'the job options');
+    return resolveRequest(o, this.policy);
   }
 
   /**

@@ -12,19 +12,19 @@
  *   GET  /healthz              200 {"ok":true} (503 while shutting down)
  *   GET  /metrics              Prometheus text
  *
- * Models from requests: a shipped name, or a file name inside the configured models directory
- * (no absolute paths, no '..', no symlink out of it) — TorchScript loading runs code, so a request
- * never names an arbitrary path. Remote verifier URLs only when allowed.
+ * Requests are checked by src/request's resolver under the serving policy (src/request/policy):
+ * models shipped or inside the models directory, remote verifier URLs only when allowed, an NFE cap.
  * Errors: { error: { code, message } } with 400 (bad input), 413 (body too large), 429 (BUSY),
  * 503 (shutting down), 500 (anything else).
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DiffusionSearchError, type ErrorCode } from '../errors';
 import type { Engine } from '../engine/engine';
-import type { GenerateOptions, GenerateResult } from '../generate';
+import type { GenerateOptions, GenerateResult } from '../request/types';
+import { createPolicy, modelPath, type RequestPolicy } from '../request/policy';
+import { asOptions, resolveRequest } from '../request/resolve';
 import { gridPng } from '../io/png';
 import { checkJsonDepth } from '../io/json';
 import { shipped } from '../models/shipped';
@@ -39,11 +39,6 @@ export interface ServerOptions {
   /** Let requests name http(s) verifier URLs (default false: the server would call any URL). */
   allowRemoteVerifiers?: boolean;
 }
-
-const KEYS: Array<keyof GenerateOptions> = [
-  'model', 'class', 'prompt', 'negativePrompt', 'algorithm', 'budget', 'n', 'seed', 'verifier', 'steps', 'schedule', 'tpm', 'maxSteps',
-  'tpmSolver', 'shift', 'sampler', 'eta', 'guidance', 'device', 'algorithmOptions', 'keep', 'eval',
-];
 
 const STATUS: Partial<Record<ErrorCode, number>> = { BUSY: 429, NATIVE: 500, STREAM_CLOSED: 503, NATIVE_LOAD: 500 };
 
@@ -61,17 +56,15 @@ export class DiffusionServer {
   readonly http: http.Server;
   private readonly inFlight = new Set<AbortController>();
   private draining = false;
-  private readonly modelsDir: string | null;
+  readonly policy: RequestPolicy;
   private readonly maxBody: number;
-  private readonly maxNfe: number;
 
   constructor(
     readonly engine: Engine,
-    private readonly options: ServerOptions = {},
+    options: ServerOptions = {},
   ) {
-    this.modelsDir = options.modelsDir ? fs.realpathSync(options.modelsDir) : null;
+    this.policy = createPolicy({ modelsDir: options.modelsDir, allowRemoteVerifiers: options.allowRemoteVerifiers, maxRequestNfe: options.maxRequestNfe ?? 200_000, who: 'server' });
     this.maxBody = options.maxBodyBytes ?? 1024 * 1024;
-    this.maxNfe = options.maxRequestNfe ?? 200_000;
     this.http = http.createServer((req, res) => void this.handle(req, res));
     this.http.keepAliveTimeout = 5_000;
   }
@@ -121,7 +114,7 @@ export class DiffusionServer {
   }
 
   private models() {
-    const dir = this.modelsDir ? fs.readdirSync(this.modelsDir).filter((f) => f.endsWith('.pt')) : [];
+    const dir = this.policy.modelsDir ? fs.readdirSync(this.policy.modelsDir).filter((f) => f.endsWith('.pt')) : [];
     return {
       shipped: shipped.map((m) => ({ name: m.name, kind: m.kind })),
       models_dir: dir,
@@ -154,51 +147,16 @@ export class DiffusionServer {
     });
   }
 
-  /** The request's options, checked: known keys, models restricted, limits. */
+  /** The request's options, checked by the resolver under this server's policy. */
   requestOptions(body: unknown): GenerateOptions {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'ARGUMENT', 'the body must be a JSON object of generate options');
-    const o = body as Record<string, unknown>;
-    checkJsonDepth(o, 'the body');
-    const unknown = Object.keys(o).filter((k) => !KEYS.includes(k as keyof GenerateOptions));
-    if (unknown.length) throw new HttpError(400, 'ARGUMENT', `unknown option(s) ${unknown.join(', ')}; known: ${KEYS.join(', ')}`);
-    const out = { ...o } as GenerateOptions;
-    if (o.model !== undefined) out.model = this.modelPath(o.model, 'model');
-    if (o.tpm !== undefined) out.tpm = this.modelPath(o.tpm, 'tpm');
-    if (o.verifier !== undefined) {
-      const list = Array.isArray(o.verifier) ? o.verifier : [o.verifier];
-      out.verifier = list.map((v) => {
-        if (typeof v === 'string' && /^https?:\/\//.test(v)) {
-          if (!this.options.allowRemoteVerifiers) throw new HttpError(400, 'ARGUMENT', `remote verifiers are not allowed on this server (${v}); start it with --allow-remote-verifiers`);
-          return v;
-        }
-        return v === 'self' ? 'self' : this.modelPath(v, 'verifier');
-      });
-    }
-    const n = (o.n ?? 1) as number, budget = (o.budget ?? 500) as number;
-    const prompts = Array.isArray(o.prompt) ? o.prompt.length : 1;
-    const nfe = Number(n) * Number(budget) * prompts;
-    if (Number.isFinite(nfe) && nfe > this.maxNfe)
-      throw new HttpError(400, 'BUDGET', `n × budget${prompts > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this server's limit of ${this.maxNfe} per request`);
-    return out;
+    checkJsonDepth(body, 'the body');
+    return asOptions(resolveRequest(body, this.policy));
   }
 
   /** A shipped name, or a file name inside the models directory (as an absolute real path). */
   modelPath(v: unknown, what: string): string {
-    if (typeof v !== 'string' || !v) throw new HttpError(400, 'ARGUMENT', `${what} must be a model name`);
-    if (shipped.some((m) => m.name === v)) return v;
-    const refuse = (why: string) =>
-      new HttpError(400, 'ARGUMENT', `${what} '${v}' ${why}: name a shipped model (${shipped.map((m) => m.name).join(', ')})${this.modelsDir ? ' or a .pt file in the models directory' : ''}`);
-    if (!this.modelsDir) throw refuse('is not a shipped model (this server has no models directory)');
-    if (path.isAbsolute(v) || v.split(/[\\/]/).includes('..') || v.includes('\0')) throw refuse('is not a plain name inside the models directory');
-    const file = path.join(this.modelsDir, v);
-    let real: string;
-    try {
-      real = fs.realpathSync(file);
-    } catch {
-      throw refuse('is not in the models directory');
-    }
-    if (!real.startsWith(this.modelsDir + path.sep) || !fs.statSync(real).isFile()) throw refuse('leaves the models directory');
-    return real;
+    return modelPath(this.policy, v, what);
   }
 
   private async generate(req: http.IncomingMessage, res: http.ServerResponse, body: unknown, sse: boolean): Promise<void> {

@@ -1,0 +1,88 @@
+/** The last stage of a request: kept rows into samples (decoded for a latent model), eval, the report. */
+import type { Denoiser } from '../models/denoiser';
+import type { RegisteredPrompts } from '../models/prompting';
+import { evaluatePrompts, type AttributeRules, type PromptEvalReport } from '../eval/prompt-eval';
+import type { EvalReport } from '../eval/metrics';
+import type { GenerateResult } from '../request/types';
+import type { Stream } from '../stream';
+import { tensor } from '../tensor';
+import type { ModelCache } from './models';
+import { buildReport } from './report';
+import type { SearchAllResult } from './search-all';
+import type { Hold, Loaded, Prepared } from './stages';
+
+export interface AssembleInput {
+  p: Prepared;
+  l: Loaded;
+  registered?: RegisteredPrompts;
+  out: SearchAllResult;
+  models: ModelCache;
+  hold: Hold;
+  stream: Stream;
+  started: number;
+}
+
+export async function assemble(a: AssembleInput): Promise<GenerateResult> {
+  const { p, out } = a;
+  const { r, denoiser } = p;
+  const kept = out.done.flatMap((d) => d.kept);
+  const rewards = out.done.flatMap((d) => d.rewards);
+  const steps = out.done.flatMap((d) => d.steps).map((s) => s ?? p.sigmas.length - 1);
+  const prompts = r.prompts;
+  const keptPrompts = prompts ? out.index.flatMap((k, i) => out.done[i].kept.map(() => prompts[Math.floor(k / r.n)])) : [];
+  const per = denoiser.sampleShape.reduce((x, y) => x * y, 1);
+  const decoded = await decodeRows(denoiser, kept, a.stream);
+  const latentShape = [kept.length, ...denoiser.sampleShape];
+  const latents = new Float32Array(kept.length * per);
+  kept.forEach((k, i) => latents.set(k, i * per));
+  const shape = decoded ? [kept.length, ...denoiser.decoder!.imageShape] : latentShape;
+  const samples = decoded ?? latents;
+  const valueRange = (decoded ? denoiser.decoder!.spec.value_range : denoiser.card.value_range) ?? null;
+  const judged = await judge(a, samples, shape, keptPrompts);
+  const report = buildReport({ p, l: a.l, registered: a.registered, out, shape, valueRange, rewards, steps, started: a.started, ...judged });
+  return {
+    samples,
+    shape,
+    latents: decoded ? { data: latents, shape: latentShape } : null,
+    prompts: prompts ? keptPrompts : null,
+    valueRange,
+    rewards,
+    results: out.done.map((d) => d.rest),
+    report,
+    complete: out.complete,
+  };
+}
+
+/** The eval/ classifier's judgement: of a class-conditional request, or of a text-to-image one against its prompts. */
+async function judge(a: AssembleInput, samples: Float32Array, shape: number[], keptPrompts: string[]): Promise<{ evalReport: EvalReport | null; promptEval: PromptEvalReport | null }> {
+  const { r, denoiser, shipped, cls } = a.p;
+  const want = r.eval ?? (shipped?.name === 'fashion-flow' || shipped?.name === 'fashion-t2i');
+  const rules = denoiser.card.attributes as AttributeRules | undefined;
+  if (!want || a.out.done.length === 0) return { evalReport: null, promptEval: null };
+  if (!r.prompts) {
+    const ev = await a.hold(a.models.evaluator());
+    return { evalReport: await ev.evaluate(samples, shape, new Array(shape[0]).fill(cls), denoiser.classes), promptEval: null };
+  }
+  if (!rules || !denoiser.classes) return { evalReport: null, promptEval: null };
+  const promptEval = await evaluatePrompts(samples, shape, keptPrompts, denoiser.classes, rules, await a.hold(a.models.evaluator()));
+  return { evalReport: null, promptEval };
+}
+
+/** A latent model's kept rows decoded to images (null for a pixel model). */
+async function decodeRows(denoiser: Denoiser, rows: Float32Array[], stream: Stream): Promise<Float32Array | null> {
+  if (!denoiser.decoder || rows.length === 0) return null;
+  const per = rows[0].length;
+  const all = new Float32Array(rows.length * per);
+  rows.forEach((r, i) => all.set(r, i * per));
+  const z = tensor(all, [rows.length, ...denoiser.sampleShape], { device: denoiser.device });
+  try {
+    const x = await denoiser.decoder.decode(z, stream);
+    try {
+      return Float32Array.from((await x.toArray(stream)) as Float32Array);
+    } finally {
+      x.dispose();
+    }
+  } finally {
+    z.dispose();
+  }
+}
