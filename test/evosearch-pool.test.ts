@@ -147,11 +147,13 @@ describe("EvoSearch scored by x̂0: elites and children compared at the same lev
 describe('EvoSearch scored by x̂0 keeps its NFE plan', () => {
   it('NFE used equals the forward rows and stays within the budget', async () => {
     const { verifier } = recorder((_call, _x, y) => y);
-    forwards = [];
     const cfg = { denoiser: gmm, verifier, cls: 0, budget: 300, sigmas: uniform(10), seed: 4 };
-    const r = await evoSearch(cfg, { scoreBy: 'x0' });
-    expect(r.nfe).toBe(forwards.reduce((n, f) => n + f.rows, 0));
-    expect(r.nfe).toBeLessThanOrEqual(300);
-    r.sample.dispose();
+    for (const o of [{}, { elites: 0 }]) {
+      forwards = [];
+      const r = await evoSearch(cfg, { scoreBy: 'x0', ...o });
+      expect(r.nfe).toBe(forwards.reduce((n, f) => n + f.rows, 0));
+      expect(r.nfe).toBeLessThanOrEqual(300);
+      r.sample.dispose();
+    }
   });
 });

@@ -467,6 +467,10 @@ class Predicted implements Members {
   async keep(pool: Pool, eliteIdx: number[]): Promise<void> {
     const kids = this.children!;
     this.children = null;
+    if (eliteIdx.length === 0) {
+      this.pop = kids;
+      return;
+    }
     try {
       const elites = await gatherPool(this.run, pool, eliteIdx);
       try {
