@@ -11,7 +11,7 @@ import { resolveModel } from '../models/shipped';
 import { loadTextEncoder } from '../models/prompting';
 import type { TextEncoder } from '../models/text-encoder';
 import { TimePredictionModule } from '../samplers/adaptive';
-import { ClassLogitVerifier, SelfSupervisedVerifier, TorchScriptVerifier } from '../verifiers/torchscript';
+import { buildVerifier, verifierModule } from '../verifiers/builtin';
 import { HttpVerifier } from '../verifiers/http';
 import type { Verifier } from '../verifiers/verifier';
 import { Evaluator } from '../eval/metrics';
@@ -156,27 +156,9 @@ export class ModelCache {
   async verifier(name: string | Verifier, maxRows: number): Promise<Held<Verifier>> {
     if (typeof name !== 'string') return { value: name, release: () => {} };
     if (/^https?:\/\//.test(name)) return { value: new HttpVerifier(name, { maxRows }), release: () => {} };
+    const { file } = resolveModel(verifierModule(name));
     const mb = this.batching.maxBatch;
-    if (name === 'self' || name === 'classifier') {
-      const { file } = resolveModel('classifier');
-      return this.acquire(
-        `verifier:${name}:${file}`,
-        async (b) => {
-          const m = await this.module(file, 'verifier', b);
-          return name === 'self' ? new SelfSupervisedVerifier(m, 'self', mb) : new ClassLogitVerifier(m, 'classifier', mb);
-        },
-        (v) => v.module.dispose(),
-      );
-    }
-    const { file } = resolveModel(name);
-    return this.acquire(
-      `verifier:${name}:${file}`,
-      async (b) => {
-        const m = await this.module(file, 'verifier', b);
-        return new TorchScriptVerifier(m, name, mb);
-      },
-      (v) => v.module.dispose(),
-    );
+    return this.acquire(`verifier:${name}:${file}`, async (b) => buildVerifier(name, await this.module(file, 'verifier', b), mb), (v) => v.module.dispose());
   }
 
   /** Frees the models no request holds now. */

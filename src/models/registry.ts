@@ -2,7 +2,7 @@
 import { DiffusionSearchError } from '../errors';
 import { loadModule } from '../module';
 import { resolveModel } from './shipped';
-import { ClassLogitVerifier, SelfSupervisedVerifier, TorchScriptVerifier } from '../verifiers/torchscript';
+import { buildVerifier, verifierModule } from '../verifiers/builtin';
 import { EnsembleVerifier } from '../verifiers/ensemble';
 import { HttpVerifier } from '../verifiers/http';
 import type { Verifier } from '../verifiers/verifier';
@@ -19,16 +19,8 @@ export async function loadVerifier(names: Array<string | Verifier>, o: { device?
   const one = async (name: string | Verifier): Promise<Verifier> => {
     if (typeof name !== 'string') return name; // a Verifier object (FunctionVerifier, HttpVerifier, ...)
     if (/^https?:\/\//.test(name)) return new HttpVerifier(name, { maxRows: o.maxBatch });
-    if (name === 'self') {
-      const { file } = resolveModel('classifier');
-      return new SelfSupervisedVerifier(await loadModule(file, { device: o.device }), 'self', o.maxBatch);
-    }
-    if (name === 'classifier') {
-      const { file } = resolveModel('classifier');
-      return new ClassLogitVerifier(await loadModule(file, { device: o.device }), 'classifier', o.maxBatch);
-    }
-    const { file } = resolveModel(name);
-    return TorchScriptVerifier.load(file, { device: o.device, name, maxBatch: o.maxBatch });
+    const { file } = resolveModel(verifierModule(name));
+    return buildVerifier(name, await loadModule(file, { device: o.device }), o.maxBatch);
   };
   if (!Array.isArray(names))
     throw new DiffusionSearchError(`loadVerifier takes a list of verifier names, got ${JSON.stringify(names)}: write loadVerifier([${JSON.stringify(names)}])`, 'ARGUMENT');
