@@ -243,10 +243,15 @@ export function checkAdaptiveDenoiser(d: Denoiser, featuresMethod = 'forward_fea
   // The module's step rule (Euler / AB2 in σ) is the rectified flow's; in σ a vp path's slope is
   // unbounded at σ = 1, and a Time Prediction Module is trained for one model and its path anyway.
   if (d.path !== 'rectified_flow')
-    throw new DiffusionSearchError(`adaptive schedules step in σ along a rectified-flow path; '${d.name}' is on the '${d.path}' path: use a fixed schedule`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `adaptive schedules step in σ along a rectified-flow path; '${d.name}' is on the '${d.path}' path: ` +
+        'use a fixed schedule',
+      'ARGUMENT',
+    );
   if (!d.module.hasMethod(featuresMethod))
     throw new DiffusionSearchError(
-      `adaptive schedules read the denoiser's features, but '${d.name}' has no ${featuresMethod} method (a Time Prediction Module is trained for one model): use a fixed schedule`,
+      `adaptive schedules read the denoiser's features, but '${d.name}' has no ${featuresMethod} method ` +
+        '(a Time Prediction Module is trained for one model): use a fixed schedule',
       'ARGUMENT',
     );
 }

@@ -15,7 +15,11 @@ export interface BaselineOptions {
 
 export function baseline(config: SearchConfig, options: BaselineOptions = {}): Promise<SearchResult> {
   if (options.scaleSteps && config.adaptive)
-    throw new DiffusionSearchError('baseline: scaleSteps spends the budget on a uniform schedule; with the adaptive schedule the module chooses the steps: use one or the other', 'ARGUMENT');
+    throw new DiffusionSearchError(
+      'baseline: scaleSteps spends the budget on a uniform schedule; with the adaptive schedule the module chooses ' +
+        'the steps: use one or the other',
+      'ARGUMENT',
+    );
   const perStep = config.denoiser.cost(1, config.guidance ?? 1) * (config.sampler === 'heun' ? 2 : 1);
   const sigmas = options.scaleSteps ? uniform(Math.max(1, Math.floor(config.budget / perStep))) : config.sigmas;
   return withRun('baseline', { ...config, sigmas }, async (run) => {

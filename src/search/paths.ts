@@ -31,6 +31,7 @@ import { max, mean, withRun, type SearchRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
 type Tensor = NativeTensor;
+type Mode = 'rollout' | 'x0';
 
 export interface PathsOptions {
   /** Candidates kept after each round (N; default: fitted to the budget, 4 at 500 NFE and 20 steps). */
@@ -83,7 +84,7 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
 
     let round = 0;
     for (let index = 0; index < maxRuns; index++) {
-      // Adaptive rollouts share what the budget leaves after the schedule's steps (the whole plan's maximum in the first search).
+      // Adaptive rollouts share what the budget leaves after the schedule's steps (first search: the plan's maximum).
       const maxSteps = cost.rolled ? run.adaptiveCap(cost.rolled, cost.fixed) : undefined;
       if (maxSteps !== undefined ? maxSteps < run.plannedSteps : !run.budget.canAfford(cost.total)) break;
       run.checkAbort();
@@ -117,7 +118,8 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
           } else {
             const d = await run.advance(noised, ids, up, to).finally(() => noised.dispose());
             try {
-              rewards = mode === 'x0' ? await scoreCleanPrediction(run, d.x, to) : await scoreRollouts(run, d.x, ids, to, maxSteps);
+              if (mode === 'x0') rewards = await scoreCleanPrediction(run, d.x, to);
+              else rewards = await scoreRollouts(run, d.x, ids, to, maxSteps);
               const next = await gather(d.x, topIndices(rewards, n), run.stream);
               x.dispose();
               x = next;
@@ -141,7 +143,7 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
  * N, M and the start level of one search: the caller's where set; the rest the largest search the
  * budget pays for (N and M together, then a later start). A BUDGET error names the smallest.
  */
-function fitPaths(run: SearchRun, o: PathsOptions, forward: number, backward: number, mode: 'rollout' | 'x0') {
+function fitPaths(run: SearchRun, o: PathsOptions, forward: number, backward: number, mode: Mode) {
   const alg = 'paths';
   const n0 = o.n === undefined ? undefined : intOption(alg, 'n', o.n, 1, 1);
   const m0 = o.m === undefined ? undefined : intOption(alg, 'm', o.m, 1, 1);
@@ -158,11 +160,13 @@ function fitPaths(run: SearchRun, o: PathsOptions, forward: number, backward: nu
     return { n, m, start, rounds, cost: pathsCost(run, n, m, start, rounds, mode) };
   };
   for (const start of starts) {
-    const j = fixed ? (at(start, 1).cost.total <= run.budget.total ? 1 : null) : largestFitting((j) => at(start, j).cost.total, run.budget.total);
+    const total = (j: number) => at(start, j).cost.total;
+    const j = fixed ? (total(1) <= run.budget.total ? 1 : null) : largestFitting(total, run.budget.total);
     if (j !== null) return at(start, j);
   }
   const least = at(starts[starts.length - 1], 1);
-  run.require(least.cost.total, `the smallest search (N = ${least.n}, M = ${least.m}, ${least.rounds.length} round${least.rounds.length > 1 ? 's' : ''} from step ${least.start})`);
+  const rounds = `${least.rounds.length} round${least.rounds.length > 1 ? 's' : ''}`;
+  run.require(least.cost.total, `the smallest search (N = ${least.n}, M = ${least.m}, ${rounds} from ${least.start})`);
   return least; // (not reached: it did not fit above)
 }
 
@@ -178,7 +182,7 @@ async function scoreCleanPrediction(run: SearchRun, x: Tensor, level: number): P
 }
 
 /** 'rollout' scoring: each candidate sampled on to σ = 0 (these samples enter the archive). */
-async function scoreRollouts(run: SearchRun, x: Tensor, ids: number[], level: number, maxSteps?: number): Promise<Float32Array> {
+async function scoreRollouts(run: SearchRun, x: Tensor, ids: number[], level: number, maxSteps?: number) {
   const r = await run.rolloutAndScore(x, ids, level, { maxSteps });
   r.final.dispose();
   return r.rewards;
@@ -188,7 +192,7 @@ async function scoreRollouts(run: SearchRun, x: Tensor, ids: number[], level: nu
  * NFE of one search over paths: `fixed` on the schedule's levels, and `rolled` rows rolled out to
  * σ = 0 by the adaptive sampler (none with a fixed schedule); `total` plans those at maxSteps.
  */
-function pathsCost(run: SearchRun, n: number, m: number, start: number, rounds: ReturnType<typeof plan>, mode: 'rollout' | 'x0') {
+function pathsCost(run: SearchRun, n: number, m: number, start: number, rounds: ReturnType<typeof plan>, mode: Mode) {
   let fixed = run.rolloutCost(n, 0, start), rolled = 0;
   for (const { up, to } of rounds) {
     const last = to === run.steps;

@@ -68,7 +68,8 @@ export class SearchRun {
       // Rollouts to σ = 0 step with the module's rule (its solver); a sampler other than Euler would be ignored.
       if (this.sampler !== 'euler')
         throw new DiffusionSearchError(
-          `${algorithm}: the adaptive schedule steps with its module's rule (solver euler or ab2); sampler '${this.sampler}' does not apply: use euler or a fixed schedule`,
+          `${algorithm}: the adaptive schedule steps with its module's rule (solver euler or ab2); ` +
+            `sampler '${this.sampler}' does not apply: use euler or a fixed schedule`,
           'ARGUMENT',
         );
       checkAdaptiveDenoiser(config.denoiser);
@@ -155,7 +156,8 @@ export class SearchRun {
 
   /** What one trajectory is, for budget messages. */
   get trajectoryText(): string {
-    return this.adaptive ? `one adaptive trajectory (up to ${this.adaptive.maxSteps} steps)` : `one trajectory of ${this.steps} steps`;
+    const a = this.adaptive;
+    return a ? `one adaptive trajectory (up to ${a.maxSteps} steps)` : `one trajectory of ${this.steps} steps`;
   }
 
   /** Initial noise at σ = 1 for n new samples. */
@@ -398,7 +400,8 @@ export class SearchRun {
   require(need: number, what: string): void {
     if (need > this.budget.total)
       throw new DiffusionSearchError(
-        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE (raise --budget or lower ${this.adaptive ? '--max-steps' : '--steps'})`,
+        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE ` +
+          `(raise --budget or lower ${this.adaptive ? '--max-steps' : '--steps'})`,
         'BUDGET',
       );
   }

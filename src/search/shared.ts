@@ -49,8 +49,8 @@ export function rejectMidVerifier(run: SearchRun, alg: string): void {
 export function stochasticConfig(config: SearchConfig, alg: string): SearchConfig {
   if (config.adaptive)
     throw new DiffusionSearchError(
-      `${alg}: steps all particles together with the stochastic sampler on a fixed schedule; the adaptive schedule does not apply: ` +
-        'use a fixed schedule, or the adaptive one with best-of-n, zero-order, paths, evosearch or baseline',
+      `${alg}: steps all particles together with the stochastic sampler on a fixed schedule; the adaptive ` +
+        'schedule does not apply: use a fixed one, or adaptive with best-of-n, zero-order, paths, evosearch, baseline',
       'ARGUMENT',
     );
   if (config.sampler !== undefined && config.sampler !== 'sde')

@@ -66,7 +66,8 @@ export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}):
         try {
           const batch: Tensor = fresh ? await cat([pivot.x, nb], run.stream) : nb;
           try {
-            const r = await run.rolloutAndScore(batch, fresh ? [pivot.id, ...nbIds] : nbIds, 0, { maxSteps: fit.maxSteps });
+            const ids = fresh ? [pivot.id, ...nbIds] : nbIds;
+            const r = await run.rolloutAndScore(batch, ids, 0, { maxSteps: fit.maxSteps });
             r.final.dispose();
             rewards = r.rewards;
           } finally {
