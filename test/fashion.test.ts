@@ -118,7 +118,8 @@ describe.skipIf(!have || !fs.existsSync(path.join(root, 'models/fashion-tpm.pt')
     const r = await algorithms['best-of-n'].run({ denoiser: d, verifier, cls: SHIRT, budget: 2 * maxSteps, sigmas: uniform(10), seed: 3, adaptive: { predictor, maxSteps } });
     expect(r.nfe).toBe(rows);
     expect(r.nfe).toBeLessThanOrEqual(2 * maxSteps);
-    expect(r.rewards).toHaveLength(2);
+    // Two trajectories fit at maxSteps; more are drawn while the steps the module took leave room.
+    expect(r.rewards.length).toBeGreaterThanOrEqual(2);
     expect(r.steps).toBeGreaterThanOrEqual(1);
     expect(r.steps).toBeLessThanOrEqual(maxSteps);
     r.sample.dispose();
