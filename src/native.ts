@@ -27,6 +27,8 @@ export interface NativeTensor {
   readonly disposed: boolean;
   /** Frees the native memory now (safe to call twice); the GC would do it later anyway. */
   dispose(): void;
+  /** dispose(), for `using t = ...` (freed at the end of the block). */
+  [Symbol.dispose](): void;
   /** Copies the data out, after all earlier work queued on `stream`. */
   toArray(stream?: NativeStream): Promise<TypedArray>;
   to(device: string, stream?: NativeStream): Promise<NativeTensor>;
@@ -245,6 +247,19 @@ export function nativeSource(): NativeSource | undefined {
 
 let binding: NativeBinding | undefined;
 
+/** Tensors are `using`-able: the addon's Tensor class gets [Symbol.dispose] (its dispose) once, here. */
+function addDisposeSymbol(b: NativeBinding): void {
+  const proto = (b.Tensor as { prototype?: Partial<Disposable> & { dispose?(): void } } | undefined)?.prototype;
+  if (!proto || typeof proto.dispose !== 'function' || proto[Symbol.dispose]) return;
+  Object.defineProperty(proto, Symbol.dispose, {
+    value(this: { dispose(): void }) {
+      this.dispose();
+    },
+    configurable: true,
+    writable: true,
+  });
+}
+
 /**
  * OpenMP's default wait policy spins idle threads; on a shared machine a search then ran 3x
  * slower. libgomp reads OMP_WAIT_POLICY once, when the addon's dlopen loads it, so it is set
@@ -314,6 +329,7 @@ export function native(): NativeBinding {
     }
   }
   loaded.init({ errorClass: DiffusionSearchError });
+  addDisposeSymbol(loaded);
   source = found;
   binding = loaded;
   return binding;
