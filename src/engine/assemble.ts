@@ -1,11 +1,10 @@
-/** The last stage of a request: kept rows into samples (decoded for a latent model), eval, the report. */
-import type { Denoiser } from '../models/denoiser';
+/** The last stage of a request: kept rows into samples (a latent model's: the images scored), eval, the report. */
 import type { RegisteredPrompts } from '../models/prompting';
+import { DiffusionSearchError } from '../errors';
 import { evaluatePrompts, type AttributeRules, type PromptEvalReport } from '../eval/prompt-eval';
 import type { EvalReport } from '../eval/metrics';
 import type { GenerateResult } from '../request/types';
 import type { Stream } from '../stream';
-import { tensor } from '../tensor';
 import type { ModelCache } from './models';
 import { buildReport } from './report';
 import type { SearchAllResult } from './search-all';
@@ -31,7 +30,7 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   const prompts = r.prompts;
   const keptPrompts = prompts ? out.index.flatMap((k, i) => out.done[i].kept.map(() => prompts[Math.floor(k / r.n)])) : [];
   const per = denoiser.sampleShape.reduce((x, y) => x * y, 1);
-  const decoded = await decodeRows(denoiser, kept, a.stream);
+  const decoded = denoiser.decoder ? scoredImages(out) : null;
   const latentShape = [kept.length, ...denoiser.sampleShape];
   const latents = new Float32Array(kept.length * per);
   kept.forEach((k, i) => latents.set(k, i * per));
@@ -68,21 +67,16 @@ async function judge(a: AssembleInput, samples: Float32Array, shape: number[], k
   return { evalReport: null, promptEval };
 }
 
-/** A latent model's kept rows decoded to images (null for a pixel model). */
-async function decodeRows(denoiser: Denoiser, rows: Float32Array[], stream: Stream): Promise<Float32Array | null> {
-  if (!denoiser.decoder || rows.length === 0) return null;
-  const per = rows[0].length;
-  const all = new Float32Array(rows.length * per);
-  rows.forEach((r, i) => all.set(r, i * per));
-  const z = tensor(all, [rows.length, ...denoiser.sampleShape], { device: denoiser.device });
-  try {
-    const x = await denoiser.decoder.decode(z, stream);
-    try {
-      return Float32Array.from((await x.toArray(stream)) as Float32Array);
-    } finally {
-      x.dispose();
-    }
-  } finally {
-    z.dispose();
+/** A latent model's kept rows as the images their verifier scored, one array. */
+function scoredImages(out: SearchAllResult): Float32Array {
+  if (out.done.some((d) => d.images?.length !== d.kept.length))
+    throw new DiffusionSearchError('internal: a kept latent came without the image its verifier scored', 'NATIVE');
+  const rows = out.done.flatMap((d) => d.images!);
+  const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let at = 0;
+  for (const r of rows) {
+    all.set(r, at);
+    at += r.length;
   }
+  return all;
 }

@@ -34,6 +34,8 @@ export interface SearchAllRequest {
 export interface Finished {
   rest: GenerateResult['results'][number];
   kept: Float32Array[];
+  /** A latent model's kept rows as the images their verifier scored (null for a pixel model). */
+  images: Float32Array[] | null;
   rewards: number[];
   steps: Array<number | undefined>;
 }
@@ -87,19 +89,26 @@ export async function searchAll(c: SearchAllContext, a: SearchAllRequest): Promi
   return { done: index.map((k) => slots[k]!), index, complete };
 }
 
-/** A search's kept rows as arrays; its tensors disposed. */
+/** A search's kept rows (and their scored images) as arrays; its tensors disposed. */
 async function copyOut(r: SearchResult, stream: Stream): Promise<Finished> {
   const kept: Float32Array[] = [], rewards: number[] = [], steps: Array<number | undefined> = [];
+  const images: Float32Array[] | null = r.top.some((t) => t.image) ? [] : null;
   try {
     for (const t of r.top) {
       kept.push((await t.sample.toArray(stream)) as Float32Array);
+      if (images) images.push(await imageOf(t, stream));
       rewards.push(t.reward);
       steps.push(t.steps ?? r.steps);
     }
   } finally {
-    r.top.forEach((t) => t.sample.dispose());
+    r.top.forEach((t) => (t.sample.dispose(), t.image?.dispose()));
     r.sample.dispose();
   }
   const { sample: _s, top: _t, ...rest } = r;
-  return { rest, kept, rewards, steps };
+  return { rest, kept, images, rewards, steps };
+}
+
+async function imageOf(t: SearchResult['top'][number], stream: Stream): Promise<Float32Array> {
+  if (!t.image) throw new DiffusionSearchError('internal: a kept latent came without its scored image', 'NATIVE');
+  return (await t.image.toArray(stream)) as Float32Array;
 }

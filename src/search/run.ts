@@ -16,7 +16,8 @@ import { Budget } from './budget';
 import type { SearchConfig, SearchResult, TraceEntry } from './types';
 
 type Tensor = NativeTensor;
-type Kept = { sample: Tensor; reward: number; steps?: number };
+/** A kept sample, with the decoded image its verifier scored (latent models, config.keepImages). */
+type Kept = { sample: Tensor; reward: number; steps?: number; image?: Tensor };
 
 export class SearchRun {
   readonly budget: Budget;
@@ -302,6 +303,15 @@ export class SearchRun {
    * predictions of intermediate states, which are not samples (no archive, no final rewards).
    */
   async scorePredictions(x0: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
+    return (await this.scoreDecoded(x0, x0Mid, false)).rewards;
+  }
+
+  /**
+   * scorePredictions, and with `keepImages` a latent model's decoded batch (the caller disposes
+   * it): the images the verifier scored, which a second decode in another batch size would not
+   * reproduce bit for bit.
+   */
+  private async scoreDecoded(x0: Tensor, x0Mid: Tensor | undefined, keepImages: boolean) {
     const n = x0.shape[0];
     const v = this.config.verifier;
     const cond = new Array<number>(n).fill(this.config.cls);
@@ -310,6 +320,7 @@ export class SearchRun {
     const img = dec ? await dec.decode(x0, this.stream) : x0;
     let imgMid: Tensor | undefined, condition: Record<string, Tensor> | undefined;
     let raw: ArrayLike<number>;
+    let kept = false;
     try {
       imgMid = dec && x0Mid ? await dec.decode(x0Mid, this.stream) : x0Mid;
       const specs = this.denoiser.conditionSpecs;
@@ -318,34 +329,42 @@ export class SearchRun {
         condition = Object.fromEntries(specs.map((s, i) => [s.name, t[i]]));
       }
       const t0 = performance.now();
-      const extras = { x0Mid: imgMid, stream: this.stream, signal: this.config.signal, condition, prompts: this.config.prompt === undefined ? null : new Array<string>(n).fill(this.config.prompt) };
+      const prompts = this.config.prompt === undefined ? null : new Array<string>(n).fill(this.config.prompt);
+      const extras = { x0Mid: imgMid, stream: this.stream, signal: this.config.signal, condition, prompts };
       raw = await scoreGuarded(v, img, cond, extras);
       this.budget.verifierSeconds += (performance.now() - t0) / 1000;
+      if (raw.length !== n)
+        throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
+      const rewards = checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
+      kept = keepImages && img !== x0;
+      return { rewards, images: kept ? img : null };
     } finally {
-      if (img !== x0) img.dispose();
+      if (img !== x0 && !kept) img.dispose();
       if (imgMid && imgMid !== x0Mid) imgMid.dispose();
       Object.values(condition ?? {}).forEach((t) => t.dispose());
     }
-    if (raw.length !== n) throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
-    return checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
   }
 
   /** Scores final samples; records them and updates the best-so-far (with its steps, if known). */
   async score(final: Tensor, x0Mid?: Tensor, steps?: ArrayLike<number>): Promise<Float32Array> {
-    const rewards = await this.scorePredictions(final, x0Mid);
-    const n = final.shape[0];
-    for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
-    await this.archive(final, rewards, steps);
-    if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
-    return rewards;
+    const { rewards, images } = await this.scoreDecoded(final, x0Mid, !!this.config.keepImages);
+    try {
+      const n = final.shape[0];
+      for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
+      await this.archive(final, rewards, steps, images);
+      if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
+      return rewards;
+    } finally {
+      images?.dispose();
+    }
   }
 
   /**
    * Keeps the K best distinct samples: a row enters when it beats the K-th kept reward (ties keep
    * the earlier sample) and is not bit-identical to a kept one (elites and resampled copies are
-   * scored again; they must not fill the top-K twice).
+   * scored again; they must not fill the top-K twice). With `images`, its scored image beside it.
    */
-  private async archive(final: Tensor, rewards: Float32Array, steps?: ArrayLike<number>): Promise<void> {
+  private async archive(final: Tensor, rewards: Float32Array, steps?: ArrayLike<number>, images?: Tensor | null) {
     const order = Array.from(rewards.keys()).sort((a, b) => rewards[b] - rewards[a] || a - b);
     for (const i of order) {
       const r = rewards[i];
@@ -355,11 +374,17 @@ export class SearchRun {
         sample.dispose();
         continue;
       }
+      const image = images ? await this.sliceOr(images, i, sample) : undefined;
       let at = this.top.findIndex((k) => r > k.reward);
       if (at < 0) at = this.top.length;
-      this.top.splice(at, 0, { sample, reward: r, steps: steps?.[i] });
-      if (this.top.length > this.keep) this.top.pop()!.sample.dispose();
+      this.top.splice(at, 0, { sample, reward: r, steps: steps?.[i], image });
+      if (this.top.length > this.keep) disposeKept(this.top.pop()!);
     }
+  }
+
+  /** Row i of t; `owner` disposed if that fails (it would be lost). */
+  private async sliceOr(t: Tensor, i: number, owner: Tensor): Promise<Tensor> {
+    return slice(t, i, i + 1, this.stream).catch((e) => (owner.dispose(), Promise.reject(e)));
   }
 
   /** True when a kept sample has the same reward and the same values. */
@@ -430,9 +455,14 @@ export class SearchRun {
 
   /** Releases the archive when a search fails. */
   dispose(): void {
-    for (const k of this.top) k.sample.dispose();
+    this.top.forEach(disposeKept);
     this.top = [];
   }
+}
+
+function disposeKept(k: Kept): void {
+  k.sample.dispose();
+  k.image?.dispose();
 }
 
 export const mean = (xs: ArrayLike<number>) => {

@@ -43,6 +43,12 @@ export interface SearchConfig {
   /** Treat NaN/∞ verifier scores as −∞ instead of failing. */
   nanAsNegInf?: boolean;
   /**
+   * A latent model: keep beside each of `top`'s latents the decoded image its verifier scored
+   * (`top[i].image`, to dispose with it), so a caller needs no second decode, whose batch size
+   * would change the last bits.
+   */
+  keepImages?: boolean;
+  /**
    * Adaptive schedule (TPDM): rollouts to σ = 0 follow the steps a Time Prediction Module
    * chooses per sample (with its solver); intermediate levels still come from `sigmas`, stepped by
    * Euler (another sampler is ARGUMENT). The first rollouts are planned at the module's maximum of
@@ -70,9 +76,10 @@ export interface SearchResult {
   reward: number;
   /**
    * The K best distinct samples scored (K = config.keep), best first; top[0] is `sample`. Fewer
-   * than K when the search scored fewer distinct samples. Dispose each (or `sample` and the rest).
+   * than K when the search scored fewer distinct samples. Dispose each (or `sample` and the rest),
+   * and each `image` (config.keepImages).
    */
-  top: Array<{ sample: NativeTensor; reward: number; steps?: number }>;
+  top: Array<{ sample: NativeTensor; reward: number; steps?: number; image?: NativeTensor }>;
   /** Every final reward the verifier gave during the search. */
   rewards: number[];
   nfe: number;
