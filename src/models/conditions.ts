@@ -12,6 +12,7 @@
 import { DiffusionSearchError } from '../errors';
 import type { DType, NativeStream, NativeTensor } from '../native';
 import { cat, gather } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 
 export interface ConditionSpec {
   name: string;
@@ -101,22 +102,15 @@ export class ConditionTable {
         );
     const at = new Map(distinct.map((id, i) => [id, i]));
     const idx = Array.from(ids, (id) => at.get(id)!);
+    using s = new TensorScope();
     const out: NativeTensor[] = [];
-    try {
-      for (const s of this.specs) {
-        const parts = distinct.map((id) => this.rows.get(id)![s.name]);
-        const stacked = parts.length === 1 ? parts[0] : await cat(parts, stream);
-        try {
-          out.push(await gather(stacked, idx, stream));
-        } finally {
-          if (stacked !== parts[0]) stacked.dispose();
-        }
-      }
-      return out;
-    } catch (e) {
-      out.forEach((t) => t.dispose());
-      throw e;
+    for (const spec of this.specs) {
+      using step = new TensorScope();
+      const parts = distinct.map((id) => this.rows.get(id)![spec.name]);
+      const stacked = parts.length === 1 ? parts[0] : await step.track(cat(parts, stream));
+      out.push(await s.track(gather(stacked, idx, stream)));
     }
+    return s.keep(out);
   }
 
   dispose(): void {

@@ -8,6 +8,7 @@ import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import { cat, slice } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 
 export interface DecoderSpec {
   /** Shipped name or file of the module holding the decoder. */
@@ -48,29 +49,22 @@ export class LatentDecoder {
     if (z.shape.slice(1).join() !== this.latentShape.join())
       throw new DiffusionSearchError(`decode: latents [${z.shape}] do not have the model's shape [N, ${this.latentShape}]`, 'SHAPE');
     const t0 = performance.now();
+    using scope = new TensorScope();
     const parts: NativeTensor[] = [];
     try {
       for (let s = 0; s < n; s += this.maxBatch) {
         const e = Math.min(n, s + this.maxBatch);
-        const zs = s === 0 && e === n ? z : await slice(z, s, e, stream);
-        try {
-          const out = (await this.module.call(this.spec.method ?? 'decode', [zs], stream)) as NativeTensor;
-          parts.push(out);
-          if (typeof out !== 'object' || out === null || !('shape' in out) || out.shape.join() !== [e - s, ...this.imageShape].join())
-            throw new DiffusionSearchError(
-              `decoder '${this.module.path}' returned ${out && 'shape' in out ? `[${out.shape}]` : 'no tensor'} for ${e - s} latents; its card says images [${this.imageShape}]`,
-              'SHAPE',
-            );
-        } finally {
-          if (zs !== z) zs.dispose();
-        }
+        using chunk = new TensorScope();
+        const zs = s === 0 && e === n ? z : await chunk.track(slice(z, s, e, stream));
+        const out = scope.track((await this.module.call(this.spec.method ?? 'decode', [zs], stream)) as NativeTensor);
+        parts.push(out);
+        if (typeof out !== 'object' || out === null || !('shape' in out) || out.shape.join() !== [e - s, ...this.imageShape].join())
+          throw new DiffusionSearchError(
+            `decoder '${this.module.path}' returned ${out && 'shape' in out ? `[${out.shape}]` : 'no tensor'} for ${e - s} latents; its card says images [${this.imageShape}]`,
+            'SHAPE',
+          );
       }
-      const x = parts.length === 1 ? parts[0] : await cat(parts, stream);
-      if (parts.length > 1) parts.forEach((p) => p.dispose());
-      return x;
-    } catch (e) {
-      parts.forEach((p) => p && 'dispose' in p && p.dispose());
-      throw e;
+      return scope.keep(parts.length === 1 ? parts[0] : await scope.track(cat(parts, stream)));
     } finally {
       this.seconds += (performance.now() - t0) / 1000;
       this.rows += n;

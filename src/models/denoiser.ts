@@ -13,6 +13,7 @@ import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import { axpby, cat, classTensor, floatTensor, slice } from '../tensor-ops';
 import { isTensor } from '../tensor';
+import { TensorScope, type Owned } from '../tensor-scope';
 import { validateCard, type ModelCard, type Prediction } from './card';
 import { ConditionTable, NULL_CONDITION, conditionSpecs, type ConditionSpec } from './conditions';
 import { LatentDecoder, type DecoderSpec } from './decoder';
@@ -72,33 +73,29 @@ export class Denoiser {
   static async load(file: string, options: { device?: string; maxBatch?: number; wrap?: (m: TorchModule) => TorchModule } = {}): Promise<Denoiser> {
     // `wrap`: an engine routes the module's calls through its batcher (src/engine/batcher.ts).
     const m = await loadModule(file, { device: options.device });
-    const d = new Denoiser(options.wrap ? options.wrap(m) : m, options);
-    try {
-      const spec = d.card.decoder as DecoderSpec | undefined;
-      // A card's "decoder" that is not { model: ... } (e.g. a string) reached path code as undefined: a TypeError.
-      if (spec !== undefined && (typeof spec !== 'object' || spec === null || typeof spec.model !== 'string' || !spec.model))
-        throw new DiffusionSearchError(`model card of '${d.module.path}': "decoder" must be an object naming its "model", got ${JSON.stringify(spec).slice(0, 80)}`, 'MODEL_CARD');
-      if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: modelFileBeside(spec.model, d.module.path) }, d.sampleShape, options);
-      const method = (d.card.unconditional as { method?: string } | undefined)?.method;
-      if (method && d.conditions) await d.loadNullCondition(method);
-    } catch (e) {
-      d.dispose();
-      throw e;
-    }
-    return d;
+    using s = new TensorScope(); // the denoiser is freed if its decoder or null condition fails
+    const d = s.track(new Denoiser(options.wrap ? options.wrap(m) : m, options));
+    const spec = d.card.decoder as DecoderSpec | undefined;
+    // A card's "decoder" that is not { model: ... } (e.g. a string) reached path code as undefined: a TypeError.
+    if (spec !== undefined && (typeof spec !== 'object' || spec === null || typeof spec.model !== 'string' || !spec.model))
+      throw new DiffusionSearchError(`model card of '${d.module.path}': "decoder" must be an object naming its "model", got ${JSON.stringify(spec).slice(0, 80)}`, 'MODEL_CARD');
+    if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: modelFileBeside(spec.model, d.module.path) }, d.sampleShape, options);
+    const method = (d.card.unconditional as { method?: string } | undefined)?.method;
+    if (method && d.conditions) await d.loadNullCondition(method);
+    return s.keep(d);
   }
 
   /** The stored null condition: a method returning the condition tensors, one row each, in card order. */
   private async loadNullCondition(method: string): Promise<void> {
     if (!this.module.hasMethod(method)) throw new DiffusionSearchError(`'${this.module.path}': the card's unconditional method '${method}' is missing`, 'MODEL_CARD');
+    using s = new TensorScope();
     const out = await this.module.call(method, []);
-    const list = (Array.isArray(out) ? out : [out]) as Tensor[];
+    const list = s.track((Array.isArray(out) ? out : [out]) as Tensor[]);
     const specs = this.conditionSpecs!;
-    if (list.length !== specs.length) {
-      list.forEach((t) => isTensor(t) && t.dispose());
+    if (list.length !== specs.length)
       throw new DiffusionSearchError(`'${this.module.path}' ${method}() returned ${list.length} tensors for the ${specs.length} conditions of its card`, 'MODEL_CARD');
-    }
-    this.conditions!.register(Object.fromEntries(specs.map((s, i) => [s.name, list[i]])), NULL_CONDITION);
+    this.conditions!.register(Object.fromEntries(specs.map((c, i) => [c.name, list[i]])), NULL_CONDITION);
+    s.keep(list); // the table owns them now
   }
 
   /**
@@ -212,39 +209,26 @@ export class Denoiser {
     features: boolean,
   ): Promise<Evaluation> {
     const n = x.shape[0];
+    using s = new TensorScope();
     const outs: Tensor[] = [], feats: Tensor[] = [];
-    try {
-      for (let start = 0; start < n; start += this.maxBatch) {
-        const end = Math.min(n, start + this.maxBatch);
-        const xs = start === 0 && end === n ? x : await slice(x, start, end, stream);
-        const s = floatTensor(Array.from(sigma).slice(start, end), this.device);
-        const ids = Array.from(cond).slice(start, end);
-        let c: Tensor[] = [];
-        try {
-          c = this.conditions ? await this.conditions.inputs(ids, stream) : [classTensor(ids, this.device)];
-          const r = this.checkOutput(await this.module.call(method, [xs, s, ...c], stream), xs, method, features);
-          outs.push(r.out);
-          if (r.features) feats.push(r.features);
-        } finally {
-          s.dispose();
-          c.forEach((t) => t.dispose());
-          if (xs !== x) xs.dispose();
-        }
-      }
-      const out = outs.length === 1 ? outs[0] : await cat(outs, stream);
-      let f: Tensor | null = null;
-      try {
-        if (features) f = feats.length === 1 ? feats[0] : await cat(feats, stream);
-      } catch (e) {
-        if (outs.length > 1) out.dispose();
-        throw e;
-      }
-      for (const t of [...(outs.length > 1 ? outs : []), ...(feats.length > 1 ? feats : [])]) t.dispose();
-      return { out, features: f };
-    } catch (e) {
-      for (const t of [...outs, ...feats]) t.dispose();
-      throw e;
+    for (let start = 0; start < n; start += this.maxBatch) {
+      const end = Math.min(n, start + this.maxBatch);
+      using chunk = new TensorScope(); // this chunk's inputs
+      const xs = start === 0 && end === n ? x : await chunk.track(slice(x, start, end, stream));
+      const ids = Array.from(cond).slice(start, end);
+      const levels = chunk.track(floatTensor(Array.from(sigma).slice(start, end), this.device));
+      const c = chunk.track(
+        this.conditions ? await this.conditions.inputs(ids, stream) : [classTensor(ids, this.device)],
+      );
+      const res = await this.module.call(method, [xs, levels, ...c], stream);
+      s.track((Array.isArray(res) ? res : [res]) as Owned[]); // every output, freed unless it is returned
+      const r = this.checkOutput(res, xs, method, features);
+      outs.push(r.out);
+      if (r.features) feats.push(r.features);
     }
+    const out = outs.length === 1 ? outs[0] : await s.track(cat(outs, stream));
+    const f = !features ? null : feats.length === 1 ? feats[0] : await s.track(cat(feats, stream));
+    return s.keep({ out, features: f });
   }
 
   /** The output of one chunk: a tensor shaped like the input, or (output, features[N, D]). */
@@ -260,11 +244,8 @@ export class Denoiser {
     if (!Array.isArray(r) || r.length < 2 || !isTensor(r[0]) || !isTensor(r[1]))
       throw new DiffusionSearchError(`'${this.module.path}' ${method} must return (output, features[N, D])`, 'SHAPE');
     const [out, f] = r as [Tensor, Tensor];
-    if (out.shape.join() !== xs.shape.join() || f.shape.length !== 2 || f.shape[0] !== xs.shape[0]) {
-      out.dispose();
-      f.dispose();
+    if (out.shape.join() !== xs.shape.join() || f.shape.length !== 2 || f.shape[0] !== xs.shape[0])
       throw new DiffusionSearchError(`'${this.module.path}' ${method} returned [${out.shape}] and [${f.shape}] for input [${xs.shape}]`, 'SHAPE');
-    }
     return { out, features: f };
   }
 
@@ -291,40 +272,34 @@ export class Denoiser {
     meter.charge(this.cost(n, guidance));
     const t0 = performance.now();
     try {
-      if (!guided) return await this.raw(x, sigma, cond, stream, method, features);
-      // One batch [x; x] with [cond; null]: out = u + w·(c − u).
-      const both = await cat([x, x], stream);
-      const sig = [...Array.from(sigma), ...Array.from(sigma)];
-      const cls = [...Array.from(cond), ...this.unconditional(cond)];
-      let raw: Evaluation;
-      try {
-        raw = await this.raw(both, sig, cls, stream, method, features);
-      } finally {
-        both.dispose();
-      }
-      try {
-        const c = await slice(raw.out, 0, n, stream);
-        const u = await slice(raw.out, n, 2 * n, stream);
-        let out: Tensor;
-        try {
-          out = await axpby(u, c, new Array(n).fill(1 - guidance), new Array(n).fill(guidance), stream);
-        } finally {
-          c.dispose();
-          u.dispose();
-        }
-        try {
-          return { out, features: raw.features ? await slice(raw.features, 0, n, stream) : null };
-        } catch (e) {
-          out.dispose();
-          throw e;
-        }
-      } finally {
-        raw.out.dispose();
-        raw.features?.dispose();
-      }
+      if (guided) return await this.guidedRaw(x, sigma, cond, guidance, stream, method, features);
+      return await this.raw(x, sigma, cond, stream, method, features);
     } finally {
       meter.addModelTime((performance.now() - t0) / 1000);
     }
+  }
+
+  /** One batch [x; x] with [cond; unconditional]: out = u + w·(c − u), features of the conditional half. */
+  private async guidedRaw(
+    x: Tensor,
+    sigma: ArrayLike<number>,
+    cond: ArrayLike<number>,
+    w: number,
+    stream: NativeStream | undefined,
+    method: string,
+    features: boolean,
+  ): Promise<Evaluation> {
+    const n = x.shape[0];
+    using s = new TensorScope();
+    const both = await s.track(cat([x, x], stream));
+    const sig = [...Array.from(sigma), ...Array.from(sigma)];
+    const cls = [...Array.from(cond), ...this.unconditional(cond)];
+    const raw = s.track(await this.raw(both, sig, cls, stream, method, features));
+    const c = await s.track(slice(raw.out, 0, n, stream));
+    const u = await s.track(slice(raw.out, n, 2 * n, stream));
+    const out = await s.track(axpby(u, c, new Array(n).fill(1 - w), new Array(n).fill(w), stream));
+    const f = raw.features ? await slice(raw.features, 0, n, stream) : null;
+    return { out: s.keep(out), features: f };
   }
 
   /**
@@ -343,12 +318,9 @@ export class Denoiser {
   ): Promise<Prediction2> {
     const top = this.sigmaMax;
     const at = Array.from(sigma, (s) => Math.min(s, top));
-    const { out } = await this.evaluate(x, at, cond, guidance, meter, stream);
-    try {
-      return await toX0Eps(this.prediction, this.path, x, out, sigma, stream, at);
-    } finally {
-      out.dispose();
-    }
+    using s = new TensorScope();
+    const { out } = s.track(await this.evaluate(x, at, cond, guidance, meter, stream));
+    return await toX0Eps(this.prediction, this.path, x, out, sigma, stream, at);
   }
 }
 
@@ -387,11 +359,8 @@ export async function toX0Eps(
     const a = pathCoefficients(path, s).a;
     return { x0: c.x0, eps: [(1 - a * c.x0[0]) / s, (-a * c.x0[1]) / s] as [number, number] };
   });
-  const x0 = await axpby(x, out, rows.map((r) => r.x0[0]), rows.map((r) => r.x0[1]), stream);
-  try {
-    return { x0, eps: await axpby(x, out, rows.map((r) => r.eps[0]), rows.map((r) => r.eps[1]), stream) };
-  } catch (e) {
-    x0.dispose();
-    throw e;
-  }
+  using s = new TensorScope();
+  const x0 = await s.track(axpby(x, out, rows.map((r) => r.x0[0]), rows.map((r) => r.x0[1]), stream));
+  const eps = await axpby(x, out, rows.map((r) => r.eps[0]), rows.map((r) => r.eps[1]), stream);
+  return { x0: s.keep(x0), eps };
 }

@@ -7,6 +7,7 @@
 import { DiffusionSearchError } from '../errors';
 import type { NativeStream, NativeTensor } from '../native';
 import { slice } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { NULL_CONDITION } from './conditions';
 import type { Denoiser } from './denoiser';
 import { modelFileBeside } from './shipped';
@@ -25,13 +26,12 @@ export async function loadTextEncoder(denoiser: Denoiser, o: { device?: string }
   const name = denoiser.card.text_encoder;
   if (typeof name !== 'string' || !name)
     throw new DiffusionSearchError(`'${denoiser.name}' takes condition tensors (${denoiser.conditionSpecs?.map((s) => s.name).join(', ')}) but its card names no "text_encoder": pass them through the library`, 'MODEL_CARD');
-  const enc = await TextEncoder.load(modelFileBeside(name, denoiser.module.path), o);
-  const names = denoiser.conditionSpecs!.map((s) => s.name);
-  if (enc.card.outputs.join() !== names.join()) {
-    enc.dispose();
+  using s = new TensorScope();
+  const enc = s.track(await TextEncoder.load(modelFileBeside(name, denoiser.module.path), o));
+  const names = denoiser.conditionSpecs!.map((c) => c.name);
+  if (enc.card.outputs.join() !== names.join())
     throw new DiffusionSearchError(`text encoder '${enc.name}' outputs [${enc.card.outputs}], but '${denoiser.name}' takes [${names}]`, 'MODEL_CARD');
-  }
-  return enc;
+  return s.keep(enc);
 }
 
 export async function registerPrompts(
@@ -46,7 +46,8 @@ export async function registerPrompts(
   });
   const emptyIsNull = (denoiser.card.unconditional as { prompt?: unknown } | undefined)?.prompt;
   const extra = [...(o.negative !== undefined ? [o.negative] : []), ...(typeof emptyIsNull === 'string' && !denoiser.conditions!.has(NULL_CONDITION) ? [emptyIsNull] : [])];
-  const all = await encoder.encode([...prompts, ...extra], o.stream);
+  using s = new TensorScope(); // the encoded batch; each prompt's rows are sliced out for the table
+  const all = s.track(await encoder.encode([...prompts, ...extra], o.stream));
   const ids: number[] = [];
   const rowOf = async (i: number) => {
     const out: Record<string, NativeTensor> = {};
@@ -61,8 +62,6 @@ export async function registerPrompts(
   } catch (e) {
     ids.forEach((id) => denoiser.releaseCondition(id));
     throw e;
-  } finally {
-    Object.values(all).forEach((t) => t.dispose());
   }
   return { ids, unknown: prompts.map((p) => encoder.tokenize(p).unknown), release: () => ids.forEach((id) => denoiser.releaseCondition(id)) };
 }

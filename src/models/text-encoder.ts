@@ -9,6 +9,7 @@ import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import { isTensor, tensor } from '../tensor';
+import { TensorScope, type Owned } from '../tensor-scope';
 
 export interface TextEncoderCard {
   name: string;
@@ -65,23 +66,17 @@ export class TextEncoder {
     const L = this.card.max_len;
     const all = new BigInt64Array(prompts.length * L);
     prompts.forEach((p, i) => all.set(this.tokenize(p).ids, i * L));
-    const tokens = tensor(all, [prompts.length, L], { device: this.module.device });
-    let out: unknown;
-    try {
-      out = await this.module.call('forward', [tokens], stream);
-    } finally {
-      tokens.dispose();
-    }
-    const list = Array.isArray(out) ? out : [out];
+    using s = new TensorScope();
+    const tokens = s.track(tensor(all, [prompts.length, L], { device: this.module.device }));
+    const out = await this.module.call('forward', [tokens], stream);
+    const list = s.track((Array.isArray(out) ? out : [out]) as Owned[]);
     const names = this.card.outputs;
-    if (list.length !== names.length || !list.every((t) => isTensor(t) && t.shape[0] === prompts.length)) {
-      list.forEach((t) => isTensor(t) && t.dispose());
+    if (list.length !== names.length || !list.every((t) => isTensor(t) && t.shape[0] === prompts.length))
       throw new DiffusionSearchError(
         `text encoder '${this.name}' returned ${list.length} value(s); its card names ${names.length} outputs [${names}], each with ${prompts.length} rows`,
         'SHAPE',
       );
-    }
-    return Object.fromEntries(names.map((n, i) => [n, list[i] as NativeTensor]));
+    return Object.fromEntries(names.map((n, i) => [n, s.keep(list[i]) as NativeTensor]));
   }
 
   dispose(): void {
