@@ -14,20 +14,24 @@
 
 /** Anything with a dispose() (a tensor, a module's output), or nothing. */
 export type Owned = { dispose(): void } | null | undefined;
-/** What track() and keep() take: one owned value, an array of them, or an object of them ({ x0, eps }). */
-export type Trackable<T> = Owned | readonly Owned[] | { [K in keyof T]: Owned };
+type Plain = string | number | boolean | bigint | symbol | null | undefined | ArrayLike<unknown>;
+/**
+ * What track() and keep() take: one owned value, an array of them, or an object whose values are
+ * owned values, arrays of them or plain data ({ x0, eps }, { x, ids }).
+ */
+export type Trackable<T> = Owned | readonly Owned[] | { [K in keyof T]: Owned | Plain };
 
 type Resource = { dispose(): void };
 
 const isResource = (v: unknown): v is Resource =>
   typeof v === 'object' && v !== null && typeof (v as Resource).dispose === 'function';
 
-/** The resources in v: itself, an array's elements, or an object's values (one level deep). */
-function resources(v: unknown): Resource[] {
+/** The resources in v: itself, an array's elements, or an object's values and their arrays' elements. */
+function resources(v: unknown, depth = 0): Resource[] {
   if (isResource(v)) return [v];
   if (Array.isArray(v)) return v.filter(isResource);
-  if (typeof v === 'object' && v !== null && !ArrayBuffer.isView(v)) return Object.values(v).filter(isResource);
-  return [];
+  if (depth > 0 || typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) return [];
+  return Object.values(v).flatMap((x) => resources(x, 1));
 }
 
 export class TensorScope implements Disposable {

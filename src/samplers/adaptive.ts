@@ -24,6 +24,7 @@ import { loadModule, type TorchModule } from '../module';
 import type { NativeStream, NativeTensor } from '../native';
 import * as ops from '../ops';
 import { axpby, cat, floatTensor, gather } from '../tensor-ops';
+import { TensorScope, type Owned } from '../tensor-scope';
 import { toX0Eps, type Denoiser, type NfeMeter } from '../models/denoiser';
 import { pathCoefficients } from '../schedules/path';
 
@@ -114,24 +115,16 @@ export class TimePredictionModule implements TimePredictor {
         `'${this.module.path}' expects features [N, ${this.featureDim ?? 'D'}], got [${features.shape}] (is it the TPM of this denoiser?)`,
         'SHAPE',
       );
-    const s = floatTensor(sigma, this.module.device);
-    let out: unknown;
-    try {
-      out = await this.module.call('forward', [features, s], stream);
-    } finally {
-      s.dispose();
-    }
-    const t = out as Tensor;
+    using s = new TensorScope();
+    const levels = s.track(floatTensor(sigma, this.module.device));
+    const t = (await this.module.call('forward', [features, levels], stream)) as Tensor;
+    s.track(t as Owned);
     if (!t || typeof t !== 'object' || !('shape' in t) || t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== 2)
       throw new DiffusionSearchError(`'${this.module.path}' forward must return [N, 2] (α, β); got ${t && 'shape' in t ? `[${t.shape}]` : 'no tensor'}`, 'SHAPE');
-    try {
-      const ab = Float32Array.from((await t.toArray(stream)) as Float32Array);
-      const alpha = new Float32Array(n), beta = new Float32Array(n);
-      for (let i = 0; i < n; i++) (alpha[i] = ab[2 * i]), (beta[i] = ab[2 * i + 1]);
-      return { alpha, beta };
-    } finally {
-      t.dispose();
-    }
+    const ab = Float32Array.from((await t.toArray(stream)) as Float32Array);
+    const alpha = new Float32Array(n), beta = new Float32Array(n);
+    for (let i = 0; i < n; i++) (alpha[i] = ab[2 * i]), (beta[i] = ab[2 * i + 1]);
+    return { alpha, beta };
   }
 
   dispose(): void {
@@ -191,38 +184,25 @@ export interface AdaptiveResult {
   nfe: number;
 }
 
-/** Rows produced out of order (as samples finish), reassembled in the input order. */
+/** Rows produced out of order (as samples finish), reassembled in the input order; the pieces live in `scope`. */
 class RowCollector {
   private pieces: Tensor[] = [];
   private rows: number[] = [];
+  constructor(private readonly scope: TensorScope) {}
   add(t: Tensor, rows: number[]): void {
-    this.pieces.push(t);
+    this.pieces.push(this.scope.track(t));
     this.rows.push(...rows);
   }
+  /** The rows in input order, a tensor the caller owns (the pieces are freed). */
   async assemble(n: number, stream?: NativeStream): Promise<Tensor> {
     if (this.rows.length !== n) throw new DiffusionSearchError(`internal: ${this.rows.length} of ${n} rows collected`, 'NATIVE');
-    const pieces = this.pieces;
+    using s = new TensorScope();
+    const pieces = s.track(this.scope.keep(this.pieces));
     this.pieces = [];
-    let all: Tensor;
-    if (pieces.length === 1) all = pieces[0];
-    else
-      try {
-        all = await cat(pieces, stream);
-      } finally {
-        for (const p of pieces) p.dispose();
-      }
+    const all = pieces.length === 1 ? pieces[0] : await s.track(cat(pieces, stream));
     const inv = new Array<number>(n);
     this.rows.forEach((r, i) => (inv[r] = i));
-    if (inv.every((v, i) => v === i)) return all;
-    try {
-      return await gather(all, inv, stream);
-    } finally {
-      all.dispose();
-    }
-  }
-  dispose(): void {
-    for (const p of this.pieces) p.dispose();
-    this.pieces = [];
+    return s.keep(inv.every((v, i) => v === i) ? all : await gather(all, inv, stream));
   }
 }
 
@@ -278,133 +258,90 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   const fastVelocity = d.prediction === 'velocity';
   const steps = new Int32Array(n);
   const sigmas = start.map((s) => [s]);
-  const done = new RowCollector();
-  const mid = o.midSigma !== undefined ? new RowCollector() : null;
+  using scope = new TensorScope(); // the state carried across steps, and the finished rows
+  const done = new RowCollector(scope);
+  const mid = o.midSigma !== undefined ? new RowCollector(scope) : null;
   const midTaken = new Uint8Array(n);
   let nfe = 0;
   let active = Array.from({ length: n }, (_, i) => i);
   let sig = start.slice();
-  let cur = x;
+  let cur = x; // the caller's until the first step (scope.replace never frees it)
   // AB2's memory: the last velocity of the active rows, in their order (the last step is in sigmas).
   let vPrev: Tensor | null = null;
-  try {
-    for (let step = 1; active.length > 0; step++) {
-      if (o.signal?.aborted) throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', { cause: o.signal.reason });
-      const m = active.length;
-      const c = active.map((i) => cond[i]);
-      const used0 = d.cost(m, o.guidance ?? 1);
-      // As Denoiser.predict: evaluated at min(σ, σ_max) (an ε-prediction model is 0/0 at σ = 1), converted there.
-      const at = sig.map((s) => Math.min(s, d.sigmaMax));
-      const { out, features: f } = await d.evaluate(cur, at, c, o.guidance ?? 1, o.meter, o.stream, {
-        method: o.featuresMethod ?? 'forward_features',
-        features: true,
+  for (let step = 1; active.length > 0; step++) {
+    if (o.signal?.aborted)
+      throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', { cause: o.signal.reason });
+    using t = new TensorScope(); // this step's temporaries
+    const m = active.length;
+    const c = active.map((i) => cond[i]);
+    const used0 = d.cost(m, o.guidance ?? 1);
+    // As Denoiser.predict: evaluated at min(σ, σ_max) (an ε-prediction model is 0/0 at σ = 1), converted there.
+    const at = sig.map((s) => Math.min(s, d.sigmaMax));
+    const method = o.featuresMethod ?? 'forward_features';
+    const { out, features } = t.track(await d.evaluate(cur, at, c, o.guidance ?? 1, o.meter, o.stream, { method, features: true }));
+    nfe += used0;
+    const ab = await o.predictor.predict(features!, sig, o.stream);
+    const next = new Array<number>(m);
+    const finished: number[] = [], keep: number[] = [];
+    for (let j = 0; j < m; j++) {
+      const row = active[j];
+      steps[row] = step;
+      const r = betaMode(ab.alpha[j], ab.beta[j], rMin, rMax);
+      let s = r * sig[j];
+      if (!(s >= sigmaMin) || step >= maxSteps) s = 0;
+      next[j] = s;
+      sigmas[row].push(s);
+      (s === 0 ? finished : keep).push(j);
+    }
+    // Velocity of the step (and x̂0 for the mid prediction), then x + (σ_next − σ)·v per row.
+    let v: Tensor, x0: Tensor | null = null;
+    if (fastVelocity && at.every((s, j) => s === sig[j])) {
+      v = out;
+      if (mid) x0 = await t.track(axpby(cur, out, sig.map(() => 1), sig.map((s) => -s), o.stream));
+    } else {
+      const p = t.track(await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream, at));
+      const da = sig.map((s) => pathCoefficients(d.path, s).da);
+      v = await t.track(axpby(p.x0, p.eps, da, new Array(m).fill(1), o.stream));
+      if (mid) x0 = p.x0;
+    }
+    const h = next.map((s, j) => s - sig[j]);
+    let u = v;
+    if (solver === 'ab2' && vPrev) {
+      // sigmas[row] ends with (σ before, σ, σ_next) by now: h′ = σ − σ before.
+      const hPrev = active.map((row) => {
+        const s = sigmas[row];
+        return s.length >= 3 ? s[s.length - 2] - s[s.length - 3] : 0;
       });
-      const features = f!;
-      nfe += used0;
-      let ab: { alpha: Float32Array; beta: Float32Array };
-      try {
-        ab = await o.predictor.predict(features, sig, o.stream);
-      } finally {
-        features.dispose();
-      }
-      const next = new Array<number>(m);
-      const finished: number[] = [], keep: number[] = [];
+      const cj = ab2Coefficients(h, hPrev);
+      u = await t.track(axpby(v, vPrev, cj.map((k) => 1 + k), cj.map((k) => -k), o.stream));
+    }
+    const nx = await t.track(ops.eulerStep(cur, u, sig, next, o.stream));
+    if (solver === 'ab2') vPrev = scope.replace(vPrev, t.keep(v));
+    if (mid && x0) {
+      const take: number[] = [];
       for (let j = 0; j < m; j++) {
         const row = active[j];
-        steps[row] = step;
-        const r = betaMode(ab.alpha[j], ab.beta[j], rMin, rMax);
-        let s = r * sig[j];
-        if (!(s >= sigmaMin) || step >= maxSteps) s = 0;
-        next[j] = s;
-        sigmas[row].push(s);
-        (s === 0 ? finished : keep).push(j);
+        if (!midTaken[row] && (sig[j] <= o.midSigma! || next[j] === 0)) (take.push(j), (midTaken[row] = 1));
       }
-      // Velocity of the step (and x̂0 for the mid prediction), then x + (σ_next − σ)·v per row.
-      let v: Tensor, x0: Tensor | null = null;
-      if (fastVelocity && at.every((s, j) => s === sig[j])) {
-        v = out;
-        if (mid) x0 = await axpby(cur, out, sig.map(() => 1), sig.map((s) => -s), o.stream);
-      } else {
-        const p = await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream, at);
-        out.dispose();
-        const da = sig.map((s) => pathCoefficients(d.path, s).da);
-        v = await axpby(p.x0, p.eps, da, new Array(m).fill(1), o.stream);
-        p.eps.dispose();
-        if (mid) x0 = p.x0;
-        else p.x0.dispose();
-      }
-      let nx: Tensor;
-      const h = next.map((s, j) => s - sig[j]);
-      try {
-        let u = v;
-        if (solver === 'ab2' && vPrev) {
-          // sigmas[row] ends with (σ before, σ, σ_next) by now: h′ = σ − σ before.
-          const hPrev = active.map((row) => {
-            const s = sigmas[row];
-            return s.length >= 3 ? s[s.length - 2] - s[s.length - 3] : 0;
-          });
-          const c = ab2Coefficients(h, hPrev);
-          u = await axpby(v, vPrev, c.map((cj) => 1 + cj), c.map((cj) => -cj), o.stream);
-        }
-        try {
-          nx = await ops.eulerStep(cur, u, sig, next, o.stream);
-        } finally {
-          if (u !== v) u.dispose();
-        }
-      } catch (e) {
-        v.dispose();
-        throw e;
-      }
-      vPrev?.dispose();
-      vPrev = null;
-      if (solver === 'ab2') vPrev = v;
-      else v.dispose();
-      if (mid && x0) {
-        const take: number[] = [];
-        for (let j = 0; j < m; j++) {
-          const row = active[j];
-          if (!midTaken[row] && (sig[j] <= o.midSigma! || next[j] === 0)) (take.push(j), (midTaken[row] = 1));
-        }
-        if (take.length) mid.add(take.length === m ? x0 : await gather(x0, take, o.stream), take.map((j) => active[j]));
-        if (take.length !== m) x0.dispose();
-      }
-      if (cur !== x) cur.dispose();
-      if (finished.length === m) {
-        done.add(nx, active);
-        active = [];
-        o.onStep?.(step, 0);
-        break;
-      }
-      if (finished.length > 0) {
-        done.add(await gather(nx, finished, o.stream), finished.map((j) => active[j]));
-        cur = await gather(nx, keep, o.stream);
-        nx.dispose();
-        if (vPrev) {
-          const kept = await gather(vPrev, keep, o.stream);
-          vPrev.dispose();
-          vPrev = kept;
-        }
-      } else cur = nx;
-      active = keep.map((j) => active[j]);
-      sig = keep.map((j) => next[j]);
-      o.onStep?.(step, active.length);
+      const rows = take.length === m ? t.keep(x0) : take.length ? await gather(x0, take, o.stream) : null;
+      if (rows) mid.add(rows, take.map((j) => active[j]));
     }
-    vPrev?.dispose();
-    vPrev = null;
-    const xOut = await done.assemble(n, o.stream);
-    let x0Mid: Tensor | null = null;
-    try {
-      if (mid) x0Mid = await mid.assemble(n, o.stream);
-    } catch (e) {
-      xOut.dispose();
-      throw e;
+    if (finished.length === m) {
+      done.add(t.keep(nx), active);
+      active = [];
+      o.onStep?.(step, 0);
+      break;
     }
-    return { x: xOut, steps, sigmas, x0Mid, nfe };
-  } catch (e) {
-    if (cur !== x) cur.dispose();
-    vPrev?.dispose();
-    done.dispose();
-    mid?.dispose();
-    throw e;
+    if (finished.length > 0) {
+      done.add(await gather(nx, finished, o.stream), finished.map((j) => active[j]));
+      cur = scope.replace(cur, await gather(nx, keep, o.stream));
+      if (vPrev) vPrev = scope.replace(vPrev, await gather(vPrev, keep, o.stream));
+    } else cur = scope.replace(cur, t.keep(nx));
+    active = keep.map((j) => active[j]);
+    sig = keep.map((j) => next[j]);
+    o.onStep?.(step, active.length);
   }
+  const xOut = scope.track(await done.assemble(n, o.stream));
+  const x0Mid = mid ? await mid.assemble(n, o.stream) : null;
+  return { x: scope.keep(xOut), steps, sigmas, x0Mid, nfe };
 }

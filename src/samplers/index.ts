@@ -10,6 +10,7 @@
 import type { NativeStream, NativeTensor } from '../native';
 import * as ops from '../ops';
 import { axpby } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import type { Denoiser, NfeMeter } from '../models/denoiser';
 import { pathTime, pathVelocity } from '../schedules/path';
 import { DiffusionSearchError } from '../errors';
@@ -48,52 +49,50 @@ export function stepCost(sampler: SamplerName, rows: number, to: ArrayLike<numbe
 
 /** dx/dt at x (per-row σ) in the path's time, and the x̂0 it came from. */
 async function slope(ctx: StepContext, x: Tensor, sigma: ArrayLike<number>) {
-  const { x0, eps } = await ctx.denoiser.predict(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream);
-  const c = Array.from(sigma, (s) => pathVelocity(ctx.denoiser.path, s));
-  const v = await axpby(x0, eps, c.map((k) => k.cx0), c.map((k) => k.ceps), ctx.stream).finally(() => eps.dispose());
-  return { v, x0 };
+  using s = new TensorScope();
+  const { x0, eps } = s.track(await ctx.denoiser.predict(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream));
+  const c = Array.from(sigma, (k) => pathVelocity(ctx.denoiser.path, k));
+  const v = await axpby(x0, eps, c.map((k) => k.cx0), c.map((k) => k.ceps), ctx.stream);
+  return { v, x0: s.keep(x0) };
 }
 
 /** Per-row times of the path (the native Euler / Heun kernels step x + (t_to − t_from)·v). */
 const times = (ctx: StepContext, sigma: ArrayLike<number>) => Array.from(sigma, (s) => pathTime(ctx.denoiser.path, s));
 
 export async function eulerStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
-  const { v, x0 } = await slope(ctx, x, from);
+  using s = new TensorScope();
+  const { v, x0 } = s.track(await slope(ctx, x, from));
   const next = await ops.eulerStep(x, v, times(ctx, from), times(ctx, to), ctx.stream);
-  v.dispose();
-  return { x: next, x0 };
+  return { x: next, x0: s.keep(x0) };
 }
 
 export async function heunStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
-  const { v: v1, x0 } = await slope(ctx, x, from);
-  const euler = await ops.eulerStep(x, v1, times(ctx, from), times(ctx, to), ctx.stream);
+  using s = new TensorScope();
+  const { v: v1, x0 } = s.track(await slope(ctx, x, from));
+  const euler = await s.track(ops.eulerStep(x, v1, times(ctx, from), times(ctx, to), ctx.stream));
   const rows = Array.from(to).map((t, i) => (t > 0 ? i : -1)).filter((i) => i >= 0);
-  if (rows.length === 0) {
-    v1.dispose();
-    return { x: euler, x0 };
-  }
+  if (rows.length === 0) return s.keep({ x: euler, x0 });
   if (rows.length !== x.shape[0])
     // Mixed batch: the rows that reach 0 keep their Euler step (Heun needs the slope at σ_to > 0).
     throw new DiffusionSearchError('heun: a batch must reach σ = 0 together (use euler or sde for ragged schedules)', 'ARGUMENT');
-  const { v: v2, x0: x0b } = await slope(ctx, euler, to);
-  x0b.dispose();
+  const { v: v2 } = s.track(await slope(ctx, euler, to));
   const next = await ops.heunCombine(x, v1, v2, times(ctx, from), times(ctx, to), ctx.stream);
-  for (const t of [v1, v2, euler]) t.dispose();
-  return { x: next, x0 };
+  return { x: next, x0: s.keep(x0) };
 }
 
 export async function sdeStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
-  const { x0, eps } = await ctx.denoiser.predict(x, from, ctx.cond, ctx.guidance, ctx.meter, ctx.stream);
-  const { x: next, std } = await ops.ddimStep(x0, eps, ctx.denoiser.path, Array.from(from), Array.from(to), ctx.eta ?? 1, {
-    seed: ctx.seed ?? 0,
-    ids: ctx.ids ? Array.from(ctx.ids) : undefined,
-    step: ctx.step ?? 0,
-    stream: ctx.stream,
-  });
-  eps.dispose();
-  const s = (await std.toArray(ctx.stream)) as Float32Array;
-  std.dispose();
-  return { x: next, x0, std: s };
+  using s = new TensorScope();
+  const { x0, eps } = s.track(await ctx.denoiser.predict(x, from, ctx.cond, ctx.guidance, ctx.meter, ctx.stream));
+  const { x: next, std } = s.track(
+    await ops.ddimStep(x0, eps, ctx.denoiser.path, Array.from(from), Array.from(to), ctx.eta ?? 1, {
+      seed: ctx.seed ?? 0,
+      ids: ctx.ids ? Array.from(ctx.ids) : undefined,
+      step: ctx.step ?? 0,
+      stream: ctx.stream,
+    }),
+  );
+  const stds = (await std.toArray(ctx.stream)) as Float32Array;
+  return { ...s.keep({ x: next, x0 }), std: stds };
 }
 
 export const steppers = { euler: eulerStep, heun: heunStep, sde: sdeStep } as const;
