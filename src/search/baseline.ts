@@ -5,6 +5,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { uniform } from '../schedules';
+import { TensorScope } from '../tensor-scope';
 import type { SearchConfig, SearchResult } from './types';
 import { withRun } from './run';
 
@@ -24,10 +25,9 @@ export function baseline(config: SearchConfig, options: BaselineOptions = {}): P
   const sigmas = options.scaleSteps ? uniform(Math.max(1, Math.floor(config.budget / perStep))) : config.sigmas;
   return withRun('baseline', { ...config, sigmas }, async (run) => {
     run.require(run.rolloutCost(1, 0), run.trajectoryText);
-    const { x, ids } = await run.noise(1);
-    const { rewards, final } = await run.rolloutAndScore(x, ids, 0);
-    x.dispose();
-    final.dispose();
+    using s = new TensorScope();
+    const { x, ids } = s.track(await run.noise(1));
+    const { rewards } = s.track(await run.rolloutAndScore(x, ids, 0));
     run.record({ round: 0, mean: rewards[0], population: 1, sigma: 1 });
     return run.finish({ steps: run.steps });
   });

@@ -13,11 +13,12 @@
  */
 import type { NativeTensor } from '../native';
 import { gather } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { intOption, largestFitting, pairSizes, rejectMidVerifier, sdeFromPrediction, stochasticConfig, topIndices } from './shared';
 import { max, mean, withRun, type SearchRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
-type Tensor = NativeTensor;
+type Prediction = { x0: NativeTensor; eps: NativeTensor };
 
 export interface BeamOptions {
   /** B, beams kept at every step (default: fitted to the budget with M; 5 at 500 NFE and 20 steps). */
@@ -40,48 +41,51 @@ export async function beamSearch(config: SearchConfig, options: BeamOptions = {}
     let round = 0;
     for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
       run.checkAbort();
-      const init = await run.noise(B);
+      using s = new TensorScope(); // this run's beams
       // The beams are carried as their predictions (x̂0, ε̂) at the current level: all a step needs.
-      let pred: { x0: Tensor; eps: Tensor } = await run.predict(init.x, run.sigmas[0]).finally(() => init.x.dispose());
-      try {
-        for (let i = 0; i + 1 < S; i++) {
-          run.checkAbort();
-          const cx0 = await gather(pred.x0, expand, run.stream);
-          const ceps = await gather(pred.eps, expand, run.stream).catch((e) => (cx0.dispose(), Promise.reject(e)));
-          const children = await sdeFromPrediction(run, cx0, ceps, run.sigmas[i], run.sigmas[i + 1], run.ids(B * M), 1000 + i).finally(() => {
-            cx0.dispose();
-            ceps.dispose();
-          });
-          const p = await run.predict(children, run.sigmas[i + 1]).finally(() => children.dispose());
-          try {
-            const r = await run.scorePredictions(p.x0);
-            const keep = topIndices(r, B);
-            const x0 = await gather(p.x0, keep, run.stream);
-            const eps = await gather(p.eps, keep, run.stream).catch((e) => (x0.dispose(), Promise.reject(e)));
-            pred.x0.dispose();
-            pred.eps.dispose();
-            pred = { x0, eps };
-            run.record({ round: round++, run: index, sigma: run.sigmas[i + 1], population: B * M, mean: mean(r), roundBest: max(r), keptMean: mean(keep.map((k) => r[k])) });
-          } finally {
-            p.x0.dispose();
-            p.eps.dispose();
-          }
-        }
-        // The last step lands on σ = 0: the finals are the beams' x̂0 (no noise, no children).
-        const final = await sdeFromPrediction(run, pred.x0, pred.eps, run.sigmas[S - 1], run.sigmas[S], run.ids(B), 1000 + S - 1);
-        try {
-          const rewards = await run.score(final);
-          run.record({ round: round++, run: index, sigma: run.sigmas[S], population: B, mean: mean(rewards), roundBest: max(rewards) });
-        } finally {
-          final.dispose();
-        }
-      } finally {
-        pred.x0.dispose();
-        pred.eps.dispose();
+      let pred = s.track(await beamsAtNoise(run, B));
+      for (let i = 0; i + 1 < S; i++) {
+        run.checkAbort();
+        using t = new TensorScope(); // this step's children
+        const p = t.track(await children(run, pred, expand, i));
+        const r = await run.scorePredictions(p.x0);
+        const keep = topIndices(r, B);
+        pred = {
+          x0: s.replace(pred.x0, await gather(p.x0, keep, run.stream)),
+          eps: s.replace(pred.eps, await gather(p.eps, keep, run.stream)),
+        };
+        run.record({
+          round: round++, run: index, sigma: run.sigmas[i + 1], population: B * M, mean: mean(r), roundBest: max(r),
+          keptMean: mean(keep.map((k) => r[k])),
+        });
       }
+      // The last step lands on σ = 0: the finals are the beams' x̂0 (no noise, no children).
+      const [last, zero] = [run.sigmas[S - 1], run.sigmas[S]];
+      const final = s.track(await sdeFromPrediction(run, pred.x0, pred.eps, last, zero, run.ids(B), 1000 + S - 1));
+      const rewards = await run.score(final);
+      run.record({
+        round: round++, run: index, sigma: run.sigmas[S], population: B, mean: mean(rewards), roundBest: max(rewards),
+      });
     }
     return run.finish({ steps: S });
   });
+}
+
+/** B noises and their predictions at σ = 1 (the noise itself is not kept). */
+async function beamsAtNoise(run: SearchRun, B: number): Promise<Prediction> {
+  using s = new TensorScope();
+  const init = s.track(await run.noise(B));
+  return await run.predict(init.x, run.sigmas[0]);
+}
+
+/** M children of every beam (the stochastic step σ_i → σ_{i+1}, each child its own noise) and their predictions. */
+async function children(run: SearchRun, beams: Prediction, expand: number[], i: number): Promise<Prediction> {
+  using s = new TensorScope();
+  const x0 = await s.track(gather(beams.x0, expand, run.stream));
+  const eps = await s.track(gather(beams.eps, expand, run.stream));
+  const ids = run.ids(expand.length);
+  const x = s.track(await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i));
+  return await run.predict(x, run.sigmas[i + 1]);
 }
 
 /** B and M: the caller's where set; the rest the largest run the budget pays for (BUDGET names the smallest). */

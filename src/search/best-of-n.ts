@@ -7,6 +7,7 @@
  * (see SearchRun.fitRollouts), so the search spends nearly all of its budget.
  */
 import type { SearchConfig, SearchResult } from './types';
+import { TensorScope } from '../tensor-scope';
 import { max, mean, withRun } from './run';
 
 export interface BestOfNOptions {
@@ -27,9 +28,9 @@ export function bestOfN(config: SearchConfig, options: BestOfNOptions = {}): Pro
       run.checkAbort();
       const { rows: n, maxSteps } = run.fitRollouts(batch);
       if (n === 0) break;
-      const { x, ids } = await run.noise(n);
-      const { rewards, final } = await run.rolloutAndScore(x, ids, 0, { maxSteps }).finally(() => x.dispose());
-      final.dispose();
+      using s = new TensorScope(); // this round's noise and samples
+      const { x, ids } = s.track(await run.noise(n));
+      const { rewards } = s.track(await run.rolloutAndScore(x, ids, 0, { maxSteps }));
       run.record({ round, mean: mean(rewards), population: n, sigma: 1, roundBest: max(rewards) });
     }
     return run.finish({ steps: run.steps });

@@ -19,6 +19,7 @@
 import { DiffusionSearchError } from '../errors';
 import * as ops from '../ops';
 import { floatTensor, gather } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { intOption, largestFitting, numOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig } from './shared';
 import { max, mean, withRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
@@ -65,65 +66,52 @@ export async function particleSampling(config: SearchConfig, options: ParticleOp
     let round = 0;
     for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
       run.checkAbort();
-      let { x, ids } = await run.noise(K);
+      using s = new TensorScope(); // this run's particles
+      let { x, ids } = s.track(await run.noise(K));
       // Per particle: last reward, best and sum of its path's rewards, log-weight since the last resampling.
       let prev = new Float64Array(K), best = new Float64Array(K).fill(-Infinity), sum = new Float64Array(K), logW = new Float64Array(K);
-      try {
-        for (let i = 0; i < S; i++) {
-          run.checkAbort();
-          let { x0, eps } = await run.predict(x, run.sigmas[i]);
-          try {
-            if (i > 0 && i < S - 1 && i % interval === 0) {
-              // (The last step lands on σ = 0 deterministically: its x̂0 is the final sample, scored below.)
-              // Steer: score the particles' x̂0, update the weights, resample when the ESS is low.
-              const r = await run.scorePredictions(x0);
-              for (let p = 0; p < K; p++) {
-                best[p] = Math.max(best[p], r[p]);
-                sum[p] += r[p];
-                const g = potential === 'max' ? best[p] : potential === 'add' ? sum[p] : r[p] - prev[p];
-                logW[p] += lambda * g;
-                prev[p] = r[p];
-              }
-              const top = max(logW); // weights are relative: keep the log-weights near 0
-              if (Number.isFinite(top)) for (let p = 0; p < K; p++) logW[p] -= top;
-              let ess = K, resampled = false;
-              if (threshold > 0) {
-                const w = floatTensor(logW, run.denoiser.device);
-                const res = await ops.resample(w, K, { method, seed: run.seed, step: index * S + i, stream: run.stream }).finally(() => w.dispose());
-                try {
-                  ess = res.ess;
-                  if (ess < threshold * K) {
-                    const idx = Array.from((await res.indices.toArray(run.stream)) as BigInt64Array, Number);
-                    const gx0 = await gather(x0, idx, run.stream);
-                    x0.dispose();
-                    x0 = gx0;
-                    const geps = await gather(eps, idx, run.stream);
-                    eps.dispose();
-                    eps = geps;
-                    [prev, best, sum] = [prev, best, sum].map((a) => Float64Array.from(idx, (j) => a[j]));
-                    logW = new Float64Array(K);
-                    ids = run.ids(K); // copies of a particle must draw different noise from here on
-                    resampled = true;
-                  }
-                } finally {
-                  res.indices.dispose();
-                }
-              }
-              run.record({ round: round++, run: index, sigma: run.sigmas[i], population: K, mean: mean(r), roundBest: max(r), ess, resampled });
-            }
-            const next = await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i);
-            x.dispose();
-            x = next;
-          } finally {
-            x0.dispose();
-            eps.dispose();
+      for (let i = 0; i < S; i++) {
+        run.checkAbort();
+        using t = new TensorScope(); // this step's predictions
+        let { x0, eps } = t.track(await run.predict(x, run.sigmas[i]));
+        if (i > 0 && i < S - 1 && i % interval === 0) {
+          // (The last step lands on σ = 0 deterministically: its x̂0 is the final sample, scored below.)
+          // Steer: score the particles' x̂0, update the weights, resample when the ESS is low.
+          const r = await run.scorePredictions(x0);
+          for (let p = 0; p < K; p++) {
+            best[p] = Math.max(best[p], r[p]);
+            sum[p] += r[p];
+            const g = potential === 'max' ? best[p] : potential === 'add' ? sum[p] : r[p] - prev[p];
+            logW[p] += lambda * g;
+            prev[p] = r[p];
           }
+          const top = max(logW); // weights are relative: keep the log-weights near 0
+          if (Number.isFinite(top)) for (let p = 0; p < K; p++) logW[p] -= top;
+          let ess = K, resampled = false;
+          if (threshold > 0) {
+            const w = t.track(floatTensor(logW, run.denoiser.device));
+            const o = { method, seed: run.seed, step: index * S + i, stream: run.stream };
+            const res = t.track(await ops.resample(w, K, o));
+            ess = res.ess;
+            if (ess < threshold * K) {
+              const idx = Array.from((await res.indices.toArray(run.stream)) as BigInt64Array, Number);
+              x0 = t.replace(x0, await gather(x0, idx, run.stream));
+              eps = t.replace(eps, await gather(eps, idx, run.stream));
+              [prev, best, sum] = [prev, best, sum].map((a) => Float64Array.from(idx, (j) => a[j]));
+              logW = new Float64Array(K);
+              ids = run.ids(K); // copies of a particle must draw different noise from here on
+              resampled = true;
+            }
+          }
+          const sigma = run.sigmas[i];
+          run.record({
+            round: round++, run: index, sigma, population: K, mean: mean(r), roundBest: max(r), ess, resampled,
+          });
         }
-        const rewards = await run.score(x);
-        run.record({ round: round++, run: index, sigma: 0, population: K, mean: mean(rewards), roundBest: max(rewards) });
-      } finally {
-        x.dispose();
+        x = s.replace(x, await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i));
       }
+      const rewards = await run.score(x);
+      run.record({ round: round++, run: index, sigma: 0, population: K, mean: mean(rewards), roundBest: max(rewards) });
     }
     return run.finish({ steps: S });
   });

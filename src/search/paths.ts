@@ -26,6 +26,7 @@ import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { gather } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { intOption, largestFitting, pairSizes, rejectMidVerifier, topIndices } from './shared';
 import { max, mean, withRun, type SearchRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
@@ -88,51 +89,29 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
       const maxSteps = cost.rolled ? run.adaptiveCap(cost.rolled, cost.fixed) : undefined;
       if (maxSteps !== undefined ? maxSteps < run.plannedSteps : !run.budget.canAfford(cost.total)) break;
       run.checkAbort();
-      const init = await run.noise(n);
-      let x: Tensor;
-      try {
-        const r = await run.advance(init.x, init.ids, 0, start); // start ≥ 1: a new tensor
-        r.x0?.dispose();
-        r.x0Mid?.dispose();
-        x = r.x;
-      } finally {
-        init.x.dispose();
-      }
-      try {
-        for (const { from, up, to } of rounds) {
-          run.checkAbort();
-          const copies = await gather(x, repeat, run.stream);
-          const ids = run.ids(rows);
-          let noised: Tensor;
-          try {
-            noised = await ops.renoise(copies, run.denoiser.path, run.sigmas[from], run.sigmas[up], { seed: run.seed, ids, step: RENOISE_STEP, stream: run.stream });
-          } finally {
-            copies.dispose();
-          }
-          let rewards: Float32Array;
-          if (to === run.steps) {
-            // The last round: the copies to σ = 0 are the samples.
-            const r = await run.rolloutAndScore(noised, ids, up, { maxSteps }).finally(() => noised.dispose());
-            r.final.dispose();
-            rewards = r.rewards;
-          } else {
-            const d = await run.advance(noised, ids, up, to).finally(() => noised.dispose());
-            try {
-              if (mode === 'x0') rewards = await scoreCleanPrediction(run, d.x, to);
-              else rewards = await scoreRollouts(run, d.x, ids, to, maxSteps);
-              const next = await gather(d.x, topIndices(rewards, n), run.stream);
-              x.dispose();
-              x = next;
-            } finally {
-              d.x.dispose();
-              d.x0?.dispose();
-              d.x0Mid?.dispose();
-            }
-          }
-          run.record({ round: round++, run: index, sigma: run.sigmas[to], population: rows, mean: mean(rewards), roundBest: max(rewards) });
+      using s = new TensorScope(); // this search's kept candidates
+      let x = s.track(await startLevel(run, n, start));
+      for (const { from, up, to } of rounds) {
+        run.checkAbort();
+        using t = new TensorScope(); // this round's copies
+        const ids = run.ids(rows);
+        const copies = await t.track(gather(x, repeat, run.stream));
+        const o = { seed: run.seed, ids, step: RENOISE_STEP, stream: run.stream };
+        const noised = await t.track(ops.renoise(copies, run.denoiser.path, run.sigmas[from], run.sigmas[up], o));
+        let rewards: Float32Array;
+        if (to === run.steps) {
+          // The last round: the copies to σ = 0 are the samples.
+          rewards = t.track(await run.rolloutAndScore(noised, ids, up, { maxSteps })).rewards;
+        } else {
+          const d = t.track(await run.advance(noised, ids, up, to));
+          if (mode === 'x0') rewards = await scoreCleanPrediction(run, d.x, to);
+          else rewards = await scoreRollouts(run, d.x, ids, to, maxSteps);
+          x = s.replace(x, await gather(d.x, topIndices(rewards, n), run.stream));
         }
-      } finally {
-        x.dispose();
+        const sigma = run.sigmas[to];
+        run.record({
+          round: round++, run: index, sigma, population: rows, mean: mean(rewards), roundBest: max(rewards),
+        });
       }
     }
     return run.finish({ steps: run.steps });
@@ -170,22 +149,25 @@ function fitPaths(run: SearchRun, o: PathsOptions, forward: number, backward: nu
   return least; // (not reached: it did not fit above)
 }
 
+/** Step 1: N noises sampled from σ = 1 down to the start level (start ≥ 1: a new tensor). */
+async function startLevel(run: SearchRun, n: number, start: number): Promise<Tensor> {
+  using s = new TensorScope();
+  const init = s.track(await run.noise(n));
+  const r = s.track(await run.advance(init.x, init.ids, 0, start));
+  return s.keep(r.x);
+}
+
 /** The paper's scoring: one more model evaluation at the candidates' level, its x̂0 to the verifier. */
 async function scoreCleanPrediction(run: SearchRun, x: Tensor, level: number): Promise<Float32Array> {
-  const { x0, eps } = await run.predict(x, run.sigmas[level]);
-  eps.dispose();
-  try {
-    return await run.scorePredictions(x0);
-  } finally {
-    x0.dispose();
-  }
+  using s = new TensorScope();
+  const { x0 } = s.track(await run.predict(x, run.sigmas[level]));
+  return await run.scorePredictions(x0);
 }
 
 /** 'rollout' scoring: each candidate sampled on to σ = 0 (these samples enter the archive). */
 async function scoreRollouts(run: SearchRun, x: Tensor, ids: number[], level: number, maxSteps?: number) {
-  const r = await run.rolloutAndScore(x, ids, level, { maxSteps });
-  r.final.dispose();
-  return r.rewards;
+  using s = new TensorScope();
+  return s.track(await run.rolloutAndScore(x, ids, level, { maxSteps })).rewards;
 }
 
 /**

@@ -2,6 +2,7 @@
 import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
 import * as ops from '../ops';
+import { TensorScope } from '../tensor-scope';
 import type { SearchRun } from './run';
 import type { SearchConfig } from './types';
 
@@ -63,9 +64,10 @@ export function stochasticConfig(config: SearchConfig, alg: string): SearchConfi
 
 /** The DDIM-η step from predictions x̂0, ε̂ at σ_from to σ_to, with the noise of `ids` at `step`. */
 export async function sdeFromPrediction(run: SearchRun, x0: Tensor, eps: Tensor, from: number, to: number, ids: number[], step: number): Promise<Tensor> {
-  const { x, std } = await ops.ddimStep(x0, eps, run.denoiser.path, from, to, run.config.eta ?? 1, { seed: run.seed, ids, step, stream: run.stream });
-  std.dispose();
-  return x;
+  using s = new TensorScope();
+  const o = { seed: run.seed, ids, step, stream: run.stream };
+  const { x } = s.track(await ops.ddimStep(x0, eps, run.denoiser.path, from, to, run.config.eta ?? 1, o));
+  return s.keep(x);
 }
 
 /**

@@ -14,6 +14,7 @@ import { DiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { cat, gather, slice } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { intOption, numOption } from './shared';
 import { max, mean, withRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
@@ -44,50 +45,41 @@ export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}):
     const maxRounds = intOption(alg, 'rounds', options.rounds, Infinity, 1);
     run.require(run.rolloutCost(2, 0), 'a pivot and one neighbour');
 
+    using s = new TensorScope(); // the pivot, carried from round to round
     let pivot: { x: Tensor; id: number; reward: number | null } | null = null;
-    try {
-      for (let round = 0; round < maxRounds; round++) {
-        run.checkAbort();
-        const fresh: boolean = pivot === null || pivot.reward === null;
-        // As many neighbours as the budget still pays for (with the pivot when it is new).
-        const fit = run.fitRollouts(n + (fresh ? 1 : 0), fresh ? 2 : 1);
-        const k = fit.rows - (fresh ? 1 : 0);
-        if (k <= 0) break;
-        if (!pivot) {
-          const p = await run.noise(1);
-          pivot = { x: p.x, id: p.ids[0], reward: null };
-        }
-        const nbIds = run.ids(n).slice(0, k); // always n ids: the rounds do not depend on the budget
-        const reps = await gather(pivot.x, new Array(k).fill(0), run.stream);
-        const nb = await ops
-          .sphereNeighbours(reps, tau, { seed: run.seed, ids: nbIds, step: NEIGHBOUR_STEP, stream: run.stream })
-          .finally(() => reps.dispose());
-        let rewards: Float32Array;
-        try {
-          const batch: Tensor = fresh ? await cat([pivot.x, nb], run.stream) : nb;
-          try {
-            const ids = fresh ? [pivot.id, ...nbIds] : nbIds;
-            const r = await run.rolloutAndScore(batch, ids, 0, { maxSteps: fit.maxSteps });
-            r.final.dispose();
-            rewards = r.rewards;
-          } finally {
-            if (batch !== nb) batch.dispose();
-          }
-          if (fresh) pivot.reward = rewards[0];
-          const nbr = rewards.subarray(fresh ? 1 : 0);
-          let bi = 0;
-          for (let i = 1; i < k; i++) if (nbr[i] > nbr[bi]) bi = i;
-          const pivotReward: number = pivot.reward!;
-          const moved: boolean = nbr[bi] > pivotReward;
-          pivot.x.dispose();
-          pivot = moved ? { x: await slice(nb, bi, bi + 1, run.stream), id: nbIds[bi], reward: nbr[bi] } : null;
-          run.record({ round, sigma: 1, population: rewards.length, mean: mean(nbr), roundBest: max(nbr), pivot: pivotReward, moved, restarted: !moved });
-        } finally {
-          nb.dispose();
-        }
+    for (let round = 0; round < maxRounds; round++) {
+      run.checkAbort();
+      const fresh: boolean = pivot === null || pivot.reward === null;
+      // As many neighbours as the budget still pays for (with the pivot when it is new).
+      const fit = run.fitRollouts(n + (fresh ? 1 : 0), fresh ? 2 : 1);
+      const k = fit.rows - (fresh ? 1 : 0);
+      if (k <= 0) break;
+      if (!pivot) {
+        const p = s.track(await run.noise(1));
+        pivot = { x: p.x, id: p.ids[0], reward: null };
       }
-    } finally {
-      pivot?.x.dispose();
+      using t = new TensorScope(); // this round's neighbours
+      const nbIds = run.ids(n).slice(0, k); // always n ids: the rounds do not depend on the budget
+      const reps: Tensor = await t.track(gather(pivot.x, new Array(k).fill(0), run.stream));
+      const o = { seed: run.seed, ids: nbIds, step: NEIGHBOUR_STEP, stream: run.stream };
+      const nb: Tensor = await t.track(ops.sphereNeighbours(reps, tau, o));
+      const batch: Tensor = fresh ? await t.track(cat([pivot.x, nb], run.stream)) : nb;
+      const ids: number[] = fresh ? [pivot.id, ...nbIds] : nbIds;
+      const { rewards } = t.track(await run.rolloutAndScore(batch, ids, 0, { maxSteps: fit.maxSteps }));
+      if (fresh) pivot.reward = rewards[0];
+      const nbr = rewards.subarray(fresh ? 1 : 0);
+      let bi = 0;
+      for (let i = 1; i < k; i++) if (nbr[i] > nbr[bi]) bi = i;
+      const pivotReward: number = pivot.reward!;
+      const moved: boolean = nbr[bi] > pivotReward;
+      // Move to the best neighbour, or restart from fresh noise next round.
+      const x: Tensor | null = s.replace(pivot.x, moved ? await slice(nb, bi, bi + 1, run.stream) : null);
+      pivot = x ? { x, id: nbIds[bi], reward: nbr[bi] } : null;
+      const population = rewards.length;
+      run.record({
+        round, sigma: 1, population, mean: mean(nbr), roundBest: max(nbr), pivot: pivotReward, moved,
+        restarted: !moved,
+      });
     }
     return run.finish({ steps: run.steps });
   });
