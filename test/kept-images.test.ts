@@ -38,8 +38,8 @@ describe.skipIf(!have)('fashion-t2i: each returned sample is the image its verif
     it.each(cases)(`${algorithm}, budget %i, keep %i: element for element`, async (budget, keep) => {
       const { verifier, seen } = recording();
       const prompt = ['a dark ankle boot', 'a bright bag'];
-      const o = { model: 'fashion-t2i', prompt, algorithm, budget, steps: 4, n: 2, keep, verifier: [verifier], eval: false };
-      const r = await generate(o);
+      const o = { model: 'fashion-t2i', prompt, algorithm, budget, steps: 4, n: 2, keep, verifier: [verifier] };
+      const r = await generate({ ...o, eval: false });
       const per = r.shape.slice(1).reduce((a, b) => a * b, 1);
       expect(r.shape[0]).toBe(r.rewards.length);
       expect(r.shape[0]).toBeGreaterThanOrEqual(4);

@@ -8,7 +8,9 @@ import type { Denoiser } from '../models/denoiser';
 import { registerPrompts, type RegisteredPrompts } from '../models/prompting';
 import type { ShippedModel } from '../models/shipped';
 import { resolveClass } from '../request/classes';
-import type { ResolvedRequest } from '../request/types';
+import { REQUEST_FIELDS } from '../request/fields';
+import { flagOf } from '../request/schema';
+import type { GenerateOptions, ResolvedRequest } from '../request/types';
 import type { TimePredictionModule } from '../samplers/adaptive';
 import { makeSchedule } from '../schedules';
 import type { Stream } from '../stream';
@@ -35,17 +37,29 @@ export interface Loaded {
   conditions: number[];
 }
 
+/**
+ * A request option as every entrance spells it (`--tpm-solver / "tpmSolver"`): a request reaches
+ * the engine as options whichever entrance it came through, so the engine cannot tell which.
+ */
+const both = (key: keyof GenerateOptions) => `--${flagOf(key, REQUEST_FIELDS[key])} / "${key}"`;
+
+const ARG = 'ARGUMENT';
+
 /** Takes a model for the request (released when it ends). */
 export type Hold = <T>(p: Promise<Held<T>>) => Promise<T>;
 
 /** The request checked against its model: prompt or class, verifiers, schedule. */
 export function prepare(r: ResolvedRequest, denoiser: Denoiser, file: string, shipped: ShippedModel | undefined): Prepared {
-  if (denoiser.conditions && !r.prompts) throw new DiffusionSearchError(`'${r.model}' is conditioned on text: pass a prompt (--prompt "...")`, 'ARGUMENT');
-  if (!denoiser.conditions && (r.prompts || r.negativePrompt !== undefined))
-    throw new DiffusionSearchError(`'${r.model}' is class-conditional: pass --class${denoiser.classes ? ` (one of ${denoiser.classes.join(', ')})` : ''}, not a prompt`, 'ARGUMENT');
+  if (denoiser.conditions && !r.prompts)
+    throw new DiffusionSearchError(`'${r.model}' is conditioned on text: pass a prompt (${both('prompt')})`, ARG);
+  if (!denoiser.conditions && (r.prompts || r.negativePrompt !== undefined)) {
+    const one = denoiser.classes ? ` (one of ${denoiser.classes.join(', ')})` : '';
+    throw new DiffusionSearchError(`'${r.model}' is class-conditional: pass ${both('class')}${one}, not a prompt`, ARG);
+  }
   const cls = denoiser.conditions ? 0 : resolveClass(r.class, denoiser.classes);
   const verifierNames = r.verifier.length ? r.verifier : shipped?.verifiers ?? [];
-  if (!verifierNames.length) throw new DiffusionSearchError(`model '${r.model}' has no default verifier: pass --verifier`, 'ARGUMENT');
+  if (!verifierNames.length)
+    throw new DiffusionSearchError(`model '${r.model}' has no default verifier: pass one (${both('verifier')})`, ARG);
   const adaptive = r.schedule === 'adaptive';
   const sigmas = makeSchedule(adaptive ? 'uniform' : (r.schedule as Exclude<typeof r.schedule, 'adaptive'>), r.steps, { shift: r.shift });
   return { r, file, shipped, denoiser, cls, verifierNames, sigmas, adaptive };
@@ -88,7 +102,12 @@ export async function load(
   const verifier: Verifier = parts.length === 1 ? parts[0] : new EnsembleVerifier(parts);
   const predictor = p.adaptive ? await hold(models.tpm(r.tpm)) : undefined;
   if (p.adaptive && r.sampler !== 'euler')
-    throw new DiffusionSearchError(`the adaptive schedule steps with its module's rule (euler or ab2, --tpm-solver); --sampler ${r.sampler} does not apply (algorithm ${r.algorithm})`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `the adaptive schedule steps with its module's rule (euler or ab2: ${both('tpmSolver')}); sampler ` +
+        `'${r.sampler}' does not apply (algorithm ${r.algorithm}): ` +
+        `use sampler euler (${both('sampler')}) or a fixed schedule`,
+      ARG,
+    );
   if (!r.prompts) return { verifier, predictor, conditions: [p.cls] };
   const prompts = r.prompts;
   const encoder = await hold(models.textEncoder(denoiser, p.file));

@@ -27,13 +27,13 @@
  * the schedule and to the budget. The reference also rolls its elites out again; here they are
  * not (same trajectory, same reward), so each counts once in the pool and costs nothing.
  */
-import { DiffusionSearchError } from '../errors';
+import { DiffusionSearchError, isDiffusionSearchError } from '../errors';
 import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { pathCoefficients } from '../schedules/path';
 import { axpby, cat, floatTensor, gather } from '../tensor-ops';
 import { max, mean, withRun, type SearchRun } from './run';
-import { topIndices } from './shared';
+import { largestFitting, topIndices } from './shared';
 import type { SearchConfig, SearchResult } from './types';
 
 type Tensor = NativeTensor;
@@ -93,62 +93,103 @@ export function tournamentSize(fraction: number, P: number): number {
   return Math.max(1, Math.floor(fraction * P));
 }
 
-export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): { levels: number[]; population: number[]; elites: number } {
-  const S = run.steps;
-  const levels = o.levels ?? defaultLevels(S);
-  if (levels.length === 0 || levels[0] !== 0)
-    throw new DiffusionSearchError('evosearch: the evolution schedule must start at level 0 (pure noise)', 'ARGUMENT');
-  for (let i = 1; i < levels.length; i++)
-    if (!(Number.isInteger(levels[i]) && levels[i] > levels[i - 1] && levels[i] < S))
-      throw new DiffusionSearchError(`evosearch: levels must be increasing schedule indices below ${S}, got [${levels}]`, 'ARGUMENT');
+/** A plan: the evolution levels, the sizes K_0..K_G, the elites, and the sizes' scale when fitted to the budget. */
+export interface EvoPlan {
+  levels: number[];
+  population: number[];
+  elites: number;
+  /** The reference sizes the population was scaled from (null: the caller set it). */
+  base: number[] | null;
+}
+
+/**
+ * The plan. Adaptive, with levels and sizes left to the budget: a first plan assumes the module's
+ * maximum of steps, so when not even sizes of 1 fit, fewer generations (the last levels dropped).
+ */
+export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): EvoPlan {
+  if (o.levels || o.population || !run.adaptive) return planAt(run, o, o.levels ?? defaultLevels(run.steps));
+  for (let levels = defaultLevels(run.steps); ; levels = levels.slice(0, -1)) {
+    try {
+      return planAt(run, o, levels);
+    } catch (e) {
+      if (!(levels.length > 1 && isDiffusionSearchError(e, 'BUDGET'))) throw e;
+    }
+  }
+}
+
+function planAt(run: SearchRun, o: EvoSearchOptions, at: number[]): EvoPlan {
+  const levels = checkLevels(run, at);
   const cost = (pop: number[], E: number) => planCost(run, levels, pop, E, o);
-  let population = o.population;
-  let elites = o.elites;
+  let population = o.population, elites = o.elites, base: number[] | null = null;
   if (population) {
     if (population.length !== levels.length + 1)
-      throw new DiffusionSearchError(`evosearch: population needs ${levels.length + 1} sizes (one per generation), got ${population.length}`, 'ARGUMENT');
-    if (!population.every((k) => Number.isInteger(k) && k >= 1)) throw new DiffusionSearchError('evosearch: population sizes must be positive integers', 'ARGUMENT');
+      throw argument(`population needs ${levels.length + 1} sizes (one per generation), got ${population.length}`);
+    if (!population.every((k) => Number.isInteger(k) && k >= 1))
+      throw argument('population sizes must be positive integers');
     elites ??= Math.min(5, Math.min(...population) - 1);
   } else {
-    // Scale the reference sizes so the whole plan fits the budget.
-    const ref = levels.map((_, g) => REFERENCE_SIZES[Math.min(g + 1, REFERENCE_SIZES.length - 1)]);
-    const base = [REFERENCE_SIZES[0], ...ref];
-    let lo = 0.01, hi = 50;
-    const sizes = (f: number) => base.map((k) => Math.max(2, Math.round(k * f)));
+    base = [REFERENCE_SIZES[0], ...levels.map((_, g) => REFERENCE_SIZES[Math.min(g + 1, REFERENCE_SIZES.length - 1)])];
     const E = (p: number[]) => elites ?? Math.min(5, Math.min(...p) - 1);
-    for (let it = 0; it < 60; it++) {
-      const mid = (lo + hi) / 2;
-      if (cost(sizes(mid), E(sizes(mid))) <= run.budget.total) lo = mid;
-      else hi = mid;
-    }
-    population = sizes(lo);
+    // Sizes of 2 at least (one elite and one child); of 1 when only those fit.
+    const fits = (p: number[]) => cost(p, E(p)) <= run.budget.total;
+    population = fitScale(base, 2, fits);
+    if (!fits(population)) population = fitScale(base, 1, fits);
     elites = E(population);
   }
-  if (!(Number.isInteger(elites) && elites >= 0)) throw new DiffusionSearchError('evosearch: elites must be a non-negative integer', 'ARGUMENT');
-  for (let g = 1; g < population.length; g++)
-    if (population[g] <= elites)
-      throw new DiffusionSearchError(`evosearch: population ${population[g]} of generation ${g} must exceed the ${elites} elites`, 'ARGUMENT');
-  if (population.some((k, g) => g > 0 && elites! > population![g - 1]))
-    throw new DiffusionSearchError('evosearch: elites cannot exceed the previous population', 'ARGUMENT');
+  if (!(Number.isInteger(elites) && elites >= 0)) throw argument('elites must be a non-negative integer');
+  checkElites(elites, population, o.population === undefined);
   run.require(cost(population, elites), `the evolution plan (sizes [${population}], levels [${levels}])`);
-  return { levels, population, elites };
+  return { levels, population, elites, base };
+}
+
+function argument(message: string): DiffusionSearchError {
+  return new DiffusionSearchError(`evosearch: ${message}`, 'ARGUMENT');
+}
+
+function checkLevels(run: SearchRun, levels: number[]): number[] {
+  if (levels.length === 0 || levels[0] !== 0)
+    throw argument('the evolution schedule must start at level 0 (pure noise)');
+  for (let i = 1; i < levels.length; i++)
+    if (!(Number.isInteger(levels[i]) && levels[i] > levels[i - 1] && levels[i] < run.steps))
+      throw argument(`levels must be increasing schedule indices below ${run.steps}, got [${levels}]`);
+  return levels;
+}
+
+/**
+ * Elites pass from one generation into the next beside children: below each later generation's
+ * size and no more than the one before. The message names the most allowed and both fixes.
+ */
+function checkElites(elites: number, pop: number[], fitted: boolean): void {
+  const most = Math.min(Math.min(...pop.slice(1)) - 1, Math.min(...pop.slice(0, -1)));
+  if (elites <= most) return;
+  const raise = fitted ? 'raise the budget (the population is fitted to it) or set population' : 'raise population';
+  throw argument(
+    `elites must be below the smallest population size after the first and at most the one before ` +
+      `(here at most ${most}, population [${pop}]), got ${elites}: lower elites or ${raise}`,
+  );
+}
+
+/** The base sizes scaled by the largest factor that `fits` (at least `least` each). */
+function fitScale(base: number[], least: number, fits: (p: number[]) => boolean): number[] {
+  const sizes = (f: number) => base.map((k) => Math.max(least, Math.round(k * f)));
+  let lo = 0.01, hi = 50;
+  for (let it = 0; it < 60; it++) {
+    const mid = (lo + hi) / 2;
+    if (fits(sizes(mid))) lo = mid;
+    else hi = mid;
+  }
+  return sizes(lo);
 }
 
 /**
  * NFE of a whole plan. Rollout scoring captures later states and their x̂0 on the way (no
  * advancing cost, and the 'sde' mutation needs no model call): a rollout from level L walks the
  * schedule to the last level, then to σ = 0 (with an adaptive schedule only that last part is
- * adaptive, planned at its maximum of steps).
+ * adaptive, planned at `steps`: SearchRun.plannedSteps by default).
  */
-function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o: EvoSearchOptions): number {
-  const sde = (o.mutation ?? 'sde') === 'sde';
-  const last = levels[levels.length - 1];
-  if (o.scoreBy !== 'x0') {
-    const rollout = (L: number) => run.rolloutCost(1, L, last) + run.rolloutCost(1, Math.max(L, last));
-    // Where no trajectory predicts x̂0 at the level, the 'sde' mutation predicts it for the parents.
-    const predicted = (L: number) => (sde && L > 0 && !capturesX0(run, L, last) ? run.evalCost(1) : 0);
-    return pop[0] * rollout(0) + levels.reduce((s, L, g) => s + (pop[g + 1] - E) * (rollout(L) + predicted(L)), 0);
-  }
+function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o: EvoSearchOptions, from = 0): number {
+  if (o.scoreBy !== 'x0')
+    return pop.reduce((s, _, g) => s + (g >= from ? generationCost(run, levels, pop, E, o, g) : 0), 0);
   // x̂0 scoring: one evaluation per new member; at each later level the population is advanced
   // there and scored again; the last population is rolled out.
   let nfe = pop[0] * run.evalCost(1);
@@ -156,7 +197,39 @@ function planCost(run: SearchRun, levels: number[], pop: number[], E: number, o:
     if (g > 1) nfe += pop[g - 1] * (run.rolloutCost(1, levels[g - 2], levels[g - 1]) + run.evalCost(1));
     nfe += (pop[g] - E) * run.evalCost(1);
   }
-  return nfe + pop[pop.length - 1] * run.rolloutCost(1, last);
+  return nfe + pop[pop.length - 1] * run.rolloutCost(1, levels[levels.length - 1]);
+}
+
+/** NFE of generation g with rollout scoring: K_0 new trajectories, or K_g − E children at level L_{g−1}. */
+function generationCost(run: SearchRun, levels: number[], pop: number[], E: number, o: EvoSearchOptions, g: number) {
+  const sde = (o.mutation ?? 'sde') === 'sde';
+  const last = levels[levels.length - 1];
+  const toZero = run.adaptive ? run.evalCost(1) * run.plannedSteps : run.rolloutCost(1, last);
+  const rollout = (L: number) => run.rolloutCost(1, L, last) + toZero;
+  if (g === 0) return pop[0] * rollout(0);
+  const L = levels[g - 1];
+  // Where no trajectory predicts x̂0 at the level, the 'sde' mutation predicts it for the parents.
+  const predicted = sde && L > 0 && !capturesX0(run, L, last) ? run.evalCost(1) : 0;
+  return Math.max(0, pop[g] - E) * (rollout(L) + predicted);
+}
+
+/**
+ * An adaptive plan fitted to the budget, re-fitted before generation g to the budget left, its
+ * rollouts planned at the steps the module took so far (SearchRun.plannedSteps): the sizes of
+ * generations g..G scaled together, the last one filled with what is left. Null when not even
+ * one child per generation fits (the search ends there).
+ */
+function refit(run: SearchRun, plan: EvoPlan, o: EvoSearchOptions, g: number): number[] | null {
+  const { levels, population, elites: E, base } = plan;
+  const left = run.budget.remaining;
+  const fits = (p: number[]) => planCost(run, levels, p, E, o, g) <= left;
+  const rest = fitScale(base!.slice(g), E + 1, (p) => fits([...population.slice(0, g), ...p]));
+  const pop = [...population.slice(0, g), ...rest];
+  if (!fits(pop)) return null;
+  const G = pop.length - 1;
+  const more = largestFitting((k) => planCost(run, levels, [...pop.slice(0, G), pop[G] + k], E, o, g), left, 0);
+  pop[G] += more ?? 0;
+  return pop;
 }
 
 /**
@@ -169,25 +242,29 @@ function capturesX0(run: SearchRun, L: number, last: number): boolean {
 
 export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}): Promise<SearchResult> {
   return withRun('evosearch', config, async (run) => {
-    const { levels, population, elites } = planEvoSearch(run, options);
+    const plan = planEvoSearch(run, options);
     const o = checkOptions(options);
+    const { levels, elites } = plan;
     const members: Members = options.scoreBy === 'x0' ? new Predicted(run) : new Trajectories(run, levels, o.pool);
+    // What generation g leaves for the later ones: their plan (adaptive rollouts are capped to keep it).
+    const reserve = (g: number) => planCost(run, levels, plan.population, elites, options, g + 1);
     try {
       // Generation 0: K_0 noises.
-      const first = await run.noise(population[0]);
-      const r0 = await members.add(first.x, first.ids, 0).finally(() => first.x.dispose());
-      run.record({ round: 0, sigma: 1, population: population[0], mean: mean(r0), generationBest: max(r0) });
-      for (let g = 1; g < population.length; g++) {
+      const first = await run.noise(plan.population[0]);
+      const r0 = await members.add(first.x, first.ids, 0, reserve(0)).finally(() => first.x.dispose());
+      run.record({ round: 0, sigma: 1, population: plan.population[0], mean: mean(r0), generationBest: max(r0) });
+      for (let g = 1; g < plan.population.length; g++) {
         run.checkAbort();
+        if (!replan(run, plan, options, g)) break;
         const L = levels[g - 1];
         const pool = await members.poolAt(L);
         try {
           const eliteIdx = topIndices(pool.rewards, Math.min(elites, pool.ids.length));
-          const childIds = run.ids(population[g] - eliteIdx.length);
+          const childIds = run.ids(plan.population[g] - eliteIdx.length);
           const parents = await tournaments(run, pool, childIds, o, g);
           const children = await mutate(run, pool, parents, { ids: childIds, step: 100 + g }, o);
           // Disposed also when a cancellation rejects a model call mid-step (with cross-search batching).
-          const rewards = await members.add(children, childIds, L).finally(() => children.dispose());
+          const rewards = await members.add(children, childIds, L, reserve(g)).finally(() => children.dispose());
           await members.keep(pool, eliteIdx, childIds);
           const generation = [...eliteIdx.map((i) => pool.rewards[i]), ...rewards];
           run.record({
@@ -210,6 +287,17 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
     }
     return run.finish({ steps: run.steps });
   });
+}
+
+/**
+ * An adaptive plan fitted to the budget is fitted again before each generation, by the steps the
+ * module took (the first plan assumed its maximum); false when the budget left pays for no child.
+ */
+function replan(run: SearchRun, plan: EvoPlan, o: EvoSearchOptions, g: number): boolean {
+  if (!run.adaptive || !plan.base || o.scoreBy === 'x0') return true;
+  const pop = refit(run, plan, o, g);
+  if (pop) plan.population = pop;
+  return pop !== null;
 }
 
 interface Checked {
@@ -333,8 +421,11 @@ async function withX0(run: SearchRun, pool: Pool, parents: number[]): Promise<St
 
 /** The members a search keeps: where new ones are scored, and the pool of each generation. */
 interface Members {
-  /** Scores new members (states at `level`); returns their rewards. */
-  add(x: Tensor, ids: number[], level: number): Promise<Float32Array>;
+  /**
+   * Scores new members (states at `level`); returns their rewards. `reserve`: NFE to leave for the
+   * later generations (adaptive rollouts are capped to it).
+   */
+  add(x: Tensor, ids: number[], level: number, reserve: number): Promise<Float32Array>;
   /** The pool of the generation at level L (the caller disposes it). */
   poolAt(L: number): Promise<Pool>;
   /** After a generation: its elites (rows of the pool) and children are the next population. */
@@ -361,10 +452,11 @@ class Trajectories implements Members {
     private readonly pool: 'all' | 'latest',
   ) {}
 
-  async add(x: Tensor, ids: number[], level: number): Promise<Float32Array> {
+  async add(x: Tensor, ids: number[], level: number, reserve: number): Promise<Float32Array> {
     const last = this.levels[this.levels.length - 1];
     const capture = this.levels.filter((l) => l > level);
-    const { rewards, states } = await rollout(this.run, x, ids, level, capture, (L) => capturesX0(this.run, L, last));
+    const withX0 = (L: number) => capturesX0(this.run, L, last);
+    const { rewards, states } = await rollout(this.run, x, ids, level, { capture, withX0, reserve });
     try {
       if (level > this.evolved) states.set(level, { x: await cat([x], this.run.stream), x0: null });
       for (const [L, s] of states) await this.append({ level: L, ...s, ids, rewards });
@@ -507,14 +599,14 @@ type State = { x: Tensor; x0: Tensor | null };
  * Rolls x (at `level`) out to σ = 0 and scores it, capturing each trajectory's state at the
  * `capture` levels and, where `withX0` allows, the x̂0 predicted there by the step that leaves the
  * level (the rollout runs in segments; the one holding the σ ≈ 0.4 step returns the mid prediction).
+ * Adaptive rollouts are capped so that `reserve` NFE stay in the budget.
  */
 async function rollout(
   run: SearchRun,
   x: Tensor,
   ids: number[],
   level: number,
-  capture: number[],
-  withX0: (L: number) => boolean,
+  { capture, withX0, reserve }: { capture: number[]; withX0: (L: number) => boolean; reserve: number },
 ): Promise<{ rewards: Float32Array; states: Map<number, State> }> {
   const states = new Map<number, State>();
   let cur = x, at = level;
@@ -540,7 +632,9 @@ async function rollout(
       // A step returns the x̂0 of its σ_from; as the mid prediction when it is the σ ≈ 0.4 step.
       state.x0 = r.x0 ?? (await cat([r.x0Mid!], run.stream));
     }
-    const { rewards, final } = await run.rolloutAndScore(cur, ids, at, { start: level, x0Mid: mid });
+    // Capped where the steps are spent, so what the later generations were planned with stays.
+    const maxSteps = run.adaptive ? run.adaptiveCap(ids.length, reserve) : undefined;
+    const { rewards, final } = await run.rolloutAndScore(cur, ids, at, { start: level, x0Mid: mid, maxSteps });
     final.dispose();
     return { rewards, states };
   } catch (e) {

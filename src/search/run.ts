@@ -421,14 +421,19 @@ export class SearchRun {
     });
   }
 
-  /** Fails early, naming the minimum, when the budget cannot pay for `need` NFE. */
+  /**
+   * Fails early, naming the minimum, when the budget cannot pay for `need` NFE. A search does not
+   * know its entrance: the fix names the CLI flag and the request key.
+   */
   require(need: number, what: string): void {
-    if (need > this.budget.total)
+    if (need > this.budget.total) {
+      const fewer = this.adaptive ? 'a lower step cap (--max-steps / "maxSteps")' : 'fewer steps (--steps / "steps")';
       throw new DiffusionSearchError(
-        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE ` +
-          `(raise --budget or lower ${this.adaptive ? '--max-steps' : '--steps'})`,
+        `${this.algorithm}: a budget of ${this.budget.total} NFE is too small: ${what} needs ${need} NFE: ` +
+          `raise the budget (--budget / "budget") or use ${fewer}`,
         'BUDGET',
       );
+    }
   }
 
   finish(extra: Partial<SearchResult> = {}): SearchResult {
