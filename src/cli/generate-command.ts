@@ -10,7 +10,9 @@ import { writeFileAtomic } from '../io/atomic';
 import { gridPng } from '../io/png';
 import { writeNpy } from '../io/npy';
 import { algorithms } from '../search';
+import { HttpVerifier } from '../verifiers/http';
 import { addAlgorithmFlags, collectAlgorithmOptions } from './algorithm-flags';
+import { addRemoteVerifierFlags, remoteVerifierOptions } from './remote-verifier-flags';
 import { checkConfigKeys, readConfig } from './options';
 import { ProgressBar } from './progress';
 import { SIGNALS, exitCodeOf } from './signals';
@@ -45,6 +47,7 @@ export function addGenerate(program: Command): void {
     .option('--device <device>', 'cpu or cuda[:N]', DEFAULTS.device)
     .option('--max-batch <n>', 'largest batch through a model (default 32 on CPU, 128 on CUDA)');
   addAlgorithmFlags(command);
+  addRemoteVerifierFlags(command);
   command
     .option('--config <file.json>', 'any of these options as JSON, and algorithmOptions (flags override the file)')
     .option('--no-eval', 'skip the eval/ classifier metrics')
@@ -76,6 +79,7 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
   const options = collectOptions(get);
   // --no-eval is a negated flag (default true): only an explicit flag or config entry counts.
   options.eval = cmd.getOptionValueSource('eval') === 'cli' ? false : (file.eval as boolean | undefined);
+  options.verifier = withRemoteSettings(options, get);
   const created = prepareOut(out);
   const json = !!get('json');
   const bar = ProgressBar.enabled(json) ? new ProgressBar() : null;
@@ -189,6 +193,15 @@ function removeCreated(created: string[]): void {
       return; // not empty (or gone): leave it and its parents
     }
   }
+}
+
+/** URL verifiers as HttpVerifiers with the --verifier-* settings (the engine builds them with defaults). */
+function withRemoteSettings(options: GenerateOptions, get: (key: string) => unknown): GenerateOptions['verifier'] {
+  const keys = ['verifierTimeout', 'verifierRetries', 'verifierBackoff', 'verifierRows', 'verifierConcurrency', 'verifierHeadersFile'];
+  const rv = remoteVerifierOptions(Object.fromEntries(keys.map((k) => [k, get(k)])));
+  return options.verifier?.map((v) =>
+    typeof v === 'string' && /^https?:\/\//.test(v) ? new HttpVerifier(v, { ...rv, maxRows: rv.maxRows ?? options.maxBatch }) : v,
+  );
 }
 
 /**

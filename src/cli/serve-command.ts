@@ -6,6 +6,7 @@ import { createEngine } from '../engine/engine';
 import { createServer } from '../server/server';
 import { resolveModel, shipped } from '../models/shipped';
 import { int } from './options';
+import { addAllowRemoteFlag, addRemoteVerifierFlags, parseAllowedOrigins, remoteVerifierOptions } from './remote-verifier-flags';
 
 /** '512m', '8g', '1048576' → bytes. */
 export function parseBytes(s: string, what: string): number {
@@ -17,7 +18,7 @@ export function parseBytes(s: string, what: string): number {
 // Over 80 lines by design: a declarative list of commands, flags and help text, one line
 // each, that reads top to bottom as the CLI's surface; splitting it would scatter that list.
 export function addServe(program: Command): void {
-  program
+  const command = program
     .command('serve')
     .description('an HTTP server over one engine: models loaded once, concurrent searches batched together')
     .option('--port <n>', 'port (0: any free one; the line "listening on ..." says which)', '8080')
@@ -35,9 +36,10 @@ export function addServe(program: Command): void {
     .option('--memory-limit <bytes>', 'ceiling on the estimated memory of running requests, e.g. 8g (default: half the RAM on CPU)')
     .option('--max-body <bytes>', 'largest request body', '1m')
     .option('--max-request-nfe <n>', 'most NFE per request (n × budget × prompts)', '200000')
-    .option('--allow-remote-verifiers', 'let requests name http(s) verifier URLs')
     .option('--preload <names>', 'models to load before listening, comma-separated (e.g. fashion-flow,classifier)')
-    .option('--shutdown-deadline <s>', 'on SIGTERM: seconds requests in flight may take before they are cancelled', '30')
+    .option('--shutdown-deadline <s>', 'on SIGTERM: seconds requests in flight may take before they are cancelled', '30');
+  addAllowRemoteFlag(command);
+  addRemoteVerifierFlags(command)
     .addHelpText(
       'after',
       `
@@ -70,8 +72,9 @@ Examples:
         modelsDir: o.modelsDir === undefined ? undefined : String(o.modelsDir),
         maxBodyBytes: parseBytes(String(o.maxBody), '--max-body'),
         maxRequestNfe: int('max-request-nfe', o.maxRequestNfe, 1),
-        allowRemoteVerifiers: !!o.allowRemoteVerifiers,
+        allowRemoteVerifiers: parseAllowedOrigins(o.allowRemoteVerifiers),
       });
+      engine.models.remoteVerifier = remoteVerifierOptions(o);
       for (const name of String(o.preload ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
         const model = server.modelPath(name, '--preload');
         const kind = shipped.find((m) => m.name === name)?.kind;

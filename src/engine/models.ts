@@ -12,7 +12,7 @@ import { loadTextEncoder } from '../models/prompting';
 import type { TextEncoder } from '../models/text-encoder';
 import { TimePredictionModule } from '../samplers/adaptive';
 import { buildVerifier, verifierModule } from '../verifiers/builtin';
-import { HttpVerifier } from '../verifiers/http';
+import { HttpVerifier, type HttpVerifierOptions } from '../verifiers/http';
 import type { Verifier } from '../verifiers/verifier';
 import { Evaluator } from '../eval/metrics';
 import { ModuleBatcher, type BatcherOptions, type LaneRegistry } from './batcher';
@@ -35,6 +35,8 @@ export interface Held<T> {
 export class ModelCache {
   private readonly entries = new Map<string, Entry<unknown>>();
   private closed = false;
+  /** Settings of the remote verifiers requests name by URL (a service sets them from its flags). */
+  remoteVerifier: HttpVerifierOptions = {};
 
   constructor(
     private readonly device: string,
@@ -155,7 +157,10 @@ export class ModelCache {
    */
   async verifier(name: string | Verifier, maxRows: number): Promise<Held<Verifier>> {
     if (typeof name !== 'string') return { value: name, release: () => {} };
-    if (/^https?:\/\//.test(name)) return { value: new HttpVerifier(name, { maxRows }), release: () => {} };
+    if (/^https?:\/\//.test(name)) {
+      const o = this.remoteVerifier;
+      return { value: new HttpVerifier(name, { ...o, maxRows: o.maxRows ?? maxRows }), release: () => {} };
+    }
     const { file } = resolveModel(verifierModule(name));
     const mb = this.batching.maxBatch;
     return this.acquire(`verifier:${name}:${file}`, async (b) => buildVerifier(name, await this.module(file, 'verifier', b), mb), (v) => v.module.dispose());

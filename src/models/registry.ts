@@ -4,7 +4,7 @@ import { loadModule } from '../module';
 import { resolveModel } from './shipped';
 import { buildVerifier, verifierModule } from '../verifiers/builtin';
 import { EnsembleVerifier } from '../verifiers/ensemble';
-import { HttpVerifier } from '../verifiers/http';
+import { HttpVerifier, type HttpVerifierOptions } from '../verifiers/http';
 import type { Verifier } from '../verifiers/verifier';
 
 export { shipped, DEFAULT_MODEL, resolveModel, type ShippedModel } from './shipped';
@@ -15,10 +15,13 @@ export { shipped, DEFAULT_MODEL, resolveModel, type ShippedModel } from './shipp
  * 'gmm2d-reward', a path to a TorchScript verifier, or an http(s):// URL of a remote verifier
  * (HttpVerifier). Several names make a rank ensemble.
  */
-export async function loadVerifier(names: Array<string | Verifier>, o: { device?: string; maxBatch?: number } = {}): Promise<Verifier> {
+export async function loadVerifier(
+  names: Array<string | Verifier>,
+  o: { device?: string; maxBatch?: number; remote?: HttpVerifierOptions } = {},
+): Promise<Verifier> {
   const one = async (name: string | Verifier): Promise<Verifier> => {
     if (typeof name !== 'string') return name; // a Verifier object (FunctionVerifier, HttpVerifier, ...)
-    if (/^https?:\/\//.test(name)) return new HttpVerifier(name, { maxRows: o.maxBatch });
+    if (/^https?:\/\//.test(name)) return new HttpVerifier(name, { ...o.remote, maxRows: o.remote?.maxRows ?? o.maxBatch });
     const { file } = resolveModel(verifierModule(name));
     return buildVerifier(name, await loadModule(file, { device: o.device }), o.maxBatch);
   };

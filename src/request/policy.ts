@@ -1,8 +1,9 @@
 /**
  * What a service lets a request name (serve and the queue worker share it): models only shipped
  * or inside its models directory (TorchScript loading runs code, so a request never names an
- * arbitrary path: no absolute paths, no '..', no symlink out), remote verifier URLs only when
- * allowed, and at most so many NFE per request.
+ * arbitrary path: no absolute paths, no '..', no symlink out), remote verifier URLs only at the
+ * allowed origins (the service would otherwise call anything it can reach for a request), and at
+ * most so many NFE per request.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,8 +14,11 @@ import type { ResolvedRequest } from './types';
 export interface PolicyOptions {
   /** Directory whose .pt files requests may name (besides the shipped models). */
   modelsDir?: string;
-  /** Let requests name http(s) verifier URLs (default false: the service would call any URL). */
-  allowRemoteVerifiers?: boolean;
+  /**
+   * Origins (scheme://host[:port]) whose http(s) verifier URLs requests may name; ['*'] or true:
+   * any URL (default none).
+   */
+  allowRemoteVerifiers?: boolean | readonly string[];
   /** Most NFE one request may ask for: n × budget × prompts. */
   maxRequestNfe: number;
   /** Who enforces it, for messages ('server', 'worker'). */
@@ -24,13 +28,40 @@ export interface PolicyOptions {
 export interface RequestPolicy {
   /** The models directory's real path, or null. */
   readonly modelsDir: string | null;
-  readonly allowRemoteVerifiers: boolean;
+  /** Allowed origins, normalized; '*' alone: any. Empty: none. */
+  readonly remoteOrigins: readonly string[];
   readonly maxRequestNfe: number;
   readonly who: string;
 }
 
 export function createPolicy(o: PolicyOptions): RequestPolicy {
-  return { modelsDir: o.modelsDir ? fs.realpathSync(o.modelsDir) : null, allowRemoteVerifiers: !!o.allowRemoteVerifiers, maxRequestNfe: o.maxRequestNfe, who: o.who };
+  const a = o.allowRemoteVerifiers;
+  const remoteOrigins = a === true ? ['*'] : !a ? [] : a.includes('*') ? ['*'] : a.map(originOf);
+  return { modelsDir: o.modelsDir ? fs.realpathSync(o.modelsDir) : null, remoteOrigins, maxRequestNfe: o.maxRequestNfe, who: o.who };
+}
+
+function originOf(s: string): string {
+  try {
+    return new URL(s).origin;
+  } catch (e) {
+    throw new DiffusionSearchError(`allowed verifier origin '${s}' is not a URL: write scheme://host[:port]`, 'ARGUMENT', { cause: e });
+  }
+}
+
+/** The URL, when its origin is allowed; ARGUMENT naming the allowed origins otherwise. */
+function remoteVerifier(p: RequestPolicy, v: string): string {
+  if (p.remoteOrigins.length === 0)
+    throw new DiffusionSearchError(`remote verifiers are not allowed on this ${p.who} (${v}); start it with --allow-remote-verifiers <origins>`, 'ARGUMENT');
+  if (p.remoteOrigins[0] === '*') return v;
+  let origin: string;
+  try {
+    origin = new URL(v).origin;
+  } catch (e) {
+    throw new DiffusionSearchError(`verifier URL '${v}' is not a valid URL`, 'ARGUMENT', { cause: e });
+  }
+  if (!p.remoteOrigins.includes(origin))
+    throw new DiffusionSearchError(`verifier origin ${origin} is not allowed on this ${p.who} (allowed: ${p.remoteOrigins.join(', ')}); name a verifier there, or add the origin to --allow-remote-verifiers`, 'ARGUMENT');
+  return v;
 }
 
 /** The request with its models as shipped names or real paths inside the models directory; ARGUMENT / BUDGET otherwise. */
@@ -39,10 +70,7 @@ export function applyPolicy(r: ResolvedRequest, p: RequestPolicy): ResolvedReque
   if (nfe > p.maxRequestNfe)
     throw new DiffusionSearchError(`n × budget${(r.prompts?.length ?? 1) > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this ${p.who}'s limit of ${p.maxRequestNfe} per request`, 'BUDGET');
   const verifier = r.verifier.map((v) => {
-    if (typeof v === 'string' && /^https?:\/\//.test(v)) {
-      if (!p.allowRemoteVerifiers) throw new DiffusionSearchError(`remote verifiers are not allowed on this ${p.who} (${v}); start it with --allow-remote-verifiers`, 'ARGUMENT');
-      return v;
-    }
+    if (typeof v === 'string' && /^https?:\/\//.test(v)) return remoteVerifier(p, v);
     return v === 'self' ? 'self' : modelPath(p, v, 'verifier');
   });
   return { ...r, model: modelPath(p, r.model, 'model'), tpm: modelPath(p, r.tpm, 'tpm'), verifier };

@@ -37,7 +37,7 @@ export interface ServerOptions {
   /** Most NFE one request may ask for: n × budget × prompts (default 200,000). */
   maxRequestNfe?: number;
   /** Let requests name http(s) verifier URLs (default false: the server would call any URL). */
-  allowRemoteVerifiers?: boolean;
+  allowRemoteVerifiers?: boolean | readonly string[];
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = { BUSY: 429, NATIVE: 500, STREAM_CLOSED: 503, NATIVE_LOAD: 500 };
