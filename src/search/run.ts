@@ -10,6 +10,7 @@ import { stepCost, stepper, type SamplerName, type StepContext } from '../sample
 import { validateSchedule } from '../schedules';
 import { adaptiveSettings, checkAdaptiveDenoiser, sampleAdaptive } from '../samplers/adaptive';
 import { slice } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { verifierForSearch } from '../verifiers/ensemble';
 import { checkScores, scoreGuarded } from '../verifiers/verifier';
 import { Budget } from './budget';
@@ -198,31 +199,21 @@ export class SearchRun {
   ): Promise<{ x: Tensor; x0: Tensor | null; x0Mid: Tensor | null; std: Float32Array | null }> {
     const rows = x.shape[0];
     const step = stepper(this.sampler);
-    let cur = x, x0: Tensor | null = null, x0Mid: Tensor | null = null, std: Float32Array | null = null;
+    using s = new TensorScope(); // the state and predictions of the last step; what is returned is kept
+    let cur = own ? s.track(x) : x; // the caller's x is freed after the first step only when handed over (own)
+    let x0: Tensor | null = null, x0Mid: Tensor | null = null, std: Float32Array | null = null;
     const wantMid = !!this.config.verifier.needsMidPrediction;
-    try {
-      for (let i = from; i < to; i++) {
-        this.checkAbort();
-        const r = await step(this.stepContext(rows, ids, 1000 + i), cur, new Array(rows).fill(this.sigmas[i]), new Array(rows).fill(this.sigmas[i + 1]));
-        if (cur !== x || own) cur.dispose();
-        cur = r.x;
-        std = r.std ?? null;
-        // A trajectory that starts below σ ≈ 0.4 takes its first prediction as the mid one.
-        if (wantMid && i === this.midStep(start)) {
-          x0Mid?.dispose();
-          x0Mid = r.x0;
-        } else {
-          x0?.dispose();
-          x0 = r.x0;
-        }
-      }
-      return { x: cur, x0, x0Mid, std };
-    } catch (e) {
-      if (cur !== x) cur.dispose();
-      x0?.dispose();
-      x0Mid?.dispose();
-      throw e;
+    for (let i = from; i < to; i++) {
+      this.checkAbort();
+      const [sFrom, sTo] = [new Array(rows).fill(this.sigmas[i]), new Array(rows).fill(this.sigmas[i + 1])];
+      const r = s.track(await step(this.stepContext(rows, ids, 1000 + i), cur, sFrom, sTo));
+      cur = s.replace(cur, r.x);
+      std = r.std ?? null;
+      // A trajectory that starts below σ ≈ 0.4 takes its first prediction as the mid one.
+      if (wantMid && i === this.midStep(start)) x0Mid = s.replace(x0Mid, r.x0);
+      else x0 = s.replace(x0, r.x0);
     }
+    return s.keep({ x: cur, x0, x0Mid, std });
   }
 
   /** The schedule index whose x̂0 is the mid prediction of a trajectory begun at `start`: σ closest to 0.4 on it. */
@@ -243,17 +234,10 @@ export class SearchRun {
   ): Promise<{ rewards: Float32Array; final: Tensor }> {
     const start = trajectory.start ?? from;
     if (this.adaptive) return this.adaptiveRolloutAndScore(x, from, trajectory.x0Mid ?? null, trajectory.maxSteps);
-    const r = await this.advance(x, ids, from, this.steps, { start });
-    r.x0?.dispose();
-    try {
-      const rewards = await this.score(r.x, trajectory.x0Mid ?? r.x0Mid ?? undefined);
-      return { rewards, final: r.x };
-    } catch (e) {
-      r.x.dispose();
-      throw e;
-    } finally {
-      r.x0Mid?.dispose();
-    }
+    using s = new TensorScope();
+    const r = s.track(await this.advance(x, ids, from, this.steps, { start }));
+    const rewards = await this.score(r.x, trajectory.x0Mid ?? r.x0Mid ?? undefined);
+    return { rewards, final: s.keep(r.x) };
   }
 
   /**
@@ -272,7 +256,8 @@ export class SearchRun {
     const a = this.config.adaptive!;
     const n = x.shape[0];
     const wantMid = !!this.config.verifier.needsMidPrediction && !given;
-    const r = await sampleAdaptive(x, {
+    using s = new TensorScope();
+    const r = s.track(await sampleAdaptive(x, {
       denoiser: this.denoiser,
       predictor: a.predictor,
       cond: new Array(n).fill(this.config.cls),
@@ -285,17 +270,11 @@ export class SearchRun {
       solver: a.solver,
       midSigma: wantMid ? 0.4 : undefined,
       signal: this.config.signal,
-    });
+    }));
     this.measure(r.steps);
-    try {
-      const steps = Array.from(r.steps, (k) => from + k);
-      return { rewards: await this.score(r.x, given ?? r.x0Mid ?? undefined, steps), final: r.x };
-    } catch (e) {
-      r.x.dispose();
-      throw e;
-    } finally {
-      r.x0Mid?.dispose();
-    }
+    const steps = Array.from(r.steps, (k) => from + k);
+    const rewards = await this.score(r.x, given ?? r.x0Mid ?? undefined, steps);
+    return { rewards, final: s.keep(r.x) };
   }
 
   /**
@@ -317,46 +296,35 @@ export class SearchRun {
     const cond = new Array<number>(n).fill(this.config.cls);
     // A latent model's verifiers see images: decode first (decoder time is neither NFE nor verifier time).
     const dec = this.denoiser.decoder;
-    const img = dec ? await dec.decode(x0, this.stream) : x0;
-    let imgMid: Tensor | undefined, condition: Record<string, Tensor> | undefined;
-    let raw: ArrayLike<number>;
-    let kept = false;
-    try {
-      imgMid = dec && x0Mid ? await dec.decode(x0Mid, this.stream) : x0Mid;
-      const specs = this.denoiser.conditionSpecs;
-      if (v.needsCondition && specs) {
-        const t = await this.denoiser.conditions!.inputs(cond, this.stream);
-        condition = Object.fromEntries(specs.map((s, i) => [s.name, t[i]]));
-      }
-      const t0 = performance.now();
-      const prompts = this.config.prompt === undefined ? null : new Array<string>(n).fill(this.config.prompt);
-      const extras = { x0Mid: imgMid, stream: this.stream, signal: this.config.signal, condition, prompts };
-      raw = await scoreGuarded(v, img, cond, extras);
-      this.budget.verifierSeconds += (performance.now() - t0) / 1000;
-      if (raw.length !== n)
-        throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
-      const rewards = checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
-      kept = keepImages && img !== x0;
-      return { rewards, images: kept ? img : null };
-    } finally {
-      if (img !== x0 && !kept) img.dispose();
-      if (imgMid && imgMid !== x0Mid) imgMid.dispose();
-      Object.values(condition ?? {}).forEach((t) => t.dispose());
+    using s = new TensorScope(); // decoded images and condition rows
+    const img = dec ? await s.track(dec.decode(x0, this.stream)) : x0;
+    const imgMid = dec && x0Mid ? await s.track(dec.decode(x0Mid, this.stream)) : x0Mid;
+    let condition: Record<string, Tensor> | undefined;
+    const specs = this.denoiser.conditionSpecs;
+    if (v.needsCondition && specs) {
+      const t = s.track(await this.denoiser.conditions!.inputs(cond, this.stream));
+      condition = Object.fromEntries(specs.map((c, i) => [c.name, t[i]]));
     }
+    const t0 = performance.now();
+    const prompts = this.config.prompt === undefined ? null : new Array<string>(n).fill(this.config.prompt);
+    const extras = { x0Mid: imgMid, stream: this.stream, signal: this.config.signal, condition, prompts };
+    const raw = await scoreGuarded(v, img, cond, extras);
+    this.budget.verifierSeconds += (performance.now() - t0) / 1000;
+    if (raw.length !== n)
+      throw new DiffusionSearchError(`verifier '${v.name}' returned ${raw.length} scores for ${n} samples`, 'SHAPE');
+    const rewards = checkScores(v.name, Float32Array.from(raw), this.config.nanAsNegInf);
+    return { rewards, images: keepImages && img !== x0 ? s.keep(img) : null };
   }
 
   /** Scores final samples; records them and updates the best-so-far (with its steps, if known). */
   async score(final: Tensor, x0Mid?: Tensor, steps?: ArrayLike<number>): Promise<Float32Array> {
-    const { rewards, images } = await this.scoreDecoded(final, x0Mid, !!this.config.keepImages);
-    try {
-      const n = final.shape[0];
-      for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
-      await this.archive(final, rewards, steps, images);
-      if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
-      return rewards;
-    } finally {
-      images?.dispose();
-    }
+    using s = new TensorScope();
+    const { rewards, images } = s.track(await this.scoreDecoded(final, x0Mid, !!this.config.keepImages));
+    const n = final.shape[0];
+    for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
+    await this.archive(final, rewards, steps, images);
+    if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
+    return rewards;
   }
 
   /**
@@ -369,22 +337,15 @@ export class SearchRun {
     for (const i of order) {
       const r = rewards[i];
       if (this.top.length === this.keep && !(r > this.top[this.keep - 1].reward)) break;
-      const sample = await slice(final, i, i + 1, this.stream);
-      if (await this.isKept(sample, r)) {
-        sample.dispose();
-        continue;
-      }
-      const image = images ? await this.sliceOr(images, i, sample) : undefined;
+      using s = new TensorScope(); // the row, until the archive takes it
+      const sample = await s.track(slice(final, i, i + 1, this.stream));
+      if (await this.isKept(sample, r)) continue;
+      const image = images ? await s.track(slice(images, i, i + 1, this.stream)) : undefined;
       let at = this.top.findIndex((k) => r > k.reward);
       if (at < 0) at = this.top.length;
-      this.top.splice(at, 0, { sample, reward: r, steps: steps?.[i], image });
+      this.top.splice(at, 0, s.keep({ sample, reward: r, steps: steps?.[i], image }));
       if (this.top.length > this.keep) disposeKept(this.top.pop()!);
     }
-  }
-
-  /** Row i of t; `owner` disposed if that fails (it would be lost). */
-  private async sliceOr(t: Tensor, i: number, owner: Tensor): Promise<Tensor> {
-    return slice(t, i, i + 1, this.stream).catch((e) => (owner.dispose(), Promise.reject(e)));
   }
 
   /** True when a kept sample has the same reward and the same values. */
@@ -483,11 +444,9 @@ export const max = (xs: ArrayLike<number>) => {
 
 /** Runs an algorithm body with a SearchRun, releasing its archive if the body fails. */
 export async function withRun(algorithm: string, config: SearchConfig, body: (run: SearchRun) => Promise<SearchResult>): Promise<SearchResult> {
-  const run = new SearchRun(algorithm, config);
-  try {
-    return await body(run);
-  } catch (e) {
-    run.dispose();
-    throw e;
-  }
+  using s = new TensorScope(); // the archive, freed if the body fails; the result holds its samples
+  const run = s.track(new SearchRun(algorithm, config));
+  const result = await body(run);
+  s.keep(run);
+  return result;
 }
