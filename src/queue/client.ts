@@ -11,6 +11,7 @@ import type { GenerateOptions } from '../request/types';
 import { cancelChannel, cancelKey, decodeError, DEFAULT_PREFIX, type JobData, type JobProgress } from './common';
 import { resolveRequest } from '../request/resolve';
 import { toConnection, type RedisConnection } from './connection';
+import { JOB_DEFAULTS, JOB_NAME, sameRequest } from './protocol';
 import { loadResult, type QueueResult, type StoredResult } from './results';
 
 export interface QueueOptions {
@@ -55,7 +56,8 @@ export class DiffusionQueue extends EventEmitter {
     this.name = o.name;
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
     this.connection = toConnection(o.connection);
-    this.defaults = { attempts: o.attempts ?? 3, backoffMs: o.backoffMs ?? 2000, keepSeconds: o.keepSeconds ?? 7 * 86400 };
+    const d = JOB_DEFAULTS;
+    this.defaults = { attempts: o.attempts ?? d.attempts, backoffMs: o.backoffMs ?? d.backoff.delay, keepSeconds: o.keepSeconds ?? d.keepSeconds };
     this.queue = new Queue<JobData, StoredResult>(this.name, { connection: { ...this.connection }, prefix: this.prefix });
     this.queue.on('error', (e) => this.listenerCount('error') && this.emit('error', e));
   }
@@ -86,7 +88,7 @@ export class DiffusionQueue extends EventEmitter {
     const attempts = s.attempts ?? this.defaults.attempts;
     if (!Number.isInteger(attempts) || attempts < 1) throw new DiffusionSearchError(`attempts must be a positive integer, got ${attempts}`, 'ARGUMENT');
     const job = await this.queue.add(
-      'generate',
+      JOB_NAME,
       { options: clean, submittedAt: Date.now(), ...(s.expectedSeconds !== undefined ? { expectedSeconds: s.expectedSeconds } : {}) },
       {
         jobId: s.key,
@@ -99,8 +101,9 @@ export class DiffusionQueue extends EventEmitter {
     );
     // BullMQ adds nothing for a jobId it has, but answers with the data given: read the stored job.
     const stored = s.key === undefined ? job : await this.job(job.id!);
-    if (s.key !== undefined && stored && JSON.stringify(stored.data?.options) !== JSON.stringify(clean))
-      throw new DiffusionSearchError(`key '${s.key}' was already submitted with other options (job ${job.id})`, 'ARGUMENT');
+    // Compared resolved: another client (another language, key order, defaults spelled out) asking for the same run is the same job.
+    if (s.key !== undefined && stored && !sameRequest(stored.data?.options, clean))
+      throw new DiffusionSearchError(`key '${s.key}' was already submitted with other options (job ${job.id}): use another key, or the same options`, 'ARGUMENT');
     return job.id!;
   }
 

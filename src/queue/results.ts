@@ -17,12 +17,15 @@ import { encodeNpy, readNpy } from '../io/npy';
 
 /** What the worker returns for a job (BullMQ stores it as the job's return value). */
 export interface StoredResult {
-  v: 1;
+  /** 2 added dtype; 1 (stored before) has none and may say valueRange: the reader takes both. */
+  v: 1 | 2;
   where: 'redis' | 'dir';
   /** dir: the job's directory (report.json, samples.npy, latents.npy). */
   path: string | null;
   bytes: number;
   report: GenerateReport;
+  /** Of samples and latents, as serve's answer says it. */
+  dtype: 'float32';
   shape: number[];
   rewards: number[];
   complete: boolean;
@@ -65,7 +68,7 @@ export const jobDirName = (id: string) => encodeURIComponent(id).replace(/\./g, 
 
 export function storeResult(r: GenerateResult, o: { id: string; queue: string; resultsDir?: string; inlineMaxBytes?: number }): StoredResult {
   const bytes = r.samples.byteLength + (r.latents?.data.byteLength ?? 0);
-  const base = { v: 1 as const, bytes, report: r.report, shape: r.shape, rewards: r.rewards, complete: r.complete, prompts: r.prompts, value_range: r.valueRange };
+  const base = { v: 2 as const, bytes, report: r.report, dtype: 'float32' as const, shape: r.shape, rewards: r.rewards, complete: r.complete, prompts: r.prompts, value_range: r.valueRange };
   if (!o.resultsDir || bytes <= (o.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES)) {
     return { ...base, where: 'redis', path: null, samples: b64(r.samples), latents: r.latents ? { shape: r.latents.shape, data: b64(r.latents.data) } : null };
   }

@@ -25,13 +25,13 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine';
-import { checkJsonDepth } from '../io/json';
 import { resolveModel } from '../models/shipped';
 import { createPolicy, type RequestPolicy } from '../request/policy';
 import { asOptions, resolveRequest } from '../request/resolve';
 import type { GenerateResult, ResolvedRequest } from '../request/types';
 import { cancelChannel, cancelKey, DEFAULT_PREFIX, encodeError, UNRECOVERABLE, type JobData, type JobProgress } from './common';
 import { toConnection, type RedisConnection } from './connection';
+import { checkJobData, JOB_DEFAULTS, JOB_NAME } from './protocol';
 import { storeResult, type StoredResult } from './results';
 
 export interface WorkerOptions {
@@ -121,6 +121,9 @@ export class DiffusionWorker {
       stalledInterval: o.stalledIntervalMs ?? lockDuration,
       maxStalledCount: o.maxStalledCount ?? 2,
       limiter: o.rateLimit ? { max: o.rateLimit.max, duration: o.rateLimit.durationMs } : undefined,
+      // For jobs that carry no removal of their own (BullMQ would keep them forever).
+      removeOnComplete: { age: JOB_DEFAULTS.keepSeconds },
+      removeOnFail: { age: JOB_DEFAULTS.keepSeconds },
       autorun: true,
     });
     this.worker.on('error', (e) => o.log?.(`worker error: ${(e as Error).message}`));
@@ -142,7 +145,7 @@ export class DiffusionWorker {
     const lock = this.renewLock(job, token);
     try {
       if (await this.redis.get(cancelKey(this.prefix, this.o.name, id))) throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
-      const request = this.checkJob(job.data?.options);
+      const request = await this.checkJob(job);
       const options = asOptions(request);
       await this.admit(job, request, token);
       const { file } = resolveModel(request.model);
@@ -265,11 +268,35 @@ export class DiffusionWorker {
     return { set, stop: () => clearInterval(timer) };
   }
 
-  /** The job's options, checked by the resolver under this worker's policy (as serve checks a request). */
-  private checkJob(o: unknown): ResolvedRequest {
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DiffusionSearchError('the job carries no object of generate options', 'ARGUMENT');
-    checkJsonDepth(o, 'the job options');
-    return resolveRequest(o, this.policy);
+  /**
+   * The job's retry options defaulted (./protocol), then its name and data checked and its options
+   * resolved under this worker's policy (as serve checks a request).
+   */
+  private async checkJob(job: Job<JobData, StoredResult>): Promise<ResolvedRequest> {
+    await this.defaultRetries(job);
+    if (job.name !== JOB_NAME) throw new DiffusionSearchError(`a job of this queue is named '${JOB_NAME}', got '${job.name}'`, 'ARGUMENT');
+    return resolveRequest(checkJobData(job.data).options, this.policy);
+  }
+
+  /**
+   * A job added without attempts or backoff (a raw client's) gets the queue's: set in memory, where
+   * BullMQ decides a retry, and in Redis, so whoever reads the job sees what applies.
+   */
+  private async defaultRetries(job: Job<JobData, StoredResult>): Promise<void> {
+    // BullMQ reads a missing attempts as 0 (one try).
+    if (job.opts.attempts && job.opts.backoff !== undefined) return;
+    job.opts.attempts ||= JOB_DEFAULTS.attempts;
+    job.opts.backoff ??= { ...JOB_DEFAULTS.backoff };
+    const key = `${this.prefix}:${this.o.name}:${job.id}`;
+    // Only the two fields: the stored JSON keeps BullMQ's own (short) names for the rest.
+    let raw: Record<string, unknown> = {};
+    try {
+      raw = JSON.parse((await this.redis.hget(key, 'opts')) || '{}');
+    } catch {
+      // unreadable: BullMQ read it as no options too
+    }
+    const opts = { ...raw, attempts: job.opts.attempts, backoff: job.opts.backoff };
+    await this.redis.hset(key, 'opts', JSON.stringify(opts)).catch(() => undefined);
   }
 
   /**
