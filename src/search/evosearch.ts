@@ -32,6 +32,7 @@ import type { NativeTensor } from '../native';
 import * as ops from '../ops';
 import { pathCoefficients } from '../schedules/path';
 import { axpby, cat, floatTensor, gather } from '../tensor-ops';
+import { TensorScope } from '../tensor-scope';
 import { max, mean, withRun, type SearchRun } from './run';
 import { largestFitting, topIndices } from './shared';
 import type { SearchConfig, SearchResult } from './types';
@@ -245,48 +246,48 @@ export function evoSearch(config: SearchConfig, options: EvoSearchOptions = {}):
     const plan = planEvoSearch(run, options);
     const o = checkOptions(options);
     const { levels, elites } = plan;
-    const members: Members = options.scoreBy === 'x0' ? new Predicted(run) : new Trajectories(run, levels, o.pool);
+    using s = new TensorScope(); // the members (their pools)
+    const byX0 = options.scoreBy === 'x0';
+    const members: Members = s.track(byX0 ? new Predicted(run) : new Trajectories(run, levels, o.pool));
     // What generation g leaves for the later ones: their plan (adaptive rollouts are capped to keep it).
     const reserve = (g: number) => planCost(run, levels, plan.population, elites, options, g + 1);
-    try {
-      // Generation 0: K_0 noises.
-      const first = await run.noise(plan.population[0]);
-      const r0 = await members.add(first.x, first.ids, 0, reserve(0)).finally(() => first.x.dispose());
-      run.record({ round: 0, sigma: 1, population: plan.population[0], mean: mean(r0), generationBest: max(r0) });
-      for (let g = 1; g < plan.population.length; g++) {
-        run.checkAbort();
-        if (!replan(run, plan, options, g)) break;
-        const L = levels[g - 1];
-        const pool = await members.poolAt(L);
-        try {
-          const eliteIdx = topIndices(pool.rewards, Math.min(elites, pool.ids.length));
-          const childIds = run.ids(plan.population[g] - eliteIdx.length);
-          const parents = await tournaments(run, pool, childIds, o, g);
-          const children = await mutate(run, pool, parents, { ids: childIds, step: 100 + g }, o);
-          // Disposed also when a cancellation rejects a model call mid-step (with cross-search batching).
-          const rewards = await members.add(children, childIds, L, reserve(g)).finally(() => children.dispose());
-          await members.keep(pool, eliteIdx, childIds);
-          const generation = [...eliteIdx.map((i) => pool.rewards[i]), ...rewards];
-          run.record({
-            round: g,
-            sigma: run.sigmas[L],
-            level: L,
-            population: generation.length,
-            pool: pool.ids.length,
-            mean: mean(generation),
-            generationBest: max(generation),
-            elites: eliteIdx.length,
-          });
-        } finally {
-          disposePool(pool);
-        }
-      }
-      await members.finish();
-    } finally {
-      members.dispose();
+    const r0 = await firstGeneration(run, members, plan.population[0], reserve(0));
+    run.record({ round: 0, sigma: 1, population: plan.population[0], mean: mean(r0), generationBest: max(r0) });
+    for (let g = 1; g < plan.population.length; g++) {
+      run.checkAbort();
+      if (!replan(run, plan, options, g)) break;
+      const L = levels[g - 1];
+      // This generation's pool and children, freed also when a cancellation rejects a model call.
+      using t = new TensorScope();
+      const pool = t.track(await members.poolAt(L));
+      const eliteIdx = topIndices(pool.rewards, Math.min(elites, pool.ids.length));
+      const childIds = run.ids(plan.population[g] - eliteIdx.length);
+      const parents = await tournaments(run, pool, childIds, o, g);
+      const children = t.track(await mutate(run, pool, parents, { ids: childIds, step: 100 + g }, o));
+      const rewards = await members.add(children, childIds, L, reserve(g));
+      await members.keep(pool, eliteIdx, childIds);
+      const generation = [...eliteIdx.map((i) => pool.rewards[i]), ...rewards];
+      run.record({
+        round: g,
+        sigma: run.sigmas[L],
+        level: L,
+        population: generation.length,
+        pool: pool.ids.length,
+        mean: mean(generation),
+        generationBest: max(generation),
+        elites: eliteIdx.length,
+      });
     }
+    await members.finish();
     return run.finish({ steps: run.steps });
   });
+}
+
+/** Generation 0: K_0 noises, scored. */
+async function firstGeneration(run: SearchRun, members: Members, k: number, reserve: number): Promise<Float32Array> {
+  using s = new TensorScope();
+  const first = s.track(await run.noise(k));
+  return await members.add(first.x, first.ids, 0, reserve);
 }
 
 /**
@@ -333,18 +334,17 @@ function checkOptions(options: EvoSearchOptions): Checked {
 async function tournaments(run: SearchRun, pool: Pool, childIds: number[], o: Checked, g: number): Promise<number[]> {
   const P = pool.ids.length, n = childIds.length;
   const size = tournamentSize(o.fraction, P);
+  using s = new TensorScope();
   if (o.replacement) {
-    const fitness = floatTensor(pool.rewards, pool.x.device);
-    const t = await ops.tournamentSelect(fitness, n, { size, seed: run.seed, step: g, stream: run.stream }).finally(() => fitness.dispose());
-    const idx = Array.from((await t.toArray(run.stream)) as BigInt64Array, Number);
-    t.dispose();
-    return idx;
+    const fitness = s.track(floatTensor(pool.rewards, pool.x.device));
+    const t = await s.track(ops.tournamentSelect(fitness, n, { size, seed: run.seed, step: g, stream: run.stream }));
+    return Array.from((await t.toArray(run.stream)) as BigInt64Array, Number);
   }
   // Without replacement: each child's entrants are the members with its `size` smallest uniform keys.
   const m = Math.min(P, size);
-  const u = await ops.uniform([n, P], { seed: run.seed, ids: childIds, step: TOURNAMENT_STEP + g, stream: run.stream });
+  const noise = { seed: run.seed, ids: childIds, step: TOURNAMENT_STEP + g, stream: run.stream };
+  const u = await s.track(ops.uniform([n, P], noise));
   const keys = (await u.toArray(run.stream)) as Float32Array;
-  u.dispose();
   return childIds.map((_, c) => {
     const row = keys.subarray(c * P, (c + 1) * P);
     const entrants = Array.from({ length: P }, (_, i) => i).sort((a, b) => row[a] - row[b] || a - b).slice(0, m);
@@ -392,31 +392,29 @@ async function mutateSde(
   const sigma = run.sigmas[pool.level];
   const s = Math.min(std, sigma), r = Math.sqrt(sigma * sigma - s * s);
   const a = pathCoefficients(run.denoiser.path, sigma).a;
-  const { x, x0, rows } = await withX0(run, pool, parents);
-  try {
-    const n = x.shape[0];
-    const [cx, cx0] = [new Array(n).fill(r / sigma), new Array(n).fill((a * (sigma - r)) / sigma)];
-    const base = await axpby(x, x0, cx, cx0, run.stream);
-    return await ops.mutateAdditive(base, rows, s, noise).finally(() => base.dispose());
-  } finally {
-    if (x !== pool.x) x.dispose();
-    if (x0 !== pool.x0) x0.dispose();
-  }
+  using scope = new TensorScope();
+  const { x, x0, rows } = await withX0(run, pool, parents, scope);
+  const n = x.shape[0];
+  const [cx, cx0] = [new Array(n).fill(r / sigma), new Array(n).fill((a * (sigma - r)) / sigma)];
+  const base = await scope.track(axpby(x, x0, cx, cx0, run.stream));
+  return await ops.mutateAdditive(base, rows, s, noise);
 }
 
-/** States and their x̂0 (the pool's, or the distinct parents' predicted now), and the parents' rows in them. */
-async function withX0(run: SearchRun, pool: Pool, parents: number[]): Promise<State & { x0: Tensor; rows: number[] }> {
+/**
+ * States and their x̂0 (the pool's, or the distinct parents' predicted now, held by `scope`), and
+ * the parents' rows in them.
+ */
+async function withX0(
+  run: SearchRun,
+  pool: Pool,
+  parents: number[],
+  scope: TensorScope,
+): Promise<State & { x0: Tensor; rows: number[] }> {
   if (pool.x0) return { x: pool.x, x0: pool.x0, rows: parents };
   const distinct = [...new Set(parents)];
-  const x = await gather(pool.x, distinct, run.stream);
-  try {
-    const { x0, eps } = await run.predict(x, run.sigmas[pool.level]);
-    eps.dispose();
-    return { x, x0, rows: parents.map((p) => distinct.indexOf(p)) };
-  } catch (e) {
-    x.dispose();
-    throw e;
-  }
+  const x = await scope.track(gather(pool.x, distinct, run.stream));
+  const { x0 } = scope.track(await run.predict(x, run.sigmas[pool.level]));
+  return { x, x0, rows: parents.map((p) => distinct.indexOf(p)) };
 }
 
 /** The members a search keeps: where new ones are scored, and the pool of each generation. */
@@ -456,20 +454,18 @@ class Trajectories implements Members {
     const last = this.levels[this.levels.length - 1];
     const capture = this.levels.filter((l) => l > level);
     const withX0 = (L: number) => capturesX0(this.run, L, last);
-    const { rewards, states } = await rollout(this.run, x, ids, level, { capture, withX0, reserve });
-    try {
-      if (level > this.evolved) states.set(level, { x: await cat([x], this.run.stream), x0: null });
-      for (const [L, s] of states) await this.append({ level: L, ...s, ids, rewards });
-    } finally {
-      for (const s of states.values()) disposeState(s);
-    }
+    using s = new TensorScope(); // the captured states: the pools take copies
+    const { rewards, states } = await rollout(this.run, x, ids, level, { capture, withX0, reserve }, s);
+    if (level > this.evolved) states.set(level, { x: await s.track(cat([x], this.run.stream)), x0: null });
+    for (const [L, st] of states) await this.append({ level: L, ...st, ids, rewards });
     return rewards;
   }
 
   private async append(p: Pool): Promise<void> {
     const old = this.pools.get(p.level);
-    const join = (a: Tensor | null, b: Tensor | null) => (a && b ? cat([a, b], this.run.stream) : null);
-    const copy = (a: Tensor | null) => (a ? cat([a], this.run.stream) : null);
+    using s = new TensorScope();
+    const join = (a: Tensor | null, b: Tensor | null) => (a && b ? s.track(cat([a, b], this.run.stream)) : null);
+    const copy = (a: Tensor | null) => (a ? s.track(cat([a], this.run.stream)) : null);
     const next: Pool = old
       ? {
           level: p.level,
@@ -479,8 +475,8 @@ class Trajectories implements Members {
           rewards: Float32Array.from([...old.rewards, ...p.rewards]),
         }
       : { ...p, x: (await copy(p.x))!, x0: await copy(p.x0) };
-    if (old) disposePool(old);
-    this.pools.set(p.level, next);
+    this.pools.set(p.level, s.keep(next));
+    s.track(old); // merged into next: freed as this ends
   }
 
   async poolAt(L: number): Promise<Pool> {
@@ -489,12 +485,10 @@ class Trajectories implements Members {
     this.pools.delete(L);
     this.evolved = L;
     if (this.pool === 'all' || !this.latest) return pool;
+    using s = new TensorScope();
+    s.track(pool); // only the latest members' rows leave
     const rows = pool.ids.flatMap((id, i) => (this.latest!.has(id) ? [i] : []));
-    try {
-      return await gatherPool(this.run, pool, rows);
-    } finally {
-      disposePool(pool);
-    }
+    return await gatherPool(this.run, pool, rows);
   }
 
   async keep(pool: Pool, eliteIdx: number[], childIds: number[]): Promise<void> {
@@ -531,29 +525,21 @@ class Predicted implements Members {
 
   /** Scores states at `level` by the x̂0 predicted there (takes x). */
   private async score(x: Tensor, ids: number[], level: number): Promise<Pool> {
-    try {
-      const { x0, eps } = await this.run.predict(x, this.run.sigmas[level]);
-      eps.dispose();
-      const rewards = await this.run.scorePredictions(x0).catch((e) => (x0.dispose(), Promise.reject(e)));
-      return { level, x, x0, ids, rewards: Float32Array.from(rewards) };
-    } catch (e) {
-      x.dispose();
-      throw e;
-    }
+    using s = new TensorScope();
+    s.track(x); // taken: freed if scoring fails
+    const { x0 } = s.track(await this.run.predict(x, this.run.sigmas[level]));
+    const rewards = await this.run.scorePredictions(x0);
+    return s.keep({ level, x, x0, ids, rewards: Float32Array.from(rewards) });
   }
 
   async poolAt(L: number): Promise<Pool> {
     const pop = this.pop!;
     this.pop = null;
     if (pop.level === L) return pop;
-    try {
-      const r = await this.run.advance(pop.x, pop.ids, pop.level, L);
-      r.x0?.dispose();
-      r.x0Mid?.dispose();
-      return await this.score(r.x, pop.ids, L);
-    } finally {
-      disposePool(pop);
-    }
+    using s = new TensorScope();
+    s.track(pop); // replaced by its states at L
+    const r = s.track(await this.run.advance(pop.x, pop.ids, pop.level, L));
+    return await this.score(s.keep(r.x), pop.ids, L);
   }
 
   async keep(pool: Pool, eliteIdx: number[]): Promise<void> {
@@ -563,28 +549,20 @@ class Predicted implements Members {
       this.pop = kids;
       return;
     }
-    try {
-      const elites = await gatherPool(this.run, pool, eliteIdx);
-      try {
-        this.pop = {
-          level: kids.level,
-          x: await cat([elites.x, kids.x], this.run.stream),
-          x0: await cat([elites.x0!, kids.x0!], this.run.stream),
-          ids: [...elites.ids, ...kids.ids],
-          rewards: Float32Array.from([...elites.rewards, ...kids.rewards]),
-        };
-      } finally {
-        disposePool(elites);
-      }
-    } finally {
-      disposePool(kids);
-    }
+    using s = new TensorScope();
+    s.track(kids); // merged with the elites into the next population
+    const elites = s.track(await gatherPool(this.run, pool, eliteIdx));
+    const x = await s.track(cat([elites.x, kids.x], this.run.stream));
+    const x0 = await s.track(cat([elites.x0!, kids.x0!], this.run.stream));
+    const ids = [...elites.ids, ...kids.ids];
+    const rewards = Float32Array.from([...elites.rewards, ...kids.rewards]);
+    this.pop = s.keep({ level: kids.level, x, x0, ids, rewards });
   }
 
   async finish(): Promise<void> {
     const pop = this.pop!;
-    const r = await this.run.rolloutAndScore(pop.x, pop.ids, pop.level);
-    r.final.dispose();
+    using s = new TensorScope();
+    s.track(await this.run.rolloutAndScore(pop.x, pop.ids, pop.level));
   }
 
   dispose(): void {
@@ -599,7 +577,7 @@ type State = { x: Tensor; x0: Tensor | null };
  * Rolls x (at `level`) out to σ = 0 and scores it, capturing each trajectory's state at the
  * `capture` levels and, where `withX0` allows, the x̂0 predicted there by the step that leaves the
  * level (the rollout runs in segments; the one holding the σ ≈ 0.4 step returns the mid prediction).
- * Adaptive rollouts are capped so that `reserve` NFE stay in the budget.
+ * Adaptive rollouts are capped so that `reserve` NFE stay in the budget. The states belong to `owner`.
  */
 async function rollout(
   run: SearchRun,
@@ -607,50 +585,39 @@ async function rollout(
   ids: number[],
   level: number,
   { capture, withX0, reserve }: { capture: number[]; withX0: (L: number) => boolean; reserve: number },
+  owner: TensorScope,
 ): Promise<{ rewards: Float32Array; states: Map<number, State> }> {
   const states = new Map<number, State>();
-  let cur = x, at = level;
-  let temp = null as Tensor | null, mid = null as Tensor | null;
-  const advance = async (to: number) => {
-    const r = await run.advance(cur, ids, at, to, { start: level });
-    temp?.dispose();
-    temp = null;
-    if (r.x0Mid) mid = r.x0Mid;
-    cur = r.x;
+  using s = new TensorScope(); // states between the captured levels, the mid prediction, the samples
+  let cur = x, at = level, mid: Tensor | null = null;
+  /** Takes cur to level `to`; with `x0`, the x̂0 of its last step (a copy of the mid one if that is the 0.4 step). */
+  const advance = async (to: number, x0: boolean): Promise<Tensor | null> => {
+    using step = new TensorScope();
+    const r = step.track(await run.advance(cur, ids, at, to, { start: level }));
+    if (r.x0Mid) mid = s.track(step.keep(r.x0Mid));
+    cur = s.replace(cur, step.keep(r.x)); // frees a state no level captured
     at = to;
-    return r;
+    if (!x0) return null;
+    return r.x0 ? step.keep(r.x0) : await cat([r.x0Mid!], run.stream);
   };
-  try {
-    for (const L of capture) {
-      if (at < L) (await advance(L)).x0?.dispose();
-      const state: State = { x: cur, x0: null };
-      states.set(L, state);
-      temp = null; // the state holds it now
-      if (!withX0(L)) continue;
-      const r = await advance(L + 1);
-      temp = cur;
-      // A step returns the x̂0 of its σ_from; as the mid prediction when it is the σ ≈ 0.4 step.
-      state.x0 = r.x0 ?? (await cat([r.x0Mid!], run.stream));
-    }
-    // Capped where the steps are spent, so what the later generations were planned with stays.
-    const maxSteps = run.adaptive ? run.adaptiveCap(ids.length, reserve) : undefined;
-    const { rewards, final } = await run.rolloutAndScore(cur, ids, at, { start: level, x0Mid: mid, maxSteps });
-    final.dispose();
-    return { rewards, states };
-  } catch (e) {
-    for (const s of states.values()) disposeState(s);
-    throw e;
-  } finally {
-    temp?.dispose();
-    mid?.dispose();
+  for (const L of capture) {
+    if (at < L) await advance(L, false);
+    const state: State = { x: owner.track(s.keep(cur)), x0: null };
+    states.set(L, state);
+    if (withX0(L)) state.x0 = owner.track(await advance(L + 1, true));
   }
+  // Capped where the steps are spent, so what the later generations were planned with stays.
+  const maxSteps = run.adaptive ? run.adaptiveCap(ids.length, reserve) : undefined;
+  const { rewards } = s.track(await run.rolloutAndScore(cur, ids, at, { start: level, x0Mid: mid, maxSteps }));
+  return { rewards, states };
 }
 
 async function gatherPool(run: SearchRun, p: Pool, rows: number[]): Promise<Pool> {
-  const x = await gather(p.x, rows, run.stream);
-  const x0 = p.x0 && (await gather(p.x0, rows, run.stream).catch((e) => (x.dispose(), Promise.reject(e))));
+  using s = new TensorScope();
+  const x = await s.track(gather(p.x, rows, run.stream));
+  const x0 = p.x0 && (await gather(p.x0, rows, run.stream));
   const rewards = Float32Array.from(rows, (i) => p.rewards[i]);
-  return { level: p.level, x, x0, ids: rows.map((i) => p.ids[i]), rewards };
+  return { level: p.level, x: s.keep(x), x0, ids: rows.map((i) => p.ids[i]), rewards };
 }
 
 function disposeState(s: State): void {
