@@ -91,7 +91,7 @@ describe('serve over loopback', () => {
       [{ model: 'gmm2d', verifier: ['http://127.0.0.1:1/x'] }, 400, 'ARGUMENT', /remote verifiers are not allowed/],
       [{ model: 'gmm2d', budget: 5000, n: 4 }, 400, 'BUDGET', /over this server's limit of 10000/],
       ['{not json', 400, 'ARGUMENT', /not JSON/],
-      [{ model: 'gmm2d', class: 'x'.repeat(5000) }, 413, 'ARGUMENT', /over the limit/],
+      [{ model: 'gmm2d', class: 'x'.repeat(5000) }, 413, 'PAYLOAD_TOO_LARGE', /over the limit/],
     ];
     for (const [body, status, code, msg] of cases) {
       const r = await post('/v1/generate', body);
@@ -150,7 +150,11 @@ describe('serve CLI: graceful shutdown', () => {
       });
       child.on('exit', () => reject(new Error(`serve exited: ${stderr}`)));
     });
-    const inFlight = fetch(`${url}/v1/generate`, { method: 'POST', body: JSON.stringify({ model: 'gmm2d', algorithm: 'evosearch', budget: 3000, n: 4, steps: 20 }) });
+    const inFlight = fetch(`${url}/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gmm2d', algorithm: 'evosearch', budget: 3000, n: 4, steps: 20 }),
+    });
     await new Promise((r) => setTimeout(r, 300));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     child.kill('SIGTERM');

@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
 import { createEngine } from '../engine/engine';
 import { createServer } from '../server/server';
+import { readToken, TOKEN_ENV } from '../server/auth';
+import { checkExposure, checkModelsDir, listenError } from '../server/startup';
 import { resolveModel, shipped } from '../models/shipped';
 import { int } from './options';
 import { addAllowRemoteFlag, addRemoteVerifierFlags, parseAllowedOrigins, remoteVerifierOptions } from './remote-verifier-flags';
@@ -37,7 +39,10 @@ export function addServe(program: Command): void {
     .option('--max-body <bytes>', 'largest request body', '1m')
     .option('--max-request-nfe <n>', 'most NFE per request (n × budget × prompts)', '200000')
     .option('--preload <names>', 'models to load before listening, comma-separated (e.g. fashion-flow,classifier)')
-    .option('--shutdown-deadline <s>', 'on SIGTERM: seconds requests in flight may take before they are cancelled', '30');
+    .option('--shutdown-deadline <s>', 'on SIGTERM: seconds requests in flight may take before they are cancelled', '30')
+    .option('--token-file <file>', `bearer token every route but /healthz needs (or $${TOKEN_ENV}; never on the command line)`)
+    .option('--no-metrics-auth', 'with a token: let /metrics answer without it (for a scraper)')
+    .option('--insecure', 'allow a --host other machines can reach without a token');
   addAllowRemoteFlag(command);
   addRemoteVerifierFlags(command)
     .addHelpText(
@@ -45,13 +50,24 @@ export function addServe(program: Command): void {
       `
 Endpoints: POST /v1/generate (JSON body = generate options; Accept: image/png for the grid),
 POST|GET /v1/generate/stream (SSE progress), GET /v1/models, GET /healthz, GET /metrics.
+Statuses and headers: docs/engine-and-serve.md.
 
 Examples:
   $ diffusion-search serve --port 8080
-  $ curl -s localhost:8080/v1/generate -d '{"model":"gmm2d","algorithm":"best-of-n","budget":100,"n":2}'
-  $ curl -s localhost:8080/v1/generate -H 'accept: image/png' -d '{"class":"Shirt","budget":200}' > grid.png`,
+  $ curl -s localhost:8080/v1/generate -H 'content-type: application/json' -d '{"model":"gmm2d","budget":100,"n":2}'
+  $ DS_TOKEN=$(cat token) diffusion-search serve --host 0.0.0.0
+  $ curl -s localhost:8080/v1/generate -H "authorization: Bearer $(cat token)" -H 'content-type: application/json' \\
+      -H 'accept: image/png' -d '{"class":"Shirt","budget":200}' > grid.png`,
     )
     .action(async (o: Record<string, string | boolean | undefined>) => {
+      // Every start-up check before the engine: a bad flag costs no model loads.
+      const host = String(o.host);
+      const port = int('port', o.port, 0, 65535)!;
+      if (o.modelsDir !== undefined) checkModelsDir(String(o.modelsDir));
+      const token = readToken(o.tokenFile === undefined ? undefined : String(o.tokenFile));
+      checkExposure(host, token !== null, !!o.insecure);
+      const allowRemoteVerifiers = parseAllowedOrigins(o.allowRemoteVerifiers);
+      const remoteVerifier = remoteVerifierOptions(o);
       const onCpu = String(o.device).startsWith('cpu');
       const engine = createEngine({
         device: String(o.device),
@@ -72,9 +88,11 @@ Examples:
         modelsDir: o.modelsDir === undefined ? undefined : String(o.modelsDir),
         maxBodyBytes: parseBytes(String(o.maxBody), '--max-body'),
         maxRequestNfe: int('max-request-nfe', o.maxRequestNfe, 1),
-        allowRemoteVerifiers: parseAllowedOrigins(o.allowRemoteVerifiers),
+        allowRemoteVerifiers,
+        token,
+        metricsAuth: o.metricsAuth !== false,
       });
-      engine.models.remoteVerifier = remoteVerifierOptions(o);
+      engine.models.remoteVerifier = remoteVerifier;
       for (const name of String(o.preload ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
         const model = server.modelPath(name, '--preload');
         const kind = shipped.find((m) => m.name === name)?.kind;
@@ -82,7 +100,10 @@ Examples:
         h.release(); // stays loaded: the cache keeps models no request holds
       }
       const deadline = Number(o.shutdownDeadline) * 1000;
-      const addr = await server.listen(int('port', o.port, 0, 65535)!, String(o.host));
+      const addr = await server.listen(port, host).catch(async (e: unknown) => {
+        await engine.close();
+        throw listenError(e, host, port);
+      });
       process.stdout.write(`listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`);
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -33,7 +33,10 @@ export interface MetricsSnapshot {
   /** Estimated bytes the running requests hold (the admission's memory ceiling counts these). */
   reservedBytes: number;
   memoryLimitBytes: number;
-  /** Requests by outcome: ok, partial (cancelled after some samples), aborted, busy, error:<CODE>. */
+  /**
+   * Requests by outcome: ok, partial (cancelled after some samples), aborted, busy, error:<CODE>;
+   * refused:<status>:<CODE> for those a server refused before the engine (404, 413, bad JSON, ...).
+   */
   requests: Record<string, number>;
   nfe: number;
   /** NFE per second over the last 10 s. */
@@ -63,6 +66,11 @@ export class EngineMetrics {
   private readonly recent: Array<[number, number]> = [];
 
   constructor(readonly maxBatch: number) {}
+
+  /** A request a server refused before it reached the engine. */
+  refused(status: number, code: string): void {
+    this.outcome(`refused:${status}:${code}`);
+  }
 
   outcome(what: string): void {
     this.requests.set(what, (this.requests.get(what) ?? 0) + 1);
@@ -122,7 +130,12 @@ export class EngineMetrics {
     g('diffusion_search_queued_rows', 'Rows waiting in the batchers for a forward.', s.queuedRows);
     g('diffusion_search_reserved_bytes', 'Estimated bytes held by running requests.', s.reservedBytes);
     g('diffusion_search_memory_limit_bytes', 'The admission memory ceiling.', Number.isFinite(s.memoryLimitBytes) ? s.memoryLimitBytes : -1);
-    metric('diffusion_search_requests_total', 'counter', 'Requests by outcome.', Object.entries(s.requests).map(([k, v]) => `diffusion_search_requests_total{outcome="${esc(k)}"} ${v}`));
+    const outcome = (k: string) => {
+      const r = /^refused:(\d+):(.*)$/.exec(k);
+      return r ? `outcome="refused",status="${r[1]}",code="${esc(r[2])}"` : `outcome="${esc(k)}"`;
+    };
+    const requests = Object.entries(s.requests).map(([k, v]) => `diffusion_search_requests_total{${outcome(k)}} ${v}`);
+    metric('diffusion_search_requests_total', 'counter', 'Requests by outcome (refused: by status and code).', requests);
     g('diffusion_search_nfe_total', 'Model evaluations (NFE) charged to searches.', s.nfe, 'counter');
     g('diffusion_search_nfe_per_second', 'NFE per second over the last 10 s.', s.nfePerSecond);
     g('diffusion_search_model_loads_total', 'Module files loaded from disk.', s.loads, 'counter');

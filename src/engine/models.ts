@@ -7,7 +7,8 @@
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
 import { Denoiser } from '../models/denoiser';
-import { resolveModel } from '../models/shipped';
+import path from 'node:path';
+import { resolveModel, shipped } from '../models/shipped';
 import { loadTextEncoder } from '../models/prompting';
 import type { TextEncoder } from '../models/text-encoder';
 import { TimePredictionModule } from '../samplers/adaptive';
@@ -30,6 +31,21 @@ interface Entry<T> {
 export interface Held<T> {
   value: T;
   release(): void;
+}
+
+/**
+ * A model file as clients may see it (metrics labels, errors, a service's reports): a shipped
+ * model's name, else the file's name without its directory (which is the server's business).
+ */
+export function modelName(file: string): string {
+  const s = shipped.find((m) => {
+    try {
+      return resolveModel(m.name).file === file;
+    } catch {
+      return false; // a shipped model missing on disk is no match
+    }
+  });
+  return s?.name ?? path.basename(file);
 }
 
 export class ModelCache {
@@ -101,7 +117,7 @@ export class ModelCache {
   }
 
   private batched(m: TorchModule, kind: ModelKind, batchers: ModuleBatcher[]): TorchModule {
-    const b = new ModuleBatcher(m, kind, this.batching, this.lanes, this.metrics, m.path);
+    const b = new ModuleBatcher(m, kind, this.batching, this.lanes, this.metrics, modelName(m.path));
     batchers.push(b);
     return b.wrap();
   }

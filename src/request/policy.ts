@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DiffusionSearchError } from '../errors';
-import { shipped } from '../models/shipped';
+import { resolveModel, shipped } from '../models/shipped';
 import type { ResolvedRequest } from './types';
 
 export interface PolicyOptions {
@@ -93,4 +93,26 @@ export function modelPath(p: RequestPolicy, v: unknown, what: string): string {
   }
   if (!real.startsWith(p.modelsDir + path.sep) || !fs.statSync(real).isFile()) throw refuse('leaves the models directory');
   return real;
+}
+
+/**
+ * A result as a service's client sees it: the server's paths (the models directory, the shipped
+ * models' files) replaced by model names in every string, so nothing of its file system leaks.
+ */
+export function withModelNames<T>(value: T, p: RequestPolicy): T {
+  const swaps: Array<[string, string]> = shipped.flatMap((m) => {
+    try {
+      return [[resolveModel(m.name).file, m.name] as [string, string]];
+    } catch {
+      return []; // missing on disk: no path of it to hide
+    }
+  });
+  if (p.modelsDir) swaps.push([p.modelsDir + path.sep, '']);
+  const fix = (s: string) => swaps.reduce((t, [from, to]) => t.split(from).join(to), s);
+  const walk = (v: unknown): unknown =>
+    typeof v === 'string' ? fix(v)
+    : Array.isArray(v) ? v.map(walk)
+    : v && typeof v === 'object' && !ArrayBuffer.isView(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+    : v;
+  return walk(value) as T;
 }

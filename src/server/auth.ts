@@ -1,0 +1,55 @@
+/**
+ * Bearer tokens: read from a file or $DS_TOKEN (never argv, which every user of the machine can
+ * read), compared in constant time on digests (equal lengths, so the length leaks nothing).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type http from 'node:http';
+import { DiffusionSearchError } from '../errors';
+import { HttpError } from './errors';
+
+export const TOKEN_ENV = 'DS_TOKEN';
+const REALM = 'Bearer realm="diffusion-search"';
+
+/** The token of --token-file, else $DS_TOKEN, else null; a file that cannot serve is ARGUMENT naming the fix. */
+export function readToken(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (file === undefined) {
+    const t = env[TOKEN_ENV]?.trim();
+    return t ? t : null;
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new DiffusionSearchError(`cannot read --token-file '${file}' (${why}): give a readable file holding the token`, 'ARGUMENT', { cause: e });
+  }
+  const token = text.trim();
+  if (!token) throw new DiffusionSearchError(`--token-file '${file}' is empty: write the token in it (one line)`, 'ARGUMENT');
+  if (/\s/.test(token)) throw new DiffusionSearchError(`--token-file '${file}' holds more than one word: write only the token`, 'ARGUMENT');
+  return token;
+}
+
+const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
+
+/** Checks requests' `Authorization: Bearer <token>`. */
+export class BearerAuth {
+  private readonly want: Buffer;
+
+  constructor(token: string) {
+    this.want = digest(token);
+  }
+
+  /** Throws 401 unless the request carries the token. */
+  check(req: http.IncomingMessage): void {
+    const h = req.headers.authorization;
+    const m = h ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h) : null;
+    if (!m) throw this.refuse(null, 'this server needs a bearer token: send "Authorization: Bearer <token>"');
+    if (!crypto.timingSafeEqual(digest(m[1]), this.want)) throw this.refuse('invalid_token', 'the bearer token is not this server\'s: send the token of its --token-file or $DS_TOKEN');
+  }
+
+  /** RFC 6750: no error code when no credentials came. */
+  private refuse(error: string | null, message: string): HttpError {
+    return new HttpError(401, 'UNAUTHORIZED', message, { 'www-authenticate': error ? `${REALM}, error="${error}"` : REALM });
+  }
+}
