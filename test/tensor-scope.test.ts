@@ -48,7 +48,8 @@ describe('TensorScope', () => {
     const list = s.track([t4(), null, t4()]);
     s.keep({ x0: pair.x0 });
     s.close();
-    expect([pair.x0.disposed, pair.eps.disposed, list[0]!.disposed, list[2]!.disposed]).toEqual([false, true, true, true]);
+    const freed = [pair.x0, pair.eps, list[0]!, list[2]!].map((t) => t.disposed);
+    expect(freed).toEqual([false, true, true, true]);
     pair.x0.dispose();
   });
 
