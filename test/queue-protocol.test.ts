@@ -26,13 +26,31 @@ let qn = 0;
 const name = () => `p${++qn}-${process.pid}`;
 
 /** Adds a job exactly as docs/queue.md#protocol lists the commands (BullMQ 6's layout). */
-async function addRaw(queue: string, data: unknown, o: { id?: string; opts?: string; name?: string } = {}): Promise<string> {
+async function addRaw(
+  queue: string,
+  data: unknown,
+  o: { id?: string; opts?: string; name?: string } = {},
+): Promise<string> {
   const base = `bull:${queue}:`;
   const id = o.id ?? String(await raw.incr(`${base}id`));
   const now = Date.now();
   await raw
     .multi()
-    .hset(`${base}${id}`, 'name', o.name ?? 'generate', 'data', JSON.stringify(data), 'opts', o.opts ?? '{}', 'timestamp', now, 'delay', 0, 'priority', 0)
+    .hset(
+      `${base}${id}`,
+      'name',
+      o.name ?? 'generate',
+      'data',
+      JSON.stringify(data),
+      'opts',
+      o.opts ?? '{}',
+      'timestamp',
+      now,
+      'delay',
+      0,
+      'priority',
+      0,
+    )
     .lpush(`${base}wait`, id)
     .zadd(`${base}marker`, 0, '0')
     .xadd(`${base}events`, '*', 'event', 'waiting', 'jobId', id)
@@ -42,15 +60,25 @@ async function addRaw(queue: string, data: unknown, o: { id?: string; opts?: str
 
 /** Waits until the job is in the completed or failed set; returns the state and the job's hash. */
 async function finished(queue: string, id: string): Promise<{ state: string; job: Record<string, string> }> {
-  const state = await until(async () => {
-    if ((await raw.zscore(`bull:${queue}:completed`, id)) !== null) return 'completed';
-    return (await raw.zscore(`bull:${queue}:failed`, id)) !== null ? 'failed' : null;
-  }, `job ${id}`, 90_000);
+  const state = await until(
+    async () => {
+      if ((await raw.zscore(`bull:${queue}:completed`, id)) !== null) return 'completed';
+      return (await raw.zscore(`bull:${queue}:failed`, id)) !== null ? 'failed' : null;
+    },
+    `job ${id}`,
+    90_000,
+  );
   return { state, job: await raw.hgetall(`bull:${queue}:${id}`) };
 }
 
 function startWorker(queue: string, extra: Partial<Parameters<typeof createWorker>[0]> = {}) {
-  const w = createWorker({ connection: redis.url, name: queue, lockDurationMs: 5000, engine: { threads: 1 }, ...extra });
+  const w = createWorker({
+    connection: redis.url,
+    name: queue,
+    lockDurationMs: 5000,
+    engine: { threads: 1 },
+    ...extra,
+  });
   open.unshift(w);
   return w;
 }
@@ -73,7 +101,7 @@ describe.skipIf(!haveRedis)('queue protocol (raw Redis, real server)', () => {
     expect(pkg.files).toContain('schemas/');
   });
 
-  it('a job written by raw commands runs; its result, read raw, is self-describing and matches the schemas', async () => {
+  it('a job written by raw commands runs; its result, read raw, is self-describing, as the schemas say', async () => {
     const q = name();
     await startWorker(q).ready();
     const data = { options: gmm, submittedAt: Date.now() };
@@ -96,8 +124,12 @@ describe.skipIf(!haveRedis)('queue protocol (raw Redis, real server)', () => {
     expect(ajv.validate(job, gmm)).toBe(false);
     expect(ajv.validate(job, { options: { ...gmm, budgett: 3 } })).toBe(false);
     expect(ajv.validate(job, { options: { ...gmm, n: '2' } })).toBe(false);
-    expect(ajv.validate(job, { options: { ...gmm, algorithm: 'best-of-n', algorithmOptions: { elites: 2 } } })).toBe(false);
-    expect(ajv.validate(job, { options: { ...gmm, algorithm: 'evosearch', algorithmOptions: { elites: 2 } } })).toBe(true);
+    expect(ajv.validate(job, { options: { ...gmm, algorithm: 'best-of-n', algorithmOptions: { elites: 2 } } })).toBe(
+      false,
+    );
+    expect(ajv.validate(job, { options: { ...gmm, algorithm: 'evosearch', algorithmOptions: { elites: 2 } } })).toBe(
+      true,
+    );
   });
 
   it('a flat options object (no {options} wrapper) fails ARGUMENT, saying the wrapper is expected', async () => {
@@ -117,7 +149,9 @@ describe.skipIf(!haveRedis)('queue protocol (raw Redis, real server)', () => {
       req.on('end', () => {
         if (++calls <= 4) return void res.writeHead(503).end('down'); // the first try and the verifier's 3 retries
         const j = JSON.parse(body) as { ids: number[] };
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ids: j.ids, scores: j.ids.map((i) => i) }));
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ ids: j.ids, scores: j.ids.map((i) => i) }));
       });
     });
     await new Promise<void>((r) => grader.listen(0, '127.0.0.1', r));
@@ -142,19 +176,34 @@ describe.skipIf(!haveRedis)('queue protocol (raw Redis, real server)', () => {
     expect(job.failedReason).toMatch(/^\[ARGUMENT\] .*named 'generate', got 'gen'/);
   });
 
-  it('--key idempotency compares resolved options: a raw client\'s job with the same run under the key is found', async () => {
+  it("--key compares resolved options: a raw client's job with the same run under the key is found", async () => {
     const q = name();
     const client: DiffusionQueue = createQueue({ connection: redis.url, name: q });
     open.push(client);
     // Another order, a default spelled out: the same run.
     await addRaw(q, { options: { seed: 5, steps: 10, n: 2, budget: 300, model: 'gmm2d', keep: 1 } }, { id: 'raw-17' });
     expect(await client.submit(gmm, { key: 'raw-17' })).toBe('raw-17');
-    await expect(client.submit({ ...gmm, seed: 6 }, { key: 'raw-17' })).rejects.toThrow(/already submitted with other options/);
+    await expect(client.submit({ ...gmm, seed: 6 }, { key: 'raw-17' })).rejects.toThrow(
+      /already submitted with other options/,
+    );
   });
 
   it('results stored before dtype (v1, valueRange) still read', () => {
     const samples = Buffer.from(new Float32Array([1, 2]).buffer).toString('base64');
-    const v1 = { v: 1, where: 'redis', path: null, bytes: 8, report: {}, shape: [1, 2], rewards: [0], complete: true, prompts: null, valueRange: [-1, 1], samples, latents: null };
+    const v1 = {
+      v: 1,
+      where: 'redis',
+      path: null,
+      bytes: 8,
+      report: {},
+      shape: [1, 2],
+      rewards: [0],
+      complete: true,
+      prompts: null,
+      valueRange: [-1, 1],
+      samples,
+      latents: null,
+    };
     const r = loadResult('1', v1 as never);
     expect(r.valueRange).toEqual([-1, 1]);
     expect(Array.from(r.samples!)).toEqual([1, 2]);

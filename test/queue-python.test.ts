@@ -17,7 +17,8 @@ const gmm = { model: 'gmm2d', budget: 300, n: 2, steps: 10, seed: 5 };
 function python(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const p = spawn(PY, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    let out = '',
+      err = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
     p.on('exit', (code) => resolve({ code, out, err }));
@@ -38,10 +39,18 @@ describe.skipIf(!haveRedis || !fs.existsSync(PY))('queue client in Python (stdli
     await redis?.stop();
   });
 
-  it('submits the docs\' job, waits, decodes shape, dtype, samples and rewards as the package reads them', async () => {
+  it("submits the docs' job, waits, decodes shape, dtype, samples and rewards as the package reads them", async () => {
     const r = await python(['--redis', redis.url, '--queue', queue, '--key', 'py-1', JSON.stringify(gmm)]);
     expect(r.code, r.err).toBe(0);
-    const got = JSON.parse(r.out) as { id: string; state: string; shape: number[]; dtype: string; samples: number[]; rewards: number[]; report: { nfe_used: number } };
+    const got = JSON.parse(r.out) as {
+      id: string;
+      state: string;
+      shape: number[];
+      dtype: string;
+      samples: number[];
+      rewards: number[];
+      report: { nfe_used: number };
+    };
     expect(got).toMatchObject({ id: 'py-1', state: 'completed', shape: [2, 2], dtype: 'float32' });
     const q = createQueue({ connection: redis.url, name: queue });
     try {
@@ -63,7 +72,14 @@ describe.skipIf(!haveRedis || !fs.existsSync(PY))('queue client in Python (stdli
   }, 120_000);
 
   it('cancels by the documented mark and publish: the job fails ABORTED', async () => {
-    const long = { model: 'gmm2d', algorithm: 'best-of-n', budget: 2_000_000, n: 1, steps: 10, algorithmOptions: { batch: 1000 } };
+    const long = {
+      model: 'gmm2d',
+      algorithm: 'best-of-n',
+      budget: 2_000_000,
+      n: 1,
+      steps: 10,
+      algorithmOptions: { batch: 1000 },
+    };
     const r = await python(['--redis', redis.url, '--queue', queue, '--cancel', JSON.stringify(long)]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/failed: \[ABORTED\] /);

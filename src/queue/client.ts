@@ -39,7 +39,15 @@ export interface SubmitOptions {
   expectedSeconds?: number;
 }
 
-export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'prioritized' | 'waiting-children' | 'unknown';
+export type JobState =
+  | 'waiting'
+  | 'active'
+  | 'completed'
+  | 'failed'
+  | 'delayed'
+  | 'prioritized'
+  | 'waiting-children'
+  | 'unknown';
 
 export class DiffusionQueue extends EventEmitter {
   readonly name: string;
@@ -57,8 +65,15 @@ export class DiffusionQueue extends EventEmitter {
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
     this.connection = toConnection(o.connection);
     const d = JOB_DEFAULTS;
-    this.defaults = { attempts: o.attempts ?? d.attempts, backoffMs: o.backoffMs ?? d.backoff.delay, keepSeconds: o.keepSeconds ?? d.keepSeconds };
-    this.queue = new Queue<JobData, StoredResult>(this.name, { connection: { ...this.connection }, prefix: this.prefix });
+    this.defaults = {
+      attempts: o.attempts ?? d.attempts,
+      backoffMs: o.backoffMs ?? d.backoff.delay,
+      keepSeconds: o.keepSeconds ?? d.keepSeconds,
+    };
+    this.queue = new Queue<JobData, StoredResult>(this.name, {
+      connection: { ...this.connection },
+      prefix: this.prefix,
+    });
     this.queue.on('error', (e) => this.listenerCount('error') && this.emit('error', e));
   }
 
@@ -66,7 +81,16 @@ export class DiffusionQueue extends EventEmitter {
   async ready(timeoutMs = 10_000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DiffusionSearchError(`cannot reach Redis at ${this.connection.host}:${this.connection.port} within ${timeoutMs / 1000} s`, 'NATIVE')), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new DiffusionSearchError(
+              `cannot reach Redis at ${this.connection.host}:${this.connection.port} within ${timeoutMs / 1000} s`,
+              'NATIVE',
+            ),
+          ),
+        timeoutMs,
+      );
     });
     try {
       await Promise.race([this.queue.waitUntilReady(), late]);
@@ -81,15 +105,26 @@ export class DiffusionQueue extends EventEmitter {
    */
   async submit(options: GenerateOptions, s: SubmitOptions = {}): Promise<string> {
     const clean = checkOptions(options);
-    if (s.key !== undefined && !(typeof s.key === 'string' && /^[A-Za-z0-9._~-]{1,200}$/.test(s.key) && !/^\d+$/.test(s.key)))
-      throw new DiffusionSearchError(`the idempotency key must be 1-200 of A-Z a-z 0-9 . _ ~ - and not only digits, got '${s.key}'`, 'ARGUMENT');
+    if (
+      s.key !== undefined &&
+      !(typeof s.key === 'string' && /^[A-Za-z0-9._~-]{1,200}$/.test(s.key) && !/^\d+$/.test(s.key))
+    )
+      throw new DiffusionSearchError(
+        `the idempotency key must be 1-200 of A-Z a-z 0-9 . _ ~ - and not only digits, got '${s.key}'`,
+        'ARGUMENT',
+      );
     if (s.expectedSeconds !== undefined && !(s.expectedSeconds > 0 && Number.isFinite(s.expectedSeconds)))
       throw new DiffusionSearchError(`expectedSeconds must be a positive number, got ${s.expectedSeconds}`, 'ARGUMENT');
     const attempts = s.attempts ?? this.defaults.attempts;
-    if (!Number.isInteger(attempts) || attempts < 1) throw new DiffusionSearchError(`attempts must be a positive integer, got ${attempts}`, 'ARGUMENT');
+    if (!Number.isInteger(attempts) || attempts < 1)
+      throw new DiffusionSearchError(`attempts must be a positive integer, got ${attempts}`, 'ARGUMENT');
     const job = await this.queue.add(
       JOB_NAME,
-      { options: clean, submittedAt: Date.now(), ...(s.expectedSeconds !== undefined ? { expectedSeconds: s.expectedSeconds } : {}) },
+      {
+        options: clean,
+        submittedAt: Date.now(),
+        ...(s.expectedSeconds !== undefined ? { expectedSeconds: s.expectedSeconds } : {}),
+      },
       {
         jobId: s.key,
         attempts,
@@ -101,9 +136,13 @@ export class DiffusionQueue extends EventEmitter {
     );
     // BullMQ adds nothing for a jobId it has, but answers with the data given: read the stored job.
     const stored = s.key === undefined ? job : await this.job(job.id!);
-    // Compared resolved: another client (another language, key order, defaults spelled out) asking for the same run is the same job.
+    // Compared resolved: another client (another language, key order, defaults spelled out)
+    // asking for the same run is the same job.
     if (s.key !== undefined && stored && !sameRequest(stored.data?.options, clean))
-      throw new DiffusionSearchError(`key '${s.key}' was already submitted with other options (job ${job.id}): use another key, or the same options`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `key '${s.key}' was already submitted with other options (job ${job.id}): use another key, or the same options`,
+        'ARGUMENT',
+      );
     return job.id!;
   }
 
@@ -144,7 +183,11 @@ export class DiffusionQueue extends EventEmitter {
    */
   async result(id: string): Promise<QueueResult | null> {
     const job = await this.job(id);
-    if (!job) throw new DiffusionSearchError(`no job '${id}' in queue '${this.name}' (finished jobs are kept ${this.defaults.keepSeconds} s)`, 'ARGUMENT');
+    if (!job)
+      throw new DiffusionSearchError(
+        `no job '${id}' in queue '${this.name}' (finished jobs are kept ${this.defaults.keepSeconds} s)`,
+        'ARGUMENT',
+      );
     const state = await job.getState();
     if (state === 'failed') throw decodeError(job.failedReason);
     if (state !== 'completed') return null;
@@ -160,7 +203,10 @@ export class DiffusionQueue extends EventEmitter {
       await job.waitUntilFinished(events, o.timeoutMs);
     } catch (e) {
       const state = await job.getState().catch(() => 'unknown');
-      if (state !== 'failed') throw e instanceof DiffusionSearchError ? e : new DiffusionSearchError(`waiting for job ${id}: ${(e as Error).message}`, 'NATIVE', { cause: e });
+      if (state !== 'failed')
+        throw e instanceof DiffusionSearchError
+          ? e
+          : new DiffusionSearchError(`waiting for job ${id}: ${(e as Error).message}`, 'NATIVE', { cause: e });
     }
     const r = await this.result(id);
     if (!r) throw new DiffusionSearchError(`job ${id} finished but has no result`, 'NATIVE');
@@ -204,8 +250,13 @@ export class DiffusionQueue extends EventEmitter {
 
 /** Only JSON options a worker can run (verifiers by name, file or URL, not objects). */
 export function checkOptions(o: GenerateOptions): GenerateOptions {
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DiffusionSearchError('a job needs an object of generate options', 'ARGUMENT');
-  if (o.verifier?.some((v) => typeof v !== 'string')) throw new DiffusionSearchError('a job names its verifiers (names, files or URLs); Verifier objects stay in their process', 'ARGUMENT');
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new DiffusionSearchError('a job needs an object of generate options', 'ARGUMENT');
+  if (o.verifier?.some((v) => typeof v !== 'string'))
+    throw new DiffusionSearchError(
+      'a job names its verifiers (names, files or URLs); Verifier objects stay in their process',
+      'ARGUMENT',
+    );
   // Refused here, at once, rather than as a failed job; the worker checks again under its policy.
   resolveRequest(o);
   return JSON.parse(JSON.stringify(o)) as GenerateOptions;

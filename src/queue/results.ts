@@ -66,11 +66,30 @@ const fromB64 = (s: string) => {
 /** A file-system-safe directory name for a job id (ids may be client keys). */
 export const jobDirName = (id: string) => encodeURIComponent(id).replace(/\./g, '%2E');
 
-export function storeResult(r: GenerateResult, o: { id: string; queue: string; resultsDir?: string; inlineMaxBytes?: number }): StoredResult {
+export function storeResult(
+  r: GenerateResult,
+  o: { id: string; queue: string; resultsDir?: string; inlineMaxBytes?: number },
+): StoredResult {
   const bytes = r.samples.byteLength + (r.latents?.data.byteLength ?? 0);
-  const base = { v: 2 as const, bytes, report: r.report, dtype: 'float32' as const, shape: r.shape, rewards: r.rewards, complete: r.complete, prompts: r.prompts, value_range: r.valueRange };
+  const base = {
+    v: 2 as const,
+    bytes,
+    report: r.report,
+    dtype: 'float32' as const,
+    shape: r.shape,
+    rewards: r.rewards,
+    complete: r.complete,
+    prompts: r.prompts,
+    value_range: r.valueRange,
+  };
   if (!o.resultsDir || bytes <= (o.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES)) {
-    return { ...base, where: 'redis', path: null, samples: b64(r.samples), latents: r.latents ? { shape: r.latents.shape, data: b64(r.latents.data) } : null };
+    return {
+      ...base,
+      where: 'redis',
+      path: null,
+      samples: b64(r.samples),
+      latents: r.latents ? { shape: r.latents.shape, data: b64(r.latents.data) } : null,
+    };
   }
   const dir = path.join(o.resultsDir, jobDirName(o.queue), jobDirName(o.id));
   // Written next to the target and renamed: a retried job replaces a whole directory, never half of one.
@@ -84,9 +103,17 @@ export function storeResult(r: GenerateResult, o: { id: string; queue: string; r
     fs.renameSync(tmp, dir);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw new DiffusionSearchError(`cannot write the result to '${dir}': ${(e as Error).message}`, 'NATIVE', { cause: e });
+    throw new DiffusionSearchError(`cannot write the result to '${dir}': ${(e as Error).message}`, 'NATIVE', {
+      cause: e,
+    });
   }
-  return { ...base, where: 'dir', path: dir, samples: null, latents: r.latents ? { shape: r.latents.shape, data: null } : null };
+  return {
+    ...base,
+    where: 'dir',
+    path: dir,
+    samples: null,
+    latents: r.latents ? { shape: r.latents.shape, data: null } : null,
+  };
 }
 
 export function loadResult(id: string, s: StoredResult): QueueResult {
@@ -94,7 +121,9 @@ export function loadResult(id: string, s: StoredResult): QueueResult {
   let latents: QueueResult['latents'] = null;
   if (s.where === 'redis') {
     samples = s.samples === null ? null : fromB64(s.samples);
-    latents = s.latents ? { shape: s.latents.shape, data: s.latents.data === null ? null : fromB64(s.latents.data) } : null;
+    latents = s.latents
+      ? { shape: s.latents.shape, data: s.latents.data === null ? null : fromB64(s.latents.data) }
+      : null;
   } else {
     try {
       samples = readNpy(path.join(s.path!, 'samples.npy')).data;
@@ -111,5 +140,17 @@ export function loadResult(id: string, s: StoredResult): QueueResult {
       latents = { shape: s.latents.shape, data };
     }
   }
-  return { id, report: s.report, samples, shape: s.shape, latents, rewards: s.rewards, prompts: s.prompts, valueRange: s.value_range ?? (s as { valueRange?: [number, number] | null }).valueRange ?? null, complete: s.complete, stored: s.where, path: s.path };
+  return {
+    id,
+    report: s.report,
+    samples,
+    shape: s.shape,
+    latents,
+    rewards: s.rewards,
+    prompts: s.prompts,
+    valueRange: s.value_range ?? (s as { valueRange?: [number, number] | null }).valueRange ?? null,
+    complete: s.complete,
+    stored: s.where,
+    path: s.path,
+  };
 }

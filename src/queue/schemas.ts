@@ -31,10 +31,17 @@ export function fieldSchema(spec: FieldSpec): Json {
     case 'int':
       return { ...d, type: 'integer', minimum: spec.min ?? 0, maximum: spec.max ?? MAX_INT };
     case 'int-list':
-      return { ...d, type: 'array', minItems: 1, items: { type: 'integer', minimum: spec.min ?? 0, maximum: spec.max ?? MAX_INT } };
+      return {
+        ...d,
+        type: 'array',
+        minItems: 1,
+        items: { type: 'integer', minimum: spec.min ?? 0, maximum: spec.max ?? MAX_INT },
+      };
     case 'number': {
-      const lo = spec.min === undefined ? {} : spec.exclusiveMin ? { exclusiveMinimum: spec.min } : { minimum: spec.min };
-      const hi = spec.max === undefined ? {} : spec.exclusiveMax ? { exclusiveMaximum: spec.max } : { maximum: spec.max };
+      const lo =
+        spec.min === undefined ? {} : spec.exclusiveMin ? { exclusiveMinimum: spec.min } : { minimum: spec.min };
+      const hi =
+        spec.max === undefined ? {} : spec.exclusiveMax ? { exclusiveMaximum: spec.max } : { maximum: spec.max };
       return { ...d, type: 'number', ...lo, ...hi };
     }
   }
@@ -51,6 +58,7 @@ function algorithmRules(): Json[] {
   return Object.entries(algorithms).map(([name, a]) => {
     const named = { required: ['algorithm'], properties: { algorithm: { const: name } } };
     const when = name === DEFAULTS.algorithm ? { anyOf: [named, { not: { required: ['algorithm'] } }] } : named;
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then, not a promise
     return { if: when, then: { properties: { algorithmOptions: objectOf(a.options as Record<string, FieldSpec>) } } };
   });
 }
@@ -64,20 +72,34 @@ export function jobSchema(): Json {
     additionalProperties: false,
     required: ['options'],
     properties: {
-      options: { description: 'generate options, as POST /v1/generate takes them (docs/library.md#request-options)', ...options },
+      options: {
+        description: 'generate options, as POST /v1/generate takes them (docs/library.md#request-options)',
+        ...options,
+      },
       submittedAt: { description: 'when it was submitted, ms since 1970 (for queued_ms)', type: 'number' },
-      expectedSeconds: { description: "the job's expected length in seconds: sets its lock", type: 'number', exclusiveMinimum: 0 },
+      expectedSeconds: {
+        description: "the job's expected length in seconds: sets its lock",
+        type: 'number',
+        exclusiveMinimum: 0,
+      },
     },
   };
 }
 
-const floats = { description: 'base64 of the float32 values, little-endian, C order (dtype, shape)', type: ['string', 'null'], contentEncoding: 'base64' };
+const floats = {
+  description: 'base64 of the float32 values, little-endian, C order (dtype, shape)',
+  type: ['string', 'null'],
+  contentEncoding: 'base64',
+};
 const shape = { type: 'array', items: { type: 'integer', minimum: 0 } };
 
 export function resultSchema(): Json {
   const props: Json = {
     v: { description: 'layout version', const: 2 },
-    where: { description: "redis: the arrays are here; dir: in 'path' (samples.npy, latents.npy, report.json)", enum: ['redis', 'dir'] },
+    where: {
+      description: "redis: the arrays are here; dir: in 'path' (samples.npy, latents.npy, report.json)",
+      enum: ['redis', 'dir'],
+    },
     path: { type: ['string', 'null'] },
     bytes: { description: 'bytes of samples and latents', type: 'integer', minimum: 0 },
     dtype: { const: 'float32' },
@@ -86,9 +108,16 @@ export function resultSchema(): Json {
     rewards: { type: 'array', items: { type: 'number' } },
     prompts: { type: ['array', 'null'], items: { type: 'string' } },
     value_range: { type: ['array', 'null'], items: { type: 'number' }, minItems: 2, maxItems: 2 },
-    latents: { anyOf: [{ type: 'null' }, { type: 'object', required: ['shape', 'data'], properties: { shape, data: floats } }] },
+    latents: {
+      anyOf: [{ type: 'null' }, { type: 'object', required: ['shape', 'data'], properties: { shape, data: floats } }],
+    },
     complete: { type: 'boolean' },
-    report: { description: 'the report, as report.json and POST /v1/generate carry it', type: 'object', required: ['nfe_used'], properties: { nfe_used: { type: 'integer', minimum: 0 } } },
+    report: {
+      description: 'the report, as report.json and POST /v1/generate carry it',
+      type: 'object',
+      required: ['nfe_used'],
+      properties: { nfe_used: { type: 'integer', minimum: 0 } },
+    },
   };
   return {
     $schema: DRAFT,
