@@ -12,7 +12,14 @@ import { writeNpy } from '../io/npy';
 // bullmq and ioredis load only when a queue command runs (every other command starts as fast as before).
 const queueClient = () => require('../queue/client') as typeof import('../queue/client');
 const queueWorker = () => require('../queue/worker') as typeof import('../queue/worker');
+const startup = () => require('../queue/startup') as typeof import('../queue/startup');
 import { addGenerate, collectOptions, prepareOut } from './generate-command';
+import {
+  addAllowRemoteFlag,
+  addRemoteVerifierFlags,
+  parseAllowedOrigins,
+  remoteVerifierOptions,
+} from './remote-verifier-flags';
 import { checkConfigKeys, int, num, readConfig } from './options';
 
 const REDIS = 'redis://127.0.0.1:6379';
@@ -22,14 +29,15 @@ const QUEUE = 'diffusion-search';
 function rateLimit(v: unknown): { max: number; durationMs: number } | undefined {
   if (v === undefined) return undefined;
   const m = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(String(v));
-  if (!m || Number(m[1]) < 1 || !(Number(m[2]) > 0)) throw new DiffusionSearchError(`--rate-limit must be <jobs>/<seconds>, e.g. 10/60, got '${v}'`, 'ARGUMENT');
+  if (!m || Number(m[1]) < 1 || !(Number(m[2]) > 0))
+    throw new DiffusionSearchError(`--rate-limit must be <jobs>/<seconds>, e.g. 10/60, got '${v}'`, 'ARGUMENT');
   return { max: Number(m[1]), durationMs: Number(m[2]) * 1000 };
 }
 
 // Over 80 lines by design: a declarative list of commands, flags and help text, one line
 // each, that reads top to bottom as the CLI's surface; splitting it would scatter that list.
 export function addQueueCommands(program: Command): void {
-  program
+  const worker = program
     .command('worker')
     .description('take search jobs from a BullMQ queue on Redis and run them in one engine (until SIGTERM or Ctrl-C)')
     .option('--redis <url>', 'Redis URL', REDIS)
@@ -38,20 +46,54 @@ export function addQueueCommands(program: Command): void {
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
     .option('--threads <n>', 'intra-op threads')
     .option('--max-batch <n>', 'most rows per model forward')
-    .option('--memory-limit <MiB>', "ceiling on the estimated memory of the jobs running (default: half the RAM on CPU, none on CUDA)")
-    .option('--lock-duration <s>', 'shortest lock of a running job, renewed every half of it; a dead worker\'s job is taken over after about its lock', '30')
-    .option('--max-lock-duration <s>', "longest lock: a job's lock is 1/20 of its expected length, between the two", '600')
+    .option(
+      '--memory-limit <MiB>',
+      'ceiling on the estimated memory of the jobs running (default: half the RAM on CPU, none on CUDA)',
+    )
+    .option(
+      '--lock-duration <s>',
+      'shortest lock of a running job, renewed every half of it; ' +
+        "a dead worker's job is taken over after about its lock",
+      '30',
+    )
+    .option(
+      '--max-lock-duration <s>',
+      "longest lock: a job's lock is 1/20 of its expected length, between the two",
+      '600',
+    )
     .option('--stalled-interval <s>', 'how often to look for jobs whose worker died (default: the lock duration)')
-    .option('--results-dir <dir>', 'results larger than --inline-max-bytes go here (a directory clients can read); without it all stay in Redis')
+    .option(
+      '--results-dir <dir>',
+      'results larger than --inline-max-bytes go here (a directory clients can read); without it all stay in Redis',
+    )
     .option('--inline-max-bytes <n>', 'results up to this size stay in Redis', String(1024 * 1024))
-    .option('--rate-limit <jobs/s>', 'at most this many jobs started per period by all workers of the queue, e.g. 10/60')
+    .option(
+      '--rate-limit <jobs/s>',
+      'at most this many jobs started per period by all workers of the queue, e.g. 10/60',
+    )
     .option('--models-dir <dir>', 'directory whose .pt files jobs may name (besides the shipped models)')
-    .option('--allow-remote-verifiers', 'let jobs name http(s) verifier URLs')
     .option('--max-job-nfe <n>', 'most NFE one job may ask for (n × budget × prompts)', '10000000')
-    .option('--drain <s>', 'on SIGTERM, wait this long for running jobs; the rest are stopped and handed back to the queue', '30')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search worker --redis redis://127.0.0.1:6379 --queue q\n  $ diffusion-search worker --queue q --concurrency 4 --device cuda:0 --results-dir /mnt/results')
+    .option(
+      '--drain <s>',
+      'on SIGTERM, wait this long for running jobs; the rest are stopped and handed back to the queue',
+      '30',
+    );
+  addAllowRemoteFlag(worker, 'jobs');
+  addRemoteVerifierFlags(worker)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search worker --redis redis://127.0.0.1:6379 --queue q\n' +
+        '  $ diffusion-search worker --queue q --concurrency 4 --device cuda:0 --results-dir /mnt/results\n' +
+        '  $ diffusion-search worker --queue q --allow-remote-verifiers https://grader:8443 --verifier-headers-file h',
+    )
     .action(async (f: Record<string, string | boolean | undefined>) => {
       const log = (line: string) => process.stderr.write(`worker ${process.pid}: ${line}\n`);
+      // Every start-up problem before anything connects: one line each, exit 2 (./run).
+      if (f.resultsDir !== undefined) startup().checkDir('--results-dir', String(f.resultsDir), { write: true });
+      if (f.modelsDir !== undefined) startup().checkDir('--models-dir', String(f.modelsDir));
+      const allowed = parseAllowedOrigins(f.allowRemoteVerifiers);
+      const remoteVerifier = remoteVerifierOptions(f);
+      await startup().probeRedis(String(f.redis));
       const memoryLimit = num('memory-limit', f.memoryLimit);
       const lock = num('lock-duration', f.lockDuration)!;
       const stalled = num('stalled-interval', f.stalledInterval);
@@ -59,7 +101,12 @@ export function addQueueCommands(program: Command): void {
         connection: String(f.redis),
         name: String(f.queue),
         concurrency: int('concurrency', f.concurrency, 1),
-        engine: { device: String(f.device), threads: int('threads', f.threads, 1), maxBatch: int('max-batch', f.maxBatch, 1), memoryLimit: memoryLimit === undefined ? undefined : memoryLimit * 1024 * 1024 },
+        engine: {
+          device: String(f.device),
+          threads: int('threads', f.threads, 1),
+          maxBatch: int('max-batch', f.maxBatch, 1),
+          memoryLimit: memoryLimit === undefined ? undefined : memoryLimit * 1024 * 1024,
+        },
         lockDurationMs: lock * 1000,
         maxLockDurationMs: num('max-lock-duration', f.maxLockDuration)! * 1000,
         stalledIntervalMs: stalled === undefined ? undefined : stalled * 1000,
@@ -67,7 +114,8 @@ export function addQueueCommands(program: Command): void {
         inlineMaxBytes: int('inline-max-bytes', f.inlineMaxBytes, 0),
         rateLimit: rateLimit(f.rateLimit),
         modelsDir: f.modelsDir === undefined ? undefined : String(f.modelsDir),
-        allowRemoteVerifiers: !!f.allowRemoteVerifiers,
+        allowRemoteVerifiers: allowed,
+        remoteVerifier,
         maxJobNfe: int('max-job-nfe', f.maxJobNfe, 1),
         log,
       });
@@ -103,21 +151,33 @@ export function addQueueCommands(program: Command): void {
     .option('--wait', 'wait for the job and print its report (JSON)')
     .option('--timeout <s>', 'with --wait: give up after this long')
     .option('--out <dir>', 'with --wait: also write report.json, samples.npy (and latents.npy) here');
-  for (const opt of generate.options) if (!['out', 'json'].includes(opt.attributeName())) submit.addOption(opt);
+  // The --verifier-* settings are the worker's (a job carries verifier URLs, not how to call them).
+  const own = (o: { attributeName(): string }) =>
+    ['out', 'json'].includes(o.attributeName()) || /^verifier[A-Z]/.test(o.attributeName());
+  for (const opt of generate.options) if (!own(opt)) submit.addOption(opt);
   submit
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search submit --queue q --model gmm2d --budget 500 --n 4\n  $ diffusion-search submit --queue q --class Shirt --budget 500 --key shirt-1 --wait --out out/shirt')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search submit --queue q --model gmm2d --budget 500 --n 4\n' +
+        '  $ diffusion-search submit --queue q --class Shirt --budget 500 --key shirt-1 --wait --out out/shirt',
+    )
     .action(async (flags: Record<string, unknown>, cmd: Command) => {
       const file = readConfig(flags.config as string | undefined);
       checkConfigKeys(file, generate, flags.config as string);
-      const get = (key: string) => (cmd.getOptionValueSource(key) === 'cli' ? flags[key] : file[key] ?? flags[key]);
+      const get = (key: string) => (cmd.getOptionValueSource(key) === 'cli' ? flags[key] : (file[key] ?? flags[key]));
       const options = collectOptions(get);
       options.eval = cmd.getOptionValueSource('eval') === 'cli' ? false : (file.eval as boolean | undefined);
       // The worker's device unless asked for (the generate default 'cpu' would pin every job to CPU workers).
       if (cmd.getOptionValueSource('device') !== 'cli' && file.device === undefined) delete options.device;
+      await startup().probeRedis(String(flags.redis));
       const q = queueClient().createQueue({ connection: String(flags.redis), name: String(flags.queue) });
       try {
         await q.ready();
-        const id = await q.submit(options, { key: flags.key === undefined ? undefined : String(flags.key), attempts: int('attempts', flags.attempts, 1), expectedSeconds: num('expected-seconds', flags.expectedSeconds) });
+        const id = await q.submit(options, {
+          key: flags.key === undefined ? undefined : String(flags.key),
+          attempts: int('attempts', flags.attempts, 1),
+          expectedSeconds: num('expected-seconds', flags.expectedSeconds),
+        });
         if (!flags.wait) {
           process.stdout.write(id + '\n');
           return;
@@ -144,8 +204,13 @@ export function addQueueCommands(program: Command): void {
     .option('--redis <url>', 'Redis URL', REDIS)
     .option('--queue <name>', 'queue name', QUEUE)
     .option('--json', 'print one JSON object')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search jobs --queue q\n  $ diffusion-search jobs --redis redis://10.0.0.5:6379 --queue q --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search jobs --queue q\n' +
+        '  $ diffusion-search jobs --redis redis://10.0.0.5:6379 --queue q --json',
+    )
     .action(async (f: { redis: string; queue: string; json?: boolean }) => {
+      await startup().probeRedis(f.redis);
       const q = queueClient().createQueue({ connection: f.redis, name: f.queue });
       try {
         await q.ready();

@@ -20,7 +20,7 @@
  * handed back to the queue (another worker, or this one later, takes it).
  */
 import os from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
@@ -28,8 +28,17 @@ import { createEngine, type Engine, type EngineOptions } from '../engine/engine'
 import { resolveModel } from '../models/shipped';
 import { createPolicy, type RequestPolicy } from '../request/policy';
 import { asOptions, resolveRequest } from '../request/resolve';
-import type { GenerateResult, ResolvedRequest } from '../request/types';
-import { cancelChannel, cancelKey, DEFAULT_PREFIX, encodeError, UNRECOVERABLE, type JobData, type JobProgress } from './common';
+import type { GenerateOptions, GenerateResult, ResolvedRequest } from '../request/types';
+import type { HttpVerifierOptions } from '../verifiers/http';
+import {
+  cancelChannel,
+  cancelKey,
+  DEFAULT_PREFIX,
+  encodeError,
+  UNRECOVERABLE,
+  type JobData,
+  type JobProgress,
+} from './common';
 import { toConnection, type RedisConnection } from './connection';
 import { checkJobData, JOB_DEFAULTS, JOB_NAME } from './protocol';
 import { storeResult, type StoredResult } from './results';
@@ -58,8 +67,10 @@ export interface WorkerOptions {
   rateLimit?: { max: number; durationMs: number };
   /** Models jobs may name besides the shipped ones: .pt files in this directory (as serve). */
   modelsDir?: string;
-  /** Let jobs name http(s) verifier URLs (default false). */
-  allowRemoteVerifiers?: boolean;
+  /** Origins (scheme://host[:port]) whose http(s) verifier URLs jobs may name; ['*'] or true: any (default none). */
+  allowRemoteVerifiers?: boolean | readonly string[];
+  /** Timeout, retries, backoff, rows, concurrency and headers of the remote verifiers jobs name. */
+  remoteVerifier?: HttpVerifierOptions;
   /** Most NFE one job may ask for (n × budget × prompts; default 10,000,000: queued jobs are long by design). */
   maxJobNfe?: number;
   /** Least time between two progress updates of a job (default 250 ms). */
@@ -68,6 +79,14 @@ export interface WorkerOptions {
   id?: string;
   /** Called when a job starts and ends (logs). */
   log?: (line: string) => void;
+}
+
+/** A job's expected length and lock, and the model's measured seconds per NFE. */
+interface Plan {
+  file: string;
+  measured: number | undefined;
+  expected: number | null;
+  lockMs: number;
 }
 
 export class DiffusionWorker {
@@ -94,17 +113,27 @@ export class DiffusionWorker {
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
     this.id = o.id ?? `${os.hostname()}:${process.pid}`;
     const concurrency = o.concurrency ?? 1;
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new DiffusionSearchError(`concurrency must be a positive integer, got ${o.concurrency}`, 'ARGUMENT');
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw new DiffusionSearchError(`concurrency must be a positive integer, got ${o.concurrency}`, 'ARGUMENT');
     const lockDuration = o.lockDurationMs ?? 30_000;
-    if (!(lockDuration >= 100)) throw new DiffusionSearchError(`lockDurationMs must be at least 100, got ${o.lockDurationMs}`, 'ARGUMENT');
+    if (!(lockDuration >= 100))
+      throw new DiffusionSearchError(`lockDurationMs must be at least 100, got ${o.lockDurationMs}`, 'ARGUMENT');
     this.lockMin = lockDuration;
     this.lockMax = Math.max(lockDuration, o.maxLockDurationMs ?? 600_000);
     if (o.rateLimit && !(Number.isInteger(o.rateLimit.max) && o.rateLimit.max >= 1 && o.rateLimit.durationMs > 0))
       throw new DiffusionSearchError('rateLimit needs a positive integer max and a positive durationMs', 'ARGUMENT');
     this.ownsEngine = !(o.engine && typeof (o.engine as Engine).generate === 'function');
     // The engine runs what BullMQ hands it: never more than `concurrency`, so it never answers BUSY.
-    this.engine = this.ownsEngine ? createEngine({ ...(o.engine as EngineOptions), maxActive: concurrency, maxQueue: concurrency }) : (o.engine as Engine);
-    this.policy = createPolicy({ modelsDir: o.modelsDir, allowRemoteVerifiers: o.allowRemoteVerifiers, maxRequestNfe: o.maxJobNfe ?? 10_000_000, who: 'worker' });
+    this.engine = this.ownsEngine
+      ? createEngine({ ...(o.engine as EngineOptions), maxActive: concurrency, maxQueue: concurrency })
+      : (o.engine as Engine);
+    if (o.remoteVerifier) this.engine.models.remoteVerifier = o.remoteVerifier;
+    this.policy = createPolicy({
+      modelsDir: o.modelsDir,
+      allowRemoteVerifiers: o.allowRemoteVerifiers,
+      maxRequestNfe: o.maxJobNfe ?? 10_000_000,
+      who: 'worker',
+    });
     this.redis = new Redis({ ...connection, maxRetriesPerRequest: null } as never);
     this.subscriber = new Redis({ ...connection, maxRetriesPerRequest: null } as never);
     this.subscriber.on('message', (_ch: string, id: string) => this.worker.cancelJob(id, 'cancelled'));
@@ -134,73 +163,28 @@ export class DiffusionWorker {
     await this.worker.waitUntilReady();
   }
 
-  private async process(job: Job<JobData, StoredResult>, token: string | undefined, signal: AbortSignal | undefined): Promise<StoredResult> {
+  private async process(
+    job: Job<JobData, StoredResult>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredResult> {
     const started = Date.now();
-    const id = job.id!;
     this.stats.started++;
-    this.o.log?.(`start ${id} attempt ${job.attemptsMade + 1}`);
+    this.o.log?.(`start ${job.id} attempt ${job.attemptsMade + 1}`);
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
     // From the start: loading the model for the estimate may take a while on a first job.
     const lock = this.renewLock(job, token);
     try {
-      if (await this.redis.get(cancelKey(this.prefix, this.o.name, id))) throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
+      if (await this.redis.get(cancelKey(this.prefix, this.o.name, job.id!)))
+        throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
       const request = await this.checkJob(job);
-      const options = asOptions(request);
       await this.admit(job, request, token);
-      const { file } = resolveModel(request.model);
-      const nfe = request.budget * request.searches;
-      const measured = this.perNfe.get(file);
-      const hint = job.data.expectedSeconds;
-      const expected = typeof hint === 'number' && hint > 0 ? hint : measured !== undefined ? measured * nfe : null;
-      const lockMs = Math.round(Math.min(this.lockMax, Math.max(this.lockMin, expected === null ? 0 : (expected * 1000) / 20)));
-      lock.set(lockMs);
-      const ctl = new AbortController();
-      const onAbort = () => ctl.abort(signal?.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (signal?.aborted) ctl.abort(signal.reason); // cancelled while the model loaded
-      this.controllers.add(ctl);
-      let best = -Infinity, last = 0;
-      let latest = null as JobProgress | null;
-      const every = this.o.progressIntervalMs ?? 250;
-      try {
-        const result = await this.engine.generate(options, {
-          signal: ctl.signal,
-          onProgress: (p) => {
-            if (Number.isFinite(p.best)) best = Math.max(best, p.best);
-            latest = { nfe: p.totalNfe, budget: p.totalBudget, best, sample: p.sample, samples: p.samples, seconds: (Date.now() - started) / 1000, worker: this.id };
-            const now = performance.now();
-            if (now - last < every) return;
-            last = now;
-            job.updateProgress(latest as never).catch(() => undefined);
-          },
-        });
-        if (ctl.signal.aborted || !result.complete) throw new DiffusionSearchError('cancelled', 'ABORTED');
-        // Throttling may have dropped the last updates: a finished job shows what it really used.
-        await job.updateProgress(finalProgress(latest, result, best, (Date.now() - started) / 1000, this.id) as never).catch(() => undefined);
-        lag.disable();
-        const used = result.report.nfe_used as number, wall = result.report.wall_seconds as number;
-        if (used > 0) this.perNfe.set(file, measured === undefined ? wall / used : 0.7 * measured + (0.3 * wall) / used);
-        result.report.queue = {
-          job: id,
-          queue: this.o.name,
-          worker: this.id,
-          attempt: job.attemptsMade + 1,
-          queued_ms: (job.processedOn ?? started) - job.timestamp,
-          run_ms: Date.now() - started,
-          expected_seconds: expected,
-          lock_ms: lockMs,
-          loop_delay_max_ms: lag.max / 1e6,
-          loop_delay_p99_ms: lag.percentile(99) / 1e6,
-        };
-        const stored = storeResult(result, { id, queue: this.o.name, resultsDir: this.o.resultsDir, inlineMaxBytes: this.o.inlineMaxBytes });
-        this.stats.completed++;
-        this.o.log?.(`done ${id} in ${((Date.now() - started) / 1000).toFixed(2)} s (${stored.where}; loop delay max ${(lag.max / 1e6).toFixed(1)} ms)`);
-        return stored;
-      } finally {
-        this.controllers.delete(ctl);
-        signal?.removeEventListener('abort', onAbort);
-      }
+      const plan = this.plan(job, request);
+      lock.set(plan.lockMs);
+      const result = await this.run(job, asOptions(request), signal, started);
+      lag.disable();
+      return this.finish(job, result, plan, started, lag);
     } catch (e) {
       return await this.failed(e, job, token, signal);
     } finally {
@@ -209,16 +193,109 @@ export class DiffusionWorker {
     }
   }
 
+  /** The job's expected length and its lock (see the top of this file). */
+  private plan(job: Job<JobData, StoredResult>, request: ResolvedRequest): Plan {
+    const { file } = resolveModel(request.model);
+    const measured = this.perNfe.get(file);
+    const hint = job.data.expectedSeconds;
+    const nfe = request.budget * request.searches;
+    const expected = typeof hint === 'number' && hint > 0 ? hint : measured !== undefined ? measured * nfe : null;
+    const wanted = expected === null ? 0 : (expected * 1000) / 20;
+    return { file, measured, expected, lockMs: Math.round(Math.min(this.lockMax, Math.max(this.lockMin, wanted))) };
+  }
+
+  /** Runs the job in the engine, its progress throttled into the job; ABORTED when it was cancelled. */
+  private async run(
+    job: Job<JobData, StoredResult>,
+    options: GenerateOptions,
+    signal: AbortSignal | undefined,
+    started: number,
+  ): Promise<GenerateResult> {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) ctl.abort(signal.reason); // cancelled while the model loaded
+    this.controllers.add(ctl);
+    let best = -Infinity;
+    let last = 0;
+    let latest = null as JobProgress | null;
+    const every = this.o.progressIntervalMs ?? 250;
+    const seconds = () => (Date.now() - started) / 1000;
+    try {
+      const result = await this.engine.generate(options, {
+        signal: ctl.signal,
+        onProgress: (p) => {
+          if (Number.isFinite(p.best)) best = Math.max(best, p.best);
+          const { totalNfe: nfe, totalBudget: budget, sample, samples } = p;
+          latest = { nfe, budget, best, sample, samples, seconds: seconds(), worker: this.id };
+          const now = performance.now();
+          if (now - last < every) return;
+          last = now;
+          job.updateProgress(latest as never).catch(() => undefined);
+        },
+      });
+      if (ctl.signal.aborted || !result.complete) throw new DiffusionSearchError('cancelled', 'ABORTED');
+      // Throttling may have dropped the last updates: a finished job shows what it really used.
+      const final = finalProgress(latest, result, best, seconds(), this.id);
+      await job.updateProgress(final as never).catch(() => undefined);
+      return result;
+    } finally {
+      this.controllers.delete(ctl);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The measured rate updated, the report's queue entry added, the result stored (./results). */
+  private finish(
+    job: Job<JobData, StoredResult>,
+    result: GenerateResult,
+    plan: Plan,
+    started: number,
+    lag: IntervalHistogram,
+  ): StoredResult {
+    const id = job.id!;
+    const used = result.report.nfe_used as number;
+    const wall = result.report.wall_seconds as number;
+    const m = plan.measured;
+    if (used > 0) this.perNfe.set(plan.file, m === undefined ? wall / used : 0.7 * m + (0.3 * wall) / used);
+    result.report.queue = {
+      job: id,
+      queue: this.o.name,
+      worker: this.id,
+      attempt: job.attemptsMade + 1,
+      queued_ms: (job.processedOn ?? started) - job.timestamp,
+      run_ms: Date.now() - started,
+      expected_seconds: plan.expected,
+      lock_ms: plan.lockMs,
+      loop_delay_max_ms: lag.max / 1e6,
+      loop_delay_p99_ms: lag.percentile(99) / 1e6,
+    };
+    const { resultsDir, inlineMaxBytes } = this.o;
+    const stored = storeResult(result, { id, queue: this.o.name, resultsDir, inlineMaxBytes });
+    this.stats.completed++;
+    const where = `${stored.where}; loop delay max ${(lag.max / 1e6).toFixed(1)} ms`;
+    this.o.log?.(`done ${id} in ${((Date.now() - started) / 1000).toFixed(2)} s (${where})`);
+    return stored;
+  }
+
   /**
    * Checks the job's estimated memory against the engine's: above its limit it fails
    * (OUT_OF_MEMORY); not fitting beside the requests running there now, it goes back to the queue
    * for another worker or later (the engine's admission decides, the worker keeps no counters).
    */
-  private async admit(job: Job<JobData, StoredResult>, request: ResolvedRequest, token: string | undefined): Promise<void> {
+  private async admit(
+    job: Job<JobData, StoredResult>,
+    request: ResolvedRequest,
+    token: string | undefined,
+  ): Promise<void> {
     const bytes = await this.engine.estimate(request);
     const { memoryLimitBytes: limit, reservedBytes } = this.engine.metrics();
     if (bytes > limit)
-      throw new DiffusionSearchError(`this job needs about ${mib(bytes)}, above this worker's memory limit of ${mib(limit)}: lower n, budget or keep, or run it on a larger worker`, 'OUT_OF_MEMORY');
+      throw new DiffusionSearchError(
+        `this job needs about ${mib(bytes)}, above this worker's memory limit of ${mib(limit)}: ` +
+          'lower n, budget or keep, or run it on a larger worker',
+        'OUT_OF_MEMORY',
+      );
     if (this.engine.admitsNow(bytes)) return;
     this.stats.handedBack++;
     this.o.log?.(`hand back ${job.id}: ${mib(bytes)} does not fit next to ${mib(reservedBytes)} of ${mib(limit)}`);
@@ -226,8 +303,16 @@ export class DiffusionWorker {
     throw new DelayedError();
   }
 
-  /** A job that did not finish: handed back (the worker is shutting down), or failed with its code (unrecoverable ones not retried). */
-  private async failed(e: unknown, job: Job<JobData, StoredResult>, token: string | undefined, signal: AbortSignal | undefined): Promise<never> {
+  /**
+   * A job that did not finish: handed back (the worker is shutting down), or failed with its code
+   * (unrecoverable ones not retried).
+   */
+  private async failed(
+    e: unknown,
+    job: Job<JobData, StoredResult>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<never> {
     if (e instanceof DelayedError) throw e;
     if (this.closing && !signal?.aborted && token) {
       // Stopped by this worker's shutdown, not by the job: back to the queue, no attempt spent.
@@ -247,7 +332,10 @@ export class DiffusionWorker {
    * Holds the job's lock for `lockMs`, renewed every lockMs/2 (at once too: BullMQ took it for
    * lockDurationMs). A renewal that fails (the lock lost: another worker took the job) is logged.
    */
-  private renewLock(job: Job<JobData, StoredResult>, token: string | undefined): { set(lockMs: number): void; stop(): void } {
+  private renewLock(
+    job: Job<JobData, StoredResult>,
+    token: string | undefined,
+  ): { set(lockMs: number): void; stop(): void } {
     let lockMs = this.lockMin;
     let timer: NodeJS.Timeout | undefined;
     const renew = () =>
@@ -274,7 +362,8 @@ export class DiffusionWorker {
    */
   private async checkJob(job: Job<JobData, StoredResult>): Promise<ResolvedRequest> {
     await this.defaultRetries(job);
-    if (job.name !== JOB_NAME) throw new DiffusionSearchError(`a job of this queue is named '${JOB_NAME}', got '${job.name}'`, 'ARGUMENT');
+    if (job.name !== JOB_NAME)
+      throw new DiffusionSearchError(`a job of this queue is named '${JOB_NAME}', got '${job.name}'`, 'ARGUMENT');
     return resolveRequest(checkJobData(job.data).options, this.policy);
   }
 
@@ -321,7 +410,13 @@ export class DiffusionWorker {
 }
 
 /** The progress of a finished job: every NFE it used, its best reward. */
-function finalProgress(latest: JobProgress | null, r: GenerateResult, best: number, seconds: number, worker: string): JobProgress {
+function finalProgress(
+  latest: JobProgress | null,
+  r: GenerateResult,
+  best: number,
+  seconds: number,
+  worker: string,
+): JobProgress {
   const samples = r.results.length;
   const budget = latest?.budget ?? r.results.reduce((s, x) => s + x.budget, 0);
   const top = Math.max(best, ...r.rewards);
