@@ -139,6 +139,13 @@ describe.skipIf(!haveRedis)('queue worker: remote verifier flags (real HTTP and 
       const code = await new Promise((r) => sub.on('exit', r));
       expect(code).toBe(2);
       expect(err).toMatch(/unknown option '--verifier-timeout'/);
+      const cfg = path.join(tmp, 'job.json');
+      fs.writeFileSync(cfg, JSON.stringify({ model: 'gmm2d', verifierTimeout: 5 }));
+      const sub2 = spawn(process.execPath, [cli, 'submit', '--redis', redis.url, '--queue', name, '--config', cfg]);
+      let err2 = '';
+      sub2.stderr.on('data', (d) => (err2 += d));
+      expect(await new Promise((r) => sub2.on('exit', r))).toBe(2);
+      expect(err2).toMatch(/verifierTimeout: how to call remote verifiers is the worker's setting/);
     } finally {
       g.server.close();
     }

@@ -164,6 +164,13 @@ export function addQueueCommands(program: Command): void {
     .action(async (flags: Record<string, unknown>, cmd: Command) => {
       const file = readConfig(flags.config as string | undefined);
       checkConfigKeys(file, generate, flags.config as string);
+      const workerOnly = Object.keys(file).filter((k) => /^verifier[A-Z]/.test(k));
+      if (workerOnly.length)
+        throw new DiffusionSearchError(
+          `--config '${flags.config}': ${workerOnly.join(', ')}: how to call remote verifiers is the worker's ` +
+            "setting (worker --verifier-*), not a job's; drop it here",
+          'ARGUMENT',
+        );
       const get = (key: string) => (cmd.getOptionValueSource(key) === 'cli' ? flags[key] : (file[key] ?? flags[key]));
       const options = collectOptions(get);
       options.eval = cmd.getOptionValueSource('eval') === 'cli' ? false : (file.eval as boolean | undefined);
