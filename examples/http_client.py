@@ -59,7 +59,8 @@ def show(what, result):
 
 
 def generate(base):
-    req = urllib.request.Request(base + "/v1/generate", data=json.dumps(GENERATE).encode(), headers=headers(), method="POST")
+    body = json.dumps(GENERATE).encode()
+    req = urllib.request.Request(base + "/v1/generate", data=body, headers=headers(), method="POST")
     try:
         with urllib.request.urlopen(req, timeout=120) as res:
             show("generate", json.load(res))

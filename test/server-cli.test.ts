@@ -26,7 +26,8 @@ function fails(args: string[], env: NodeJS.ProcessEnv = ENV) {
 function serve(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<string> {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { env });
   children.push(child);
-  let out = '', err = '';
+  let out = '',
+    err = '';
   child.stderr.on('data', (d) => (err += d));
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
@@ -39,7 +40,11 @@ function serve(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<string> {
 }
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(url + '/v1/generate', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+  fetch(url + '/v1/generate', {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers },
+  });
 
 describe('start-up problems: one line naming the fix, exit 2 (item 8)', () => {
   it('a missing models directory, a port in use, an address not of this machine, a bad token file', async () => {
@@ -48,7 +53,10 @@ describe('start-up problems: one line naming the fix, exit 2 (item 8)', () => {
     const port = String((busy.address() as net.AddressInfo).port);
     fs.writeFileSync(path.join(tmp, 'empty-token'), '\n');
     const cases: Array<[string[], RegExp]> = [
-      [['--models-dir', path.join(tmp, 'my-models')], /--models-dir '.*my-models' does not exist: create it \(mkdir -p/],
+      [
+        ['--models-dir', path.join(tmp, 'my-models')],
+        /--models-dir '.*my-models' does not exist: create it \(mkdir -p/,
+      ],
       [['--models-dir', path.join(tmp, 'empty-token')], /is not a directory/],
       [['--port', port], new RegExp(`port ${port} on 127.0.0.1 is in use: .*another --port`)],
       [['--host', '192.0.2.1', '--insecure'], /--host 192.0.2.1 is not an address of this machine/],
@@ -71,7 +79,9 @@ describe('tokens from the CLI (item 4)', () => {
   it('a public --host without a token is refused unless --insecure', () => {
     const r = fails(['serve', '--port', '0', '--host', '0.0.0.0']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/no token is set: give one with --token-file <file> \(or \$DS_TOKEN\), or pass --insecure/);
+    expect(r.stderr).toMatch(
+      /no token is set: give one with --token-file <file> \(or \$DS_TOKEN\), or pass --insecure/,
+    );
   });
 
   it('$DS_TOKEN and --token-file: 401 without the token, 200 with it', async () => {
@@ -110,8 +120,16 @@ describe('remote verifiers from the CLI (item 5)', () => {
     const headers = path.join(tmp, 'headers');
     fs.writeFileSync(headers, 'Authorization: Bearer grader-key\n');
     const url = await serve([
-      '--allow-remote-verifiers', `${origin},https://other.example`,
-      '--verifier-timeout', '0.3', '--verifier-retries', '1', '--verifier-backoff', '0.05', '--verifier-headers-file', headers,
+      '--allow-remote-verifiers',
+      `${origin},https://other.example`,
+      '--verifier-timeout',
+      '0.3',
+      '--verifier-retries',
+      '1',
+      '--verifier-backoff',
+      '0.05',
+      '--verifier-headers-file',
+      headers,
     ]);
     const body = { model: 'gmm2d', algorithm: 'best-of-n', budget: 20, steps: 5 };
     const ok = await post(url, { ...body, verifier: [`${origin}/score`] });
@@ -124,7 +142,9 @@ describe('remote verifiers from the CLI (item 5)', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
     const other = await post(url, { ...body, verifier: ['http://127.0.0.1:1/score'] });
     expect(other.status).toBe(400);
-    expect((await other.json()).error.message).toMatch(/origin http:\/\/127.0.0.1:1 is not allowed on this server \(allowed: /);
+    expect((await other.json()).error.message).toMatch(
+      /origin http:\/\/127.0.0.1:1 is not allowed on this server \(allowed: /,
+    );
     grader.close();
     grader.closeAllConnections();
   }, 60_000);

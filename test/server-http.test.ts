@@ -24,8 +24,13 @@ afterAll(async () => {
 });
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
-const post = (base: string, p: string, body: unknown, headers: Record<string, string> = JSON_HEADERS, signal?: AbortSignal) =>
-  fetch(base + p, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers, signal });
+const post = (
+  base: string,
+  p: string,
+  body: unknown,
+  headers: Record<string, string> = JSON_HEADERS,
+  signal?: AbortSignal,
+) => fetch(base + p, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers, signal });
 const SLOW = { model: 'fashion-flow', algorithm: 'best-of-n', budget: 5000, steps: 10, n: 1, eval: false };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,7 +49,7 @@ function raw(base: string, method: string, p: string, chunks: Buffer[] = [], hea
 }
 
 describe('shutdown (item 1)', () => {
-  it('during the drain /healthz is 503, new requests 503 + Retry-After; cancelled requests 503 + Retry-After', async () => {
+  it('drain: /healthz 503, new requests 503 + Retry-After; cancelled requests 503 + Retry-After', async () => {
     const { server, base } = await start();
     const inFlight = post(base, '/v1/generate', SLOW);
     await sleep(800);
@@ -71,7 +76,13 @@ describe('HTTP semantics (item 2)', () => {
   });
 
   it('a chunked body over --max-body is 413 as JSON, not a reset', async () => {
-    const r = await raw(base, 'POST', '/v1/generate', Array.from({ length: 64 }, () => Buffer.alloc(1024, 32)), { 'content-type': 'application/json' });
+    const r = await raw(
+      base,
+      'POST',
+      '/v1/generate',
+      Array.from({ length: 64 }, () => Buffer.alloc(1024, 32)),
+      { 'content-type': 'application/json' },
+    );
     expect(r.status).toBe(413);
     expect(JSON.parse(r.body).error.code).toBe('PAYLOAD_TOO_LARGE');
   });
@@ -95,7 +106,12 @@ describe('HTTP semantics (item 2)', () => {
       expect(r.status, type).toBe(415);
       expect((await r.json()).error.message).toMatch(/application\/json/);
     }
-    const ok = await post(base, '/v1/generate', { model: 'gmm2d', algorithm: 'best-of-n', budget: 20, steps: 5 }, { 'content-type': 'application/json; charset=utf-8' });
+    const ok = await post(
+      base,
+      '/v1/generate',
+      { model: 'gmm2d', algorithm: 'best-of-n', budget: 20, steps: 5 },
+      { 'content-type': 'application/json; charset=utf-8' },
+    );
     expect(ok.status).toBe(200);
   });
 });
@@ -110,7 +126,9 @@ describe('SSE (item 3)', () => {
     const busy = post(base, '/v1/generate', SLOW, JSON_HEADERS, ctl.signal).catch(() => null);
     await sleep(400);
     // As large as the one running (a request 4× smaller may still run beside it).
-    const r = await fetch(`${base}/v1/generate/stream?${new URLSearchParams(Object.entries(SLOW).map(([k, v]) => [k, String(v)]))}`);
+    const r = await fetch(
+      `${base}/v1/generate/stream?${new URLSearchParams(Object.entries(SLOW).map(([k, v]) => [k, String(v)]))}`,
+    );
     expect(r.status).toBe(429);
     expect(r.headers.get('retry-after')).toBe('1');
     expect((await r.json()).error.code).toBe('BUSY');
@@ -128,13 +146,15 @@ describe('SSE (item 3)', () => {
     expect(events.length).toBeGreaterThan(1);
     expect(events[0]).toEqual(['0', 'progress']);
     expect(events[events.length - 1]).toEqual(['end', 'result']);
-    const again = await fetch(`${base}/v1/generate/stream?model=gmm2d&budget=600`, { headers: { 'last-event-id': 'end' } });
+    const again = await fetch(`${base}/v1/generate/stream?model=gmm2d&budget=600`, {
+      headers: { 'last-event-id': 'end' },
+    });
     expect(again.status).toBe(204);
   });
 });
 
 describe('bearer tokens (item 4)', () => {
-  it('401 with WWW-Authenticate without the token or with another; /healthz open; /metrics protected by default', async () => {
+  it('401 + WWW-Authenticate without the token or with another; /healthz open; /metrics protected', async () => {
     const { base } = await start({ token: 's3cret-token' });
     const none = await fetch(`${base}/v1/models`);
     expect(none.status).toBe(401);
@@ -154,11 +174,17 @@ describe('bearer tokens (item 4)', () => {
 });
 
 describe('model names, not server paths (item 6); every request counted (item 7)', () => {
-  it('report and /metrics name models; refusals before the engine are in requests_total by status and code', async () => {
+  it('report and /metrics name models; refusals before the engine counted by status and code', async () => {
     const modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-models-'));
     fs.copyFileSync(path.join(__dirname, '..', 'models', 'gmm2d.pt'), path.join(modelsDir, 'mine.pt'));
     const { base } = await start({ modelsDir, maxBodyBytes: 2048 });
-    const r = await post(base, '/v1/generate', { model: 'mine.pt', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 20, steps: 5 });
+    const r = await post(base, '/v1/generate', {
+      model: 'mine.pt',
+      verifier: ['gmm2d-reward'],
+      algorithm: 'best-of-n',
+      budget: 20,
+      steps: 5,
+    });
     expect(r.status).toBe(200);
     const text = JSON.stringify(await r.json());
     const root = path.join(__dirname, '..');

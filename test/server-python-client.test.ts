@@ -25,7 +25,8 @@ const run = (token: string) =>
   new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
     // Asynchronously: the server answers from this process.
     const child = spawn(PYTHON, [CLIENT, base], { env: { ...process.env, DS_TOKEN: token } });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.on('exit', (status) => resolve({ status, stdout, stderr }));
@@ -40,7 +41,7 @@ describe.skipIf(!fs.existsSync(PYTHON))('examples/http_client.py', () => {
     expect(r.stdout).toMatch(/^stream: shape \[2, 2\], rewards \[/m);
   }, 120_000);
 
-  it('prints the server\'s error and exits 1 on a refusal (here: a wrong token)', async () => {
+  it("prints the server's error and exits 1 on a refusal (here: a wrong token)", async () => {
     const r = await run('wrong');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/HTTP 401 UNAUTHORIZED/);

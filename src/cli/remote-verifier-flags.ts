@@ -16,12 +16,16 @@ export function addRemoteVerifierFlags(cmd: Command): Command {
   return cmd
     .option('--verifier-timeout <s>', 'remote verifier: seconds one request may take before it is retried (default 60)')
     .option('--verifier-retries <n>', 'remote verifier: retries after 5xx, timeouts and connection errors (default 3)')
-    .option('--verifier-backoff <s>', 'remote verifier: seconds before the first retry, doubling each retry (default 0.25)')
+    .option(
+      '--verifier-backoff <s>',
+      'remote verifier: seconds before the first retry, doubling each retry (default 0.25)',
+    )
     .option('--verifier-rows <n>', 'remote verifier: most rows per request (default: --max-batch)')
     .option('--verifier-concurrency <n>', 'remote verifier: most requests in flight per batch (default 4)')
     .option(
       '--verifier-headers-file <file>',
-      `remote verifier: request headers, a JSON object or "Name: value" lines (or in $${HEADERS_ENV}); never on the command line`,
+      'remote verifier: request headers, a JSON object or "Name: value" lines ' +
+        `(or in $${HEADERS_ENV}); never on the command line`,
     );
 }
 
@@ -45,7 +49,10 @@ function millis(flag: string, v: unknown, min: number): number | undefined {
   const s = Number(v);
   const ms = Math.round(s * 1000);
   if (!Number.isFinite(s) || ms < min || ms > 2 ** 31 - 1)
-    throw new DiffusionSearchError(`--${flag} must be seconds (e.g. 10 or 0.5), at least ${min / 1000}, got '${v}'`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `--${flag} must be seconds (e.g. 10 or 0.5), at least ${min / 1000}, got '${v}'`,
+      'ARGUMENT',
+    );
   return ms;
 }
 
@@ -58,14 +65,21 @@ function count(flag: string, v: unknown, min: number): number | undefined {
 }
 
 /** Headers from --verifier-headers-file, else $DS_VERIFIER_HEADERS, else none. */
-export function readHeaders(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Record<string, string> | undefined {
+export function readHeaders(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string> | undefined {
   if (file !== undefined) {
     let text: string;
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (e) {
       const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new DiffusionSearchError(`cannot read --verifier-headers-file '${file}' (${why}): give a readable file`, 'ARGUMENT', { cause: e });
+      throw new DiffusionSearchError(
+        `cannot read --verifier-headers-file '${file}' (${why}): give a readable file`,
+        'ARGUMENT',
+        { cause: e },
+      );
     }
     return parseHeaders(text, `--verifier-headers-file '${file}'`);
   }
@@ -76,7 +90,10 @@ export function readHeaders(file: string | undefined, env: NodeJS.ProcessEnv = p
 /** A JSON object of strings, or `Name: value` lines (blank lines and # comments skipped). */
 export function parseHeaders(text: string, where: string): Record<string, string> {
   const bad = (why: string) =>
-    new DiffusionSearchError(`${where}: ${why}; write a JSON object {"Name": "value"} or "Name: value" lines`, 'ARGUMENT');
+    new DiffusionSearchError(
+      `${where}: ${why}; write a JSON object {"Name": "value"} or "Name: value" lines`,
+      'ARGUMENT',
+    );
   const out: Record<string, string> = {};
   if (text.trim().startsWith('{')) {
     let o: unknown;
@@ -119,9 +136,14 @@ function checkValue(k: string, v: string, bad: (why: string) => Error): string {
  */
 export function parseAllowedOrigins(v: unknown, flag = '--allow-remote-verifiers'): string[] | undefined {
   if (v === undefined || v === false) return undefined;
-  const need = `${flag} needs the origins requests may call, comma-separated (e.g. https://grader.internal:8443), or '*' for any URL this service can reach`;
+  const need =
+    `${flag} needs the origins requests may call, comma-separated (e.g. https://grader.internal:8443), ` +
+    "or '*' for any URL this service can reach";
   if (v === true || !String(v).trim()) throw new DiffusionSearchError(need, 'ARGUMENT');
-  const parts = String(v).split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = String(v)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (parts.includes('*')) {
     if (parts.length > 1) throw new DiffusionSearchError(`${flag}: '*' allows every origin; give it alone`, 'ARGUMENT');
     return ['*'];
@@ -135,14 +157,28 @@ export function normalizeOrigin(p: string, flag: string): string {
   try {
     u = new URL(p);
   } catch {
-    throw new DiffusionSearchError(`${flag}: '${p}' is not an origin; write scheme://host[:port], e.g. https://grader.internal:8443`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${flag}: '${p}' is not an origin; write scheme://host[:port], e.g. https://grader.internal:8443`,
+      'ARGUMENT',
+    );
   }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash || u.pathname !== '/')
-    throw new DiffusionSearchError(`${flag}: '${p}' is not an http(s) origin; write scheme://host[:port] with no path, e.g. https://grader.internal:8443`, 'ARGUMENT');
+  if (
+    (u.protocol !== 'http:' && u.protocol !== 'https:') ||
+    u.username ||
+    u.password ||
+    u.search ||
+    u.hash ||
+    u.pathname !== '/'
+  )
+    throw new DiffusionSearchError(
+      `${flag}: '${p}' is not an http(s) origin; ` +
+        'write scheme://host[:port] with no path, e.g. https://grader.internal:8443',
+      'ARGUMENT',
+    );
   return u.origin;
 }
 
-/** Registers `--allow-remote-verifiers [origins]` (a bare flag is then refused by parseAllowedOrigins, naming the fix). */
+/** Registers `--allow-remote-verifiers [origins]` (parseAllowedOrigins refuses a bare flag, naming the fix). */
 export function addAllowRemoteFlag(cmd: Command, what = 'requests'): Command {
   return cmd.option(
     '--allow-remote-verifiers [origins]',

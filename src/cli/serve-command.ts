@@ -8,7 +8,12 @@ import { readToken, TOKEN_ENV } from '../server/auth';
 import { checkExposure, checkModelsDir, listenError } from '../server/startup';
 import { resolveModel, shipped } from '../models/shipped';
 import { int } from './options';
-import { addAllowRemoteFlag, addRemoteVerifierFlags, parseAllowedOrigins, remoteVerifierOptions } from './remote-verifier-flags';
+import {
+  addAllowRemoteFlag,
+  addRemoteVerifierFlags,
+  parseAllowedOrigins,
+  remoteVerifierOptions,
+} from './remote-verifier-flags';
 
 /** '512m', '8g', '1048576' → bytes. */
 export function parseBytes(s: string, what: string): number {
@@ -27,20 +32,43 @@ export function addServe(program: Command): void {
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--models-dir <dir>', 'directory whose .pt files requests may name (besides the shipped models)')
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
-    .option('--threads <n>', 'intra-op threads (default: libtorch\'s, all cores or OMP_NUM_THREADS), shared by the forwards running at once')
-    .option('--max-batch <n>', 'most rows per forward (default 32 on CPU, where a forward costs the same per row from ~16 rows on and a short one keeps small requests fast; 128 on CUDA)')
+    .option(
+      '--threads <n>',
+      "intra-op threads (default: libtorch's, all cores or OMP_NUM_THREADS), shared by the forwards running at once",
+    )
+    .option(
+      '--max-batch <n>',
+      'most rows per forward (default 32 on CPU, where a forward costs the same per row from ~16 rows on and a short one keeps small requests fast; 128 on CUDA)',
+    )
     .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
     .option('--no-batching', 'every search calls the models alone (for comparison)')
-    .option('--parallel-forwards <n>', 'forwards of one model at once, each on its own stream, sharing the threads (default: the cores on CPU, 1 on CUDA)')
-    .option('--max-active <n>', 'requests running at once (plus up to a quarter more that are each 4× smaller than all running)', '16')
+    .option(
+      '--parallel-forwards <n>',
+      'forwards of one model at once, each on its own stream, sharing the threads (default: the cores on CPU, 1 on CUDA)',
+    )
+    .option(
+      '--max-active <n>',
+      'requests running at once (plus up to a quarter more that are each 4× smaller than all running)',
+      '16',
+    )
     .option('--max-queue <n>', 'requests waiting beyond those (more get 429)', '64')
     .option('--searches-per-request <n>', 'searches of one request running at once', '8')
-    .option('--memory-limit <bytes>', 'ceiling on the estimated memory of running requests, e.g. 8g (default: half the RAM on CPU)')
+    .option(
+      '--memory-limit <bytes>',
+      'ceiling on the estimated memory of running requests, e.g. 8g (default: half the RAM on CPU)',
+    )
     .option('--max-body <bytes>', 'largest request body', '1m')
     .option('--max-request-nfe <n>', 'most NFE per request (n × budget × prompts)', '200000')
     .option('--preload <names>', 'models to load before listening, comma-separated (e.g. fashion-flow,classifier)')
-    .option('--shutdown-deadline <s>', 'on SIGTERM: seconds requests in flight may take before they are cancelled', '30')
-    .option('--token-file <file>', `bearer token every route but /healthz needs (or $${TOKEN_ENV}; never on the command line)`)
+    .option(
+      '--shutdown-deadline <s>',
+      'on SIGTERM: seconds requests in flight may take before they are cancelled',
+      '30',
+    )
+    .option(
+      '--token-file <file>',
+      `bearer token every route but /healthz needs (or $${TOKEN_ENV}; never on the command line)`,
+    )
     .option('--no-metrics-auth', 'with a token: let /metrics answer without it (for a scraper)')
     .option('--insecure', 'allow a --host other machines can reach without a token');
   addAllowRemoteFlag(command);
@@ -78,7 +106,8 @@ Examples:
         // On a CPU, one forward per core at once, sharing the threads (a lone forward gets them all):
         // forwards side by side beat one forward with every core (see src/engine/batcher.ts).
         parallelForwards:
-          int('parallel-forwards', o.parallelForwards, 1) ?? (onCpu && o.batching !== false ? os.cpus().length : undefined),
+          int('parallel-forwards', o.parallelForwards, 1) ??
+          (onCpu && o.batching !== false ? os.cpus().length : undefined),
         maxActive: int('max-active', o.maxActive, 1),
         maxQueue: int('max-queue', o.maxQueue, 0),
         searchesPerRequest: int('searches-per-request', o.searchesPerRequest, 1),
@@ -93,10 +122,15 @@ Examples:
         metricsAuth: o.metricsAuth !== false,
       });
       engine.models.remoteVerifier = remoteVerifier;
-      for (const name of String(o.preload ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+      for (const name of String(o.preload ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         const model = server.modelPath(name, '--preload');
         const kind = shipped.find((m) => m.name === name)?.kind;
-        const h = await (kind === 'verifier' || name === 'self' ? engine.models.verifier(model, 64) : engine.models.denoiser(resolveModel(model).file));
+        const h = await (kind === 'verifier' || name === 'self'
+          ? engine.models.verifier(model, 64)
+          : engine.models.denoiser(resolveModel(model).file));
         h.release(); // stays loaded: the cache keeps models no request holds
       }
       const deadline = Number(o.shutdownDeadline) * 1000;
@@ -104,13 +138,17 @@ Examples:
         await engine.close();
         throw listenError(e, host, port);
       });
-      process.stdout.write(`listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`);
+      process.stdout.write(
+        `listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`,
+      );
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => {
           if (stopping) return;
           stopping = true;
-          process.stderr.write(`diffusion-search serve: ${sig}: not accepting new requests; ${engine.metrics().activeRequests} in flight get up to ${deadline / 1000} s\n`);
+          process.stderr.write(
+            `diffusion-search serve: ${sig}: not accepting new requests; ${engine.metrics().activeRequests} in flight get up to ${deadline / 1000} s\n`,
+          );
           void server.close(deadline).then(resolve, (e) => {
             process.stderr.write(`diffusion-search serve: shutdown: ${(e as Error).message}\n`);
             resolve();

@@ -22,11 +22,17 @@ export function readToken(file: string | undefined, env: NodeJS.ProcessEnv = pro
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new DiffusionSearchError(`cannot read --token-file '${file}' (${why}): give a readable file holding the token`, 'ARGUMENT', { cause: e });
+    throw new DiffusionSearchError(
+      `cannot read --token-file '${file}' (${why}): give a readable file holding the token`,
+      'ARGUMENT',
+      { cause: e },
+    );
   }
   const token = text.trim();
-  if (!token) throw new DiffusionSearchError(`--token-file '${file}' is empty: write the token in it (one line)`, 'ARGUMENT');
-  if (/\s/.test(token)) throw new DiffusionSearchError(`--token-file '${file}' holds more than one word: write only the token`, 'ARGUMENT');
+  if (!token)
+    throw new DiffusionSearchError(`--token-file '${file}' is empty: write the token in it (one line)`, 'ARGUMENT');
+  if (/\s/.test(token))
+    throw new DiffusionSearchError(`--token-file '${file}' holds more than one word: write only the token`, 'ARGUMENT');
   return token;
 }
 
@@ -45,11 +51,17 @@ export class BearerAuth {
     const h = req.headers.authorization;
     const m = h ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h) : null;
     if (!m) throw this.refuse(null, 'this server needs a bearer token: send "Authorization: Bearer <token>"');
-    if (!crypto.timingSafeEqual(digest(m[1]), this.want)) throw this.refuse('invalid_token', 'the bearer token is not this server\'s: send the token of its --token-file or $DS_TOKEN');
+    if (!crypto.timingSafeEqual(digest(m[1]), this.want))
+      throw this.refuse(
+        'invalid_token',
+        "the bearer token is not this server's: send the token of its --token-file or $DS_TOKEN",
+      );
   }
 
   /** RFC 6750: no error code when no credentials came. */
   private refuse(error: string | null, message: string): HttpError {
-    return new HttpError(401, 'UNAUTHORIZED', message, { 'www-authenticate': error ? `${REALM}, error="${error}"` : REALM });
+    return new HttpError(401, 'UNAUTHORIZED', message, {
+      'www-authenticate': error ? `${REALM}, error="${error}"` : REALM,
+    });
   }
 }

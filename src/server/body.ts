@@ -14,7 +14,11 @@ function checkType(req: http.IncomingMessage): void {
   if (raw === undefined) return;
   const type = raw.split(';')[0].trim().toLowerCase();
   if (type === 'application/json' || /^application\/[\w.+-]+\+json$/.test(type)) return;
-  throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type '${raw}' is not accepted: send the options as JSON with Content-Type: ${ACCEPTED_TYPES}`);
+  throw new HttpError(
+    415,
+    'UNSUPPORTED_MEDIA_TYPE',
+    `Content-Type '${raw}' is not accepted: send the options as JSON with Content-Type: ${ACCEPTED_TYPES}`,
+  );
 }
 
 export function readJsonBody(req: http.IncomingMessage, max: number): Promise<unknown> {
@@ -48,5 +52,9 @@ export function readJsonBody(req: http.IncomingMessage, max: number): Promise<un
 }
 
 function tooLarge(what: string, max: number): HttpError {
-  return new HttpError(413, 'PAYLOAD_TOO_LARGE', `${what} is over the limit of ${max} bytes (--max-body): send a smaller body`);
+  return new HttpError(
+    413,
+    'PAYLOAD_TOO_LARGE',
+    `${what} is over the limit of ${max} bytes (--max-body): send a smaller body`,
+  );
 }

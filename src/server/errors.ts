@@ -2,7 +2,7 @@
  * Every status the server sends, mapped in this one place (docs/engine-and-serve.md lists them):
  * an HttpError carries its own; a library error's code picks one; anything else is 500.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import { DiffusionSearchError, type ErrorCode } from '../errors';
 
 /** Seconds a client should wait before retrying a 429 or 503. */
@@ -39,10 +39,11 @@ export interface ErrorAnswer {
 }
 
 export function errorAnswer(e: unknown): ErrorAnswer {
-  if (e instanceof HttpError) return withRetry({ status: e.status, headers: e.headers, error: { code: e.code, message: e.message } });
+  if (e instanceof HttpError)
+    return withRetry({ status: e.status, headers: e.headers, error: { code: e.code, message: e.message } });
   if (e instanceof DiffusionSearchError) {
     const shuttingDown = e.code === 'BUSY' && /shutting down/.test(e.message);
-    const status = shuttingDown ? 503 : BY_CODE[e.code] ?? 400;
+    const status = shuttingDown ? 503 : (BY_CODE[e.code] ?? 400);
     return withRetry({ status, headers: {}, error: { code: e.code, message: e.message } });
   }
   return { status: 500, headers: {}, error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) } };
@@ -53,9 +54,18 @@ function withRetry(a: ErrorAnswer): ErrorAnswer {
   return a;
 }
 
-export function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function json(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+  });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 

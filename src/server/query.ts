@@ -12,7 +12,12 @@ export function fromQuery(q: URLSearchParams): Record<string, unknown> {
         return v;
       }
     });
-    out[key] = vals.length > 1 || key === 'verifier' || key === 'prompt' ? (key === 'prompt' && vals.length === 1 ? vals[0] : vals.flat()) : vals[0];
+    out[key] =
+      vals.length > 1 || key === 'verifier' || key === 'prompt'
+        ? key === 'prompt' && vals.length === 1
+          ? vals[0]
+          : vals.flat()
+        : vals[0];
   }
   return out;
 }

@@ -76,7 +76,12 @@ export class DiffusionServer {
     readonly engine: Engine,
     options: ServerOptions = {},
   ) {
-    this.policy = createPolicy({ modelsDir: options.modelsDir, allowRemoteVerifiers: options.allowRemoteVerifiers, maxRequestNfe: options.maxRequestNfe ?? 200_000, who: 'server' });
+    this.policy = createPolicy({
+      modelsDir: options.modelsDir,
+      allowRemoteVerifiers: options.allowRemoteVerifiers,
+      maxRequestNfe: options.maxRequestNfe ?? 200_000,
+      who: 'server',
+    });
     this.maxBody = options.maxBodyBytes ?? 1024 * 1024;
     this.auth = options.token ? new BearerAuth(options.token) : null;
     this.metricsAuth = options.metricsAuth ?? true;
@@ -136,9 +141,16 @@ export class DiffusionServer {
     if (this.auth && (p !== '/metrics' || this.metricsAuth)) this.auth.check(req);
     const allowed = ROUTES[p];
     if (!allowed)
-      throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${p}: use POST /v1/generate, POST|GET /v1/generate/stream, GET /v1/models, /healthz, /metrics`);
+      throw new HttpError(
+        404,
+        'NOT_FOUND',
+        `no route ${method} ${p}: ` +
+          'use POST /v1/generate, POST|GET /v1/generate/stream, GET /v1/models, /healthz, /metrics',
+      );
     if (!allowed.includes(method))
-      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${p} does not take ${method}: use ${allowed.join(', ')}`, { allow: allowed.join(', ') });
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${p} does not take ${method}: use ${allowed.join(', ')}`, {
+        allow: allowed.join(', '),
+      });
     if (p === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       return void res.end(withModelNames(this.engine.prometheus(), this.policy));
@@ -148,13 +160,19 @@ export class DiffusionServer {
     if (method === 'POST') return this.generate(req, res, await readJsonBody(req, this.maxBody), true, ctx);
     // A browser's EventSource reconnecting after the result: 204 stops it from running the search again.
     if (isFinishedReconnect(req)) return void res.writeHead(204).end();
-    if (method === 'HEAD') return void res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).end();
+    if (method === 'HEAD')
+      return void res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).end();
     return this.generate(req, res, fromQuery(url.searchParams), true, ctx);
   }
 
   private health(res: http.ServerResponse): void {
     const m = this.engine.metrics();
-    const body = { ok: !this.draining, draining: this.draining, activeRequests: m.activeRequests, queueDepth: m.queueDepth };
+    const body = {
+      ok: !this.draining,
+      draining: this.draining,
+      activeRequests: m.activeRequests,
+      queueDepth: m.queueDepth,
+    };
     json(res, this.draining ? 503 : 200, body, this.draining ? { 'retry-after': '1' } : {});
   }
 
@@ -169,7 +187,8 @@ export class DiffusionServer {
 
   /** The request's options, checked by the resolver under this server's policy. */
   requestOptions(body: unknown): GenerateOptions {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'ARGUMENT', 'the body must be a JSON object of generate options');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new HttpError(400, 'ARGUMENT', 'the body must be a JSON object of generate options');
     checkJsonDepth(body, 'the body');
     return asOptions(resolveRequest(body, this.policy));
   }
@@ -179,8 +198,15 @@ export class DiffusionServer {
     return modelPath(this.policy, v, what);
   }
 
-  private async generate(req: http.IncomingMessage, res: http.ServerResponse, body: unknown, sse: boolean, ctx: Ctx): Promise<void> {
-    if (this.draining) throw new HttpError(503, 'SHUTTING_DOWN', 'the server is shutting down: retry on another instance');
+  private async generate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: unknown,
+    sse: boolean,
+    ctx: Ctx,
+  ): Promise<void> {
+    if (this.draining)
+      throw new HttpError(503, 'SHUTTING_DOWN', 'the server is shutting down: retry on another instance');
     const options = this.requestOptions(body);
     const ctl = new AbortController();
     // The client went away before the answer: stop its searches (within a step).
@@ -218,7 +244,14 @@ export class DiffusionServer {
           const now = performance.now();
           if (now - lastProgress < 50) return;
           lastProgress = now;
-          events.send('progress', { sample: p.sample, samples: p.samples, nfe: p.totalNfe, budget: p.totalBudget, best: p.best, round: p.round });
+          events.send('progress', {
+            sample: p.sample,
+            samples: p.samples,
+            nfe: p.totalNfe,
+            budget: p.totalBudget,
+            best: p.best,
+            round: p.round,
+          });
         },
       });
     } catch (e) {

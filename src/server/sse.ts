@@ -26,7 +26,11 @@ export class EventStream {
     const res = this.res;
     if (res.destroyed) return;
     if (!res.headersSent) {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
       res.write(`retry: ${SSE_RETRY_MS}\n\n`);
     }
     const id = last ? END_ID : String(this.next++);

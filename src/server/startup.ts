@@ -13,14 +13,25 @@ export function checkModelsDir(dir: string, flag = '--models-dir'): void {
     st = fs.statSync(dir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DiffusionSearchError(`${flag} '${dir}' does not exist: create it (mkdir -p ${dir}) or name a directory of .pt files`, 'ARGUMENT');
-    throw new DiffusionSearchError(`${flag} '${dir}' cannot be read (${code}): name a directory this user can read`, 'ARGUMENT');
+    if (code === 'ENOENT')
+      throw new DiffusionSearchError(
+        `${flag} '${dir}' does not exist: create it (mkdir -p ${dir}) or name a directory of .pt files`,
+        'ARGUMENT',
+      );
+    throw new DiffusionSearchError(
+      `${flag} '${dir}' cannot be read (${code}): name a directory this user can read`,
+      'ARGUMENT',
+    );
   }
-  if (!st.isDirectory()) throw new DiffusionSearchError(`${flag} '${dir}' is not a directory: name a directory of .pt files`, 'ARGUMENT');
+  if (!st.isDirectory())
+    throw new DiffusionSearchError(`${flag} '${dir}' is not a directory: name a directory of .pt files`, 'ARGUMENT');
   try {
     fs.readdirSync(dir);
   } catch (e) {
-    throw new DiffusionSearchError(`${flag} '${dir}' cannot be read (${(e as NodeJS.ErrnoException).code}): give this user read access to it`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${flag} '${dir}' cannot be read (${(e as NodeJS.ErrnoException).code}): give this user read access to it`,
+      'ARGUMENT',
+    );
   }
 }
 
@@ -34,7 +45,8 @@ export function isLoopback(host: string): boolean {
 export function checkExposure(host: string, hasToken: boolean, insecure: boolean): void {
   if (hasToken || insecure || isLoopback(host)) return;
   throw new DiffusionSearchError(
-    `--host ${host} is reachable from other machines and no token is set: give one with --token-file <file> (or $DS_TOKEN), ` +
+    `--host ${host} is reachable from other machines and no token is set: ` +
+      'give one with --token-file <file> (or $DS_TOKEN), ' +
       'or pass --insecure to serve without authentication',
     'ARGUMENT',
   );
@@ -44,9 +56,24 @@ export function checkExposure(host: string, hasToken: boolean, insecure: boolean
 export function listenError(e: unknown, host: string, port: number): unknown {
   const code = (e as NodeJS.ErrnoException).code;
   const at = `${host}:${port}`;
-  if (code === 'EADDRINUSE') return new DiffusionSearchError(`port ${port} on ${host} is in use: stop what holds it or choose another --port (0: any free one)`, 'ARGUMENT', { cause: e });
+  if (code === 'EADDRINUSE')
+    return new DiffusionSearchError(
+      `port ${port} on ${host} is in use: stop what holds it or choose another --port (0: any free one)`,
+      'ARGUMENT',
+      { cause: e },
+    );
   if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-    return new DiffusionSearchError(`cannot listen on ${at}: --host ${host} is not an address of this machine (use 127.0.0.1, 0.0.0.0 or one of its addresses)`, 'ARGUMENT', { cause: e });
-  if (code === 'EACCES') return new DiffusionSearchError(`cannot listen on ${at}: ports below 1024 need privileges; choose a --port above 1023`, 'ARGUMENT', { cause: e });
+    return new DiffusionSearchError(
+      `cannot listen on ${at}: --host ${host} is not an address of this machine ` +
+        '(use 127.0.0.1, 0.0.0.0 or one of its addresses)',
+      'ARGUMENT',
+      { cause: e },
+    );
+  if (code === 'EACCES')
+    return new DiffusionSearchError(
+      `cannot listen on ${at}: ports below 1024 need privileges; choose a --port above 1023`,
+      'ARGUMENT',
+      { cause: e },
+    );
   return e;
 }
