@@ -30,6 +30,8 @@ export const EPSILON_ALPHA_MIN = 0.05;
 export interface NfeMeter {
   charge(nfe: number): void;
   addModelTime(seconds: number): void;
+  /** The search's cancellation: a batch split in chunks stops between them. */
+  readonly signal?: AbortSignal;
 }
 
 /** A model evaluation: its (guided) output and, from a features method, the features[N, D]. */
@@ -207,11 +209,14 @@ export class Denoiser {
     stream: NativeStream | undefined,
     method: string,
     features: boolean,
+    signal?: AbortSignal,
   ): Promise<Evaluation> {
     const n = x.shape[0];
     using s = new TensorScope();
     const outs: Tensor[] = [], feats: Tensor[] = [];
     for (let start = 0; start < n; start += this.maxBatch) {
+      if (start > 0 && signal?.aborted)
+        throw new DiffusionSearchError(`cancelled after ${start} of ${n} rows`, 'ABORTED', { cause: signal.reason });
       const end = Math.min(n, start + this.maxBatch);
       using chunk = new TensorScope(); // this chunk's inputs
       const xs = start === 0 && end === n ? x : await chunk.track(slice(x, start, end, stream));
@@ -272,8 +277,8 @@ export class Denoiser {
     meter.charge(this.cost(n, guidance));
     const t0 = performance.now();
     try {
-      if (guided) return await this.guidedRaw(x, sigma, cond, guidance, stream, method, features);
-      return await this.raw(x, sigma, cond, stream, method, features);
+      if (guided) return await this.guidedRaw(x, sigma, cond, guidance, stream, method, features, meter.signal);
+      return await this.raw(x, sigma, cond, stream, method, features, meter.signal);
     } finally {
       meter.addModelTime((performance.now() - t0) / 1000);
     }
@@ -288,13 +293,14 @@ export class Denoiser {
     stream: NativeStream | undefined,
     method: string,
     features: boolean,
+    signal?: AbortSignal,
   ): Promise<Evaluation> {
     const n = x.shape[0];
     using s = new TensorScope();
     const both = await s.track(cat([x, x], stream));
     const sig = [...Array.from(sigma), ...Array.from(sigma)];
     const cls = [...Array.from(cond), ...this.unconditional(cond)];
-    const raw = s.track(await this.raw(both, sig, cls, stream, method, features));
+    const raw = s.track(await this.raw(both, sig, cls, stream, method, features, signal));
     const c = await s.track(slice(raw.out, 0, n, stream));
     const u = await s.track(slice(raw.out, n, 2 * n, stream));
     const out = await s.track(axpby(u, c, new Array(n).fill(1 - w), new Array(n).fill(w), stream));

@@ -10,7 +10,10 @@ export class Budget implements NfeMeter {
   modelSeconds = 0;
   verifierSeconds = 0;
 
-  constructor(readonly total: number) {
+  constructor(
+    readonly total: number,
+    readonly signal?: AbortSignal,
+  ) {
     // The cap: searches list their candidates in JS arrays (at most 2^32 − 1 long); a budget of 1e20
     // made best-of-n ask for an array that long (RangeError, an internal error instead of BUDGET).
     if (!(Number.isInteger(total) && total > 0 && total <= MAX_BUDGET))

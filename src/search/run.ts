@@ -47,7 +47,7 @@ export class SearchRun {
   ) {
     // A verifier with per-search state (a rank ensemble's calibration) starts fresh in each search.
     this.config = { ...config, verifier: verifierForSearch(config.verifier, { nanAsNegInf: config.nanAsNegInf }) };
-    this.budget = new Budget(config.budget);
+    this.budget = new Budget(config.budget, config.signal);
     this.sigmas = validateSchedule(config.sigmas);
     this.sampler = config.sampler ?? 'euler';
     this.guidance = config.guidance ?? 1;
