@@ -29,7 +29,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rng = (seed) => mulberry32(seed >>> 0);
 
 const GMM_ALGOS = ['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths'];
-const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+const CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
 /** The k-th request of the mix. */
 function request(k, r) {
@@ -43,7 +54,15 @@ function request(k, r) {
       seed: k,
       eval: k % 32 === 31, // now and then the eval classifier too
     };
-  return { model: 'gmm2d', algorithm: GMM_ALGOS[k % GMM_ALGOS.length], budget: 100 + 50 * Math.floor(r() * 4), n: 1 + (k % 2), steps: 10, seed: k, eval: false };
+  return {
+    model: 'gmm2d',
+    algorithm: GMM_ALGOS[k % GMM_ALGOS.length],
+    budget: 100 + 50 * Math.floor(r() * 4),
+    n: 1 + (k % 2),
+    steps: 10,
+    seed: k,
+    eval: false,
+  };
 }
 
 function threadsNow() {
@@ -68,7 +87,18 @@ async function settle() {
 async function measure(label, searches) {
   await settle();
   const m = process.memoryUsage();
-  return { label, searches, rss: m.rss, external: m.external, heapUsed: m.heapUsed, heapTotal: m.heapTotal, arrayBuffers: m.arrayBuffers, threads: threadsNow(), fds: fdsNow(), t: performance.now() };
+  return {
+    label,
+    searches,
+    rss: m.rss,
+    external: m.external,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    arrayBuffers: m.arrayBuffers,
+    threads: threadsNow(),
+    fds: fdsNow(),
+    t: performance.now(),
+  };
 }
 
 /**
@@ -77,7 +107,20 @@ async function measure(label, searches) {
  * (concurrent phase by time, windows of windowSeconds) or windows × perWindow (by count).
  */
 async function soak(o = {}) {
-  const opts = { sequential: 500, concurrency: 16, minutes: 10, windowSeconds: 60, windows: 0, perWindow: 0, warmup: 100, warmupConcurrent: 400, seed: 1, tolerance: 0.05, log: () => undefined, ...o };
+  const opts = {
+    sequential: 500,
+    concurrency: 16,
+    minutes: 10,
+    windowSeconds: 60,
+    windows: 0,
+    perWindow: 0,
+    warmup: 100,
+    warmupConcurrent: 400,
+    seed: 1,
+    tolerance: 0.05,
+    log: () => undefined,
+    ...o,
+  };
   const r = rng(opts.seed);
   const counts = { ok: 0, partial: 0, aborted: 0, failed: 0, generateCalls: 0 };
   const failures = [];
@@ -89,14 +132,16 @@ async function soak(o = {}) {
     const ctl = cancel ? new AbortController() : null;
     if (ctl) setTimeout(() => ctl.abort(), 5 + r() * 60).unref?.();
     try {
-      const res = useGenerate ? (counts.generateCalls++, await generate(req, ctl ? { signal: ctl.signal } : {})) : await engine.generate(req, ctl ? { signal: ctl.signal } : {});
+      const res = useGenerate
+        ? (counts.generateCalls++, await generate(req, ctl ? { signal: ctl.signal } : {}))
+        : await engine.generate(req, ctl ? { signal: ctl.signal } : {});
       res.complete ? counts.ok++ : counts.partial++;
       if (!res.samples.length && res.complete) failures.push(`request ${k - 1}: no samples`);
     } catch (e) {
       if (cancel && e && e.code === 'ABORTED') counts.aborted++;
       else {
         counts.failed++;
-        failures.push(`request ${k - 1} (${JSON.stringify(req)}): ${e && e.code} ${e && e.message}`);
+        failures.push(`request ${k - 1} (${JSON.stringify(req)}): ${e?.code} ${e?.message}`);
       }
     }
   };
@@ -154,19 +199,24 @@ async function soak(o = {}) {
 
   const dev = (a, b) => (a - b) / b;
   // Growth beyond the tolerance fails; a window below the baseline is recorded (minDeviation), not a leak.
-  const maxDev = { rss: 0, external: 0 }, minDev = { rss: 0, external: 0 };
+  const maxDev = { rss: 0, external: 0 },
+    minDev = { rss: 0, external: 0 };
   for (const w of windows) {
     for (const key of ['rss', 'external']) {
       const d = dev(w[key], base[key]);
       maxDev[key] = Math.max(maxDev[key], d);
       minDev[key] = Math.min(minDev[key], d);
-      if (d > opts.tolerance) failures.push(`${w.label}: ${key} ${(w[key] / MB).toFixed(1)} MiB, ${(100 * d).toFixed(1)} % above the baseline's ${(base[key] / MB).toFixed(1)} MiB`);
+      if (d > opts.tolerance)
+        failures.push(
+          `${w.label}: ${key} ${(w[key] / MB).toFixed(1)} MiB, ${(100 * d).toFixed(1)} % above the baseline's ${(base[key] / MB).toFixed(1)} MiB`,
+        );
     }
     if (w.threads > base.threads) failures.push(`${w.label}: ${w.threads} threads, baseline ${base.threads}`);
     if (w.fds > base.fds) failures.push(`${w.label}: ${w.fds} file descriptors, baseline ${base.fds}`);
   }
   if (closed.fds > base.fds) failures.push(`engine closed: ${closed.fds} file descriptors, baseline ${base.fds}`);
-  if (closed.threads > base.threads) failures.push(`engine closed: ${closed.threads} threads, baseline ${base.threads}`);
+  if (closed.threads > base.threads)
+    failures.push(`engine closed: ${closed.threads} threads, baseline ${base.threads}`);
   return {
     searches: finishedSearches(),
     counts,
@@ -176,7 +226,13 @@ async function soak(o = {}) {
     closed,
     maxDeviation: maxDev,
     minDeviation: minDev,
-    engine: { requests: metrics.requests, nfe: metrics.nfe, forwards: metrics.forwards, rowsPerForward: metrics.rowsPerForward, loads: metrics.loads },
+    engine: {
+      requests: metrics.requests,
+      nfe: metrics.nfe,
+      forwards: metrics.forwards,
+      rowsPerForward: metrics.rowsPerForward,
+      loads: metrics.loads,
+    },
     failures,
   };
 }
@@ -209,14 +265,20 @@ function parseArgs(argv) {
 async function main(argv) {
   const { o, json } = parseArgs(argv);
   const log = json ? () => undefined : (line) => console.log(line);
-  log(`soak: ${o.sequential ?? 500} sequential searches, then ${o.concurrency ?? 16} at once for ${o.minutes ?? 10} min (pid ${process.pid})`);
+  log(
+    `soak: ${o.sequential ?? 500} sequential searches, then ${o.concurrency ?? 16} at once for ${o.minutes ?? 10} min (pid ${process.pid})`,
+  );
   const res = await soak({ ...o, log });
   if (json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
   else {
     console.log(`${res.searches} searches in ${res.seconds.toFixed(0)} s: ${JSON.stringify(res.counts)}`);
     const pct = (x) => `${(100 * x).toFixed(2)} %`;
-    console.log(`deviation from the baseline, windows' max / min: rss ${pct(res.maxDeviation.rss)} / ${pct(res.minDeviation.rss)}, external ${pct(res.maxDeviation.external)} / ${pct(res.minDeviation.external)}`);
-    console.log(`threads ${res.base.threads} → ${res.windows.at(-1)?.threads} (engine closed: ${res.closed.threads}); fds ${res.base.fds} → ${res.windows.at(-1)?.fds} (engine closed: ${res.closed.fds})`);
+    console.log(
+      `deviation from the baseline, windows' max / min: rss ${pct(res.maxDeviation.rss)} / ${pct(res.minDeviation.rss)}, external ${pct(res.maxDeviation.external)} / ${pct(res.minDeviation.external)}`,
+    );
+    console.log(
+      `threads ${res.base.threads} → ${res.windows.at(-1)?.threads} (engine closed: ${res.closed.threads}); fds ${res.base.fds} → ${res.windows.at(-1)?.fds} (engine closed: ${res.closed.fds})`,
+    );
     console.log(res.failures.length ? `FAILED:\n  ${res.failures.join('\n  ')}` : 'ok: every window within bounds');
   }
   return res.failures.length ? 1 : 0;
@@ -228,7 +290,10 @@ if (require.main === module) {
   if (!global.gc) {
     // Re-run with --expose-gc (settling needs explicit collections).
     const { spawnSync } = require('node:child_process');
-    const r = spawnSync(process.execPath, ['--expose-gc', __filename, ...process.argv.slice(2)], { stdio: 'inherit', env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env } });
+    const r = spawnSync(process.execPath, ['--expose-gc', __filename, ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+    });
     process.exit(r.status ?? 1);
   }
   main(process.argv.slice(2)).then(

@@ -9,7 +9,28 @@ const { genHttp } = require('./gen-http');
 
 const CATEGORIES = { cli: genCli, config: genConfig, model: genModel, tensor: genTensor, http: genHttp };
 // Of every 20 cases: cheap library calls most, CLI and model files next, HTTP the fewest (each a search).
-const MIX = ['tensor', 'tensor', 'tensor', 'tensor', 'tensor', 'cli', 'cli', 'cli', 'cli', 'config', 'config', 'config', 'model', 'model', 'model', 'model', 'http', 'http', 'http', 'http'];
+const MIX = [
+  'tensor',
+  'tensor',
+  'tensor',
+  'tensor',
+  'tensor',
+  'cli',
+  'cli',
+  'cli',
+  'cli',
+  'config',
+  'config',
+  'config',
+  'model',
+  'model',
+  'model',
+  'model',
+  'http',
+  'http',
+  'http',
+  'http',
+];
 
 function makeCase(seed, index) {
   const r = new Rng(seed, index);
@@ -19,7 +40,7 @@ function makeCase(seed, index) {
 
 /** A case as JSON for reports: NaN, Infinity, bigint and undefined kept readable. */
 function describe(c) {
-  return JSON.stringify(c, (k, v) => {
+  return JSON.stringify(c, (_k, v) => {
     if (typeof v === 'bigint') return `${v}n`;
     if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
     if (v === undefined) return 'undefined';

@@ -30,12 +30,21 @@ function request(c) {
     const body = c.body === undefined ? undefined : Buffer.from(c.body, 'utf8');
     const headers = { ...c.headers };
     if (body && !c.chunked) headers['content-length'] = body.length;
-    const req = http.request({ host: '127.0.0.1', port, method: c.method, path: c.path, headers, agent: false }, (res) => {
-      const parts = [];
-      res.on('data', (d) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode, type: String(res.headers['content-type'] ?? ''), body: Buffer.concat(parts).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: c.method, path: c.path, headers, agent: false },
+      (res) => {
+        const parts = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            type: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(parts).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

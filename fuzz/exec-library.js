@@ -7,7 +7,18 @@ const { FIX } = require('./files');
 const { tensor, ops, loadModule, createStream, setNumThreads } = lib;
 
 function typed(dtype, n, fill) {
-  const v = (i) => (fill === 'nan' ? NaN : fill === 'inf' ? (i % 2 ? -Infinity : Infinity) : fill === 'zero' ? 0 : fill === 'huge' ? 3e38 : Math.sin(i * 12.9898) * 2);
+  const v = (i) =>
+    fill === 'nan'
+      ? NaN
+      : fill === 'inf'
+        ? i % 2
+          ? -Infinity
+          : Infinity
+        : fill === 'zero'
+          ? 0
+          : fill === 'huge'
+            ? 3e38
+            : Math.sin(i * 12.9898) * 2;
   switch (dtype) {
     case 'float64':
       return Float64Array.from({ length: n }, (_, i) => v(i));
@@ -41,7 +52,16 @@ function junk(kind) {
     case 'typed':
       return new Float32Array(4);
     case 'fake': // passes a duck-typed isTensor(): the native side must still refuse it
-      return { shape: [2, 2], dtype: 'float32', device: 'cpu', numel: 4, disposed: false, dispose() {}, toArray: async () => new Float32Array(4), to: async () => null };
+      return {
+        shape: [2, 2],
+        dtype: 'float32',
+        device: 'cpu',
+        numel: 4,
+        disposed: false,
+        dispose() {},
+        toArray: async () => new Float32Array(4),
+        to: async () => null,
+      };
     default:
       return {};
   }
@@ -69,7 +89,9 @@ async function drain(v) {
 
 let okModule;
 async function runOp(c) {
-  const a = build(c.a), b = build(c.b), cc = build(c.c);
+  const a = build(c.a),
+    b = build(c.b),
+    cc = build(c.c);
   const o = { seed: c.seed };
   const sigma = (v) => (v && typeof v === 'object' ? cc : v);
   switch (c.op) {
@@ -84,7 +106,10 @@ async function runOp(c) {
     case 'tournamentSelect':
       return ops.tournamentSelect(a, c.k, { size: c.s1, seed: c.seed });
     case 'resample':
-      return ops.resample(a, c.k, { method: c.path === 'vp' ? 'multinomial' : c.path === 'nope' ? 'nope' : 'systematic', seed: c.seed });
+      return ops.resample(a, c.k, {
+        method: c.path === 'vp' ? 'multinomial' : c.path === 'nope' ? 'nope' : 'systematic',
+        seed: c.seed,
+      });
     case 'mutateGaussian':
       return ops.mutateGaussian(a, c.idx, c.s2, o);
     case 'mutateAdditive':
@@ -139,7 +164,9 @@ async function runModelFile(c, file) {
     void m.card, m.methods;
     if (m.hasMethod(c.method)) m.schema(c.method);
     const n = c.rows;
-    const x = tensor(new Float32Array(n * 2).fill(0.5), [n, 2]), sigma = tensor(new Float32Array(n).fill(0.7), [n]), cond = tensor(new BigInt64Array(n), [n]);
+    const x = tensor(new Float32Array(n * 2).fill(0.5), [n, 2]),
+      sigma = tensor(new Float32Array(n).fill(0.7), [n]),
+      cond = tensor(new BigInt64Array(n), [n]);
     return await m.call(c.method, [x, sigma, cond]);
   } finally {
     m.dispose();

@@ -12,7 +12,9 @@ const ROOT = path.resolve(__dirname, '..');
 const FIX = path.join(ROOT, 'test', 'fixtures');
 
 function resolveTokens(list, dir) {
-  return list.map((a) => (typeof a === 'string' ? a.replaceAll('@TMP', dir).replaceAll('@FIX', FIX).replaceAll('@ROOT', ROOT) : a));
+  return list.map((a) =>
+    typeof a === 'string' ? a.replaceAll('@TMP', dir).replaceAll('@FIX', FIX).replaceAll('@ROOT', ROOT) : a,
+  );
 }
 
 function npy(descr, shape, payload) {
@@ -33,14 +35,16 @@ const STOCK = {
   'small.npy': () => npy('<f4', [2, 2], Buffer.alloc(16)),
   'huge-shape.npy': () => npy('<f4', [100000000, 1, 28, 28], Buffer.alloc(64)),
   'int.npy': () => npy('<i4', [1, 1, 28, 28], Buffer.alloc(784 * 4)),
-  'bad-header.npy': () => Buffer.concat([Buffer.from('\x93NUMPY\x01\x00\xff\x7f', 'latin1'), Buffer.from("{'descr': '<f4', 'shape': (")]),
+  'bad-header.npy': () =>
+    Buffer.concat([Buffer.from('\x93NUMPY\x01\x00\xff\x7f', 'latin1'), Buffer.from("{'descr': '<f4', 'shape': (")]),
 };
 
 /** Writes one listed file spec (see gen-model.js) into dir. */
 function writeSpec(dir, spec) {
   let bytes;
   if (spec.text !== undefined) bytes = Buffer.from(spec.text, 'utf8');
-  else if (spec.random !== undefined) bytes = Buffer.concat([Buffer.from(spec.prefix ?? '', 'latin1'), new Rng(spec.seed, 0).bytes(spec.random)]);
+  else if (spec.random !== undefined)
+    bytes = Buffer.concat([Buffer.from(spec.prefix ?? '', 'latin1'), new Rng(spec.seed, 0).bytes(spec.random)]);
   else {
     bytes = Buffer.from(fs.readFileSync(resolveTokens([spec.from], dir)[0]));
     if (spec.truncate !== undefined) bytes = bytes.subarray(0, spec.truncate);

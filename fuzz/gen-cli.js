@@ -48,7 +48,15 @@ const GENERATE_FLAGS = {
   '--max-steps': (r) => String(r.int(1, 12)),
   '--negative-prompt': (r) => r.pick(['a shirt', '', 'bag']),
   '--prompt': (r) => r.pick(['a shirt', 'a red bag', '', 'zzz qqq']),
-  '--verifier': (r) => r.pick(['gmm2d-reward', '@FIX/fuzz/ok-verifier.pt', '@FIX/fuzz/verifier-nan.pt', '@FIX/fuzz/verifier-shape.pt', '@FIX/fuzz/verifier-rows.pt', 'self']),
+  '--verifier': (r) =>
+    r.pick([
+      'gmm2d-reward',
+      '@FIX/fuzz/ok-verifier.pt',
+      '@FIX/fuzz/verifier-nan.pt',
+      '@FIX/fuzz/verifier-shape.pt',
+      '@FIX/fuzz/verifier-rows.pt',
+      'self',
+    ]),
 };
 const SWITCHES = ['--json', '--no-eval', '--scale-steps', '--verbose', '--help', '-h', '--version', '-V'];
 
@@ -75,7 +83,19 @@ function badValue(r) {
 
 function generateArgv(r) {
   const [model, verifier] = baseModel(r);
-  const argv = ['generate', '--model', model, '--out', '@TMP/out', '--budget', String(r.int(16, 64)), '--n', '1', '--steps', String(r.int(2, 6))];
+  const argv = [
+    'generate',
+    '--model',
+    model,
+    '--out',
+    '@TMP/out',
+    '--budget',
+    String(r.int(16, 64)),
+    '--n',
+    '1',
+    '--steps',
+    String(r.int(2, 6)),
+  ];
   if (verifier) argv.push('--verifier', verifier);
   if (model === 'fashion-t2i') argv.push('--prompt', r.pick(['a shirt', 'a red bag', 'zzz']));
   if (r.chance(0.7)) argv.push('--algorithm', r.pick(ALGORITHMS));
@@ -105,16 +125,37 @@ function mutate(r, argv) {
       argv.push(r.pick(names));
       return argv;
     case 4: // an unknown option or a typo
-      argv.push(r.pick(['--budgte', '--nn', '--x', '-z', '--model=', '--budget=', '---budget', '--no-json', '--seed=-1', '--', '-']), badValue(r));
+      argv.push(
+        r.pick([
+          '--budgte',
+          '--nn',
+          '--x',
+          '-z',
+          '--model=',
+          '--budget=',
+          '---budget',
+          '--no-json',
+          '--seed=-1',
+          '--',
+          '-',
+        ]),
+        badValue(r),
+      );
       return argv;
     case 5: // a stray positional
       argv.splice(r.int(1, argv.length), 0, badValue(r));
       return argv;
     case 6: // --out somewhere that cannot be a directory (never the repo or /)
-      argv.push('--out', r.pick(['/dev/null', '/proc/fuzz/out', '@TMP/a-file', '@TMP/a-file/sub', '', '@TMP/ok dir/ü']));
+      argv.push(
+        '--out',
+        r.pick(['/dev/null', '/proc/fuzz/out', '@TMP/a-file', '@TMP/a-file/sub', '', '@TMP/ok dir/ü']),
+      );
       return argv;
     case 7: // --prompts from an unreadable or odd file
-      argv.push('--prompts', r.pick(['@TMP/missing.txt', '@TMP', '/dev/null', '@TMP/a-file', '@TMP/random.bin', '@TMP/empty']));
+      argv.push(
+        '--prompts',
+        r.pick(['@TMP/missing.txt', '@TMP', '/dev/null', '@TMP/a-file', '@TMP/random.bin', '@TMP/empty']),
+      );
       return argv;
     case 8: // a switch, maybe with a value
       argv.push(r.pick(SWITCHES));
@@ -130,10 +171,48 @@ function otherArgv(r) {
   return r.pick([
     () => ['models', ...(r.chance(0.5) ? ['--json'] : []), ...(r.chance(0.3) ? [badValue(r)] : [])],
     () => ['info', ...(r.chance(0.5) ? ['--json'] : []), ...(r.chance(0.3) ? ['--' + r.pick(STRINGS)] : [])],
-    () => ['eval', r.pick(['@TMP/random.bin', '@TMP/empty', '@TMP/missing.npy', '@TMP/ok.npy', '@TMP/small.npy', '@TMP/bad-header.npy', '@TMP/huge-shape.npy', '@TMP/int.npy', '@TMP']), '--class', r.pick(['0', 'Shirt', '-1', '10', 'nope', '1e3', '']), ...(r.chance(0.5) ? ['--json'] : [])],
+    () => [
+      'eval',
+      r.pick([
+        '@TMP/random.bin',
+        '@TMP/empty',
+        '@TMP/missing.npy',
+        '@TMP/ok.npy',
+        '@TMP/small.npy',
+        '@TMP/bad-header.npy',
+        '@TMP/huge-shape.npy',
+        '@TMP/int.npy',
+        '@TMP',
+      ]),
+      '--class',
+      r.pick(['0', 'Shirt', '-1', '10', 'nope', '1e3', '']),
+      ...(r.chance(0.5) ? ['--json'] : []),
+    ],
     () => ['eval', ...(r.chance(0.5) ? ['@TMP/ok.npy'] : []), ...(r.chance(0.5) ? ['--class'] : [])],
-    () => ['sweep', '--model', 'gmm2d', '--verifier', 'gmm2d-reward', '--out', '@TMP/sweep', '--algorithms', r.pick(['best-of-n', 'nope', '', 'baseline,,', 'evosearch,beam']), '--budgets', r.pick(['30', '0', '-1', 'a,b', '1e20', '30,', '']), '--n', r.pick(['1', '0', 'x']), '--steps', r.pick(['4', '0', '1e9', 'NaN']), '--json'],
-    () => ['bench', r.pick(['kernels', 'search', 'model', 'nope']), r.pick(['--sizes', '--budget', '--steps', '--batches', '--threads', '--min-seconds']), r.pick(['abc', '0', '-1', '1e400', '', 'NaN', '-0.5'])],
+    () => [
+      'sweep',
+      '--model',
+      'gmm2d',
+      '--verifier',
+      'gmm2d-reward',
+      '--out',
+      '@TMP/sweep',
+      '--algorithms',
+      r.pick(['best-of-n', 'nope', '', 'baseline,,', 'evosearch,beam']),
+      '--budgets',
+      r.pick(['30', '0', '-1', 'a,b', '1e20', '30,', '']),
+      '--n',
+      r.pick(['1', '0', 'x']),
+      '--steps',
+      r.pick(['4', '0', '1e9', 'NaN']),
+      '--json',
+    ],
+    () => [
+      'bench',
+      r.pick(['kernels', 'search', 'model', 'nope']),
+      r.pick(['--sizes', '--budget', '--steps', '--batches', '--threads', '--min-seconds']),
+      r.pick(['abc', '0', '-1', '1e400', '', 'NaN', '-0.5']),
+    ],
     () => [r.pick(['nope', 'Generate', 'generat', '', '-', '--', 'help', '🙂', 'serve --port -1'])],
     () => [r.pick(['--help', '-h', '--version', '-V', '--verbose'])],
   ])();
@@ -142,7 +221,12 @@ function otherArgv(r) {
 function genCli(r) {
   if (r.chance(0.25)) return { kind: 'cli-other', argv: otherArgv(r) };
   let argv = generateArgv(r);
-  const breaks = r.weighted([[1, 0], [4, 1], [2, 2], [1, 3]]);
+  const breaks = r.weighted([
+    [1, 0],
+    [4, 1],
+    [2, 2],
+    [1, 3],
+  ]);
   for (let i = 0; i < breaks; i++) argv = mutate(r, argv);
   return { kind: 'cli-generate', argv };
 }

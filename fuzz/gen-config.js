@@ -11,7 +11,15 @@ const KEYS = Object.keys(GENERATE_FLAGS).map((f) => f.slice(2).replace(/-(\w)/g,
 KEYS.push('model', 'eval', 'prompts', 'scaleSteps', 'json', 'config', 'tpm');
 
 function base(r) {
-  return { model: r.pick(['gmm2d', 'vp2d']), verifier: 'gmm2d-reward', budget: r.int(16, 64), n: 1, steps: r.int(2, 6), eval: false, algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']) };
+  return {
+    model: r.pick(['gmm2d', 'vp2d']),
+    verifier: 'gmm2d-reward',
+    budget: r.int(16, 64),
+    n: 1,
+    steps: r.int(2, 6),
+    eval: false,
+    algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']),
+  };
 }
 
 /** The config text: usually JSON.stringify of a mutated object, sometimes hand-broken text. */
@@ -23,7 +31,7 @@ function configText(r) {
     if (r.chance(0.15)) delete c[key];
     else c[key] = tame(key, jsonValue(r));
   }
-  let text = JSON.stringify(c);
+  const text = JSON.stringify(c);
   switch (r.int(0, 9)) {
     case 0: // a literal JSON cannot hold, in place of one number
       return text.replace(/:(\d+)/, `:${r.pick(RAW_JSON_NUMBERS)}`);
@@ -37,7 +45,13 @@ function configText(r) {
         return text.replace(/}$/, `,"${r.pick(KEYS)}":${'['.repeat(d)}${']'.repeat(d)}}`);
       }
     case 4: // a byte-order mark, comments, trailing commas, invalid UTF-8
-      return r.pick(['\ufeff' + text, '// c\n' + text, text.replace(/}$/, ',}'), text.replace(/"model"/, '"mo\udc00del"'), text + '\u0000']);
+      return r.pick([
+        '\ufeff' + text,
+        '// c\n' + text,
+        text.replace(/}$/, ',}'),
+        text.replace(/"model"/, '"mo\udc00del"'),
+        text + '\u0000',
+      ]);
     case 5: // a big file: one long string entry
       return text.replace(/}$/, `,"prompt":"${'a '.repeat(r.pick([1000, 200000]))}"}`);
     default:

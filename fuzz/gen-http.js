@@ -6,20 +6,94 @@
  */
 const { jsonValue, RAW_JSON_NUMBERS, STRINGS, tame } = require('./values');
 
-const KEYS = ['model', 'class', 'prompt', 'negativePrompt', 'algorithm', 'budget', 'n', 'seed', 'verifier', 'steps', 'schedule', 'tpm', 'maxSteps', 'tpmSolver', 'shift', 'sampler', 'eta', 'guidance', 'device', 'algorithmOptions', 'keep', 'eval'];
+const KEYS = [
+  'model',
+  'class',
+  'prompt',
+  'negativePrompt',
+  'algorithm',
+  'budget',
+  'n',
+  'seed',
+  'verifier',
+  'steps',
+  'schedule',
+  'tpm',
+  'maxSteps',
+  'tpmSolver',
+  'shift',
+  'sampler',
+  'eta',
+  'guidance',
+  'device',
+  'algorithmOptions',
+  'keep',
+  'eval',
+];
 // Files the runner copies into the server's models directory (names requests may use).
-const DIR_MODELS = ['ok.pt', 'ok-verifier.pt', 'nan.pt', 'throws.pt', 'wrong-shape.pt', 'arity1.pt', 'card-missing.pt', 'verifier-nan.pt', 'verifier-shape.pt', 'truncated.pt', 'empty.pt'];
-const ALG_OPTIONS = ['population', 'levels', 'elites', 'beta', 'tournament', 'n', 'm', 'tau', 'particles', 'lambda', 'beams', 'children', 'forward', 'backward', 'threshold', 'interval', 'potential', 'scoreBy', 'mutation'];
+const DIR_MODELS = [
+  'ok.pt',
+  'ok-verifier.pt',
+  'nan.pt',
+  'throws.pt',
+  'wrong-shape.pt',
+  'arity1.pt',
+  'card-missing.pt',
+  'verifier-nan.pt',
+  'verifier-shape.pt',
+  'truncated.pt',
+  'empty.pt',
+];
+const ALG_OPTIONS = [
+  'population',
+  'levels',
+  'elites',
+  'beta',
+  'tournament',
+  'n',
+  'm',
+  'tau',
+  'particles',
+  'lambda',
+  'beams',
+  'children',
+  'forward',
+  'backward',
+  'threshold',
+  'interval',
+  'potential',
+  'scoreBy',
+  'mutation',
+];
 
 function base(r) {
-  return { model: r.pick(['gmm2d', 'gmm2d', 'vp2d', 'ok.pt']), verifier: [r.pick(['gmm2d-reward', 'ok-verifier.pt'])], budget: r.int(16, 64), n: 1, steps: r.int(2, 6), algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']) };
+  return {
+    model: r.pick(['gmm2d', 'gmm2d', 'vp2d', 'ok.pt']),
+    verifier: [r.pick(['gmm2d-reward', 'ok-verifier.pt'])],
+    budget: r.int(16, 64),
+    n: 1,
+    steps: r.int(2, 6),
+    algorithm: r.pick(['best-of-n', 'evosearch', 'zero-order', 'beam', 'particles', 'paths', 'baseline']),
+  };
 }
 
 function value(r) {
   return r.weighted([
     [5, () => jsonValue(r)],
     [2, () => r.pick(DIR_MODELS)],
-    [1, () => r.pick(['/work/main/models/gmm2d.pt', '../ok.pt', 'sub/../ok.pt', 'ok.pt\u0000', '.', 'link.pt', 'http://127.0.0.1:9/v'])],
+    [
+      1,
+      () =>
+        r.pick([
+          '/work/main/models/gmm2d.pt',
+          '../ok.pt',
+          'sub/../ok.pt',
+          'ok.pt\u0000',
+          '.',
+          'link.pt',
+          'http://127.0.0.1:9/v',
+        ]),
+    ],
     [1, () => Object.fromEntries(Array.from({ length: r.int(1, 3) }, () => [r.pick(ALG_OPTIONS), jsonValue(r)]))],
   ])();
 }
@@ -31,7 +105,7 @@ function body(r) {
     if (r.chance(0.15)) delete b[key];
     else b[key] = tame(key, value(r));
   }
-  let text = JSON.stringify(b);
+  const text = JSON.stringify(b);
   switch (r.int(0, 11)) {
     case 0:
       return text.replace(/:(\d+)/, `:${r.pick(RAW_JSON_NUMBERS)}`);
@@ -56,20 +130,42 @@ function genHttp(r) {
     [3, ['POST', '/v1/generate/stream']],
     [2, ['GET', '/v1/generate/stream']],
     [1, ['GET', r.pick(['/v1/models', '/healthz', '/metrics'])]],
-    [1, [r.pick(['PUT', 'DELETE', 'GET', 'PATCH', 'OPTIONS']), r.pick(['/v1/generate', '/', '/v1/../healthz', '/%zz', '/v1/generate?x=%', '//v1/generate'])]],
+    [
+      1,
+      [
+        r.pick(['PUT', 'DELETE', 'GET', 'PATCH', 'OPTIONS']),
+        r.pick(['/v1/generate', '/', '/v1/../healthz', '/%zz', '/v1/generate?x=%', '//v1/generate']),
+      ],
+    ],
   ]);
   const [method, path] = route;
   const headers = {};
-  if (r.chance(0.2)) headers['content-type'] = r.pick(['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1']);
+  if (r.chance(0.2))
+    headers['content-type'] = r.pick([
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/json; charset=latin1',
+    ]);
   if (r.chance(0.2)) headers.accept = r.pick(['image/png', 'text/event-stream', '*/*']);
   if (method === 'GET' && path === '/v1/generate/stream') {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(base(r))) q.append(k, Array.isArray(v) ? v[0] : String(v));
-    for (let i = r.int(1, 3); i > 0; i--) q.append(r.chance(0.9) ? r.pick(KEYS) : r.pick(STRINGS), r.pick([...STRINGS, 'NaN', '1e999', '{"a":', '[1,2]', '-5', '{}']).slice(0, 200));
+    for (let i = r.int(1, 3); i > 0; i--)
+      q.append(
+        r.chance(0.9) ? r.pick(KEYS) : r.pick(STRINGS),
+        r.pick([...STRINGS, 'NaN', '1e999', '{"a":', '[1,2]', '-5', '{}']).slice(0, 200),
+      );
     return { kind: 'http', method, path: `${path}?${q}` + (r.chance(0.1) ? '&%zz' : ''), headers };
   }
   // chunked: no content-length, so the server finds an oversize body only while reading it.
-  return { kind: 'http', method, path, headers, chunked: r.chance(0.3), body: method === 'POST' || r.chance(0.3) ? body(r) : undefined };
+  return {
+    kind: 'http',
+    method,
+    path,
+    headers,
+    chunked: r.chance(0.3),
+    body: method === 'POST' || r.chance(0.3) ? body(r) : undefined,
+  };
 }
 
 module.exports = { genHttp, DIR_MODELS };

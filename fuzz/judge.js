@@ -11,7 +11,10 @@ function cliOutcome(exit, signal, stderr) {
   if (exit === 0) return { outcome: 'ok' };
   const m = /error \[([A-Z_]+)\]/.exec(stderr);
   if (exit === 2 && m) return { outcome: `error:${m[1]}` };
-  return { outcome: 'failure', reason: `exit ${exit}: ${stderr.trim().split('\n').slice(0, 3).join(' | ').slice(0, 400)}` };
+  return {
+    outcome: 'failure',
+    reason: `exit ${exit}: ${stderr.trim().split('\n').slice(0, 3).join(' | ').slice(0, 400)}`,
+  };
 }
 
 function libraryOutcome(e, DiffusionSearchError) {
@@ -26,16 +29,18 @@ function httpOutcome(status, body, sse) {
     const err = /event: error\ndata: (.*)\n/.exec(body);
     if (err) {
       const e = safeJson(err[1]);
-      if (e && typeof e.code === 'string' && e.code !== 'INTERNAL' && typeof e.message === 'string') return { outcome: `error:${e.code}` };
+      if (e && typeof e.code === 'string' && e.code !== 'INTERNAL' && typeof e.message === 'string')
+        return { outcome: `error:${e.code}` };
       return { outcome: 'failure', reason: `SSE error event ${err[1].slice(0, 300)}` };
     }
     if (/event: result\n/.test(body)) return { outcome: 'ok' };
     return { outcome: 'failure', reason: 'SSE stream ended with neither result nor error' };
   }
   const j = safeJson(body);
-  const e = j && j.error;
+  const e = j?.error;
   const coded = e && typeof e.code === 'string' && typeof e.message === 'string';
-  if (coded && ((status >= 400 && status < 500) || (status === 502 && e.code === 'VERIFIER'))) return { outcome: `error:${e.code}` };
+  if (coded && ((status >= 400 && status < 500) || (status === 502 && e.code === 'VERIFIER')))
+    return { outcome: `error:${e.code}` };
   return { outcome: 'failure', reason: `HTTP ${status}: ${String(body).slice(0, 300)}` };
 }
 

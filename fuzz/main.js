@@ -21,7 +21,8 @@ const { ROOT } = require('./files');
 function parseArgs(argv) {
   const o = { cases: 1000, seed: 1, workers: 2, deadline: 20000, real: 30, json: false, only: null, failures: null };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], v = () => argv[++i];
+    const a = argv[i],
+      v = () => argv[++i];
     const int = (x, name) => {
       const n = Number(x);
       if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${x}'`);
@@ -32,7 +33,13 @@ function parseArgs(argv) {
     else if (a === '--workers') o.workers = Math.max(1, int(v(), a));
     else if (a === '--deadline') o.deadline = int(v(), a);
     else if (a === '--real') o.real = int(v(), a);
-    else if (a === '--case') o.only = [...(o.only ?? []), ...v().split(',').map((x) => int(x, a))];
+    else if (a === '--case')
+      o.only = [
+        ...(o.only ?? []),
+        ...v()
+          .split(',')
+          .map((x) => int(x, a)),
+      ];
     else if (a === '--failures') o.failures = v();
     else if (a === '--json') o.json = true;
     else throw new Error(`unknown option ${a} (see fuzz/main.js)`);
@@ -62,12 +69,19 @@ async function main() {
     if (r.outcome === 'failure' && !o.json) process.stderr.write(`FAIL #${i} ${cases.get(i).category}: ${r.reason}\n`);
     if (!o.json && ++shown % 250 === 0) process.stderr.write(`  ${shown} cases...\n`);
   };
-  const { results, restarts } = await runPool({ seed: o.seed, indices, workers: o.workers, deadlineMs: o.deadline, tmp, onResult: progress });
+  const { results, restarts } = await runPool({
+    seed: o.seed,
+    indices,
+    workers: o.workers,
+    deadlineMs: o.deadline,
+    tmp,
+    onResult: progress,
+  });
   const inProcessSeconds = (performance.now() - t0) / 1000;
 
   // Real processes: argv cases spread evenly over the run (a replay runs them all).
   // (An argument with a NUL byte cannot reach a real process: spawn refuses it.)
-  const argvCases = indices.map((i) => cases.get(i)).filter((c) => c.argv && c.argv.every((a) => !a.includes('\0')));
+  const argvCases = indices.map((i) => cases.get(i)).filter((c) => c.argv?.every((a) => !a.includes('\0')));
   const step = Math.max(1, Math.floor(argvCases.length / Math.max(1, o.real)));
   const picked = o.only ? argvCases : argvCases.filter((_, k) => k % step === 0).slice(0, o.real);
   const t1 = performance.now();
@@ -81,7 +95,14 @@ async function main() {
   if (failed.length) {
     const file = o.failures ?? path.join(ROOT, 'out', 'fuzz', `failures-seed${o.seed}.json`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, JSON.stringify(failed.map((f) => ({ ...f, case: JSON.parse(describe(cases.get(f.index))) })), null, 2) + '\n');
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        failed.map((f) => ({ ...f, case: JSON.parse(describe(cases.get(f.index))) })),
+        null,
+        2,
+      ) + '\n',
+    );
     s.failuresFile = file;
   }
   process.stdout.write(o.json ? JSON.stringify(s) + '\n' : formatSummary(s) + '\n');

@@ -22,9 +22,15 @@ function runPool({ seed, indices, workers, deadlineMs, tmp, onResult }) {
       const child = spawn(process.execPath, [path.join(__dirname, 'runner.js'), String(seed), tmp], {
         stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
         // One intra-op thread: the cases are tiny, and runners in parallel would oversubscribe the cores.
-        env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', DS_POISON_OUTPUTS: process.env.DS_POISON_OUTPUTS ?? '1' },
+        env: {
+          ...process.env,
+          OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
+          DS_POISON_OUTPUTS: process.env.DS_POISON_OUTPUTS ?? '1',
+        },
       });
-      let inFlight = null, timer = null, stderr = '';
+      let inFlight = null,
+        timer = null,
+        stderr = '';
       child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-3000)));
       child.stdin.on('error', () => {}); // the child may die before reading what was sent
       const next = () => {
@@ -55,7 +61,10 @@ function runPool({ seed, indices, workers, deadlineMs, tmp, onResult }) {
         clearTimeout(timer);
         if (inFlight !== null) {
           const tail = stderr.trim().split('\n').slice(-4).join(' | ').slice(0, 600);
-          record(inFlight, { outcome: 'failure', reason: `runner died (${signal ? `signal ${signal}` : `exit ${code}`}) during the case: ${tail}` });
+          record(inFlight, {
+            outcome: 'failure',
+            reason: `runner died (${signal ? `signal ${signal}` : `exit ${code}`}) during the case: ${tail}`,
+          });
           inFlight = null;
         }
         if (queue.length) {
@@ -66,7 +75,10 @@ function runPool({ seed, indices, workers, deadlineMs, tmp, onResult }) {
       next();
     });
 
-  return Promise.all(Array.from({ length: Math.max(1, Math.min(workers, queue.length)) }, worker)).then(() => ({ results, restarts }));
+  return Promise.all(Array.from({ length: Math.max(1, Math.min(workers, queue.length)) }, worker)).then(() => ({
+    results,
+    restarts,
+  }));
 }
 
 module.exports = { runPool };

@@ -13,8 +13,13 @@ function runOne(c, tmp, deadlineMs) {
   const argv = prepare(c, dir);
   return new Promise((resolve) => {
     const t = performance.now();
-    const child = spawn(process.execPath, [BIN, ...argv], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' } });
-    let stderr = '', hung = false;
+    const child = spawn(process.execPath, [BIN, ...argv], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' },
+    });
+    let stderr = '',
+      hung = false;
     child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
     const timer = setTimeout(() => ((hung = true), child.kill('SIGKILL')), deadlineMs);
     child.on('exit', (code, signal) => {

@@ -20,7 +20,11 @@ let current = null;
 // unknown, so the runner exits and the parent starts a fresh one.
 for (const ev of ['uncaughtException', 'unhandledRejection'])
   process.on(ev, (e) => {
-    report({ done: current, outcome: 'failure', reason: `${ev}: ${e?.stack?.split('\n').slice(0, 3).join(' | ') ?? e}` });
+    report({
+      done: current,
+      outcome: 'failure',
+      reason: `${ev}: ${e?.stack?.split('\n').slice(0, 3).join(' | ') ?? e}`,
+    });
     process.exit(70);
   });
 
@@ -40,13 +44,17 @@ async function runCase(index) {
     case 'cli':
     case 'config':
       return require('./exec-cli').runCliInProcess(argv);
+    // biome-ignore lint/suspicious/noFallthroughSwitchClause: the library action runs as a tensor case
     case 'model':
       if (c.action !== 'library') return require('./exec-cli').runCliInProcess(argv);
-    // falls through: the library action
+    // falls through: the library action runs as a tensor case
     case 'tensor': {
       const lib = require('./exec-library');
       try {
-        const out = c.category === 'model' ? await lib.runModelFile(c, require('./files').resolveTokens([c.file], dir)[0]) : await lib.runTensor(c);
+        const out =
+          c.category === 'model'
+            ? await lib.runModelFile(c, require('./files').resolveTokens([c.file], dir)[0])
+            : await lib.runTensor(c);
         await lib.drain(out);
         return libraryOutcome(undefined);
       } catch (e) {

@@ -14,13 +14,30 @@ function summarize({ seed, cases, results, real, restarts, inProcessSeconds, rea
       b.codes[code] = (b.codes[code] ?? 0) + 1;
     } else {
       b.failures++;
-      failures.push({ index, category: cases.get(index).category, where, reason: r.reason, replay: `npm run fuzz -- --seed ${seed} --case ${index}` });
+      failures.push({
+        index,
+        category: cases.get(index).category,
+        where,
+        reason: r.reason,
+        replay: `npm run fuzz -- --seed ${seed} --case ${index}`,
+      });
     }
   };
   for (const [i, r] of results) add(cases.get(i).category, r, i, 'in-process');
   for (const [i, r] of real) add('real-cli', r, i, 'real CLI process');
   const total = { cases: results.size, realProcesses: real.size, failures: failures.length };
-  return { seed, total, byCategory, restarts, seconds: { inProcess: round(inProcessSeconds), real: round(realSeconds), total: round(inProcessSeconds + realSeconds) }, failures };
+  return {
+    seed,
+    total,
+    byCategory,
+    restarts,
+    seconds: {
+      inProcess: round(inProcessSeconds),
+      real: round(realSeconds),
+      total: round(inProcessSeconds + realSeconds),
+    },
+    failures,
+  };
 }
 
 const round = (x) => Math.round(x * 10) / 10;
@@ -33,13 +50,19 @@ function formatSummary(s) {
     `${'category'.padEnd(10)} ${'cases'.padStart(6)} ${'ok'.padStart(5)} ${'errors'.padStart(7)} ${'FAILED'.padStart(6)}  clean errors by code`,
   ];
   for (const [cat, b] of Object.entries(s.byCategory).sort()) {
-    const codes = Object.entries(b.codes).sort((a, z) => z[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(', ');
-    lines.push(`${cat.padEnd(10)} ${String(b.cases).padStart(6)} ${String(b.ok).padStart(5)} ${String(b.errors).padStart(7)} ${String(b.failures).padStart(6)}  ${codes}`);
+    const codes = Object.entries(b.codes)
+      .sort((a, z) => z[1] - a[1])
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
+    lines.push(
+      `${cat.padEnd(10)} ${String(b.cases).padStart(6)} ${String(b.ok).padStart(5)} ${String(b.errors).padStart(7)} ${String(b.failures).padStart(6)}  ${codes}`,
+    );
   }
   if (!s.failures.length) lines.push('no failures');
   else {
     lines.push(`${s.failures.length} failure(s) (written to ${s.failuresFile}):`);
-    for (const f of s.failures.slice(0, 40)) lines.push(`  #${f.index} ${f.category} (${f.where}): ${f.reason}\n      replay: ${f.replay}`);
+    for (const f of s.failures.slice(0, 40))
+      lines.push(`  #${f.index} ${f.category} (${f.where}): ${f.reason}\n      replay: ${f.replay}`);
   }
   return lines.join('\n');
 }

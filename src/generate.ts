@@ -23,7 +23,14 @@ export async function generate(
   // No queue, no memory ceiling: everything a caller asks for runs, as it always did. Two
   // searches at a time: their forwards merge, and the first samples still finish early (Ctrl-C
   // keeps the finished ones; with more at once, a toy model's first search ends later).
-  const engine = createEngine({ device: o.device, maxBatch: o.maxBatch, maxQueue: Infinity, maxActive: Infinity, memoryLimit: Infinity, searchesPerRequest: 2 });
+  const engine = createEngine({
+    device: o.device,
+    maxBatch: o.maxBatch,
+    maxQueue: Infinity,
+    maxActive: Infinity,
+    memoryLimit: Infinity,
+    searchesPerRequest: 2,
+  });
   try {
     return await engine.generate(o, control);
   } finally {

@@ -19,12 +19,39 @@ export { TorchScriptVerifier, ClassLogitVerifier, SelfSupervisedVerifier } from 
 export { EnsembleVerifier } from './verifiers/ensemble';
 export { HttpVerifier, type HttpVerifierOptions } from './verifiers/http';
 export { Evaluator, type EvalReport } from './eval/metrics';
-export { generate, resolveClass, type GenerateOptions, type GenerateResult, type GenerateProgress, type GenerateReport } from './generate';
-export { resolveRequest, createPolicy, DEFAULTS, REQUEST_FIELDS, type ResolvedRequest, type RequestPolicy, type OptionSchema, type OptionSpec } from './request';
+export {
+  generate,
+  resolveClass,
+  type GenerateOptions,
+  type GenerateResult,
+  type GenerateProgress,
+  type GenerateReport,
+} from './generate';
+export {
+  resolveRequest,
+  createPolicy,
+  DEFAULTS,
+  REQUEST_FIELDS,
+  type ResolvedRequest,
+  type RequestPolicy,
+  type OptionSchema,
+  type OptionSpec,
+} from './request';
 export { createEngine, Engine, estimateRequestBytes, type EngineOptions, type EngineControl } from './engine/engine';
 export type { MetricsSnapshot } from './engine/metrics';
 export { createServer, DiffusionServer, type ServerOptions } from './server/server';
-export type { DiffusionQueue, DiffusionWorker, QueueOptions, SubmitOptions, WorkerOptions, QueueResult, JobProgress, JobState } from './queue';
+export type {
+  DiffusionQueue,
+  DiffusionWorker,
+  QueueOptions,
+  SubmitOptions,
+  WorkerOptions,
+  QueueResult,
+  JobProgress,
+  JobState,
+} from './queue';
 // bullmq and ioredis load on the first call, not with the package.
-export const createQueue: typeof import('./queue').createQueue = (o) => (require('./queue/client') as typeof import('./queue/client')).createQueue(o);
-export const createWorker: typeof import('./queue').createWorker = (o) => (require('./queue/worker') as typeof import('./queue/worker')).createWorker(o);
+export const createQueue: typeof import('./queue').createQueue = (o) =>
+  (require('./queue/client') as typeof import('./queue/client')).createQueue(o);
+export const createWorker: typeof import('./queue').createWorker = (o) =>
+  (require('./queue/worker') as typeof import('./queue/worker')).createWorker(o);

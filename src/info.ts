@@ -30,8 +30,13 @@ export function info(): Info {
   const src = nativeSource()!;
   const build = { tool: n.build?.tool ?? 'unknown', napi: n.build?.napi ?? 0 };
   let off: string | null = null;
-  if (!n.cuda.kernelsLinked || !n.torch.cuda) off = src.cudaOff || n.build?.cudaOff || (n.torch.cuda ? 'the CUDA kernels are not linked' : `libtorch ${n.torch.version} is a CPU build`);
-  else if (!n.cuda.available) off = 'no CUDA device is visible to libtorch (no GPU or driver, or CUDA_VISIBLE_DEVICES hides them)';
+  if (!n.cuda.kernelsLinked || !n.torch.cuda)
+    off =
+      src.cudaOff ||
+      n.build?.cudaOff ||
+      (n.torch.cuda ? 'the CUDA kernels are not linked' : `libtorch ${n.torch.version} is a CPU build`);
+  else if (!n.cuda.available)
+    off = 'no CUDA device is visible to libtorch (no GPU or driver, or CUDA_VISIBLE_DEVICES hides them)';
   return {
     version: packageVersion(),
     node: process.version,

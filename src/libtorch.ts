@@ -56,7 +56,12 @@ export interface FindOptions {
   python?: boolean | 'only';
 }
 
-const MULTIARCH: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
+const MULTIARCH: Record<string, string> = {
+  x64: 'x86_64-linux-gnu',
+  arm64: 'aarch64-linux-gnu',
+  ppc64: 'powerpc64le-linux-gnu',
+  s390x: 's390x-linux-gnu',
+};
 
 function exists(p: string): boolean {
   try {
@@ -129,7 +134,9 @@ export function describeDir(libDir: string, extra: DirExtra = {}): LibtorchInsta
   const realDir = path.dirname(real);
   // Headers: <root>/include next to lib/, else /usr/include for the system directories.
   let includeRoot: string | null = null;
-  for (const root of [path.dirname(libDir), path.dirname(realDir), extra.torchDir, '/usr'].filter((r): r is string => !!r)) {
+  for (const root of [path.dirname(libDir), path.dirname(realDir), extra.torchDir, '/usr'].filter(
+    (r): r is string => !!r,
+  )) {
     if (exists(path.join(root, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h'))) {
       includeRoot = path.join(root, 'include');
       break;
@@ -194,11 +201,15 @@ export function pyVersion(torchDir: string): { version: string | undefined; cuda
 
 /** The torch package directory that `python` would import, or null (fast: no import of torch). */
 function pythonTorchDir(python: string): string | null {
-  const r = spawnSync(python, ['-c', "import importlib.util as u; s = u.find_spec('torch'); print(s.origin if s and s.origin else '')"], {
-    encoding: 'utf8',
-    timeout: 15000,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const r = spawnSync(
+    python,
+    ['-c', "import importlib.util as u; s = u.find_spec('torch'); print(s.origin if s and s.origin else '')"],
+    {
+      encoding: 'utf8',
+      timeout: 15000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   const origin = r.status === 0 ? r.stdout.trim() : '';
   return origin ? path.dirname(origin) : null;
 }
@@ -207,7 +218,12 @@ function fromPython(python: string): LibtorchInstall | null {
   const torchDir = pythonTorchDir(python);
   if (!torchDir) return null;
   const { version, cuda } = pyVersion(torchDir);
-  return describeDir(path.join(torchDir, 'lib'), { from: `the PyTorch of ${python} (${torchDir})`, version, cuda, torchDir });
+  return describeDir(path.join(torchDir, 'lib'), {
+    from: `the PyTorch of ${python} (${torchDir})`,
+    version,
+    cuda,
+    torchDir,
+  });
 }
 
 /**
@@ -224,15 +240,27 @@ export function findLibtorch(options: FindOptions = {}): LibtorchInstall[] {
     out.push(c);
   };
   if (env.DIFFUSION_SEARCH_LIBTORCH) {
-    const c = describeGiven(path.resolve(env.DIFFUSION_SEARCH_LIBTORCH), `DIFFUSION_SEARCH_LIBTORCH=${env.DIFFUSION_SEARCH_LIBTORCH}`);
+    const c = describeGiven(
+      path.resolve(env.DIFFUSION_SEARCH_LIBTORCH),
+      `DIFFUSION_SEARCH_LIBTORCH=${env.DIFFUSION_SEARCH_LIBTORCH}`,
+    );
     return c ? [c] : [];
   }
   if (options.python !== 'only') {
     if (env.Torch_DIR) add(describeGiven(path.resolve(env.Torch_DIR), `Torch_DIR=${env.Torch_DIR}`));
-    for (const d of (env.LD_LIBRARY_PATH || '').split(':').filter(Boolean)) add(describeDir(d, { from: `LD_LIBRARY_PATH (${d})` }));
+    for (const d of (env.LD_LIBRARY_PATH || '').split(':').filter(Boolean))
+      add(describeDir(d, { from: `LD_LIBRARY_PATH (${d})` }));
     const multiarch = MULTIARCH[process.arch];
-    const system = [multiarch && `/usr/lib/${multiarch}`, '/usr/local/lib', '/usr/lib64', '/usr/lib', '/opt/libtorch/lib', '/usr/local/libtorch/lib'];
-    for (const d of system.filter((s): s is string => !!s)) add(describeDir(d, { from: `the system libraries (${d})` }));
+    const system = [
+      multiarch && `/usr/lib/${multiarch}`,
+      '/usr/local/lib',
+      '/usr/lib64',
+      '/usr/lib',
+      '/opt/libtorch/lib',
+      '/usr/local/libtorch/lib',
+    ];
+    for (const d of system.filter((s): s is string => !!s))
+      add(describeDir(d, { from: `the system libraries (${d})` }));
   }
   if (options.python !== false) {
     const pythons = [env.DIFFUSION_SEARCH_PYTHON || 'python3', '/usr/bin/python3'];
@@ -258,4 +286,3 @@ export function forBuild(env: NodeJS.ProcessEnv = process.env): LibtorchInstall 
 export function linkFiles(c: LibtorchInstall): string[] {
   return ['libtorch', 'libtorch_cpu', 'libc10'].map((l) => libFile(c.libDir, l)).filter((f): f is string => !!f);
 }
-

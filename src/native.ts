@@ -13,7 +13,15 @@ import path from 'node:path';
 import { DiffusionSearchError } from './errors';
 import * as libtorch from './libtorch';
 import type { LibtorchInstall } from './libtorch';
-import { choosePrebuild, installAdvice, listPrebuilds, mismatch, type Choice, type Prebuild, type PrebuildTags } from './prebuilds';
+import {
+  choosePrebuild,
+  installAdvice,
+  listPrebuilds,
+  mismatch,
+  type Choice,
+  type Prebuild,
+  type PrebuildTags,
+} from './prebuilds';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'float16' | 'bfloat16' | 'bool';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
@@ -125,7 +133,9 @@ export interface NativeSource {
 /** The variant packages this package names (optionalDependencies) for this platform and arch. */
 export function variantPackages(root = packageRoot): string[] {
   try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+      optionalDependencies?: Record<string, string>;
+    };
     const prefix = `diffusion-search-${process.platform}-${process.arch}-`;
     return Object.keys(pkg.optionalDependencies ?? {}).filter((n) => n.startsWith(prefix));
   } catch {
@@ -134,7 +144,10 @@ export function variantPackages(root = packageRoot): string[] {
 }
 
 /** Every prebuild installed: the variant packages first, then this package's own prebuilds/. */
-export function installedPrebuilds(root = packageRoot): { prebuilds: Prebuild[]; packages: Record<string, string | null> } {
+export function installedPrebuilds(root = packageRoot): {
+  prebuilds: Prebuild[];
+  packages: Record<string, string | null>;
+} {
   const prebuilds: Prebuild[] = [];
   const packages: Record<string, string | null> = {};
   for (const name of variantPackages(root)) {
@@ -159,7 +172,13 @@ export function installedPrebuilds(root = packageRoot): { prebuilds: Prebuild[];
  */
 export function preloadLibtorch(c: Pick<LibtorchInstall, 'libDir'>, cuda: boolean): string[] {
   const f = libtorch;
-  const libs = ['libc10', ...(cuda ? ['libc10_cuda'] : []), 'libtorch_cpu', ...(cuda ? ['libtorch_cuda'] : []), 'libtorch'];
+  const libs = [
+    'libc10',
+    ...(cuda ? ['libc10_cuda'] : []),
+    'libtorch_cpu',
+    ...(cuda ? ['libtorch_cuda'] : []),
+    'libtorch',
+  ];
   return preloadLibraries(libs.map((l) => f.libFile(c.libDir, l)).filter((x): x is string => !!x));
 }
 
@@ -185,15 +204,25 @@ const fmtPrebuild = (p: Prebuild) =>
  * Picks the prebuild to load. Cheap libtorch locations first; python3's PyTorch only when they fit
  * no prebuild or a CUDA prebuild could be used with it. Throws NATIVE_LOAD listing what was found.
  */
-export function selectPrebuild(env: NodeJS.ProcessEnv = process.env, root = packageRoot): { choice: Choice; installs: LibtorchInstall[] } {
+export function selectPrebuild(
+  env: NodeJS.ProcessEnv = process.env,
+  root = packageRoot,
+): { choice: Choice; installs: LibtorchInstall[] } {
   const { prebuilds, packages } = installedPrebuilds(root);
   const device = env.DIFFUSION_SEARCH_VARIANT || undefined;
   const f = libtorch;
   let installs = f.findLibtorch({ env, python: false });
   let choice = choosePrebuild(prebuilds, installs, device);
-  const wantsPython = !env.DIFFUSION_SEARCH_LIBTORCH && (!choice || (choice.prebuild.cudaMajor === null && prebuilds.some((p) => p.cudaMajor !== null && (!device || p.device === device))));
+  const wantsPython =
+    !env.DIFFUSION_SEARCH_LIBTORCH &&
+    (!choice ||
+      (choice.prebuild.cudaMajor === null &&
+        prebuilds.some((p) => p.cudaMajor !== null && (!device || p.device === device))));
   if (wantsPython && prebuilds.length) {
-    installs = [...installs, ...f.findLibtorch({ env, python: 'only' }).filter((c) => !installs.some((d) => d.realDir === c.realDir))];
+    installs = [
+      ...installs,
+      ...f.findLibtorch({ env, python: 'only' }).filter((c) => !installs.some((d) => d.realDir === c.realDir)),
+    ];
     choice = choosePrebuild(prebuilds, installs, device);
   }
   if (choice) return { choice, installs };
@@ -204,20 +233,29 @@ export function selectPrebuild(env: NodeJS.ProcessEnv = process.env, root = pack
   if (!prebuilds.length) {
     lines.push(
       `no prebuilt binary for ${where} is installed` +
-        (pkgNames.length ? ` (variant packages: ${pkgNames.map((n) => `${n} ${packages[n] ? 'has none' : 'not installed'}`).join(', ')})` : '') +
+        (pkgNames.length
+          ? ` (variant packages: ${pkgNames.map((n) => `${n} ${packages[n] ? 'has none' : 'not installed'}`).join(', ')})`
+          : '') +
         ', and this package has no build (build/Release).',
     );
   } else {
-    lines.push(`no prebuilt binary fits a libtorch on this machine${device ? ` (DIFFUSION_SEARCH_VARIANT=${device})` : ''}, and this package has no build (build/Release).`);
+    lines.push(
+      `no prebuilt binary fits a libtorch on this machine${device ? ` (DIFFUSION_SEARCH_VARIANT=${device})` : ''}, and this package has no build (build/Release).`,
+    );
     lines.push('Binaries installed:');
-    for (const p of prebuilds) lines.push(`  - ${fmtPrebuild(p)}${device && p.device !== device ? ' — not the requested variant' : ''}`);
+    for (const p of prebuilds)
+      lines.push(`  - ${fmtPrebuild(p)}${device && p.device !== device ? ' — not the requested variant' : ''}`);
   }
   if (!installs.length) {
-    lines.push('libtorch found: none (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, LD_LIBRARY_PATH, the system library directories, python3 and /usr/bin/python3).');
+    lines.push(
+      'libtorch found: none (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, LD_LIBRARY_PATH, the system library directories, python3 and /usr/bin/python3).',
+    );
   } else {
     lines.push('libtorch found:');
     for (const c of installs) {
-      const why = prebuilds.filter((p) => !device || p.device === device).map((p) => `${p.device}/${p.torch}: ${mismatch(p, c)}`);
+      const why = prebuilds
+        .filter((p) => !device || p.device === device)
+        .map((p) => `${p.device}/${p.torch}: ${mismatch(p, c)}`);
       lines.push(`  - ${f.describe(c)}${why.length ? `\n      ${why.join('; ')}` : ''}`);
     }
   }
@@ -291,22 +329,37 @@ export function native(): NativeBinding {
       throw explainLoadFailure(e, `DIFFUSION_SEARCH_NATIVE=${file}`);
     }
   } else if (fs.existsSync(build)) {
-    found = { kind: 'build', file: build, reason: 'a source build of this package (build/Release) comes before prebuilds' };
+    found = {
+      kind: 'build',
+      file: build,
+      reason: 'a source build of this package (build/Release) comes before prebuilds',
+    };
     try {
       loaded = require(build) as NativeBinding;
     } catch (e) {
       // A build whose rpath does not reach its libtorch (moved, or linked without one): preload the
       // first libtorch found that has the missing library, then try once more.
-      const missing = /(lib(?:torch|c10)[\w]*\.so[.\d]*): cannot open shared object file/.exec((e as Error).message)?.[1];
+      const missing = /(lib(?:torch|c10)[\w]*\.so[.\d]*): cannot open shared object file/.exec(
+        (e as Error).message,
+      )?.[1];
       const c = missing ? libtorch.findLibtorch().find((d) => fs.existsSync(path.join(d.libDir, missing))) : undefined;
-      if (!c) throw explainLoadFailure(e, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
+      if (!c)
+        throw explainLoadFailure(
+          e,
+          build,
+          'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.',
+        );
       preloadLibtorch(c, !!c.cuda);
       found.libtorch = { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda };
       found.reason += `; its libtorch preloaded from ${c.libDir}`;
       try {
         loaded = require(build) as NativeBinding;
       } catch (e2) {
-        throw explainLoadFailure(e2, build, 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.');
+        throw explainLoadFailure(
+          e2,
+          build,
+          'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.',
+        );
       }
     }
   } else {
@@ -316,7 +369,14 @@ export function native(): NativeBinding {
       kind: 'prebuild',
       file: p.file,
       package: p.from,
-      tags: { napi: p.napi, torch: p.torch, cxx11abi: p.cxx11abi, style: p.style, device: p.device, cudaMajor: p.cudaMajor },
+      tags: {
+        napi: p.napi,
+        torch: p.torch,
+        cxx11abi: p.cxx11abi,
+        style: p.style,
+        device: p.device,
+        cudaMajor: p.cudaMajor,
+      },
       libtorch: { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda },
       cudaOff: choice.cudaOff,
       reason: `libtorch ${c.version} (${c.from}) fits the ${p.device} binary of ${p.from}`,

@@ -16,25 +16,97 @@ export type PerSample = number | Float32Array | readonly number[] | Tensor;
 export type Ids = readonly number[] | BigInt64Array | Tensor | null | undefined;
 
 interface NativeOps {
-  randn(shape: number[], seed: Seed, ids: Tensor | null, step: number, options: { device?: string }, stream?: NativeStream): Promise<Tensor>;
-  uniform(shape: number[], seed: Seed, ids: Tensor | null, step: number, options: { device?: string }, stream?: NativeStream): Promise<Tensor>;
-  mutateGaussian(parents: Tensor, idx: Tensor, beta: number, seed: Seed, childIds: Tensor | null, step: number, stream?: NativeStream): Promise<Tensor>;
-  mutateAdditive(parents: Tensor, idx: Tensor, s: Tensor, seed: Seed, childIds: Tensor | null, step: number, stream?: NativeStream): Promise<Tensor>;
-  sphereNeighbours(x: Tensor, tau: number, seed: Seed, ids: Tensor | null, step: number, stream?: NativeStream): Promise<Tensor>;
-  renoise(x: Tensor, path: NoisePath, from: Tensor, to: Tensor, seed: Seed, ids: Tensor | null, step: number, stream?: NativeStream): Promise<Tensor>;
+  randn(
+    shape: number[],
+    seed: Seed,
+    ids: Tensor | null,
+    step: number,
+    options: { device?: string },
+    stream?: NativeStream,
+  ): Promise<Tensor>;
+  uniform(
+    shape: number[],
+    seed: Seed,
+    ids: Tensor | null,
+    step: number,
+    options: { device?: string },
+    stream?: NativeStream,
+  ): Promise<Tensor>;
+  mutateGaussian(
+    parents: Tensor,
+    idx: Tensor,
+    beta: number,
+    seed: Seed,
+    childIds: Tensor | null,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<Tensor>;
+  mutateAdditive(
+    parents: Tensor,
+    idx: Tensor,
+    s: Tensor,
+    seed: Seed,
+    childIds: Tensor | null,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<Tensor>;
+  sphereNeighbours(
+    x: Tensor,
+    tau: number,
+    seed: Seed,
+    ids: Tensor | null,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<Tensor>;
+  renoise(
+    x: Tensor,
+    path: NoisePath,
+    from: Tensor,
+    to: Tensor,
+    seed: Seed,
+    ids: Tensor | null,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<Tensor>;
   eulerStep(x: Tensor, v: Tensor, from: Tensor, to: Tensor, stream?: NativeStream): Promise<Tensor>;
   heunCombine(x: Tensor, v1: Tensor, v2: Tensor, from: Tensor, to: Tensor, stream?: NativeStream): Promise<Tensor>;
-  ddimStep(x0: Tensor, eps: Tensor, path: NoisePath, from: Tensor, to: Tensor, eta: number, seed: Seed, ids: Tensor | null, step: number, stream?: NativeStream): Promise<[Tensor, Tensor]>;
+  ddimStep(
+    x0: Tensor,
+    eps: Tensor,
+    path: NoisePath,
+    from: Tensor,
+    to: Tensor,
+    eta: number,
+    seed: Seed,
+    ids: Tensor | null,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<[Tensor, Tensor]>;
   topk(values: Tensor, k: number, stream?: NativeStream): Promise<[Tensor, Tensor]>;
-  tournamentSelect(fitness: Tensor, nWinners: number, size: number, seed: Seed, step: number, stream?: NativeStream): Promise<Tensor>;
-  resample(logW: Tensor, nOut: number, method: 'multinomial' | 'systematic', seed: Seed, step: number, stream?: NativeStream): Promise<{ indices: Tensor; ess: number }>;
+  tournamentSelect(
+    fitness: Tensor,
+    nWinners: number,
+    size: number,
+    seed: Seed,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<Tensor>;
+  resample(
+    logW: Tensor,
+    nOut: number,
+    method: 'multinomial' | 'systematic',
+    seed: Seed,
+    step: number,
+    stream?: NativeStream,
+  ): Promise<{ indices: Tensor; ess: number }>;
 }
 
 const ops = (): NativeOps => native().ops as NativeOps;
 
 /** The tensor argument `name`, checked before its shape or device is read (else a TypeError, not a coded error). */
 function need(x: unknown, name: string): Tensor {
-  if (!isTensor(x)) throw new DiffusionSearchError(`${name} must be a tensor, got ${x === null ? 'null' : typeof x}`, 'ARGUMENT');
+  if (!isTensor(x))
+    throw new DiffusionSearchError(`${name} must be a tensor, got ${x === null ? 'null' : typeof x}`, 'ARGUMENT');
   return x;
 }
 
@@ -51,7 +123,10 @@ async function withTemps<T>(body: (temp: (t: Tensor) => Tensor) => Promise<T>): 
 function perSample(v: PerSample, rows: number, device: string, temp: (t: Tensor) => Tensor): Tensor {
   if (isTensor(v)) return v;
   if (typeof v !== 'number' && !(v instanceof Float32Array) && !Array.isArray(v))
-    throw new DiffusionSearchError(`a per-sample value must be a number, an array of numbers or a float32 tensor, got ${v === null ? 'null' : typeof v}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `a per-sample value must be a number, an array of numbers or a float32 tensor, got ${v === null ? 'null' : typeof v}`,
+      'ARGUMENT',
+    );
   const data = typeof v === 'number' ? new Float32Array(rows).fill(v) : Float32Array.from(v);
   return temp(tensor(data, [data.length], { device }));
 }
@@ -61,7 +136,10 @@ function ids(v: Ids, device: string, temp: (t: Tensor) => Tensor): Tensor | null
   if (isTensor(v)) return v;
   // BigInt() of a fraction or a string throws a RangeError/SyntaxError: name the argument instead.
   if (!(v instanceof BigInt64Array) && !(Array.isArray(v) && v.every((x) => Number.isSafeInteger(x))))
-    throw new DiffusionSearchError(`ids must be integers (an array, a BigInt64Array or an int64 tensor), got ${typeof v === 'string' ? `'${v}'` : String(v).slice(0, 80)}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `ids must be integers (an array, a BigInt64Array or an int64 tensor), got ${typeof v === 'string' ? `'${v}'` : String(v).slice(0, 80)}`,
+      'ARGUMENT',
+    );
   const data = v instanceof BigInt64Array ? v : BigInt64Array.from(v as readonly number[], (x) => BigInt(x));
   return temp(tensor(data, [data.length], { device }));
 }
@@ -98,7 +176,15 @@ export function uniform(shape: number[], o: NoiseOptions & { device?: string }):
 export function mutateGaussian(parents: Tensor, idx: Ids, beta: number, o: NoiseOptions): Promise<Tensor> {
   return withTemps(async (t) => {
     const device = need(parents, 'parents').device;
-    return ops().mutateGaussian(parents, parentIndex(idx, device, t), beta, o.seed, ids(o.ids, device, t), o.step ?? 0, o.stream);
+    return ops().mutateGaussian(
+      parents,
+      parentIndex(idx, device, t),
+      beta,
+      o.seed,
+      ids(o.ids, device, t),
+      o.step ?? 0,
+      o.stream,
+    );
   });
 }
 
@@ -107,36 +193,87 @@ export function mutateAdditive(parents: Tensor, idx: Ids, s: PerSample, o: Noise
   return withTemps(async (t) => {
     const index = parentIndex(idx, need(parents, 'parents').device, t);
     const rows = index.shape[0];
-    return ops().mutateAdditive(parents, index, perSample(s, rows, parents.device, t), o.seed, ids(o.ids, parents.device, t), o.step ?? 0, o.stream);
+    return ops().mutateAdditive(
+      parents,
+      index,
+      perSample(s, rows, parents.device, t),
+      o.seed,
+      ids(o.ids, parents.device, t),
+      o.step ?? 0,
+      o.stream,
+    );
   });
 }
 
 /** Op 3: a neighbour of each row on its sphere at cosine τ (same norm). */
 export function sphereNeighbours(x: Tensor, tau: number, o: NoiseOptions): Promise<Tensor> {
-  return withTemps(async (t) => ops().sphereNeighbours(x, tau, o.seed, ids(o.ids, need(x, 'x').device, t), o.step ?? 0, o.stream));
+  return withTemps(async (t) =>
+    ops().sphereNeighbours(x, tau, o.seed, ids(o.ids, need(x, 'x').device, t), o.step ?? 0, o.stream),
+  );
 }
 
 /** Op 4: forward re-noising along `path` from σ_from to σ_to ≥ σ_from, per sample. */
-export function renoise(x: Tensor, path: NoisePath, sigmaFrom: PerSample, sigmaTo: PerSample, o: NoiseOptions): Promise<Tensor> {
+export function renoise(
+  x: Tensor,
+  path: NoisePath,
+  sigmaFrom: PerSample,
+  sigmaTo: PerSample,
+  o: NoiseOptions,
+): Promise<Tensor> {
   return withTemps(async (t) => {
     const rows = need(x, 'x').shape[0];
-    return ops().renoise(x, path, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), o.seed, ids(o.ids, x.device, t), o.step ?? 0, o.stream);
+    return ops().renoise(
+      x,
+      path,
+      perSample(sigmaFrom, rows, x.device, t),
+      perSample(sigmaTo, rows, x.device, t),
+      o.seed,
+      ids(o.ids, x.device, t),
+      o.step ?? 0,
+      o.stream,
+    );
   });
 }
 
 /** Op 5a: x + (σ_to − σ_from)·v, per sample. */
-export function eulerStep(x: Tensor, v: Tensor, sigmaFrom: PerSample, sigmaTo: PerSample, stream?: NativeStream): Promise<Tensor> {
+export function eulerStep(
+  x: Tensor,
+  v: Tensor,
+  sigmaFrom: PerSample,
+  sigmaTo: PerSample,
+  stream?: NativeStream,
+): Promise<Tensor> {
   return withTemps(async (t) => {
     const rows = need(x, 'x').shape[0];
-    return ops().eulerStep(x, v, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), stream);
+    return ops().eulerStep(
+      x,
+      v,
+      perSample(sigmaFrom, rows, x.device, t),
+      perSample(sigmaTo, rows, x.device, t),
+      stream,
+    );
   });
 }
 
 /** Op 5b: Heun's second stage, x + (σ_to − σ_from)·(v1 + v2)/2. */
-export function heunCombine(x: Tensor, v1: Tensor, v2: Tensor, sigmaFrom: PerSample, sigmaTo: PerSample, stream?: NativeStream): Promise<Tensor> {
+export function heunCombine(
+  x: Tensor,
+  v1: Tensor,
+  v2: Tensor,
+  sigmaFrom: PerSample,
+  sigmaTo: PerSample,
+  stream?: NativeStream,
+): Promise<Tensor> {
   return withTemps(async (t) => {
     const rows = need(x, 'x').shape[0];
-    return ops().heunCombine(x, v1, v2, perSample(sigmaFrom, rows, x.device, t), perSample(sigmaTo, rows, x.device, t), stream);
+    return ops().heunCombine(
+      x,
+      v1,
+      v2,
+      perSample(sigmaFrom, rows, x.device, t),
+      perSample(sigmaTo, rows, x.device, t),
+      stream,
+    );
   });
 }
 
@@ -152,13 +289,28 @@ export async function ddimStep(
 ): Promise<{ x: Tensor; std: Tensor }> {
   const rows = need(x0, 'x0').shape[0];
   const [x, std] = await withTemps((t) =>
-    ops().ddimStep(x0, eps, path, perSample(sigmaFrom, rows, x0.device, t), perSample(sigmaTo, rows, x0.device, t), eta, o.seed, ids(o.ids, x0.device, t), o.step ?? 0, o.stream),
+    ops().ddimStep(
+      x0,
+      eps,
+      path,
+      perSample(sigmaFrom, rows, x0.device, t),
+      perSample(sigmaTo, rows, x0.device, t),
+      eta,
+      o.seed,
+      ids(o.ids, x0.device, t),
+      o.step ?? 0,
+      o.stream,
+    ),
   );
   return { x, std };
 }
 
 /** Op 6a: the top k of each segment ([L] or [S, L]), descending, ties to the lower index. */
-export async function topk(values: Tensor, k: number, stream?: NativeStream): Promise<{ values: Tensor; indices: Tensor }> {
+export async function topk(
+  values: Tensor,
+  k: number,
+  stream?: NativeStream,
+): Promise<{ values: Tensor; indices: Tensor }> {
   const [v, i] = await ops().topk(values, k, stream);
   return { values: v, indices: i };
 }

@@ -38,14 +38,27 @@ export interface Prebuild extends PrebuildTags {
 }
 
 export function prebuildName(t: PrebuildTags, libc: 'glibc' | 'musl' | null = 'glibc'): string {
-  return ['ds_native', 'napi', libc, `napi${t.napi}`, `torch${t.torch.replace('.', '_')}`, `cxx11abi${t.cxx11abi}`, t.style, t.device, 'node']
+  return [
+    'ds_native',
+    'napi',
+    libc,
+    `napi${t.napi}`,
+    `torch${t.torch.replace('.', '_')}`,
+    `cxx11abi${t.cxx11abi}`,
+    t.style,
+    t.device,
+    'node',
+  ]
     .filter(Boolean)
     .join('.');
 }
 
 /** The tags of a prebuild's file name, or null when it is not one of ours. */
 export function parsePrebuildName(name: string): PrebuildTags | null {
-  const m = /^ds_native\.napi\.(?:glibc\.|musl\.)?napi(\d+)\.torch(\d+)_(\d+)\.cxx11abi([01])\.(system|pytorch)\.(cpu|cuda(\d+))\.node$/.exec(name);
+  const m =
+    /^ds_native\.napi\.(?:glibc\.|musl\.)?napi(\d+)\.torch(\d+)_(\d+)\.cxx11abi([01])\.(system|pytorch)\.(cpu|cuda(\d+))\.node$/.exec(
+      name,
+    );
   if (!m) return null;
   return {
     napi: Number(m[1]),
@@ -77,10 +90,13 @@ export function listPrebuilds(dir: string, from: string, napi = Number(process.v
 /** Why `p` cannot run on `c`, or null when it can. */
 export function mismatch(p: PrebuildTags, c: LibtorchInstall): string | null {
   if (c.mm !== p.torch) return `needs libtorch ${p.torch}, this is ${c.mm ?? c.version}`;
-  if (c.style !== p.style) return `needs ${p.style} sonames (${p.style === 'system' ? "Debian's libtorch" : "PyTorch's"}), this has ${c.style}`;
+  if (c.style !== p.style)
+    return `needs ${p.style} sonames (${p.style === 'system' ? "Debian's libtorch" : "PyTorch's"}), this has ${c.style}`;
   if (c.cxx11abi !== null && c.cxx11abi !== p.cxx11abi) return `needs the ${p.cxx11abi ? 'C++11' : 'pre-C++11'} ABI`;
   if (p.cudaMajor !== null && c.cudaMajor !== p.cudaMajor)
-    return c.cuda ? `needs CUDA ${p.cudaMajor}, this libtorch has CUDA ${c.cuda}` : `needs a CUDA ${p.cudaMajor} libtorch, this one is CPU-only`;
+    return c.cuda
+      ? `needs CUDA ${p.cudaMajor}, this libtorch has CUDA ${c.cuda}`
+      : `needs a CUDA ${p.cudaMajor} libtorch, this one is CPU-only`;
   return null;
 }
 
@@ -112,7 +128,9 @@ function cudaOffReason(p: PrebuildTags, c: LibtorchInstall, all: Prebuild[]): st
   const have = all.some((q) => q.cudaMajor !== null);
   return (
     `the ${p.device} binary was loaded, though libtorch ${c.version} has CUDA ${c.cuda}: ` +
-    (have ? `no CUDA binary is built for it (installed CUDA binaries need another libtorch)` : `install ${cudaPkg} for CUDA`)
+    (have
+      ? `no CUDA binary is built for it (installed CUDA binaries need another libtorch)`
+      : `install ${cudaPkg} for CUDA`)
   );
 }
 
@@ -120,10 +138,16 @@ function cudaOffReason(p: PrebuildTags, c: LibtorchInstall, all: Prebuild[]): st
 export function installAdvice(prebuilds: PrebuildTags[]): string[] {
   const lines = new Set<string>();
   for (const p of prebuilds) {
-    if (p.style === 'system') lines.add(`libtorch ${p.torch} from Debian/Ubuntu: apt-get install -y libtorch${p.torch} (or libtorch-dev)`);
+    if (p.style === 'system')
+      lines.add(`libtorch ${p.torch} from Debian/Ubuntu: apt-get install -y libtorch${p.torch} (or libtorch-dev)`);
     else if (p.cudaMajor !== null)
-      lines.add(`PyTorch ${p.torch}.x with CUDA ${p.cudaMajor} for python3: pip install 'torch==${p.torch}.*' --index-url https://download.pytorch.org/whl/cu${p.cudaMajor}<minor>`);
-    else lines.add(`PyTorch ${p.torch}.x for python3 (CPU): pip install 'torch==${p.torch}.*' --index-url https://download.pytorch.org/whl/cpu`);
+      lines.add(
+        `PyTorch ${p.torch}.x with CUDA ${p.cudaMajor} for python3: pip install 'torch==${p.torch}.*' --index-url https://download.pytorch.org/whl/cu${p.cudaMajor}<minor>`,
+      );
+    else
+      lines.add(
+        `PyTorch ${p.torch}.x for python3 (CPU): pip install 'torch==${p.torch}.*' --index-url https://download.pytorch.org/whl/cpu`,
+      );
   }
   return [...lines];
 }

@@ -17,7 +17,11 @@ export const cat = (ts: Tensor[], stream?: NativeStream) => t().cat(ts, stream);
 
 /** The rows `idx` of `x` (repeats allowed). */
 export async function gather(x: Tensor, idx: ArrayLike<number>, stream?: NativeStream): Promise<Tensor> {
-  const i = tensor(BigInt64Array.from(Array.from(idx), (v) => BigInt(v)), [idx.length], { device: x.device });
+  const i = tensor(
+    BigInt64Array.from(Array.from(idx), (v) => BigInt(v)),
+    [idx.length],
+    { device: x.device },
+  );
   try {
     return await t().gather(x, i, stream);
   } finally {
@@ -29,7 +33,13 @@ export async function gather(x: Tensor, idx: ArrayLike<number>, stream?: NativeS
 export const slice = (x: Tensor, start: number, end: number, stream?: NativeStream) => t().slice(x, start, end, stream);
 
 /** a[r]·x[r] + b[r]·y[r] for every row r. */
-export async function axpby(x: Tensor, y: Tensor, a: ArrayLike<number>, b: ArrayLike<number>, stream?: NativeStream): Promise<Tensor> {
+export async function axpby(
+  x: Tensor,
+  y: Tensor,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  stream?: NativeStream,
+): Promise<Tensor> {
   const ta = tensor(Float32Array.from(a), [a.length], { device: x.device });
   const tb = tensor(Float32Array.from(b), [b.length], { device: x.device });
   try {
@@ -42,7 +52,11 @@ export async function axpby(x: Tensor, y: Tensor, a: ArrayLike<number>, b: Array
 
 /** int64 class ids as a tensor. */
 export function classTensor(cond: ArrayLike<number>, device = 'cpu'): Tensor {
-  return tensor(BigInt64Array.from(Array.from(cond), (v) => BigInt(v)), [cond.length], { device });
+  return tensor(
+    BigInt64Array.from(Array.from(cond), (v) => BigInt(v)),
+    [cond.length],
+    { device },
+  );
 }
 
 export function floatTensor(values: ArrayLike<number>, device = 'cpu'): Tensor {

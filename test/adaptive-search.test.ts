@@ -31,11 +31,17 @@ const constantRatio = (r: number, maxSteps?: number): TimePredictor => ({
   name: `r=${r}`,
   defaults: { maxSteps, sigmaMin: 1e-3 },
   // mode (α−1)/(α+β−2) = r with α + β − 2 = 1
-  predict: async (f) => ({ alpha: new Float32Array(f.shape[0]).fill(1 + r), beta: new Float32Array(f.shape[0]).fill(2 - r) }),
+  predict: async (f) => ({
+    alpha: new Float32Array(f.shape[0]).fill(1 + r),
+    beta: new Float32Array(f.shape[0]).fill(2 - r),
+  }),
 });
 
 describe('the adaptive sampler on an ε-prediction rectified flow (test/fixtures/eps-flow.pt)', () => {
-  const D = 4, MU = 0.5, S = 0.8, ERR = 0.05;
+  const D = 4,
+    MU = 0.5,
+    S = 0.8,
+    ERR = 0.05;
   let eps: Denoiser;
   beforeAll(async () => {
     eps = await Denoiser.load(fixture('eps-flow.pt'));
@@ -57,11 +63,20 @@ describe('the adaptive sampler on an ε-prediction rectified flow (test/fixtures
   it('evaluates at min(σ, σ_max) and converts there: it follows the float64 Euler reference on its own σ', async () => {
     const top = eps.sigmaMax;
     expect(top).toBeLessThan(1);
-    for (const [r, maxSteps] of [[0.5, 1], [0.5, 4], [0.9, 6]] as const) {
+    for (const [r, maxSteps] of [
+      [0.5, 1],
+      [0.5, 4],
+      [0.9, 6],
+    ] as const) {
       const n = 5;
       const data = randn(n * D);
       const m = meter();
-      const out = await sampleAdaptive(tensor(data, [n, D]), { denoiser: eps, predictor: constantRatio(r, maxSteps), cond: new Array(n).fill(0), meter: m });
+      const out = await sampleAdaptive(tensor(data, [n, D]), {
+        denoiser: eps,
+        predictor: constantRatio(r, maxSteps),
+        cond: new Array(n).fill(0),
+        meter: m,
+      });
       const got = (await out.x.toArray()) as Float32Array;
       for (let row = 0; row < n; row++) {
         const sig = out.sigmas[row];
@@ -80,9 +95,15 @@ describe('the adaptive sampler on an ε-prediction rectified flow (test/fixtures
   it('one step from pure noise lands on the x̂0 that Denoiser.predict gives at σ = 1', async () => {
     const n = 6;
     const x = tensor(randn(n * D), [n, D]);
-    const out = await sampleAdaptive(x, { denoiser: eps, predictor: constantRatio(0.5, 1), cond: new Array(n).fill(0), meter: meter() });
+    const out = await sampleAdaptive(x, {
+      denoiser: eps,
+      predictor: constantRatio(0.5, 1),
+      cond: new Array(n).fill(0),
+      meter: meter(),
+    });
     const p = await eps.predict(x, new Array(n).fill(1), new Array(n).fill(0), 1, meter());
-    const a = (await out.x.toArray()) as Float32Array, b = (await p.x0.toArray()) as Float32Array;
+    const a = (await out.x.toArray()) as Float32Array,
+      b = (await p.x0.toArray()) as Float32Array;
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-5);
     for (const v of a) expect(Math.abs(v)).toBeLessThan(10);
     for (const t of [x, out.x, p.x0, p.eps]) t.dispose();
@@ -96,10 +117,20 @@ describe('schedules that do not start at σ = 1', () => {
       const v = (await x.toArray()) as Float32Array;
       return Float32Array.from({ length: x.shape[0] }, (_, i) => v[2 * i] + v[2 * i + 1]);
     });
-    const config = (sigmas: number[]): SearchConfig => ({ denoiser: gmm, verifier, cls: 0, budget: 200, sigmas, seed: 1 });
+    const config = (sigmas: number[]): SearchConfig => ({
+      denoiser: gmm,
+      verifier,
+      cls: 0,
+      budget: 200,
+      sigmas,
+      seed: 1,
+    });
     for (const sigmas of [karras(5, 0.002, 0.3), [0.9, 0.5, 0], uniform(5).slice(1)])
       for (const [name, a] of Object.entries(algorithms)) {
-        const e = await expectCode(() => a.run({ ...config(sigmas), sampler: name === 'particles' || name === 'beam' ? 'sde' : undefined }), 'ARGUMENT');
+        const e = await expectCode(
+          () => a.run({ ...config(sigmas), sampler: name === 'particles' || name === 'beam' ? 'sde' : undefined }),
+          'ARGUMENT',
+        );
         expect(e.message, name).toMatch(/σ = 1|start/);
       }
     // Schedules from 1 still run (a small shift too: its map gives 1 + 1e-15 at σ = 1).
@@ -119,7 +150,8 @@ const root = path.join(__dirname, '..');
 const flowFile = path.join(root, 'models/fashion-flow.pt');
 const tpmFile = path.join(root, 'models/fashion-tpm.pt');
 const haveTpm = fs.existsSync(flowFile) && fs.existsSync(tpmFile);
-if (!haveTpm) console.warn('adaptive-search.test: searches skipped — models/fashion-flow.pt or models/fashion-tpm.pt is missing');
+if (!haveTpm)
+  console.warn('adaptive-search.test: searches skipped — models/fashion-flow.pt or models/fashion-tpm.pt is missing');
 
 /** Steps the sampler takes from σ0 with a constant ratio r (its rule, in float64): the reference for reported steps. */
 function stepsFrom(sigma0: number, r: number, sigmaMin: number, maxSteps: number): number {
@@ -137,7 +169,10 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
   const verifier = new FunctionVerifier('mean', async (x) => {
     const v = (await x.toArray()) as Float32Array;
     const per = v.length / x.shape[0];
-    return Float32Array.from({ length: x.shape[0] }, (_, i) => v.subarray(i * per, (i + 1) * per).reduce((a, b) => a + b, 0) / per);
+    return Float32Array.from(
+      { length: x.shape[0] },
+      (_, i) => v.subarray(i * per, (i + 1) * per).reduce((a, b) => a + b, 0) / per,
+    );
   });
   /** The predictor p, recording the σ of every call. */
   const recorded = (p: TimePredictor): TimePredictor => ({
@@ -150,7 +185,9 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
     const { TimePredictionModule } = await import('../src/samplers/adaptive');
     flow = await Denoiser.load(flowFile, { maxBatch: 64 });
     tpm = await TimePredictionModule.load(tpmFile);
-    const m = flow.module as unknown as { call: (method: string, inputs: NativeTensor[], s?: unknown) => Promise<unknown> };
+    const m = flow.module as unknown as {
+      call: (method: string, inputs: NativeTensor[], s?: unknown) => Promise<unknown>;
+    };
     const call = m.call.bind(m);
     m.call = (method, inputs, s) => {
       if (method === 'forward' || method === 'forward_features') rows += inputs[0].shape[0];
@@ -158,11 +195,22 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
     };
   });
 
-  const S = 10, R = 0.5, SIGMA_MIN = 1e-3; // constantRatio's σ_min
+  const S = 10,
+    R = 0.5,
+    SIGMA_MIN = 1e-3; // constantRatio's σ_min
   const config = (budget: number, predictor: TimePredictor, extra: Partial<SearchConfig> = {}): SearchConfig => {
     rows = 0;
     calls.length = 0;
-    return { denoiser: flow, verifier, cls: 3, budget, sigmas: uniform(S), seed: (Math.random() * 1e6) | 0, adaptive: { predictor: recorded(predictor) }, ...extra };
+    return {
+      denoiser: flow,
+      verifier,
+      cls: 3,
+      budget,
+      sigmas: uniform(S),
+      seed: (Math.random() * 1e6) | 0,
+      adaptive: { predictor: recorded(predictor) },
+      ...extra,
+    };
   };
   /** Runs a search; checks the NFE against the rows counted and the budget; returns the result. */
   const checked = async (name: keyof typeof algorithms, c: SearchConfig, options: Record<string, unknown> = {}) => {
@@ -177,7 +225,10 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
     const r = await checked('paths', config(200, constantRatio(R, 8)));
     // Δf = 1, Δb = 2 on 10 steps: the last round noises to index 8 (σ = 0.2) and rolls out from there.
     const up = S - 2;
-    expect(calls.some((s) => s.every((v) => v === uniform(S)[up])), 'the module drives the last round').toBe(true);
+    expect(
+      calls.some((s) => s.every((v) => v === uniform(S)[up])),
+      'the module drives the last round',
+    ).toBe(true);
     expect(r.steps).toBe(up + stepsFrom(uniform(S)[up], R, SIGMA_MIN, 8));
   });
 
@@ -198,7 +249,9 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
 
   it("paths with 'rollout' scoring: every candidate's rollout is adaptive; the steps reported are the best sample's", async () => {
     const r = await checked('paths', config(400, constantRatio(R, 8)), { score: 'rollout' });
-    const possible = uniform(S).slice(0, S).map((s, i) => i + stepsFrom(s, R, SIGMA_MIN, 8));
+    const possible = uniform(S)
+      .slice(0, S)
+      .map((s, i) => i + stepsFrom(s, R, SIGMA_MIN, 8));
     expect(possible).toContain(r.steps);
     // Every rollout's first call is at a schedule level; the fixed walk below it never calls the module.
     for (const s of calls) for (const v of s) expect(v).toBeGreaterThanOrEqual(SIGMA_MIN);
@@ -217,9 +270,15 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
   it('best-of-n keeps drawing while a trajectory fits: ≥ 90 % of the budget, NFE = rows, each candidate the module’s', async () => {
     // Fixed seeds: what is left over is under the fewest steps a candidate took (the module's, seen
     // from 8 to 22 on this class), so a draw whose candidates all took ≥ 16 steps could stop at 89 %.
-    for (const [budget, guidance, seed] of [[150, 1, 1], [150, 1, 2], [300, 3, 1]]) {
+    for (const [budget, guidance, seed] of [
+      [150, 1, 1],
+      [150, 1, 2],
+      [300, 3, 1],
+    ]) {
       const r = await checked('best-of-n', config(budget, tpm, { guidance, seed }));
-      console.log(`best-of-n adaptive, guidance ${guidance}: ${r.nfe}/${budget} NFE, ${r.rewards.length} candidates, best took ${r.steps} steps`);
+      console.log(
+        `best-of-n adaptive, guidance ${guidance}: ${r.nfe}/${budget} NFE, ${r.rewards.length} candidates, best took ${r.steps} steps`,
+      );
       expect(r.nfe).toBeGreaterThanOrEqual(0.9 * budget);
       expect(r.rewards.length).toBeGreaterThan(budget / guidance / 60);
     }

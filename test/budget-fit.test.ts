@@ -34,7 +34,11 @@ beforeAll(async () => {
   reward = await TorchScriptVerifier.load(path.join(models, 'gmm2d-reward.pt'));
   const call = gmm.module.call.bind(gmm.module);
   gmm.module.call = async (method: string, inputs: ModuleInput[], stream) => {
-    if (method === 'forward') calls.push({ rows: (inputs[0] as NativeTensor).shape[0], sigma: Array.from((await (inputs[1] as NativeTensor).toArray()) as Float32Array) });
+    if (method === 'forward')
+      calls.push({
+        rows: (inputs[0] as NativeTensor).shape[0],
+        sigma: Array.from((await (inputs[1] as NativeTensor).toArray()) as Float32Array),
+      });
     return call(method, inputs, stream);
   };
 });
@@ -70,7 +74,14 @@ async function namedMinimum(name: AlgorithmName, budget: number): Promise<number
 //   baseline, best-of-n: one trajectory (20); zero-order: a pivot and one neighbour (40);
 //   particles: 2 particles (40); beam: B = 1, M = 2: 1 at σ = 1 + 19 levels × 2 (39);
 //   paths: N = 1, M = 2 from step 19: 19 steps + 2 copies × 2 steps (23).
-const independent: Partial<Record<AlgorithmName, number>> = { baseline: 20, 'best-of-n': 20, 'zero-order': 40, particles: 40, beam: 39, paths: 23 };
+const independent: Partial<Record<AlgorithmName, number>> = {
+  baseline: 20,
+  'best-of-n': 20,
+  'zero-order': 40,
+  particles: 40,
+  beam: 39,
+  paths: 23,
+};
 
 describe('gmm2d, 20 steps: the smallest plan', () => {
   it.each(names)('%s: below it BUDGET names the minimum; at the minimum it runs', async (name) => {
@@ -85,14 +96,18 @@ describe('gmm2d, 20 steps: the smallest plan', () => {
 
 describe('gmm2d, 20 steps: unset sizes fit any budget', () => {
   const budgets = [45, 77, 100, 150, 260, 500, 999, 2500];
-  it.each(names.filter((n) => n !== 'baseline'))('%s uses at least half of every budget from its minimum up, and never more', async (name) => {
-    const min = await namedMinimum(name, 1);
-    for (const budget of [min, ...budgets.filter((b) => b > min)]) {
-      const r = await runOn(name, budget);
-      expect(r.nfe, `${name} at ${budget}`).toBeLessThanOrEqual(budget);
-      expect(r.nfe, `${name} at ${budget}`).toBeGreaterThanOrEqual(budget / 2);
-    }
-  }, 120_000);
+  it.each(names.filter((n) => n !== 'baseline'))(
+    '%s uses at least half of every budget from its minimum up, and never more',
+    async (name) => {
+      const min = await namedMinimum(name, 1);
+      for (const budget of [min, ...budgets.filter((b) => b > min)]) {
+        const r = await runOn(name, budget);
+        expect(r.nfe, `${name} at ${budget}`).toBeLessThanOrEqual(budget);
+        expect(r.nfe, `${name} at ${budget}`).toBeGreaterThanOrEqual(budget / 2);
+      }
+    },
+    120_000,
+  );
 
   it('baseline spends one trajectory, or with scaleSteps the whole budget on steps', async () => {
     for (const budget of budgets) {
@@ -103,7 +118,8 @@ describe('gmm2d, 20 steps: unset sizes fit any budget', () => {
 
   it('larger budgets buy larger searches (population per round grows)', async () => {
     for (const name of ['paths', 'particles', 'beam'] as const) {
-      const pop = async (budget: number) => Math.max(...(await runOn(name, budget)).trace.map((t) => t.population ?? 0));
+      const pop = async (budget: number) =>
+        Math.max(...(await runOn(name, budget)).trace.map((t) => t.population ?? 0));
       expect(await pop(2500), name).toBeGreaterThan(await pop(150));
     }
   });
@@ -152,7 +168,11 @@ describe('paths scores candidates as the paper: one more evaluation at their own
     // round but the last comes one batch of 6 at σ_to, then the next round's re-noised copies.
     const levels = [7, 9, 11, 13, 15, 17, 19];
     const sig = uniform(STEPS);
-    for (const to of levels) expect(calls.some((c) => c.rows === 6 && c.sigma.every((s) => Math.abs(s - sig[to]) < 1e-6)), `σ_${to}`).toBe(true);
+    for (const to of levels)
+      expect(
+        calls.some((c) => c.rows === 6 && c.sigma.every((s) => Math.abs(s - sig[to]) < 1e-6)),
+        `σ_${to}`,
+      ).toBe(true);
     // NFE: 2 noises × 5 steps + 8 rounds × 6 copies × 3 steps (the last: 2 steps) + 7 × 6 x̂0 evaluations.
     expect(r.nfe).toBe(10 + 6 * (7 * 3 + 2) + 7 * 6);
   });
@@ -160,18 +180,33 @@ describe('paths scores candidates as the paper: one more evaluation at their own
 
 describe('fashion-flow at the default 20 steps, as `generate` runs it (class Shirt, n = 1)', () => {
   const cases = names.flatMap((algorithm) => [100, 500].map((budget) => ({ algorithm, budget })));
-  it.each(cases)('$algorithm at $budget NFE', async ({ algorithm, budget }) => {
-    const r = await generate({ model: 'fashion-flow', class: 'Shirt', algorithm, budget, n: 1, seed: 0, eval: false });
-    const nfe = r.results[0].nfe;
-    expect(r.report.nfe_used).toBe(nfe);
-    expect(nfe).toBeLessThanOrEqual(budget);
-    if (algorithm === 'baseline') expect(nfe).toBe(20);
-    else expect(nfe).toBeGreaterThanOrEqual(budget / 2);
-    expect(Array.from(r.samples).every(Number.isFinite)).toBe(true);
-  }, 120_000);
+  it.each(cases)(
+    '$algorithm at $budget NFE',
+    async ({ algorithm, budget }) => {
+      const r = await generate({
+        model: 'fashion-flow',
+        class: 'Shirt',
+        algorithm,
+        budget,
+        n: 1,
+        seed: 0,
+        eval: false,
+      });
+      const nfe = r.results[0].nfe;
+      expect(r.report.nfe_used).toBe(nfe);
+      expect(nfe).toBeLessThanOrEqual(budget);
+      if (algorithm === 'baseline') expect(nfe).toBe(20);
+      else expect(nfe).toBeGreaterThanOrEqual(budget / 2);
+      expect(Array.from(r.samples).every(Number.isFinite)).toBe(true);
+    },
+    120_000,
+  );
 
   it('a budget below the smallest plan: BUDGET naming it (beam: 1 + 19 × 2 = 39)', async () => {
-    const e = await expectCode(() => generate({ model: 'fashion-flow', class: 'Shirt', algorithm: 'beam', budget: 38, n: 1, eval: false }), 'BUDGET');
+    const e = await expectCode(
+      () => generate({ model: 'fashion-flow', class: 'Shirt', algorithm: 'beam', budget: 38, n: 1, eval: false }),
+      'BUDGET',
+    );
     expect(e.message).toContain('needs 39 NFE');
   });
 });

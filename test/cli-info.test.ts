@@ -21,7 +21,10 @@ describe('diffusion-search info', () => {
 
   it('OMP_NUM_THREADS sets the intra-op thread count', () => {
     const out = JSON.parse(
-      execFileSync(process.execPath, [cli, 'info', '--json'], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } }),
+      execFileSync(process.execPath, [cli, 'info', '--json'], {
+        encoding: 'utf8',
+        env: { ...process.env, OMP_NUM_THREADS: '1' },
+      }),
     );
     expect(out.threads.intraOp).toBe(1);
   });

@@ -10,7 +10,10 @@ describe("the parser's own errors are bad input: exit 2, one line", () => {
     [['models', '--budget', '3'], /unknown option '--budget' \(see diffusion-search models --help\)/],
     [['nonsense'], /unknown command 'nonsense' \(see diffusion-search --help\)/],
     [['generate', '--budget'], /option '--budget <nfe>' argument missing \(see diffusion-search generate --help\)/],
-    [['bench', 'kernels', '--frobnicate'], /unknown option '--frobnicate' \(see diffusion-search bench kernels --help\)/],
+    [
+      ['bench', 'kernels', '--frobnicate'],
+      /unknown option '--frobnicate' \(see diffusion-search bench kernels --help\)/,
+    ],
   ])('%j', (args, message) => {
     const r = run(...(args as string[]));
     expect(r.status).toBe(2);

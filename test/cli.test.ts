@@ -12,12 +12,41 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ds-cli-'));
 describe('generate', () => {
   it('writes report.json, samples.npy and grid.png that agree with each other', () => {
     const out = tmp();
-    const r = run('generate', '--model', 'gmm2d', '--algorithm', 'evosearch', '--budget', '300', '--n', '3', '--steps', '10', '--seed', '5', '--out', out, '--json');
+    const r = run(
+      'generate',
+      '--model',
+      'gmm2d',
+      '--algorithm',
+      'evosearch',
+      '--budget',
+      '300',
+      '--n',
+      '3',
+      '--steps',
+      '10',
+      '--seed',
+      '5',
+      '--out',
+      out,
+      '--json',
+    );
     expect(r.status, r.stderr).toBe(0);
     const printed = JSON.parse(r.stdout.trim()); // exactly one JSON document, no bar
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(printed).toEqual(report);
-    for (const key of ['algorithm', 'model', 'class', 'budget', 'nfe_used', 'wall_seconds', 'model_seconds', 'rewards', 'eval', 'config', 'trace'])
+    for (const key of [
+      'algorithm',
+      'model',
+      'class',
+      'budget',
+      'nfe_used',
+      'wall_seconds',
+      'model_seconds',
+      'rewards',
+      'eval',
+      'config',
+      'trace',
+    ])
       expect(report).toHaveProperty(key);
     expect(report.rewards).toHaveLength(3);
     expect(report.nfe_used).toBeLessThanOrEqual(900);
@@ -47,8 +76,26 @@ describe('generate', () => {
 
   it('an adaptive run records the steps of each sample and the solver in report.json', () => {
     const out = tmp();
-    const r = run('generate', '--model', 'fashion-flow', '--class', 'Bag', '--schedule', 'adaptive', '--tpm-solver', 'ab2',
-      '--algorithm', 'baseline', '--n', '3', '--budget', '60', '--out', out, '--json');
+    const r = run(
+      'generate',
+      '--model',
+      'fashion-flow',
+      '--class',
+      'Bag',
+      '--schedule',
+      'adaptive',
+      '--tpm-solver',
+      'ab2',
+      '--algorithm',
+      'baseline',
+      '--n',
+      '3',
+      '--budget',
+      '60',
+      '--out',
+      out,
+      '--json',
+    );
     expect(r.status, r.stderr).toBe(0);
     const rep = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(rep.config).toMatchObject({ schedule: 'adaptive', tpmSolver: 'ab2' });
@@ -67,9 +114,15 @@ describe('generate', () => {
       [['--model', 'gmm2d', '--budget', '-4'], /--budget must be an integer/],
       [['--model', 'gmm2d', '--config', '/nonexistent.json'], /cannot read --config/],
       [['--model', 'gmm2d', '--out', '/proc/nope/x'], /cannot write to --out/],
-      [['--model', path.join(__dirname, 'fixtures', 'not-a-model.pt'), '--verifier', 'gmm2d-reward'], /not a loadable TorchScript archive/],
+      [
+        ['--model', path.join(__dirname, 'fixtures', 'not-a-model.pt'), '--verifier', 'gmm2d-reward'],
+        /not a loadable TorchScript archive/,
+      ],
       [['--model', 'gmm2d', '--algorithm', 'paths', '--forward', '2', '--backward', '2'], /backward/],
-      [['--model', 'fashion-flow', '--schedule', 'adaptive', '--tpm-solver', 'rk4'], /--tpm-solver must be one of euler, ab2/],
+      [
+        ['--model', 'fashion-flow', '--schedule', 'adaptive', '--tpm-solver', 'rk4'],
+        /--tpm-solver must be one of euler, ab2/,
+      ],
     ];
     for (const [args, msg] of cases) {
       const r = run('generate', '--out', tmp(), ...args);
@@ -89,7 +142,20 @@ describe('Ctrl-C', () => {
     const out = tmp();
     const { spawn } = await import('node:child_process');
     // Small searches (100 NFE each), so some finish within the wait even on a loaded machine.
-    const child = spawn(process.execPath, [cli, 'generate', '--model', 'gmm2d', '--budget', '100', '--n', '5000', '--steps', '10', '--out', out]);
+    const child = spawn(process.execPath, [
+      cli,
+      'generate',
+      '--model',
+      'gmm2d',
+      '--budget',
+      '100',
+      '--n',
+      '5000',
+      '--steps',
+      '10',
+      '--out',
+      out,
+    ]);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise((r) => setTimeout(r, 2500));
@@ -108,7 +174,20 @@ describe('Ctrl-C before any sample finished', () => {
   it('exits 130 with one line and writes nothing', async () => {
     const out = tmp();
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [cli, 'generate', '--model', 'gmm2d', '--budget', '1000000', '--n', '1', '--steps', '20', '--out', out]);
+    const child = spawn(process.execPath, [
+      cli,
+      'generate',
+      '--model',
+      'gmm2d',
+      '--budget',
+      '1000000',
+      '--n',
+      '1',
+      '--steps',
+      '20',
+      '--out',
+      out,
+    ]);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise((r) => setTimeout(r, 1500));
@@ -123,11 +202,27 @@ describe('Ctrl-C before any sample finished', () => {
 describe('sweep, models, help', () => {
   it('sweep writes a row per algorithm and budget, table.md and scaling.svg', () => {
     const out = tmp();
-    const r = run('sweep', '--model', 'gmm2d', '--algorithms', 'best-of-n,evosearch,beam', '--budgets', '100,400', '--n', '2', '--steps', '10', '--out', out, '--json');
+    const r = run(
+      'sweep',
+      '--model',
+      'gmm2d',
+      '--algorithms',
+      'best-of-n,evosearch,beam',
+      '--budgets',
+      '100,400',
+      '--n',
+      '2',
+      '--steps',
+      '10',
+      '--out',
+      out,
+      '--json',
+    );
     expect(r.status, r.stderr).toBe(0);
     const rep = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(rep.rows).toHaveLength(6);
-    for (const row of rep.rows.filter((x: { skipped?: string }) => !x.skipped)) expect(row.nfe_used).toBeLessThanOrEqual(row.budget);
+    for (const row of rep.rows.filter((x: { skipped?: string }) => !x.skipped))
+      expect(row.nfe_used).toBeLessThanOrEqual(row.budget);
     const table = fs.readFileSync(path.join(out, 'table.md'), 'utf8');
     expect(table.split('\n').filter((l) => l.startsWith('| ')).length).toBe(7);
     const svg = fs.readFileSync(path.join(out, 'scaling.svg'), 'utf8');

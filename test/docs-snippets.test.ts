@@ -21,7 +21,20 @@ const { extractBlocks, classify } = require(script) as {
 
 describe('docs code blocks: the fence rules', () => {
   it('reads fences of either kind and length, with their language and no-run reason', () => {
-    const md = ['# t', '```sh', 'echo a', '```', '', '````js no-run: needs redis', '```', 'x()', '````', '~~~', 'data', '~~~'].join('\n');
+    const md = [
+      '# t',
+      '```sh',
+      'echo a',
+      '```',
+      '',
+      '````js no-run: needs redis',
+      '```',
+      'x()',
+      '````',
+      '~~~',
+      'data',
+      '~~~',
+    ].join('\n');
     const b = extractBlocks(md);
     expect(b.map((x) => [x.line, x.lang, x.noRun])).toEqual([
       [2, 'sh', null],
@@ -39,15 +52,20 @@ describe('docs code blocks: the fence rules', () => {
   });
 });
 
-const built = fs.existsSync(path.join(root, 'build', 'Release', 'ds_native.node')) && fs.existsSync(path.join(root, 'lib', 'index.js'));
+const built =
+  fs.existsSync(path.join(root, 'build', 'Release', 'ds_native.node')) &&
+  fs.existsSync(path.join(root, 'lib', 'index.js'));
 
 describe.skipIf(!built)('docs code blocks run from the installed tarballs', () => {
   it('packs, installs once, compiles the TypeScript blocks and runs every block not marked no-run', async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ds-docs-test-')), 'summary.json');
     // Asynchronous: the run takes minutes, and vitest's worker must keep answering meanwhile.
     const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = execFile(process.execPath, [script, '--json', out], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 }, (_e, stdout, stderr) =>
-        resolve({ status: child.exitCode, stdout, stderr }),
+      const child = execFile(
+        process.execPath,
+        [script, '--json', out],
+        { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 },
+        (_e, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }),
       );
     });
     const summary = JSON.parse(fs.readFileSync(out, 'utf8')) as {
@@ -60,12 +78,17 @@ describe.skipIf(!built)('docs code blocks run from the installed tarballs', () =
     const ran = (file: string) => summary.results.filter((x) => x.file === file && x.ok).length;
     // The README's install check, library example and CLI lines, and the docs' examples, did run.
     expect(ran('README.md')).toBeGreaterThanOrEqual(3);
-    for (const f of ['docs/library.md', 'docs/cli.md', 'docs/algorithms.md', 'docs/engine-and-serve.md', 'docs/text-to-image.md']) {
+    for (const f of [
+      'docs/library.md',
+      'docs/cli.md',
+      'docs/algorithms.md',
+      'docs/engine-and-serve.md',
+      'docs/text-to-image.md',
+    ]) {
       expect(ran(f), f).toBeGreaterThanOrEqual(1);
     }
     expect(summary.results.find((x) => x.kind === 'tsc')?.ok).toBe(true);
     expect(summary.skipped.every((s) => s.why.length > 5)).toBe(true);
     fs.rmSync(path.dirname(out), { recursive: true, force: true });
   }, 600_000);
-
 });

@@ -57,7 +57,15 @@ describe('concurrency determinism', () => {
 
   it('fashion-flow: 4 concurrent searches within 1e-5 of the same searches alone', async () => {
     const e = make();
-    const req = (k: number): GenerateOptions => ({ model: 'fashion-flow', algorithm: k % 2 ? 'evosearch' : 'best-of-n', class: k, budget: 40, steps: 4, seed: k, eval: false });
+    const req = (k: number): GenerateOptions => ({
+      model: 'fashion-flow',
+      algorithm: k % 2 ? 'evosearch' : 'best-of-n',
+      class: k,
+      budget: 40,
+      steps: 4,
+      seed: k,
+      eval: false,
+    });
     const alone = [];
     for (let k = 0; k < 4; k++) alone.push(await e.generate(req(k)));
     const together = await Promise.all(Array.from({ length: 4 }, (_, k) => e.generate(req(k))));
@@ -94,15 +102,25 @@ describe('batcher', () => {
   it('merges calls, splits outputs back per caller, and serves lanes round-robin', async () => {
     const log: number[][] = [];
     const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(fakeModule(log), 'denoiser', { maxBatch: 4, windowUs: 0, enabled: true }, lanes, new EngineMetrics(4));
+    const b = new ModuleBatcher(
+      fakeModule(log),
+      'denoiser',
+      { maxBatch: 4, windowUs: 0, enabled: true },
+      lanes,
+      new EngineMetrics(4),
+    );
     // Lane 1 (a big request) queues six 2-row calls, lane 2 (a small one) one call, all at once.
     const { createStream } = await import('../src/stream');
-    const s1 = createStream(), s2 = createStream();
+    const s1 = createStream(),
+      s2 = createStream();
     lanes.set(s1, { id: 1 });
     lanes.set(s2, { id: 2 });
     const call = (v: number, s: typeof s1) => b.call('forward', [tensor(Float32Array.from([v, v]), [2])], s);
     const outs = await Promise.all([...[1, 2, 3, 4, 5, 6].map((v) => call(v, s1)), call(9, s2)]);
-    for (const [i, o] of outs.entries()) expect(Array.from((await (o as ReturnType<typeof tensor>).toArray()) as Float32Array)).toEqual(i < 6 ? [i + 1, i + 1] : [9, 9]);
+    for (const [i, o] of outs.entries())
+      expect(Array.from((await (o as ReturnType<typeof tensor>).toArray()) as Float32Array)).toEqual(
+        i < 6 ? [i + 1, i + 1] : [9, 9],
+      );
     // At most 4 rows per forward; the small lane rides in the first merged forward, not after the big one's six.
     expect(log.every((rows) => rows.length <= 4)).toBe(true);
     const at = log.findIndex((rows) => rows.includes(9));
@@ -115,9 +133,16 @@ describe('batcher', () => {
   it("a lane's abort drops its queued calls at once (ABORTED), others run", async () => {
     const log: number[][] = [];
     const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(fakeModule(log, 200), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true }, lanes, new EngineMetrics(2));
+    const b = new ModuleBatcher(
+      fakeModule(log, 200),
+      'denoiser',
+      { maxBatch: 2, windowUs: 0, enabled: true },
+      lanes,
+      new EngineMetrics(2),
+    );
     const { createStream } = await import('../src/stream');
-    const s1 = createStream(), s2 = createStream();
+    const s1 = createStream(),
+      s2 = createStream();
     const ctl = new AbortController();
     lanes.set(s1, { id: 1 });
     lanes.set(s2, { id: 2, signal: ctl.signal });
@@ -139,14 +164,21 @@ describe('batcher', () => {
 });
 
 describe('forward slots (parallelForwards): calls cut across slots, smaller requests first', () => {
-  const call = (b: ModuleBatcher, vs: number[], s: Parameters<ModuleBatcher['call']>[2]) => b.call('forward', [tensor(Float32Array.from(vs), [vs.length])], s);
+  const call = (b: ModuleBatcher, vs: number[], s: Parameters<ModuleBatcher['call']>[2]) =>
+    b.call('forward', [tensor(Float32Array.from(vs), [vs.length])], s);
   const values = async (o: unknown) => Array.from((await (o as ReturnType<typeof tensor>).toArray()) as Float32Array);
 
   it('a lone call is cut over the idle slots and joined back in row order', async () => {
     const log: number[][] = [];
     const lanes = new LaneRegistry();
     const at = { now: 0, most: 0 };
-    const b = new ModuleBatcher(fakeModule(log, 100, at), 'denoiser', { maxBatch: 64, windowUs: 0, enabled: true, parallel: 3, minRows: 2 }, lanes, new EngineMetrics(64));
+    const b = new ModuleBatcher(
+      fakeModule(log, 100, at),
+      'denoiser',
+      { maxBatch: 64, windowUs: 0, enabled: true, parallel: 3, minRows: 2 },
+      lanes,
+      new EngineMetrics(64),
+    );
     const { createStream } = await import('../src/stream');
     const s = createStream();
     lanes.set(s, { id: 1 });
@@ -167,9 +199,18 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
   it('smaller requests first, only sizes within 4× share a forward; an abort mid-call drops its queued rows and rejects once its running piece is back', async () => {
     const log: number[][] = [];
     const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(fakeModule(log, 100), 'denoiser', { maxBatch: 4, windowUs: 0, enabled: true, parallel: 1, minRows: 1 }, lanes, new EngineMetrics(4));
+    const b = new ModuleBatcher(
+      fakeModule(log, 100),
+      'denoiser',
+      { maxBatch: 4, windowUs: 0, enabled: true, parallel: 1, minRows: 1 },
+      lanes,
+      new EngineMetrics(4),
+    );
     const { createStream } = await import('../src/stream');
-    const big = createStream(), mid = createStream(), small = createStream(), third = createStream();
+    const big = createStream(),
+      mid = createStream(),
+      small = createStream(),
+      third = createStream();
     const ctl = new AbortController();
     lanes.set(big, { id: 1, work: 5000, signal: ctl.signal });
     lanes.set(mid, { id: 2, work: 300 });
@@ -199,7 +240,13 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     const log: number[][] = [];
     const at = { now: 0, most: 0 };
     const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(fakeModule(log, 150, at), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 }, lanes, new EngineMetrics(2));
+    const b = new ModuleBatcher(
+      fakeModule(log, 150, at),
+      'denoiser',
+      { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 },
+      lanes,
+      new EngineMetrics(2),
+    );
     const { createStream } = await import('../src/stream');
     const [big1, big2, mid, small] = [createStream(), createStream(), createStream(), createStream()];
     lanes.set(big1, { id: 1, work: 5000 });
@@ -224,7 +271,13 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     const at = { now: 0, most: 0 };
     const lanes = new LaneRegistry();
     // A long hold (the default is 5 ms): a loaded test machine's event loop must not lose the slot.
-    const b = new ModuleBatcher(fakeModule(log, 40, at), 'denoiser', { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2, holdMs: 100 }, lanes, new EngineMetrics(2));
+    const b = new ModuleBatcher(
+      fakeModule(log, 40, at),
+      'denoiser',
+      { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2, holdMs: 100 },
+      lanes,
+      new EngineMetrics(2),
+    );
     const { createStream } = await import('../src/stream');
     const [big1, big2, small] = [createStream(), createStream(), createStream()];
     lanes.set(big1, { id: 1, work: 5000 });
@@ -289,7 +342,15 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
   it('fashion-flow with 2 forward slots: 4 concurrent searches within 1e-5 of the same searches without batching', async () => {
     const ref = make({ batching: false });
     const e = make({ parallelForwards: 2 });
-    const req = (k: number): GenerateOptions => ({ model: 'fashion-flow', algorithm: k % 2 ? 'evosearch' : 'best-of-n', class: k + 2, budget: 40, steps: 4, seed: 10 + k, eval: false });
+    const req = (k: number): GenerateOptions => ({
+      model: 'fashion-flow',
+      algorithm: k % 2 ? 'evosearch' : 'best-of-n',
+      class: k + 2,
+      budget: 40,
+      steps: 4,
+      seed: 10 + k,
+      eval: false,
+    });
     const want = [];
     for (let k = 0; k < 4; k++) want.push(await ref.generate(req(k)));
     const together = await Promise.all(Array.from({ length: 4 }, (_, k) => e.generate(req(k))));
@@ -301,7 +362,10 @@ describe('cancellation, admission, failures', () => {
   it('cancelling a request frees its rows, its searches and its memory reservation', async () => {
     const e = make({ searchesPerRequest: 4 });
     const ctl = new AbortController();
-    const p = e.generate({ model: 'fashion-flow', algorithm: 'evosearch', class: 'Shirt', budget: 2000, n: 4, steps: 10, eval: false }, { signal: ctl.signal });
+    const p = e.generate(
+      { model: 'fashion-flow', algorithm: 'evosearch', class: 'Shirt', budget: 2000, n: 4, steps: 10, eval: false },
+      { signal: ctl.signal },
+    );
     await new Promise((r) => setTimeout(r, 2000));
     expect(e.metrics().activeSearches).toBe(4);
     const t0 = performance.now();
@@ -333,7 +397,10 @@ describe('cancellation, admission, failures', () => {
 
   it('a request larger than the memory ceiling is refused with OUT_OF_MEMORY, naming the limit', async () => {
     const e = make({ memoryLimit: 1024 * 1024 });
-    const err = await expectCode(() => e.generate({ model: 'fashion-flow', algorithm: 'best-of-n', budget: 2000, n: 8, steps: 10 }), 'OUT_OF_MEMORY');
+    const err = await expectCode(
+      () => e.generate({ model: 'fashion-flow', algorithm: 'best-of-n', budget: 2000, n: 8, steps: 10 }),
+      'OUT_OF_MEMORY',
+    );
     expect(err.message).toMatch(/memory limit of 1\.0 MiB/);
     expect(e.metrics().reservedBytes).toBe(0);
   });
@@ -344,7 +411,11 @@ describe('cancellation, admission, failures', () => {
       throw new DiffusionSearchError('grader down', 'VERIFIER');
     });
     const base = { model: 'gmm2d', algorithm: 'best-of-n' as const, budget: 100, steps: 10 };
-    const [ok1, failed, ok2] = await Promise.allSettled([e.generate({ ...base, seed: 1, n: 2 }), e.generate({ ...base, verifier: [bad], n: 3 }), e.generate({ ...base, seed: 2 })]);
+    const [ok1, failed, ok2] = await Promise.allSettled([
+      e.generate({ ...base, seed: 1, n: 2 }),
+      e.generate({ ...base, verifier: [bad], n: 3 }),
+      e.generate({ ...base, seed: 2 }),
+    ]);
     expect(ok1.status).toBe('fulfilled');
     expect(ok2.status).toBe('fulfilled');
     expect(failed.status).toBe('rejected');
@@ -371,7 +442,9 @@ describe('cancellation, admission, failures', () => {
     const e = make({ maxActive: 1 });
     const ended: string[] = [];
     const run = (name: string, budget: number, seed: number) =>
-      e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget, steps: 10, seed, eval: false }).then((r) => (ended.push(name), r));
+      e
+        .generate({ model: 'gmm2d', algorithm: 'evosearch', budget, steps: 10, seed, eval: false })
+        .then((r) => (ended.push(name), r));
     const big = run('big', 40000, 1);
     while (e.metrics().activeRequests === 0) await new Promise((r) => setTimeout(r, 1));
     const big2 = run('big2', 40000, 2); // not small: queued behind the first
@@ -421,14 +494,27 @@ describe('service behaviour', () => {
     const e = make();
     await e.generate({ model: 'fashion-flow', algorithm: 'best-of-n', budget: 4, steps: 2, eval: false }); // load first
     global.gc?.(); // the garbage of earlier tests is not what this measures
-    let worst = 0, last = performance.now();
+    let worst = 0,
+      last = performance.now();
     const timer = setInterval(() => {
       const now = performance.now();
       worst = Math.max(worst, now - last - 10);
       last = now;
     }, 10);
     try {
-      await Promise.all(Array.from({ length: 16 }, (_, k) => e.generate({ model: 'fashion-flow', algorithm: k % 2 ? 'evosearch' : 'best-of-n', class: k % 10, budget: 30, steps: 3, seed: k, eval: false })));
+      await Promise.all(
+        Array.from({ length: 16 }, (_, k) =>
+          e.generate({
+            model: 'fashion-flow',
+            algorithm: k % 2 ? 'evosearch' : 'best-of-n',
+            class: k % 10,
+            budget: 30,
+            steps: 3,
+            seed: k,
+            eval: false,
+          }),
+        ),
+      );
     } finally {
       clearInterval(timer);
     }
@@ -446,7 +532,9 @@ describe('service behaviour', () => {
     expect(m.loaded).toBe(2);
     expect(e.prometheus()).toMatch(/diffusion_search_model_loads_total 2/);
     expect(e.prometheus()).toMatch(/diffusion_search_requests_total\{outcome="ok"\} 4/);
-    expect(e.prometheus()).toMatch(/diffusion_search_rows_per_forward_bucket\{model="gmm2d",kind="denoiser",le="\+Inf"\} \d+/);
+    expect(e.prometheus()).toMatch(
+      /diffusion_search_rows_per_forward_bucket\{model="gmm2d",kind="denoiser",le="\+Inf"\} \d+/,
+    );
   });
 
   it('batching off: same results, no merged forwards', async () => {

@@ -47,11 +47,13 @@ async function scoreBatch(v: Verifier, rows: Float32Array): Promise<Float32Array
 /** Independent reference: s's mid-rank among the reference, straight lines between, the end-to-end slope beyond. */
 function referenceF(ref: number[], s: number): number {
   const F = (v: number) => ref.filter((r) => r < v).length + ref.filter((r) => r === v).length / 2 + 0.5;
-  const lo = Math.min(...ref), hi = Math.max(...ref);
+  const lo = Math.min(...ref),
+    hi = Math.max(...ref);
   const slope = (F(hi) - F(lo)) / (hi - lo);
   if (s <= lo) return F(lo) + (s - lo) * slope;
   if (s >= hi) return F(hi) + (s - hi) * slope;
-  const below = Math.max(...ref.filter((r) => r <= s)), above = Math.min(...ref.filter((r) => r > s));
+  const below = Math.max(...ref.filter((r) => r <= s)),
+    above = Math.min(...ref.filter((r) => r > s));
   return F(below) + ((s - below) / (above - below)) * (F(above) - F(below));
 }
 
@@ -70,7 +72,8 @@ describe('EnsembleVerifier calibration on first batches without a scale', () => 
     for (const n of sizes) {
       const rows = data.subarray(at * D, (at + n) * D);
       at += n;
-      const a = await scoreBatch(plain, rows), b = await scoreBatch(scaled, rows);
+      const a = await scoreBatch(plain, rows),
+        b = await scoreBatch(scaled, rows);
       for (let i = 0; i < n; i++) expect(b[i], `seed ${seed}`).toBeCloseTo(a[i], 4);
       // Expected: per member, (count + 1)/2 while every score seen is one value, else the rank
       // map of all scores seen up to the batch that first held two distinct ones.
@@ -104,9 +107,11 @@ describe('EnsembleVerifier calibration on first batches without a scale', () => 
       const members = [rowVerifier('x', first), rowVerifier(`${k}y`, (r) => k * r[1], 1)];
       return new EnsembleVerifier(members).forSearch({ nanAsNegInf: true });
     };
-    const a = make(1), b = make(1000);
+    const a = make(1),
+      b = make(1000);
     const batches = [data.subarray(0, 4 * D), data.subarray(4 * D, 9 * D), data.subarray(9 * D)];
-    const sa: Float32Array[] = [], sb: Float32Array[] = [];
+    const sa: Float32Array[] = [],
+      sb: Float32Array[] = [];
     for (const rows of batches) {
       sa.push(await scoreBatch(a, rows));
       sb.push(await scoreBatch(b, rows));
@@ -152,7 +157,8 @@ describe('searches whose first batch is one sample (gmm2d)', () => {
     const seeds = Array.from({ length: 3 }, () => (Math.random() * 1e6) | 0);
     for (const seed of seeds) {
       const cfg = (verifier: Verifier) => ({ denoiser: gmm, verifier, cls: 0, budget: 60, sigmas: uniform(6), seed });
-      const one = { batch: 1 }, beam = { beams: 1, children: 1 };
+      const one = { batch: 1 },
+        beam = { beams: 1, children: 1 };
       const [a, b] = [cfg(ensembles(1)), cfg(ensembles(100))];
       await same(await bestOfN(a, one), await bestOfN(b, one), `best-of-n seed ${seed}`);
       await same(await beamSearch(a, beam), await beamSearch(b, beam), `beam seed ${seed}`);

@@ -50,28 +50,42 @@ const scoreRows = async (v: Verifier, data: Float32Array, idx: number[]) => {
  */
 function referenceF(ref: number[], s: number): number {
   const F = (v: number) => ref.filter((r) => r < v).length + ref.filter((r) => r === v).length / 2 + 0.5;
-  const lo = Math.min(...ref), hi = Math.max(...ref);
+  const lo = Math.min(...ref),
+    hi = Math.max(...ref);
   const slope = (F(hi) - F(lo)) / (hi - lo);
   if (s < lo) return F(lo) + (s - lo) * slope;
   if (s > hi) return F(hi) + (s - hi) * slope;
   if (ref.includes(s)) return F(s);
-  const below = Math.max(...ref.filter((r) => r < s)), above = Math.min(...ref.filter((r) => r > s));
+  const below = Math.max(...ref.filter((r) => r < s)),
+    above = Math.min(...ref.filter((r) => r > s));
   return F(below) + ((s - below) / (above - below)) * (F(above) - F(below));
 }
 
 describe('EnsembleVerifier', () => {
   it('a sample gets the same score in batches of any size and order, equal to the calibrated map computed independently', async () => {
-    const n = 42, extra = 30, seed = (Math.random() * 2 ** 31) | 0;
+    const n = 42,
+      extra = 30,
+      seed = (Math.random() * 2 ** 31) | 0;
     const data = randn((n + extra) * D, seed); // rows 0..41 calibrate; rows 42..71 come later
     const weights = [2, 1];
     const e = new EnsembleVerifier([sumV, firstV], weights);
-    const first = await scoreRows(e, data, Array.from({ length: n }, (_, i) => i));
+    const first = await scoreRows(
+      e,
+      data,
+      Array.from({ length: n }, (_, i) => i),
+    );
     expect(e.calibrated).toBe(true);
 
     // Expected from raw member scores and the counting reference.
-    const raw = [await scoreRows(sumV, data, [...Array(n + extra).keys()]), await scoreRows(firstV, data, [...Array(n + extra).keys()])];
+    const raw = [
+      await scoreRows(sumV, data, [...Array(n + extra).keys()]),
+      await scoreRows(firstV, data, [...Array(n + extra).keys()]),
+    ];
     const refs = raw.map((r) => Array.from(r.subarray(0, n)));
-    const expected = Array.from({ length: n + extra }, (_, i) => (weights[0] * referenceF(refs[0], raw[0][i]) + weights[1] * referenceF(refs[1], raw[1][i])) / 3);
+    const expected = Array.from(
+      { length: n + extra },
+      (_, i) => (weights[0] * referenceF(refs[0], raw[0][i]) + weights[1] * referenceF(refs[1], raw[1][i])) / 3,
+    );
     for (let i = 0; i < n; i++) expect(first[i], `seed ${seed} row ${i}`).toBeCloseTo(expected[i], 4);
 
     // Within the calibration batch: the paper's weighted mean rank.
@@ -103,9 +117,14 @@ describe('EnsembleVerifier', () => {
 
   it('NaN or ∞ from a member fails naming that member; with nanAsNegInf that sample ranks last', async () => {
     for (const bad of [NaN, Infinity, -Infinity]) {
-      const broken = new FunctionVerifier('broken', async (x0) => Array.from({ length: x0.shape[0] }, (_, i) => (i === 1 ? bad : i)));
+      const broken = new FunctionVerifier('broken', async (x0) =>
+        Array.from({ length: x0.shape[0] }, (_, i) => (i === 1 ? bad : i)),
+      );
       const data = randn(4 * D);
-      const err = await expectCode(() => scoreRows(new EnsembleVerifier([sumV, broken]), data, [0, 1, 2, 3]), 'VERIFIER');
+      const err = await expectCode(
+        () => scoreRows(new EnsembleVerifier([sumV, broken]), data, [0, 1, 2, 3]),
+        'VERIFIER',
+      );
       expect(err.message).toContain("'broken'");
       const lenient = new EnsembleVerifier([sumV, broken]).forSearch({ nanAsNegInf: true });
       const s = await scoreRows(lenient, data, [0, 1, 2, 3]);
@@ -154,22 +173,34 @@ describe('searches with an ensemble (gmm2d)', () => {
   it('an ensemble of verifiers that agree on the order searches exactly as one of them (zero-order, EvoSearch)', async () => {
     // reward and 2·reward + 1 rank every set of samples alike: with comparable scores the ensemble
     // makes every decision (pivot moves, elites, tournaments, best-so-far) as the reward alone.
-    const scaled = new FunctionVerifier('scaled', async (x0, c) => Array.from(await reward.score(x0, c), (r) => 2 * r + 1));
+    const scaled = new FunctionVerifier('scaled', async (x0, c) =>
+      Array.from(await reward.score(x0, c), (r) => 2 * r + 1),
+    );
     const pair = new EnsembleVerifier([reward, scaled]);
     const runs = {
-      'zero-order': (v: Verifier, seed: number) => zeroOrder({ denoiser: gmm, verifier: v, cls: 0, budget: 400, sigmas: uniform(10), seed }, { n: 4, tau: 0.9 }),
-      evosearch: (v: Verifier, seed: number) => evoSearch({ denoiser: gmm, verifier: v, cls: 0, budget: 800, sigmas: uniform(10), seed }),
+      'zero-order': (v: Verifier, seed: number) =>
+        zeroOrder({ denoiser: gmm, verifier: v, cls: 0, budget: 400, sigmas: uniform(10), seed }, { n: 4, tau: 0.9 }),
+      evosearch: (v: Verifier, seed: number) =>
+        evoSearch({ denoiser: gmm, verifier: v, cls: 0, budget: 800, sigmas: uniform(10), seed }),
     };
     for (const [name, run] of Object.entries(runs))
       for (const seed of [1, 2]) {
-        const a = await run(reward, seed), b = await run(pair, seed);
-        expect(Array.from((await b.sample.toArray()) as Float32Array), `${name} seed ${seed}`).toEqual(Array.from((await a.sample.toArray()) as Float32Array));
-        expect(b.trace.map((t) => t.moved), name).toEqual(a.trace.map((t) => t.moved));
+        const a = await run(reward, seed),
+          b = await run(pair, seed);
+        expect(Array.from((await b.sample.toArray()) as Float32Array), `${name} seed ${seed}`).toEqual(
+          Array.from((await a.sample.toArray()) as Float32Array),
+        );
+        expect(
+          b.trace.map((t) => t.moved),
+          name,
+        ).toEqual(a.trace.map((t) => t.moved));
         // The same samples scored, and the ensemble's scores in the reward's order (float32 may
         // merge two nearly equal rewards into one score, hence ≤).
         expect(b.rewards).toHaveLength(a.rewards.length);
         for (let i = 0; i < a.rewards.length; i++)
-          for (let j = 0; j < a.rewards.length; j++) if (a.rewards[i] < a.rewards[j]) expect(b.rewards[i], `${name} ${i} ${j}`).toBeLessThanOrEqual(b.rewards[j]);
+          for (let j = 0; j < a.rewards.length; j++)
+            if (a.rewards[i] < a.rewards[j])
+              expect(b.rewards[i], `${name} ${i} ${j}`).toBeLessThanOrEqual(b.rewards[j]);
         a.sample.dispose();
         b.sample.dispose();
       }

@@ -24,12 +24,25 @@ function stepsFrom(sigma0: number, maxSteps: number): number {
 type Report = { nfe_used: number; budget: number; steps: number[] };
 
 describe.skipIf(!have)('adaptive EvoSearch spends ≥ 90 % of its budget, never more', () => {
-  const S = 20, LAST = 16; // the default levels of 20 steps: 0, 8, 12, 16; rollouts go adaptive at 16
-  for (const [budget, maxSteps] of [[200, 12], [500, 12], [300, 8]])
+  const S = 20,
+    LAST = 16; // the default levels of 20 steps: 0, 8, 12, 16; rollouts go adaptive at 16
+  for (const [budget, maxSteps] of [
+    [200, 12],
+    [500, 12],
+    [300, 8],
+  ])
     it(`fashion-flow, tpm-half, ${S} steps, budget ${budget}, maxSteps ${maxSteps}`, async () => {
       const r = await generate({
-        model: 'fashion-flow', class: 3, algorithm: 'evosearch', schedule: 'adaptive', tpm: fixture('tpm-half.pt'),
-        maxSteps, steps: S, budget, n: 1, eval: false,
+        model: 'fashion-flow',
+        class: 3,
+        algorithm: 'evosearch',
+        schedule: 'adaptive',
+        tpm: fixture('tpm-half.pt'),
+        maxSteps,
+        steps: S,
+        budget,
+        n: 1,
+        eval: false,
       });
       const rep = r.report as unknown as Report;
       expect(rep.nfe_used).toBeLessThanOrEqual(budget);

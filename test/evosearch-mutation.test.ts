@@ -40,13 +40,15 @@ beforeAll(async () => {
 const rows = () => forwards.reduce((n, f) => n + f.x.length / 2, 0);
 
 describe("EvoSearch 'sde' mutation reuses the trajectory's prediction", () => {
-  const S = 10, L = 4;
+  const S = 10,
+    L = 4;
   const [K0, K1, K2] = [6, 6, 8];
   const o = { levels: [0, L], population: [K0, K1, K2], elites: 0 };
 
   for (const sampler of ['euler', 'heun'] as SamplerName[])
     it(`${sampler}: each child is x − (σ − √(σ² − s²))·ε̂(x) + s·ε of a state x at the level`, async () => {
-      const sigmas = uniform(S), sigma = sigmas[L];
+      const sigmas = uniform(S),
+        sigma = sigmas[L];
       for (const seed of [(Math.random() * 1e6) | 0, (Math.random() * 1e6) | 0]) {
         forwards = [];
         const r = await evoSearch({ denoiser: gmm, verifier: reward, cls: 0, budget: 1000, sigmas, seed, sampler }, o);
@@ -95,8 +97,12 @@ describe("EvoSearch 'sde' mutation reuses the trajectory's prediction", () => {
   it("the saved NFE go to the population: the default plan is as large as with 'additive' mutation", async () => {
     for (const budget of [300, 800]) {
       const cfg = { denoiser: gmm, verifier: reward, cls: 0, budget, sigmas: uniform(20), seed: 2 };
-      const sde = await evoSearch(cfg), additive = await evoSearch(cfg, { mutation: 'additive' });
-      expect(sde.trace.map((t) => t.population), `budget ${budget}`).toEqual(additive.trace.map((t) => t.population));
+      const sde = await evoSearch(cfg),
+        additive = await evoSearch(cfg, { mutation: 'additive' });
+      expect(
+        sde.trace.map((t) => t.population),
+        `budget ${budget}`,
+      ).toEqual(additive.trace.map((t) => t.population));
       expect(sde.nfe).toBe(additive.nfe);
       expect(sde.nfe).toBeLessThanOrEqual(budget);
       sde.sample.dispose();

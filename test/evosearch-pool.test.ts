@@ -49,7 +49,8 @@ const row = (a: Float32Array, i: number) => [a[2 * i], a[2 * i + 1]];
 const argmax = (xs: number[]) => xs.reduce((b, v, i) => (v > xs[b] ? i : b), 0);
 /** Index of the row of `a` nearest to p. */
 const nearest = (a: Float32Array, p: number[]) => {
-  let best = 0, d = Infinity;
+  let best = 0,
+    d = Infinity;
   for (let i = 0; i < a.length / 2; i++) {
     const e = Math.hypot(a[2 * i] - p[0], a[2 * i + 1] - p[1]);
     if (e < d) [best, d] = [i, e];
@@ -117,7 +118,7 @@ describe('EvoSearch tournament pool', () => {
   });
 });
 
-describe("EvoSearch scored by x̂0: elites and children compared at the same level", () => {
+describe('EvoSearch scored by x̂0: elites and children compared at the same level', () => {
   it('every generation compares only rewards scored at its own level', async () => {
     // The reward −|x̂0 − c| with c the x̂0 at σ = 1 (where every noise predicts about the same x̂0):
     // rewards from σ = 1 are near their maximum 0, later levels' clearly below. An elite carrying its
@@ -137,7 +138,10 @@ describe("EvoSearch scored by x̂0: elites and children compared at the same lev
       for (const t of r.trace.slice(1)) {
         // Every reward scored at this generation's level (the verifier call right after a forward at σ_L).
         const sigma = sigmas[t.level as number];
-        const atLevel = calls.slice(0, -1).filter((k) => Math.abs(k.sigma - sigma) < 1e-6).flatMap((k) => k.rewards);
+        const atLevel = calls
+          .slice(0, -1)
+          .filter((k) => Math.abs(k.sigma - sigma) < 1e-6)
+          .flatMap((k) => k.rewards);
         expect(t.generationBest, `seed ${seed} level ${t.level}`).toBeCloseTo(Math.max(...atLevel), 6);
       }
     }

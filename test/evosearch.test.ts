@@ -37,7 +37,14 @@ describe('EvoSearch default levels', () => {
     const expected: Record<number, number[]> = { 1: [0], 2: [0, 1], 3: [0, 1, 2] };
     for (const S of [1, 2, 3]) {
       expect(defaultLevels(S), `S = ${S}`).toEqual(expected[S]);
-      const r = await evoSearch({ denoiser: gmm, verifier: reward, cls: 0, budget: 60 * S, sigmas: uniform(S), seed: 7 });
+      const r = await evoSearch({
+        denoiser: gmm,
+        verifier: reward,
+        cls: 0,
+        budget: 60 * S,
+        sigmas: uniform(S),
+        seed: 7,
+      });
       expect(r.nfe).toBeLessThanOrEqual(60 * S);
       const levels = r.trace.filter((t) => t.round > 0).map((t) => t.level as number);
       expect(levels).toEqual(expected[S]);
@@ -46,13 +53,21 @@ describe('EvoSearch default levels', () => {
   });
 
   it('explicit levels are still checked', async () => {
-    await expectCode(() => evoSearch({ denoiser: gmm, verifier: reward, cls: 0, budget: 200, sigmas: uniform(2), seed: 1 }, { levels: [0, 2] }), 'ARGUMENT');
+    await expectCode(
+      () =>
+        evoSearch(
+          { denoiser: gmm, verifier: reward, cls: 0, budget: 200, sigmas: uniform(2), seed: 1 },
+          { levels: [0, 2] },
+        ),
+      'ARGUMENT',
+    );
   });
 });
 
 describe('EvoSearch with a verifier that needs the x̂0 at σ ≈ 0.4', () => {
   it('generation 0 is scored with the x̂0 predicted at the schedule σ closest to 0.4 (computed here step by step)', async () => {
-    const S = 10, seed = 11;
+    const S = 10,
+      seed = 11;
     const sigmas = uniform(S); // σ_i = 1 − i/10: levels 0, 4, 6, 8; σ_6 = 0.4 is a captured level
     const calls: { x0: Float32Array; mid: Float32Array }[] = [];
     const recorder: Verifier = {
@@ -61,10 +76,14 @@ describe('EvoSearch with a verifier that needs the x̂0 at σ ≈ 0.4', () => {
       async score(x0, _cond, extras) {
         if (!extras?.x0Mid) throw new Error('no x0Mid');
         expect(extras.x0Mid.shape).toEqual(x0.shape);
-        const a = (await x0.toArray()) as Float32Array, m = (await extras.x0Mid.toArray()) as Float32Array;
+        const a = (await x0.toArray()) as Float32Array,
+          m = (await extras.x0Mid.toArray()) as Float32Array;
         calls.push({ x0: a, mid: m });
         // A reward with a use for the mid prediction: stay near it, and reach upwards.
-        return Float32Array.from({ length: x0.shape[0] }, (_, i) => a[2 * i + 1] - Math.hypot(a[2 * i] - m[2 * i], a[2 * i + 1] - m[2 * i + 1]));
+        return Float32Array.from(
+          { length: x0.shape[0] },
+          (_, i) => a[2 * i + 1] - Math.hypot(a[2 * i] - m[2 * i], a[2 * i + 1] - m[2 * i + 1]),
+        );
       },
     };
     const r = await evoSearch({ denoiser: gmm, verifier: recorder, cls: 0, budget: 400, sigmas, seed });
@@ -83,7 +102,8 @@ describe('EvoSearch with a verifier that needs the x̂0 at σ ≈ 0.4', () => {
       const t = tensor(x, [K0, 2]);
       const p = await gmm.predict(t, new Array(K0).fill(sigmas[i]), new Array(K0).fill(0), 1, meter);
       t.dispose();
-      const x0 = (await p.x0.toArray()) as Float32Array, eps = (await p.eps.toArray()) as Float32Array;
+      const x0 = (await p.x0.toArray()) as Float32Array,
+        eps = (await p.eps.toArray()) as Float32Array;
       p.x0.dispose();
       p.eps.dispose();
       if (i === mid) x0Mid = x0;
@@ -115,10 +135,12 @@ describe('EvoSearch tournament without replacement', () => {
 
 const flowFile = path.join(models, 'fashion-flow.pt');
 const tpmFile = path.join(models, 'fashion-tpm.pt');
-const haveTpm = fs.existsSync(flowFile) && fs.existsSync(tpmFile) && fs.existsSync(path.join(models, 'fashion-classifier.pt'));
+const haveTpm =
+  fs.existsSync(flowFile) && fs.existsSync(tpmFile) && fs.existsSync(path.join(models, 'fashion-classifier.pt'));
 
 describe.skipIf(!haveTpm)('EvoSearch with an adaptive schedule', () => {
-  const S = 20, maxSteps = 5;
+  const S = 20,
+    maxSteps = 5;
   let flow: Denoiser;
   let predictor: import('../src/samplers/adaptive').TimePredictionModule;
   let classifier: TorchScriptVerifier;
@@ -137,7 +159,15 @@ describe.skipIf(!haveTpm)('EvoSearch with an adaptive schedule', () => {
     };
   });
 
-  const config = (budget: number) => ({ denoiser: flow, verifier: classifier, cls: 6, budget, sigmas: uniform(S), seed: 4, adaptive: { predictor, maxSteps } });
+  const config = (budget: number) => ({
+    denoiser: flow,
+    verifier: classifier,
+    cls: 6,
+    budget,
+    sigmas: uniform(S),
+    seed: 4,
+    adaptive: { predictor, maxSteps },
+  });
 
   it(`steps ${S}, maxSteps ${maxSteps}, default plan: runs within budget and reports the fixed steps plus the adaptive ones`, async () => {
     rows = 0;

@@ -19,7 +19,9 @@ import { tensor } from '../src/tensor';
 import { loadTestSplit } from './fmnist';
 
 const root = path.join(__dirname, '..');
-const have = ['models/fashion-flow.pt', 'models/fashion-classifier.pt', 'eval/fashion-eval.pt'].every((f) => fs.existsSync(path.join(root, f)));
+const have = ['models/fashion-flow.pt', 'models/fashion-classifier.pt', 'eval/fashion-eval.pt'].every((f) =>
+  fs.existsSync(path.join(root, f)),
+);
 const SHIRT = 6;
 
 let flow: Denoiser, verifier: Verifier, judge: Evaluator;
@@ -39,7 +41,12 @@ describe.skipIf(!have)('fashion-flow', () => {
     let x: NativeTensor = await ops.randn([30, 1, 28, 28], { seed: 2024 });
     const sigmas = uniform(50);
     for (let i = 0; i < 50; i++) {
-      const r = await eulerStep({ denoiser: flow, cond: cls, guidance: 1, meter: budget }, x, new Array(30).fill(sigmas[i]), new Array(30).fill(sigmas[i + 1]));
+      const r = await eulerStep(
+        { denoiser: flow, cond: cls, guidance: 1, meter: budget },
+        x,
+        new Array(30).fill(sigmas[i]),
+        new Array(30).fill(sigmas[i + 1]),
+      );
       x.dispose();
       r.x0.dispose();
       x = r.x;
@@ -51,7 +58,7 @@ describe.skipIf(!have)('fashion-flow', () => {
     expect(data.every((v) => v >= -1.5 && v <= 1.5)).toBe(true);
   });
 
-  it('the discriminators: realism and detail score real test images above the flow\'s few-step samples; detail rises with the steps', async () => {
+  it("the discriminators: realism and detail score real test images above the flow's few-step samples; detail rises with the steps", async () => {
     const n = 40;
     const cls = Array.from({ length: n }, (_, i) => i % 10);
     const euler = async (steps: number) => {
@@ -59,7 +66,12 @@ describe.skipIf(!have)('fashion-flow', () => {
       let x: NativeTensor = await ops.randn([n, 1, 28, 28], { seed: 77 });
       const sig = uniform(steps);
       for (let i = 0; i < steps; i++) {
-        const r = await eulerStep({ denoiser: flow, cond: cls, guidance: 1, meter: budget }, x, new Array(n).fill(sig[i]), new Array(n).fill(sig[i + 1]));
+        const r = await eulerStep(
+          { denoiser: flow, cond: cls, guidance: 1, meter: budget },
+          x,
+          new Array(n).fill(sig[i]),
+          new Array(n).fill(sig[i + 1]),
+        );
         x.dispose();
         r.x0.dispose();
         x = r.x;
@@ -75,9 +87,15 @@ describe.skipIf(!have)('fashion-flow', () => {
       return Array.from(s).reduce((a, b) => a + b, 0) / n;
     };
     const realism = { real: await mean('realism', real), e2: await mean('realism', samples[2]) };
-    const detail = { real: await mean('detail', real), e5: await mean('detail', samples[5]), e20: await mean('detail', samples[20]) };
-    console.log(`realism: real ${realism.real.toFixed(2)}, Euler-2 ${realism.e2.toFixed(2)}; detail: real ${detail.real.toFixed(2)}, ` +
-      `Euler-20 ${detail.e20.toFixed(2)}, Euler-5 ${detail.e5.toFixed(2)}`);
+    const detail = {
+      real: await mean('detail', real),
+      e5: await mean('detail', samples[5]),
+      e20: await mean('detail', samples[20]),
+    };
+    console.log(
+      `realism: real ${realism.real.toFixed(2)}, Euler-2 ${realism.e2.toFixed(2)}; detail: real ${detail.real.toFixed(2)}, ` +
+        `Euler-20 ${detail.e20.toFixed(2)}, Euler-5 ${detail.e5.toFixed(2)}`,
+    );
     expect(realism.real).toBeGreaterThan(realism.e2 + 2);
     expect(detail.real).toBeGreaterThan(detail.e20);
     expect(detail.e20).toBeGreaterThan(detail.e5 + 0.5);
@@ -89,7 +107,15 @@ describe.skipIf(!have)('fashion-flow', () => {
       const samples: Float32Array[] = [];
       for (let s = 0; s < 3; s++) {
         const stochastic = name === 'particles' || name === 'beam';
-        const r = await algorithms[name].run({ denoiser: flow, verifier, cls: SHIRT, budget, sigmas: uniform(8), seed: 50 + s, sampler: stochastic ? 'sde' : 'euler' });
+        const r = await algorithms[name].run({
+          denoiser: flow,
+          verifier,
+          cls: SHIRT,
+          budget,
+          sigmas: uniform(8),
+          seed: 50 + s,
+          sampler: stochastic ? 'sde' : 'euler',
+        });
         samples.push((await r.sample.toArray()) as Float32Array);
         r.sample.dispose();
       }
@@ -98,30 +124,44 @@ describe.skipIf(!have)('fashion-flow', () => {
       return (await judge.evaluate(all, [3, 1, 28, 28], [SHIRT, SHIRT, SHIRT])).mean_log_prob;
     };
     const base = await judgeOf('baseline', 8);
-    for (const name of ['best-of-n', 'evosearch'] as AlgorithmName[]) expect(await judgeOf(name, 160), name).toBeGreaterThan(base);
+    for (const name of ['best-of-n', 'evosearch'] as AlgorithmName[])
+      expect(await judgeOf(name, 160), name).toBeGreaterThan(base);
   });
 });
 
-describe.skipIf(!have || !fs.existsSync(path.join(root, 'models/fashion-tpm.pt')))('adaptive schedule inside a search', () => {
-  it('best-of-N with the Time Prediction Module: NFE equals the rows through the model, within budget', async () => {
-    const { TimePredictionModule } = await import('../src/samplers/adaptive');
-    const predictor = await TimePredictionModule.load(path.join(root, 'models/fashion-tpm.pt'));
-    const d = await Denoiser.load(path.join(root, 'models/fashion-flow.pt'), { maxBatch: 64 });
-    let rows = 0;
-    const m = d.module as unknown as { call: (method: string, inputs: NativeTensor[], s?: unknown) => Promise<unknown> };
-    const call = m.call.bind(m);
-    m.call = (method, inputs, s) => {
-      if (method === 'forward' || method === 'forward_features') rows += inputs[0].shape[0];
-      return call(method, inputs, s);
-    };
-    const maxSteps = 30;
-    const r = await algorithms['best-of-n'].run({ denoiser: d, verifier, cls: SHIRT, budget: 2 * maxSteps, sigmas: uniform(10), seed: 3, adaptive: { predictor, maxSteps } });
-    expect(r.nfe).toBe(rows);
-    expect(r.nfe).toBeLessThanOrEqual(2 * maxSteps);
-    // Two trajectories fit at maxSteps; more are drawn while the steps the module took leave room.
-    expect(r.rewards.length).toBeGreaterThanOrEqual(2);
-    expect(r.steps).toBeGreaterThanOrEqual(1);
-    expect(r.steps).toBeLessThanOrEqual(maxSteps);
-    r.sample.dispose();
-  });
-});
+describe.skipIf(!have || !fs.existsSync(path.join(root, 'models/fashion-tpm.pt')))(
+  'adaptive schedule inside a search',
+  () => {
+    it('best-of-N with the Time Prediction Module: NFE equals the rows through the model, within budget', async () => {
+      const { TimePredictionModule } = await import('../src/samplers/adaptive');
+      const predictor = await TimePredictionModule.load(path.join(root, 'models/fashion-tpm.pt'));
+      const d = await Denoiser.load(path.join(root, 'models/fashion-flow.pt'), { maxBatch: 64 });
+      let rows = 0;
+      const m = d.module as unknown as {
+        call: (method: string, inputs: NativeTensor[], s?: unknown) => Promise<unknown>;
+      };
+      const call = m.call.bind(m);
+      m.call = (method, inputs, s) => {
+        if (method === 'forward' || method === 'forward_features') rows += inputs[0].shape[0];
+        return call(method, inputs, s);
+      };
+      const maxSteps = 30;
+      const r = await algorithms['best-of-n'].run({
+        denoiser: d,
+        verifier,
+        cls: SHIRT,
+        budget: 2 * maxSteps,
+        sigmas: uniform(10),
+        seed: 3,
+        adaptive: { predictor, maxSteps },
+      });
+      expect(r.nfe).toBe(rows);
+      expect(r.nfe).toBeLessThanOrEqual(2 * maxSteps);
+      // Two trajectories fit at maxSteps; more are drawn while the steps the module took leave room.
+      expect(r.rewards.length).toBeGreaterThanOrEqual(2);
+      expect(r.steps).toBeGreaterThanOrEqual(1);
+      expect(r.steps).toBeLessThanOrEqual(maxSteps);
+      r.sample.dispose();
+    });
+  },
+);

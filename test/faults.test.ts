@@ -23,7 +23,14 @@ const make = engineMaker();
 
 const fds = () => fs.readdirSync('/proc/self/fd').length;
 /** gmm2d requests whose results the concurrent fault must not change. */
-const gmm = (seed: number): GenerateOptions => ({ model: 'gmm2d', algorithm: (['evosearch', 'best-of-n', 'beam'] as const)[seed % 3], budget: 300, steps: 10, seed, eval: false });
+const gmm = (seed: number): GenerateOptions => ({
+  model: 'gmm2d',
+  algorithm: (['evosearch', 'best-of-n', 'beam'] as const)[seed % 3],
+  budget: 300,
+  steps: 10,
+  seed,
+  eval: false,
+});
 const same = (a: { samples: Float32Array; rewards: number[] }, b: { samples: Float32Array; rewards: number[] }) => {
   expect(a.samples.length).toBe(b.samples.length);
   for (let i = 0; i < a.samples.length; i++) expect(Math.abs(a.samples[i] - b.samples[i])).toBeLessThan(1e-5);
@@ -33,7 +40,8 @@ const same = (a: { samples: Float32Array; rewards: number[] }, b: { samples: Flo
 /** A verifier of 16-feature samples (fault-k.pt, tiny.pt): minus the squared norm. */
 async function norm2(x: { toArray(): Promise<ArrayLike<number>>; shape: number[] }): Promise<number[]> {
   const a = await x.toArray();
-  const n = x.shape[0], d = a.length / n;
+  const n = x.shape[0],
+    d = a.length / n;
   return Array.from({ length: n }, (_, i) => {
     let s = 0;
     for (let j = 0; j < d; j++) s -= a[i * d + j] ** 2;
@@ -49,7 +57,13 @@ async function besideOthers(e: Engine, faulty: () => Promise<unknown>) {
     expect(o.status, String((o as PromiseRejectedResult).reason)).toBe('fulfilled');
     same((o as PromiseFulfilledResult<{ samples: Float32Array; rewards: number[] }>).value, alone[i]);
   });
-  expect(e.metrics()).toMatchObject({ activeRequests: 0, activeSearches: 0, queuedCalls: 0, queuedRows: 0, reservedBytes: 0 });
+  expect(e.metrics()).toMatchObject({
+    activeRequests: 0,
+    activeSearches: 0,
+    queuedCalls: 0,
+    queuedRows: 0,
+    reservedBytes: 0,
+  });
   // The engine takes the next request.
   expect((await e.generate(gmm(4))).complete).toBe(true);
   return bad;
@@ -64,7 +78,9 @@ describe('a verifier that fails mid-search', () => {
       if (++calls === 3) throw boom;
       return norm2(x);
     });
-    const bad = await besideOthers(e, () => e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, n: 2, verifier: [v], eval: false }));
+    const bad = await besideOthers(e, () =>
+      e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, n: 2, verifier: [v], eval: false }),
+    );
     expect(bad.status).toBe('rejected');
     const err = (bad as PromiseRejectedResult).reason;
     expect(err).toBeInstanceOf(DiffusionSearchError);
@@ -88,7 +104,10 @@ describe('a verifier that fails mid-search', () => {
     const ctl = new AbortController();
     let abortedAfterMs = -1;
     const bad = await besideOthers(e, async () => {
-      const p = e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false }, { signal: ctl.signal });
+      const p = e.generate(
+        { model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false },
+        { signal: ctl.signal },
+      );
       await inVerifier;
       const t0 = performance.now();
       ctl.abort();
@@ -107,10 +126,24 @@ describe('a verifier that fails mid-search', () => {
     // The same verifier as a timeout: the caller's AbortSignal.timeout, and the engine closing.
     const e2 = make();
     calls = 0;
-    await expectCode(() => e2.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false }, { signal: AbortSignal.timeout(500) }), 'ABORTED');
+    await expectCode(
+      () =>
+        e2.generate(
+          { model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false },
+          { signal: AbortSignal.timeout(500) },
+        ),
+      'ABORTED',
+    );
     expect(calls).toBe(3);
     calls = 0;
-    const pending = e2.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false });
+    const pending = e2.generate({
+      model: 'gmm2d',
+      algorithm: 'evosearch',
+      budget: 300,
+      steps: 10,
+      verifier: [v],
+      eval: false,
+    });
     pending.catch(() => undefined);
     while (calls < 3) await new Promise((r) => setTimeout(r, 10));
     await e2.close();
@@ -143,7 +176,9 @@ describe('an HTTP verifier on loopback that stalls mid-search', () => {
     const before = fds();
     try {
       const v = new HttpVerifier(url, { timeoutMs: 300, retries: 1, backoffMs: 10 });
-      const bad = await besideOthers(e, () => e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false }));
+      const bad = await besideOthers(e, () =>
+        e.generate({ model: 'gmm2d', algorithm: 'evosearch', budget: 300, steps: 10, verifier: [v], eval: false }),
+      );
       expect(bad.status).toBe('rejected');
       const err = (bad as PromiseRejectedResult).reason;
       expect(err.code).toBe('VERIFIER');
@@ -163,7 +198,15 @@ describe('an HTTP verifier on loopback that stalls mid-search', () => {
 
 describe('a model that fails on its k-th call', () => {
   const faultK = fixture('fault-k.pt');
-  const faulty = (seed = 0): GenerateOptions => ({ model: faultK, verifier: [new FunctionVerifier('norm', norm2)], algorithm: 'best-of-n', budget: 40, steps: 10, seed, eval: false });
+  const faulty = (seed = 0): GenerateOptions => ({
+    model: faultK,
+    verifier: [new FunctionVerifier('norm', norm2)],
+    algorithm: 'best-of-n',
+    budget: 40,
+    steps: 10,
+    seed,
+    eval: false,
+  });
 
   it('a NATIVE error with the TorchScript message; the others on the engine unaffected; the model answers the next request', async () => {
     const e = make();

@@ -20,7 +20,8 @@ import { expectCode, fixture } from './helpers';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-fuzz-reg-'));
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, cwd: tmp });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, cwd: tmp });
 const deep = (d: number) => '['.repeat(d) + ']'.repeat(d);
 
 describe('library ops (fuzz category tensor)', () => {
@@ -67,10 +68,57 @@ describe('library ops (fuzz category tensor)', () => {
 describe('model files (fuzz category model)', () => {
   // Valid archives with a few bytes changed, exactly as the 10,000-case run (seed 7) made them.
   const damaged: Array<[number, string, Array<[number, number]>, string]> = [
-    [387, 'models/gmm2d.pt', [[5788, 154], [4280, 88], [5989, 119], [2607, 49], [5277, 81]], 'hung in libtorch'],
-    [2586, 'test/fixtures/fuzz/ok.pt', [[55, 183], [1099, 177], [1128, 28], [777, 7], [1520, 179], [1066, 76]], 'hung in libtorch'],
-    [8667, 'models/vp2d.pt', [[2853, 121], [4968, 222], [4598, 3], [1925, 146], [3305, 230], [445, 30], [352, 219]], 'hung in libtorch'],
-    [9866, 'models/vp2d.pt', [[2968, 98], [1392, 94], [5231, 159], [3794, 135], [4381, 225]], 'SIGABRT: free(): invalid size'],
+    [
+      387,
+      'models/gmm2d.pt',
+      [
+        [5788, 154],
+        [4280, 88],
+        [5989, 119],
+        [2607, 49],
+        [5277, 81],
+      ],
+      'hung in libtorch',
+    ],
+    [
+      2586,
+      'test/fixtures/fuzz/ok.pt',
+      [
+        [55, 183],
+        [1099, 177],
+        [1128, 28],
+        [777, 7],
+        [1520, 179],
+        [1066, 76],
+      ],
+      'hung in libtorch',
+    ],
+    [
+      8667,
+      'models/vp2d.pt',
+      [
+        [2853, 121],
+        [4968, 222],
+        [4598, 3],
+        [1925, 146],
+        [3305, 230],
+        [445, 30],
+        [352, 219],
+      ],
+      'hung in libtorch',
+    ],
+    [
+      9866,
+      'models/vp2d.pt',
+      [
+        [2968, 98],
+        [1392, 94],
+        [5231, 159],
+        [3794, 135],
+        [4381, 225],
+      ],
+      'SIGABRT: free(): invalid size',
+    ],
   ];
   for (const [index, from, flips, before] of damaged)
     it(`a bit-flipped archive is MODEL_LOAD before libtorch reads it (was: ${before}; seed 7 case ${index})`, async () => {
@@ -89,7 +137,12 @@ describe('model files (fuzz category model)', () => {
 
   it('every shipped model and fuzz fixture passes the archive check unchanged', async () => {
     const dirs = ['models', 'eval', 'test/fixtures/fuzz'].map((d) => path.join(__dirname, '..', d));
-    const files = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.pt') && f !== 'not-a-model.pt').map((f) => path.join(d, f)));
+    const files = dirs.flatMap((d) =>
+      fs
+        .readdirSync(d)
+        .filter((f) => f.endsWith('.pt') && f !== 'not-a-model.pt')
+        .map((f) => path.join(d, f)),
+    );
     expect(files.length).toBeGreaterThan(40);
     for (const f of files) await checkArchive(f);
   });
@@ -97,26 +150,69 @@ describe('model files (fuzz category model)', () => {
 
 describe('generate (fuzz categories cli and config)', () => {
   it('--n 1e20 exits 2 with ARGUMENT (was exit 1 "internal error: Invalid array length"; seed 1 case 586)', () => {
-    const r = run('generate', '--model', fixture('fuzz/ok.pt'), '--verifier', fixture('fuzz/ok-verifier.pt'), '--budget', '24', '--steps', '4', '--n', '1e20', '--out', path.join(tmp, 'o1'), '--json');
+    const r = run(
+      'generate',
+      '--model',
+      fixture('fuzz/ok.pt'),
+      '--verifier',
+      fixture('fuzz/ok-verifier.pt'),
+      '--budget',
+      '24',
+      '--steps',
+      '4',
+      '--n',
+      '1e20',
+      '--out',
+      path.join(tmp, 'o1'),
+      '--json',
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/error \[ARGUMENT\]: --n must be an integer from 1 to 2147483647/);
   });
 
   it('sweep --steps 1e9 exits 2 with ARGUMENT at once (was a hang building a billion-step schedule; seed 5 case 183)', () => {
     const t = performance.now();
-    const r = run('sweep', '--model', 'gmm2d', '--verifier', 'gmm2d-reward', '--out', path.join(tmp, 'sweep'), '--algorithms', 'evosearch,beam', '--budgets', '30', '--n', '1', '--steps', '1e9', '--json');
+    const r = run(
+      'sweep',
+      '--model',
+      'gmm2d',
+      '--verifier',
+      'gmm2d-reward',
+      '--out',
+      path.join(tmp, 'sweep'),
+      '--algorithms',
+      'evosearch,beam',
+      '--budgets',
+      '30',
+      '--n',
+      '1',
+      '--steps',
+      '1e9',
+      '--json',
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/error \[ARGUMENT\]: steps must be a positive integer up to 1000000, got 1000000000/);
     expect(performance.now() - t).toBeLessThan(60_000);
   });
 
   it('a budget of 1e20 for best-of-n is BUDGET (was RangeError: Invalid array length)', async () => {
-    await expectCode(() => generate({ model: 'gmm2d', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 1e20, n: 1, steps: 3 }), 'BUDGET');
+    await expectCode(
+      () =>
+        generate({ model: 'gmm2d', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 1e20, n: 1, steps: 3 }),
+      'BUDGET',
+    );
   });
 
   it('through the library, n of 2^32 or 1e20, keep of 1e9 and a non-boolean eval are ARGUMENT (n = 2^32 was RangeError: Invalid array length from the engine)', async () => {
     const base = { model: 'gmm2d', algorithm: 'best-of-n' as const, budget: 10, steps: 2 };
-    for (const o of [{ n: 2 ** 32 }, { n: 1e20 }, { keep: 1e9 }, { eval: [] as unknown as boolean }, { eval: 'yes' as unknown as boolean }]) await expectCode(() => generate({ ...base, ...o }), 'ARGUMENT');
+    for (const o of [
+      { n: 2 ** 32 },
+      { n: 1e20 },
+      { keep: 1e9 },
+      { eval: [] as unknown as boolean },
+      { eval: 'yes' as unknown as boolean },
+    ])
+      await expectCode(() => generate({ ...base, ...o }), 'ARGUMENT');
   });
 
   it('a --config entry nested 5,000 deep exits 2 with ARGUMENT (was exit 1 "internal error: Maximum call stack size exceeded"; seed 1 case 508)', () => {
@@ -128,9 +224,26 @@ describe('generate (fuzz categories cli and config)', () => {
   });
 
   it('a model card whose "decoder" is a string exits 2 with MODEL_CARD (was exit 1 "internal error: The path argument must be of type string"; seed 3 case 252)', () => {
-    const r = run('generate', '--model', fixture('fuzz/card-decoder.pt'), '--verifier', fixture('fuzz/ok-verifier.pt'), '--algorithm', 'evosearch', '--budget', '61', '--steps', '6', '--no-eval', '--out', path.join(tmp, 'o3'));
+    const r = run(
+      'generate',
+      '--model',
+      fixture('fuzz/card-decoder.pt'),
+      '--verifier',
+      fixture('fuzz/ok-verifier.pt'),
+      '--algorithm',
+      'evosearch',
+      '--budget',
+      '61',
+      '--steps',
+      '6',
+      '--no-eval',
+      '--out',
+      path.join(tmp, 'o3'),
+    );
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/error \[MODEL_CARD\]: model card of .*card-decoder.pt': "decoder" must be an object naming its "model"/);
+    expect(r.stderr).toMatch(
+      /error \[MODEL_CARD\]: model card of .*card-decoder.pt': "decoder" must be an object naming its "model"/,
+    );
   });
 
   it('bench kernels --min-seconds 1e400 exits 2 with ARGUMENT (was a benchmark that never ended: Infinity passed the > 0 check; seed 8 case 3719)', () => {
@@ -157,7 +270,8 @@ describe('serve (fuzz category http)', () => {
     await server?.close(0);
     fs.rmSync(tmp, { recursive: true, force: true });
   });
-  const post = (body: string) => fetch(`${base}/v1/generate`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  const post = (body: string) =>
+    fetch(`${base}/v1/generate`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
 
   it('a budget nested 5,000 deep is 400 ARGUMENT (was 500 "Maximum call stack size exceeded" from the NFE limit check; seed 1 case 198)', async () => {
     for (const key of ['budget', 'n']) {

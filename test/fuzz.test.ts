@@ -18,21 +18,33 @@ const { runPool } = require('../fuzz/pool') as {
 
 interface Summary {
   total: { cases: number; realProcesses: number; failures: number };
-  byCategory: Record<string, { cases: number; ok: number; errors: number; failures: number; codes: Record<string, number> }>;
+  byCategory: Record<
+    string,
+    { cases: number; ok: number; errors: number; failures: number; codes: Record<string, number> }
+  >;
   seconds: { total: number };
   failures: Array<{ index: number; reason: string; replay: string }>;
 }
 
 function fuzz(args: string[], timeoutMs: number): Promise<{ code: number | null; summary: Summary; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(root, 'fuzz', 'main.js'), '--json', ...args], { timeout: timeoutMs, maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
-      const line = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, summary: JSON.parse(line) as Summary, stderr });
-      } catch {
-        reject(new Error(`fuzz printed no summary (${err?.message}): ${stderr.slice(-2000)}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      [path.join(root, 'fuzz', 'main.js'), '--json', ...args],
+      { timeout: timeoutMs, maxBuffer: 1 << 24 },
+      (err, stdout, stderr) => {
+        const line = stdout.trim().split('\n').pop() ?? '';
+        try {
+          resolve({
+            code: err ? ((err as { code?: number }).code ?? null) : 0,
+            summary: JSON.parse(line) as Summary,
+            stderr,
+          });
+        } catch {
+          reject(new Error(`fuzz printed no summary (${err?.message}): ${stderr.slice(-2000)}`));
+        }
+      },
+    );
   });
 }
 
@@ -67,7 +79,8 @@ describe('fuzz', () => {
       expect(results.get(3)!.reason).toMatch(/runner died \(signal SIGABRT\)/);
       expect(results.get(6)!.outcome).toBe('failure');
       expect(results.get(6)!.reason).toMatch(/hang/);
-      for (const i of [0, 1, 2, 4, 5, 7]) expect(results.get(i)!.outcome, `case ${i}: ${results.get(i)!.reason}`).not.toBe('failure');
+      for (const i of [0, 1, 2, 4, 5, 7])
+        expect(results.get(i)!.outcome, `case ${i}: ${results.get(i)!.reason}`).not.toBe('failure');
       expect(restarts).toBe(2);
     } finally {
       process.env.DS_FUZZ_ABORT_AT = saved.a;
@@ -79,7 +92,10 @@ describe('fuzz', () => {
   }, 60_000);
 
   it('a case is a pure function of (seed, index): --case replays exactly what the run saw', () => {
-    const { makeCase, describe: show } = require('../fuzz/cases') as { makeCase: (s: number, i: number) => object; describe: (c: object) => string };
+    const { makeCase, describe: show } = require('../fuzz/cases') as {
+      makeCase: (s: number, i: number) => object;
+      describe: (c: object) => string;
+    };
     for (const i of [0, 7, 123, 999]) expect(show(makeCase(5, i))).toBe(show(makeCase(5, i)));
     expect(show(makeCase(5, 1))).not.toBe(show(makeCase(6, 1)));
   });

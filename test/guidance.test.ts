@@ -41,19 +41,42 @@ describe('a model without a null class', () => {
     expect(tiny.nullClass).toBe(10);
   });
 
-  it.each(Object.keys(algorithms) as AlgorithmName[])('%s: guidance ≠ 1 fails with ARGUMENT before the model runs', async (name) => {
-    for (const guidance of GUIDANCE) {
-      modelCalls = 0;
-      const sampler = name === 'particles' || name === 'beam' ? 'sde' : 'euler';
-      const e = await expectCode(() => algorithms[name].run({ denoiser: gmm, verifier: reward, cls: 0, budget: 500, sigmas: uniform(10), guidance, sampler }), 'ARGUMENT');
-      expect(e.message).toContain('null class');
-      expect(e.message).toContain(String(guidance));
-      expect(modelCalls).toBe(0);
-    }
-    // guidance 1 (and the default) runs
-    const r = await algorithms[name].run({ denoiser: gmm, verifier: reward, cls: 0, budget: 500, sigmas: uniform(10), guidance: 1, sampler: name === 'particles' || name === 'beam' ? 'sde' : 'euler' });
-    r.sample.dispose();
-  });
+  it.each(Object.keys(algorithms) as AlgorithmName[])(
+    '%s: guidance ≠ 1 fails with ARGUMENT before the model runs',
+    async (name) => {
+      for (const guidance of GUIDANCE) {
+        modelCalls = 0;
+        const sampler = name === 'particles' || name === 'beam' ? 'sde' : 'euler';
+        const e = await expectCode(
+          () =>
+            algorithms[name].run({
+              denoiser: gmm,
+              verifier: reward,
+              cls: 0,
+              budget: 500,
+              sigmas: uniform(10),
+              guidance,
+              sampler,
+            }),
+          'ARGUMENT',
+        );
+        expect(e.message).toContain('null class');
+        expect(e.message).toContain(String(guidance));
+        expect(modelCalls).toBe(0);
+      }
+      // guidance 1 (and the default) runs
+      const r = await algorithms[name].run({
+        denoiser: gmm,
+        verifier: reward,
+        cls: 0,
+        budget: 500,
+        sigmas: uniform(10),
+        guidance: 1,
+        sampler: name === 'particles' || name === 'beam' ? 'sde' : 'euler',
+      });
+      r.sample.dispose();
+    },
+  );
 
   it('the denoiser refuses to guide: cost, evaluate and predict', async () => {
     const x = tensor(randn(8), [4, 2]);
@@ -68,12 +91,24 @@ describe('a model without a null class', () => {
 
   it.each(['euler', 'heun', 'sde'] as SamplerName[])('the %s sampler refuses to guide', async (name) => {
     const x = tensor(randn(8), [4, 2]);
-    await expectCode(() => steppers[name]({ denoiser: gmm, cond: [0, 0, 0, 0], guidance: 3, meter }, x, [1, 1, 1, 1], [0.5, 0.5, 0.5, 0.5]), 'ARGUMENT');
+    await expectCode(
+      () =>
+        steppers[name](
+          { denoiser: gmm, cond: [0, 0, 0, 0], guidance: 3, meter },
+          x,
+          [1, 1, 1, 1],
+          [0.5, 0.5, 0.5, 0.5],
+        ),
+      'ARGUMENT',
+    );
     x.dispose();
   });
 
   it('generate refuses too', async () => {
-    await expectCode(() => generate({ model: 'gmm2d', algorithm: 'best-of-n', budget: 100, guidance: 2, eval: false }), 'ARGUMENT');
+    await expectCode(
+      () => generate({ model: 'gmm2d', algorithm: 'best-of-n', budget: 100, guidance: 2, eval: false }),
+      'ARGUMENT',
+    );
   });
 });
 
@@ -86,7 +121,10 @@ describe('a model with a null class', () => {
     await expectCode(() => tiny.cost(5, Infinity), 'ARGUMENT');
     let charged = 0;
     const x = tensor(randn(48), [3, 16]);
-    const p = await tiny.predict(x, [0.5, 0.5, 0.5], [1, 2, 3], 2, { charge: (n) => (charged += n), addModelTime: () => {} });
+    const p = await tiny.predict(x, [0.5, 0.5, 0.5], [1, 2, 3], 2, {
+      charge: (n) => (charged += n),
+      addModelTime: () => {},
+    });
     expect(charged).toBe(6);
     for (const t of [x, p.x0, p.eps]) t.dispose();
   });

@@ -30,7 +30,8 @@ export async function expectCode(run: () => unknown, code: ErrorCode): Promise<D
   try {
     await run();
   } catch (e) {
-    if (!(e instanceof DiffusionSearchError)) throw new Error(`expected DiffusionSearchError ${code}, got ${String(e)}`);
+    if (!(e instanceof DiffusionSearchError))
+      throw new Error(`expected DiffusionSearchError ${code}, got ${String(e)}`);
     if (e.code !== code) throw new Error(`expected code ${code}, got ${e.code}: ${e.message}`);
     return e;
   }

@@ -25,7 +25,10 @@ describe.skipIf(!canLock)('install-deps waits for another apt instead of failing
   it('waits while the dpkg lock is held and goes on once it is released', async () => {
     holders.push(await holdLock(2));
     const t0 = Date.now();
-    const r = spawnSync('bash', [script, '--wait-lock'], { encoding: 'utf8', env: { ...process.env, DS_APT_LOCK_WAIT: '30' } });
+    const r = spawnSync('bash', [script, '--wait-lock'], {
+      encoding: 'utf8',
+      env: { ...process.env, DS_APT_LOCK_WAIT: '30' },
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(Date.now() - t0).toBeGreaterThan(1000);
     expect(r.stderr).toMatch(new RegExp(`waiting for pid ${holders[0].pid} \\(python3\\)`));
@@ -33,14 +36,20 @@ describe.skipIf(!canLock)('install-deps waits for another apt instead of failing
 
   it('gives up after DS_APT_LOCK_WAIT seconds, naming the holder', async () => {
     holders.push(await holdLock(60));
-    const r = spawnSync('bash', [script, '--wait-lock'], { encoding: 'utf8', env: { ...process.env, DS_APT_LOCK_WAIT: '2' } });
+    const r = spawnSync('bash', [script, '--wait-lock'], {
+      encoding: 'utf8',
+      env: { ...process.env, DS_APT_LOCK_WAIT: '2' },
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`still held by pid ${holders[0].pid} \\(python3\\) after 2 s`));
   });
 
   it('does not wait when nobody holds the lock', () => {
     const t0 = Date.now();
-    const r = spawnSync('bash', [script, '--wait-lock'], { encoding: 'utf8', env: { ...process.env, DS_APT_LOCK_WAIT: '30' } });
+    const r = spawnSync('bash', [script, '--wait-lock'], {
+      encoding: 'utf8',
+      env: { ...process.env, DS_APT_LOCK_WAIT: '30' },
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(Date.now() - t0).toBeLessThan(5000);

@@ -24,12 +24,25 @@ function snippet(marker: string): string {
 describe.skipIf(!fs.existsSync(addon))('installed from the packed tarball', () => {
   beforeAll(() => {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-installed-'));
-    const tgz = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const tgz = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], {
+      cwd: root,
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')
+      .pop()!;
     project = path.join(work, 'app');
     fs.mkdirSync(project);
-    fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    fs.writeFileSync(
+      path.join(project, 'package.json'),
+      JSON.stringify({ name: 'app', version: '1.0.0', private: true }),
+    );
     // The install hook would compile or pick a prebuild; the test gives it this checkout's build instead.
-    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', path.join(work, tgz)], { cwd: project, stdio: 'pipe' });
+    execFileSync(
+      'npm',
+      ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', path.join(work, tgz)],
+      { cwd: project, stdio: 'pipe' },
+    );
     const release = path.join(project, 'node_modules', 'diffusion-search', 'build', 'Release');
     fs.mkdirSync(release, { recursive: true });
     fs.copyFileSync(addon, path.join(release, 'ds_native.node'));
@@ -65,8 +78,26 @@ describe.skipIf(!fs.existsSync(addon))('installed from the packed tarball', () =
     expect(models.status, models.stderr).toBe(0);
     expect(models.stdout).toMatch(/fashion-flow.*node_modules\/diffusion-search\/models\/fashion-flow\.pt/);
     expect(models.stdout).toMatch(/classes: 0 T-shirt\/top, 1 Trouser.*6 Shirt/);
-    const gen = spawnSync('npx', ['diffusion-search', 'generate', '--model', 'gmm2d', '--budget', '100', '--n', '2', '--steps', '10', '--out', 'out'], { cwd: project, encoding: 'utf8' });
+    const gen = spawnSync(
+      'npx',
+      [
+        'diffusion-search',
+        'generate',
+        '--model',
+        'gmm2d',
+        '--budget',
+        '100',
+        '--n',
+        '2',
+        '--steps',
+        '10',
+        '--out',
+        'out',
+      ],
+      { cwd: project, encoding: 'utf8' },
+    );
     expect(gen.status, gen.stderr).toBe(0);
-    for (const f of ['report.json', 'samples.npy', 'grid.png']) expect(fs.existsSync(path.join(project, 'out', f))).toBe(true);
+    for (const f of ['report.json', 'samples.npy', 'grid.png'])
+      expect(fs.existsSync(path.join(project, 'out', f))).toBe(true);
   });
 });

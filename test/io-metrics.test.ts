@@ -12,7 +12,8 @@ import { randn } from './helpers';
 function randomSpd(n: number): Float64Array {
   const A = Float64Array.from(randn(n * n));
   const S = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) S[i * n + j] += A[i * n + k] * A[j * n + k] / n;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) S[i * n + j] += (A[i * n + k] * A[j * n + k]) / n;
   for (let i = 0; i < n; i++) S[i * n + i] += 0.1;
   return S;
 }
@@ -27,7 +28,9 @@ describe('npy', () => {
       writeNpy(file, data, shape);
       const raw = fs.readFileSync(file);
       expect((10 + raw.readUInt16LE(8)) % 64).toBe(0);
-      expect(raw.toString('latin1', 10, 10 + raw.readUInt16LE(8))).toContain(`'shape': (${shape.length === 1 ? `${shape[0]},` : shape.join(', ')})`);
+      expect(raw.toString('latin1', 10, 10 + raw.readUInt16LE(8))).toContain(
+        `'shape': (${shape.length === 1 ? `${shape[0]},` : shape.join(', ')})`,
+      );
       const back = readNpy(file);
       expect(back.shape).toEqual(shape);
       expect(Array.from(back.data)).toEqual(Array.from(data));
@@ -44,7 +47,8 @@ describe('png', () => {
     const idatLen = png.readUInt32BE(33);
     expect(png.toString('latin1', 37, 41)).toBe('IDAT');
     const raw = zlib.inflateSync(png.subarray(41, 41 + idatLen));
-    for (let y = 0; y < 3; y++) expect(Array.from(raw.subarray(y * 6 + 1, y * 6 + 6))).toEqual(Array.from(px.subarray(y * 5, y * 5 + 5)));
+    for (let y = 0; y < 3; y++)
+      expect(Array.from(raw.subarray(y * 6 + 1, y * 6 + 6))).toEqual(Array.from(px.subarray(y * 5, y * 5 + 5)));
   });
 
   it('lays out a grid at the requested scale', () => {
@@ -56,7 +60,8 @@ describe('png', () => {
 
 describe('Fréchet distance and scores', () => {
   it('Jacobi eigen-decomposition reconstructs the matrix', () => {
-    const n = 12, S = randomSpd(n);
+    const n = 12,
+      S = randomSpd(n);
     const { values, vectors: V } = symmetricEigen(S, n);
     for (let i = 0; i < n; i++)
       for (let j = 0; j < n; j++) {
@@ -75,9 +80,12 @@ describe('Fréchet distance and scores', () => {
 
   it('matches the closed form for diagonal covariances and is 0 between equal Gaussians', () => {
     const n = 6;
-    const mu1 = Float64Array.from(randn(n)), mu2 = Float64Array.from(randn(n));
-    const a = Array.from({ length: n }, () => 0.1 + Math.random()), b = Array.from({ length: n }, () => 0.1 + Math.random());
-    const S1 = new Float64Array(n * n), S2 = new Float64Array(n * n);
+    const mu1 = Float64Array.from(randn(n)),
+      mu2 = Float64Array.from(randn(n));
+    const a = Array.from({ length: n }, () => 0.1 + Math.random()),
+      b = Array.from({ length: n }, () => 0.1 + Math.random());
+    const S1 = new Float64Array(n * n),
+      S2 = new Float64Array(n * n);
     a.forEach((v, i) => (S1[i * n + i] = v));
     b.forEach((v, i) => (S2[i * n + i] = v));
     let want = 0;
@@ -88,7 +96,9 @@ describe('Fréchet distance and scores', () => {
   });
 
   it('mean and covariance equal the float64 definitions', () => {
-    const rows = 50, dim = 3, X = Float64Array.from(randn(rows * dim));
+    const rows = 50,
+      dim = 3,
+      X = Float64Array.from(randn(rows * dim));
     const { mu, cov } = meanCov(X, rows, dim);
     for (let i = 0; i < dim; i++) {
       let m = 0;
@@ -101,7 +111,8 @@ describe('Fréchet distance and scores', () => {
   });
 
   it('Inception-style score: C for confident, balanced classes; 1 for identical predictions', () => {
-    const C = 4, n = 8;
+    const C = 4,
+      n = 8;
     const sharp = new Float64Array(n * C).fill(Math.log(1e-12));
     for (let i = 0; i < n; i++) sharp[i * C + (i % C)] = 0;
     expect(inceptionScore(sharp, n, C)).toBeCloseTo(C, 3);

@@ -33,22 +33,30 @@ function recording() {
 
 describe.skipIf(!have)('fashion-t2i: each returned sample is the image its verifier scored', () => {
   // Several sizes: whether a second decode in another batch size changes the bits depends on them.
-  const cases = [[30, 2], [44, 3], [68, 2]];
+  const cases = [
+    [30, 2],
+    [44, 3],
+    [68, 2],
+  ];
   for (const algorithm of ['best-of-n', 'evosearch'] as AlgorithmName[])
-    it.each(cases)(`${algorithm}, budget %i, keep %i: element for element`, async (budget, keep) => {
-      const { verifier, seen } = recording();
-      const prompt = ['a dark ankle boot', 'a bright bag'];
-      const o = { model: 'fashion-t2i', prompt, algorithm, budget, steps: 4, n: 2, keep, verifier: [verifier] };
-      const r = await generate({ ...o, eval: false });
-      const per = r.shape.slice(1).reduce((a, b) => a * b, 1);
-      expect(r.shape[0]).toBe(r.rewards.length);
-      expect(r.shape[0]).toBeGreaterThanOrEqual(4);
-      r.rewards.forEach((reward, i) => {
-        const row = r.samples.subarray(i * per, (i + 1) * per);
-        const scored = seen.get(reward);
-        expect(scored, `row ${i}: reward ${reward} was never given`).toBeDefined();
-        const bytes = Buffer.from(row.buffer, row.byteOffset, row.byteLength);
-        for (const img of scored!) expect(bytes.equals(Buffer.from(img.buffer)), `row ${i}: bit for bit`).toBe(true);
-      });
-    }, 120_000);
+    it.each(cases)(
+      `${algorithm}, budget %i, keep %i: element for element`,
+      async (budget, keep) => {
+        const { verifier, seen } = recording();
+        const prompt = ['a dark ankle boot', 'a bright bag'];
+        const o = { model: 'fashion-t2i', prompt, algorithm, budget, steps: 4, n: 2, keep, verifier: [verifier] };
+        const r = await generate({ ...o, eval: false });
+        const per = r.shape.slice(1).reduce((a, b) => a * b, 1);
+        expect(r.shape[0]).toBe(r.rewards.length);
+        expect(r.shape[0]).toBeGreaterThanOrEqual(4);
+        r.rewards.forEach((reward, i) => {
+          const row = r.samples.subarray(i * per, (i + 1) * per);
+          const scored = seen.get(reward);
+          expect(scored, `row ${i}: reward ${reward} was never given`).toBeDefined();
+          const bytes = Buffer.from(row.buffer, row.byteOffset, row.byteLength);
+          for (const img of scored!) expect(bytes.equals(Buffer.from(img.buffer)), `row ${i}: bit for bit`).toBe(true);
+        });
+      },
+      120_000,
+    );
 });

@@ -12,14 +12,20 @@ const close = (got: number, want: number, tol: number) => Math.abs(got - want) <
 function expectAll(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) {
   expect(got.length).toBe(want.length);
   let bad = -1;
-  for (let i = 0; i < want.length; i++) if (!close(got[i], want[i], tol)) { bad = i; break; }
+  for (let i = 0; i < want.length; i++)
+    if (!close(got[i], want[i], tol)) {
+      bad = i;
+      break;
+    }
   if (bad >= 0) throw new Error(`${what}: element ${bad}: got ${got[bad]}, want ${want[bad]}`);
 }
 
 /** Reference noise ε(seed, id, step, e) for a [rows, dim] layout. */
 function refNoise(seed: bigint, ids: number[], step: number, dim: number): Float64Array {
   const out = new Float64Array(ids.length * dim);
-  ids.forEach((id, r) => { for (let e = 0; e < dim; e++) out[r * dim + e] = refNormal(seed, id, step, e); });
+  ids.forEach((id, r) => {
+    for (let e = 0; e < dim; e++) out[r * dim + e] = refNormal(seed, id, step, e);
+  });
   return out;
 }
 
@@ -31,11 +37,21 @@ describe('Philox noise', () => {
     ]);
     // seed 0, id 0, step 0: the four uniforms of counter 0 are the KAT words' top 24 bits.
     const u = await arr(await ops.uniform([1, 4], { seed: 0 }));
-    expectAll(u, [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8].map((r) => ((r >>> 8) + 1) * 2 ** -24), 0, 'uniform KAT');
+    expectAll(
+      u,
+      [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8].map((r) => ((r >>> 8) + 1) * 2 ** -24),
+      0,
+      'uniform KAT',
+    );
   });
 
   it('uniforms and normals equal an independent float64 reference for fresh seeds, ids, steps', async () => {
-    for (const [rows, dim] of [[3, 1], [2, 7], [4, 33], [1, 1000]]) {
+    for (const [rows, dim] of [
+      [3, 1],
+      [2, 7],
+      [4, 33],
+      [1, 1000],
+    ]) {
       const seed = freshSeed();
       const ids = Array.from({ length: rows }, () => Math.floor(Math.random() * 1e9));
       const step = Math.floor(Math.random() * 1000);
@@ -51,7 +67,8 @@ describe('Philox noise', () => {
   it('is N(0,1): mean, variance and Kolmogorov–Smirnov on 2^20 draws', async () => {
     const z = await arr(await ops.randn([1024, 1024], { seed: freshSeed() }));
     const n = z.length;
-    let m = 0, v = 0;
+    let m = 0,
+      v = 0;
     for (const x of z) m += x;
     m /= n;
     for (const x of z) v += (x - m) ** 2;
@@ -72,14 +89,23 @@ describe('Philox noise', () => {
     const dim = 1 << 16;
     const z = await arr(await ops.randn([3, dim], { seed: 5, ids: [0, 1, 2] }));
     const w = await arr(await ops.randn([1, dim], { seed: 5, ids: [0], step: 1 }));
-    const corr = (a: Float32Array, b: Float32Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s / a.length; };
+    const corr = (a: Float32Array, b: Float32Array) => {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+      return s / a.length;
+    };
     const row = (i: number) => z.subarray(i * dim, (i + 1) * dim);
-    for (const [a, b] of [[row(0), row(1)], [row(1), row(2)], [row(0), w]] as const)
+    for (const [a, b] of [
+      [row(0), row(1)],
+      [row(1), row(2)],
+      [row(0), w],
+    ] as const)
       expect(Math.abs(corr(a, b))).toBeLessThan(5 / Math.sqrt(dim));
   });
 
   it('a sample gets the same noise whatever its batch, position or thread count', async () => {
-    const dim = 5000, seed = freshSeed();
+    const dim = 5000,
+      seed = freshSeed();
     const alone = await arr(await ops.randn([1, dim], { seed, ids: [42], step: 3 }));
     const inBatch = await arr(await ops.randn([3, dim], { seed, ids: [7, 42, 9], step: 3 }));
     expect(Array.from(inBatch.subarray(dim, 2 * dim))).toEqual(Array.from(alone));
@@ -93,26 +119,38 @@ describe('Philox noise', () => {
 
 describe('mutations', () => {
   it('op 1 mutateGaussian equals sqrt(1-β²)·parent[idx] + β·ε for every element', async () => {
-    for (const [P, K, dim] of [[1, 1, 1], [5, 9, 17], [8, 3, 784]]) {
+    for (const [P, K, dim] of [
+      [1, 1, 1],
+      [5, 9, 17],
+      [8, 3, 784],
+    ]) {
       const parents = jsRandn(P * dim);
       const idx = Array.from({ length: K }, () => Math.floor(Math.random() * P));
       const ids = Array.from({ length: K }, (_, k) => 1000 + k);
-      const beta = Math.random(), seed = freshSeed(), step = 2;
+      const beta = Math.random(),
+        seed = freshSeed(),
+        step = 2;
       const out = await arr(await ops.mutateGaussian(tensor(parents, [P, dim]), idx, beta, { seed, ids, step }));
       const eps = refNoise(seed, ids, step, dim);
       const want = new Float64Array(K * dim);
       for (let k = 0; k < K; k++)
-        for (let e = 0; e < dim; e++) want[k * dim + e] = Math.sqrt(1 - beta * beta) * parents[idx[k] * dim + e] + beta * eps[k * dim + e];
+        for (let e = 0; e < dim; e++)
+          want[k * dim + e] = Math.sqrt(1 - beta * beta) * parents[idx[k] * dim + e] + beta * eps[k * dim + e];
       expectAll(out, want, 2e-5, 'mutateGaussian');
     }
   });
 
   it('op 1 keeps N(0,1) statistics from N(0,1) parents', async () => {
-    const P = 16, dim = 1 << 14, K = 32;
+    const P = 16,
+      dim = 1 << 14,
+      K = 32;
     const parents = await ops.randn([P, dim], { seed: freshSeed() });
     const idx = Array.from({ length: K }, (_, k) => k % P);
-    const out = await arr(await ops.mutateGaussian(parents, idx, 0.2, { seed: freshSeed(), ids: idx.map((k) => k + 100) }));
-    let m = 0, v = 0;
+    const out = await arr(
+      await ops.mutateGaussian(parents, idx, 0.2, { seed: freshSeed(), ids: idx.map((k) => k + 100) }),
+    );
+    let m = 0,
+      v = 0;
     for (const x of out) m += x;
     m /= out.length;
     for (const x of out) v += (x - m) ** 2;
@@ -122,35 +160,56 @@ describe('mutations', () => {
   });
 
   it('op 2 mutateAdditive equals parent[idx] + s·ε', async () => {
-    const P = 4, K = 6, dim = 50;
+    const P = 4,
+      K = 6,
+      dim = 50;
     const parents = jsRandn(P * dim);
     const idx = [3, 0, 0, 2, 1, 3];
     const s = Array.from({ length: K }, () => Math.random() * 2);
     const seed = freshSeed();
     const out = await arr(await ops.mutateAdditive(tensor(parents, [P, 5, 10]), idx, s, { seed, step: 9 }));
-    const eps = refNoise(seed, idx.map((_, k) => k), 9, dim);
+    const eps = refNoise(
+      seed,
+      idx.map((_, k) => k),
+      9,
+      dim,
+    );
     const want = new Float64Array(K * dim);
-    for (let k = 0; k < K; k++) for (let e = 0; e < dim; e++) want[k * dim + e] = parents[idx[k] * dim + e] + Math.fround(s[k]) * eps[k * dim + e];
+    for (let k = 0; k < K; k++)
+      for (let e = 0; e < dim; e++)
+        want[k * dim + e] = parents[idx[k] * dim + e] + Math.fround(s[k]) * eps[k * dim + e];
     expectAll(out, want, 2e-5, 'mutateAdditive');
   });
 
   it('op 3 sphereNeighbours: exact cosine τ and norm, and the float64 formula', async () => {
-    for (const [B, dim] of [[1, 2], [3, 100], [5, 784]]) {
+    for (const [B, dim] of [
+      [1, 2],
+      [3, 100],
+      [5, 784],
+    ]) {
       const x = jsRandn(B * dim).map((v) => v * 3);
-      const tau = Math.random() * 2 - 1, seed = freshSeed();
+      const tau = Math.random() * 2 - 1,
+        seed = freshSeed();
       const ids = Array.from({ length: B }, (_, b) => 50 + b);
       const out = await arr(await ops.sphereNeighbours(tensor(x, [B, dim]), tau, { seed, ids }));
       const v = refNoise(seed, ids, 0, dim);
       for (let b = 0; b < B; b++) {
-        const xr = x.subarray(b * dim, (b + 1) * dim), o = out.subarray(b * dim, (b + 1) * dim), vr = v.subarray(b * dim, (b + 1) * dim);
-        const nx = Math.hypot(...xr), no = Math.hypot(...o);
-        let dot = 0, vu = 0;
-        for (let e = 0; e < dim; e++) { dot += xr[e] * o[e]; vu += vr[e] * xr[e] / nx; }
+        const xr = x.subarray(b * dim, (b + 1) * dim),
+          o = out.subarray(b * dim, (b + 1) * dim),
+          vr = v.subarray(b * dim, (b + 1) * dim);
+        const nx = Math.hypot(...xr),
+          no = Math.hypot(...o);
+        let dot = 0,
+          vu = 0;
+        for (let e = 0; e < dim; e++) {
+          dot += xr[e] * o[e];
+          vu += (vr[e] * xr[e]) / nx;
+        }
         expect(Math.abs(no - nx) / nx).toBeLessThan(1e-5);
         expect(Math.abs(dot / (nx * no) - tau)).toBeLessThan(1e-5);
-        const w = Float64Array.from(vr, (ve, e) => ve - vu * xr[e] / nx);
+        const w = Float64Array.from(vr, (ve, e) => ve - (vu * xr[e]) / nx);
         const nw = Math.hypot(...w);
-        const want = Float64Array.from(xr, (xe, e) => nx * (tau * xe / nx + Math.sqrt(1 - tau * tau) * w[e] / nw));
+        const want = Float64Array.from(xr, (xe, e) => nx * ((tau * xe) / nx + (Math.sqrt(1 - tau * tau) * w[e]) / nw));
         expectAll(o, want, 1e-4, 'sphereNeighbours');
       }
     }
@@ -162,38 +221,62 @@ describe('noise-path ops', () => {
     const a = (s: number) => (path === 'rectified_flow' ? 1 - s : Math.sqrt(1 - s * s));
 
     it(`op 4 renoise (${path}) equals (a_t/a_f)·x + sqrt(σ_t² − (a_t/a_f)²σ_f²)·ε`, async () => {
-      const B = 6, dim = 40, seed = freshSeed();
+      const B = 6,
+        dim = 40,
+        seed = freshSeed();
       const x = jsRandn(B * dim);
       const from = Array.from({ length: B }, () => Math.fround(Math.random() * 0.8));
       const to = from.map((f) => Math.fround(f + Math.random() * (0.99 - f)));
       const out = await arr(await ops.renoise(tensor(x, [B, dim]), path, from, to, { seed, step: 4 }));
-      const eps = refNoise(seed, from.map((_, b) => b), 4, dim);
+      const eps = refNoise(
+        seed,
+        from.map((_, b) => b),
+        4,
+        dim,
+      );
       for (let b = 0; b < B; b++) {
         const r = a(to[b]) / a(from[b]);
         const s = Math.sqrt(Math.max(0, to[b] ** 2 - r * r * from[b] ** 2));
         for (let e = 0; e < dim; e++) {
           const want = r * x[b * dim + e] + s * eps[b * dim + e];
-          if (!close(out[b * dim + e], want, 2e-5)) throw new Error(`renoise ${b},${e}: ${out[b * dim + e]} vs ${want}`);
+          if (!close(out[b * dim + e], want, 2e-5))
+            throw new Error(`renoise ${b},${e}: ${out[b * dim + e]} vs ${want}`);
         }
       }
     });
 
     it(`op 5 ddimStep (${path}) equals a_t·x̂0 + sqrt(σ_t² − s²)·ε̂ + s·z and returns s`, async () => {
-      const B = 5, dim = 30, seed = freshSeed();
-      const x0 = jsRandn(B * dim), eps = jsRandn(B * dim);
+      const B = 5,
+        dim = 30,
+        seed = freshSeed();
+      const x0 = jsRandn(B * dim),
+        eps = jsRandn(B * dim);
       const from = Array.from({ length: B }, () => Math.fround(0.2 + Math.random() * 0.8));
       const to = from.map((f) => Math.fround(f * Math.random()));
       for (const eta of [0, 0.5, 1]) {
-        const { x, std } = await ops.ddimStep(tensor(x0, [B, dim]), tensor(eps, [B, dim]), path, from, to, eta, { seed, step: 1 });
-        const out = await arr(x), s = await arr(std);
-        const z = refNoise(seed, from.map((_, b) => b), 1, dim);
+        const { x, std } = await ops.ddimStep(tensor(x0, [B, dim]), tensor(eps, [B, dim]), path, from, to, eta, {
+          seed,
+          step: 1,
+        });
+        const out = await arr(x),
+          s = await arr(std);
+        const z = refNoise(
+          seed,
+          from.map((_, b) => b),
+          1,
+          dim,
+        );
         for (let b = 0; b < B; b++) {
           const ratio = (a(from[b]) * to[b]) / (a(to[b]) * from[b]);
           const sw = eta * to[b] * Math.sqrt(Math.max(0, 1 - ratio * ratio));
           expect(close(s[b], sw, 1e-5)).toBe(true);
           for (let e = 0; e < dim; e++) {
-            const want = a(to[b]) * x0[b * dim + e] + Math.sqrt(Math.max(0, to[b] ** 2 - sw * sw)) * eps[b * dim + e] + sw * z[b * dim + e];
-            if (!close(out[b * dim + e], want, 3e-5)) throw new Error(`ddim η=${eta} ${b},${e}: ${out[b * dim + e]} vs ${want}`);
+            const want =
+              a(to[b]) * x0[b * dim + e] +
+              Math.sqrt(Math.max(0, to[b] ** 2 - sw * sw)) * eps[b * dim + e] +
+              sw * z[b * dim + e];
+            if (!close(out[b * dim + e], want, 3e-5))
+              throw new Error(`ddim η=${eta} ${b},${e}: ${out[b * dim + e]} vs ${want}`);
           }
         }
       }
@@ -201,16 +284,23 @@ describe('noise-path ops', () => {
   }
 
   it('op 5 eulerStep and heunCombine equal the float64 formulas with per-sample σ', async () => {
-    const B = 7, dim = 13;
-    const x = jsRandn(B * dim), v1 = jsRandn(B * dim), v2 = jsRandn(B * dim);
+    const B = 7,
+      dim = 13;
+    const x = jsRandn(B * dim),
+      v1 = jsRandn(B * dim),
+      v2 = jsRandn(B * dim);
     const from = Array.from({ length: B }, () => Math.fround(Math.random()));
     const to = from.map((f) => Math.fround(f * Math.random()));
     const e = await arr(await ops.eulerStep(tensor(x, [B, dim]), tensor(v1, [B, dim]), from, to));
-    const h = await arr(await ops.heunCombine(tensor(x, [B, dim]), tensor(v1, [B, dim]), tensor(v2, [B, dim]), from, to));
-    const we = new Float64Array(B * dim), wh = new Float64Array(B * dim);
+    const h = await arr(
+      await ops.heunCombine(tensor(x, [B, dim]), tensor(v1, [B, dim]), tensor(v2, [B, dim]), from, to),
+    );
+    const we = new Float64Array(B * dim),
+      wh = new Float64Array(B * dim);
     for (let b = 0; b < B; b++)
       for (let i = 0; i < dim; i++) {
-        const j = b * dim + i, dt = to[b] - from[b];
+        const j = b * dim + i,
+          dt = to[b] - from[b];
         we[j] = x[j] + dt * v1[j];
         wh[j] = x[j] + 0.5 * dt * (v1[j] + v2[j]);
       }
@@ -221,14 +311,21 @@ describe('noise-path ops', () => {
 
 describe('selection', () => {
   it('op 6 topk over segments equals a sort (ties → lower index, NaN last)', async () => {
-    for (const [S, L, k] of [[1, 1, 1], [3, 10, 4], [5, 1000, 17], [2, 64, 64]]) {
+    for (const [S, L, k] of [
+      [1, 1, 1],
+      [3, 10, 4],
+      [5, 1000, 17],
+      [2, 64, 64],
+    ]) {
       const v = jsRandn(S * L).map((x) => Math.round(x * 4) / 4); // many ties
       v[0] = NaN;
       const r = await ops.topk(tensor(v, [S, L]), k);
-      const vals = await arr(r.values), idx = (await r.indices.toArray()) as BigInt64Array;
+      const vals = await arr(r.values),
+        idx = (await r.indices.toArray()) as BigInt64Array;
       for (let s = 0; s < S; s++) {
         const order = Array.from({ length: L }, (_, i) => i).sort((a, b) => {
-          const va = Number.isNaN(v[s * L + a]) ? -Infinity : v[s * L + a], vb = Number.isNaN(v[s * L + b]) ? -Infinity : v[s * L + b];
+          const va = Number.isNaN(v[s * L + a]) ? -Infinity : v[s * L + a],
+            vb = Number.isNaN(v[s * L + b]) ? -Infinity : v[s * L + b];
           return vb - va || a - b;
         });
         for (let j = 0; j < k; j++) {
@@ -240,15 +337,22 @@ describe('selection', () => {
   });
 
   it('op 6 tournament selection equals the reference draw', async () => {
-    const P = 37, fit = jsRandn(P), seed = freshSeed();
-    const out = (await (await ops.tournamentSelect(tensor(fit, [P]), 50, { size: 5, seed, step: 3 })).toArray()) as BigInt64Array;
+    const P = 37,
+      fit = jsRandn(P),
+      seed = freshSeed();
+    const out = (await (
+      await ops.tournamentSelect(tensor(fit, [P]), 50, { size: 5, seed, step: 3 })
+    ).toArray()) as BigInt64Array;
     for (let t = 0; t < 50; t++) expect(Number(out[t])).toBe(refTournament(fit, t, 5, seed, 3));
   });
 
   it('op 6 multinomial resampling frequencies match the weights (chi-square)', async () => {
     const w = [0.05, 0.1, 0.15, 0.2, 0.5];
     const n = 200_000;
-    const r = await ops.resample(tensor(Float32Array.from(w, Math.log), [5]), n, { method: 'multinomial', seed: freshSeed() });
+    const r = await ops.resample(tensor(Float32Array.from(w, Math.log), [5]), n, {
+      method: 'multinomial',
+      seed: freshSeed(),
+    });
     const idx = (await r.indices.toArray()) as BigInt64Array;
     const counts = new Array(5).fill(0);
     for (const i of idx) counts[Number(i)]++;
@@ -295,7 +399,8 @@ function erf(x: number): number {
   // Abramowitz–Stegun 7.1.26 is too coarse for KS at n = 2^20; use the series/continued fraction.
   const t = Math.abs(x);
   if (t < 3) {
-    let sum = t, term = t;
+    let sum = t,
+      term = t;
     for (let n = 1; n < 200; n++) {
       term *= (-t * t) / n;
       const add = term / (2 * n + 1);

@@ -21,17 +21,24 @@ describe('the native loader', () => {
 
   it('a missing libtorch at run time names libtorch and how to install it', () => {
     const { explainLoadFailure } = require(path.join(root, 'lib', 'native.js'));
-    const e = explainLoadFailure(new Error('libtorch_cpu.so: cannot open shared object file: No such file or directory'), 'x.node');
+    const e = explainLoadFailure(
+      new Error('libtorch_cpu.so: cannot open shared object file: No such file or directory'),
+      'x.node',
+    );
     expect(e.code).toBe('NATIVE_LOAD');
     expect(e.message).toMatch(/libtorch_cpu\.so/);
     expect(e.message).toMatch(/apt-get install -y libtorch-dev/);
   });
 
   it('DIFFUSION_SEARCH_NATIVE pointing at the real build loads it', () => {
-    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(root, 'lib', 'native.js'))}).native(); console.log('ok')`], {
-      encoding: 'utf8',
-      env: { ...process.env, DIFFUSION_SEARCH_NATIVE: path.join(root, 'build', 'Release', 'ds_native.node') },
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['-e', `require(${JSON.stringify(path.join(root, 'lib', 'native.js'))}).native(); console.log('ok')`],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, DIFFUSION_SEARCH_NATIVE: path.join(root, 'build', 'Release', 'ds_native.node') },
+      },
+    );
     expect(r.stdout.trim()).toBe('ok');
   });
 });
@@ -41,10 +48,20 @@ describe('prebuilds', () => {
     const fs = require('node:fs') as typeof import('node:fs');
     const os = require('node:os') as typeof import('node:os');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-prebuild-'));
-    execFileSync(process.execPath, [path.join(root, 'scripts', 'install', 'prebuild.js'), '--binary', path.join(root, 'build', 'Release', 'ds_native.node'), '--dest', tmp]);
+    execFileSync(process.execPath, [
+      path.join(root, 'scripts', 'install', 'prebuild.js'),
+      '--binary',
+      path.join(root, 'build', 'Release', 'ds_native.node'),
+      '--dest',
+      tmp,
+    ]);
     const { listPrebuilds } = require(path.join(root, 'lib', 'prebuilds.js'));
     const [p] = listPrebuilds(path.join(tmp, 'prebuilds'), 'test');
-    const info = JSON.parse(execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], { encoding: 'utf8' }));
+    const info = JSON.parse(
+      execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], {
+        encoding: 'utf8',
+      }),
+    );
     // This machine's build: Debian's libtorch (versioned sonames), C++11 ABI, no CUDA kernels linked.
     expect(p.torch).toBe(info.torch.version.split('.').slice(0, 2).join('.'));
     expect(p.cxx11abi).toBe(info.torch.cxx11abi);
@@ -62,7 +79,11 @@ describe('prebuilds', () => {
 
 describe('info', () => {
   it('says which binary loaded and why CUDA is off', () => {
-    const info = JSON.parse(execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], { encoding: 'utf8' }));
+    const info = JSON.parse(
+      execFileSync(process.execPath, [path.join(root, 'lib', 'cli', 'index.js'), 'info', '--json'], {
+        encoding: 'utf8',
+      }),
+    );
     expect(info.native.kind).toBe('build');
     expect(info.native.file).toBe(path.join(root, 'build', 'Release', 'ds_native.node'));
     expect(['cmake-js', 'node-gyp']).toContain(info.native.build.tool);

@@ -16,7 +16,9 @@ const present = shipped.filter((m) => m.kind !== 'tpm' && fs.existsSync(path.joi
 
 describe('shipped models', () => {
   it('models/ stays within 30 MB', () => {
-    const size = fs.readdirSync(path.join(root, 'models')).reduce((s, f) => s + fs.statSync(path.join(root, 'models', f)).size, 0);
+    const size = fs
+      .readdirSync(path.join(root, 'models'))
+      .reduce((s, f) => s + fs.statSync(path.join(root, 'models', f)).size, 0);
     expect(size).toBeLessThan(30 * 1024 * 1024);
   });
 
@@ -25,7 +27,9 @@ describe('shipped models', () => {
       const mod = await loadModule(path.join(root, m.file));
       // Text encoders and decoders have cards of their own kind (checked by their loaders), no sample_shape.
       const own = m.kind === 'text_encoder' || m.kind === 'decoder';
-      const card = own ? ({ sample_shape: [1], ...mod.card } as ReturnType<typeof validateCard>) : validateCard(mod.card, m.file, m.kind === 'denoiser' ? 'denoiser' : undefined);
+      const card = own
+        ? ({ sample_shape: [1], ...mod.card } as ReturnType<typeof validateCard>)
+        : validateCard(mod.card, m.file, m.kind === 'denoiser' ? 'denoiser' : undefined);
       expect(card.name).toBeTruthy();
       expect(card.license).toBeTruthy();
       expect(card.provenance).toBeTruthy();
@@ -37,9 +41,12 @@ describe('shipped models', () => {
         const out = (await mod.forward(tensor(new BigInt64Array(n * L).fill(2n), [n, L]))) as NativeTensor[];
         expect(out.map((t) => t.shape[0])).toEqual((card.outputs as string[]).map(() => n));
       } else if (m.kind === 'decoder') {
-        const z = tensor(randn(n * (card.latent_shape as number[]).reduce((a, b) => a * b, 1)), [n, ...(card.latent_shape as number[])]);
+        const z = tensor(randn(n * (card.latent_shape as number[]).reduce((a, b) => a * b, 1)), [
+          n,
+          ...(card.latent_shape as number[]),
+        ]);
         expect(((await mod.call('decode', [z])) as NativeTensor).shape).toEqual([n, ...(card.image_shape as number[])]);
-      } else if (card.conditions || (card.inputs as string[] | undefined)?.length! > 1) {
+      } else if (card.conditions || ((card.inputs as string[] | undefined)?.length ?? 0) > 1) {
         // Conditioned on named tensors: the model's own text encoder makes them.
         const { TextEncoder } = await import('../src/models/text-encoder');
         const enc = await TextEncoder.load(card.text_encoder as string);
@@ -66,14 +73,18 @@ describe('shipped models', () => {
 describe('gmm2d', () => {
   it('its velocity equals a float64 closed-form reference from its card', async () => {
     const mod = await loadModule(path.join(root, 'models/gmm2d.pt'));
-    const { weights, means, stds } = (mod.card as { prior: { weights: number[]; means: number[][]; stds: number[] } }).prior;
+    const { weights, means, stds } = (mod.card as { prior: { weights: number[]; means: number[][]; stds: number[] } })
+      .prior;
     const n = 64;
     const x = Float32Array.from(randn(2 * n), (v) => v * 2.5);
     const sigma = Float32Array.from({ length: n }, () => 0.02 + 0.97 * Math.random());
-    const v = (await ((await mod.forward(tensor(x, [n, 2]), tensor(sigma, [n]), classTensor(new Array(n).fill(0)))) as NativeTensor).toArray()) as Float32Array;
+    const v = (await (
+      (await mod.forward(tensor(x, [n, 2]), tensor(sigma, [n]), classTensor(new Array(n).fill(0)))) as NativeTensor
+    ).toArray()) as Float32Array;
     for (let i = 0; i < n; i++) {
       // x | k ~ N((1−σ)μ_k, ((1−σ)²s_k² + σ²) I); E[x0 | x, k] = μ_k + (1−σ)s_k²/var_k · (x − (1−σ)μ_k)
-      const s = sigma[i], a = 1 - s;
+      const s = sigma[i],
+        a = 1 - s;
       const logw = weights.map((w, k) => {
         const varK = a * a * stds[k] ** 2 + s * s;
         const d2 = (x[2 * i] - a * means[k][0]) ** 2 + (x[2 * i + 1] - a * means[k][1]) ** 2;
@@ -102,7 +113,9 @@ describe('classifiers on the real test split', () => {
       if (!fs.existsSync(path.join(root, file))) return;
       const mod = await loadModule(path.join(root, file));
       const { images, labels } = loadTestSplit(1000);
-      const logits = (await ((await mod.call('logits', [tensor(images, [1000, 1, 28, 28])])) as NativeTensor).toArray()) as Float32Array;
+      const logits = (await (
+        (await mod.call('logits', [tensor(images, [1000, 1, 28, 28])])) as NativeTensor
+      ).toArray()) as Float32Array;
       let correct = 0;
       for (let i = 0; i < 1000; i++) {
         const row = logits.subarray(i * 10, i * 10 + 10);
@@ -122,7 +135,11 @@ describe('the eval metrics on real data', () => {
     const ev = await Evaluator.load();
     const { images, labels } = loadTestSplit(300);
     const real = await ev.evaluate(images, [300, 1, 28, 28], labels);
-    const noise = await ev.evaluate(Float32Array.from(images, () => Math.random() * 2 - 1), [300, 1, 28, 28], labels);
+    const noise = await ev.evaluate(
+      Float32Array.from(images, () => Math.random() * 2 - 1),
+      [300, 1, 28, 28],
+      labels,
+    );
     expect(real.accuracy).toBeGreaterThan(0.85);
     expect(noise.accuracy).toBeLessThan(0.3);
     expect(real.fid!).toBeLessThan(noise.fid! / 10);

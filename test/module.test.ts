@@ -44,7 +44,9 @@ describe('TorchScript modules', () => {
       const x = randn(n * D);
       const sigma = Float32Array.from(randn(n), (v) => Math.abs(v));
       const cond = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(Math.random() * 11)));
-      const y = await ((await m.forward(tensor(x, [n, D]), tensor(sigma, [n]), tensor(cond, [n]))) as NativeTensor).toArray();
+      const y = await (
+        (await m.forward(tensor(x, [n, D]), tensor(sigma, [n]), tensor(cond, [n]))) as NativeTensor
+      ).toArray();
       for (let r = 0; r < n; r++)
         for (let j = 0; j < D; j++) {
           let h = b[j];

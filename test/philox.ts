@@ -2,15 +2,24 @@
 
 function mulhilo(a: number, b: number): [number, number] {
   const lo = Math.imul(a, b) >>> 0;
-  const aH = a >>> 16, aL = a & 0xffff, bH = b >>> 16, bL = b & 0xffff;
-  const ll = aL * bL, lh = aL * bH, hl = aH * bL, hh = aH * bH;
+  const aH = a >>> 16,
+    aL = a & 0xffff,
+    bH = b >>> 16,
+    bL = b & 0xffff;
+  const ll = aL * bL,
+    lh = aL * bH,
+    hl = aH * bL,
+    hh = aH * bH;
   const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
   const hi = (hh + Math.floor(lh / 65536) + Math.floor(hl / 65536) + Math.floor(mid / 65536)) >>> 0;
   return [hi, lo];
 }
 
 /** Philox4x32-10 (Salmon et al., SC'11): four 32-bit outputs of a counter under a key. */
-export function philox(counter: [number, number, number, number], key: [number, number]): [number, number, number, number] {
+export function philox(
+  counter: [number, number, number, number],
+  key: [number, number],
+): [number, number, number, number] {
   let [c0, c1, c2, c3] = counter.map((x) => x >>> 0);
   let [k0, k1] = key.map((x) => x >>> 0);
   for (let round = 0; round < 10; round++) {
@@ -42,7 +51,8 @@ export function refUniform(seed: bigint, id: number, step: number, e: number): n
 /** Box–Muller in float64 on lane pairs (0,1) and (2,3). */
 export function refNormal(seed: bigint, id: number, step: number, e: number): number {
   const r = block(seed, id, step, e);
-  const lane = e % 4, pair = lane < 2 ? 0 : 2;
+  const lane = e % 4,
+    pair = lane < 2 ? 0 : 2;
   const rho = Math.sqrt(-2 * Math.log(uniformOf(r[pair])));
   const theta = 2 * Math.PI * (r[pair + 1] >>> 8) * 2 ** -24;
   return lane % 2 === 0 ? rho * Math.cos(theta) : rho * Math.sin(theta);

@@ -16,20 +16,46 @@ type Install = import('../src/prebuilds').LibtorchInstall;
 type Prebuild = import('../src/prebuilds').Prebuild;
 
 const debian: Install = {
-  from: 'the system libraries', libDir: '/usr/lib/x86_64-linux-gnu', realDir: '/usr/lib/x86_64-linux-gnu', version: '1.13.0', mm: '1.13',
-  cxx11abi: 1, cuda: null, cudaMajor: null, style: 'system', includeDirs: null,
+  from: 'the system libraries',
+  libDir: '/usr/lib/x86_64-linux-gnu',
+  realDir: '/usr/lib/x86_64-linux-gnu',
+  version: '1.13.0',
+  mm: '1.13',
+  cxx11abi: 1,
+  cuda: null,
+  cudaMajor: null,
+  style: 'system',
+  includeDirs: null,
 };
 const pipCuda: Install = {
-  from: 'the PyTorch of python3', libDir: '/venv/torch/lib', realDir: '/venv/torch/lib', version: '2.5.1+cu121', mm: '2.5',
-  cxx11abi: 0, cuda: '12.1', cudaMajor: 12, style: 'pytorch', includeDirs: null,
+  from: 'the PyTorch of python3',
+  libDir: '/venv/torch/lib',
+  realDir: '/venv/torch/lib',
+  version: '2.5.1+cu121',
+  mm: '2.5',
+  cxx11abi: 0,
+  cuda: '12.1',
+  cudaMajor: 12,
+  style: 'pytorch',
+  includeDirs: null,
 };
-const pipCpu: Install = { ...pipCuda, libDir: '/cpu/torch/lib', realDir: '/cpu/torch/lib', version: '2.5.1+cpu', cuda: null, cudaMajor: null };
+const pipCpu: Install = {
+  ...pipCuda,
+  libDir: '/cpu/torch/lib',
+  realDir: '/cpu/torch/lib',
+  version: '2.5.1+cpu',
+  cuda: null,
+  cudaMajor: null,
+};
 
 function prebuild(name: string, from = 'diffusion-search-linux-x64-cpu'): Prebuild {
   return { ...P.parsePrebuildName(name)!, file: `/x/${name}`, from };
 }
 const cpu113 = prebuild('ds_native.napi.glibc.napi8.torch1_13.cxx11abi1.system.cpu.node');
-const cuda25 = prebuild('ds_native.napi.glibc.napi8.torch2_5.cxx11abi0.pytorch.cuda12.node', 'diffusion-search-linux-x64-cuda12');
+const cuda25 = prebuild(
+  'ds_native.napi.glibc.napi8.torch2_5.cxx11abi0.pytorch.cuda12.node',
+  'diffusion-search-linux-x64-cuda12',
+);
 const cpu25 = prebuild('ds_native.napi.glibc.napi8.torch2_5.cxx11abi0.pytorch.cpu.node');
 
 describe('prebuild names', () => {
@@ -59,7 +85,9 @@ describe('choosing a prebuild', () => {
   it('never falls back to another device: a CUDA binary alone does not run on a CPU libtorch', () => {
     expect(P.choosePrebuild([cuda25], [debian, pipCpu])).toBeNull();
     expect(P.mismatch(cuda25, pipCpu)).toMatch(/needs a CUDA 12 libtorch, this one is CPU-only/);
-    expect(P.mismatch(cuda25, { ...pipCuda, cuda: '11.8', cudaMajor: 11 })).toMatch(/needs CUDA 12, this libtorch has CUDA 11.8/);
+    expect(P.mismatch(cuda25, { ...pipCuda, cuda: '11.8', cudaMajor: 11 })).toMatch(
+      /needs CUDA 12, this libtorch has CUDA 11.8/,
+    );
   });
 
   it('DIFFUSION_SEARCH_VARIANT keeps only that device', () => {
@@ -87,12 +115,16 @@ function fakeInstall(names: string[], torch: { version: string; abi: 0 | 1 }) {
   fs.mkdirSync(pkgRoot, { recursive: true });
   fs.writeFileSync(
     path.join(pkgRoot, 'package.json'),
-    JSON.stringify({ name: 'diffusion-search', optionalDependencies: { 'diffusion-search-linux-x64-cpu': '0.1.0', 'diffusion-search-linux-x64-cuda12': '0.1.0' } }),
+    JSON.stringify({
+      name: 'diffusion-search',
+      optionalDependencies: { 'diffusion-search-linux-x64-cpu': '0.1.0', 'diffusion-search-linux-x64-cuda12': '0.1.0' },
+    }),
   );
   const variant = path.join(dir, 'node_modules', 'diffusion-search-linux-x64-cpu');
   fs.mkdirSync(path.join(variant, 'prebuilds', `${process.platform}-${process.arch}`), { recursive: true });
   fs.writeFileSync(path.join(variant, 'package.json'), '{"name":"diffusion-search-linux-x64-cpu","version":"0.1.0"}');
-  for (const n of names) fs.writeFileSync(path.join(variant, 'prebuilds', `${process.platform}-${process.arch}`, n), '');
+  for (const n of names)
+    fs.writeFileSync(path.join(variant, 'prebuilds', `${process.platform}-${process.arch}`, n), '');
   // A PyTorch-style libtorch: plain sonames, version.h, libc10 naming std::__cxx11 when abi is 1.
   const lt = path.join(dir, 'libtorch');
   fs.mkdirSync(path.join(lt, 'lib'), { recursive: true });
@@ -109,7 +141,10 @@ describe('selectPrebuild over installed variant packages', () => {
   const pytorchCpu = 'ds_native.napi.glibc.napi8.torch2_5.cxx11abi1.pytorch.cpu.node';
 
   it('finds the variant package through optionalDependencies and matches DIFFUSION_SEARCH_LIBTORCH', () => {
-    const { pkgRoot, libtorch } = fakeInstall([pytorchCpu, 'ds_native.napi.glibc.napi8.torch1_13.cxx11abi1.system.cpu.node'], { version: '2.5.1', abi: 1 });
+    const { pkgRoot, libtorch } = fakeInstall(
+      [pytorchCpu, 'ds_native.napi.glibc.napi8.torch1_13.cxx11abi1.system.cpu.node'],
+      { version: '2.5.1', abi: 1 },
+    );
     expect(N.variantPackages(pkgRoot)).toEqual(['diffusion-search-linux-x64-cpu', 'diffusion-search-linux-x64-cuda12']);
     const { choice } = N.selectPrebuild({ DIFFUSION_SEARCH_LIBTORCH: libtorch }, pkgRoot);
     expect(path.basename(choice.prebuild.file)).toBe(pytorchCpu);
@@ -127,7 +162,9 @@ describe('selectPrebuild over installed variant packages', () => {
     }
     expect(err?.code).toBe('NATIVE_LOAD');
     const m = err!.message;
-    expect(m).toMatch(/Binaries installed:\n {2}- diffusion-search-linux-x64-cpu: ds_native.*torch2_5.*\(libtorch 2.5, pytorch sonames, C\+\+11 ABI, cpu\)/);
+    expect(m).toMatch(
+      /Binaries installed:\n {2}- diffusion-search-linux-x64-cpu: ds_native.*torch2_5.*\(libtorch 2.5, pytorch sonames, C\+\+11 ABI, cpu\)/,
+    );
     expect(m).toMatch(/libtorch found:\n {2}- libtorch 2.4.0 \(CPU, pre-C\+\+11 ABI, pytorch sonames\)/);
     expect(m).toMatch(/cpu\/2.5: needs libtorch 2.5, this is 2.4/);
     expect(m).toMatch(/Install one of:\n {2}- PyTorch 2.5.x for python3 \(CPU\): pip install 'torch==2.5.\*'/);
@@ -136,9 +173,9 @@ describe('selectPrebuild over installed variant packages', () => {
 
   it('a requested variant that is not installed is an error, not another device', () => {
     const { pkgRoot, libtorch } = fakeInstall([pytorchCpu], { version: '2.5.1', abi: 1 });
-    expect(() => N.selectPrebuild({ DIFFUSION_SEARCH_LIBTORCH: libtorch, DIFFUSION_SEARCH_VARIANT: 'cuda12' }, pkgRoot)).toThrow(
-      /DIFFUSION_SEARCH_VARIANT=cuda12[\s\S]*not the requested variant/,
-    );
+    expect(() =>
+      N.selectPrebuild({ DIFFUSION_SEARCH_LIBTORCH: libtorch, DIFFUSION_SEARCH_VARIANT: 'cuda12' }, pkgRoot),
+    ).toThrow(/DIFFUSION_SEARCH_VARIANT=cuda12[\s\S]*not the requested variant/);
   });
 
   it('no variant package installed: says which are missing', () => {
@@ -158,16 +195,38 @@ describe.skipIf(!gxx)('preloading libtorch by path', () => {
     const a = path.join(dir, 'a');
     fs.mkdirSync(a);
     fs.writeFileSync(path.join(dir, 'dep.c'), 'int ds_fake_dep(void) { return 7; }\n');
-    fs.writeFileSync(path.join(dir, 'user.c'), 'int ds_fake_dep(void); int ds_fake_user(void) { return ds_fake_dep(); }\n');
-    execFileSync('gcc', ['-shared', '-fPIC', '-Wl,-soname,libdsfakedep.so', '-o', path.join(a, 'libdsfakedep.so'), path.join(dir, 'dep.c')]);
-    execFileSync('gcc', ['-shared', '-fPIC', '-o', path.join(dir, 'user.so'), path.join(dir, 'user.c'), `-L${a}`, '-ldsfakedep']);
+    fs.writeFileSync(
+      path.join(dir, 'user.c'),
+      'int ds_fake_dep(void); int ds_fake_user(void) { return ds_fake_dep(); }\n',
+    );
+    execFileSync('gcc', [
+      '-shared',
+      '-fPIC',
+      '-Wl,-soname,libdsfakedep.so',
+      '-o',
+      path.join(a, 'libdsfakedep.so'),
+      path.join(dir, 'dep.c'),
+    ]);
+    execFileSync('gcc', [
+      '-shared',
+      '-fPIC',
+      '-o',
+      path.join(dir, 'user.so'),
+      path.join(dir, 'user.c'),
+      `-L${a}`,
+      '-ldsfakedep',
+    ]);
     const script = (preload: boolean) => `
       const N = require(${JSON.stringify(path.join(root, 'lib', 'native.js'))});
       ${preload ? `N.preloadLibraries([${JSON.stringify(path.join(a, 'libdsfakedep.so'))}]);` : ''}
       try { process.dlopen({ exports: {} }, ${JSON.stringify(path.join(dir, 'user.so'))}); } catch (e) { console.log(e.message); }`;
     const env = { ...process.env, LD_LIBRARY_PATH: '' };
-    expect(execFileSync(process.execPath, ['-e', script(false)], { encoding: 'utf8', env })).toMatch(/libdsfakedep\.so: cannot open shared object file/);
+    expect(execFileSync(process.execPath, ['-e', script(false)], { encoding: 'utf8', env })).toMatch(
+      /libdsfakedep\.so: cannot open shared object file/,
+    );
     // With the preload, dlopen gets past the dependency and only finds no Node module in user.so.
-    expect(execFileSync(process.execPath, ['-e', script(true)], { encoding: 'utf8', env })).toMatch(/did not self-register/);
+    expect(execFileSync(process.execPath, ['-e', script(true)], { encoding: 'utf8', env })).toMatch(
+      /did not self-register/,
+    );
   });
 });

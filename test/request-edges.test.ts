@@ -15,7 +15,15 @@ const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
 
 describe('request edges', () => {
   it('a negative prompt at guidance 1 is ARGUMENT naming guidance > 1; with guidance it runs', async () => {
-    const base = { model: 'fashion-t2i', prompt: 'a shirt', negativePrompt: 'a blurry picture', algorithm: 'best-of-n' as const, budget: 8, steps: 4, eval: false };
+    const base = {
+      model: 'fashion-t2i',
+      prompt: 'a shirt',
+      negativePrompt: 'a blurry picture',
+      algorithm: 'best-of-n' as const,
+      budget: 8,
+      steps: 4,
+      eval: false,
+    };
     const e = await expectCode(() => generate(base), 'ARGUMENT');
     expect(e.message).toMatch(/set guidance above 1/);
     await expectCode(() => generate({ ...base, guidance: 1 }), 'ARGUMENT');
@@ -31,7 +39,11 @@ describe('request edges', () => {
   it('a generate that fails leaves no --out directory it created (an existing one stays)', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-edges-'));
     const out = path.join(root, 'new', 'deeper');
-    const r = spawnSync(process.execPath, [cli, 'generate', '--model', 'gmm2d', '--class', '7', '--budget', '50', '--steps', '5', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'generate', '--model', 'gmm2d', '--class', '7', '--budget', '50', '--steps', '5', '--out', out],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/unknown class/);
     expect(fs.existsSync(path.join(root, 'new'))).toBe(false);

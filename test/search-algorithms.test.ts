@@ -51,7 +51,10 @@ beforeAll(async () => {
 
 /** Runs body with every native op, tensor op and fromArray wrapped to record the tensors they return. */
 async function trackTensors(body: () => Promise<void>): Promise<NativeTensor[]> {
-  const n = native() as unknown as Record<string, unknown> & { ops: Record<string, Function>; tensorOps: Record<string, Function> };
+  const n = native() as unknown as Record<string, unknown> & {
+    ops: Record<string, Function>;
+    tensorOps: Record<string, Function>;
+  };
   const saved: [Record<string, unknown>, string, unknown][] = [];
   const wrap = (obj: Record<string, unknown>, key: string) => {
     const f = obj[key] as (...a: unknown[]) => unknown;
@@ -77,7 +80,15 @@ beforeEach(() => {
   forwardRows = 0;
 });
 
-const config = (budget: number, extra: Partial<SearchConfig> = {}): SearchConfig => ({ denoiser, verifier, cls: 0, budget, sigmas, seed: 7, ...extra });
+const config = (budget: number, extra: Partial<SearchConfig> = {}): SearchConfig => ({
+  denoiser,
+  verifier,
+  cls: 0,
+  budget,
+  sigmas,
+  seed: 7,
+  ...extra,
+});
 
 interface Case {
   name: string;
@@ -97,9 +108,30 @@ interface Case {
 const cases: Case[] = [
   { name: 'zero-order', run: (c) => zeroOrder(c, { n: 4 }), min: 16, unit: 8, small: 60, large: 200 },
   { name: 'paths', run: (c) => searchOverPaths(c, { n: 2, m: 3 }), min: 106, unit: 106, small: 110, large: 330 },
-  { name: 'paths (rollout scoring)', run: (c) => searchOverPaths(c, { n: 2, m: 3, score: 'rollout' }), min: 166, unit: 166, small: 170, large: 520 },
-  { name: 'particles', run: (c) => particleSampling({ ...c, sampler: 'sde' }, { particles: 4 }), min: 32, unit: 32, small: 40, large: 200 },
-  { name: 'beam', run: (c) => beamSearch({ ...c, sampler: 'sde' }, { beams: 2, children: 3 }), min: 44, unit: 44, small: 50, large: 200 },
+  {
+    name: 'paths (rollout scoring)',
+    run: (c) => searchOverPaths(c, { n: 2, m: 3, score: 'rollout' }),
+    min: 166,
+    unit: 166,
+    small: 170,
+    large: 520,
+  },
+  {
+    name: 'particles',
+    run: (c) => particleSampling({ ...c, sampler: 'sde' }, { particles: 4 }),
+    min: 32,
+    unit: 32,
+    small: 40,
+    large: 200,
+  },
+  {
+    name: 'beam',
+    run: (c) => beamSearch({ ...c, sampler: 'sde' }, { beams: 2, children: 3 }),
+    min: 44,
+    unit: 44,
+    small: 50,
+    large: 200,
+  },
 ];
 
 async function data(r: SearchResult): Promise<number[]> {
@@ -168,7 +200,11 @@ describe.each(cases)('$name', (c) => {
     const controller = new AbortController();
     let events = 0;
     const cancelled = await trackTensors(async () => {
-      await expectCode(() => c.run(config(c.large, { signal: controller.signal, onProgress: () => ++events === 2 && controller.abort() })), 'ABORTED');
+      await expectCode(
+        () =>
+          c.run(config(c.large, { signal: controller.signal, onProgress: () => ++events === 2 && controller.abort() })),
+        'ABORTED',
+      );
     });
     expect(cancelled.filter((t) => !t.disposed).length).toBe(0);
   });
@@ -212,7 +248,15 @@ describe('zero-order search', () => {
 
 describe('search over paths', () => {
   it('walks the schedule from the start level to σ = 0 in steps of Δb − Δf', async () => {
-    const r = await searchOverPaths(config(1000), { n: 2, m: 2, start: 3, forward: 2, backward: 4, score: 'x0', runs: 1 });
+    const r = await searchOverPaths(config(1000), {
+      n: 2,
+      m: 2,
+      start: 3,
+      forward: 2,
+      backward: 4,
+      score: 'x0',
+      runs: 1,
+    });
     // From step 3: up to 1, down to 5; up to 3, down to 7; up to 5, down to 8 (clamped).
     expect(r.trace.map((t) => t.sigma)).toEqual([sigmas[5], sigmas[7], 0]);
     // 2 noises to step 3 (6), then 4 copies × (4 + 4 + 3 steps) (44), and one x̂0 evaluation of the

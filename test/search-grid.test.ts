@@ -21,7 +21,9 @@ const root = path.join(__dirname, '..');
 const haveModels = ['gmm2d.pt', 'fashion-flow.pt'].every((f) => fs.existsSync(path.join(root, 'models', f)));
 
 /** tpm-half.pt's card: σ_min 0.01, r = 1/2 (its card allows 12 steps; the cells pass maxSteps 8). */
-const SIGMA_MIN = 0.01, MAX_STEPS = 8, R = 0.5;
+const SIGMA_MIN = 0.01,
+  MAX_STEPS = 8,
+  R = 0.5;
 /** Steps the adaptive sampler takes from σ0 with the fixture (its rule, in float64). */
 function stepsFrom(sigma0: number): number {
   let k = 1;
@@ -39,7 +41,10 @@ const models = { gmm2d: { budget: 80, steps: 5, cls: 0 }, 'fashion-flow': { budg
  */
 function expectedSteps(algorithm: AlgorithmName, adaptive: boolean, S: number): number[] {
   if (!adaptive) return [S];
-  if (algorithm === 'paths' || algorithm === 'evosearch') return uniform(S).slice(0, S).map((s, i) => i + stepsFrom(s));
+  if (algorithm === 'paths' || algorithm === 'evosearch')
+    return uniform(S)
+      .slice(0, S)
+      .map((s, i) => i + stepsFrom(s));
   return [stepsFrom(1)];
 }
 
@@ -54,8 +59,18 @@ describe.skipIf(!haveModels)('algorithm × schedule × guidance × sampler, thro
               const cell = `${model} ${algorithm} ${schedule} guidance ${guidance} ${sampler}`;
               const budget = guidance === 1 ? m.budget : 2 * m.budget; // guidance doubles the NFE of a row
               const o: GenerateOptions = {
-                model, algorithm, schedule, guidance, sampler, budget, steps: m.steps, class: m.cls,
-                n: 1, seed: (Math.random() * 1e6) | 0, eval: false, ...(schedule === 'adaptive' ? { tpm: fixture('tpm-half.pt'), maxSteps: MAX_STEPS } : {}),
+                model,
+                algorithm,
+                schedule,
+                guidance,
+                sampler,
+                budget,
+                steps: m.steps,
+                class: m.cls,
+                n: 1,
+                seed: (Math.random() * 1e6) | 0,
+                eval: false,
+                ...(schedule === 'adaptive' ? { tpm: fixture('tpm-half.pt'), maxSteps: MAX_STEPS } : {}),
               };
               let r: Awaited<ReturnType<typeof generate>>;
               try {
@@ -66,7 +81,12 @@ describe.skipIf(!haveModels)('algorithm × schedule × guidance × sampler, thro
                 cells.push(`${cell}: ARGUMENT`);
                 continue;
               }
-              const rep = r.report as { nfe_used: number; budget: number; steps: number[]; config: { schedule: string } };
+              const rep = r.report as {
+                nfe_used: number;
+                budget: number;
+                steps: number[];
+                config: { schedule: string };
+              };
               expect(rep.config.schedule, cell).toBe(schedule);
               expect(rep.budget, cell).toBe(budget);
               expect(rep.nfe_used, cell).toBeLessThanOrEqual(budget);
@@ -79,7 +99,8 @@ describe.skipIf(!haveModels)('algorithm × schedule × guidance × sampler, thro
               for (const s of rep.steps) expect(possible, `${cell}: reported ${s} steps`).toContain(s);
               // Where every trajectory starts at σ = 1, what ran is known exactly: each candidate took k steps.
               if (schedule === 'adaptive' && ['baseline', 'best-of-n', 'zero-order'].includes(algorithm))
-                for (const res of r.results) expect(res.nfe, cell).toBe(res.rewards.length * stepsFrom(1) * (guidance === 1 ? 1 : 2));
+                for (const res of r.results)
+                  expect(res.nfe, cell).toBe(res.rewards.length * stepsFrom(1) * (guidance === 1 ? 1 : 2));
               cells.push(`${cell}: ${rep.nfe_used}/${budget} NFE, steps ${rep.steps.join(',')}`);
             }
       });

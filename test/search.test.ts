@@ -79,13 +79,30 @@ describe('NFE accounting', () => {
     const counter = countForward(d);
     const v = new FunctionVerifier('mean', async (x0) => {
       const a = (await x0.toArray()) as Float32Array;
-      const n = x0.shape[0], D = a.length / n;
+      const n = x0.shape[0],
+        D = a.length / n;
       return Array.from({ length: n }, (_, i) => a.subarray(i * D, (i + 1) * D).reduce((s, x) => s + x, 0));
     });
-    const r = await bestOfN({ denoiser: d, verifier: v, cls: 3, budget: 100, sigmas: uniform(5), guidance: 2.5, seed: 1 });
+    const r = await bestOfN({
+      denoiser: d,
+      verifier: v,
+      cls: 3,
+      budget: 100,
+      sigmas: uniform(5),
+      guidance: 2.5,
+      seed: 1,
+    });
     expect(r.nfe).toBe(counter.rows);
     expect(r.nfe).toBe(100); // 10 trajectories × 5 steps × 2
-    const plain = await bestOfN({ denoiser: d, verifier: v, cls: 3, budget: 100, sigmas: uniform(5), guidance: 1, seed: 1 });
+    const plain = await bestOfN({
+      denoiser: d,
+      verifier: v,
+      cls: 3,
+      budget: 100,
+      sigmas: uniform(5),
+      guidance: 1,
+      seed: 1,
+    });
     expect(plain.rewards.length).toBe(20);
   });
 });
@@ -107,8 +124,12 @@ describe('budget scaling on gmm2d', () => {
 describe('reproducibility and control', () => {
   it('the same seed gives bit-identical results; another seed differs', async () => {
     for (const run of [algorithms['best-of-n'], algorithms['evosearch-sde']]) {
-      const a = await run(cfg(500)), b = await run(cfg(500)), c = await run(cfg(500, { seed: 12 }));
-      expect(Array.from((await a.sample.toArray()) as Float32Array)).toEqual(Array.from((await b.sample.toArray()) as Float32Array));
+      const a = await run(cfg(500)),
+        b = await run(cfg(500)),
+        c = await run(cfg(500, { seed: 12 }));
+      expect(Array.from((await a.sample.toArray()) as Float32Array)).toEqual(
+        Array.from((await b.sample.toArray()) as Float32Array),
+      );
       expect(a.rewards).toEqual(b.rewards);
       expect(a.trace.map((t) => t.best)).toEqual(b.trace.map((t) => t.best));
       expect(c.rewards).not.toEqual(a.rewards);
@@ -136,7 +157,9 @@ describe('reproducibility and control', () => {
   });
 
   it('NaN scores are a VERIFIER error naming the verifier, or −∞ on request', async () => {
-    const nan = new FunctionVerifier('sometimes-nan', async (x0) => Array.from({ length: x0.shape[0] }, (_, i) => (i % 3 === 1 ? NaN : i)));
+    const nan = new FunctionVerifier('sometimes-nan', async (x0) =>
+      Array.from({ length: x0.shape[0] }, (_, i) => (i % 3 === 1 ? NaN : i)),
+    );
     const e = await expectCode(() => bestOfN(cfg(100, { verifier: nan })), 'VERIFIER');
     expect(e.message).toMatch(/sometimes-nan/);
     const r = await bestOfN(cfg(100, { verifier: nan, nanAsNegInf: true }));

@@ -27,7 +27,21 @@ const tmp = () => {
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 const N = 48;
-const args = (out: string) => ['generate', '--model', 'gmm2d', '--algorithm', 'best-of-n', '--budget', '200', '--n', String(N), '--steps', '10', '--out', out];
+const args = (out: string) => [
+  'generate',
+  '--model',
+  'gmm2d',
+  '--algorithm',
+  'best-of-n',
+  '--budget',
+  '200',
+  '--n',
+  String(N),
+  '--steps',
+  '10',
+  '--out',
+  out,
+];
 
 interface Exit {
   code: number | null;
@@ -40,7 +54,8 @@ function runCli(out: string, kill?: { sig: NodeJS.Signals; afterMs: number }): P
   return new Promise((resolve) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [cli, ...args(out)], { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
-    let stderr = '', stdout = '';
+    let stderr = '',
+      stdout = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.stdout.on('data', (d) => (stdout += d));
     const timer = kill ? setTimeout(() => child.kill(kill.sig), kill.afterMs) : undefined;
@@ -60,7 +75,11 @@ function checkOut(out: string): { complete: boolean; n: number } | null {
   expect(stray, `temporary or unknown files left: ${stray.join(', ')}`).toEqual([]);
   if (!files.length) return null;
   expect(files, 'a partial set of outputs').toEqual(['grid.png', 'report.json', 'samples.npy']);
-  const rep = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { complete: boolean; n: number; kept: number[] };
+  const rep = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as {
+    complete: boolean;
+    n: number;
+    kept: number[];
+  };
   const rows = rep.kept.reduce((a, b) => a + b, 0);
   expect(readNpy(path.join(out, 'samples.npy')).shape).toEqual([rows, 2]);
   const png = fs.readFileSync(path.join(out, 'grid.png'));
@@ -116,13 +135,28 @@ describe('SIGINT / SIGTERM at random moments of generate', () => {
       else seen.partial++;
     }
     // The draws land before any sample, mid-search and after: every outcome is seen.
-    console.log(`signals: ${JSON.stringify(seen)} over ${runs} runs of ${full.ms.toFixed(0)} ms (node boots in ${bootMs.toFixed(0)} ms)`);
+    console.log(
+      `signals: ${JSON.stringify(seen)} over ${runs} runs of ${full.ms.toFixed(0)} ms (node boots in ${bootMs.toFixed(0)} ms)`,
+    );
     expect(seen.before + seen.partial + seen.whole).toBeGreaterThanOrEqual(runs / 2);
   });
 
   it('a second signal while the first stops the search exits at once (130 or 143), writing nothing', async () => {
     const out = tmp();
-    const child = spawn(process.execPath, [cli, 'generate', '--model', 'gmm2d', '--budget', '1000000', '--n', '1', '--steps', '20', '--out', out]);
+    const child = spawn(process.execPath, [
+      cli,
+      'generate',
+      '--model',
+      'gmm2d',
+      '--budget',
+      '1000000',
+      '--n',
+      '1',
+      '--steps',
+      '20',
+      '--out',
+      out,
+    ]);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     // Wait until the search runs (its progress goes to stderr only on a TTY: poll the process instead).
@@ -131,7 +165,9 @@ describe('SIGINT / SIGTERM at random moments of generate', () => {
     // second lands while the first is stopping the search: exit at once.
     child.kill('SIGINT');
     child.kill('SIGTERM');
-    const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+      child.on('exit', (c, s) => r([c, s])),
+    );
     expect(signal, stderr).toBeNull();
     expect([130, 143], stderr).toContain(code); // the first one's code: the kernel picks the order
     expect(stderr).not.toMatch(/interrupted before any sample finished/); // it did not wait for the search to stop

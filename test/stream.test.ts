@@ -42,21 +42,30 @@ describe('streams', () => {
     const a = createStream();
     const b = createStream();
     const x = tensor(randn(64 * 64), [64, 64]);
-    const [ya, yb, yd] = (await Promise.all([m.call('slow', [x, 4], a), m.call('slow', [x, 4], b), m.call('slow', [x, 4])])) as NativeTensor[];
+    const [ya, yb, yd] = (await Promise.all([
+      m.call('slow', [x, 4], a),
+      m.call('slow', [x, 4], b),
+      m.call('slow', [x, 4]),
+    ])) as NativeTensor[];
     const [va, vb, vd] = await Promise.all([ya.toArray(a), yb.toArray(b), yd.toArray()]);
     expect(Array.from(va)).toEqual(Array.from(vd));
     expect(Array.from(vb)).toEqual(Array.from(vd));
     await Promise.all([a.close(), b.close()]);
   });
 
-  it('thread-sharing streams (the engine\'s forward slots) give the same results, alone and side by side; a bad option is ARGUMENT', async () => {
+  it("thread-sharing streams (the engine's forward slots) give the same results, alone and side by side; a bad option is ARGUMENT", async () => {
     const m = await loadModule(fixture('tiny.pt'));
-    const s = [createStream({ shareThreads: true }), createStream({ shareThreads: true }), createStream({ shareThreads: true })];
+    const s = [
+      createStream({ shareThreads: true }),
+      createStream({ shareThreads: true }),
+      createStream({ shareThreads: true }),
+    ];
     const x = tensor(randn(64 * 64), [64, 64]);
     const want = Array.from((await ((await m.call('slow', [x, 4])) as NativeTensor).toArray()) as Float32Array);
     const alone = (await m.call('slow', [x, 4], s[0])) as NativeTensor;
     const together = (await Promise.all(s.map((st) => m.call('slow', [x, 4], st)))) as NativeTensor[];
-    for (const [i, y] of [alone, ...together].entries()) expect(Array.from((await y.toArray(s[i % 3])) as Float32Array)).toEqual(want);
+    for (const [i, y] of [alone, ...together].entries())
+      expect(Array.from((await y.toArray(s[i % 3])) as Float32Array)).toEqual(want);
     await Promise.all(s.map((st) => st.close()));
     await expectCode(() => createStream({ shareThreads: 'yes' as unknown as boolean }), 'ARGUMENT');
   });

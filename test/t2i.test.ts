@@ -15,24 +15,53 @@ import { tensor } from '../src/tensor';
 import { randn } from './helpers';
 
 const root = path.join(__dirname, '..');
-const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+const python = ['/usr/bin/python3', 'python3'].find(
+  (p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+);
 const have = !!python && fs.existsSync(path.join(root, 'models', 'fashion-t2i.pt'));
 const meter: NfeMeter = { charge() {}, addModelTime() {} };
 
 function py(code: string, input: unknown): any {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-t2i-'));
   fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify(input));
-  const r = spawnSync(python!, ['-c', code, path.join(dir, 'in.json')], { cwd: root, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(python!, ['-c', code, path.join(dir, 'in.json')], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout);
 }
 
-const WORDS = ['a', 'A', 'small', 'LARGE,', 'grey', 'bright!', 'dark', 't-shirt/top', 'ankle', 'boot', 'bag', 'purple', 'the', 'Shirt', '42', 'trouser', 'dress'];
+const WORDS = [
+  'a',
+  'A',
+  'small',
+  'LARGE,',
+  'grey',
+  'bright!',
+  'dark',
+  't-shirt/top',
+  'ankle',
+  'boot',
+  'bag',
+  'purple',
+  'the',
+  'Shirt',
+  '42',
+  'trouser',
+  'dress',
+];
 
 describe.skipIf(!have)('the shipped text-to-image stack against python3-torch', () => {
   it('tokenizes random prompts exactly as scripts/train/t2i/prompts.py', async () => {
     const enc = await TextEncoder.load('fashion-text');
-    const prompts = Array.from({ length: 40 }, () => Array.from({ length: 1 + Math.floor(Math.random() * 10) }, () => WORDS[Math.floor(Math.random() * WORDS.length)]).join(' '));
+    const prompts = Array.from({ length: 40 }, () =>
+      Array.from(
+        { length: 1 + Math.floor(Math.random() * 10) },
+        () => WORDS[Math.floor(Math.random() * WORDS.length)],
+      ).join(' '),
+    );
     const want: number[][] = py(
       `import json, sys; sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
 print(json.dumps(P.tokenize(json.load(open(sys.argv[1]))).tolist()))`,
@@ -48,8 +77,10 @@ print(json.dumps(P.tokenize(json.load(open(sys.argv[1]))).tolist()))`,
     const prompts = ['a small dark ankle boot', 'a large bright bag', 'a grey shirt'];
     const ids = [];
     for (const p of prompts) ids.push(d.registerCondition(await enc.encode([p])));
-    const n = 3, w = 1 + 3 * Math.random();
-    const x = randn(n * 196), sigma = Array.from({ length: n }, () => Math.random());
+    const n = 3,
+      w = 1 + 3 * Math.random();
+    const x = randn(n * 196),
+      sigma = Array.from({ length: n }, () => Math.random());
     const { out } = await d.evaluate(tensor(x, [n, 4, 7, 7]), sigma, ids, w, meter);
     const v = (await out.toArray()) as Float32Array;
     const z = randn(n * 196);

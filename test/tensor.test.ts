@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { tensor } from '../src/tensor';
-import { type TypedArray } from '../src/native';
+import type { TypedArray } from '../src/native';
 import { expectCode, randn } from './helpers';
 
 const shapes: number[][] = [[], [1], [7], [0], [3, 0, 2], [2, 3], [1, 1, 1, 1], [3, 1, 5, 1, 2], [2, 1, 2, 1, 2, 1, 3]];
@@ -9,11 +9,16 @@ const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 function fresh(kind: string, n: number): TypedArray {
   const r = randn(n);
   switch (kind) {
-    case 'float32': return r;
-    case 'float64': return Float64Array.from(r, (v) => v * 1e10 + 1e-300);
-    case 'int32': return Int32Array.from(r, (v) => Math.round(v * 2 ** 30));
-    case 'int64': return BigInt64Array.from(r, (v) => BigInt(Math.round(v * 2 ** 40)) * 4096n + 7n);
-    case 'uint8': return Uint8Array.from(r, (v) => Math.abs(Math.round(v * 100)) % 256);
+    case 'float32':
+      return r;
+    case 'float64':
+      return Float64Array.from(r, (v) => v * 1e10 + 1e-300);
+    case 'int32':
+      return Int32Array.from(r, (v) => Math.round(v * 2 ** 30));
+    case 'int64':
+      return BigInt64Array.from(r, (v) => BigInt(Math.round(v * 2 ** 40)) * 4096n + 7n);
+    case 'uint8':
+      return Uint8Array.from(r, (v) => Math.abs(Math.round(v * 100)) % 256);
   }
   throw new Error(kind);
 }

@@ -10,7 +10,11 @@ function spinCount(env: Record<string, string | undefined>): string {
   const childEnv: Record<string, string> = { OMP_DISPLAY_ENV: 'verbose' };
   for (const [k, v] of Object.entries(process.env)) if (k !== 'OMP_WAIT_POLICY' && v !== undefined) childEnv[k] = v;
   for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v;
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(nativeJs)}).native()`], { env: childEnv, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(nativeJs)}).native()`], {
+    env: childEnv,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect(r.status).toBe(0);
   const m = /GOMP_SPINCOUNT = '(\d+)'/.exec(r.stderr);
   expect(m, r.stderr).not.toBeNull();

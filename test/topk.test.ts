@@ -15,7 +15,10 @@ describe('top-k: a search keeps the K best distinct samples it scored', () => {
     const denoiser = await Denoiser.load('gmm2d');
     const verifier = await loadVerifier(['gmm2d-reward']);
     const K = 7;
-    const r = await algorithms['best-of-n'].run({ denoiser, verifier, cls: 0, budget: 400, sigmas: uniform(10), seed: seed(), keep: K }, {});
+    const r = await algorithms['best-of-n'].run(
+      { denoiser, verifier, cls: 0, budget: 400, sigmas: uniform(10), seed: seed(), keep: K },
+      {},
+    );
     expect(r.top).toHaveLength(K);
     expect(r.top[0].sample).toBe(r.sample);
     expect(r.top[0].reward).toBe(r.reward);
@@ -34,11 +37,19 @@ describe('top-k: a search keeps the K best distinct samples it scored', () => {
     const denoiser = await Denoiser.load('gmm2d');
     const verifier = await loadVerifier(['gmm2d-reward']);
     const s = seed();
-    const one = await algorithms.evosearch.run({ denoiser, verifier, cls: 0, budget: 300, sigmas: uniform(10), seed: s }, {});
-    const five = await algorithms.evosearch.run({ denoiser, verifier, cls: 0, budget: 300, sigmas: uniform(10), seed: s, keep: 5 }, {});
+    const one = await algorithms.evosearch.run(
+      { denoiser, verifier, cls: 0, budget: 300, sigmas: uniform(10), seed: s },
+      {},
+    );
+    const five = await algorithms.evosearch.run(
+      { denoiser, verifier, cls: 0, budget: 300, sigmas: uniform(10), seed: s, keep: 5 },
+      {},
+    );
     expect(one.top).toHaveLength(1);
     expect(five.reward).toBe(one.reward);
-    expect(Array.from((await five.sample.toArray()) as Float32Array)).toEqual(Array.from((await one.sample.toArray()) as Float32Array));
+    expect(Array.from((await five.sample.toArray()) as Float32Array)).toEqual(
+      Array.from((await one.sample.toArray()) as Float32Array),
+    );
     expect(five.top.map((t) => t.reward)).toEqual([...five.top.map((t) => t.reward)].sort((a, b) => b - a));
   });
 
@@ -46,7 +57,8 @@ describe('top-k: a search keeps the K best distinct samples it scored', () => {
     const denoiser = await Denoiser.load('gmm2d');
     const verifier = await loadVerifier(['gmm2d-reward']);
     const run = new SearchRun('test', { denoiser, verifier, cls: 0, budget: 10, sigmas: uniform(4), keep: 3 });
-    const a = randn(2), b = randn(2);
+    const a = randn(2),
+      b = randn(2);
     // Rows: a, a, b, a: the archive must hold a and b once each.
     const x = tensor(Float32Array.from([...a, ...a, ...b, ...a]), [4, 2]);
     const rewards = await run.score(x);
@@ -60,7 +72,15 @@ describe('top-k: a search keeps the K best distinct samples it scored', () => {
   });
 
   it('generate --keep K: n·K rows, per-row rewards best first within each search, counts in the report', async () => {
-    const r = await generate({ model: 'gmm2d', algorithm: 'best-of-n', budget: 200, n: 2, keep: 3, steps: 10, seed: Number(seed() % 1000n) });
+    const r = await generate({
+      model: 'gmm2d',
+      algorithm: 'best-of-n',
+      budget: 200,
+      n: 2,
+      keep: 3,
+      steps: 10,
+      seed: Number(seed() % 1000n),
+    });
     expect(r.shape).toEqual([6, 2]);
     expect(r.rewards).toHaveLength(6);
     expect(r.report).toMatchObject({ keep: 3, kept: [3, 3], n: 2 });

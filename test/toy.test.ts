@@ -13,10 +13,19 @@ import { algorithms, type AlgorithmName } from '../src/search';
 import { uniform } from '../src/schedules';
 
 const models = path.join(__dirname, '..', 'models');
-const BUDGET = 3000, SEARCHES = 12;
+const BUDGET = 3000,
+  SEARCHES = 12;
 
-interface Target { weights: number[]; means: number[][]; stds: number[] }
-interface Row { reward: number; modes: number[]; off: number }
+interface Target {
+  weights: number[];
+  means: number[][];
+  stds: number[];
+}
+interface Row {
+  reward: number;
+  modes: number[];
+  off: number;
+}
 
 let results: Record<string, Row>;
 let target: Target;
@@ -28,10 +37,19 @@ beforeAll(async () => {
   results = {};
   for (const name of Object.keys(algorithms) as AlgorithmName[]) {
     const modes = new Array(target.means.length).fill(0);
-    let off = 0, reward = 0;
+    let off = 0,
+      reward = 0;
     for (let s = 0; s < SEARCHES; s++) {
       const stochastic = name === 'particles' || name === 'beam';
-      const r = await algorithms[name].run({ denoiser: d, verifier: v, cls: 0, budget: BUDGET, sigmas: uniform(20), seed: 1000 + s, sampler: stochastic ? 'sde' : 'euler' });
+      const r = await algorithms[name].run({
+        denoiser: d,
+        verifier: v,
+        cls: 0,
+        budget: BUDGET,
+        sigmas: uniform(20),
+        seed: 1000 + s,
+        sampler: stochastic ? 'sde' : 'euler',
+      });
       const [x, y] = Array.from((await r.sample.toArray()) as Float32Array);
       r.sample.dispose();
       reward += r.reward / SEARCHES;
@@ -45,7 +63,9 @@ beforeAll(async () => {
   const fmt = (xs: number[]) => xs.map((w) => w.toFixed(2)).join(' ');
   console.log(`gmm2d toy, ${BUDGET} NFE, ${SEARCHES} searches each; p* mode weights ${fmt(target.weights)}`);
   for (const [name, r] of Object.entries(results))
-    console.log(`${name.padEnd(11)} mean best reward ${r.reward.toFixed(3).padStart(7)}  on p* modes ${fmt(r.modes)}  off-mode ${r.off.toFixed(2)}`);
+    console.log(
+      `${name.padEnd(11)} mean best reward ${r.reward.toFixed(3).padStart(7)}  on p* modes ${fmt(r.modes)}  off-mode ${r.off.toFixed(2)}`,
+    );
 }, 300_000);
 
 describe('gmm2d toy experiment (EvoSearch paper)', () => {
@@ -62,7 +82,8 @@ describe('gmm2d toy experiment (EvoSearch paper)', () => {
   });
 
   it('every search raises the mean reward far above plain sampling at equal NFE', () => {
-    for (const [name, r] of Object.entries(results)) if (name !== 'baseline') expect(r.reward, name).toBeGreaterThan(results.baseline.reward + 5);
+    for (const [name, r] of Object.entries(results))
+      if (name !== 'baseline') expect(r.reward, name).toBeGreaterThan(results.baseline.reward + 5);
   });
 
   it('EvoSearch reaches a higher reward than best-of-N (as the paper reports)', () => {

@@ -18,7 +18,11 @@ import type { Verifier } from '../src/verifiers/verifier';
 import { expectCode, randn } from './helpers';
 
 const file = path.join(__dirname, '..', 'models', 'vp2d.pt');
-interface Prior { weights: number[]; means: number[][]; stds: number[] }
+interface Prior {
+  weights: number[];
+  means: number[][];
+  stds: number[];
+}
 let d: Denoiser;
 let prior: Prior;
 /** σ values the module's forward was called with, while recording. */
@@ -47,7 +51,8 @@ function exact(x: number[], sigma: number): { x0: number[]; eps: number[]; g: nu
   const e = logp.map((l) => Math.exp(l - top));
   const z = e.reduce((s, v) => s + v, 0);
   const g = e.map((v) => v / z);
-  const x0 = [0, 0], eps = [0, 0];
+  const x0 = [0, 0],
+    eps = [0, 0];
   prior.weights.forEach((_, k) => {
     const t2 = a * a * prior.stds[k] ** 2 + sigma * sigma;
     for (let j = 0; j < 2; j++) {
@@ -63,7 +68,16 @@ const rowsOf = (v: Float32Array | number[], n: number) => Array.from({ length: n
 const SIGMA_MAX = Math.sqrt(1 - EPSILON_ALPHA_MIN ** 2);
 
 function ctx(n: number, eta = 0): StepContext {
-  return { denoiser: d, cond: new Array(n).fill(0), guidance: 1, meter, eta, seed: 5, ids: Array.from({ length: n }, (_, i) => i), step: 0 };
+  return {
+    denoiser: d,
+    cond: new Array(n).fill(0),
+    guidance: 1,
+    meter,
+    eta,
+    seed: 5,
+    ids: Array.from({ length: n }, (_, i) => i),
+    step: 0,
+  };
 }
 
 async function run<T>(body: () => Promise<T>): Promise<{ r: T; sigmas: number[] }> {
@@ -84,11 +98,22 @@ describe('vp2d: the card and the predictions', () => {
   });
 
   it('a card may set sigma_max: in (0, 1], and below 1 for ε-prediction', async () => {
-    const card = (prediction: string, sigma_max: unknown) => ({ name: 'c', prediction, path: 'vp', sample_shape: [2], sigma_max });
+    const card = (prediction: string, sigma_max: unknown) => ({
+      name: 'c',
+      prediction,
+      path: 'vp',
+      sample_shape: [2],
+      sigma_max,
+    });
     expect(validateCard(card('epsilon', 0.99), 'f', 'denoiser').sigma_max).toBe(0.99);
     expect(validateCard(card('velocity', 1), 'f', 'denoiser').sigma_max).toBe(1);
     expect(validateCard(card('epsilon', null), 'f', 'denoiser').sigma_max).toBeUndefined();
-    for (const [p, v] of [['epsilon', 1], ['x0', 0], ['velocity', 1.5], ['epsilon', '0.9']] as const)
+    for (const [p, v] of [
+      ['epsilon', 1],
+      ['x0', 0],
+      ['velocity', 1.5],
+      ['epsilon', '0.9'],
+    ] as const)
       await expectCode(() => validateCard(card(p, v), 'f', 'denoiser'), 'MODEL_CARD');
   });
 
@@ -195,31 +220,42 @@ describe('vp2d: sampling from σ = 1 recovers the prior', () => {
     { name: 'sde', steps: 100, eta: 0 },
     { name: 'sde', steps: 100, eta: 1 },
   ];
-  it.each(cases)('$name ($steps steps, η = $eta): mode weights within 3 pp, mode means within 0.06', async (c) => {
-    const sig = uniform(c.steps);
-    let x = await ops.randn([n, 2], { seed: 11, ids: Array.from({ length: n }, (_, i) => i) });
-    for (let i = 0; i < c.steps; i++) {
-      const r = await steppers[c.name]({ ...ctx(n, c.eta ?? 0), step: i }, x, new Array(n).fill(sig[i]), new Array(n).fill(sig[i + 1]));
+  it.each(cases)(
+    '$name ($steps steps, η = $eta): mode weights within 3 pp, mode means within 0.06',
+    async (c) => {
+      const sig = uniform(c.steps);
+      let x = await ops.randn([n, 2], { seed: 11, ids: Array.from({ length: n }, (_, i) => i) });
+      for (let i = 0; i < c.steps; i++) {
+        const r = await steppers[c.name](
+          { ...ctx(n, c.eta ?? 0), step: i },
+          x,
+          new Array(n).fill(sig[i]),
+          new Array(n).fill(sig[i + 1]),
+        );
+        x.dispose();
+        r.x0.dispose();
+        x = r.x;
+      }
+      const xs = (await x.toArray()) as Float32Array;
       x.dispose();
-      r.x0.dispose();
-      x = r.x;
-    }
-    const xs = (await x.toArray()) as Float32Array;
-    x.dispose();
-    const K = prior.weights.length;
-    const count = new Array(K).fill(0), sum = Array.from({ length: K }, () => [0, 0]);
-    for (const row of rowsOf(xs, n)) {
-      const g = exact(row, 0).g;
-      const k = g.indexOf(Math.max(...g));
-      count[k]++;
-      sum[k][0] += row[0];
-      sum[k][1] += row[1];
-    }
-    for (let k = 0; k < K; k++) {
-      expect(Math.abs(count[k] / n - prior.weights[k]), `weight of mode ${k}`).toBeLessThan(0.03);
-      for (let j = 0; j < 2; j++) expect(Math.abs(sum[k][j] / count[k] - prior.means[k][j]), `mean of mode ${k}`).toBeLessThan(0.06);
-    }
-  }, 60_000);
+      const K = prior.weights.length;
+      const count = new Array(K).fill(0),
+        sum = Array.from({ length: K }, () => [0, 0]);
+      for (const row of rowsOf(xs, n)) {
+        const g = exact(row, 0).g;
+        const k = g.indexOf(Math.max(...g));
+        count[k]++;
+        sum[k][0] += row[0];
+        sum[k][1] += row[1];
+      }
+      for (let k = 0; k < K; k++) {
+        expect(Math.abs(count[k] / n - prior.weights[k]), `weight of mode ${k}`).toBeLessThan(0.03);
+        for (let j = 0; j < 2; j++)
+          expect(Math.abs(sum[k][j] / count[k] - prior.means[k][j]), `mean of mode ${k}`).toBeLessThan(0.06);
+      }
+    },
+    60_000,
+  );
 });
 
 describe('native path ops at σ = 1 on vp', () => {
@@ -260,7 +296,15 @@ describe('vp2d: every search runs on the vp path', () => {
   };
   it.each(Object.keys(algorithms) as AlgorithmName[])('%s', async (name) => {
     const stochastic = name === 'particles' || name === 'beam';
-    const r = await algorithms[name].run({ denoiser: d, verifier, cls: 0, budget: 400, sigmas: uniform(10), seed: 2, sampler: stochastic ? 'sde' : 'euler' });
+    const r = await algorithms[name].run({
+      denoiser: d,
+      verifier,
+      cls: 0,
+      budget: 400,
+      sigmas: uniform(10),
+      seed: 2,
+      sampler: stochastic ? 'sde' : 'euler',
+    });
     const s = (await r.sample.toArray()) as Float32Array;
     r.sample.dispose();
     expect(Array.from(s).every(Number.isFinite)).toBe(true);
@@ -275,7 +319,10 @@ describe('adaptive schedules on a vp model', () => {
     const d = await Denoiser.load(file);
     const tpm = await TimePredictionModule.load('tpm');
     const meter: NfeMeter = { charge() {}, addModelTime() {} };
-    const e = await expectCode(() => sampleAdaptive(tensor(randn(4), [2, 2]), { denoiser: d, predictor: tpm, cond: [0, 0], meter }), 'ARGUMENT');
+    const e = await expectCode(
+      () => sampleAdaptive(tensor(randn(4), [2, 2]), { denoiser: d, predictor: tpm, cond: [0, 0], meter }),
+      'ARGUMENT',
+    );
     expect(e.message).toMatch(/'vp' path/);
   });
 });

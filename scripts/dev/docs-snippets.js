@@ -71,7 +71,11 @@ function docFiles() {
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   if (r.status !== 0 && !opts.allowFail) {
-    throw new Error(`${cmd} ${args.join(' ')} (in ${opts.cwd || process.cwd()}) exited ${r.status ?? r.signal}\n${(r.stdout || '') + (r.stderr || '')}`.slice(-6000));
+    throw new Error(
+      `${cmd} ${args.join(' ')} (in ${opts.cwd || process.cwd()}) exited ${r.status ?? r.signal}\n${(r.stdout || '') + (r.stderr || '')}`.slice(
+        -6000,
+      ),
+    );
   }
   return r;
 }
@@ -83,37 +87,65 @@ function cleanEnv() {
   return env;
 }
 
-const versionOf = (name) => JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+const versionOf = (name) =>
+  JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
 
 /** Packs both tarballs and installs them, typescript and @types/node into a fresh project. */
 function setUp(work) {
   const t0 = Date.now();
-  if (!fs.existsSync(path.join(root, 'build', 'Release', 'ds_native.node')) || !fs.existsSync(path.join(root, 'lib', 'index.js'))) {
+  if (
+    !fs.existsSync(path.join(root, 'build', 'Release', 'ds_native.node')) ||
+    !fs.existsSync(path.join(root, 'lib', 'index.js'))
+  ) {
     throw new Error('build first: npm run build');
   }
-  const main = run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', work], { cwd: root }).stdout.trim().split('\n').pop();
+  const main = run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', work], { cwd: root })
+    .stdout.trim()
+    .split('\n')
+    .pop();
   // The variant package is made in a temporary folder, so the repository's npm/ is left as it is.
   const variant = path.join(work, 'variant');
   fs.mkdirSync(variant);
-  fs.copyFileSync(path.join(root, 'npm', `${process.platform}-${process.arch}-cpu`, 'package.json'), path.join(variant, 'package.json'));
+  fs.copyFileSync(
+    path.join(root, 'npm', `${process.platform}-${process.arch}-cpu`, 'package.json'),
+    path.join(variant, 'package.json'),
+  );
   run(process.execPath, [path.join(root, 'scripts', 'install', 'prebuild.js'), '--dest', variant], { cwd: root });
-  const cpu = run('npm', ['pack', variant, '--silent', '--pack-destination', work], { cwd: root }).stdout.trim().split('\n').pop();
+  const cpu = run('npm', ['pack', variant, '--silent', '--pack-destination', work], { cwd: root })
+    .stdout.trim()
+    .split('\n')
+    .pop();
   const app = path.join(work, 'app');
   fs.mkdirSync(app);
   run('npm', ['init', '-y'], { cwd: app });
   const install = run(
     'npm',
-    ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', path.join(work, main), path.join(work, cpu),
-      `typescript@${versionOf('typescript')}`, `@types/node@${versionOf('@types/node')}`],
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--foreground-scripts',
+      path.join(work, main),
+      path.join(work, cpu),
+      `typescript@${versionOf('typescript')}`,
+      `@types/node@${versionOf('@types/node')}`,
+    ],
     { cwd: app, env: cleanEnv() },
   );
-  if (!/using the prebuilt binary/.test(install.stdout + install.stderr)) throw new Error(`the install did not take the prebuilt binary:\n${install.stdout}`);
+  if (!/using the prebuilt binary/.test(install.stdout + install.stderr))
+    throw new Error(`the install did not take the prebuilt binary:\n${install.stdout}`);
   const ts = path.join(app, 'ts');
   fs.mkdirSync(ts);
-  fs.writeFileSync(path.join(ts, 'package.json'), JSON.stringify({ name: 'ts-app', private: true, type: 'module' }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(ts, 'package.json'),
+    JSON.stringify({ name: 'ts-app', private: true, type: 'module' }, null, 2) + '\n',
+  );
   run(path.join(app, 'node_modules', '.bin', 'tsc'), ['--init'], { cwd: ts });
   const size = (f) => `${(fs.statSync(path.join(work, f)).size / 1e6).toFixed(1)} MB`;
-  console.log(`docs-snippets: packed ${main} (${size(main)}) and ${cpu} (${size(cpu)}); installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(
+    `docs-snippets: packed ${main} (${size(main)}) and ${cpu} (${size(cpu)}); installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+  );
   return { app, ts };
 }
 
@@ -144,7 +176,9 @@ function main() {
       return `${m} (${b.file}:${b.line})`;
     });
     results.push({ file: 'tsc', line: 0, kind: 'tsc', ok: tsc.status === 0, output: tscOut });
-    console.log(`docs-snippets: tsc (strict, nodenext, ${tsBlocks.length} blocks + test/types/consumer.ts): ${tsc.status === 0 ? 'ok' : 'FAILED'}`);
+    console.log(
+      `docs-snippets: tsc (strict, nodenext, ${tsBlocks.length} blocks + test/types/consumer.ts): ${tsc.status === 0 ? 'ok' : 'FAILED'}`,
+    );
     if (tsc.status !== 0) {
       console.log(tscOut);
       failed++;
@@ -166,7 +200,14 @@ function main() {
         const log = path.join(work, `${b.name}.log`);
         const fd = fs.openSync(log, 'w');
         const s = Date.now();
-        const r = spawnSync(cmd[0], cmd[1], { cwd: dir, stdio: ['ignore', fd, fd], detached: true, timeout: 240_000, killSignal: 'SIGKILL', env: cleanEnv() });
+        const r = spawnSync(cmd[0], cmd[1], {
+          cwd: dir,
+          stdio: ['ignore', fd, fd],
+          detached: true,
+          timeout: 240_000,
+          killSignal: 'SIGKILL',
+          env: cleanEnv(),
+        });
         fs.closeSync(fd);
         let leftover = false;
         try {
@@ -177,12 +218,16 @@ function main() {
         }
         const ok = r.status === 0 && !leftover;
         const seconds = (Date.now() - s) / 1000;
-        const output = (leftover ? 'the block left processes running (killed now)\n' : '') + fs.readFileSync(log, 'utf8').slice(-4000);
+        const output =
+          (leftover ? 'the block left processes running (killed now)\n' : '') +
+          fs.readFileSync(log, 'utf8').slice(-4000);
         results.push({ file: b.file, line: b.line, kind: b.kind, ok, seconds, output });
         console.log(`docs-snippets: ${ok ? 'ok  ' : 'FAIL'} ${b.file}:${b.line} (${b.kind}, ${seconds.toFixed(1)} s)`);
         if (!ok) {
           failed++;
-          console.log(`${r.error ? String(r.error) + '\n' : ''}exit ${r.status ?? r.signal}\n${output.replace(/^/gm, '  | ')}`);
+          console.log(
+            `${r.error ? String(r.error) + '\n' : ''}exit ${r.status ?? r.signal}\n${output.replace(/^/gm, '  | ')}`,
+          );
         }
       }
     }
@@ -191,9 +236,18 @@ function main() {
     else fs.rmSync(work, { recursive: true, force: true });
   }
   const skipped = todo.filter((b) => b.kind === 'skip').map((b) => ({ file: b.file, line: b.line, why: b.noRun }));
-  const summary = { seconds: (Date.now() - t0) / 1000, blocks: todo.length, ran: results.length, failed, skipped, results };
+  const summary = {
+    seconds: (Date.now() - t0) / 1000,
+    blocks: todo.length,
+    ran: results.length,
+    failed,
+    skipped,
+    results,
+  };
   if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify(summary, null, 2));
-  console.log(`docs-snippets: ${results.length - failed}/${results.length} passed, ${skipped.length} marked no-run, ${summary.seconds.toFixed(0)} s`);
+  console.log(
+    `docs-snippets: ${results.length - failed}/${results.length} passed, ${skipped.length} marked no-run, ${summary.seconds.toFixed(0)} s`,
+  );
   process.exit(failed ? 1 : 0);
 }
 

@@ -31,7 +31,9 @@ function report(what, a, b, tol) {
   }
   if (a.length !== b.length) bad = Math.max(bad, 1);
   failures += bad > 0;
-  console.log(`${bad ? 'FAIL' : ' ok '} ${what}: ${a.length} values${tol ? `, worst rel ${worst.toExponential(2)}` : ', bitwise'}${bad ? `, ${bad} differ` : ''}`);
+  console.log(
+    `${bad ? 'FAIL' : ' ok '} ${what}: ${a.length} values${tol ? `, worst rel ${worst.toExponential(2)}` : ', bitwise'}${bad ? `, ${bad} differ` : ''}`,
+  );
 }
 
 // Runs fn(onDevice) on the CPU and on the device; fn returns tensors (or { tensors, scalars }).
@@ -45,12 +47,19 @@ async function both(what, fn, tol = 0) {
 
 async function main() {
   console.log(`gpu-equal: cpu vs ${device}, libtorch ${info().torch.version}`);
-  for (const [rows, dim] of [[8, 784], [5, 1023], [3, 4097], [64, 1 << 14]]) {
+  for (const [rows, dim] of [
+    [8, 784],
+    [5, 1023],
+    [3, 4097],
+    [64, 1 << 14],
+  ]) {
     console.log(`-- ${rows} x ${dim}`);
     const seed = BigInt(Math.floor(Math.random() * 2 ** 52));
     const step = Math.floor(Math.random() * 1000);
     const ids = randIds(rows);
-    const x = rand(rows * dim), v = rand(rows * dim), v2 = rand(rows * dim);
+    const x = rand(rows * dim),
+      v = rand(rows * dim),
+      v2 = rand(rows * dim);
     const idx = Array.from({ length: rows }, () => Math.floor(Math.random() * rows));
     const sf = Array.from({ length: rows }, () => Math.random());
     const st = sf.map((s) => s + (1 - s) * Math.random());
@@ -59,7 +68,11 @@ async function main() {
     await both('uniform', (d) => Promise.all([ops.uniform([rows, dim], { seed, ids, step, device: d })]));
     await both('mutateGaussian', (d) => Promise.all([ops.mutateGaussian(on(d, x), idx, 0.3, { seed, ids, step })]));
     await both('mutateAdditive', (d) => Promise.all([ops.mutateAdditive(on(d, x), idx, sf, { seed, ids, step })]));
-    await both('sphereNeighbours', (d) => Promise.all([ops.sphereNeighbours(on(d, x), 0.9, { seed, ids, step })]), 1e-5);
+    await both(
+      'sphereNeighbours',
+      (d) => Promise.all([ops.sphereNeighbours(on(d, x), 0.9, { seed, ids, step })]),
+      1e-5,
+    );
     await both('renoise', (d) => Promise.all([ops.renoise(on(d, x), 'vp', sf, st, { seed, ids, step })]));
     await both('eulerStep', (d) => Promise.all([ops.eulerStep(on(d, x), on(d, v), st, sf)]));
     await both('heunCombine', (d) => Promise.all([ops.heunCombine(on(d, x), on(d, v), on(d, v2), st, sf)]));
@@ -71,7 +84,8 @@ async function main() {
       const r = await ops.topk(on(d, x), Math.min(32, dim));
       return [r.values, r.indices];
     });
-    const fitness = rand(rows), logW = rand(rows, -5, 0);
+    const fitness = rand(rows),
+      logW = rand(rows, -5, 0);
     await both('tournamentSelect', async (d) => [
       await ops.tournamentSelect(tensor(fitness, [rows], { device: d }), rows, { fraction: 0.3, seed, step }),
     ]);

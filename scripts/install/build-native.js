@@ -34,10 +34,14 @@ if (ifNeeded && !process.env.DIFFUSION_SEARCH_BUILD_FROM_SOURCE) {
       const { native, nativeSource } = require(loader);
       native();
       const s = nativeSource();
-      console.log(`diffusion-search: using the ${s.kind === 'prebuild' ? `prebuilt binary from ${s.package}` : s.kind} ${path.relative(root, s.file) || s.file}: ${s.reason}. Nothing to compile.`);
+      console.log(
+        `diffusion-search: using the ${s.kind === 'prebuild' ? `prebuilt binary from ${s.package}` : s.kind} ${path.relative(root, s.file) || s.file}: ${s.reason}. Nothing to compile.`,
+      );
       process.exit(0);
     } catch (e) {
-      console.log(`diffusion-search: no prebuilt binary fits here; building from source.\n  (${String(e.message).split('\n').join('\n   ')})`);
+      console.log(
+        `diffusion-search: no prebuilt binary fits here; building from source.\n  (${String(e.message).split('\n').join('\n   ')})`,
+      );
     }
   } else {
     console.log('diffusion-search: no lib/ (a git checkout): building the addon from source');
@@ -51,7 +55,11 @@ try {
 } catch {
   /* not installed */
 }
-const wanted = args.includes('--gyp') ? 'node-gyp' : args.includes('--cmake') ? 'cmake-js' : process.env.DIFFUSION_SEARCH_BUILDER;
+const wanted = args.includes('--gyp')
+  ? 'node-gyp'
+  : args.includes('--cmake')
+    ? 'cmake-js'
+    : process.env.DIFFUSION_SEARCH_BUILDER;
 const builder = wanted || (cmakeJs && onPath('cmake') ? 'cmake-js' : 'node-gyp');
 const compiler = ['c++', 'g++', 'clang++'].some(onPath);
 
@@ -71,7 +79,9 @@ if (!compiler) {
 let result;
 if (builder === 'cmake-js') {
   if (!cmakeJs) {
-    console.error(`diffusion-search: the cmake-js build needs cmake-js: npm install cmake-js (or build the CPU addon with node-gyp: --gyp).\n${HOWTO}`);
+    console.error(
+      `diffusion-search: the cmake-js build needs cmake-js: npm install cmake-js (or build the CPU addon with node-gyp: --gyp).\n${HOWTO}`,
+    );
     process.exit(1);
   }
   const cmakeArgs = [cmakeJs, 'compile', '--directory', root, '--parallel', jobs];
@@ -81,12 +91,24 @@ if (builder === 'cmake-js') {
   result = spawnSync(process.execPath, cmakeArgs, { stdio: 'inherit', cwd: root });
 } else {
   if (process.env.DS_BUILD_CUDA === '1') {
-    console.error('diffusion-search: DS_BUILD_CUDA=1 needs the cmake-js build (binding.gyp builds the CPU addon only): npm install cmake-js');
+    console.error(
+      'diffusion-search: DS_BUILD_CUDA=1 needs the cmake-js build (binding.gyp builds the CPU addon only): npm install cmake-js',
+    );
     process.exit(1);
   }
   let gyp = process.env.npm_config_node_gyp;
   if (!gyp || !fs.existsSync(gyp)) {
-    const npmGyp = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const npmGyp = path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    );
     gyp = fs.existsSync(npmGyp) ? npmGyp : null;
   }
   const gypArgs = gyp ? [process.execPath, [gyp]] : ['node-gyp', []];
@@ -94,6 +116,8 @@ if (builder === 'cmake-js') {
   result = spawnSync(gypArgs[0], [...gypArgs[1], 'rebuild', '--jobs', jobs], { stdio: 'inherit', cwd: root });
 }
 if (result.status !== 0) {
-  console.error(`\ndiffusion-search: the native build (${builder}) failed. It needs a C++17 compiler and libtorch with its headers:\n${HOWTO}`);
+  console.error(
+    `\ndiffusion-search: the native build (${builder}) failed. It needs a C++17 compiler and libtorch with its headers:\n${HOWTO}`,
+  );
   process.exit(result.status ?? 1);
 }

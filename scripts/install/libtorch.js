@@ -20,7 +20,13 @@ function load() {
     fileName: source,
   });
   const mod = { exports: {} };
-  new Function('exports', 'require', 'module', '__filename', '__dirname', outputText)(mod.exports, require, mod, source, path.dirname(source));
+  new Function('exports', 'require', 'module', '__filename', '__dirname', outputText)(
+    mod.exports,
+    require,
+    mod,
+    source,
+    path.dirname(source),
+  );
   return mod.exports;
 }
 

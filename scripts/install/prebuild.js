@@ -24,7 +24,8 @@ const opt = (name) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const NAME = /^ds_native\.napi\.(?:glibc\.|musl\.)?napi\d+\.torch\d+_\d+\.cxx11abi[01]\.(system|pytorch)\.(cpu|cuda\d+)\.node$/;
+const NAME =
+  /^ds_native\.napi\.(?:glibc\.|musl\.)?napi\d+\.torch\d+_\d+\.cxx11abi[01]\.(system|pytorch)\.(cpu|cuda\d+)\.node$/;
 
 function libc() {
   if (process.platform !== 'linux') return null;
@@ -34,7 +35,10 @@ function libc() {
 /** Tags read from the binary: its info() (loaded in a child process) and the sonames it names. */
 function tagsOf(binary) {
   const script = `const b = require(${JSON.stringify(binary)}); process.stdout.write(JSON.stringify(b.info()));`;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+  const r = spawnSync(process.execPath, ['-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+  });
   if (r.status !== 0) {
     console.error(`prebuild: cannot load ${binary} to read its tags:\n${r.stderr}`);
     process.exit(1);
@@ -46,7 +50,9 @@ function tagsOf(binary) {
   let device = 'cpu';
   if (info.cuda.kernelsLinked) {
     if (!cudart) {
-      console.error('prebuild: the binary links CUDA kernels but names no libcudart.so.<major>; cannot tag its CUDA version');
+      console.error(
+        'prebuild: the binary links CUDA kernels but names no libcudart.so.<major>; cannot tag its CUDA version',
+      );
       process.exit(1);
     }
     device = `cuda${cudart[1]}`;
@@ -63,7 +69,19 @@ function tagsOf(binary) {
 }
 
 function nameOf(t) {
-  return ['ds_native', 'napi', libc(), `napi${t.napi}`, `torch${t.torch}`, `cxx11abi${t.cxx11abi}`, t.style, t.device, 'node'].filter(Boolean).join('.');
+  return [
+    'ds_native',
+    'napi',
+    libc(),
+    `napi${t.napi}`,
+    `torch${t.torch}`,
+    `cxx11abi${t.cxx11abi}`,
+    t.style,
+    t.device,
+    'node',
+  ]
+    .filter(Boolean)
+    .join('.');
 }
 
 /** The variant package's folder, created from the cpu one's package.json when it is new. */
@@ -129,11 +147,14 @@ if (!fs.existsSync(binary)) {
     process.exit(1);
   }
   console.log('prebuild: no build/Release/ds_native.node yet: building it (scripts/install/build-native.js)');
-  const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install', 'build-native.js')], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install', 'build-native.js')], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 const tags = tagsOf(binary);
 const name = nameOf(tags);
 const dest = opt('--dest');
 place(binary, name, dest ? [path.resolve(dest)] : [root, variantDir(tags.device)]);
-if (tags.device === 'cpu' && tags.info.build?.cudaOff) console.log(`prebuild: cpu variant (${tags.info.build.cudaOff})`);
+if (tags.device === 'cpu' && tags.info.build?.cudaOff)
+  console.log(`prebuild: cpu variant (${tags.info.build.cudaOff})`);

@@ -19,25 +19,55 @@ export interface E2eOptions {
 }
 
 export async function benchE2e(o: E2eOptions = {}) {
-  const budget = o.budget ?? 500, n = o.n ?? 4, steps = o.steps ?? 10, cls = o.cls ?? 6;
-  const threads = o.threads ?? 2, repeats = o.repeats ?? 3;
-  const flow = resolveModel('fashion-flow').file, classifier = resolveModel('classifier').file;
+  const budget = o.budget ?? 500,
+    n = o.n ?? 4,
+    steps = o.steps ?? 10,
+    cls = o.cls ?? 6;
+  const threads = o.threads ?? 2,
+    repeats = o.repeats ?? 3;
+  const flow = resolveModel('fashion-flow').file,
+    classifier = resolveModel('classifier').file;
   const py3 = findPython(o.python);
   setNumThreads(threads);
-  const addon: number[] = [], python: number[] = [];
+  const addon: number[] = [],
+    python: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t = performance.now();
-    const r = await generate({ model: 'fashion-flow', algorithm: 'best-of-n', budget, n, steps, class: cls, eval: false });
+    const r = await generate({
+      model: 'fashion-flow',
+      algorithm: 'best-of-n',
+      budget,
+      n,
+      steps,
+      class: cls,
+      eval: false,
+    });
     addon.push((performance.now() - t) / 1000);
     if (r.samples.length === 0) throw new Error('generate returned no samples');
     const py = runPython(
       'torch_search.py',
-      ['--model', flow, '--classifier', classifier, '--cls', String(cls), '--budget', String(budget), '--n', String(n), '--steps', String(steps), '--threads', String(threads)],
+      [
+        '--model',
+        flow,
+        '--classifier',
+        classifier,
+        '--cls',
+        String(cls),
+        '--budget',
+        String(budget),
+        '--n',
+        String(n),
+        '--steps',
+        String(steps),
+        '--threads',
+        String(threads),
+      ],
       py3,
     ) as { seconds: number[] };
     python.push(py.seconds[0]);
   }
-  const a = summary(addon), p = summary(python);
+  const a = summary(addon),
+    p = summary(python);
   return {
     search: `best-of-n, fashion-flow, class ${cls}, ${steps} Euler steps, ${budget} NFE x ${n} samples`,
     threads,

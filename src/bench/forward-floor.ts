@@ -28,9 +28,18 @@ export async function forwardFloor(model: string, rows = 32, seconds = 3): Promi
   const streams = [createStream(), createStream()];
   const size = shape.reduce((a, b) => a * b, 1);
   const inputs: Tensor[] = [
-    tensor(Float32Array.from({ length: rows * size }, (_, i) => Math.sin(i * 12.9898) * 0.9), [rows, ...shape]),
-    tensor(Float32Array.from({ length: rows }, (_, i) => (i + 0.5) / rows), [rows]),
-    tensor(BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % 10)), [rows]),
+    tensor(
+      Float32Array.from({ length: rows * size }, (_, i) => Math.sin(i * 12.9898) * 0.9),
+      [rows, ...shape],
+    ),
+    tensor(
+      Float32Array.from({ length: rows }, (_, i) => (i + 0.5) / rows),
+      [rows],
+    ),
+    tensor(
+      BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % 10)),
+      [rows],
+    ),
   ];
   try {
     const loop = async (k: number, until: number) => {

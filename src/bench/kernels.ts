@@ -33,12 +33,18 @@ export interface KernelBenchReport {
 
 export const DEFAULT_SIZES = [2 ** 16, 2 ** 18, 2 ** 20, 2 ** 22, 2 ** 24];
 
-export async function benchKernels(options: { sizes?: number[]; device?: string; minSeconds?: number } = {}): Promise<KernelBenchReport> {
+export async function benchKernels(
+  options: { sizes?: number[]; device?: string; minSeconds?: number } = {},
+): Promise<KernelBenchReport> {
   const n = native() as unknown as {
     benchKernels(o: { sizes: number[]; device: string; minSeconds: number }): Promise<KernelBenchRow[]>;
   };
   const device = options.device ?? 'cpu';
-  const rows = await n.benchKernels({ sizes: options.sizes ?? DEFAULT_SIZES, device, minSeconds: options.minSeconds ?? 0.3 });
+  const rows = await n.benchKernels({
+    sizes: options.sizes ?? DEFAULT_SIZES,
+    device,
+    minSeconds: options.minSeconds ?? 0.3,
+  });
   const results: KernelBenchReport['results'] = {};
   for (const r of rows) {
     const gbps = r.bytes / r.oursNs;
@@ -53,7 +59,13 @@ export async function benchKernels(options: { sizes?: number[]; device?: string;
   }
   const i = info();
   return {
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, device, threads: i.threads.intraOp, torch: i.torch.version },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      device,
+      threads: i.threads.intraOp,
+      torch: i.torch.version,
+    },
     results,
   };
 }

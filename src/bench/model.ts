@@ -81,7 +81,18 @@ export async function benchModel(o: ModelBenchOptions = {}) {
   // Python first: a missing PyTorch fails in a second, not after the addon's half.
   const py = runPython(
     'torch_model.py',
-    ['--model', file, '--batches', batches.join(','), '--threads', String(threads), '--repeats', String(repeats), '--warmup', String(warmup)],
+    [
+      '--model',
+      file,
+      '--batches',
+      batches.join(','),
+      '--threads',
+      String(threads),
+      '--repeats',
+      String(repeats),
+      '--warmup',
+      String(warmup),
+    ],
     python,
   ) as { torch: string; threads: number; rows: Array<{ batch: number; ms: number[] }> };
   setNumThreads(threads);
@@ -90,8 +101,14 @@ export async function benchModel(o: ModelBenchOptions = {}) {
   const addon: number[][] = [];
   for (const b of batches) {
     const x = tensor(randn(b * 784, b), [b, 1, 28, 28]);
-    const sigma = tensor(Float32Array.from({ length: b }, (_, i) => (i + 0.5) / b), [b]);
-    const cls = tensor(BigInt64Array.from({ length: b }, (_, i) => BigInt(i % 10)), [b]);
+    const sigma = tensor(
+      Float32Array.from({ length: b }, (_, i) => (i + 0.5) / b),
+      [b],
+    );
+    const cls = tensor(
+      BigInt64Array.from({ length: b }, (_, i) => BigInt(i % 10)),
+      [b],
+    );
     const once = async () => {
       const t = performance.now();
       const out = (await module.call('forward', [x, sigma, cls], stream)) as { dispose(): void };
@@ -108,12 +125,18 @@ export async function benchModel(o: ModelBenchOptions = {}) {
   await stream.close();
   module.dispose();
   const rows: ModelBenchRow[] = batches.map((batch, i) => {
-    const a = summary(addon[i]), p = summary(py.rows[i].ms);
+    const a = summary(addon[i]),
+      p = summary(py.rows[i].ms);
     return { batch, addon_ms: a, python_ms: p, ratio_min: a.min / p.min, ratio_median: a.median / p.median };
   });
   const inf = info();
   return {
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, libtorch: inf.torch.version, python_torch: py.torch },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      libtorch: inf.torch.version,
+      python_torch: py.torch,
+    },
     model: file,
     threads,
     repeats,

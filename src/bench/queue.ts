@@ -67,13 +67,41 @@ async function waitFor(f: () => boolean, what: string, ms = 60_000): Promise<voi
 }
 
 export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchReport> {
-  if (spawnSync('redis-server', ['--version']).status !== 0) throw new Error('bench:queue needs redis-server (apt-get install redis-server, or scripts/install/install-deps.sh)');
-  const job: GenerateOptions = { model: o.model ?? 'fashion-flow', algorithm: o.algorithm ?? 'evosearch', budget: o.budget ?? 500, n: 1, eval: false };
-  const jobs = o.jobs ?? 6, repeats = o.repeats ?? 2, threads = o.threads ?? 1;
+  if (spawnSync('redis-server', ['--version']).status !== 0)
+    throw new Error(
+      'bench:queue needs redis-server (apt-get install redis-server, or scripts/install/install-deps.sh)',
+    );
+  const job: GenerateOptions = {
+    model: o.model ?? 'fashion-flow',
+    algorithm: o.algorithm ?? 'evosearch',
+    budget: o.budget ?? 500,
+    n: 1,
+    eval: false,
+  };
+  const jobs = o.jobs ?? 6,
+    repeats = o.repeats ?? 2,
+    threads = o.threads ?? 1;
   const counts = o.workers ?? [1, 2, 3];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-bench-redis-'));
   const port = await freePort();
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const redis = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   let redisLog = '';
   redis.stdout!.on('data', (d) => (redisLog += d));
   const url = `redis://127.0.0.1:${port}`;
@@ -87,7 +115,8 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
     // Baseline: one engine in this process, kept warm for the whole bench; a run before each queue run.
     engine = createEngine({ threads, maxActive: 1 });
     const warm = engine;
-    const baseJob: number[] = [], baseRate: number[] = [];
+    const baseJob: number[] = [],
+      baseRate: number[] = [];
     await warm.generate({ ...job, seed: 999_999 });
     const baseline = async (r: number): Promise<number> => {
       const t = performance.now();
@@ -103,7 +132,11 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
 
     const startWorkers = async (queue: string, n: number) => {
       const ws = Array.from({ length: n }, () => {
-        const p = spawn(process.execPath, [cli, 'worker', '--redis', url, '--queue', queue, '--threads', String(threads)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+        const p = spawn(
+          process.execPath,
+          [cli, 'worker', '--redis', url, '--queue', queue, '--threads', String(threads)],
+          { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
+        );
         let log = '';
         p.stderr!.on('data', (d) => (log += d));
         procs.push(p);
@@ -113,11 +146,17 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
       return ws;
     };
     const stop = async (ws: Array<{ p: ChildProcess }>) => {
-      await Promise.all(ws.map((w) => new Promise((r) => (w.p.exitCode !== null ? r(null) : (w.p.once('exit', r), w.p.kill('SIGTERM'))))));
+      await Promise.all(
+        ws.map(
+          (w) => new Promise((r) => (w.p.exitCode !== null ? r(null) : (w.p.once('exit', r), w.p.kill('SIGTERM')))),
+        ),
+      );
     };
 
     // Serial: one worker, one job at a time: the latency the queue adds.
-    const clientS: number[] = [], engineS: number[] = [], added: number[] = [];
+    const clientS: number[] = [],
+      engineS: number[] = [],
+      added: number[] = [];
     {
       const q = createQueue({ connection: url, name: 'serial' });
       const ws = await startWorkers('serial', 1);
@@ -147,14 +186,19 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
     for (const n of counts) {
       const q = createQueue({ connection: url, name: `w${n}` });
       const ws = await startWorkers(`w${n}`, n);
-      const rates: number[] = [], ratios: number[] = [];
+      const rates: number[] = [],
+        ratios: number[] = [];
       try {
         await q.listen();
-        await Promise.all(Array.from({ length: n }, async (_, i) => q.wait(await q.submit({ ...job, seed: 999_990 + i }))));
+        await Promise.all(
+          Array.from({ length: n }, async (_, i) => q.wait(await q.submit({ ...job, seed: 999_990 + i }))),
+        );
         for (let r = 0; r < repeats; r++) {
           const base = await baseline(r);
           const t = performance.now();
-          const ids = await Promise.all(Array.from({ length: jobs }, (_, k) => q.submit({ ...job, seed: seedOf(r, k) })));
+          const ids = await Promise.all(
+            Array.from({ length: jobs }, (_, k) => q.submit({ ...job, seed: seedOf(r, k) })),
+          );
           await Promise.all(ids.map((id) => q.wait(id)));
           rates.push(jobs / ((performance.now() - t) / 1000));
           ratios.push(rates[rates.length - 1] / base);
@@ -165,7 +209,8 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
       }
       rows.push({ workers: n, jobs_per_second: stat(rates), vs_baseline: stat(ratios) });
     }
-    const a = stat(added), b = stat(baseJob);
+    const a = stat(added),
+      b = stat(baseJob);
     return {
       machine: { cpus: os.cpus().length, load: os.loadavg(), node: process.version },
       job,
@@ -173,7 +218,12 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
       repeats,
       threads,
       baseline: { job_seconds: b, jobs_per_second: stat(baseRate) },
-      serial: { client_seconds: stat(clientS), engine_seconds: stat(engineS), added_ms: a, added_percent_of_job: (100 * a.median) / 1000 / b.median },
+      serial: {
+        client_seconds: stat(clientS),
+        engine_seconds: stat(engineS),
+        added_ms: a,
+        added_percent_of_job: (100 * a.median) / 1000 / b.median,
+      },
       workers: rows,
     };
   } finally {
@@ -194,7 +244,10 @@ export function formatQueueBench(r: QueueBenchReport): string {
     `queue, 1 worker, one job at a time: client ${f(r.serial.client_seconds.median)} s, engine ${f(r.serial.engine_seconds.median)} s; added ${f(r.serial.added_ms.median, 1)} ms per job (min ${f(r.serial.added_ms.min, 1)}) = ${f(r.serial.added_percent_of_job, 2)} % of a job`,
     '| workers | jobs/s median | jobs/s min | vs the engine run just before: median | min |',
     '|---:|---:|---:|---:|---:|',
-    ...r.workers.map((w) => `| ${w.workers} | ${f(w.jobs_per_second.median)} | ${f(w.jobs_per_second.min)} | ${f(w.vs_baseline.median, 2)}× | ${f(w.vs_baseline.min, 2)}× |`),
+    ...r.workers.map(
+      (w) =>
+        `| ${w.workers} | ${f(w.jobs_per_second.median)} | ${f(w.jobs_per_second.min)} | ${f(w.vs_baseline.median, 2)}× | ${f(w.vs_baseline.min, 2)}× |`,
+    ),
   ];
   return lines.join('\n');
 }

@@ -24,7 +24,9 @@ export interface SearchBenchRow {
   nfe_per_second: number;
 }
 
-export async function benchSearch(o: { model?: string; budget?: number; steps?: number; device?: string; cls?: number } = {}) {
+export async function benchSearch(
+  o: { model?: string; budget?: number; steps?: number; device?: string; cls?: number } = {},
+) {
   const model = o.model ?? 'fashion-flow';
   const { file, shipped } = resolveModel(model);
   const denoiser = await Denoiser.load(file, { device: o.device, maxBatch: 64 });
@@ -39,7 +41,14 @@ export async function benchSearch(o: { model?: string; budget?: number; steps?: 
     { algorithm: 'evosearch', options: { population: [32, 16, 16, 16, 16] }, population: '32,16,16,16,16' },
   ];
   // Warm-up: the first forward pays for TorchScript's profiling runs.
-  await algorithms['best-of-n'].run({ denoiser, verifier, cls: o.cls ?? 0, budget: steps * 4, sigmas: uniform(steps), stream });
+  await algorithms['best-of-n'].run({
+    denoiser,
+    verifier,
+    cls: o.cls ?? 0,
+    budget: steps * 4,
+    sigmas: uniform(steps),
+    stream,
+  });
   const rows: SearchBenchRow[] = [];
   for (const r of runs) {
     const res = await algorithms[r.algorithm].run(
@@ -64,7 +73,13 @@ export async function benchSearch(o: { model?: string; budget?: number; steps?: 
   await stream.close();
   const i = info();
   return {
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, device: o.device ?? 'cpu', threads: i.threads.intraOp, torch: i.torch.version },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      device: o.device ?? 'cpu',
+      threads: i.threads.intraOp,
+      torch: i.torch.version,
+    },
     model,
     steps,
     rows,

@@ -58,11 +58,27 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
 };
 
-async function startServer(batching: boolean, extra: string[] = []): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
+async function startServer(
+  batching: boolean,
+  extra: string[] = [],
+): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
   const cli = path.join(packageRoot, 'lib', 'cli', 'index.js');
-  const args = [cli, 'serve', '--port', '0', '--max-request-nfe', '1000000', ...extra, ...(batching ? [] : ['--no-batching'])];
-  const child = spawn(process.execPath, args, { env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
+  const args = [
+    cli,
+    'serve',
+    '--port',
+    '0',
+    '--max-request-nfe',
+    '1000000',
+    ...extra,
+    ...(batching ? [] : ['--no-batching']),
+  ];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '',
+    err = '';
   child.stderr!.on('data', (d) => (err += d));
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (d) => {
@@ -96,7 +112,11 @@ function cpuSeconds(pid: number): number {
 
 async function request(url: string, body: Record<string, unknown>): Promise<number> {
   const t0 = performance.now();
-  const r = await fetch(`${url}/v1/generate`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const r = await fetch(`${url}/v1/generate`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
   const j = (await r.json()) as { error?: { message: string } };
   if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${j.error?.message}`);
   return performance.now() - t0;
@@ -105,12 +125,19 @@ async function request(url: string, body: Record<string, unknown>): Promise<numb
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   let sum = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*kind="denoiser"[^}]*\\} ([\\d.e+-]+)$`, 'gm'))) sum += Number(m[1]);
+  for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*kind="denoiser"[^}]*\\} ([\\d.e+-]+)$`, 'gm')))
+    sum += Number(m[1]);
   return sum;
 }
 
 /** C clients, back to back, for `seconds` and at least `minRequests`; every request started is awaited. */
-async function closedLoop(url: string, clients: number, seconds: number, body: (k: number) => Record<string, unknown>, minRequests = 0) {
+async function closedLoop(
+  url: string,
+  clients: number,
+  seconds: number,
+  body: (k: number) => Record<string, unknown>,
+  minRequests = 0,
+) {
   const lat: number[] = [];
   let k = 0;
   const t0 = performance.now();
@@ -137,12 +164,34 @@ export async function benchServe(o: ServeBenchOptions = {}) {
   const seconds = o.seconds ?? 15;
   const repeats = o.repeats ?? 1;
   const cells: ServeBenchCell[] = [];
-  const underLoad: Array<{ batching: boolean; unloaded_p50_ms: number; loaded_p50_ms: number; loaded_p95_ms: number; ratio_p95: number; probes: number }> = [];
-  const body = (s: Scenario, k: number) => ({ model, algorithm: s.algorithm, budget: s.budget, n: 1, steps, seed: k, class: k % 10, eval: false });
+  const underLoad: Array<{
+    batching: boolean;
+    unloaded_p50_ms: number;
+    loaded_p50_ms: number;
+    loaded_p95_ms: number;
+    ratio_p95: number;
+    probes: number;
+  }> = [];
+  const body = (s: Scenario, k: number) => ({
+    model,
+    algorithm: s.algorithm,
+    budget: s.budget,
+    n: 1,
+    steps,
+    seed: k,
+    class: k % 10,
+    eval: false,
+  });
   const floor: ForwardFloor | null = o.floor === false ? null : await forwardFloor(model);
-  if (floor) log(`forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by side, 1 thread each)`);
+  if (floor)
+    log(
+      `forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by side, 1 thread each)`,
+    );
   for (const batching of [true, false]) {
-    const srv = await startServer(batching, [...(o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []), ...(o.serveArgs ?? [])]);
+    const srv = await startServer(batching, [
+      ...(o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []),
+      ...(o.serveArgs ?? []),
+    ]);
     try {
       for (const s of scenarios) await request(srv.url, body(s, 0)); // load and warm up
       for (let rep = 0; rep < repeats; rep++)
@@ -176,7 +225,8 @@ export async function benchServe(o: ServeBenchOptions = {}) {
           }
       if (o.underLoad ?? true) {
         // Small requests (best-of-n, budget 100) from one client, alone and while 16 clients run evosearch at budget 500.
-        const small: Scenario = { algorithm: 'best-of-n', budget: 100 }, big: Scenario = { algorithm: 'evosearch', budget: 500 };
+        const small: Scenario = { algorithm: 'best-of-n', budget: 100 },
+          big: Scenario = { algorithm: 'evosearch', budget: 500 };
         const alone = await closedLoop(srv.url, 1, Math.max(5, seconds / 2), (k) => body(small, k), 10);
         let stop = false;
         const bigs = Array.from({ length: 16 }, async (_, i) => {
@@ -196,13 +246,26 @@ export async function benchServe(o: ServeBenchOptions = {}) {
           probes: loaded.lat.length,
         };
         underLoad.push(row);
-        log(`batching ${batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`);
+        log(
+          `batching ${batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`,
+        );
       }
     } finally {
       await srv.stop();
     }
   }
-  return { machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() }, model, steps, seconds, repeats, maxBatch: o.maxBatch ?? "serve's default (32 on CPU)", floor, ceilings: ceilings(cells, floor), cells, underLoad };
+  return {
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() },
+    model,
+    steps,
+    seconds,
+    repeats,
+    maxBatch: o.maxBatch ?? "serve's default (32 on CPU)",
+    floor,
+    ceilings: ceilings(cells, floor),
+    cells,
+    underLoad,
+  };
 }
 
 /**
@@ -212,9 +275,19 @@ export async function benchServe(o: ServeBenchOptions = {}) {
  */
 function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
   const most = Math.max(...cells.map((c) => c.clients));
-  const out: Array<{ algorithm: string; budget: number; clients: number; on_over_off: number; ceiling: number | null; on_cpu_over_floor: number | null }> = [];
+  const out: Array<{
+    algorithm: string;
+    budget: number;
+    clients: number;
+    on_over_off: number;
+    ceiling: number | null;
+    on_cpu_over_floor: number | null;
+  }> = [];
   for (const on of cells.filter((c) => c.batching && c.clients === most && c.repeat === 0)) {
-    const off = cells.find((c) => !c.batching && c.clients === most && c.repeat === 0 && c.algorithm === on.algorithm && c.budget === on.budget);
+    const off = cells.find(
+      (c) =>
+        !c.batching && c.clients === most && c.repeat === 0 && c.algorithm === on.algorithm && c.budget === on.budget,
+    );
     if (!off) continue;
     const least = floor ? (on.budget * floor.cpu_ms_per_row) / 1000 : null;
     out.push({
@@ -237,10 +310,19 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
     '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const c of r.cells)
-    lines.push(`| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.batching ? 'on' : 'off'} | ${c.searches_per_second.toFixed(2)} | ${c.p50_ms.toFixed(0)} | ${c.p95_ms.toFixed(0)} | ${c.rows_per_forward.toFixed(1)} | ${c.cpu_s_per_search.toFixed(2)} | ${c.requests} |`);
+    lines.push(
+      `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.batching ? 'on' : 'off'} | ${c.searches_per_second.toFixed(2)} | ${c.p50_ms.toFixed(0)} | ${c.p95_ms.toFixed(0)} | ${c.rows_per_forward.toFixed(1)} | ${c.cpu_s_per_search.toFixed(2)} | ${c.requests} |`,
+    );
   if (r.underLoad.length) {
-    lines.push('', '| small request (best-of-n 100) | batching | unloaded p50 ms | under 16 × evosearch-500: p50 ms | p95 ms | p95 / unloaded |', '|---|---|---:|---:|---:|---:|');
-    for (const u of r.underLoad) lines.push(`| | ${u.batching ? 'on' : 'off'} | ${u.unloaded_p50_ms.toFixed(0)} | ${u.loaded_p50_ms.toFixed(0)} | ${u.loaded_p95_ms.toFixed(0)} | ${u.ratio_p95.toFixed(1)}× |`);
+    lines.push(
+      '',
+      '| small request (best-of-n 100) | batching | unloaded p50 ms | under 16 × evosearch-500: p50 ms | p95 ms | p95 / unloaded |',
+      '|---|---|---:|---:|---:|---:|',
+    );
+    for (const u of r.underLoad)
+      lines.push(
+        `| | ${u.batching ? 'on' : 'off'} | ${u.unloaded_p50_ms.toFixed(0)} | ${u.loaded_p50_ms.toFixed(0)} | ${u.loaded_p95_ms.toFixed(0)} | ${u.ratio_p95.toFixed(1)}× |`,
+      );
   }
   if (r.floor) {
     lines.push(
@@ -250,7 +332,9 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
       '|---|---:|---:|---:|---:|---:|',
     );
     for (const c of r.ceilings)
-      lines.push(`| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.on_over_off.toFixed(2)}× | ${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} |`);
+      lines.push(
+        `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.on_over_off.toFixed(2)}× | ${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} |`,
+      );
   }
   return lines.join('\n');
 }

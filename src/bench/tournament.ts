@@ -37,7 +37,15 @@ interface Row {
   eval_log_prob_se?: number;
 }
 
-async function runSetting(denoiser: Denoiser, verifier: Verifier, cls: number, budget: number, steps: number, seeds: number[], o: EvoSearchOptions) {
+async function runSetting(
+  denoiser: Denoiser,
+  verifier: Verifier,
+  cls: number,
+  budget: number,
+  steps: number,
+  seeds: number[],
+  o: EvoSearchOptions,
+) {
   const rewards: number[] = [];
   const samples: Float32Array[] = [];
   for (const seed of seeds) {
@@ -50,17 +58,35 @@ async function runSetting(denoiser: Denoiser, verifier: Verifier, cls: number, b
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const se = (xs: number[]) => Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1) / xs.length);
+const se = (xs: number[]) =>
+  Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1) / xs.length);
 
-async function compare(model: string, verifier: Verifier, cls: number, budget: number, steps: number, seeds: number[], judge?: Evaluator): Promise<Row[]> {
+async function compare(
+  model: string,
+  verifier: Verifier,
+  cls: number,
+  budget: number,
+  steps: number,
+  seeds: number[],
+  judge?: Evaluator,
+): Promise<Row[]> {
   const denoiser = await Denoiser.load(resolveModel(model).file, { maxBatch: 64 });
   const rows: Row[] = [];
-  let base: number[] | null = null, baseJudge: number[] | null = null;
+  let base: number[] | null = null,
+    baseJudge: number[] | null = null;
   for (const [setting, o] of Object.entries(SETTINGS)) {
     const { rewards, samples } = await runSetting(denoiser, verifier, cls, budget, steps, seeds, o);
     base ??= rewards;
     const d = rewards.map((r, i) => r - base![i]);
-    const row: Row = { model, setting, seeds: seeds.length, budget, mean_reward: mean(rewards), diff_vs_first: mean(d), diff_se: se(d) };
+    const row: Row = {
+      model,
+      setting,
+      seeds: seeds.length,
+      budget,
+      mean_reward: mean(rewards),
+      diff_vs_first: mean(d),
+      diff_se: se(d),
+    };
     if (judge) {
       // Per seed, for the paired difference.
       const reps = [];
@@ -85,7 +111,17 @@ export async function benchTournament(o: { gmmSeeds?: number; fashionSeeds?: num
   const n = o.fashionSeeds ?? 24;
   if (n > 0) {
     const judge = fs.existsSync(DEFAULT_EVAL_MODEL) ? await Evaluator.load() : undefined;
-    rows.push(...(await compare('fashion-flow', await loadVerifier(['classifier']), 6, 500, 10, Array.from({ length: n }, (_, i) => i), judge)));
+    rows.push(
+      ...(await compare(
+        'fashion-flow',
+        await loadVerifier(['classifier']),
+        6,
+        500,
+        10,
+        Array.from({ length: n }, (_, i) => i),
+        judge,
+      )),
+    );
   }
   return rows;
 }
@@ -100,7 +136,9 @@ export function main(): void {
   benchTournament({ gmmSeeds: arg('--gmm-seeds'), fashionSeeds: arg('--fashion-seeds') }).then(
     (rows) => {
       if (process.argv.includes('--json')) return console.log(JSON.stringify(rows, null, 2));
-      console.log('| model | setting | seeds | NFE | mean best reward | paired diff vs the first (± s.e.) | eval accuracy | eval log-prob | paired diff vs the first (± s.e.) |');
+      console.log(
+        '| model | setting | seeds | NFE | mean best reward | paired diff vs the first (± s.e.) | eval accuracy | eval log-prob | paired diff vs the first (± s.e.) |',
+      );
       console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
       for (const r of rows)
         console.log(

@@ -53,7 +53,10 @@ export class Admission {
   }
 
   private fits(bytes: number): boolean {
-    return this.active - this.express < this.options.maxActive && (this.active === 0 || this.reserved + bytes <= this.options.memoryLimit);
+    return (
+      this.active - this.express < this.options.maxActive &&
+      (this.active === 0 || this.reserved + bytes <= this.options.memoryLimit)
+    );
   }
 
   private fitsExpress(bytes: number, work: number): boolean {
@@ -77,11 +80,15 @@ export class Admission {
         `this request needs about ${mib(bytes)} (samples, states and copies of its searches running at once), above the engine's memory limit of ${mib(this.options.memoryLimit)}: lower n, budget or keep, or raise the limit`,
         'OUT_OF_MEMORY',
       );
-    if (signal?.aborted) throw new DiffusionSearchError('request cancelled before it started', 'ABORTED', { cause: signal.reason });
+    if (signal?.aborted)
+      throw new DiffusionSearchError('request cancelled before it started', 'ABORTED', { cause: signal.reason });
     if (this.waiting.length === 0 && this.fits(bytes)) return this.take(bytes, work, false);
     if (this.fitsExpress(bytes, work)) return this.take(bytes, work, true);
     if (this.waiting.length >= this.options.maxQueue)
-      throw new DiffusionSearchError(`busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ${this.options.maxQueue}); retry later`, 'BUSY');
+      throw new DiffusionSearchError(
+        `busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ${this.options.maxQueue}); retry later`,
+        'BUSY',
+      );
     return new Promise<() => void>((resolve, reject) => {
       const w: Waiter = { bytes, work, resolve, reject, signal };
       if (signal) {
@@ -116,7 +123,8 @@ export class Admission {
   /** Lets waiting requests in, in order, while they fit; then small ones that fit an express place. */
   private next(): void {
     while (this.waiting.length && this.fits(this.waiting[0].bytes)) this.leave(0, false);
-    for (let i = 0; i < this.waiting.length; i++) if (this.fitsExpress(this.waiting[i].bytes, this.waiting[i].work)) this.leave(i--, true);
+    for (let i = 0; i < this.waiting.length; i++)
+      if (this.fitsExpress(this.waiting[i].bytes, this.waiting[i].work)) this.leave(i--, true);
   }
 
   private leave(i: number, express: boolean): void {

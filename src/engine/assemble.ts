@@ -28,7 +28,9 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   const rewards = out.done.flatMap((d) => d.rewards);
   const steps = out.done.flatMap((d) => d.steps).map((s) => s ?? p.sigmas.length - 1);
   const prompts = r.prompts;
-  const keptPrompts = prompts ? out.index.flatMap((k, i) => out.done[i].kept.map(() => prompts[Math.floor(k / r.n)])) : [];
+  const keptPrompts = prompts
+    ? out.index.flatMap((k, i) => out.done[i].kept.map(() => prompts[Math.floor(k / r.n)]))
+    : [];
   const per = denoiser.sampleShape.reduce((x, y) => x * y, 1);
   const decoded = denoiser.decoder ? scoredImages(out) : null;
   const latentShape = [kept.length, ...denoiser.sampleShape];
@@ -38,7 +40,18 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   const samples = decoded ?? latents;
   const valueRange = (decoded ? denoiser.decoder!.spec.value_range : denoiser.card.value_range) ?? null;
   const judged = await judge(a, samples, shape, keptPrompts);
-  const report = buildReport({ p, l: a.l, registered: a.registered, out, shape, valueRange, rewards, steps, started: a.started, ...judged });
+  const report = buildReport({
+    p,
+    l: a.l,
+    registered: a.registered,
+    out,
+    shape,
+    valueRange,
+    rewards,
+    steps,
+    started: a.started,
+    ...judged,
+  });
   return {
     samples,
     shape,
@@ -53,17 +66,32 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
 }
 
 /** The eval/ classifier's judgement: of a class-conditional request, or of a text-to-image one against its prompts. */
-async function judge(a: AssembleInput, samples: Float32Array, shape: number[], keptPrompts: string[]): Promise<{ evalReport: EvalReport | null; promptEval: PromptEvalReport | null }> {
+async function judge(
+  a: AssembleInput,
+  samples: Float32Array,
+  shape: number[],
+  keptPrompts: string[],
+): Promise<{ evalReport: EvalReport | null; promptEval: PromptEvalReport | null }> {
   const { r, denoiser, shipped, cls } = a.p;
   const want = r.eval ?? (shipped?.name === 'fashion-flow' || shipped?.name === 'fashion-t2i');
   const rules = denoiser.card.attributes as AttributeRules | undefined;
   if (!want || a.out.done.length === 0) return { evalReport: null, promptEval: null };
   if (!r.prompts) {
     const ev = await a.hold(a.models.evaluator());
-    return { evalReport: await ev.evaluate(samples, shape, new Array(shape[0]).fill(cls), denoiser.classes), promptEval: null };
+    return {
+      evalReport: await ev.evaluate(samples, shape, new Array(shape[0]).fill(cls), denoiser.classes),
+      promptEval: null,
+    };
   }
   if (!rules || !denoiser.classes) return { evalReport: null, promptEval: null };
-  const promptEval = await evaluatePrompts(samples, shape, keptPrompts, denoiser.classes, rules, await a.hold(a.models.evaluator()));
+  const promptEval = await evaluatePrompts(
+    samples,
+    shape,
+    keptPrompts,
+    denoiser.classes,
+    rules,
+    await a.hold(a.models.evaluator()),
+  );
   return { evalReport: null, promptEval };
 }
 

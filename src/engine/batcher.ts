@@ -175,7 +175,9 @@ export class ModuleBatcher {
   /** The module as searches see it: the same object, with call() routed here. */
   wrap(): TorchModule {
     const batched = Object.create(this.module) as TorchModule;
-    Object.defineProperty(batched, 'call', { value: (method: string, inputs: ModuleInput[], stream?: NativeStream) => this.call(method, inputs, stream) });
+    Object.defineProperty(batched, 'call', {
+      value: (method: string, inputs: ModuleInput[], stream?: NativeStream) => this.call(method, inputs, stream),
+    });
     Object.defineProperty(batched, 'forward', { value: (...inputs: ModuleInput[]) => this.call('forward', inputs) });
     return batched;
   }
@@ -191,7 +193,19 @@ export class ModuleBatcher {
       const rows = (inputs[0] as Tensor).shape[0];
       const resolve = (v: ModuleOutput) => (answered(), res(v));
       const reject = (e: unknown) => (answered(), rej(e));
-      const p: Pending = { key, method, inputs: inputs as Tensor[], rows, lane, next: 0, inflight: 0, parts: [], settled: false, resolve, reject };
+      const p: Pending = {
+        key,
+        method,
+        inputs: inputs as Tensor[],
+        rows,
+        lane,
+        next: 0,
+        inflight: 0,
+        parts: [],
+        settled: false,
+        resolve,
+        reject,
+      };
       if (lane.signal) {
         p.onAbort = () => this.fail(p, aborted(lane));
         lane.signal.addEventListener('abort', p.onAbort, { once: true });
@@ -204,12 +218,16 @@ export class ModuleBatcher {
   /** Starts batches on free slots now, after one turn of the event loop (window 0), or when the gathering window ends. */
   private schedule(): void {
     if (this.queue.length === 0) return;
-    if (this.free.length === 0) return this.express();
+    if (this.free.length === 0) {
+      this.express();
+      return;
+    }
     // The batch is full, or every running search is waiting here: nobody else can join.
     const full = this.queued.rows >= this.options.maxBatch || this.queue.length >= Math.max(1, this.lanes.active);
     if (full) {
       this.clearTimer();
-      return this.runNext();
+      this.runNext();
+      return;
     }
     if (this.timer) return;
     if (this.options.windowUs <= 0) {
@@ -225,9 +243,13 @@ export class ModuleBatcher {
     const left = this.gatherUntil - performance.now();
     if (left <= 0) {
       this.timer = null;
-      return this.runNext();
+      this.runNext();
+      return;
     }
-    this.timer = left >= 1 ? { timeout: setTimeout(() => this.wait(), Math.floor(left)) } : { immediate: setImmediate(() => this.wait()) };
+    this.timer =
+      left >= 1
+        ? { timeout: setTimeout(() => this.wait(), Math.floor(left)) }
+        : { immediate: setImmediate(() => this.wait()) };
   }
 
   private clearTimer(): void {
@@ -239,7 +261,9 @@ export class ModuleBatcher {
   /** Lanes with queued calls (of `key`, if given), in serving order: least work first, round-robin among equals. */
   private laneOrder(key?: string): Map<number, Pending[]> {
     const byLane = new Map<number, Pending[]>();
-    for (const p of this.queue) if (key === undefined || p.key === key) (byLane.get(p.lane.id) ?? byLane.set(p.lane.id, []).get(p.lane.id)!).push(p);
+    for (const p of this.queue)
+      if (key === undefined || p.key === key)
+        (byLane.get(p.lane.id) ?? byLane.set(p.lane.id, []).get(p.lane.id)!).push(p);
     const work = (id: number) => byLane.get(id)![0].lane.work ?? Infinity;
     // Round-robin: ids after the one served first last time come first.
     const turn = (id: number) => (id > this.lastLane ? id : id + 2 ** 40);
@@ -321,7 +345,10 @@ export class ModuleBatcher {
     }
     if (until < 0) return false;
     if (until !== Infinity && !this.holdTimer)
-      this.holdTimer = setTimeout(() => ((this.holdTimer = null), this.schedule()), Math.max(1, Math.ceil(until - now)));
+      this.holdTimer = setTimeout(
+        () => ((this.holdTimer = null), this.schedule()),
+        Math.max(1, Math.ceil(until - now)),
+      );
     return true;
   }
 
@@ -363,7 +390,10 @@ export class ModuleBatcher {
 
   private async runBatch(batch: Piece[], slot: number): Promise<void> {
     // With several slots, the forwards running at once share the intra-op threads (a lone forward uses all).
-    const stream = (this.streams[slot] ??= createStream({ device: this.module.device, shareThreads: this.parallel > 1 }));
+    const stream = (this.streams[slot] ??= createStream({
+      device: this.module.device,
+      shareThreads: this.parallel > 1,
+    }));
     if (batch.length > 1) {
       let outs: ModuleOutput[] | undefined;
       try {
@@ -490,7 +520,8 @@ export class ModuleBatcher {
     this.closed = true;
     this.clearTimer();
     if (this.holdTimer) clearTimeout(this.holdTimer);
-    for (const p of [...this.queue]) this.fail(p, new DiffusionSearchError(`the engine holding '${this.label}' closed`, 'ABORTED'));
+    for (const p of [...this.queue])
+      this.fail(p, new DiffusionSearchError(`the engine holding '${this.label}' closed`, 'ABORTED'));
     while (this.busy > 0) await new Promise((r) => setTimeout(r, 1));
     await Promise.all(this.streams.map((s) => s?.close()));
   }
@@ -499,6 +530,7 @@ export class ModuleBatcher {
 /** How long the last free slot waits for a small request between two of its calls (its step's arithmetic takes ~1 ms). */
 const HOLD_MS = 5;
 
-const aborted = (lane: Lane) => new DiffusionSearchError('search cancelled while waiting for the model', 'ABORTED', { cause: lane.signal?.reason });
+const aborted = (lane: Lane) =>
+  new DiffusionSearchError('search cancelled while waiting for the model', 'ABORTED', { cause: lane.signal?.reason });
 
 export { batchKey } from './rows';

@@ -94,18 +94,38 @@ export class Engine {
     this.maxBatch = positiveInt(o.maxBatch, 'maxBatch', defaultMaxBatch(this.device));
     this.batching = o.batching ?? true;
     const windowUs = o.batchWindowUs ?? 1000;
-    if (!(windowUs >= 0 && Number.isFinite(windowUs))) throw new DiffusionSearchError(`batchWindowUs must be a non-negative number, got ${o.batchWindowUs}`, 'ARGUMENT');
+    if (!(windowUs >= 0 && Number.isFinite(windowUs)))
+      throw new DiffusionSearchError(`batchWindowUs must be a non-negative number, got ${o.batchWindowUs}`, 'ARGUMENT');
     this.searchesPerRequest = positiveInt(o.searchesPerRequest, 'searchesPerRequest', 8);
     if (o.threads !== undefined) positiveInt(o.threads, 'threads', 1);
     const memoryLimit = o.memoryLimit ?? (this.device === 'cpu' ? os.totalmem() / 2 : Infinity);
-    if (!(memoryLimit > 0)) throw new DiffusionSearchError(`memoryLimit must be a positive number of bytes, got ${o.memoryLimit}`, 'ARGUMENT');
-    this.admission = new Admission({ maxActive: positiveInt(o.maxActive, 'maxActive', 16, true), maxQueue: o.maxQueue === 0 ? 0 : positiveInt(o.maxQueue, 'maxQueue', 64, true), memoryLimit });
+    if (!(memoryLimit > 0))
+      throw new DiffusionSearchError(
+        `memoryLimit must be a positive number of bytes, got ${o.memoryLimit}`,
+        'ARGUMENT',
+      );
+    this.admission = new Admission({
+      maxActive: positiveInt(o.maxActive, 'maxActive', 16, true),
+      maxQueue: o.maxQueue === 0 ? 0 : positiveInt(o.maxQueue, 'maxQueue', 64, true),
+      memoryLimit,
+    });
     this.threads = configureThreads({ threads: o.threads, waitPolicy: o.waitPolicy });
     this.metricsRegistry = new EngineMetrics(this.maxBatch);
-    this.streams = Array.from({ length: positiveInt(o.searchStreams, 'searchStreams', 2) }, () => createStream({ device: this.device }));
-    const parallel = positiveInt(o.parallelForwards, 'parallelForwards', this.device === 'cpu' ? Math.max(1, Math.floor(os.cpus().length / this.threads.threads)) : 1);
+    this.streams = Array.from({ length: positiveInt(o.searchStreams, 'searchStreams', 2) }, () =>
+      createStream({ device: this.device }),
+    );
+    const parallel = positiveInt(
+      o.parallelForwards,
+      'parallelForwards',
+      this.device === 'cpu' ? Math.max(1, Math.floor(os.cpus().length / this.threads.threads)) : 1,
+    );
     this.parallelForwards = parallel;
-    this.models = new ModelCache(this.device, { maxBatch: this.maxBatch, windowUs, enabled: this.batching, parallel }, this.lanes, this.metricsRegistry);
+    this.models = new ModelCache(
+      this.device,
+      { maxBatch: this.maxBatch, windowUs, enabled: this.batching, parallel },
+      this.lanes,
+      this.metricsRegistry,
+    );
   }
 
   /** Counters and gauges (see MetricsSnapshot). */
@@ -170,17 +190,33 @@ export class Engine {
     if (this.closing) throw new DiffusionSearchError('the engine is shutting down', 'BUSY');
     const r = resolveRequest(o);
     if (r.device !== undefined && r.device !== this.device)
-      throw new DiffusionSearchError(`this engine runs on '${this.device}'; the request asks for '${r.device}'`, 'DEVICE');
+      throw new DiffusionSearchError(
+        `this engine runs on '${this.device}'; the request asks for '${r.device}'`,
+        'DEVICE',
+      );
     const { file, shipped } = resolveModel(r.model);
     const scope = new RequestScope(control.signal);
     this.running.add(scope.ctl);
     try {
       const p = prepare(r, await scope.hold(this.models.denoiser(file)), file, shipped);
-      scope.release = await this.admission.admit(requestBytes(p, this.searchesPerRequest), scope.ctl.signal, r.searches * r.budget);
+      scope.release = await this.admission.admit(
+        requestBytes(p, this.searchesPerRequest),
+        scope.ctl.signal,
+        r.searches * r.budget,
+      );
       const register = <T>(d: Denoiser, f: () => Promise<T>) => this.register(d, f);
       const l = await load(p, this.models, scope.hold, register, (reg) => (scope.registered = reg), this.streams[0]);
       const out = await this.search(p, l, scope, control);
-      return await assemble({ p, l, registered: scope.registered, out, models: this.models, hold: scope.hold, stream: this.streams[0], started });
+      return await assemble({
+        p,
+        l,
+        registered: scope.registered,
+        out,
+        models: this.models,
+        hold: scope.hold,
+        stream: this.streams[0],
+        started,
+      });
     } finally {
       scope.end();
       this.running.delete(scope.ctl);
@@ -190,7 +226,13 @@ export class Engine {
   /** The request's searches, one per (prompt, sample), on a lane of their own. */
   private search(p: Prepared, l: Loaded, scope: RequestScope, control: EngineControl): Promise<SearchAllResult> {
     const { r } = p;
-    const ctx = { streams: this.streams, lanes: this.lanes, searchesPerRequest: this.searchesPerRequest, closing: () => this.closing !== null, active: (d: number) => (this.activeSearches += d) };
+    const ctx = {
+      streams: this.streams,
+      lanes: this.lanes,
+      searchesPerRequest: this.searchesPerRequest,
+      closing: () => this.closing !== null,
+      active: (d: number) => (this.activeSearches += d),
+    };
     return searchAll(ctx, {
       lane: { id: this.nextLane++, signal: scope.ctl.signal, work: r.searches * r.budget },
       cancel: (e) => scope.ctl.abort(e),
@@ -209,7 +251,10 @@ export class Engine {
   private register<T>(d: Denoiser, f: () => Promise<T>): Promise<T> {
     const prev = this.registering.get(d) ?? Promise.resolve();
     const next = prev.then(f, f);
-    this.registering.set(d, next.catch(() => undefined));
+    this.registering.set(
+      d,
+      next.catch(() => undefined),
+    );
     return next;
   }
 

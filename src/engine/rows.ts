@@ -20,15 +20,26 @@ export function batchKey(method: string, inputs: ModuleInput[]): string | null {
 }
 
 /** Rows of a call that is not batched (0 without tensor inputs: not a model evaluation). */
-export const rowsOf = (inputs: ModuleInput[]) => (isTensor(inputs[0]) && inputs[0].shape.length ? inputs[0].shape[0] : 0);
+export const rowsOf = (inputs: ModuleInput[]) =>
+  isTensor(inputs[0]) && inputs[0].shape.length ? inputs[0].shape[0] : 0;
 
 export function checkSplittable(out: ModuleOutput, rows: number, label: string, method: string): void {
-  const ok = (v: ModuleOutput): boolean => (isTensor(v) ? v.shape.length > 0 && v.shape[0] === rows : Array.isArray(v) ? v.every(ok) : true);
-  if (!ok(out)) throw new DiffusionSearchError(`'${label}' ${method}: an output does not have the ${rows} rows of its inputs; it cannot be batched`, 'SHAPE');
+  const ok = (v: ModuleOutput): boolean =>
+    isTensor(v) ? v.shape.length > 0 && v.shape[0] === rows : Array.isArray(v) ? v.every(ok) : true;
+  if (!ok(out))
+    throw new DiffusionSearchError(
+      `'${label}' ${method}: an output does not have the ${rows} rows of its inputs; it cannot be batched`,
+      'SHAPE',
+    );
 }
 
 /** Rows [start, end) of every tensor in an output. */
-export async function split(out: ModuleOutput, start: number, end: number, stream: NativeStream): Promise<ModuleOutput> {
+export async function split(
+  out: ModuleOutput,
+  start: number,
+  end: number,
+  stream: NativeStream,
+): Promise<ModuleOutput> {
   if (isTensor(out)) return slice(out, start, end, stream);
   if (!Array.isArray(out)) return out;
   const parts: ModuleOutput[] = [];
@@ -48,7 +59,13 @@ export async function join(parts: ModuleOutput[], stream: NativeStream): Promise
   if (!Array.isArray(first)) return first;
   const out: ModuleOutput[] = [];
   try {
-    for (let i = 0; i < first.length; i++) out.push(await join(parts.map((p) => (p as ModuleOutput[])[i]), stream));
+    for (let i = 0; i < first.length; i++)
+      out.push(
+        await join(
+          parts.map((p) => (p as ModuleOutput[])[i]),
+          stream,
+        ),
+      );
   } catch (e) {
     out.forEach(disposeOutput);
     throw e;

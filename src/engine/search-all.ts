@@ -50,8 +50,10 @@ export interface SearchAllResult {
 export async function searchAll(c: SearchAllContext, a: SearchAllRequest): Promise<SearchAllResult> {
   const slots = new Array<Finished | undefined>(a.count);
   const current = new Map<number, number>();
-  let finishedNfe = 0, next = 0;
-  let failure: unknown = null, abortedError: unknown = null;
+  let finishedNfe = 0,
+    next = 0;
+  let failure: unknown = null,
+    abortedError: unknown = null;
   const progress = (k: number) => (p: SearchProgress) => {
     current.set(k, p.nfe);
     let total = finishedNfe;
@@ -70,7 +72,8 @@ export async function searchAll(c: SearchAllContext, a: SearchAllRequest): Promi
         slots[k] = await copyOut(r, stream);
         finishedNfe += r.nfe;
       } catch (e) {
-        if (e instanceof DiffusionSearchError && e.code === 'ABORTED' && (a.userSignal?.aborted || c.closing())) abortedError ??= e;
+        if (e instanceof DiffusionSearchError && e.code === 'ABORTED' && (a.userSignal?.aborted || c.closing()))
+          abortedError ??= e;
         else if (failure === null) {
           failure = e;
           a.cancel(e); // a failing search cancels its siblings; the request fails with its error
@@ -85,13 +88,16 @@ export async function searchAll(c: SearchAllContext, a: SearchAllRequest): Promi
   if (failure !== null) throw failure;
   const index = slots.flatMap((s, k) => (s ? [k] : []));
   const complete = index.length === a.count;
-  if (!complete && index.length === 0) throw abortedError ?? new DiffusionSearchError('search cancelled', 'ABORTED', { cause: a.lane.signal?.reason });
+  if (!complete && index.length === 0)
+    throw abortedError ?? new DiffusionSearchError('search cancelled', 'ABORTED', { cause: a.lane.signal?.reason });
   return { done: index.map((k) => slots[k]!), index, complete };
 }
 
 /** A search's kept rows (and their scored images) as arrays; its tensors disposed. */
 async function copyOut(r: SearchResult, stream: Stream): Promise<Finished> {
-  const kept: Float32Array[] = [], rewards: number[] = [], steps: Array<number | undefined> = [];
+  const kept: Float32Array[] = [],
+    rewards: number[] = [],
+    steps: Array<number | undefined> = [];
   const images: Float32Array[] | null = r.top.some((t) => t.image) ? [] : null;
   try {
     for (const t of r.top) {

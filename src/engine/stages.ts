@@ -49,7 +49,12 @@ const ARG = 'ARGUMENT';
 export type Hold = <T>(p: Promise<Held<T>>) => Promise<T>;
 
 /** The request checked against its model: prompt or class, verifiers, schedule. */
-export function prepare(r: ResolvedRequest, denoiser: Denoiser, file: string, shipped: ShippedModel | undefined): Prepared {
+export function prepare(
+  r: ResolvedRequest,
+  denoiser: Denoiser,
+  file: string,
+  shipped: ShippedModel | undefined,
+): Prepared {
   if (denoiser.conditions && !r.prompts)
     throw new DiffusionSearchError(`'${r.model}' is conditioned on text: pass a prompt (${both('prompt')})`, ARG);
   if (!denoiser.conditions && (r.prompts || r.negativePrompt !== undefined)) {
@@ -57,11 +62,13 @@ export function prepare(r: ResolvedRequest, denoiser: Denoiser, file: string, sh
     throw new DiffusionSearchError(`'${r.model}' is class-conditional: pass ${both('class')}${one}, not a prompt`, ARG);
   }
   const cls = denoiser.conditions ? 0 : resolveClass(r.class, denoiser.classes);
-  const verifierNames = r.verifier.length ? r.verifier : shipped?.verifiers ?? [];
+  const verifierNames = r.verifier.length ? r.verifier : (shipped?.verifiers ?? []);
   if (!verifierNames.length)
     throw new DiffusionSearchError(`model '${r.model}' has no default verifier: pass one (${both('verifier')})`, ARG);
   const adaptive = r.schedule === 'adaptive';
-  const sigmas = makeSchedule(adaptive ? 'uniform' : (r.schedule as Exclude<typeof r.schedule, 'adaptive'>), r.steps, { shift: r.shift });
+  const sigmas = makeSchedule(adaptive ? 'uniform' : (r.schedule as Exclude<typeof r.schedule, 'adaptive'>), r.steps, {
+    shift: r.shift,
+  });
   return { r, file, shipped, denoiser, cls, verifierNames, sigmas, adaptive };
 }
 
@@ -71,7 +78,15 @@ export function prepare(r: ResolvedRequest, denoiser: Denoiser, file: string, sh
  * plus every kept sample. Model activations are not counted: the batcher bounds them at maxBatch
  * rows per forward, whatever the load.
  */
-export function estimateRequestBytes(o: { sampleNumel: number; searches: number; concurrent: number; budget: number; steps: number; keep: number; guided: boolean }): number {
+export function estimateRequestBytes(o: {
+  sampleNumel: number;
+  searches: number;
+  concurrent: number;
+  budget: number;
+  steps: number;
+  keep: number;
+  guided: boolean;
+}): number {
   const sample = o.sampleNumel * 4;
   const rows = Math.min(o.budget, Math.max(1, Math.ceil(o.budget / Math.max(1, o.steps)))) * (o.guided ? 2 : 1);
   return Math.min(o.concurrent, o.searches) * (rows * sample * 8 + o.keep * sample) + o.searches * o.keep * sample;
@@ -81,7 +96,15 @@ export function estimateRequestBytes(o: { sampleNumel: number; searches: number;
 export function requestBytes(p: Prepared, concurrent: number): number {
   const sampleNumel = p.denoiser.sampleShape.reduce((a, b) => a * b, 1);
   const { searches, budget, keep, guidance } = p.r;
-  return estimateRequestBytes({ sampleNumel, searches, concurrent, budget, steps: p.sigmas.length - 1, keep, guided: guidance !== 1 });
+  return estimateRequestBytes({
+    sampleNumel,
+    searches,
+    concurrent,
+    budget,
+    steps: p.sigmas.length - 1,
+    keep,
+    guided: guidance !== 1,
+  });
 }
 
 /**
@@ -111,7 +134,9 @@ export async function load(
   if (!r.prompts) return { verifier, predictor, conditions: [p.cls] };
   const prompts = r.prompts;
   const encoder = await hold(models.textEncoder(denoiser, p.file));
-  const registered = await register(denoiser, () => registerPrompts(denoiser, encoder, prompts, { negative: r.negativePrompt, stream }));
+  const registered = await register(denoiser, () =>
+    registerPrompts(denoiser, encoder, prompts, { negative: r.negativePrompt, stream }),
+  );
   onRegistered(registered);
   return { verifier, predictor, conditions: registered.ids };
 }

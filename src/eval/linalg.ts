@@ -15,19 +15,23 @@ export function symmetricEigen(A: Float64Array, n: number): { values: Float64Arr
         if (Math.abs(apq) < 1e-300) continue;
         const theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
         const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        const c = 1 / Math.sqrt(t * t + 1),
+          s = t * c;
         for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p], akq = a[k * n + q];
+          const akp = a[k * n + p],
+            akq = a[k * n + q];
           a[k * n + p] = c * akp - s * akq;
           a[k * n + q] = s * akp + c * akq;
         }
         for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k], aqk = a[q * n + k];
+          const apk = a[p * n + k],
+            aqk = a[q * n + k];
           a[p * n + k] = c * apk - s * aqk;
           a[q * n + k] = s * apk + c * aqk;
         }
         for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p], vkq = v[k * n + q];
+          const vkp = v[k * n + p],
+            vkq = v[k * n + q];
           v[k * n + p] = c * vkp - s * vkq;
           v[k * n + q] = s * vkp + c * vkq;
         }
@@ -59,12 +63,19 @@ export function sqrtPsd(A: Float64Array, n: number): Float64Array {
 }
 
 /** Fréchet distance between N(mu1, S1) and N(mu2, S2): ‖mu1−mu2‖² + tr(S1 + S2 − 2·(S1^½ S2 S1^½)^½). */
-export function frechetDistance(mu1: ArrayLike<number>, S1: ArrayLike<number>, mu2: ArrayLike<number>, S2: ArrayLike<number>, n: number): number {
+export function frechetDistance(
+  mu1: ArrayLike<number>,
+  S1: ArrayLike<number>,
+  mu2: ArrayLike<number>,
+  S2: ArrayLike<number>,
+  n: number,
+): number {
   let d2 = 0;
   for (let i = 0; i < n; i++) d2 += (mu1[i] - mu2[i]) ** 2;
   const r1 = sqrtPsd(Float64Array.from(S1), n);
   const M = matmul(matmul(r1, Float64Array.from(S2), n), r1, n);
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) M[i * n + j] = M[j * n + i] = (M[i * n + j] + M[j * n + i]) / 2;
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) M[i * n + j] = M[j * n + i] = (M[i * n + j] + M[j * n + i]) / 2;
   const { values } = symmetricEigen(M, n);
   let tr = 0;
   for (let i = 0; i < n; i++) tr += S1[i * n + i] + S2[i * n + i];

@@ -44,7 +44,8 @@ export class Evaluator {
   static async load(file = DEFAULT_EVAL_MODEL, device = 'cpu'): Promise<Evaluator> {
     const m = await loadModule(file, { device });
     for (const method of ['logits', 'features', 'fid_stats'])
-      if (!m.hasMethod(method)) throw new DiffusionSearchError(`'${file}' has no ${method} method: not an eval model`, 'MODEL_LOAD');
+      if (!m.hasMethod(method))
+        throw new DiffusionSearchError(`'${file}' has no ${method} method: not an eval model`, 'MODEL_LOAD');
     const out = (await m.call('fid_stats', [])) as NativeTensor[];
     const [muAll, covAll, muClass, covClass] = (await Promise.all(out.map((t) => t.toArray()))) as Float32Array[];
     const dim = out[0].shape[0];
@@ -53,7 +54,12 @@ export class Evaluator {
   }
 
   /** Metrics of samples [n, ...] meant to be of classes `cls` (one per sample). */
-  async evaluate(samples: Float32Array, shape: number[], cls: ArrayLike<number>, classNames?: string[]): Promise<EvalReport> {
+  async evaluate(
+    samples: Float32Array,
+    shape: number[],
+    cls: ArrayLike<number>,
+    classNames?: string[],
+  ): Promise<EvalReport> {
     const n = shape[0];
     if (cls.length !== n) throw new DiffusionSearchError(`eval: ${n} samples but ${cls.length} classes`, 'SHAPE');
     checkSampleShape(this.module, shape, 'eval: the eval/ classifier');
@@ -62,11 +68,14 @@ export class Evaluator {
     try {
       const logitsT = (await this.module.call('logits', [x])) as NativeTensor;
       const featsT = (await this.module.call('features', [x])) as NativeTensor;
-      const logits = (await logitsT.toArray()) as Float32Array, feats = (await featsT.toArray()) as Float32Array;
-      const C = logits.length / n, D = feats.length / n;
+      const logits = (await logitsT.toArray()) as Float32Array,
+        feats = (await featsT.toArray()) as Float32Array;
+      const C = logits.length / n,
+        D = feats.length / n;
       logitsT.dispose();
       featsT.dispose();
-      if (D !== this.stats.dim) throw new DiffusionSearchError(`eval: features have ${D} dims, statistics ${this.stats.dim}`, 'SHAPE');
+      if (D !== this.stats.dim)
+        throw new DiffusionSearchError(`eval: features have ${D} dims, statistics ${this.stats.dim}`, 'SHAPE');
       const logp = new Float64Array(n * C);
       for (let i = 0; i < n; i++) {
         const row = logits.subarray(i * C, (i + 1) * C);
@@ -75,21 +84,30 @@ export class Evaluator {
         for (let k = 0; k < C; k++) logp[i * C + k] = row[k] - z;
       }
       const summarize = (rows: number[]): ClassMetrics & { fidParts?: never } => {
-        let correct = 0, lp = 0;
+        let correct = 0,
+          lp = 0;
         for (const i of rows) {
           let arg = 0;
           for (let k = 1; k < C; k++) if (logp[i * C + k] > logp[i * C + arg]) arg = k;
           if (arg === cls[i]) correct++;
           lp += logp[i * C + cls[i]];
         }
-        return { n: rows.length, accuracy: rows.length ? correct / rows.length : NaN, mean_log_prob: rows.length ? lp / rows.length : NaN, fid: null };
+        return {
+          n: rows.length,
+          accuracy: rows.length ? correct / rows.length : NaN,
+          mean_log_prob: rows.length ? lp / rows.length : NaN,
+          fid: null,
+        };
       };
       const all = Array.from({ length: n }, (_, i) => i);
       const report: EvalReport = { ...summarize(all), inception_score: inceptionScore(logp, n, C), per_class: {} };
       report.fid = n >= 2 ? this.fid(feats, all, D, -1) : null;
       for (const k of [...new Set(Array.from(cls))].sort((a, b) => a - b)) {
         const rows = all.filter((i) => cls[i] === k);
-        report.per_class[classNames?.[k] ?? String(k)] = { ...summarize(rows), fid: rows.length >= 2 ? this.fid(feats, rows, D, k) : null };
+        report.per_class[classNames?.[k] ?? String(k)] = {
+          ...summarize(rows),
+          fid: rows.length >= 2 ? this.fid(feats, rows, D, k) : null,
+        };
       }
       return report;
     } finally {

@@ -42,7 +42,8 @@ export interface PromptEvalReport {
 /** The class (longest class name whose words appear in order, together) and attribute words of a prompt. */
 export function parsePrompt(prompt: string, classes: string[], rules: AttributeRules): ParsedPrompt {
   const w = promptWords(prompt); // the text encoder's own word rule
-  let cls = -1, len = 0;
+  let cls = -1,
+    len = 0;
   classes.forEach((c, i) => {
     const cw = promptWords(c);
     for (let s = 0; s + cw.length <= w.length; s++)
@@ -63,9 +64,11 @@ export function parsePrompt(prompt: string, classes: string[], rules: AttributeR
 /** Size and brightness of each image [n, C, H, W] in [−1, 1], by the card's rule. */
 export function measure(samples: Float32Array, n: number, threshold: number): { size: number[]; brightness: number[] } {
   const per = samples.length / n;
-  const size: number[] = [], brightness: number[] = [];
+  const size: number[] = [],
+    brightness: number[] = [];
   for (let i = 0; i < n; i++) {
-    let count = 0, sum = 0;
+    let count = 0,
+      sum = 0;
     for (let j = 0; j < per; j++) {
       const p = (samples[i * per + j] + 1) * 0.5;
       if (p > threshold) {
@@ -88,8 +91,10 @@ export async function evaluatePrompts(
   evaluator: Evaluator | null,
 ): Promise<PromptEvalReport> {
   const n = shape[0];
-  if (prompts.length !== n) throw new DiffusionSearchError(`prompt eval: ${n} samples but ${prompts.length} prompts`, 'SHAPE');
-  if (!(typeof rules?.object_threshold === 'number')) throw new DiffusionSearchError('the card\'s "attributes" needs an "object_threshold"', 'MODEL_CARD');
+  if (prompts.length !== n)
+    throw new DiffusionSearchError(`prompt eval: ${n} samples but ${prompts.length} prompts`, 'SHAPE');
+  if (!(typeof rules?.object_threshold === 'number'))
+    throw new DiffusionSearchError('the card\'s "attributes" needs an "object_threshold"', 'MODEL_CARD');
   const parsed = prompts.map((p) => parsePrompt(p, classes, rules));
   const measured = measure(samples, n, rules.object_threshold);
   const attributes: PromptEvalReport['attributes'] = {};
@@ -98,12 +103,17 @@ export async function evaluatePrompts(
   for (const name of ['size', 'brightness'] as const) {
     const rule = rules[name];
     if (!rule) continue;
-    let stated = 0, ok = 0;
+    let stated = 0,
+      ok = 0;
     parsed.forEach((p, i) => {
       const word = p.attributes[name];
       if (!word || p.cls < 0) return;
       const t = rule.thresholds[classes[p.cls].toLowerCase()];
-      if (!t) throw new DiffusionSearchError(`the card's "${name}" rule has no thresholds for '${classes[p.cls]}'`, 'MODEL_CARD');
+      if (!t)
+        throw new DiffusionSearchError(
+          `the card's "${name}" rule has no thresholds for '${classes[p.cls]}'`,
+          'MODEL_CARD',
+        );
       const v = measured[name][i];
       const got = rule.words[(v >= t[0] ? 1 : 0) + (v >= t[1] ? 1 : 0)];
       stated++;
@@ -112,7 +122,9 @@ export async function evaluatePrompts(
     });
     attributes[name] = { stated, accuracy: stated ? ok / stated : null };
   }
-  const withAttr = parsed.map((p, i) => (Object.keys(p.attributes).length && p.cls >= 0 ? i : -1)).filter((i) => i >= 0);
+  const withAttr = parsed
+    .map((p, i) => (Object.keys(p.attributes).length && p.cls >= 0 ? i : -1))
+    .filter((i) => i >= 0);
   anyStated = withAttr.length;
   const rows = parsed.map((p, i) => (p.cls >= 0 ? i : -1)).filter((i) => i >= 0);
   let classReport: EvalReport | null = null;
@@ -120,7 +132,12 @@ export async function evaluatePrompts(
     const per = samples.length / n;
     const sub = new Float32Array(rows.length * per);
     rows.forEach((r, k) => sub.set(samples.subarray(r * per, (r + 1) * per), k * per));
-    classReport = await evaluator.evaluate(sub, [rows.length, ...shape.slice(1)], rows.map((r) => parsed[r].cls), classes);
+    classReport = await evaluator.evaluate(
+      sub,
+      [rows.length, ...shape.slice(1)],
+      rows.map((r) => parsed[r].cls),
+      classes,
+    );
   }
   return {
     classes: classReport,

@@ -40,14 +40,21 @@ export function readNpy(file: string): { data: Float32Array; shape: number[] } {
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || !fortran || shapeText === undefined) throw new DiffusionSearchError(`'${file}': unreadable .npy header`, 'ARGUMENT');
-  if (fortran === 'True') throw new DiffusionSearchError(`'${file}': Fortran-ordered arrays are not supported`, 'ARGUMENT');
-  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (!descr || !fortran || shapeText === undefined)
+    throw new DiffusionSearchError(`'${file}': unreadable .npy header`, 'ARGUMENT');
+  if (fortran === 'True')
+    throw new DiffusionSearchError(`'${file}': Fortran-ordered arrays are not supported`, 'ARGUMENT');
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const n = shape.reduce((a, b) => a * b, 1);
   const off = start + hlen;
   let data: Float32Array;
   if (descr === '<f4') data = new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 4 * n));
-  else if (descr === '<f8') data = Float32Array.from(new Float64Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 8 * n)));
+  else if (descr === '<f8')
+    data = Float32Array.from(new Float64Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 8 * n)));
   else throw new DiffusionSearchError(`'${file}': dtype ${descr} is not supported (use float32)`, 'ARGUMENT');
   if (data.length !== n) throw new DiffusionSearchError(`'${file}': truncated data`, 'ARGUMENT');
   return { data, shape };

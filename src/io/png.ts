@@ -54,14 +54,17 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
 export function gridPng(data: Float32Array, shape: number[], range: [number, number] = [-1, 1], scale = 4): Buffer {
   if (shape.length === 2) return scatterPng(data, shape[0]);
   const [n, C, H, W] = shape.length === 4 ? shape : [shape[0], 1, shape[1], shape[2]];
-  const cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
+  const cols = Math.ceil(Math.sqrt(n)),
+    rows = Math.ceil(n / cols);
   const gap = 1;
-  const width = cols * (W * scale + gap) + gap, height = rows * (H * scale + gap) + gap;
+  const width = cols * (W * scale + gap) + gap,
+    height = rows * (H * scale + gap) + gap;
   const ch = C === 3 ? 3 : 1;
   const px = new Uint8Array(width * height * ch).fill(255);
   const [lo, hi] = range;
   for (let i = 0; i < n; i++) {
-    const ox = gap + (i % cols) * (W * scale + gap), oy = gap + Math.floor(i / cols) * (H * scale + gap);
+    const ox = gap + (i % cols) * (W * scale + gap),
+      oy = gap + Math.floor(i / cols) * (H * scale + gap);
     for (let y = 0; y < H * scale; y++)
       for (let x = 0; x < W * scale; x++)
         for (let c = 0; c < ch; c++) {
@@ -78,10 +81,12 @@ function scatterPng(data: Float32Array, n: number, size = 400, extent = 4.5): Bu
   const toPx = (v: number) => Math.round(((v + extent) / (2 * extent)) * (size - 1));
   for (let i = 0; i < size; i++) px[toPx(0) * size + i] = px[i * size + toPx(0)] = 200; // axes
   for (let i = 0; i < n; i++) {
-    const cx = toPx(data[2 * i]), cy = size - 1 - toPx(data[2 * i + 1]);
+    const cx = toPx(data[2 * i]),
+      cy = size - 1 - toPx(data[2 * i + 1]);
     for (let dy = -2; dy <= 2; dy++)
       for (let dx = -2; dx <= 2; dx++) {
-        const x = cx + dx, y = cy + dy;
+        const x = cx + dx,
+          y = cy + dy;
         if (x >= 0 && y >= 0 && x < size && y < size && dx * dx + dy * dy <= 5) px[y * size + x] = 0;
       }
   }

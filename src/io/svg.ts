@@ -19,21 +19,31 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
 }
 
 /** One panel; `x` on a log axis. Returns the SVG elements (a <g>) for a panel at (ox, oy). */
-function panel(series: Series[], o: { title: string; ylabel: string; xlabel: string; ox: number; oy: number; w: number; h: number }): string {
+function panel(
+  series: Series[],
+  o: { title: string; ylabel: string; xlabel: string; ox: number; oy: number; w: number; h: number },
+): string {
   const pts = series.flatMap((s) => s.points).filter(([x, y]) => x > 0 && Number.isFinite(y));
-  const xs = pts.map((p) => Math.log10(p[0])), ys = pts.map((p) => p[1]);
+  const xs = pts.map((p) => Math.log10(p[0])),
+    ys = pts.map((p) => p[1]);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x0 === x1) (x0 -= 0.5), (x1 += 0.5);
   if (y0 === y1) (y0 -= 1), (y1 += 1);
   const pad = (y1 - y0) * 0.08;
   (y0 -= pad), (y1 += pad);
-  const L = 70, R = 20, T = 40, B = 55;
-  const pw = o.w - L - R, ph = o.h - T - B;
+  const L = 70,
+    R = 20,
+    T = 40,
+    B = 55;
+  const pw = o.w - L - R,
+    ph = o.h - T - B;
   const X = (x: number) => o.ox + L + ((Math.log10(x) - x0) / (x1 - x0)) * pw;
   const Y = (y: number) => o.oy + T + (1 - (y - y0) / (y1 - y0)) * ph;
   const parts: string[] = [];
-  parts.push(`<text x="${o.ox + o.w / 2}" y="${o.oy + 24}" text-anchor="middle" font-size="16" font-weight="bold">${esc(o.title)}</text>`);
+  parts.push(
+    `<text x="${o.ox + o.w / 2}" y="${o.oy + 24}" text-anchor="middle" font-size="16" font-weight="bold">${esc(o.title)}</text>`,
+  );
   parts.push(`<rect x="${o.ox + L}" y="${o.oy + T}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
   const decades = [];
   for (let e = Math.floor(x0); e <= Math.ceil(x1); e++) for (const m of [1, 2, 5]) decades.push(m * 10 ** e);
@@ -43,27 +53,45 @@ function panel(series: Series[], o: { title: string; ylabel: string; xlabel: str
   }
   for (const t of niceTicks(y0, y1)) {
     parts.push(`<line x1="${o.ox + L}" x2="${o.ox + L + pw}" y1="${Y(t)}" y2="${Y(t)}" stroke="#eee"/>`);
-    parts.push(`<text x="${o.ox + L - 6}" y="${Y(t) + 4}" text-anchor="end" font-size="12">${+t.toPrecision(4)}</text>`);
+    parts.push(
+      `<text x="${o.ox + L - 6}" y="${Y(t) + 4}" text-anchor="end" font-size="12">${+t.toPrecision(4)}</text>`,
+    );
   }
-  parts.push(`<text x="${o.ox + L + pw / 2}" y="${o.oy + o.h - 12}" text-anchor="middle" font-size="13">${esc(o.xlabel)}</text>`);
-  parts.push(`<text transform="translate(${o.ox + 16},${o.oy + T + ph / 2}) rotate(-90)" text-anchor="middle" font-size="13">${esc(o.ylabel)}</text>`);
+  parts.push(
+    `<text x="${o.ox + L + pw / 2}" y="${o.oy + o.h - 12}" text-anchor="middle" font-size="13">${esc(o.xlabel)}</text>`,
+  );
+  parts.push(
+    `<text transform="translate(${o.ox + 16},${o.oy + T + ph / 2}) rotate(-90)" text-anchor="middle" font-size="13">${esc(o.ylabel)}</text>`,
+  );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     const p = s.points.filter(([x, y]) => x > 0 && Number.isFinite(y)).sort((a, b) => a[0] - b[0]);
-    if (p.length) parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${p.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`);
+    if (p.length)
+      parts.push(
+        `<polyline fill="none" stroke="${c}" stroke-width="2" points="${p.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`,
+      );
     for (const [x, y] of p) parts.push(`<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${c}"/>`);
   });
   return parts.join('\n');
 }
 
 /** Panels side by side, sharing one legend (the series names of the first panel). */
-export function lineChartSvg(panels: Array<{ title: string; ylabel: string; series: Series[] }>, xlabel: string): string {
-  const w = 520, h = 380, legendW = 170;
-  const width = panels.length * w + legendW, height = h;
-  const body = panels.map((p, i) => panel(p.series, { title: p.title, ylabel: p.ylabel, xlabel, ox: i * w, oy: 0, w, h })).join('\n');
+export function lineChartSvg(
+  panels: Array<{ title: string; ylabel: string; series: Series[] }>,
+  xlabel: string,
+): string {
+  const w = 520,
+    h = 380,
+    legendW = 170;
+  const width = panels.length * w + legendW,
+    height = h;
+  const body = panels
+    .map((p, i) => panel(p.series, { title: p.title, ylabel: p.ylabel, xlabel, ox: i * w, oy: 0, w, h }))
+    .join('\n');
   const legend = (panels[0]?.series ?? [])
     .map((s, i) => {
-      const y = 60 + i * 24, x = panels.length * w + 10;
+      const y = 60 + i * 24,
+        x = panels.length * w + 10;
       return `<line x1="${x}" x2="${x + 24}" y1="${y}" y2="${y}" stroke="${COLORS[i % COLORS.length]}" stroke-width="3"/><text x="${x + 32}" y="${y + 4}" font-size="13">${esc(s.name)}</text>`;
     })
     .join('\n');

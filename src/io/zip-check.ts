@@ -10,7 +10,9 @@ import fs from 'node:fs/promises';
 import zlib from 'node:zlib';
 import { DiffusionSearchError } from '../errors';
 
-const EOCD = 0x06054b50, CENTRAL = 0x02014b50, LOCAL = 0x04034b50;
+const EOCD = 0x06054b50,
+  CENTRAL = 0x02014b50,
+  LOCAL = 0x04034b50;
 const CHUNK = 1 << 20;
 
 export async function checkArchive(file: string): Promise<void> {
@@ -35,27 +37,39 @@ export async function checkArchive(file: string): Promise<void> {
     let e = tail.length - 22;
     while (e >= 0 && tail.readUInt32LE(e) !== EOCD) e--;
     if (e < 0) return; // not a zip: libtorch says so
-    const entries = tail.readUInt16LE(e + 10), cdSize = tail.readUInt32LE(e + 12), cdAt = tail.readUInt32LE(e + 16);
+    const entries = tail.readUInt16LE(e + 10),
+      cdSize = tail.readUInt32LE(e + 12),
+      cdAt = tail.readUInt32LE(e + 16);
     if (entries === 0xffff || cdSize === 0xffffffff || cdAt === 0xffffffff) return; // zip64
     const corrupt = (why: string) =>
-      new DiffusionSearchError(`'${file}' is a damaged TorchScript archive (${why}): a partial or corrupted copy? Copy or export it again`, 'MODEL_LOAD');
+      new DiffusionSearchError(
+        `'${file}' is a damaged TorchScript archive (${why}): a partial or corrupted copy? Copy or export it again`,
+        'MODEL_LOAD',
+      );
     if (cdAt + cdSize > size) throw corrupt('its central directory lies past the end of the file');
     const cd = await read(cdAt, cdSize);
     for (let p = 0, k = 0; k < entries; k++) {
-      if (p + 46 > cd.length || cd.readUInt32LE(p) !== CENTRAL) throw corrupt(`entry ${k} of the central directory is malformed`);
-      const method = cd.readUInt16LE(p + 10), crc = cd.readUInt32LE(p + 16), stored = cd.readUInt32LE(p + 20);
-      const nameLen = cd.readUInt16LE(p + 28), extraLen = cd.readUInt16LE(p + 30), commentLen = cd.readUInt16LE(p + 32);
+      if (p + 46 > cd.length || cd.readUInt32LE(p) !== CENTRAL)
+        throw corrupt(`entry ${k} of the central directory is malformed`);
+      const method = cd.readUInt16LE(p + 10),
+        crc = cd.readUInt32LE(p + 16),
+        stored = cd.readUInt32LE(p + 20);
+      const nameLen = cd.readUInt16LE(p + 28),
+        extraLen = cd.readUInt16LE(p + 30),
+        commentLen = cd.readUInt16LE(p + 32);
       const localAt = cd.readUInt32LE(p + 42);
       const name = cd.toString('utf8', p + 46, p + 46 + nameLen);
       p += 46 + nameLen + extraLen + commentLen;
       if (stored === 0xffffffff || localAt === 0xffffffff) return; // zip64 sizes: left to libtorch
       const local = await read(localAt, 30);
-      if (local.length < 30 || local.readUInt32LE(0) !== LOCAL) throw corrupt(`the local header of '${name}' is missing`);
+      if (local.length < 30 || local.readUInt32LE(0) !== LOCAL)
+        throw corrupt(`the local header of '${name}' is missing`);
       const dataAt = localAt + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
       if (dataAt + stored > size) throw corrupt(`'${name}' runs past the end of the file`);
       let c = 0;
       if (method === 0) {
-        for (let at = dataAt; at < dataAt + stored; at += CHUNK) c = zlib.crc32(await read(at, Math.min(CHUNK, dataAt + stored - at)), c);
+        for (let at = dataAt; at < dataAt + stored; at += CHUNK)
+          c = zlib.crc32(await read(at, Math.min(CHUNK, dataAt + stored - at)), c);
       } else if (method === 8) {
         // Deflated entries (torch.jit.save compresses the code; tensors are stored): small, inflated whole.
         try {

@@ -29,7 +29,11 @@ function fail(file: string, what: string): never {
 }
 
 /** Checks the fields every card needs, and for denoisers the sampling contract. */
-export function validateCard(json: Record<string, unknown> | null, file: string, kind?: 'denoiser' | 'verifier'): ModelCard {
+export function validateCard(
+  json: Record<string, unknown> | null,
+  file: string,
+  kind?: 'denoiser' | 'verifier',
+): ModelCard {
   if (!json) fail(file, 'the archive has no model.json (see "Bring your own model" in the README)');
   const c = json as Partial<ModelCard>;
   if (typeof c.name !== 'string' || !c.name) fail(file, 'needs a "name"');
@@ -42,8 +46,16 @@ export function validateCard(json: Record<string, unknown> | null, file: string,
     if (!['rectified_flow', 'vp'].includes(c.path as string))
       fail(file, `"path" must be "rectified_flow" or "vp", got ${JSON.stringify(c.path)}`);
     if (c.sigma_max === null) delete c.sigma_max;
-    const top = c.prediction === 'epsilon' ? 'less than 1 (at σ = 1 an ε-prediction says nothing about x0)' : 'at most 1';
-    if (c.sigma_max !== undefined && !(typeof c.sigma_max === 'number' && c.sigma_max > 0 && (c.prediction === 'epsilon' ? c.sigma_max < 1 : c.sigma_max <= 1)))
+    const top =
+      c.prediction === 'epsilon' ? 'less than 1 (at σ = 1 an ε-prediction says nothing about x0)' : 'at most 1';
+    if (
+      c.sigma_max !== undefined &&
+      !(
+        typeof c.sigma_max === 'number' &&
+        c.sigma_max > 0 &&
+        (c.prediction === 'epsilon' ? c.sigma_max < 1 : c.sigma_max <= 1)
+      )
+    )
       fail(file, `"sigma_max" must be a number above 0 and ${top}, got ${JSON.stringify(c.sigma_max)}`);
   }
   if (c.classes !== undefined && (!Array.isArray(c.classes) || !c.classes.every((x) => typeof x === 'string')))
@@ -51,7 +63,11 @@ export function validateCard(json: Record<string, unknown> | null, file: string,
   if (c.null_class !== undefined && c.null_class !== null && !Number.isInteger(c.null_class))
     fail(file, '"null_class" must be an integer or null');
   if (c.null_class === null) delete c.null_class;
-  if (c.value_range !== undefined && c.value_range !== null && (!Array.isArray(c.value_range) || c.value_range.length !== 2))
+  if (
+    c.value_range !== undefined &&
+    c.value_range !== null &&
+    (!Array.isArray(c.value_range) || c.value_range.length !== 2)
+  )
     fail(file, '"value_range" must be [min, max]');
   return { kind: kind ?? 'unknown', ...c } as ModelCard;
 }

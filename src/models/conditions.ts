@@ -43,22 +43,35 @@ export function conditionSpecs(card: Record<string, unknown>, file: string): Con
     if (seen.has(o.name!)) fail(`names '${o.name}' twice`);
     seen.add(o.name!);
     if (!DTYPES.includes(o.dtype as DType)) fail(`[${i}] ('${o.name}'): "dtype" must be one of ${DTYPES.join(', ')}`);
-    if (!Array.isArray(o.shape) || !o.shape.every((d) => Number.isInteger(d) && d > 0)) fail(`[${i}] ('${o.name}'): "shape" must be positive integers (without N)`);
+    if (!Array.isArray(o.shape) || !o.shape.every((d) => Number.isInteger(d) && d > 0))
+      fail(`[${i}] ('${o.name}'): "shape" must be positive integers (without N)`);
     return { name: o.name!, dtype: o.dtype as DType, shape: o.shape! };
   });
 }
 
 /** SHAPE/ARGUMENT errors unless `t` holds every declared tensor with `rows` rows of the declared shape and dtype. */
 export function checkCondition(specs: ConditionSpec[], t: ConditionTensors, rows: number, owner: string): void {
-  if (typeof t !== 'object' || t === null) throw new DiffusionSearchError(`${owner}: a condition must be an object of named tensors`, 'ARGUMENT');
+  if (typeof t !== 'object' || t === null)
+    throw new DiffusionSearchError(`${owner}: a condition must be an object of named tensors`, 'ARGUMENT');
   const extra = Object.keys(t).filter((k) => !specs.some((s) => s.name === k));
-  if (extra.length) throw new DiffusionSearchError(`${owner}: unknown condition tensor(s) ${extra.map((k) => `'${k}'`).join(', ')}; the card declares ${specs.map((s) => s.name).join(', ')}`, 'ARGUMENT');
+  if (extra.length)
+    throw new DiffusionSearchError(
+      `${owner}: unknown condition tensor(s) ${extra.map((k) => `'${k}'`).join(', ')}; the card declares ${specs.map((s) => s.name).join(', ')}`,
+      'ARGUMENT',
+    );
   for (const s of specs) {
     const v = t[s.name];
-    if (!v) throw new DiffusionSearchError(`${owner}: condition '${s.name}' is missing (${s.dtype}[N, ${s.shape}])`, 'ARGUMENT');
+    if (!v)
+      throw new DiffusionSearchError(
+        `${owner}: condition '${s.name}' is missing (${s.dtype}[N, ${s.shape}])`,
+        'ARGUMENT',
+      );
     if (v.disposed) throw new DiffusionSearchError(`${owner}: condition '${s.name}' was disposed`, 'DISPOSED');
     if (v.dtype !== s.dtype || v.shape.join() !== [rows, ...s.shape].join())
-      throw new DiffusionSearchError(`${owner}: condition '${s.name}' is ${v.dtype}[${v.shape}], the card declares ${s.dtype}[${rows}, ${s.shape}]`, 'SHAPE');
+      throw new DiffusionSearchError(
+        `${owner}: condition '${s.name}' is ${v.dtype}[${v.shape}], the card declares ${s.dtype}[${rows}, ${s.shape}]`,
+        'SHAPE',
+      );
   }
 }
 
@@ -97,7 +110,9 @@ export class ConditionTable {
     for (const id of distinct)
       if (!this.rows.has(id))
         throw new DiffusionSearchError(
-          id === NULL_CONDITION ? `${this.owner}: no unconditional branch for guidance (see the card's "unconditional")` : `${this.owner}: no condition with id ${id} (released, or never registered)`,
+          id === NULL_CONDITION
+            ? `${this.owner}: no unconditional branch for guidance (see the card's "unconditional")`
+            : `${this.owner}: no condition with id ${id} (released, or never registered)`,
           'ARGUMENT',
         );
     const at = new Map(distinct.map((id, i) => [id, i]));

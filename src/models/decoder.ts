@@ -31,10 +31,15 @@ export class LatentDecoder {
     readonly maxBatch = 256,
   ) {
     const method = spec.method ?? 'decode';
-    if (!module.hasMethod(method)) throw new DiffusionSearchError(`decoder '${module.path}' has no method '${method}'`, 'MODEL_CARD');
+    if (!module.hasMethod(method))
+      throw new DiffusionSearchError(`decoder '${module.path}' has no method '${method}'`, 'MODEL_CARD');
   }
 
-  static async load(spec: DecoderSpec, latentShape: number[], o: { device?: string; maxBatch?: number } = {}): Promise<LatentDecoder> {
+  static async load(
+    spec: DecoderSpec,
+    latentShape: number[],
+    o: { device?: string; maxBatch?: number } = {},
+  ): Promise<LatentDecoder> {
     checkSpec(spec);
     return new LatentDecoder(await loadModule(spec.model, { device: o.device }), spec, latentShape, o.maxBatch);
   }
@@ -47,7 +52,10 @@ export class LatentDecoder {
   async decode(z: NativeTensor, stream?: NativeStream): Promise<NativeTensor> {
     const n = z.shape[0];
     if (z.shape.slice(1).join() !== this.latentShape.join())
-      throw new DiffusionSearchError(`decode: latents [${z.shape}] do not have the model's shape [N, ${this.latentShape}]`, 'SHAPE');
+      throw new DiffusionSearchError(
+        `decode: latents [${z.shape}] do not have the model's shape [N, ${this.latentShape}]`,
+        'SHAPE',
+      );
     const t0 = performance.now();
     using scope = new TensorScope();
     const parts: NativeTensor[] = [];
@@ -58,7 +66,12 @@ export class LatentDecoder {
         const zs = s === 0 && e === n ? z : await chunk.track(slice(z, s, e, stream));
         const out = scope.track((await this.module.call(this.spec.method ?? 'decode', [zs], stream)) as NativeTensor);
         parts.push(out);
-        if (typeof out !== 'object' || out === null || !('shape' in out) || out.shape.join() !== [e - s, ...this.imageShape].join())
+        if (
+          typeof out !== 'object' ||
+          out === null ||
+          !('shape' in out) ||
+          out.shape.join() !== [e - s, ...this.imageShape].join()
+        )
           throw new DiffusionSearchError(
             `decoder '${this.module.path}' returned ${out && 'shape' in out ? `[${out.shape}]` : 'no tensor'} for ${e - s} latents; its card says images [${this.imageShape}]`,
             'SHAPE',
@@ -81,7 +94,9 @@ function checkSpec(spec: DecoderSpec): void {
     throw new DiffusionSearchError(`the card's "decoder": ${what}`, 'MODEL_CARD');
   };
   if (typeof spec !== 'object' || spec === null) fail('must be an object { model, method, image_shape, value_range }');
-  if (typeof spec.model !== 'string' || !spec.model) fail('"model" must name the decoder module (a shipped name or a file)');
+  if (typeof spec.model !== 'string' || !spec.model)
+    fail('"model" must name the decoder module (a shipped name or a file)');
   if (spec.method !== undefined && typeof spec.method !== 'string') fail('"method" must be a method name');
-  if (!Array.isArray(spec.image_shape) || !spec.image_shape.every((d) => Number.isInteger(d) && d > 0)) fail('"image_shape" must be positive integers');
+  if (!Array.isArray(spec.image_shape) || !spec.image_shape.every((d) => Number.isInteger(d) && d > 0))
+    fail('"image_shape" must be positive integers');
 }

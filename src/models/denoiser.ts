@@ -63,25 +63,42 @@ export class Denoiser {
   ) {
     this.card = validateCard(module.card, module.path, 'denoiser');
     this.maxBatch = options.maxBatch ?? 128; // fashion-flow on CPU: 2.8 ms/row at 64–128 rows, 4.4 at 256 (bench/RESULTS.md)
-    if (!module.hasMethod('forward')) throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
+    if (!module.hasMethod('forward'))
+      throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
     this.conditionSpecs = conditionSpecs(this.card, module.path);
-    this.conditions = this.conditionSpecs ? new ConditionTable(this.conditionSpecs, `denoiser '${this.card.name}'`) : undefined;
+    this.conditions = this.conditionSpecs
+      ? new ConditionTable(this.conditionSpecs, `denoiser '${this.card.name}'`)
+      : undefined;
   }
 
   /**
    * Loads the module; for a latent model also its decoder, and for a model with a stored null
    * condition (card "unconditional": { "method": ... }) that condition.
    */
-  static async load(file: string, options: { device?: string; maxBatch?: number; wrap?: (m: TorchModule) => TorchModule } = {}): Promise<Denoiser> {
+  static async load(
+    file: string,
+    options: { device?: string; maxBatch?: number; wrap?: (m: TorchModule) => TorchModule } = {},
+  ): Promise<Denoiser> {
     // `wrap`: an engine routes the module's calls through its batcher (src/engine/batcher.ts).
     const m = await loadModule(file, { device: options.device });
     using s = new TensorScope(); // the denoiser is freed if its decoder or null condition fails
     const d = s.track(new Denoiser(options.wrap ? options.wrap(m) : m, options));
     const spec = d.card.decoder as DecoderSpec | undefined;
     // A card's "decoder" that is not { model: ... } (e.g. a string) reached path code as undefined: a TypeError.
-    if (spec !== undefined && (typeof spec !== 'object' || spec === null || typeof spec.model !== 'string' || !spec.model))
-      throw new DiffusionSearchError(`model card of '${d.module.path}': "decoder" must be an object naming its "model", got ${JSON.stringify(spec).slice(0, 80)}`, 'MODEL_CARD');
-    if (spec) d.decoder = await LatentDecoder.load({ ...spec, model: modelFileBeside(spec.model, d.module.path) }, d.sampleShape, options);
+    if (
+      spec !== undefined &&
+      (typeof spec !== 'object' || spec === null || typeof spec.model !== 'string' || !spec.model)
+    )
+      throw new DiffusionSearchError(
+        `model card of '${d.module.path}': "decoder" must be an object naming its "model", got ${JSON.stringify(spec).slice(0, 80)}`,
+        'MODEL_CARD',
+      );
+    if (spec)
+      d.decoder = await LatentDecoder.load(
+        { ...spec, model: modelFileBeside(spec.model, d.module.path) },
+        d.sampleShape,
+        options,
+      );
     const method = (d.card.unconditional as { method?: string } | undefined)?.method;
     if (method && d.conditions) await d.loadNullCondition(method);
     return s.keep(d);
@@ -89,13 +106,20 @@ export class Denoiser {
 
   /** The stored null condition: a method returning the condition tensors, one row each, in card order. */
   private async loadNullCondition(method: string): Promise<void> {
-    if (!this.module.hasMethod(method)) throw new DiffusionSearchError(`'${this.module.path}': the card's unconditional method '${method}' is missing`, 'MODEL_CARD');
+    if (!this.module.hasMethod(method))
+      throw new DiffusionSearchError(
+        `'${this.module.path}': the card's unconditional method '${method}' is missing`,
+        'MODEL_CARD',
+      );
     using s = new TensorScope();
     const out = await this.module.call(method, []);
     const list = s.track((Array.isArray(out) ? out : [out]) as Tensor[]);
     const specs = this.conditionSpecs!;
     if (list.length !== specs.length)
-      throw new DiffusionSearchError(`'${this.module.path}' ${method}() returned ${list.length} tensors for the ${specs.length} conditions of its card`, 'MODEL_CARD');
+      throw new DiffusionSearchError(
+        `'${this.module.path}' ${method}() returned ${list.length} tensors for the ${specs.length} conditions of its card`,
+        'MODEL_CARD',
+      );
     this.conditions!.register(Object.fromEntries(specs.map((c, i) => [c.name, list[i]])), NULL_CONDITION);
     s.keep(list); // the table owns them now
   }
@@ -106,7 +130,11 @@ export class Denoiser {
    * where a class id would: in a SearchConfig's `cls`. Release it when the search ends.
    */
   registerCondition(t: Record<string, Tensor>, negative?: Record<string, Tensor>): number {
-    if (!this.conditions) throw new DiffusionSearchError(`'${this.name}' is class-conditional (its card declares no "conditions"): pass a class`, 'ARGUMENT');
+    if (!this.conditions)
+      throw new DiffusionSearchError(
+        `'${this.name}' is class-conditional (its card declares no "conditions"): pass a class`,
+        'ARGUMENT',
+      );
     const id = this.conditions.register(t);
     if (negative) {
       try {
@@ -181,7 +209,8 @@ export class Denoiser {
 
   /** Whether guidance w mixes in the null class; an ARGUMENT error when the model has none. */
   private guided(guidance: number): boolean {
-    if (!Number.isFinite(guidance)) throw new DiffusionSearchError(`guidance must be a finite number, got ${guidance}`, 'ARGUMENT');
+    if (!Number.isFinite(guidance))
+      throw new DiffusionSearchError(`guidance must be a finite number, got ${guidance}`, 'ARGUMENT');
     if (guidance === 1) return false;
     if (!this.hasUnconditional())
       throw new DiffusionSearchError(
@@ -213,7 +242,8 @@ export class Denoiser {
   ): Promise<Evaluation> {
     const n = x.shape[0];
     using s = new TensorScope();
-    const outs: Tensor[] = [], feats: Tensor[] = [];
+    const outs: Tensor[] = [],
+      feats: Tensor[] = [];
     for (let start = 0; start < n; start += this.maxBatch) {
       if (start > 0 && signal?.aborted)
         throw new DiffusionSearchError(`cancelled after ${start} of ${n} rows`, 'ABORTED', { cause: signal.reason });
@@ -250,7 +280,10 @@ export class Denoiser {
       throw new DiffusionSearchError(`'${this.module.path}' ${method} must return (output, features[N, D])`, 'SHAPE');
     const [out, f] = r as [Tensor, Tensor];
     if (out.shape.join() !== xs.shape.join() || f.shape.length !== 2 || f.shape[0] !== xs.shape[0])
-      throw new DiffusionSearchError(`'${this.module.path}' ${method} returned [${out.shape}] and [${f.shape}] for input [${xs.shape}]`, 'SHAPE');
+      throw new DiffusionSearchError(
+        `'${this.module.path}' ${method} returned [${out.shape}] and [${f.shape}] for input [${xs.shape}]`,
+        'SHAPE',
+      );
     return { out, features: f };
   }
 
@@ -270,7 +303,10 @@ export class Denoiser {
   ): Promise<Evaluation> {
     const n = x.shape[0];
     if (sigma.length !== n || cond.length !== n)
-      throw new DiffusionSearchError(`predict: ${n} samples but ${sigma.length} noise levels and ${cond.length} classes`, 'SHAPE');
+      throw new DiffusionSearchError(
+        `predict: ${n} samples but ${sigma.length} noise levels and ${cond.length} classes`,
+        'SHAPE',
+      );
     const method = options.method ?? 'forward';
     const features = options.features ?? false;
     const guided = this.guided(guidance);
@@ -331,13 +367,19 @@ export class Denoiser {
 }
 
 /** Per row: x̂0 = x0[0]·x + x0[1]·out and ε̂ = eps[0]·x + eps[1]·out, for a model output at σ. */
-function conversion(prediction: Prediction, path: NoisePath, sigma: number): { x0: [number, number]; eps: [number, number] } {
+function conversion(
+  prediction: Prediction,
+  path: NoisePath,
+  sigma: number,
+): { x0: [number, number]; eps: [number, number] } {
   const a = pathCoefficients(path, sigma).a;
   const tiny = 1e-6; // only reached at σ = 0 (x0-prediction) or a = 0 (ε-prediction above sigmaMax = 1)
   switch (prediction) {
     case 'velocity':
       // RF v = ε − x0: x0 = x − σ·v, ε = x + (1 − σ)·v. VP v = a·ε − σ·x0: x0 = a·x − σ·v, ε = σ·x + a·v.
-      return path === 'rectified_flow' ? { x0: [1, -sigma], eps: [1, 1 - sigma] } : { x0: [a, -sigma], eps: [sigma, a] };
+      return path === 'rectified_flow'
+        ? { x0: [1, -sigma], eps: [1, 1 - sigma] }
+        : { x0: [a, -sigma], eps: [sigma, a] };
     case 'epsilon':
       return { x0: [1 / Math.max(a, tiny), -sigma / Math.max(a, tiny)], eps: [0, 1] };
     case 'x0':
@@ -366,7 +408,21 @@ export async function toX0Eps(
     return { x0: c.x0, eps: [(1 - a * c.x0[0]) / s, (-a * c.x0[1]) / s] as [number, number] };
   });
   using s = new TensorScope();
-  const x0 = await s.track(axpby(x, out, rows.map((r) => r.x0[0]), rows.map((r) => r.x0[1]), stream));
-  const eps = await axpby(x, out, rows.map((r) => r.eps[0]), rows.map((r) => r.eps[1]), stream);
+  const x0 = await s.track(
+    axpby(
+      x,
+      out,
+      rows.map((r) => r.x0[0]),
+      rows.map((r) => r.x0[1]),
+      stream,
+    ),
+  );
+  const eps = await axpby(
+    x,
+    out,
+    rows.map((r) => r.eps[0]),
+    rows.map((r) => r.eps[1]),
+    stream,
+  );
   return { x0: s.keep(x0), eps };
 }

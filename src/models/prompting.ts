@@ -25,12 +25,18 @@ export interface RegisteredPrompts {
 export async function loadTextEncoder(denoiser: Denoiser, o: { device?: string } = {}): Promise<TextEncoder> {
   const name = denoiser.card.text_encoder;
   if (typeof name !== 'string' || !name)
-    throw new DiffusionSearchError(`'${denoiser.name}' takes condition tensors (${denoiser.conditionSpecs?.map((s) => s.name).join(', ')}) but its card names no "text_encoder": pass them through the library`, 'MODEL_CARD');
+    throw new DiffusionSearchError(
+      `'${denoiser.name}' takes condition tensors (${denoiser.conditionSpecs?.map((s) => s.name).join(', ')}) but its card names no "text_encoder": pass them through the library`,
+      'MODEL_CARD',
+    );
   using s = new TensorScope();
   const enc = s.track(await TextEncoder.load(modelFileBeside(name, denoiser.module.path), o));
   const names = denoiser.conditionSpecs!.map((c) => c.name);
   if (enc.card.outputs.join() !== names.join())
-    throw new DiffusionSearchError(`text encoder '${enc.name}' outputs [${enc.card.outputs}], but '${denoiser.name}' takes [${names}]`, 'MODEL_CARD');
+    throw new DiffusionSearchError(
+      `text encoder '${enc.name}' outputs [${enc.card.outputs}], but '${denoiser.name}' takes [${names}]`,
+      'MODEL_CARD',
+    );
   return s.keep(enc);
 }
 
@@ -45,7 +51,10 @@ export async function registerPrompts(
     if (typeof p !== 'string' || !p.trim()) throw new DiffusionSearchError(`prompt ${i + 1} is empty`, 'ARGUMENT');
   });
   const emptyIsNull = (denoiser.card.unconditional as { prompt?: unknown } | undefined)?.prompt;
-  const extra = [...(o.negative !== undefined ? [o.negative] : []), ...(typeof emptyIsNull === 'string' && !denoiser.conditions!.has(NULL_CONDITION) ? [emptyIsNull] : [])];
+  const extra = [
+    ...(o.negative !== undefined ? [o.negative] : []),
+    ...(typeof emptyIsNull === 'string' && !denoiser.conditions!.has(NULL_CONDITION) ? [emptyIsNull] : []),
+  ];
   using s = new TensorScope(); // the encoded batch; each prompt's rows are sliced out for the table
   const all = s.track(await encoder.encode([...prompts, ...extra], o.stream));
   const ids: number[] = [];
@@ -57,11 +66,17 @@ export async function registerPrompts(
   try {
     let next = prompts.length;
     const negative = o.negative !== undefined ? next++ : -1;
-    if (typeof emptyIsNull === 'string' && !denoiser.conditions!.has(NULL_CONDITION)) denoiser.conditions!.register(await rowOf(next++), NULL_CONDITION);
-    for (let i = 0; i < prompts.length; i++) ids.push(denoiser.registerCondition(await rowOf(i), negative >= 0 ? await rowOf(negative) : undefined));
+    if (typeof emptyIsNull === 'string' && !denoiser.conditions!.has(NULL_CONDITION))
+      denoiser.conditions!.register(await rowOf(next++), NULL_CONDITION);
+    for (let i = 0; i < prompts.length; i++)
+      ids.push(denoiser.registerCondition(await rowOf(i), negative >= 0 ? await rowOf(negative) : undefined));
   } catch (e) {
     ids.forEach((id) => denoiser.releaseCondition(id));
     throw e;
   }
-  return { ids, unknown: prompts.map((p) => encoder.tokenize(p).unknown), release: () => ids.forEach((id) => denoiser.releaseCondition(id)) };
+  return {
+    ids,
+    unknown: prompts.map((p) => encoder.tokenize(p).unknown),
+    release: () => ids.forEach((id) => denoiser.releaseCondition(id)),
+  };
 }

@@ -46,7 +46,10 @@ export function resolveModel(nameOrPath: string): { file: string; shipped?: Ship
   if (s) {
     const file = path.join(packageRoot, s.file);
     if (!fs.existsSync(file))
-      throw new DiffusionSearchError(`the shipped model '${s.name}' is missing (${file}); reinstall the package or train it (scripts/train/)`, 'MODEL_LOAD');
+      throw new DiffusionSearchError(
+        `the shipped model '${s.name}' is missing (${file}); reinstall the package or train it (scripts/train/)`,
+        'MODEL_LOAD',
+      );
     return { file, shipped: s };
   }
   if (fs.existsSync(nameOrPath)) return { file: path.resolve(nameOrPath) };

@@ -47,7 +47,8 @@ export class TextEncoder {
 
   /** The card's tokenizer rule; the ids padded to max_len. */
   tokenize(prompt: string): Tokenized {
-    if (typeof prompt !== 'string') throw new DiffusionSearchError(`a prompt must be a string, got ${typeof prompt}`, 'ARGUMENT');
+    if (typeof prompt !== 'string')
+      throw new DiffusionSearchError(`a prompt must be a string, got ${typeof prompt}`, 'ARGUMENT');
     const words = promptWords(prompt);
     const { max_len: L, pad_id, unk_id } = this.card;
     const ids = new BigInt64Array(L).fill(BigInt(pad_id));
@@ -100,7 +101,8 @@ function checkCard(json: Record<string, unknown> | null, file: string): TextEnco
   if (!json) return fail('the archive has no model.json');
   const c = json as Partial<TextEncoderCard>;
   if (typeof c.name !== 'string') fail('needs a "name"');
-  if (!Array.isArray(c.vocab) || !c.vocab.every((w) => typeof w === 'string')) fail('"vocab" must be an array of words');
+  if (!Array.isArray(c.vocab) || !c.vocab.every((w) => typeof w === 'string'))
+    fail('"vocab" must be an array of words');
   if (!Number.isInteger(c.max_len) || c.max_len! < 1) fail('"max_len" must be a positive integer');
   for (const k of ['pad_id', 'unk_id'] as const)
     if (!Number.isInteger(c[k]) || c[k]! < 0 || c[k]! >= c.vocab!.length) fail(`"${k}" must be an index into "vocab"`);

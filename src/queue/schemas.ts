@@ -2,8 +2,11 @@
  * JSON Schemas (draft 2020-12) of a job's data and of a finished job's result, for clients in any
  * language. Built from the request's field specs and each algorithm's option schema, so they list
  * what the resolver takes; schemas/queue-job.schema.json and schemas/queue-result.schema.json are
- * these, written out (test/queue-protocol.test.ts keeps them equal).
+ * these, written out (test/queue-protocol.test.ts keeps them equal). After changing a field or an
+ * algorithm's options, write them again: `npx tsc -p . && node -e "require('./lib/queue/schemas').writeSchemas()"`.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { DEFAULTS } from '../request/defaults';
 import { REQUEST_FIELDS } from '../request/fields';
 import type { FieldSpec } from '../request/schema';
@@ -126,4 +129,12 @@ export function resultSchema(): Json {
     required: Object.keys(props),
     properties: props,
   };
+}
+
+/** Writes both schemas into `dir` (the package's schemas/ by default). */
+export function writeSchemas(dir = path.join(__dirname, '..', '..', 'schemas')): void {
+  const write = (name: string, schema: Json) =>
+    fs.writeFileSync(path.join(dir, name), `${JSON.stringify(schema, null, 2)}\n`);
+  write('queue-job.schema.json', jobSchema());
+  write('queue-result.schema.json', resultSchema());
 }

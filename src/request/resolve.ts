@@ -20,21 +20,34 @@ export interface ResolveOptions {
 }
 
 /** The request checked, defaults filled; ARGUMENT (BUDGET for the budget) naming the option and the fix otherwise. */
-export function resolveRequest(options: unknown, policy?: RequestPolicy | null, ro: ResolveOptions = {}): ResolvedRequest {
+export function resolveRequest(
+  options: unknown,
+  policy?: RequestPolicy | null,
+  ro: ResolveOptions = {},
+): ResolvedRequest {
   const entrance = ro.entrance ?? 'json';
   if (typeof options !== 'object' || options === null || Array.isArray(options))
-    throw new DiffusionSearchError(`a request must be an object of generate options, got ${JSON.stringify(options)}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `a request must be an object of generate options, got ${JSON.stringify(options)}`,
+      'ARGUMENT',
+    );
   const o = checkFields(options as Record<string, unknown>, entrance);
   const algorithm = o.algorithm ?? (DEFAULTS.algorithm as AlgorithmName);
   const prompts = o.prompt === undefined ? undefined : Array.isArray(o.prompt) ? o.prompt : [o.prompt];
   const n = o.n ?? DEFAULTS.n;
   const searches = (prompts?.length ?? 1) * n;
   if (searches > LIMITS.searches)
-    throw new DiffusionSearchError(`${name(entrance, 'n')}${prompts ? ' × prompts' : ''} = ${searches} searches is over the limit of ${LIMITS.searches} per request`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${name(entrance, 'n')}${prompts ? ' × prompts' : ''} = ${searches} searches is over the limit of ${LIMITS.searches} per request`,
+      'ARGUMENT',
+    );
   const guidance = o.guidance ?? DEFAULTS.guidance;
   // Guidance 1 never evaluates the unconditional branch: a negative prompt there would change nothing.
   if (o.negativePrompt !== undefined && guidance === 1)
-    throw new DiffusionSearchError(`a negative prompt only acts under classifier-free guidance: set ${name(entrance, 'guidance')} above 1 (e.g. 3), or drop the negative prompt`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `a negative prompt only acts under classifier-free guidance: set ${name(entrance, 'guidance')} above 1 (e.g. 3), or drop the negative prompt`,
+      'ARGUMENT',
+    );
   const resolved: ResolvedRequest = {
     ...o,
     model: o.model ?? DEFAULTS.model,
@@ -45,7 +58,8 @@ export function resolveRequest(options: unknown, policy?: RequestPolicy | null, 
     n,
     keep: o.keep ?? DEFAULTS.keep,
     seed: o.seed ?? DEFAULTS.seed,
-    verifier: o.verifier === undefined ? [] : Array.isArray(o.verifier) ? o.verifier : [o.verifier as string | Verifier],
+    verifier:
+      o.verifier === undefined ? [] : Array.isArray(o.verifier) ? o.verifier : [o.verifier as string | Verifier],
     steps: o.steps ?? DEFAULTS.steps,
     schedule: o.schedule ?? (DEFAULTS.schedule as 'uniform'),
     tpm: o.tpm ?? DEFAULTS.tpm,
@@ -63,7 +77,9 @@ const name = (entrance: Entrance, key: keyof GenerateOptions) => optionName(entr
 function checkFields(o: Record<string, unknown>, entrance: Entrance): GenerateOptions {
   const unknown = Object.keys(o).filter((k) => !(REQUEST_KEYS as string[]).includes(k));
   if (unknown.length) {
-    const named = unknown.map((k) => `${entrance === 'cli' ? `--config key '${k}'` : `'${k}'`}${didYouMean(k, REQUEST_KEYS)}`);
+    const named = unknown.map(
+      (k) => `${entrance === 'cli' ? `--config key '${k}'` : `'${k}'`}${didYouMean(k, REQUEST_KEYS)}`,
+    );
     throw new DiffusionSearchError(`unknown option ${named.join(', ')}; known: ${REQUEST_KEYS.join(', ')}`, 'ARGUMENT');
   }
   const out: Record<string, unknown> = {};
@@ -72,7 +88,10 @@ function checkFields(o: Record<string, unknown>, entrance: Entrance): GenerateOp
     if (v === undefined) continue;
     if (key === 'algorithm' && entrance === 'json' && !(typeof v === 'string' && v in algorithms)) {
       const names = Object.keys(algorithms);
-      throw new DiffusionSearchError(`unknown algorithm ${JSON.stringify(v)}${typeof v === 'string' ? didYouMean(v, names) : ''}: use one of ${names.join(', ')}`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `unknown algorithm ${JSON.stringify(v)}${typeof v === 'string' ? didYouMean(v, names) : ''}: use one of ${names.join(', ')}`,
+        'ARGUMENT',
+      );
     }
     const spec = REQUEST_FIELDS[key];
     try {
@@ -87,17 +106,27 @@ function checkFields(o: Record<string, unknown>, entrance: Entrance): GenerateOp
 
 /** Names the algorithms (other than `algorithm`) that take `key`. */
 function ownersOf(key: string, algorithm: string): string[] {
-  return Object.entries(algorithms).filter(([a, def]) => a !== algorithm && key in def.options).map(([a]) => a);
+  return Object.entries(algorithms)
+    .filter(([a, def]) => a !== algorithm && key in def.options)
+    .map(([a]) => a);
 }
 
 /**
  * The algorithm's options checked against its schema. A key of another algorithm, or a typo, is
  * ARGUMENT: a search silently run without an option the user set is a different search.
  */
-export function checkAlgorithmOptions(algorithm: AlgorithmName, given: Record<string, unknown>, entrance: Entrance): Record<string, unknown> {
+export function checkAlgorithmOptions(
+  algorithm: AlgorithmName,
+  given: Record<string, unknown>,
+  entrance: Entrance,
+): Record<string, unknown> {
   const schema: Record<string, OptionSpec> = algorithms[algorithm].options;
   const keys = Object.keys(schema);
-  const specOf = (k: string) => schema[k] ?? Object.values(algorithms).map((a) => (a.options as Record<string, OptionSpec>)[k]).find(Boolean);
+  const specOf = (k: string) =>
+    schema[k] ??
+    Object.values(algorithms)
+      .map((a) => (a.options as Record<string, OptionSpec>)[k])
+      .find(Boolean);
   const label = (k: string) => {
     const spec = specOf(k);
     return entrance !== 'cli' ? `algorithmOptions.${k}` : spec ? `--${flagOf(k, spec)}` : `'${k}'`;
@@ -108,7 +137,9 @@ export function checkAlgorithmOptions(algorithm: AlgorithmName, given: Record<st
     if (v === undefined) continue;
     if (!(k in schema)) {
       const owners = ownersOf(k, algorithm);
-      const why = owners.length ? ` is an option of ${owners.join(' and ')}, not of ${algorithm}` : ` is not an option of ${algorithm}${didYouMean(k, keys, (s) => label(s))}`;
+      const why = owners.length
+        ? ` is an option of ${owners.join(' and ')}, not of ${algorithm}`
+        : ` is not an option of ${algorithm}${didYouMean(k, keys, (s) => label(s))}`;
       throw new DiffusionSearchError(`${label(k)}${why}; ${takes}`, 'ARGUMENT');
     }
     out[k] = checkValue(schema[k], v, label(k), entrance);

@@ -18,21 +18,56 @@ interface Base {
   /** The CLI flag without its dashes (default: the key in kebab case). */
   flag?: string;
 }
-export interface IntSpec extends Base { type: 'int'; min?: number; max?: number }
-export interface NumberSpec extends Base { type: 'number'; min?: number; max?: number; exclusiveMin?: boolean; exclusiveMax?: boolean }
-export interface BooleanSpec extends Base { type: 'boolean' }
-export interface EnumSpec<T extends string = string> extends Base { type: 'enum'; values: readonly T[] }
-export interface IntListSpec extends Base { type: 'int-list'; min?: number; max?: number }
+export interface IntSpec extends Base {
+  type: 'int';
+  min?: number;
+  max?: number;
+}
+export interface NumberSpec extends Base {
+  type: 'number';
+  min?: number;
+  max?: number;
+  exclusiveMin?: boolean;
+  exclusiveMax?: boolean;
+}
+export interface BooleanSpec extends Base {
+  type: 'boolean';
+}
+export interface EnumSpec<T extends string = string> extends Base {
+  type: 'enum';
+  values: readonly T[];
+}
+export interface IntListSpec extends Base {
+  type: 'int-list';
+  min?: number;
+  max?: number;
+}
 /** Request fields only: a string (or a non-negative integer too: a class index). */
-export interface StringSpec extends Base { type: 'string'; orInteger?: boolean }
+export interface StringSpec extends Base {
+  type: 'string';
+  orInteger?: boolean;
+}
 /** Request fields only: a string or a list of them (library callers may put objects with `score` in it: verifiers). */
-export interface StringsSpec extends Base { type: 'strings'; objects?: boolean }
+export interface StringsSpec extends Base {
+  type: 'strings';
+  objects?: boolean;
+}
 /** Request fields only: a JSON object (algorithmOptions, checked against the algorithm's schema). */
-export interface ObjectSpec extends Base { type: 'object' }
+export interface ObjectSpec extends Base {
+  type: 'object';
+}
 export type OptionSpec = IntSpec | NumberSpec | BooleanSpec | EnumSpec | IntListSpec;
 export type FieldSpec = OptionSpec | StringSpec | StringsSpec | ObjectSpec;
 
-type SpecFor<T> = [T] extends [number[]] ? IntListSpec : [T] extends [boolean] ? BooleanSpec : [T] extends [number] ? IntSpec | NumberSpec : [T] extends [string] ? EnumSpec<T> : never;
+type SpecFor<T> = [T] extends [number[]]
+  ? IntListSpec
+  : [T] extends [boolean]
+    ? BooleanSpec
+    : [T] extends [number]
+      ? IntSpec | NumberSpec
+      : [T] extends [string]
+        ? EnumSpec<T>
+        : never;
 
 /** A schema for an options interface O: one spec per key of O, of a type that fits the key's. */
 export type OptionSchema<O> = { readonly [K in keyof Required<O>]: SpecFor<Exclude<O[K], undefined>> };
@@ -120,7 +155,11 @@ export function checkValue(spec: FieldSpec, v: unknown, name: string, entrance: 
       return n;
     }
     case 'int-list': {
-      const parts = Array.isArray(v) ? v : entrance === 'cli' && typeof v === 'string' ? v.split(',').map((p) => p.trim()) : null;
+      const parts = Array.isArray(v)
+        ? v
+        : entrance === 'cli' && typeof v === 'string'
+          ? v.split(',').map((p) => p.trim())
+          : null;
       if (!parts || parts.length === 0) fail(name, spec, v, entrance);
       return parts.map((p) => {
         const n = toNumber(p, entrance);

@@ -34,7 +34,11 @@ type Tensor = NativeTensor;
 export interface TimePredictor {
   readonly name: string;
   /** α and β per row (both should be > 1). */
-  predict(features: Tensor, sigma: ArrayLike<number>, stream?: NativeStream): Promise<{ alpha: Float32Array; beta: Float32Array }>;
+  predict(
+    features: Tensor,
+    sigma: ArrayLike<number>,
+    stream?: NativeStream,
+  ): Promise<{ alpha: Float32Array; beta: Float32Array }>;
   /** Defaults of the sampler that this predictor was trained with (from its card). */
   readonly defaults?: { sigmaMin?: number; maxSteps?: number; rRange?: [number, number]; solver?: AdaptiveSolver };
 }
@@ -46,7 +50,12 @@ export const ADAPTIVE_SOLVERS: readonly AdaptiveSolver[] = ['euler', 'ab2'];
 export const AB2_C_MAX = 1;
 
 /** The sampler defaults when neither the options nor the predictor's card give them. */
-export const ADAPTIVE_DEFAULTS = { sigmaMin: 0.01, maxSteps: 60, rRange: [1e-3, 1 - 1e-3] as [number, number], solver: 'euler' as AdaptiveSolver };
+export const ADAPTIVE_DEFAULTS = {
+  sigmaMin: 0.01,
+  maxSteps: 60,
+  rRange: [1e-3, 1 - 1e-3] as [number, number],
+  solver: 'euler' as AdaptiveSolver,
+};
 
 /** The parts of a TPM card the sampler reads (the card is model.json inside the archive). */
 export interface TpmCard {
@@ -67,15 +76,28 @@ export function validateTpmCard(json: Record<string, unknown> | null, file: stri
   if (!json) cardFail(file, 'the archive has no model.json');
   const c = json as Partial<TpmCard>;
   if (typeof c.name !== 'string' || !c.name) cardFail(file, 'needs a "name"');
-  if (c.feature_dim !== undefined && !(Number.isInteger(c.feature_dim) && c.feature_dim > 0)) cardFail(file, '"feature_dim" must be a positive integer');
+  if (c.feature_dim !== undefined && !(Number.isInteger(c.feature_dim) && c.feature_dim > 0))
+    cardFail(file, '"feature_dim" must be a positive integer');
   const s = c.sampler;
   if (s !== undefined) {
     if (typeof s !== 'object' || s === null) cardFail(file, '"sampler" must be an object');
-    if (s.sigma_min !== undefined && !(s.sigma_min > 0 && s.sigma_min < 1)) cardFail(file, '"sampler.sigma_min" must be in (0, 1)');
-    if (s.max_steps !== undefined && !(Number.isInteger(s.max_steps) && s.max_steps >= 1)) cardFail(file, '"sampler.max_steps" must be a positive integer');
-    if (s.r_range !== undefined && !(Array.isArray(s.r_range) && s.r_range.length === 2 && s.r_range[0] > 0 && s.r_range[0] <= s.r_range[1] && s.r_range[1] < 1))
+    if (s.sigma_min !== undefined && !(s.sigma_min > 0 && s.sigma_min < 1))
+      cardFail(file, '"sampler.sigma_min" must be in (0, 1)');
+    if (s.max_steps !== undefined && !(Number.isInteger(s.max_steps) && s.max_steps >= 1))
+      cardFail(file, '"sampler.max_steps" must be a positive integer');
+    if (
+      s.r_range !== undefined &&
+      !(
+        Array.isArray(s.r_range) &&
+        s.r_range.length === 2 &&
+        s.r_range[0] > 0 &&
+        s.r_range[0] <= s.r_range[1] &&
+        s.r_range[1] < 1
+      )
+    )
       cardFail(file, '"sampler.r_range" must be [r_min, r_max] with 0 < r_min <= r_max < 1');
-    if (s.solver !== undefined && !ADAPTIVE_SOLVERS.includes(s.solver)) cardFail(file, `"sampler.solver" must be one of ${ADAPTIVE_SOLVERS.join(', ')}, got ${JSON.stringify(s.solver)}`);
+    if (s.solver !== undefined && !ADAPTIVE_SOLVERS.includes(s.solver))
+      cardFail(file, `"sampler.solver" must be one of ${ADAPTIVE_SOLVERS.join(', ')}, got ${JSON.stringify(s.solver)}`);
   }
   return { kind: 'tpm', ...c } as TpmCard;
 }
@@ -87,7 +109,8 @@ export class TimePredictionModule implements TimePredictor {
 
   constructor(readonly module: TorchModule) {
     this.card = validateTpmCard(module.card, module.path);
-    if (!module.hasMethod('forward')) throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
+    if (!module.hasMethod('forward'))
+      throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
     const s = this.card.sampler ?? {};
     this.defaults = { sigmaMin: s.sigma_min, maxSteps: s.max_steps, rRange: s.r_range, solver: s.solver };
   }
@@ -108,7 +131,11 @@ export class TimePredictionModule implements TimePredictor {
     return t && t.iterations !== 0 ? t.gamma : undefined;
   }
 
-  async predict(features: Tensor, sigma: ArrayLike<number>, stream?: NativeStream): Promise<{ alpha: Float32Array; beta: Float32Array }> {
+  async predict(
+    features: Tensor,
+    sigma: ArrayLike<number>,
+    stream?: NativeStream,
+  ): Promise<{ alpha: Float32Array; beta: Float32Array }> {
     const n = features.shape[0];
     if (features.shape.length !== 2 || (this.featureDim !== undefined && features.shape[1] !== this.featureDim))
       throw new DiffusionSearchError(
@@ -120,9 +147,13 @@ export class TimePredictionModule implements TimePredictor {
     const t = (await this.module.call('forward', [features, levels], stream)) as Tensor;
     s.track(t as Owned);
     if (!t || typeof t !== 'object' || !('shape' in t) || t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== 2)
-      throw new DiffusionSearchError(`'${this.module.path}' forward must return [N, 2] (α, β); got ${t && 'shape' in t ? `[${t.shape}]` : 'no tensor'}`, 'SHAPE');
+      throw new DiffusionSearchError(
+        `'${this.module.path}' forward must return [N, 2] (α, β); got ${t && 'shape' in t ? `[${t.shape}]` : 'no tensor'}`,
+        'SHAPE',
+      );
     const ab = Float32Array.from((await t.toArray(stream)) as Float32Array);
-    const alpha = new Float32Array(n), beta = new Float32Array(n);
+    const alpha = new Float32Array(n),
+      beta = new Float32Array(n);
     for (let i = 0; i < n; i++) (alpha[i] = ab[2 * i]), (beta[i] = ab[2 * i + 1]);
     return { alpha, beta };
   }
@@ -195,7 +226,8 @@ class RowCollector {
   }
   /** The rows in input order, a tensor the caller owns (the pieces are freed). */
   async assemble(n: number, stream?: NativeStream): Promise<Tensor> {
-    if (this.rows.length !== n) throw new DiffusionSearchError(`internal: ${this.rows.length} of ${n} rows collected`, 'NATIVE');
+    if (this.rows.length !== n)
+      throw new DiffusionSearchError(`internal: ${this.rows.length} of ${n} rows collected`, 'NATIVE');
     using s = new TensorScope();
     const pieces = s.track(this.scope.keep(this.pieces));
     this.pieces = [];
@@ -207,14 +239,23 @@ class RowCollector {
 }
 
 /** The sampler settings that apply: the options, else the predictor's card, else the defaults. */
-export function adaptiveSettings(predictor: TimePredictor, o: { sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver } = {}) {
+export function adaptiveSettings(
+  predictor: TimePredictor,
+  o: { sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver } = {},
+) {
   const sigmaMin = o.sigmaMin ?? predictor.defaults?.sigmaMin ?? ADAPTIVE_DEFAULTS.sigmaMin;
   const maxSteps = o.maxSteps ?? predictor.defaults?.maxSteps ?? ADAPTIVE_DEFAULTS.maxSteps;
   const solver = o.solver ?? predictor.defaults?.solver ?? ADAPTIVE_DEFAULTS.solver;
   const [rMin, rMax] = predictor.defaults?.rRange ?? ADAPTIVE_DEFAULTS.rRange;
-  if (!(sigmaMin > 0 && sigmaMin < 1)) throw new DiffusionSearchError(`adaptive: sigmaMin must be in (0, 1), got ${sigmaMin}`, 'ARGUMENT');
-  if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) throw new DiffusionSearchError(`adaptive: maxSteps must be a positive integer, got ${maxSteps}`, 'ARGUMENT');
-  if (!ADAPTIVE_SOLVERS.includes(solver)) throw new DiffusionSearchError(`adaptive: solver must be one of ${ADAPTIVE_SOLVERS.join(', ')}, got ${JSON.stringify(solver)}`, 'ARGUMENT');
+  if (!(sigmaMin > 0 && sigmaMin < 1))
+    throw new DiffusionSearchError(`adaptive: sigmaMin must be in (0, 1), got ${sigmaMin}`, 'ARGUMENT');
+  if (!(Number.isInteger(maxSteps) && maxSteps >= 1))
+    throw new DiffusionSearchError(`adaptive: maxSteps must be a positive integer, got ${maxSteps}`, 'ARGUMENT');
+  if (!ADAPTIVE_SOLVERS.includes(solver))
+    throw new DiffusionSearchError(
+      `adaptive: solver must be one of ${ADAPTIVE_SOLVERS.join(', ')}, got ${JSON.stringify(solver)}`,
+      'ARGUMENT',
+    );
   return { sigmaMin, maxSteps, rMin, rMax, solver };
 }
 
@@ -250,7 +291,10 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   const { sigmaMin, maxSteps, rMin, rMax, solver } = adaptiveSettings(o.predictor, o);
   const cond = Array.from(o.cond);
   if (cond.length !== n) throw new DiffusionSearchError(`adaptive: ${n} samples but ${cond.length} classes`, 'SHAPE');
-  const start = typeof o.sigmaStart === 'number' || o.sigmaStart === undefined ? new Array<number>(n).fill(o.sigmaStart ?? 1) : Array.from(o.sigmaStart);
+  const start =
+    typeof o.sigmaStart === 'number' || o.sigmaStart === undefined
+      ? new Array<number>(n).fill(o.sigmaStart ?? 1)
+      : Array.from(o.sigmaStart);
   if (start.length !== n || !start.every((s) => s > 0 && s <= 1))
     throw new DiffusionSearchError('adaptive: sigmaStart must be in (0, 1] for every sample', 'ARGUMENT');
   const d = o.denoiser;
@@ -270,7 +314,9 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   let vPrev: Tensor | null = null;
   for (let step = 1; active.length > 0; step++) {
     if (o.signal?.aborted)
-      throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', { cause: o.signal.reason });
+      throw new DiffusionSearchError(`adaptive sampling cancelled after ${nfe} NFE`, 'ABORTED', {
+        cause: o.signal.reason,
+      });
     using t = new TensorScope(); // this step's temporaries
     const m = active.length;
     const c = active.map((i) => cond[i]);
@@ -278,11 +324,14 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
     // As Denoiser.predict: evaluated at min(σ, σ_max) (an ε-prediction model is 0/0 at σ = 1), converted there.
     const at = sig.map((s) => Math.min(s, d.sigmaMax));
     const method = o.featuresMethod ?? 'forward_features';
-    const { out, features } = t.track(await d.evaluate(cur, at, c, o.guidance ?? 1, o.meter, o.stream, { method, features: true }));
+    const { out, features } = t.track(
+      await d.evaluate(cur, at, c, o.guidance ?? 1, o.meter, o.stream, { method, features: true }),
+    );
     nfe += used0;
     const ab = await o.predictor.predict(features!, sig, o.stream);
     const next = new Array<number>(m);
-    const finished: number[] = [], keep: number[] = [];
+    const finished: number[] = [],
+      keep: number[] = [];
     for (let j = 0; j < m; j++) {
       const row = active[j];
       steps[row] = step;
@@ -294,10 +343,20 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       (s === 0 ? finished : keep).push(j);
     }
     // Velocity of the step (and x̂0 for the mid prediction), then x + (σ_next − σ)·v per row.
-    let v: Tensor, x0: Tensor | null = null;
+    let v: Tensor,
+      x0: Tensor | null = null;
     if (fastVelocity && at.every((s, j) => s === sig[j])) {
       v = out;
-      if (mid) x0 = await t.track(axpby(cur, out, sig.map(() => 1), sig.map((s) => -s), o.stream));
+      if (mid)
+        x0 = await t.track(
+          axpby(
+            cur,
+            out,
+            sig.map(() => 1),
+            sig.map((s) => -s),
+            o.stream,
+          ),
+        );
     } else {
       const p = t.track(await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream, at));
       const da = sig.map((s) => pathCoefficients(d.path, s).da);
@@ -313,7 +372,15 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
         return s.length >= 3 ? s[s.length - 2] - s[s.length - 3] : 0;
       });
       const cj = ab2Coefficients(h, hPrev);
-      u = await t.track(axpby(v, vPrev, cj.map((k) => 1 + k), cj.map((k) => -k), o.stream));
+      u = await t.track(
+        axpby(
+          v,
+          vPrev,
+          cj.map((k) => 1 + k),
+          cj.map((k) => -k),
+          o.stream,
+        ),
+      );
     }
     const nx = await t.track(ops.eulerStep(cur, u, sig, next, o.stream));
     if (solver === 'ab2') vPrev = scope.replace(vPrev, t.keep(v));
@@ -321,10 +388,14 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       const take: number[] = [];
       for (let j = 0; j < m; j++) {
         const row = active[j];
-        if (!midTaken[row] && (sig[j] <= o.midSigma! || next[j] === 0)) (take.push(j), (midTaken[row] = 1));
+        if (!midTaken[row] && (sig[j] <= o.midSigma! || next[j] === 0)) take.push(j), (midTaken[row] = 1);
       }
       const rows = take.length === m ? t.keep(x0) : take.length ? await gather(x0, take, o.stream) : null;
-      if (rows) mid.add(rows, take.map((j) => active[j]));
+      if (rows)
+        mid.add(
+          rows,
+          take.map((j) => active[j]),
+        );
     }
     if (finished.length === m) {
       done.add(t.keep(nx), active);
@@ -333,7 +404,10 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
       break;
     }
     if (finished.length > 0) {
-      done.add(await gather(nx, finished, o.stream), finished.map((j) => active[j]));
+      done.add(
+        await gather(nx, finished, o.stream),
+        finished.map((j) => active[j]),
+      );
       cur = scope.replace(cur, await gather(nx, keep, o.stream));
       if (vPrev) vPrev = scope.replace(vPrev, await gather(vPrev, keep, o.stream));
     } else cur = scope.replace(cur, t.keep(nx));

@@ -40,7 +40,12 @@ export interface StepResult {
 }
 
 /** NFE of one step of `rows` samples. */
-export function stepCost(sampler: SamplerName, rows: number, to: ArrayLike<number>, cost: (n: number) => number): number {
+export function stepCost(
+  sampler: SamplerName,
+  rows: number,
+  to: ArrayLike<number>,
+  cost: (n: number) => number,
+): number {
   if (sampler !== 'heun') return cost(rows);
   let second = 0;
   for (let i = 0; i < rows; i++) if (to[i] > 0) second++;
@@ -52,35 +57,61 @@ async function slope(ctx: StepContext, x: Tensor, sigma: ArrayLike<number>) {
   using s = new TensorScope();
   const { x0, eps } = s.track(await ctx.denoiser.predict(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream));
   const c = Array.from(sigma, (k) => pathVelocity(ctx.denoiser.path, k));
-  const v = await axpby(x0, eps, c.map((k) => k.cx0), c.map((k) => k.ceps), ctx.stream);
+  const v = await axpby(
+    x0,
+    eps,
+    c.map((k) => k.cx0),
+    c.map((k) => k.ceps),
+    ctx.stream,
+  );
   return { v, x0: s.keep(x0) };
 }
 
 /** Per-row times of the path (the native Euler / Heun kernels step x + (t_to − t_from)·v). */
 const times = (ctx: StepContext, sigma: ArrayLike<number>) => Array.from(sigma, (s) => pathTime(ctx.denoiser.path, s));
 
-export async function eulerStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
+export async function eulerStep(
+  ctx: StepContext,
+  x: Tensor,
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+): Promise<StepResult> {
   using s = new TensorScope();
   const { v, x0 } = s.track(await slope(ctx, x, from));
   const next = await ops.eulerStep(x, v, times(ctx, from), times(ctx, to), ctx.stream);
   return { x: next, x0: s.keep(x0) };
 }
 
-export async function heunStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
+export async function heunStep(
+  ctx: StepContext,
+  x: Tensor,
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+): Promise<StepResult> {
   using s = new TensorScope();
   const { v: v1, x0 } = s.track(await slope(ctx, x, from));
   const euler = await s.track(ops.eulerStep(x, v1, times(ctx, from), times(ctx, to), ctx.stream));
-  const rows = Array.from(to).map((t, i) => (t > 0 ? i : -1)).filter((i) => i >= 0);
+  const rows = Array.from(to)
+    .map((t, i) => (t > 0 ? i : -1))
+    .filter((i) => i >= 0);
   if (rows.length === 0) return s.keep({ x: euler, x0 });
   if (rows.length !== x.shape[0])
     // Mixed batch: the rows that reach 0 keep their Euler step (Heun needs the slope at σ_to > 0).
-    throw new DiffusionSearchError('heun: a batch must reach σ = 0 together (use euler or sde for ragged schedules)', 'ARGUMENT');
+    throw new DiffusionSearchError(
+      'heun: a batch must reach σ = 0 together (use euler or sde for ragged schedules)',
+      'ARGUMENT',
+    );
   const { v: v2 } = s.track(await slope(ctx, euler, to));
   const next = await ops.heunCombine(x, v1, v2, times(ctx, from), times(ctx, to), ctx.stream);
   return { x: next, x0: s.keep(x0) };
 }
 
-export async function sdeStep(ctx: StepContext, x: Tensor, from: ArrayLike<number>, to: ArrayLike<number>): Promise<StepResult> {
+export async function sdeStep(
+  ctx: StepContext,
+  x: Tensor,
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+): Promise<StepResult> {
   using s = new TensorScope();
   const { x0, eps } = s.track(await ctx.denoiser.predict(x, from, ctx.cond, ctx.guidance, ctx.meter, ctx.stream));
   const { x: next, std } = s.track(

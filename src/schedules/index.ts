@@ -32,9 +32,13 @@ export function shifted(steps: number, shift = 3): number[] {
 export function karras(steps: number, sigmaMin = 0.002, sigmaMax = 1, rho = 7): number[] {
   checkSteps(steps);
   if (!(sigmaMin > 0 && sigmaMax <= 1 && sigmaMin < sigmaMax))
-    throw new DiffusionSearchError(`karras: need 0 < sigmaMin < sigmaMax <= 1, got ${sigmaMin}, ${sigmaMax}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `karras: need 0 < sigmaMin < sigmaMax <= 1, got ${sigmaMin}, ${sigmaMax}`,
+      'ARGUMENT',
+    );
   if (steps === 1) return [sigmaMax, 0];
-  const lo = sigmaMin ** (1 / rho), hi = sigmaMax ** (1 / rho);
+  const lo = sigmaMin ** (1 / rho),
+    hi = sigmaMax ** (1 / rho);
   const s = Array.from({ length: steps }, (_, i) => (hi + (i / (steps - 1)) * (lo - hi)) ** rho);
   return [...s, 0];
 }
@@ -56,7 +60,8 @@ export function makeSchedule(name: ScheduleName, steps: number, o: ScheduleOptio
  * Searches draw pure noise, which is the state at σ = 1 only: below it a state also holds a(σ)·x0.
  */
 export function validateSchedule(sigmas: readonly number[]): readonly number[] {
-  if (sigmas.length < 2) throw new DiffusionSearchError('a schedule needs at least two noise levels (one step)', 'ARGUMENT');
+  if (sigmas.length < 2)
+    throw new DiffusionSearchError('a schedule needs at least two noise levels (one step)', 'ARGUMENT');
   if (sigmas[0] !== 1)
     throw new DiffusionSearchError(
       `schedule: σ[0] = ${sigmas[0]}, but a search starts from pure noise at σ = 1 (for karras, keep sigmaMax at 1)`,
@@ -65,9 +70,11 @@ export function validateSchedule(sigmas: readonly number[]): readonly number[] {
   for (let i = 0; i < sigmas.length; i++) {
     const s = sigmas[i];
     if (!(s >= 0 && s <= 1)) throw new DiffusionSearchError(`schedule: σ[${i}] = ${s} is outside [0, 1]`, 'ARGUMENT');
-    if (i > 0 && s > sigmas[i - 1]) throw new DiffusionSearchError(`schedule: σ must not increase (σ[${i}] = ${s})`, 'ARGUMENT');
+    if (i > 0 && s > sigmas[i - 1])
+      throw new DiffusionSearchError(`schedule: σ must not increase (σ[${i}] = ${s})`, 'ARGUMENT');
   }
-  if (sigmas[sigmas.length - 1] !== 0) throw new DiffusionSearchError('schedule: the last noise level must be 0', 'ARGUMENT');
+  if (sigmas[sigmas.length - 1] !== 0)
+    throw new DiffusionSearchError('schedule: the last noise level must be 0', 'ARGUMENT');
   return sigmas;
 }
 

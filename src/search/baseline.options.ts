@@ -3,5 +3,9 @@ import type { OptionSchema } from '../request/schema';
 import type { BaselineOptions } from './baseline';
 
 export const baselineSchema = {
-  scaleSteps: { type: 'boolean', default: 'false', description: 'spend the whole budget on denoising steps of a uniform schedule' },
+  scaleSteps: {
+    type: 'boolean',
+    default: 'false',
+    description: 'spend the whole budget on denoising steps of a uniform schedule',
+  },
 } as const satisfies OptionSchema<BaselineOptions>;

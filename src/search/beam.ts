@@ -14,7 +14,15 @@
 import type { NativeTensor } from '../native';
 import { gather } from '../tensor-ops';
 import { TensorScope } from '../tensor-scope';
-import { intOption, largestFitting, pairSizes, rejectMidVerifier, sdeFromPrediction, stochasticConfig, topIndices } from './shared';
+import {
+  intOption,
+  largestFitting,
+  pairSizes,
+  rejectMidVerifier,
+  sdeFromPrediction,
+  stochasticConfig,
+  topIndices,
+} from './shared';
 import { max, mean, withRun, type SearchRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
@@ -55,7 +63,12 @@ export async function beamSearch(config: SearchConfig, options: BeamOptions = {}
           eps: s.replace(pred.eps, await gather(p.eps, keep, run.stream)),
         };
         run.record({
-          round: round++, run: index, sigma: run.sigmas[i + 1], population: B * M, mean: mean(r), roundBest: max(r),
+          round: round++,
+          run: index,
+          sigma: run.sigmas[i + 1],
+          population: B * M,
+          mean: mean(r),
+          roundBest: max(r),
           keptMean: mean(keep.map((k) => r[k])),
         });
       }
@@ -64,7 +77,12 @@ export async function beamSearch(config: SearchConfig, options: BeamOptions = {}
       const final = s.track(await sdeFromPrediction(run, pred.x0, pred.eps, last, zero, run.ids(B), 1000 + S - 1));
       const rewards = await run.score(final);
       run.record({
-        round: round++, run: index, sigma: run.sigmas[S], population: B, mean: mean(rewards), roundBest: max(rewards),
+        round: round++,
+        run: index,
+        sigma: run.sigmas[S],
+        population: B,
+        mean: mean(rewards),
+        roundBest: max(rewards),
       });
     }
     return run.finish({ steps: S });

@@ -17,7 +17,10 @@ export class Budget implements NfeMeter {
     // The cap: searches list their candidates in JS arrays (at most 2^32 − 1 long); a budget of 1e20
     // made best-of-n ask for an array that long (RangeError, an internal error instead of BUDGET).
     if (!(Number.isInteger(total) && total > 0 && total <= MAX_BUDGET))
-      throw new DiffusionSearchError(`the budget must be a positive integer NFE up to ${MAX_BUDGET}, got ${total}`, 'BUDGET');
+      throw new DiffusionSearchError(
+        `the budget must be a positive integer NFE up to ${MAX_BUDGET}, got ${total}`,
+        'BUDGET',
+      );
   }
 
   get remaining(): number {
@@ -31,7 +34,10 @@ export class Budget implements NfeMeter {
   /** Algorithms plan within the budget; reaching past it is a bug, reported before the model runs. */
   charge(nfe: number): void {
     if (!this.canAfford(nfe))
-      throw new DiffusionSearchError(`internal: ${nfe} more NFE would exceed the budget (${this.used}/${this.total} used)`, 'BUDGET');
+      throw new DiffusionSearchError(
+        `internal: ${nfe} more NFE would exceed the budget (${this.used}/${this.total} used)`,
+        'BUDGET',
+      );
     this.used += nfe;
   }
 

@@ -121,7 +121,9 @@ export function planEvoSearch(run: SearchRun, o: EvoSearchOptions): EvoPlan {
 function planAt(run: SearchRun, o: EvoSearchOptions, at: number[]): EvoPlan {
   const levels = checkLevels(run, at);
   const cost = (pop: number[], E: number) => planCost(run, levels, pop, E, o);
-  let population = o.population, elites = o.elites, base: number[] | null = null;
+  let population = o.population,
+    elites = o.elites,
+    base: number[] | null = null;
   if (population) {
     if (population.length !== levels.length + 1)
       throw argument(`population needs ${levels.length + 1} sizes (one per generation), got ${population.length}`);
@@ -173,7 +175,8 @@ function checkElites(elites: number, pop: number[], fitted: boolean): void {
 /** The base sizes scaled by the largest factor that `fits` (at least `least` each). */
 function fitScale(base: number[], least: number, fits: (p: number[]) => boolean): number[] {
   const sizes = (f: number) => base.map((k) => Math.max(least, Math.round(k * f)));
-  let lo = 0.01, hi = 50;
+  let lo = 0.01,
+    hi = 50;
   for (let it = 0; it < 60; it++) {
     const mid = (lo + hi) / 2;
     if (fits(sizes(mid))) lo = mid;
@@ -332,7 +335,8 @@ function checkOptions(options: EvoSearchOptions): Checked {
  * (drawn without replacement by default). Returns parent indices.
  */
 async function tournaments(run: SearchRun, pool: Pool, childIds: number[], o: Checked, g: number): Promise<number[]> {
-  const P = pool.ids.length, n = childIds.length;
+  const P = pool.ids.length,
+    n = childIds.length;
   const size = tournamentSize(o.fraction, P);
   using s = new TensorScope();
   if (o.replacement) {
@@ -347,7 +351,9 @@ async function tournaments(run: SearchRun, pool: Pool, childIds: number[], o: Ch
   const keys = (await u.toArray(run.stream)) as Float32Array;
   return childIds.map((_, c) => {
     const row = keys.subarray(c * P, (c + 1) * P);
-    const entrants = Array.from({ length: P }, (_, i) => i).sort((a, b) => row[a] - row[b] || a - b).slice(0, m);
+    const entrants = Array.from({ length: P }, (_, i) => i)
+      .sort((a, b) => row[a] - row[b] || a - b)
+      .slice(0, m);
     const r = pool.rewards;
     return entrants.reduce((best, i) => (r[i] > r[best] || (r[i] === r[best] && i < best) ? i : best));
   });
@@ -370,7 +376,8 @@ function mutate(
 
 /** The SDE (η = 1) noise std of the step into level L: how far an intermediate state may move. */
 function mutationStd(run: SearchRun, L: number): number {
-  const from = run.sigmas[L - 1], to = run.sigmas[L];
+  const from = run.sigmas[L - 1],
+    to = run.sigmas[L];
   const { a: af } = pathCoefficients(run.denoiser.path, from);
   const { a: at } = pathCoefficients(run.denoiser.path, to);
   const ratio = (af * to) / (at * from);
@@ -390,7 +397,8 @@ async function mutateSde(
   noise: ops.NoiseOptions,
 ): Promise<Tensor> {
   const sigma = run.sigmas[pool.level];
-  const s = Math.min(std, sigma), r = Math.sqrt(sigma * sigma - s * s);
+  const s = Math.min(std, sigma),
+    r = Math.sqrt(sigma * sigma - s * s);
   const a = pathCoefficients(run.denoiser.path, sigma).a;
   using scope = new TensorScope();
   const { x, x0, rows } = await withX0(run, pool, parents, scope);
@@ -589,7 +597,9 @@ async function rollout(
 ): Promise<{ rewards: Float32Array; states: Map<number, State> }> {
   const states = new Map<number, State>();
   using s = new TensorScope(); // states between the captured levels, the mid prediction, the samples
-  let cur = x, at = level, mid: Tensor | null = null;
+  let cur = x,
+    at = level,
+    mid: Tensor | null = null;
   /** Takes cur to level `to`; with `x0`, the x̂0 of its last step (a copy of the mid one if that is the 0.4 step). */
   const advance = async (to: number, x0: boolean): Promise<Tensor | null> => {
     using step = new TensorScope();

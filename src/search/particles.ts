@@ -46,16 +46,23 @@ export interface ParticleOptions {
 export async function particleSampling(config: SearchConfig, options: ParticleOptions = {}): Promise<SearchResult> {
   const alg = 'particles';
   return withRun(alg, stochasticConfig(config, alg), async (run) => {
-    const fixedK = options.particles === undefined ? undefined : intOption(alg, 'particles (K)', options.particles, 1, 1);
+    const fixedK =
+      options.particles === undefined ? undefined : intOption(alg, 'particles (K)', options.particles, 1, 1);
     const potential = options.potential ?? 'max';
     if (!['max', 'add', 'diff'].includes(potential))
-      throw new DiffusionSearchError(`${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`,
+        'ARGUMENT',
+      );
     const lambda = numOption(alg, 'lambda', options.lambda, 10, 0);
     const interval = intOption(alg, 'interval (steps)', options.interval, 1, 1);
     const threshold = numOption(alg, 'threshold (ESS fraction)', options.threshold, 1, 0, 1);
     const method = options.resampling ?? 'systematic';
     if (method !== 'systematic' && method !== 'multinomial')
-      throw new DiffusionSearchError(`${alg}: resampling must be 'systematic' or 'multinomial', got '${String(method)}'`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `${alg}: resampling must be 'systematic' or 'multinomial', got '${String(method)}'`,
+        'ARGUMENT',
+      );
     const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
     rejectMidVerifier(run, alg);
 
@@ -69,7 +76,10 @@ export async function particleSampling(config: SearchConfig, options: ParticleOp
       using s = new TensorScope(); // this run's particles
       let { x, ids } = s.track(await run.noise(K));
       // Per particle: last reward, best and sum of its path's rewards, log-weight since the last resampling.
-      let prev = new Float64Array(K), best = new Float64Array(K).fill(-Infinity), sum = new Float64Array(K), logW = new Float64Array(K);
+      let prev = new Float64Array(K),
+        best = new Float64Array(K).fill(-Infinity),
+        sum = new Float64Array(K),
+        logW = new Float64Array(K);
       for (let i = 0; i < S; i++) {
         run.checkAbort();
         using t = new TensorScope(); // this step's predictions
@@ -87,7 +97,8 @@ export async function particleSampling(config: SearchConfig, options: ParticleOp
           }
           const top = max(logW); // weights are relative: keep the log-weights near 0
           if (Number.isFinite(top)) for (let p = 0; p < K; p++) logW[p] -= top;
-          let ess = K, resampled = false;
+          let ess = K,
+            resampled = false;
           if (threshold > 0) {
             const w = t.track(floatTensor(logW, run.denoiser.device));
             const o = { method, seed: run.seed, step: index * S + i, stream: run.stream };
@@ -105,7 +116,14 @@ export async function particleSampling(config: SearchConfig, options: ParticleOp
           }
           const sigma = run.sigmas[i];
           run.record({
-            round: round++, run: index, sigma, population: K, mean: mean(r), roundBest: max(r), ess, resampled,
+            round: round++,
+            run: index,
+            sigma,
+            population: K,
+            mean: mean(r),
+            roundBest: max(r),
+            ess,
+            resampled,
           });
         }
         x = s.replace(x, await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i));

@@ -71,11 +71,18 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
     const forward = intOption(alg, 'forward (Δf, schedule steps)', options.forward, 1, 1);
     const backward = intOption(alg, 'backward (Δb, schedule steps)', options.backward, 2, 1);
     if (backward <= forward)
-      throw new DiffusionSearchError(`${alg}: backward (Δb = ${backward}) must be greater than forward (Δf = ${forward}) so the search advances`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `${alg}: backward (Δb = ${backward}) must be greater than forward (Δf = ${forward}) so the search advances`,
+        'ARGUMENT',
+      );
     if (run.steps - 1 < forward)
-      throw new DiffusionSearchError(`${alg}: the schedule has ${run.steps} steps; it needs more than forward (Δf = ${forward})`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `${alg}: the schedule has ${run.steps} steps; it needs more than forward (Δf = ${forward})`,
+        'ARGUMENT',
+      );
     const mode = options.score ?? 'x0';
-    if (mode !== 'rollout' && mode !== 'x0') throw new DiffusionSearchError(`${alg}: score must be 'rollout' or 'x0', got '${String(mode)}'`, 'ARGUMENT');
+    if (mode !== 'rollout' && mode !== 'x0')
+      throw new DiffusionSearchError(`${alg}: score must be 'rollout' or 'x0', got '${String(mode)}'`, 'ARGUMENT');
     const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
     rejectMidVerifier(run, alg);
 
@@ -110,7 +117,12 @@ export function searchOverPaths(config: SearchConfig, options: PathsOptions = {}
         }
         const sigma = run.sigmas[to];
         run.record({
-          round: round++, run: index, sigma, population: rows, mean: mean(rewards), roundBest: max(rewards),
+          round: round++,
+          run: index,
+          sigma,
+          population: rows,
+          mean: mean(rewards),
+          roundBest: max(rewards),
         });
       }
     }
@@ -175,7 +187,8 @@ async function scoreRollouts(run: SearchRun, x: Tensor, ids: number[], level: nu
  * σ = 0 by the adaptive sampler (none with a fixed schedule); `total` plans those at maxSteps.
  */
 function pathsCost(run: SearchRun, n: number, m: number, start: number, rounds: ReturnType<typeof plan>, mode: Mode) {
-  let fixed = run.rolloutCost(n, 0, start), rolled = 0;
+  let fixed = run.rolloutCost(n, 0, start),
+    rolled = 0;
   for (const { up, to } of rounds) {
     const last = to === run.steps;
     if (!last) fixed += run.rolloutCost(n * m, up, to) + (mode === 'x0' ? run.evalCost(n * m) : 0);

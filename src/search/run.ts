@@ -53,12 +53,16 @@ export class SearchRun {
     this.guidance = config.guidance ?? 1;
     this.seed = config.seed ?? 0;
     this.keep = config.keep ?? 1;
-    if (!Number.isInteger(this.keep) || this.keep < 1) throw new DiffusionSearchError(`keep must be a positive integer, got ${config.keep}`, 'ARGUMENT');
+    if (!Number.isInteger(this.keep) || this.keep < 1)
+      throw new DiffusionSearchError(`keep must be a positive integer, got ${config.keep}`, 'ARGUMENT');
     const classes = config.denoiser.classes ?? [];
     const count = Math.max(1, classes.length); // an unconditional model takes class 0 (ignored)
     if (config.denoiser.conditions) {
       if (!config.denoiser.conditions.has(config.cls))
-        throw new DiffusionSearchError(`condition ${config.cls} is not registered with '${config.denoiser.name}' (Denoiser.registerCondition, or generate's prompt)`, 'ARGUMENT');
+        throw new DiffusionSearchError(
+          `condition ${config.cls} is not registered with '${config.denoiser.name}' (Denoiser.registerCondition, or generate's prompt)`,
+          'ARGUMENT',
+        );
     } else if (!Number.isInteger(config.cls) || config.cls < 0 || config.cls >= count)
       throw new DiffusionSearchError(`class ${config.cls} is not one of the model's ${count} classes`, 'ARGUMENT');
     // The step whose σ is closest to 0.4: where the self-supervised verifier takes its x̂0.
@@ -98,7 +102,9 @@ export class SearchRun {
 
   checkAbort(): void {
     if (this.config.signal?.aborted)
-      throw new DiffusionSearchError(`search cancelled after ${this.budget.used} NFE`, 'ABORTED', { cause: this.config.signal.reason });
+      throw new DiffusionSearchError(`search cancelled after ${this.budget.used} NFE`, 'ABORTED', {
+        cause: this.config.signal.reason,
+      });
   }
 
   /** NFE of one model evaluation of `rows` samples. */
@@ -111,7 +117,8 @@ export class SearchRun {
     // An adaptive rollout to σ = 0 takes at most maxSteps steps per sample.
     if (this.adaptive && to === this.steps) return this.evalCost(rows) * this.adaptive.maxSteps;
     let nfe = 0;
-    for (let i = from; i < to; i++) nfe += stepCost(this.sampler, rows, new Array(rows).fill(this.sigmas[i + 1]), (n) => this.evalCost(n));
+    for (let i = from; i < to; i++)
+      nfe += stepCost(this.sampler, rows, new Array(rows).fill(this.sigmas[i + 1]), (n) => this.evalCost(n));
     return nfe;
   }
 
@@ -165,7 +172,13 @@ export class SearchRun {
   /** Initial noise at σ = 1 for n new samples. */
   async noise(n: number, step = 0): Promise<{ x: Tensor; ids: number[] }> {
     const ids = this.ids(n);
-    const x = await ops.randn([n, ...this.denoiser.sampleShape], { seed: this.seed, ids, step, device: this.denoiser.device, stream: this.stream });
+    const x = await ops.randn([n, ...this.denoiser.sampleShape], {
+      seed: this.seed,
+      ids,
+      step,
+      device: this.denoiser.device,
+      stream: this.stream,
+    });
     return { x, ids };
   }
 
@@ -201,7 +214,9 @@ export class SearchRun {
     const step = stepper(this.sampler);
     using s = new TensorScope(); // the state and predictions of the last step; what is returned is kept
     let cur = own ? s.track(x) : x; // the caller's x is freed after the first step only when handed over (own)
-    let x0: Tensor | null = null, x0Mid: Tensor | null = null, std: Float32Array | null = null;
+    let x0: Tensor | null = null,
+      x0Mid: Tensor | null = null,
+      std: Float32Array | null = null;
     const wantMid = !!this.config.verifier.needsMidPrediction;
     for (let i = from; i < to; i++) {
       this.checkAbort();
@@ -257,20 +272,22 @@ export class SearchRun {
     const n = x.shape[0];
     const wantMid = !!this.config.verifier.needsMidPrediction && !given;
     using s = new TensorScope();
-    const r = s.track(await sampleAdaptive(x, {
-      denoiser: this.denoiser,
-      predictor: a.predictor,
-      cond: new Array(n).fill(this.config.cls),
-      meter: this.budget,
-      guidance: this.guidance,
-      stream: this.stream,
-      sigmaStart: this.sigmas[from],
-      sigmaMin: a.sigmaMin,
-      maxSteps: Math.min(maxSteps, this.adaptive!.maxSteps),
-      solver: a.solver,
-      midSigma: wantMid ? 0.4 : undefined,
-      signal: this.config.signal,
-    }));
+    const r = s.track(
+      await sampleAdaptive(x, {
+        denoiser: this.denoiser,
+        predictor: a.predictor,
+        cond: new Array(n).fill(this.config.cls),
+        meter: this.budget,
+        guidance: this.guidance,
+        stream: this.stream,
+        sigmaStart: this.sigmas[from],
+        sigmaMin: a.sigmaMin,
+        maxSteps: Math.min(maxSteps, this.adaptive!.maxSteps),
+        solver: a.solver,
+        midSigma: wantMid ? 0.4 : undefined,
+        signal: this.config.signal,
+      }),
+    );
     this.measure(r.steps);
     const steps = Array.from(r.steps, (k) => from + k);
     const rewards = await this.score(r.x, given ?? r.x0Mid ?? undefined, steps);
@@ -363,15 +380,35 @@ export class SearchRun {
   /** One model evaluation of x at the schedule level σ (the same for every row): x̂0 and ε̂. */
   predict(x: Tensor, sigma: number) {
     const n = x.shape[0];
-    return this.denoiser.predict(x, new Array(n).fill(sigma), new Array(n).fill(this.config.cls), this.guidance, this.budget, this.stream);
+    return this.denoiser.predict(
+      x,
+      new Array(n).fill(sigma),
+      new Array(n).fill(this.config.cls),
+      this.guidance,
+      this.budget,
+      this.stream,
+    );
   }
 
   get bestReward(): number {
     return this.top[0]?.reward ?? -Infinity;
   }
 
-  record(entry: { round: number; mean: number; best?: number; sigma?: number; population?: number; [key: string]: unknown }): void {
-    this.trace.push({ ...entry, round: entry.round, mean: entry.mean, nfe: this.budget.used, best: entry.best ?? this.bestReward });
+  record(entry: {
+    round: number;
+    mean: number;
+    best?: number;
+    sigma?: number;
+    population?: number;
+    [key: string]: unknown;
+  }): void {
+    this.trace.push({
+      ...entry,
+      round: entry.round,
+      mean: entry.mean,
+      nfe: this.budget.used,
+      best: entry.best ?? this.bestReward,
+    });
     this.config.onProgress?.({
       algorithm: this.algorithm,
       nfe: this.budget.used,
@@ -443,7 +480,11 @@ export const max = (xs: ArrayLike<number>) => {
 };
 
 /** Runs an algorithm body with a SearchRun, releasing its archive if the body fails. */
-export async function withRun(algorithm: string, config: SearchConfig, body: (run: SearchRun) => Promise<SearchResult>): Promise<SearchResult> {
+export async function withRun(
+  algorithm: string,
+  config: SearchConfig,
+  body: (run: SearchRun) => Promise<SearchResult>,
+): Promise<SearchResult> {
   using s = new TensorScope(); // the archive, freed if the body fails; the result holds its samples
   const run = s.track(new SearchRun(algorithm, config));
   const result = await body(run);

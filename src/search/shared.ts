@@ -8,21 +8,40 @@ import type { SearchConfig } from './types';
 
 type Tensor = NativeTensor;
 
-
 /** An integer option in [min, max], or its default; an ARGUMENT error naming it otherwise. */
-export function intOption(alg: string, name: string, value: number | undefined, def: number, min: number, max = Infinity): number {
+export function intOption(
+  alg: string,
+  name: string,
+  value: number | undefined,
+  def: number,
+  min: number,
+  max = Infinity,
+): number {
   const v = value ?? def;
   if (v === Infinity && value === undefined) return v;
   if (!Number.isInteger(v) || v < min || v > max)
-    throw new DiffusionSearchError(`${alg}: ${name} must be an integer ${max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`}, got ${value}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${alg}: ${name} must be an integer ${max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`}, got ${value}`,
+      'ARGUMENT',
+    );
   return v;
 }
 
 /** A finite number option in [min, max], or its default. */
-export function numOption(alg: string, name: string, value: number | undefined, def: number, min = -Infinity, max = Infinity): number {
+export function numOption(
+  alg: string,
+  name: string,
+  value: number | undefined,
+  def: number,
+  min = -Infinity,
+  max = Infinity,
+): number {
   const v = value ?? def;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
-    throw new DiffusionSearchError(`${alg}: ${name} must be a finite number in [${min}, ${max}], got ${value}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${alg}: ${name} must be a finite number in [${min}, ${max}], got ${value}`,
+      'ARGUMENT',
+    );
   return v;
 }
 
@@ -55,15 +74,29 @@ export function stochasticConfig(config: SearchConfig, alg: string): SearchConfi
       'ARGUMENT',
     );
   if (config.sampler !== undefined && config.sampler !== 'sde')
-    throw new DiffusionSearchError(`${alg}: needs the stochastic sampler (sampler: 'sde'), got '${config.sampler}'`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${alg}: needs the stochastic sampler (sampler: 'sde'), got '${config.sampler}'`,
+      'ARGUMENT',
+    );
   const eta = config.eta ?? 1;
   if (!(Number.isFinite(eta) && eta > 0))
-    throw new DiffusionSearchError(`${alg}: needs η > 0 (a deterministic step cannot tell copies of a state apart), got ${eta}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `${alg}: needs η > 0 (a deterministic step cannot tell copies of a state apart), got ${eta}`,
+      'ARGUMENT',
+    );
   return { ...config, sampler: 'sde', eta };
 }
 
 /** The DDIM-η step from predictions x̂0, ε̂ at σ_from to σ_to, with the noise of `ids` at `step`. */
-export async function sdeFromPrediction(run: SearchRun, x0: Tensor, eps: Tensor, from: number, to: number, ids: number[], step: number): Promise<Tensor> {
+export async function sdeFromPrediction(
+  run: SearchRun,
+  x0: Tensor,
+  eps: Tensor,
+  from: number,
+  to: number,
+  ids: number[],
+  step: number,
+): Promise<Tensor> {
   using s = new TensorScope();
   const o = { seed: run.seed, ids, step, stream: run.stream };
   const { x } = s.track(await ops.ddimStep(x0, eps, run.denoiser.path, from, to, run.config.eta ?? 1, o));
@@ -74,9 +107,15 @@ export async function sdeFromPrediction(run: SearchRun, x0: Tensor, eps: Tensor,
  * The largest j in [lo, hi] whose plan cost(j) fits the budget, or null when cost(lo) does not.
  * cost must not decrease with j. Doubling, then bisection: a few dozen plans at most.
  */
-export function largestFitting(cost: (j: number) => number, budget: number, lo = 1, hi = Math.max(lo, budget)): number | null {
+export function largestFitting(
+  cost: (j: number) => number,
+  budget: number,
+  lo = 1,
+  hi = Math.max(lo, budget),
+): number | null {
   if (cost(lo) > budget) return null;
-  let good = lo, step = 1;
+  let good = lo,
+    step = 1;
   while (good + step <= hi && cost(good + step) <= budget) {
     good += step;
     step *= 2;

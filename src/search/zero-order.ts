@@ -41,7 +41,8 @@ export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}):
     const alg = 'zero-order';
     const n = intOption(alg, 'n (neighbours)', options.n, 4, 1);
     const tau = numOption(alg, 'tau (cosine)', options.tau, 0.95);
-    if (!(tau > -1 && tau < 1)) throw new DiffusionSearchError(`${alg}: tau (cosine) must lie in (−1, 1), got ${tau}`, 'ARGUMENT');
+    if (!(tau > -1 && tau < 1))
+      throw new DiffusionSearchError(`${alg}: tau (cosine) must lie in (−1, 1), got ${tau}`, 'ARGUMENT');
     const maxRounds = intOption(alg, 'rounds', options.rounds, Infinity, 1);
     run.require(run.rolloutCost(2, 0), 'a pivot and one neighbour');
 
@@ -77,7 +78,13 @@ export function zeroOrder(config: SearchConfig, options: ZeroOrderOptions = {}):
       pivot = x ? { x, id: nbIds[bi], reward: nbr[bi] } : null;
       const population = rewards.length;
       run.record({
-        round, sigma: 1, population, mean: mean(nbr), roundBest: max(nbr), pivot: pivotReward, moved,
+        round,
+        sigma: 1,
+        population,
+        mean: mean(nbr),
+        roundBest: max(nbr),
+        pivot: pivotReward,
+        moved,
         restarted: !moved,
       });
     }

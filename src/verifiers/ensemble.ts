@@ -54,9 +54,12 @@ export class RankMap {
   private readonly slope: number;
 
   constructor(reference: ArrayLike<number>) {
-    const finite = Array.from(reference).filter(Number.isFinite).sort((a, b) => a - b);
+    const finite = Array.from(reference)
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
     const n = finite.length;
-    const values: number[] = [], levels: number[] = [];
+    const values: number[] = [],
+      levels: number[] = [];
     for (let i = 0; i < n; ) {
       let j = i;
       while (j + 1 < n && finite[j + 1] === finite[i]) j++;
@@ -73,10 +76,13 @@ export class RankMap {
 
   map(s: number): number {
     if (!Number.isFinite(s)) return s;
-    const v = this.values, q = this.levels, m = v.length;
+    const v = this.values,
+      q = this.levels,
+      m = v.length;
     if (s <= v[0]) return q[0] + (s - v[0]) * this.slope;
     if (s >= v[m - 1]) return q[m - 1] + (s - v[m - 1]) * this.slope;
-    let lo = 0, hi = m - 1; // v[lo] < s < v[hi]
+    let lo = 0,
+      hi = m - 1; // v[lo] < s < v[hi]
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1;
       if (v[mid] <= s) lo = mid;
@@ -107,7 +113,8 @@ class Calibration {
       if (finite.some((s) => s !== v)) this.map = new RankMap(new Array<number>(this.count).fill(v).concat(finite));
       else [this.value, this.count] = [v, this.count + finite.length];
     }
-    const map = this.map, tie = (this.count + 1) / 2;
+    const map = this.map,
+      tie = (this.count + 1) / 2;
     return Float64Array.from(scores, (s) => (!Number.isFinite(s) ? s : map ? map.map(s) : tie));
   }
 }
@@ -138,8 +145,15 @@ export class EnsembleVerifier implements Verifier {
   ) {
     if (verifiers.length === 0) throw new DiffusionSearchError('an ensemble needs at least one verifier', 'ARGUMENT');
     this.weights = weights ?? verifiers.map(() => 1);
-    if (this.weights.length !== verifiers.length || this.weights.some((w) => !(w >= 0)) || this.weights.every((w) => w === 0))
-      throw new DiffusionSearchError('ensemble weights: one non-negative weight per verifier, not all zero', 'ARGUMENT');
+    if (
+      this.weights.length !== verifiers.length ||
+      this.weights.some((w) => !(w >= 0)) ||
+      this.weights.every((w) => w === 0)
+    )
+      throw new DiffusionSearchError(
+        'ensemble weights: one non-negative weight per verifier, not all zero',
+        'ARGUMENT',
+      );
     this.name = `ensemble(${verifiers.map((v) => v.name).join(',')})`;
     this.needsMidPrediction = verifiers.some((v) => v.needsMidPrediction);
     this.needsCondition = verifiers.some((v) => v.needsCondition);
@@ -148,7 +162,11 @@ export class EnsembleVerifier implements Verifier {
 
   /** A fresh copy for one search: same verifiers (fresh too) and weights, not yet calibrated. */
   forSearch(options: EnsembleOptions = this.options): EnsembleVerifier {
-    return new EnsembleVerifier(this.verifiers.map((v) => verifierForSearch(v, options)), this.weights, options);
+    return new EnsembleVerifier(
+      this.verifiers.map((v) => verifierForSearch(v, options)),
+      this.weights,
+      options,
+    );
   }
 
   /** True once every verifier has fixed its rank map. */
@@ -161,7 +179,8 @@ export class EnsembleVerifier implements Verifier {
     const raw: Float32Array[] = [];
     for (const v of this.verifiers) {
       const s = Float32Array.from(await v.score(x0, cond, extras));
-      if (s.length !== n) throw new DiffusionSearchError(`verifier '${v.name}' returned ${s.length} scores for ${n} samples`, 'SHAPE');
+      if (s.length !== n)
+        throw new DiffusionSearchError(`verifier '${v.name}' returned ${s.length} scores for ${n} samples`, 'SHAPE');
       // Before ranking: NaN would poison the sort and vanish into a rank.
       raw.push(checkScores(v.name, s, this.options.nanAsNegInf));
     }

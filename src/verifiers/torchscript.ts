@@ -32,7 +32,11 @@ async function chunked(
       if (typeof r !== 'object' || r === null || !('toArray' in r))
         throw new DiffusionSearchError(`'${module.path}' ${method} did not return a tensor`, 'SHAPE');
       const t = r as Tensor;
-      if (t.shape[0] !== end - start) throw new DiffusionSearchError(`'${module.path}' ${method} returned ${t.shape[0]} rows for ${end - start}`, 'SHAPE');
+      if (t.shape[0] !== end - start)
+        throw new DiffusionSearchError(
+          `'${module.path}' ${method} returned ${t.shape[0]} rows for ${end - start}`,
+          'SHAPE',
+        );
       out.push(Float32Array.from((await t.toArray(stream)) as Float32Array));
       t.dispose();
     } finally {
@@ -52,7 +56,10 @@ export function checkSampleShape(module: TorchModule, shape: readonly number[], 
   const want = module.card?.sample_shape;
   if (!Array.isArray(want) || !want.every((d) => Number.isInteger(d) && d > 0)) return;
   if (shape.length !== want.length + 1 || want.some((d, i) => d !== shape[i + 1]))
-    throw new DiffusionSearchError(`${what} takes samples of shape [${want}] (its model card), got [${shape.slice(1)}]`, 'SHAPE');
+    throw new DiffusionSearchError(
+      `${what} takes samples of shape [${want}] (its model card), got [${shape.slice(1)}]`,
+      'SHAPE',
+    );
 }
 
 const isTensorList = (c: unknown): c is Tensor[] => Array.isArray(c) && c.length > 0 && typeof c[0] === 'object';
@@ -60,7 +67,7 @@ const isTensorList = (c: unknown): c is Tensor[] => Array.isArray(c) && c.length
 const concat = (parts: Float32Array[]) => {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) (out.set(p, o), (o += p.length));
+  for (const p of parts) out.set(p, o), (o += p.length);
   return out;
 };
 
@@ -79,8 +86,14 @@ export class TorchScriptVerifier implements Verifier {
     readonly maxBatch = 256,
   ) {
     const inputs = module.card?.inputs;
-    if (inputs !== undefined && (!Array.isArray(inputs) || inputs[0] !== 'x0' || !inputs.every((i) => typeof i === 'string')))
-      throw new DiffusionSearchError(`verifier card of '${module.path}': "inputs" must be ["x0", condition names...]`, 'MODEL_CARD');
+    if (
+      inputs !== undefined &&
+      (!Array.isArray(inputs) || inputs[0] !== 'x0' || !inputs.every((i) => typeof i === 'string'))
+    )
+      throw new DiffusionSearchError(
+        `verifier card of '${module.path}': "inputs" must be ["x0", condition names...]`,
+        'MODEL_CARD',
+      );
     this.conditionInputs = inputs ? (inputs as string[]).slice(1) : [];
     this.needsCondition = this.conditionInputs.length > 0;
   }
@@ -89,12 +102,25 @@ export class TorchScriptVerifier implements Verifier {
     return new TorchScriptVerifier(m, o.name ?? String(m.card?.name ?? file), o.maxBatch);
   }
   async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
-    if (!this.needsCondition) return concat(await chunked(this.module, 'forward', x0, cond, this.maxBatch, extras.stream));
+    if (!this.needsCondition)
+      return concat(await chunked(this.module, 'forward', x0, cond, this.maxBatch, extras.stream));
     const given = extras.condition ?? {};
     const missing = this.conditionInputs.filter((k) => !given[k]);
     if (missing.length)
-      throw new DiffusionSearchError(`verifier '${this.name}' reads the condition tensors [${this.conditionInputs}], but the search has no ${missing.join(', ')} (a class-conditional model?)`, 'ARGUMENT');
-    return concat(await chunked(this.module, 'forward', x0, this.conditionInputs.map((k) => given[k]), this.maxBatch, extras.stream));
+      throw new DiffusionSearchError(
+        `verifier '${this.name}' reads the condition tensors [${this.conditionInputs}], but the search has no ${missing.join(', ')} (a class-conditional model?)`,
+        'ARGUMENT',
+      );
+    return concat(
+      await chunked(
+        this.module,
+        'forward',
+        x0,
+        this.conditionInputs.map((k) => given[k]),
+        this.maxBatch,
+        extras.stream,
+      ),
+    );
   }
 }
 
@@ -105,7 +131,8 @@ export class ClassLogitVerifier implements Verifier {
     readonly name = `${String(module.card?.name ?? 'classifier')}:logit`,
     readonly maxBatch = 256,
   ) {
-    if (!module.hasMethod('logits')) throw new DiffusionSearchError(`'${module.path}' has no logits method`, 'MODEL_LOAD');
+    if (!module.hasMethod('logits'))
+      throw new DiffusionSearchError(`'${module.path}' has no logits method`, 'MODEL_LOAD');
   }
   async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
     const logits = concat(await chunked(this.module, 'logits', x0, null, this.maxBatch, extras.stream));
@@ -117,7 +144,8 @@ export class ClassLogitVerifier implements Verifier {
       let z = 0;
       for (const v of row) z += Math.exp(v - m);
       const c = cond[i];
-      if (!(c >= 0 && c < C)) throw new DiffusionSearchError(`class ${c} is outside the verifier's ${C} classes`, 'ARGUMENT');
+      if (!(c >= 0 && c < C))
+        throw new DiffusionSearchError(`class ${c} is outside the verifier's ${C} classes`, 'ARGUMENT');
       return row[c] - m - Math.log(z);
     });
   }
@@ -134,17 +162,23 @@ export class SelfSupervisedVerifier implements Verifier {
     readonly name = `${String(module.card?.name ?? 'features')}:self`,
     readonly maxBatch = 256,
   ) {
-    if (!module.hasMethod('features')) throw new DiffusionSearchError(`'${module.path}' has no features method`, 'MODEL_LOAD');
+    if (!module.hasMethod('features'))
+      throw new DiffusionSearchError(`'${module.path}' has no features method`, 'MODEL_LOAD');
   }
   async score(x0: Tensor, _cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
-    if (!extras.x0Mid) throw new DiffusionSearchError(`verifier '${this.name}' needs the x̂0 predicted at σ ≈ 0.4`, 'ARGUMENT');
+    if (!extras.x0Mid)
+      throw new DiffusionSearchError(`verifier '${this.name}' needs the x̂0 predicted at σ ≈ 0.4`, 'ARGUMENT');
     const a = concat(await chunked(this.module, 'features', x0, null, this.maxBatch, extras.stream));
     const b = concat(await chunked(this.module, 'features', extras.x0Mid, null, this.maxBatch, extras.stream));
-    const n = x0.shape[0], D = a.length / n;
+    const n = x0.shape[0],
+      D = a.length / n;
     return Float32Array.from({ length: n }, (_, i) => {
-      let ab = 0, aa = 0, bb = 0;
+      let ab = 0,
+        aa = 0,
+        bb = 0;
       for (let d = 0; d < D; d++) {
-        const u = a[i * D + d], v = b[i * D + d];
+        const u = a[i * D + d],
+          v = b[i * D + d];
         ab += u * v;
         aa += u * u;
         bb += v * v;

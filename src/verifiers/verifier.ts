@@ -58,7 +58,10 @@ export class FunctionVerifier implements Verifier {
   async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
     const s = Float32Array.from(await this.fn(x0, cond, extras));
     if (s.length !== x0.shape[0])
-      throw new DiffusionSearchError(`verifier '${this.name}' returned ${s.length} scores for ${x0.shape[0]} samples`, 'SHAPE');
+      throw new DiffusionSearchError(
+        `verifier '${this.name}' returned ${s.length} scores for ${x0.shape[0]} samples`,
+        'SHAPE',
+      );
     return s;
   }
 }
@@ -69,9 +72,15 @@ export class FunctionVerifier implements Verifier {
  * cause; and the search's signal ends the wait at once (ABORTED), even when the verifier ignores
  * the signal and never answers — its late answer or failure is dropped.
  */
-export async function scoreGuarded(v: Verifier, x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras): Promise<ArrayLike<number>> {
+export async function scoreGuarded(
+  v: Verifier,
+  x0: Tensor,
+  cond: ArrayLike<number>,
+  extras: ScoreExtras,
+): Promise<ArrayLike<number>> {
   const signal = extras.signal;
-  const cancelled = (cause: unknown) => new DiffusionSearchError(`verifier '${v.name}': cancelled`, 'ABORTED', { cause });
+  const cancelled = (cause: unknown) =>
+    new DiffusionSearchError(`verifier '${v.name}': cancelled`, 'ABORTED', { cause });
   if (signal?.aborted) throw cancelled(signal.reason);
   let onAbort: (() => void) | undefined;
   const work = (async () => v.score(x0, cond, extras))();
@@ -85,7 +94,11 @@ export async function scoreGuarded(v: Verifier, x0: Tensor, cond: ArrayLike<numb
   } catch (e) {
     if (e instanceof DiffusionSearchError) throw e;
     if (signal?.aborted) throw cancelled(e);
-    throw new DiffusionSearchError(`verifier '${v.name}' failed: ${e instanceof Error ? e.message : String(e)}`, 'VERIFIER', { cause: e });
+    throw new DiffusionSearchError(
+      `verifier '${v.name}' failed: ${e instanceof Error ? e.message : String(e)}`,
+      'VERIFIER',
+      { cause: e },
+    );
   } finally {
     if (onAbort) signal!.removeEventListener('abort', onAbort);
     work.catch(() => undefined); // a verifier left behind may fail later: not an unhandled rejection
