@@ -29,7 +29,12 @@ afterAll(async () => {
 });
 
 const post = (p: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
-  fetch(base + p, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers }, signal });
+  fetch(base + p, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers },
+    signal,
+  });
 
 const floats = (b64: string) => {
   const buf = Buffer.from(b64, 'base64');
@@ -52,7 +57,11 @@ describe('serve over loopback', () => {
   });
 
   it('Accept: image/png gives the grid; a model from the models directory loads by name', async () => {
-    const r = await post('/v1/generate', { model: 'mine.pt', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 50, steps: 5 }, { accept: 'image/png' });
+    const r = await post(
+      '/v1/generate',
+      { model: 'mine.pt', verifier: ['gmm2d-reward'], algorithm: 'best-of-n', budget: 50, steps: 5 },
+      { accept: 'image/png' },
+    );
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toBe('image/png');
     const png = Buffer.from(await r.arrayBuffer());
@@ -117,20 +126,30 @@ describe('serve over loopback', () => {
     ctl.abort();
     await Promise.all([a, b]);
     const t0 = performance.now();
-    while (engine.metrics().activeRequests + engine.metrics().queueDepth > 0 && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+    while (engine.metrics().activeRequests + engine.metrics().queueDepth > 0 && performance.now() - t0 < 20_000)
+      await new Promise((r) => setTimeout(r, 20));
     expect(engine.metrics()).toMatchObject({ activeRequests: 0, queueDepth: 0 });
   });
 
   it('a client that goes away cancels its request: the searches stop and free their rows', async () => {
     const ctl = new AbortController();
     const before = engine.metrics().requests.aborted ?? 0; // the 429 test's two cancelled requests count too
-    const r = post('/v1/generate', { model: 'fashion-flow', algorithm: 'evosearch', class: 'Shirt', budget: 2000, n: 2, steps: 10, eval: false }, {}, ctl.signal);
+    const r = post(
+      '/v1/generate',
+      { model: 'fashion-flow', algorithm: 'evosearch', class: 'Shirt', budget: 2000, n: 2, steps: 10, eval: false },
+      {},
+      ctl.signal,
+    );
     await new Promise((res) => setTimeout(res, 1500));
     expect(engine.metrics().activeSearches).toBe(2);
     ctl.abort();
     await expect(r).rejects.toThrow();
     const t0 = performance.now();
-    while ((engine.metrics().activeRequests > 0 || engine.metrics().requests.aborted === undefined) && performance.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 20));
+    while (
+      (engine.metrics().activeRequests > 0 || engine.metrics().requests.aborted === undefined) &&
+      performance.now() - t0 < 10_000
+    )
+      await new Promise((res) => setTimeout(res, 20));
     expect(engine.metrics()).toMatchObject({ activeRequests: 0, activeSearches: 0, queuedRows: 0, reservedBytes: 0 });
     expect(engine.metrics().requests.aborted, JSON.stringify(engine.metrics().requests)).toBe(before + 1);
   });
@@ -139,8 +158,11 @@ describe('serve over loopback', () => {
 describe('serve CLI: graceful shutdown', () => {
   it('SIGTERM: stops accepting, finishes the request in flight, exits 0', async () => {
     const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
-    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--shutdown-deadline', '60'], { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
-    let stdout = '', stderr = '';
+    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--shutdown-deadline', '60'], {
+      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+    });
+    let stdout = '',
+      stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (d) => {

@@ -21,7 +21,9 @@ const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.to
 
 export function algorithmFlags(): AlgorithmFlag[] {
   const byFlag = new Map<string, AlgorithmFlag>();
-  for (const [algorithm, def] of Object.entries(algorithms) as Array<[AlgorithmName, (typeof algorithms)[AlgorithmName]]>) {
+  for (const [algorithm, def] of Object.entries(algorithms) as Array<
+    [AlgorithmName, (typeof algorithms)[AlgorithmName]]
+  >) {
     for (const [key, spec] of Object.entries(def.options as Record<string, OptionSpec>)) {
       const flag = flagOf(key, spec);
       const f = byFlag.get(flag) ?? { flag, attr: camel(flag), owners: [] };
@@ -32,13 +34,24 @@ export function algorithmFlags(): AlgorithmFlag[] {
   return [...byFlag.values()];
 }
 
-const ARG: Record<OptionSpec['type'], string> = { int: '<n>', number: '<x>', boolean: '', enum: '<name>', 'int-list': '<list>' };
+const ARG: Record<OptionSpec['type'], string> = {
+  int: '<n>',
+  number: '<x>',
+  boolean: '',
+  enum: '<name>',
+  'int-list': '<list>',
+};
 
 /** Registers every algorithm flag on `cmd`, with help from the schemas. */
 export function addAlgorithmFlags(cmd: Command): void {
   for (const f of algorithmFlags()) {
     const spec = f.owners[0].spec;
-    const help = f.owners.map((o) => `${o.algorithm}: ${o.spec.description}${o.spec.type === 'enum' ? ` (${o.spec.values.join(', ')})` : ''}${o.spec.default ? `; default ${o.spec.default}` : ''}`).join('; ');
+    const help = f.owners
+      .map(
+        (o) =>
+          `${o.algorithm}: ${o.spec.description}${o.spec.type === 'enum' ? ` (${o.spec.values.join(', ')})` : ''}${o.spec.default ? `; default ${o.spec.default}` : ''}`,
+      )
+      .join('; ');
     cmd.option(`--${f.flag}${ARG[spec.type] ? ` ${ARG[spec.type]}` : ''}`, help);
   }
 }
@@ -48,11 +61,18 @@ export function addAlgorithmFlags(cmd: Command): void {
  * `algorithmOptions`, checked against its schema. A flag of another algorithm is refused: the
  * search would run without it.
  */
-export function collectAlgorithmOptions(algorithm: AlgorithmName, get: (attr: string) => unknown, fromFile: unknown): Record<string, unknown> {
+export function collectAlgorithmOptions(
+  algorithm: AlgorithmName,
+  get: (attr: string) => unknown,
+  fromFile: unknown,
+): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
   if (fromFile !== undefined) {
     if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile))
-      throw new DiffusionSearchError(`--config key 'algorithmOptions' must be a JSON object, got ${JSON.stringify(fromFile)}`, 'ARGUMENT');
+      throw new DiffusionSearchError(
+        `--config key 'algorithmOptions' must be a JSON object, got ${JSON.stringify(fromFile)}`,
+        'ARGUMENT',
+      );
     Object.assign(raw, fromFile);
   }
   const own = Object.keys(algorithms[algorithm].options);
@@ -61,8 +81,16 @@ export function collectAlgorithmOptions(algorithm: AlgorithmName, get: (attr: st
     if (v === undefined) continue;
     const mine = f.owners.find((o) => o.algorithm === algorithm);
     if (!mine) {
-      const takes = own.length ? `${algorithm} takes ${algorithmFlags().filter((g) => g.owners.some((o) => o.algorithm === algorithm)).map((g) => `--${g.flag}`).join(', ')}` : `${algorithm} takes none`;
-      throw new DiffusionSearchError(`--${f.flag} is an option of ${f.owners.map((o) => o.algorithm).join(' and ')}, not of ${algorithm}; ${takes}`, 'ARGUMENT');
+      const takes = own.length
+        ? `${algorithm} takes ${algorithmFlags()
+            .filter((g) => g.owners.some((o) => o.algorithm === algorithm))
+            .map((g) => `--${g.flag}`)
+            .join(', ')}`
+        : `${algorithm} takes none`;
+      throw new DiffusionSearchError(
+        `--${f.flag} is an option of ${f.owners.map((o) => o.algorithm).join(' and ')}, not of ${algorithm}; ${takes}`,
+        'ARGUMENT',
+      );
     }
     raw[mine.key] = v;
   }

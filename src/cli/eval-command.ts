@@ -13,14 +13,22 @@ import { DiffusionSearchError } from '../errors';
 export function addEval(program: Command): void {
   program
     .command('eval <samples.npy>')
-    .description("metrics of the eval/ classifier (never a search verifier): accuracy, log-probability, Inception-style score, Fréchet distance")
+    .description(
+      'metrics of the eval/ classifier (never a search verifier): accuracy, log-probability, Inception-style score, Fréchet distance',
+    )
     .requiredOption('--class <name|index>', 'the class the samples are meant to show')
     .option('--json', 'print one JSON object')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search eval out/samples.npy --class Shirt\n  $ diffusion-search eval out/samples.npy --class 6 --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search eval out/samples.npy --class Shirt\n  $ diffusion-search eval out/samples.npy --class 6 --json',
+    )
     .action(async (file: string, o: { class: string; json?: boolean }) => {
       const { data, shape } = readNpy(file);
       if (shape.length !== 4 || shape[1] !== 1 || shape[2] !== 28 || shape[3] !== 28)
-        throw new DiffusionSearchError(`'${file}' has shape [${shape}]; the eval classifier takes [n, 1, 28, 28]`, 'SHAPE');
+        throw new DiffusionSearchError(
+          `'${file}' has shape [${shape}]; the eval classifier takes [n, 1, 28, 28]`,
+          'SHAPE',
+        );
       const ev = await Evaluator.load();
       const names = (ev.module.card?.classes as string[] | undefined) ?? undefined;
       const cls = resolveClass(o.class, names);
@@ -47,7 +55,15 @@ export function addEval(program: Command): void {
           continue;
         }
         const mod = await loadModule(file);
-        list.push({ name: m.name, file: m.file, path: file, kind: m.kind, present: true, size_bytes: fs.statSync(file).size, card: mod.card });
+        list.push({
+          name: m.name,
+          file: m.file,
+          path: file,
+          kind: m.kind,
+          present: true,
+          size_bytes: fs.statSync(file).size,
+          card: mod.card,
+        });
         mod.dispose();
       }
       if (o.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
@@ -56,7 +72,9 @@ export function addEval(program: Command): void {
         const shape = c?.sample_shape ? `  shape [${c.sample_shape}]` : '';
         console.log(`${m.name.padEnd(14)} ${m.kind.padEnd(9)} ${m.present ? m.path : `missing (${m.path})`}${shape}`);
         // A denoiser's classes by index, as --class takes them (not the null class: guidance uses it).
-        const classes = (m.kind === 'denoiser' ? c?.classes ?? [] : []).map((name, i) => `${i} ${name}`).filter((_, i) => i !== c?.null_class);
+        const classes = (m.kind === 'denoiser' ? (c?.classes ?? []) : [])
+          .map((name, i) => `${i} ${name}`)
+          .filter((_, i) => i !== c?.null_class);
         if (classes.length) console.log(`${''.padEnd(25)}classes: ${classes.join(', ')}`);
       }
     });

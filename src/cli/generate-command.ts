@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
-import { generate, type GenerateOptions } from '../generate';
+import { generate, type GenerateOptions, type GenerateResult } from '../generate';
 import { DEFAULTS } from '../request/defaults';
 import { asOptions, resolveRequest } from '../request/resolve';
 import { writeFileAtomic } from '../io/atomic';
@@ -24,22 +24,44 @@ export function addGenerate(program: Command): void {
     .command('generate')
     .description('search for samples the verifier prefers and write report.json, samples.npy and grid.png')
     .option('--model <name|path>', 'shipped model name or TorchScript file', DEFAULTS.model)
-    .option('--class <name|index>', "class to condition on: a name or index from the model's card (`diffusion-search models` lists them)", '0')
+    .option(
+      '--class <name|index>',
+      "class to condition on: a name or index from the model's card (`diffusion-search models` lists them)",
+      '0',
+    )
     .option('--prompt <text>', 'prompt of a text-conditioned model (repeat for several: n searches each)', collect)
     .option('--prompts <file>', 'prompts, one per line (blank lines and # comments skipped)')
-    .option('--negative-prompt <text>', 'the unconditional branch of guidance (text-conditioned models; needs --guidance > 1)')
+    .option(
+      '--negative-prompt <text>',
+      'the unconditional branch of guidance (text-conditioned models; needs --guidance > 1)',
+    )
     .option('--algorithm <name>', `one of ${Object.keys(algorithms).join(', ')}`, DEFAULTS.algorithm)
     .option('--budget <nfe>', 'NFE per sample', String(DEFAULTS.budget))
     .option('--n <samples>', 'samples (one search each) per prompt', String(DEFAULTS.n))
-    .option('--keep <k>', 'keep the k best distinct samples of each search (samples.npy holds n·k rows)', String(DEFAULTS.keep))
+    .option(
+      '--keep <k>',
+      'keep the k best distinct samples of each search (samples.npy holds n·k rows)',
+      String(DEFAULTS.keep),
+    )
     .option('--seed <int>', 'seed: the same seed gives the same samples', String(DEFAULTS.seed))
     .option('--out <dir>', 'output directory', 'out')
-    .option('--verifier <name|path>', 'verifier (repeat for a rank ensemble): classifier, realism, detail, self, oracle, or a file', collect)
+    .option(
+      '--verifier <name|path>',
+      'verifier (repeat for a rank ensemble): classifier, realism, detail, self, oracle, or a file',
+      collect,
+    )
     .option('--steps <n>', 'denoising steps of the schedule', String(DEFAULTS.steps))
-    .option('--schedule <name>', 'uniform, shifted, karras, or adaptive (a Time Prediction Module picks each sample\'s steps)', DEFAULTS.schedule)
+    .option(
+      '--schedule <name>',
+      "uniform, shifted, karras, or adaptive (a Time Prediction Module picks each sample's steps)",
+      DEFAULTS.schedule,
+    )
     .option('--tpm <name|path>', 'the Time Prediction Module of --schedule adaptive', DEFAULTS.tpm)
     .option('--max-steps <n>', 'most steps per sample on the adaptive schedule')
-    .option('--tpm-solver <name>', 'step rule of the adaptive schedule: euler or ab2 (default: the one the module was trained with)')
+    .option(
+      '--tpm-solver <name>',
+      'step rule of the adaptive schedule: euler or ab2 (default: the one the module was trained with)',
+    )
     .option('--shift <s>', 'time shift of the shifted schedule')
     .option('--sampler <name>', 'euler, heun or sde (particles and beam need sde)')
     .option('--eta <η>', 'η of the sde sampler', undefined)
@@ -74,7 +96,7 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
   // Flags the user typed win over the config file, which wins over defaults.
   const file = readConfig(flags.config as string | undefined);
   checkConfigKeys(file, cmd, flags.config as string);
-  const get = (key: string) => (cmd.getOptionValueSource(key) === 'cli' ? flags[key] : file[key] ?? flags[key]);
+  const get = (key: string) => (cmd.getOptionValueSource(key) === 'cli' ? flags[key] : (file[key] ?? flags[key]));
   const out = String(get('out'));
   const options = collectOptions(get);
   // --no-eval is a negated flag (default true): only an explicit flag or config entry counts.
@@ -103,11 +125,12 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
     for (const sig of SIGNALS) process.removeListener(sig, onSignal);
   }
   async function run() {
-    let result;
+    let result: GenerateResult;
     try {
       result = await generate(options, {
         signal: ctl.signal,
-        onProgress: (p) => bar?.update(p.totalNfe, p.totalBudget, `sample ${p.sample + 1}/${p.samples}  best ${p.best.toFixed(3)}`),
+        onProgress: (p) =>
+          bar?.update(p.totalNfe, p.totalBudget, `sample ${p.sample + 1}/${p.samples}  best ${p.best.toFixed(3)}`),
       });
     } catch (e) {
       bar?.done();
@@ -129,16 +152,35 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
     if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
     const card = result.report as { model: string; unknown_words: string[][] | null };
     writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
-    card.unknown_words?.forEach((w, i) => w.length && process.stderr.write(`diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`));
+    card.unknown_words?.forEach(
+      (w, i) =>
+        w.length &&
+        process.stderr.write(
+          `diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`,
+        ),
+    );
     writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
     if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
     else {
-      const r = result.report as { n: number; nfe_used: number; wall_seconds: number; eval: { accuracy: number; fid: number | null } | null };
+      const r = result.report as {
+        n: number;
+        nfe_used: number;
+        wall_seconds: number;
+        eval: { accuracy: number; fid: number | null } | null;
+      };
       const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
-      console.log(`${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`);
-      if (r.eval) console.log(`eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`);
-      console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`);
-      if (!result.complete) console.log(`interrupted: wrote the samples finished before ${signalled === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}`);
+      console.log(
+        `${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`,
+      );
+      if (r.eval)
+        console.log(
+          `eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`,
+        );
+      console.log(
+        `wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`,
+      );
+      if (!result.complete)
+        console.log(`interrupted: wrote the samples finished before ${signalled === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}`);
     }
     writing = false;
     if (signalled) process.exitCode = exitCodeOf(signalled);
@@ -153,9 +195,14 @@ function readPrompts(flag: unknown, file: unknown): string[] | undefined {
     try {
       text = fs.readFileSync(String(file), 'utf8');
     } catch (e) {
-      throw new DiffusionSearchError(`cannot read --prompts '${file}': ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+      throw new DiffusionSearchError(`cannot read --prompts '${file}': ${(e as Error).message}`, 'ARGUMENT', {
+        cause: e,
+      });
     }
-    const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const lines = text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     if (!lines.length) throw new DiffusionSearchError(`--prompts '${file}' holds no prompt`, 'ARGUMENT');
     list.push(...lines);
   }
@@ -197,10 +244,19 @@ function removeCreated(created: string[]): void {
 
 /** URL verifiers as HttpVerifiers with the --verifier-* settings (the engine builds them with defaults). */
 function withRemoteSettings(options: GenerateOptions, get: (key: string) => unknown): GenerateOptions['verifier'] {
-  const keys = ['verifierTimeout', 'verifierRetries', 'verifierBackoff', 'verifierRows', 'verifierConcurrency', 'verifierHeadersFile'];
+  const keys = [
+    'verifierTimeout',
+    'verifierRetries',
+    'verifierBackoff',
+    'verifierRows',
+    'verifierConcurrency',
+    'verifierHeadersFile',
+  ];
   const rv = remoteVerifierOptions(Object.fromEntries(keys.map((k) => [k, get(k)])));
   return options.verifier?.map((v) =>
-    typeof v === 'string' && /^https?:\/\//.test(v) ? new HttpVerifier(v, { ...rv, maxRows: rv.maxRows ?? options.maxBatch }) : v,
+    typeof v === 'string' && /^https?:\/\//.test(v)
+      ? new HttpVerifier(v, { ...rv, maxRows: rv.maxRows ?? options.maxBatch })
+      : v,
   );
 }
 
@@ -233,7 +289,8 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     device: get('device'),
     maxBatch: get('maxBatch'),
   };
-  for (const k of ['model', 'class', 'negativePrompt', 'tpm', 'device'] as const) if (raw[k] !== undefined) raw[k] = String(raw[k]);
+  for (const k of ['model', 'class', 'negativePrompt', 'tpm', 'device'] as const)
+    if (raw[k] !== undefined) raw[k] = String(raw[k]);
   const resolved = resolveRequest(raw, null, { entrance: 'cli' });
   const typed = asOptions(resolved) as Record<string, unknown>;
   const out: Record<string, unknown> = {};

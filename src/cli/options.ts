@@ -20,7 +20,9 @@ export function readConfig(file: string | undefined): Record<string, unknown> {
     return c as Record<string, unknown>;
   } catch (e) {
     if (e instanceof DiffusionSearchError) throw e;
-    throw new DiffusionSearchError(`--config '${file}' is not a JSON object: ${(e as Error).message}`, 'ARGUMENT', { cause: e });
+    throw new DiffusionSearchError(`--config '${file}' is not a JSON object: ${(e as Error).message}`, 'ARGUMENT', {
+      cause: e,
+    });
   }
 }
 
@@ -28,7 +30,8 @@ export function readConfig(file: string | undefined): Record<string, unknown> {
 export function int(flag: string, v: unknown, min = 0, max = 2 ** 31 - 1): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new DiffusionSearchError(`--${flag} must be an integer from ${min} to ${max}, got '${v}'`, 'ARGUMENT');
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new DiffusionSearchError(`--${flag} must be an integer from ${min} to ${max}, got '${v}'`, 'ARGUMENT');
   return n;
 }
 
@@ -47,7 +50,8 @@ export function intList(flag: string, v: unknown): number[] | undefined {
 
 export function oneOf<T extends string>(flag: string, v: unknown, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new DiffusionSearchError(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`, 'ARGUMENT');
+  if (!allowed.includes(v as T))
+    throw new DiffusionSearchError(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`, 'ARGUMENT');
   return v as T;
 }
 
@@ -56,5 +60,8 @@ export function checkConfigKeys(file: Record<string, unknown>, cmd: Command, nam
   const known = [...cmd.options.map((o) => o.attributeName()), 'algorithmOptions'];
   const unknown = Object.keys(file).filter((k) => !known.includes(k));
   if (unknown.length)
-    throw new DiffusionSearchError(`--config '${name}': unknown key ${unknown.map((k) => `'${k}'${didYouMean(k, known)}`).join(', ')}`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `--config '${name}': unknown key ${unknown.map((k) => `'${k}'${didYouMean(k, known)}`).join(', ')}`,
+      'ARGUMENT',
+    );
 }

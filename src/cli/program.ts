@@ -40,8 +40,12 @@ export function buildProgram(): Command {
           `device available: ${yes(i.cuda.available)} (${i.cuda.deviceCount})`,
       );
       if (i.cuda.off) console.log(`CUDA off         ${i.cuda.off}`);
-      console.log(`threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`);
-      console.log(`binary           ${i.native.kind}${i.native.package ? ` from ${i.native.package}` : ''}: ${i.native.file} (built by ${i.native.build.tool})`);
+      console.log(
+        `threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`,
+      );
+      console.log(
+        `binary           ${i.native.kind}${i.native.package ? ` from ${i.native.package}` : ''}: ${i.native.file} (built by ${i.native.build.tool})`,
+      );
       console.log(`                 ${i.native.reason}`);
     });
 
@@ -59,54 +63,90 @@ export function buildProgram(): Command {
     .option('--device <device>', "'cpu' or 'cuda[:N]'", 'cpu')
     .option('--sizes <list>', 'comma-separated element counts', DEFAULT_SIZES.join(','))
     .option('--min-seconds <s>', 'time spent per measurement', '0.3')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search bench kernels\n  $ diffusion-search bench kernels --json --sizes 65536,1048576')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search bench kernels\n  $ diffusion-search bench kernels --json --sizes 65536,1048576',
+    )
     .action(async (opts: { json?: boolean; device: string; sizes: string; minSeconds: string }) => {
       const sizes = opts.sizes.split(',').map((s) => Number(s.trim()));
       if (sizes.some((s) => !Number.isInteger(s) || s < 1024))
         throw new DiffusionSearchError(`--sizes: expected integers >= 1024, got '${opts.sizes}'`, 'ARGUMENT');
       const minSeconds = Number(opts.minSeconds);
       // Bounded: --min-seconds 1e400 (Infinity) measured forever.
-      if (!(minSeconds > 0 && minSeconds <= 60)) throw new DiffusionSearchError(`--min-seconds must be a positive number up to 60, got '${opts.minSeconds}'`, 'ARGUMENT');
+      if (!(minSeconds > 0 && minSeconds <= 60))
+        throw new DiffusionSearchError(
+          `--min-seconds must be a positive number up to 60, got '${opts.minSeconds}'`,
+          'ARGUMENT',
+        );
       const report = await benchKernels({ sizes, device: opts.device, minSeconds });
       process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatKernelBench(report)) + '\n');
     });
 
   bench
     .command('search')
-    .description('EvoSearch and best-of-N on a shipped model: wall time, time in the model and verifiers, orchestration overhead')
+    .description(
+      'EvoSearch and best-of-N on a shipped model: wall time, time in the model and verifiers, orchestration overhead',
+    )
     .option('--json', 'print one JSON object')
     .option('--model <name>', 'shipped model', 'fashion-flow')
     .option('--budget <nfe>', 'NFE per search', '1000')
     .option('--steps <n>', 'Euler steps', '10')
     .option('--device <device>', "'cpu' or 'cuda[:N]'", 'cpu')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search bench search\n  $ diffusion-search bench search --model gmm2d --budget 4000 --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search bench search\n  $ diffusion-search bench search --model gmm2d --budget 4000 --json',
+    )
     .action(async (opts: { json?: boolean; model: string; budget: string; steps: string; device: string }) => {
-      const budget = int('budget', opts.budget, 1)!, steps = int('steps', opts.steps, 1)!;
+      const budget = int('budget', opts.budget, 1)!,
+        steps = int('steps', opts.steps, 1)!;
       const r = await benchSearch({ model: opts.model, budget, steps, device: opts.device });
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatSearchBench(r)) + '\n');
     });
 
   bench
     .command('model')
-    .description("the addon's forward of a TorchScript model against python3-torch's forward of the same file; --e2e: best-of-N against a plain PyTorch loop")
+    .description(
+      "the addon's forward of a TorchScript model against python3-torch's forward of the same file; --e2e: best-of-N against a plain PyTorch loop",
+    )
     .option('--json', 'print one JSON object')
-    .option('--model <name>', 'shipped model or TorchScript file: forward(x [B,1,28,28], sigma [B], class int64 [B])', 'fashion-flow')
+    .option(
+      '--model <name>',
+      'shipped model or TorchScript file: forward(x [B,1,28,28], sigma [B], class int64 [B])',
+      'fashion-flow',
+    )
     .option('--batches <list>', 'comma-separated batch sizes', DEFAULT_BATCHES.join(','))
     .option('--threads <n>', 'intra-op threads of both runtimes', '1')
     .option('--repeats <n>', 'timed forwards per batch (after 3 warm-up forwards)', '20')
-    .option('--e2e', 'instead: generate --algorithm best-of-n --budget 500 --n 4 --steps 10 --class Shirt against bench/torch_search.py')
+    .option(
+      '--e2e',
+      'instead: generate --algorithm best-of-n --budget 500 --n 4 --steps 10 --class Shirt against bench/torch_search.py',
+    )
     .option('--python <path>', 'the Python with PyTorch (default: $PYTHON or python3)')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search bench model\n  $ diffusion-search bench model --threads 2 --json\n  $ diffusion-search bench model --e2e --threads 2 --repeats 3')
-    .action(async (opts: { json?: boolean; model: string; batches: string; threads: string; repeats: string; e2e?: boolean; python?: string }) => {
-      const threads = int('threads', opts.threads, 1)!, repeats = int('repeats', opts.repeats, 1)!;
-      if (opts.e2e) {
-        const r = await benchE2e({ threads, repeats, python: opts.python });
-        process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatE2e(r)) + '\n');
-        return;
-      }
-      const batches = opts.batches.split(',').map((s) => int('batches', s.trim(), 1)!);
-      const r = await benchModel({ model: opts.model, batches, threads, repeats, python: opts.python });
-      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatModelBench(r)) + '\n');
-    });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search bench model\n  $ diffusion-search bench model --threads 2 --json\n  $ diffusion-search bench model --e2e --threads 2 --repeats 3',
+    )
+    .action(
+      async (opts: {
+        json?: boolean;
+        model: string;
+        batches: string;
+        threads: string;
+        repeats: string;
+        e2e?: boolean;
+        python?: string;
+      }) => {
+        const threads = int('threads', opts.threads, 1)!,
+          repeats = int('repeats', opts.repeats, 1)!;
+        if (opts.e2e) {
+          const r = await benchE2e({ threads, repeats, python: opts.python });
+          process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatE2e(r)) + '\n');
+          return;
+        }
+        const batches = opts.batches.split(',').map((s) => int('batches', s.trim(), 1)!);
+        const r = await benchModel({ model: opts.model, batches, threads, repeats, python: opts.python });
+        process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatModelBench(r)) + '\n');
+      },
+    );
   return program;
 }

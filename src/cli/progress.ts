@@ -17,7 +17,8 @@ export class ProgressBar {
     const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '░');
     const elapsed = (now - this.start) / 1000;
     const eta = frac > 0 ? (elapsed * (1 - frac)) / frac : NaN;
-    const t = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}` : '--:--');
+    const t = (s: number) =>
+      Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}` : '--:--';
     this.out.write(`\r${bar} ${done}/${total} NFE  ${label}  ${t(elapsed)} elapsed, ${t(eta)} left\x1b[K`);
   }
 

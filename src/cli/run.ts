@@ -8,7 +8,10 @@ export async function runMain(program: Command, argv: string[] = process.argv): 
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program))
     c.exitOverride().configureOutput({
-      outputError: (msg, write) => write(`diffusion-search: ${msg.trim().replace(/^error: /, 'error [ARGUMENT]: ')} (see ${commandPath(c)} --help)\n`),
+      outputError: (msg, write) =>
+        write(
+          `diffusion-search: ${msg.trim().replace(/^error: /, 'error [ARGUMENT]: ')} (see ${commandPath(c)} --help)\n`,
+        ),
     });
   try {
     await program.parseAsync(argv);
@@ -17,7 +20,9 @@ export async function runMain(program: Command, argv: string[] = process.argv): 
       // No command (e.g. `diffusion-search --verbose`, `diffusion-search bench`): commander prints the
       // usage and fails without an error line; bad input should still say so, with its code.
       if (e.code === 'commander.help' && e.exitCode !== 0)
-        process.stderr.write('diffusion-search: error [ARGUMENT]: no command given (the usage above lists the commands)\n');
+        process.stderr.write(
+          'diffusion-search: error [ARGUMENT]: no command given (the usage above lists the commands)\n',
+        );
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
     }

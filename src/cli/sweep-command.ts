@@ -3,7 +3,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
-import { DEFAULT_STEPS, generate } from '../generate';
+import { DEFAULT_STEPS, generate, type GenerateResult } from '../generate';
 import { lineChartSvg } from '../io/svg';
 import { algorithms, type AlgorithmName } from '../search';
 import { int, intList, num, oneOf } from './options';
@@ -39,9 +39,14 @@ export function addSweep(program: Command): void {
     .option('--guidance <w>', 'classifier-free guidance weight', '1')
     .option('--out <dir>', 'output directory', 'sweep')
     .option('--json', 'no progress bar; print the rows as JSON')
-    .addHelpText('after', '\nExamples:\n  $ diffusion-search sweep --class Shirt --algorithms best-of-n,evosearch --budgets 50,100,200,400 --n 8\n  $ diffusion-search sweep --model gmm2d --algorithms best-of-n,beam,evosearch --budgets 100,1000,10000')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ diffusion-search sweep --class Shirt --algorithms best-of-n,evosearch --budgets 50,100,200,400 --n 8\n  $ diffusion-search sweep --model gmm2d --algorithms best-of-n,beam,evosearch --budgets 100,1000,10000',
+    )
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
-      const algos = String(o.algorithms).split(',').map((a) => oneOf('algorithms', a.trim(), Object.keys(algorithms) as AlgorithmName[])!);
+      const algos = String(o.algorithms)
+        .split(',')
+        .map((a) => oneOf('algorithms', a.trim(), Object.keys(algorithms) as AlgorithmName[])!);
       const budgets = intList('budgets', o.budgets)!;
       if (budgets.some((b) => b < 1)) throw new DiffusionSearchError('--budgets must be positive', 'ARGUMENT');
       const out = String(o.out);
@@ -54,33 +59,47 @@ export function addSweep(program: Command): void {
       try {
         for (const algorithm of algos)
           for (const budget of budgets) {
-            let r;
+            let r: GenerateResult;
             try {
               r = await generate(
-              {
-                model: String(o.model),
-                class: String(o.class),
-                algorithm,
-                budget,
-                n,
-                seed: int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
-                steps: int('steps', o.steps, 1),
-                verifier: o.verifier as string[] | undefined,
-                device: String(o.device),
-                guidance: num('guidance', o.guidance),
-                algorithmOptions: algorithm === 'baseline' ? { scaleSteps: true } : {},
-              },
-              { onProgress: (p) => bar?.update(done + p.totalNfe, total, `${algorithm} @ ${budget}`) },
+                {
+                  model: String(o.model),
+                  class: String(o.class),
+                  algorithm,
+                  budget,
+                  n,
+                  seed: int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
+                  steps: int('steps', o.steps, 1),
+                  verifier: o.verifier as string[] | undefined,
+                  device: String(o.device),
+                  guidance: num('guidance', o.guidance),
+                  algorithmOptions: algorithm === 'baseline' ? { scaleSteps: true } : {},
+                },
+                { onProgress: (p) => bar?.update(done + p.totalNfe, total, `${algorithm} @ ${budget}`) },
               );
             } catch (e) {
               // A budget below an algorithm's minimum leaves a gap in the table, not a failed sweep.
               if (!(e instanceof DiffusionSearchError && e.code === 'BUDGET')) throw e;
               done += budget * n;
-              rows.push({ algorithm, budget, nfe_used: NaN, mean_reward: NaN, eval_accuracy: null, eval_log_prob: null, fid: null, wall_seconds: 0, skipped: e.message });
+              rows.push({
+                algorithm,
+                budget,
+                nfe_used: NaN,
+                mean_reward: NaN,
+                eval_accuracy: null,
+                eval_log_prob: null,
+                fid: null,
+                wall_seconds: 0,
+                skipped: e.message,
+              });
               continue;
             }
             done += budget * n;
-            const rep = r.report as { nfe_used: number; wall_seconds: number; eval: { accuracy: number; mean_log_prob: number; fid: number | null } | null };
+            const rep = r.report as {
+              nfe_used: number;
+              wall_seconds: number;
+              eval: { accuracy: number; mean_log_prob: number; fid: number | null } | null;
+            };
             rows.push({
               algorithm,
               budget,
@@ -95,7 +114,17 @@ export function addSweep(program: Command): void {
       } finally {
         bar?.done();
       }
-      const config = { model: o.model, class: o.class, algorithms: algos, budgets, n, seed: o.seed, steps: o.steps, verifier: o.verifier ?? null, device: o.device };
+      const config = {
+        model: o.model,
+        class: o.class,
+        algorithms: algos,
+        budgets,
+        n,
+        seed: o.seed,
+        steps: o.steps,
+        verifier: o.verifier ?? null,
+        device: o.device,
+      };
       writeFileAtomic(path.join(out, 'report.json'), JSON.stringify({ config, rows }, null, 2) + '\n');
       writeFileAtomic(path.join(out, 'table.md'), sweepTable(rows));
       writeFileAtomic(path.join(out, 'scaling.svg'), scalingSvg(rows));
@@ -115,20 +144,35 @@ export function sweepTable(rows: SweepRow[]): string {
     if (r.skipped) lines.push(`| ${r.algorithm} | ${r.budget} | budget too small | | | | | |`);
     else
       lines.push(
-      `| ${r.algorithm} | ${r.budget} | ${f(r.nfe_used, 0)} | ${f(r.mean_reward, 4)} | ${r.eval_accuracy === null ? 'n/a' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ${f(r.eval_log_prob, 3)} | ${f(r.fid, 2)} | ${f(r.wall_seconds, 1)} |`,
-    );
+        `| ${r.algorithm} | ${r.budget} | ${f(r.nfe_used, 0)} | ${f(r.mean_reward, 4)} | ${r.eval_accuracy === null ? 'n/a' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ${f(r.eval_log_prob, 3)} | ${f(r.fid, 2)} | ${f(r.wall_seconds, 1)} |`,
+      );
   return lines.join('\n') + '\n';
 }
 
 export function scalingSvg(rows: SweepRow[]): string {
   const algos = [...new Set(rows.map((r) => r.algorithm))];
   const series = (y: (r: SweepRow) => number | null) =>
-    algos.map((a) => ({ name: a, points: rows.filter((r) => r.algorithm === a && !r.skipped && y(r) !== null).map((r) => [r.nfe_used, y(r)!] as [number, number]) }));
-  const panels = [{ title: 'Verifier reward vs NFE', ylabel: 'mean verifier reward', series: series((r) => r.mean_reward) }];
+    algos.map((a) => ({
+      name: a,
+      points: rows
+        .filter((r) => r.algorithm === a && !r.skipped && y(r) !== null)
+        .map((r) => [r.nfe_used, y(r)!] as [number, number]),
+    }));
+  const panels = [
+    { title: 'Verifier reward vs NFE', ylabel: 'mean verifier reward', series: series((r) => r.mean_reward) },
+  ];
   if (rows.some((r) => r.eval_accuracy !== null))
     panels.push(
-      { title: 'Eval classifier accuracy vs NFE', ylabel: 'eval accuracy (%)', series: series((r) => (r.eval_accuracy === null ? null : 100 * r.eval_accuracy)) },
-      { title: 'Eval log-probability of the class vs NFE', ylabel: 'eval mean log p(class | x)', series: series((r) => r.eval_log_prob) },
+      {
+        title: 'Eval classifier accuracy vs NFE',
+        ylabel: 'eval accuracy (%)',
+        series: series((r) => (r.eval_accuracy === null ? null : 100 * r.eval_accuracy)),
+      },
+      {
+        title: 'Eval log-probability of the class vs NFE',
+        ylabel: 'eval mean log p(class | x)',
+        series: series((r) => r.eval_log_prob),
+      },
     );
   return lineChartSvg(panels, 'NFE per sample (log scale)');
 }

@@ -50,7 +50,15 @@ export interface MetricsSnapshot {
   batchFill: number;
   maxBatch: number;
   /** Per loaded model file: its forwards, rows, merged forwards and seconds. */
-  models: Array<{ model: string; kind: ModelKind; forwards: number; rows: number; merged: number; seconds: number; rowsPerForward: number }>;
+  models: Array<{
+    model: string;
+    kind: ModelKind;
+    forwards: number;
+    rows: number;
+    merged: number;
+    seconds: number;
+    rowsPerForward: number;
+  }>;
   /** Module files loaded from disk since the engine started (loads once: repeated requests do not add). */
   loads: number;
   loaded: number;
@@ -85,7 +93,11 @@ export class EngineMetrics {
 
   forward(model: string, kind: ModelKind, rows: number, seconds: number, callers: number): void {
     let m = this.models.get(model);
-    if (!m) this.models.set(model, (m = { kind, forwards: 0, rows: 0, seconds: 0, buckets: ROW_BUCKETS.map(() => 0), merged: 0 }));
+    if (!m)
+      this.models.set(
+        model,
+        (m = { kind, forwards: 0, rows: 0, seconds: 0, buckets: ROW_BUCKETS.map(() => 0), merged: 0 }),
+      );
     m.forwards++;
     m.rows += rows;
     m.seconds += seconds;
@@ -94,12 +106,26 @@ export class EngineMetrics {
     ROW_BUCKETS.forEach((b, i) => rows <= b && m.buckets[i]++);
   }
 
-  snapshot(live: Pick<MetricsSnapshot, 'queueDepth' | 'activeRequests' | 'activeSearches' | 'queuedCalls' | 'queuedRows' | 'reservedBytes' | 'memoryLimitBytes' | 'loaded'>): MetricsSnapshot {
+  snapshot(
+    live: Pick<
+      MetricsSnapshot,
+      | 'queueDepth'
+      | 'activeRequests'
+      | 'activeSearches'
+      | 'queuedCalls'
+      | 'queuedRows'
+      | 'reservedBytes'
+      | 'memoryLimitBytes'
+      | 'loaded'
+    >,
+  ): MetricsSnapshot {
     const now = performance.now();
     while (this.recent.length && now - this.recent[0][0] > 10_000) this.recent.shift();
     const window = Math.min(10, (now - this.started) / 1000);
-    const sum = (k: ModelKind, f: (m: ModelStats) => number) => [...this.models.values()].filter((m) => m.kind === k).reduce((s, m) => s + f(m), 0);
-    const dForwards = sum('denoiser', (m) => m.forwards), dRows = sum('denoiser', (m) => m.rows);
+    const sum = (k: ModelKind, f: (m: ModelStats) => number) =>
+      [...this.models.values()].filter((m) => m.kind === k).reduce((s, m) => s + f(m), 0);
+    const dForwards = sum('denoiser', (m) => m.forwards),
+      dRows = sum('denoiser', (m) => m.rows);
     return {
       uptimeSeconds: (now - this.started) / 1000,
       ...live,
@@ -112,7 +138,15 @@ export class EngineMetrics {
       rowsPerForward: dForwards ? dRows / dForwards : 0,
       batchFill: dForwards ? dRows / dForwards / this.maxBatch : 0,
       maxBatch: this.maxBatch,
-      models: [...this.models].map(([model, m]) => ({ model, kind: m.kind, forwards: m.forwards, rows: m.rows, merged: m.merged, seconds: m.seconds, rowsPerForward: m.forwards ? m.rows / m.forwards : 0 })),
+      models: [...this.models].map(([model, m]) => ({
+        model,
+        kind: m.kind,
+        forwards: m.forwards,
+        rows: m.rows,
+        merged: m.merged,
+        seconds: m.seconds,
+        rowsPerForward: m.forwards ? m.rows / m.forwards : 0,
+      })),
       loads: this.loads,
     };
   }
@@ -120,7 +154,8 @@ export class EngineMetrics {
   /** The Prometheus text format of a snapshot. */
   prometheus(s: MetricsSnapshot): string {
     const out: string[] = [];
-    const metric = (name: string, type: string, help: string, lines: string[]) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
+    const metric = (name: string, type: string, help: string, lines: string[]) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
     const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
     const g = (name: string, help: string, v: number, type = 'gauge') => metric(name, type, help, [`${name} ${v}`]);
     g('diffusion_search_uptime_seconds', 'Seconds since the engine started.', s.uptimeSeconds);
@@ -129,25 +164,53 @@ export class EngineMetrics {
     g('diffusion_search_active_searches', 'Searches running.', s.activeSearches);
     g('diffusion_search_queued_rows', 'Rows waiting in the batchers for a forward.', s.queuedRows);
     g('diffusion_search_reserved_bytes', 'Estimated bytes held by running requests.', s.reservedBytes);
-    g('diffusion_search_memory_limit_bytes', 'The admission memory ceiling.', Number.isFinite(s.memoryLimitBytes) ? s.memoryLimitBytes : -1);
+    g(
+      'diffusion_search_memory_limit_bytes',
+      'The admission memory ceiling.',
+      Number.isFinite(s.memoryLimitBytes) ? s.memoryLimitBytes : -1,
+    );
     const outcome = (k: string) => {
       const r = /^refused:(\d+):(.*)$/.exec(k);
       return r ? `outcome="refused",status="${r[1]}",code="${esc(r[2])}"` : `outcome="${esc(k)}"`;
     };
     const requests = Object.entries(s.requests).map(([k, v]) => `diffusion_search_requests_total{${outcome(k)}} ${v}`);
-    metric('diffusion_search_requests_total', 'counter', 'Requests by outcome (refused: by status and code).', requests);
+    metric(
+      'diffusion_search_requests_total',
+      'counter',
+      'Requests by outcome (refused: by status and code).',
+      requests,
+    );
     g('diffusion_search_nfe_total', 'Model evaluations (NFE) charged to searches.', s.nfe, 'counter');
     g('diffusion_search_nfe_per_second', 'NFE per second over the last 10 s.', s.nfePerSecond);
     g('diffusion_search_model_loads_total', 'Module files loaded from disk.', s.loads, 'counter');
     g('diffusion_search_models_loaded', 'Models held by the engine.', s.loaded);
     g('diffusion_search_max_batch', 'Most rows per forward.', s.maxBatch);
     const lbl = (m: { model: string; kind: string }) => `model="${esc(m.model)}",kind="${m.kind}"`;
-    metric('diffusion_search_forwards_total', 'counter', 'Module forwards.', s.models.map((m) => `diffusion_search_forwards_total{${lbl(m)}} ${m.forwards}`));
-    metric('diffusion_search_merged_forwards_total', 'counter', 'Forwards that served more than one caller.', s.models.map((m) => `diffusion_search_merged_forwards_total{${lbl(m)}} ${m.merged}`));
-    metric('diffusion_search_model_seconds_total', 'counter', 'Seconds inside module forwards.', s.models.map((m) => `diffusion_search_model_seconds_total{${lbl(m)}} ${m.seconds}`));
+    metric(
+      'diffusion_search_forwards_total',
+      'counter',
+      'Module forwards.',
+      s.models.map((m) => `diffusion_search_forwards_total{${lbl(m)}} ${m.forwards}`),
+    );
+    metric(
+      'diffusion_search_merged_forwards_total',
+      'counter',
+      'Forwards that served more than one caller.',
+      s.models.map((m) => `diffusion_search_merged_forwards_total{${lbl(m)}} ${m.merged}`),
+    );
+    metric(
+      'diffusion_search_model_seconds_total',
+      'counter',
+      'Seconds inside module forwards.',
+      s.models.map((m) => `diffusion_search_model_seconds_total{${lbl(m)}} ${m.seconds}`),
+    );
     const hist: string[] = [];
     for (const [model, m] of this.models) {
-      ROW_BUCKETS.forEach((b, i) => hist.push(`diffusion_search_rows_per_forward_bucket{${lbl({ model, kind: m.kind })},le="${b}"} ${m.buckets[i]}`));
+      ROW_BUCKETS.forEach((b, i) =>
+        hist.push(
+          `diffusion_search_rows_per_forward_bucket{${lbl({ model, kind: m.kind })},le="${b}"} ${m.buckets[i]}`,
+        ),
+      );
       hist.push(`diffusion_search_rows_per_forward_bucket{${lbl({ model, kind: m.kind })},le="+Inf"} ${m.forwards}`);
       hist.push(`diffusion_search_rows_per_forward_sum{${lbl({ model, kind: m.kind })}} ${m.rows}`);
       hist.push(`diffusion_search_rows_per_forward_count{${lbl({ model, kind: m.kind })}} ${m.forwards}`);

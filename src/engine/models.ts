@@ -77,7 +77,11 @@ export class ModelCache {
   }
 
   /** The value for `key`, loading it on first use; failed loads are forgotten (the next request retries). */
-  private async acquire<T>(key: string, load: (batchers: ModuleBatcher[]) => Promise<T>, dispose: (v: T) => void): Promise<Held<T>> {
+  private async acquire<T>(
+    key: string,
+    load: (batchers: ModuleBatcher[]) => Promise<T>,
+    dispose: (v: T) => void,
+  ): Promise<Held<T>> {
     if (this.closed) throw new DiffusionSearchError('the engine is closed', 'BUSY');
     let e = this.entries.get(key) as Entry<T> | undefined;
     if (!e) {
@@ -127,7 +131,11 @@ export class ModelCache {
     return this.acquire(
       `denoiser:${file}`,
       async (batchers) => {
-        const d = await Denoiser.load(file, { device: this.device, maxBatch: this.batching.maxBatch, wrap: (m) => this.batched(m, 'denoiser', batchers) });
+        const d = await Denoiser.load(file, {
+          device: this.device,
+          maxBatch: this.batching.maxBatch,
+          wrap: (m) => this.batched(m, 'denoiser', batchers),
+        });
         this.metrics.loads += 1 + (d.decoder ? 1 : 0);
         return d;
       },
@@ -151,7 +159,11 @@ export class ModelCache {
   /** The Time Prediction Module of adaptive schedules. */
   tpm(name: string): Promise<Held<TimePredictionModule>> {
     const { file } = resolveModel(name);
-    return this.acquire(`tpm:${file}`, async (b) => new TimePredictionModule(await this.module(file, 'tpm', b)), (t) => t.dispose());
+    return this.acquire(
+      `tpm:${file}`,
+      async (b) => new TimePredictionModule(await this.module(file, 'tpm', b)),
+      (t) => t.dispose(),
+    );
   }
 
   /** The eval/ classifier (judge of fashion-flow samples). */
@@ -179,7 +191,11 @@ export class ModelCache {
     }
     const { file } = resolveModel(verifierModule(name));
     const mb = this.batching.maxBatch;
-    return this.acquire(`verifier:${name}:${file}`, async (b) => buildVerifier(name, await this.module(file, 'verifier', b), mb), (v) => v.module.dispose());
+    return this.acquire(
+      `verifier:${name}:${file}`,
+      async (b) => buildVerifier(name, await this.module(file, 'verifier', b), mb),
+      (v) => v.module.dispose(),
+    );
   }
 
   /** Frees the models no request holds now. */

@@ -32,7 +32,7 @@ export function buildReport(a: ReportParts): GenerateReport {
     model: r.model,
     model_file: p.file,
     class: r.prompts ? null : p.cls,
-    class_name: r.prompts ? null : denoiser.classes?.[p.cls] ?? null,
+    class_name: r.prompts ? null : (denoiser.classes?.[p.cls] ?? null),
     prompts: r.prompts ?? null,
     negative_prompt: r.negativePrompt ?? null,
     unknown_words: a.registered?.unknown ?? null,
@@ -55,7 +55,12 @@ export function buildReport(a: ReportParts): GenerateReport {
     eval: a.evalReport,
     prompt_eval: a.promptEval,
     config: configOf(a.p, a.l),
-    trace: results.map((x, i) => ({ sample: out.index[i], nfe: x.nfe, reward: x.reward, rounds: x.trace as TraceEntry[] })),
+    trace: results.map((x, i) => ({
+      sample: out.index[i],
+      nfe: x.nfe,
+      reward: x.reward,
+      rounds: x.trace as TraceEntry[],
+    })),
   };
 }
 

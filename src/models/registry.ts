@@ -21,12 +21,16 @@ export async function loadVerifier(
 ): Promise<Verifier> {
   const one = async (name: string | Verifier): Promise<Verifier> => {
     if (typeof name !== 'string') return name; // a Verifier object (FunctionVerifier, HttpVerifier, ...)
-    if (/^https?:\/\//.test(name)) return new HttpVerifier(name, { ...o.remote, maxRows: o.remote?.maxRows ?? o.maxBatch });
+    if (/^https?:\/\//.test(name))
+      return new HttpVerifier(name, { ...o.remote, maxRows: o.remote?.maxRows ?? o.maxBatch });
     const { file } = resolveModel(verifierModule(name));
     return buildVerifier(name, await loadModule(file, { device: o.device }), o.maxBatch);
   };
   if (!Array.isArray(names))
-    throw new DiffusionSearchError(`loadVerifier takes a list of verifier names, got ${JSON.stringify(names)}: write loadVerifier([${JSON.stringify(names)}])`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `loadVerifier takes a list of verifier names, got ${JSON.stringify(names)}: write loadVerifier([${JSON.stringify(names)}])`,
+      'ARGUMENT',
+    );
   if (names.length === 0) throw new DiffusionSearchError('no verifier given', 'ARGUMENT');
   const vs = await Promise.all(names.map(one));
   return vs.length === 1 ? vs[0] : new EnsembleVerifier(vs);

@@ -37,21 +37,33 @@ export interface RequestPolicy {
 export function createPolicy(o: PolicyOptions): RequestPolicy {
   const a = o.allowRemoteVerifiers;
   const remoteOrigins = a === true ? ['*'] : !a ? [] : a.includes('*') ? ['*'] : a.map(originOf);
-  return { modelsDir: o.modelsDir ? fs.realpathSync(o.modelsDir) : null, remoteOrigins, maxRequestNfe: o.maxRequestNfe, who: o.who };
+  return {
+    modelsDir: o.modelsDir ? fs.realpathSync(o.modelsDir) : null,
+    remoteOrigins,
+    maxRequestNfe: o.maxRequestNfe,
+    who: o.who,
+  };
 }
 
 function originOf(s: string): string {
   try {
     return new URL(s).origin;
   } catch (e) {
-    throw new DiffusionSearchError(`allowed verifier origin '${s}' is not a URL: write scheme://host[:port]`, 'ARGUMENT', { cause: e });
+    throw new DiffusionSearchError(
+      `allowed verifier origin '${s}' is not a URL: write scheme://host[:port]`,
+      'ARGUMENT',
+      { cause: e },
+    );
   }
 }
 
 /** The URL, when its origin is allowed; ARGUMENT naming the allowed origins otherwise. */
 function remoteVerifier(p: RequestPolicy, v: string): string {
   if (p.remoteOrigins.length === 0)
-    throw new DiffusionSearchError(`remote verifiers are not allowed on this ${p.who} (${v}); start it with --allow-remote-verifiers <origins>`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `remote verifiers are not allowed on this ${p.who} (${v}); start it with --allow-remote-verifiers <origins>`,
+      'ARGUMENT',
+    );
   if (p.remoteOrigins[0] === '*') return v;
   let origin: string;
   try {
@@ -60,7 +72,10 @@ function remoteVerifier(p: RequestPolicy, v: string): string {
     throw new DiffusionSearchError(`verifier URL '${v}' is not a valid URL`, 'ARGUMENT', { cause: e });
   }
   if (!p.remoteOrigins.includes(origin))
-    throw new DiffusionSearchError(`verifier origin ${origin} is not allowed on this ${p.who} (allowed: ${p.remoteOrigins.join(', ')}); name a verifier there, or add the origin to --allow-remote-verifiers`, 'ARGUMENT');
+    throw new DiffusionSearchError(
+      `verifier origin ${origin} is not allowed on this ${p.who} (allowed: ${p.remoteOrigins.join(', ')}); name a verifier there, or add the origin to --allow-remote-verifiers`,
+      'ARGUMENT',
+    );
   return v;
 }
 
@@ -68,7 +83,10 @@ function remoteVerifier(p: RequestPolicy, v: string): string {
 export function applyPolicy(r: ResolvedRequest, p: RequestPolicy): ResolvedRequest {
   const nfe = r.searches * r.budget;
   if (nfe > p.maxRequestNfe)
-    throw new DiffusionSearchError(`n × budget${(r.prompts?.length ?? 1) > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this ${p.who}'s limit of ${p.maxRequestNfe} per request`, 'BUDGET');
+    throw new DiffusionSearchError(
+      `n × budget${(r.prompts?.length ?? 1) > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this ${p.who}'s limit of ${p.maxRequestNfe} per request`,
+      'BUDGET',
+    );
   const verifier = r.verifier.map((v) => {
     if (typeof v === 'string' && /^https?:\/\//.test(v)) return remoteVerifier(p, v);
     return v === 'self' ? 'self' : modelPath(p, v, 'verifier');
@@ -81,9 +99,13 @@ export function modelPath(p: RequestPolicy, v: unknown, what: string): string {
   if (typeof v !== 'string' || !v) throw new DiffusionSearchError(`${what} must be a model name`, 'ARGUMENT');
   if (shipped.some((m) => m.name === v)) return v;
   const refuse = (why: string) =>
-    new DiffusionSearchError(`${what} '${v}' ${why}: name a shipped model (${shipped.map((m) => m.name).join(', ')})${p.modelsDir ? ' or a .pt file in the models directory' : ''}`, 'ARGUMENT');
+    new DiffusionSearchError(
+      `${what} '${v}' ${why}: name a shipped model (${shipped.map((m) => m.name).join(', ')})${p.modelsDir ? ' or a .pt file in the models directory' : ''}`,
+      'ARGUMENT',
+    );
   if (!p.modelsDir) throw refuse(`is not a shipped model (this ${p.who} has no models directory)`);
-  if (path.isAbsolute(v) || v.split(/[\\/]/).includes('..') || v.includes('\0')) throw refuse('is not a plain name inside the models directory');
+  if (path.isAbsolute(v) || v.split(/[\\/]/).includes('..') || v.includes('\0'))
+    throw refuse('is not a plain name inside the models directory');
   const file = path.join(p.modelsDir, v);
   let real: string;
   try {
@@ -91,7 +113,8 @@ export function modelPath(p: RequestPolicy, v: unknown, what: string): string {
   } catch {
     throw refuse('is not in the models directory');
   }
-  if (!real.startsWith(p.modelsDir + path.sep) || !fs.statSync(real).isFile()) throw refuse('leaves the models directory');
+  if (!real.startsWith(p.modelsDir + path.sep) || !fs.statSync(real).isFile())
+    throw refuse('leaves the models directory');
   return real;
 }
 
@@ -110,9 +133,12 @@ export function withModelNames<T>(value: T, p: RequestPolicy): T {
   if (p.modelsDir) swaps.push([p.modelsDir + path.sep, '']);
   const fix = (s: string) => swaps.reduce((t, [from, to]) => t.split(from).join(to), s);
   const walk = (v: unknown): unknown =>
-    typeof v === 'string' ? fix(v)
-    : Array.isArray(v) ? v.map(walk)
-    : v && typeof v === 'object' && !ArrayBuffer.isView(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
-    : v;
+    typeof v === 'string'
+      ? fix(v)
+      : Array.isArray(v)
+        ? v.map(walk)
+        : v && typeof v === 'object' && !ArrayBuffer.isView(v)
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+          : v;
   return walk(value) as T;
 }

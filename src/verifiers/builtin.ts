@@ -25,6 +25,10 @@ export function verifierModule(name: string): string {
 }
 
 /** The verifier `name` over its loaded module. */
-export function buildVerifier(name: string, m: TorchModule, maxBatch?: number): ClassLogitVerifier | SelfSupervisedVerifier | TorchScriptVerifier {
+export function buildVerifier(
+  name: string,
+  m: TorchModule,
+  maxBatch?: number,
+): ClassLogitVerifier | SelfSupervisedVerifier | TorchScriptVerifier {
   return BUILTIN_VERIFIERS[name]?.build(m, maxBatch) ?? new TorchScriptVerifier(m, name, maxBatch);
 }

@@ -53,17 +53,34 @@ export class HttpVerifier implements Verifier {
     } catch (e) {
       throw new DiffusionSearchError(`verifier URL '${url}' is not a valid URL`, 'ARGUMENT', { cause: e });
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new DiffusionSearchError(`verifier URL '${url}' must be http: or https:`, 'ARGUMENT');
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new DiffusionSearchError(`verifier URL '${url}' must be http: or https:`, 'ARGUMENT');
     this.name = options.name ?? url;
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-    const o = { timeoutMs: 60_000, retries: 3, backoffMs: 250, maxRows: 64, concurrency: 4, ...given, headers: options.headers ?? {} };
-    for (const [k, min] of [['timeoutMs', 1], ['retries', 0], ['backoffMs', 0], ['maxRows', 1], ['concurrency', 1]] as const)
-      if (!Number.isInteger(o[k]) || o[k] < min) throw new DiffusionSearchError(`HttpVerifier: ${k} must be an integer >= ${min}, got ${o[k]}`, 'ARGUMENT');
+    const o = {
+      timeoutMs: 60_000,
+      retries: 3,
+      backoffMs: 250,
+      maxRows: 64,
+      concurrency: 4,
+      ...given,
+      headers: options.headers ?? {},
+    };
+    for (const [k, min] of [
+      ['timeoutMs', 1],
+      ['retries', 0],
+      ['backoffMs', 0],
+      ['maxRows', 1],
+      ['concurrency', 1],
+    ] as const)
+      if (!Number.isInteger(o[k]) || o[k] < min)
+        throw new DiffusionSearchError(`HttpVerifier: ${k} must be an integer >= ${min}, got ${o[k]}`, 'ARGUMENT');
     this.o = o;
   }
 
   async score(x0: NativeTensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {
-    if (x0.dtype !== 'float32') throw new DiffusionSearchError(`verifier '${this.name}': samples must be float32, got ${x0.dtype}`, 'ARGUMENT');
+    if (x0.dtype !== 'float32')
+      throw new DiffusionSearchError(`verifier '${this.name}': samples must be float32, got ${x0.dtype}`, 'ARGUMENT');
     const n = x0.shape[0];
     const data = (await x0.toArray(extras.stream)) as Float32Array;
     const per = n > 0 ? data.length / n : 0;
@@ -76,7 +93,12 @@ export class HttpVerifier implements Verifier {
       while (next < chunks.length) {
         const start = chunks[next++];
         const end = Math.min(n, start + this.o.maxRows);
-        const scores = await this.request(x0.shape, data.subarray(start * per, end * per), Array.from(cond).slice(start, end), { ...extras, prompts: extras.prompts?.slice(start, end) });
+        const scores = await this.request(
+          x0.shape,
+          data.subarray(start * per, end * per),
+          Array.from(cond).slice(start, end),
+          { ...extras, prompts: extras.prompts?.slice(start, end) },
+        );
         out.set(scores, start);
       }
     };
@@ -85,7 +107,12 @@ export class HttpVerifier implements Verifier {
   }
 
   /** One batch, with retries; its scores in the batch's row order. */
-  private async request(shape: number[], rows: Float32Array, classes: number[], extras: ScoreExtras): Promise<Float32Array> {
+  private async request(
+    shape: number[],
+    rows: Float32Array,
+    classes: number[],
+    extras: ScoreExtras,
+  ): Promise<Float32Array> {
     const n = classes.length;
     const ids = Array.from({ length: n }, (_, i) => this.nextId + i);
     this.nextId += n;
@@ -121,7 +148,12 @@ export class HttpVerifier implements Verifier {
     const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let res: Response;
     try {
-      res = await fetch(this.url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...this.o.headers }, signal: both });
+      res = await fetch(this.url, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', ...this.o.headers },
+        signal: both,
+      });
     } catch (e) {
       this.checkAbort(signal);
       if (timeout.aborted) throw new Transient(`no answer within ${this.o.timeoutMs} ms`);
@@ -132,27 +164,38 @@ export class HttpVerifier implements Verifier {
       text = await res.text();
     } catch (e) {
       this.checkAbort(signal);
-      throw new Transient(timeout.aborted ? `no answer within ${this.o.timeoutMs} ms` : `connection lost: ${causeOf(e)}`);
+      throw new Transient(
+        timeout.aborted ? `no answer within ${this.o.timeoutMs} ms` : `connection lost: ${causeOf(e)}`,
+      );
     }
     if (res.status >= 500) throw new Transient(`HTTP ${res.status}: ${text.slice(0, 200)}`);
     if (res.status !== 200)
-      throw new DiffusionSearchError(`verifier '${this.name}' answered HTTP ${res.status}: ${text.slice(0, 200)}`, 'VERIFIER');
+      throw new DiffusionSearchError(
+        `verifier '${this.name}' answered HTTP ${res.status}: ${text.slice(0, 200)}`,
+        'VERIFIER',
+      );
     try {
       return JSON.parse(text) as Answer;
     } catch (e) {
-      throw new DiffusionSearchError(`verifier '${this.name}' answered with invalid JSON: ${text.slice(0, 200)}`, 'VERIFIER', { cause: e });
+      throw new DiffusionSearchError(
+        `verifier '${this.name}' answered with invalid JSON: ${text.slice(0, 200)}`,
+        'VERIFIER',
+        { cause: e },
+      );
     }
   }
 
   private checkAbort(signal?: AbortSignal): void {
-    if (signal?.aborted) throw new DiffusionSearchError(`verifier '${this.name}': cancelled`, 'ABORTED', { cause: signal.reason });
+    if (signal?.aborted)
+      throw new DiffusionSearchError(`verifier '${this.name}': cancelled`, 'ABORTED', { cause: signal.reason });
   }
 }
 
 /** The scores of `ids`, in their order, from an answer whose ids may come in any order. */
 function match(a: Answer, ids: number[], name: string): Float32Array {
   const bad = (why: string) => new DiffusionSearchError(`verifier '${name}' answered ${why}`, 'VERIFIER');
-  if (typeof a !== 'object' || a === null || !Array.isArray(a.ids) || !Array.isArray(a.scores)) throw bad('without "ids" and "scores" arrays');
+  if (typeof a !== 'object' || a === null || !Array.isArray(a.ids) || !Array.isArray(a.scores))
+    throw bad('without "ids" and "scores" arrays');
   if (a.ids.length !== ids.length || a.scores.length !== ids.length)
     throw bad(`${a.ids.length} ids and ${a.scores.length} scores for ${ids.length} samples`);
   const scores = a.scores as unknown[];
@@ -161,7 +204,8 @@ function match(a: Answer, ids: number[], name: string): Float32Array {
   const seen = new Set<number>();
   a.ids.forEach((id, k) => {
     const i = at.get(id as number);
-    if (i === undefined || seen.has(i)) throw bad(`id ${JSON.stringify(id)}, which is not one of the request's (or comes twice)`);
+    if (i === undefined || seen.has(i))
+      throw bad(`id ${JSON.stringify(id)}, which is not one of the request's (or comes twice)`);
     seen.add(i);
     const s = scores[k];
     // JSON has no NaN: null stands for it, and checkScores reports it with the verifier's name.
