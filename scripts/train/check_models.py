@@ -8,9 +8,27 @@ import sys
 
 import torch
 
-FILES = ["models/fashion-flow.pt", "models/fashion-classifier.pt", "models/fashion-realism.pt",
-         "eval/fashion-eval.pt", "models/gmm2d.pt", "models/gmm2d-reward.pt", "models/vp2d.pt"]
-REQUIRED = ["name", "kind", "prediction", "path", "sample_shape", "classes", "null_class", "value_range", "license", "provenance"]
+FILES = [
+    "models/fashion-flow.pt",
+    "models/fashion-classifier.pt",
+    "models/fashion-realism.pt",
+    "eval/fashion-eval.pt",
+    "models/gmm2d.pt",
+    "models/gmm2d-reward.pt",
+    "models/vp2d.pt",
+]
+REQUIRED = [
+    "name",
+    "kind",
+    "prediction",
+    "path",
+    "sample_shape",
+    "classes",
+    "null_class",
+    "value_range",
+    "license",
+    "provenance",
+]
 
 
 def main():
@@ -19,7 +37,9 @@ def main():
     total = 0
     for f in FILES:
         if not os.path.exists(f):
-            print(f"MISSING {f}"); ok = False; continue
+            print(f"MISSING {f}")
+            ok = False
+            continue
         total += os.path.getsize(f) if f.startswith("models/") else 0
         extra = {"model.json": ""}
         m = torch.jit.load(f, _extra_files=extra)
@@ -47,8 +67,11 @@ def main():
                 if hasattr(m, "fid_stats"):
                     mu, cov, muc, covc = m.fid_stats()
                     assert muc.shape[0] == 10 and covc.shape[0] == 10 and float(cov.abs().sum()) > 0
-        print(f"{'OK ' if not miss else 'BAD'} {f} {os.path.getsize(f)/1e6:.2f} MB kind={card['kind']} "
-              f"params={card['provenance'].get('param_count')} missing={miss} metrics={list(card.get('metrics', {}).keys())}")
+        print(
+            f"{'OK ' if not miss else 'BAD'} {f} {os.path.getsize(f)/1e6:.2f} MB kind={card['kind']} "
+            f"params={card['provenance'].get('param_count')} missing={miss} "
+            f"metrics={list(card.get('metrics', {}).keys())}"
+        )
         ok &= not miss
     print(f"models/ total {total/1e6:.2f} MB")
     sys.exit(0 if ok else 1)

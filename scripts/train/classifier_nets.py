@@ -23,9 +23,16 @@ class VerifierNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(
-            _cbr(1, 32), _cbr(32, 32), nn.MaxPool2d(2),        # 14
-            _cbr(32, 64), _cbr(64, 64), nn.MaxPool2d(2),       # 7
-            _cbr(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            _cbr(1, 32),
+            _cbr(32, 32),
+            nn.MaxPool2d(2),  # 14
+            _cbr(32, 64),
+            _cbr(64, 64),
+            nn.MaxPool2d(2),  # 7
+            _cbr(64, 128),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.drop = nn.Dropout(0.3)
         self.fc = nn.Linear(128, 10)
 

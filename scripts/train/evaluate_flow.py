@@ -45,7 +45,7 @@ def sample(flow, labels, steps, guidance, seed, bs=500):
     out = []
     sig = torch.linspace(1.0, 0.0, steps + 1)
     for i in range(0, labels.shape[0], bs):
-        y = labels[i:i + bs]
+        y = labels[i : i + bs]
         n = y.shape[0]
         x = torch.randn(n, 1, 28, 28, generator=gen)
         for k in range(steps):
@@ -62,12 +62,14 @@ def sample(flow, labels, steps, guidance, seed, bs=500):
 
 @torch.no_grad()
 def measure(ev, x, y):
-    logits = torch.cat([ev.logits(x[i:i + 500]) for i in range(0, x.shape[0], 500)])
-    feats = torch.cat([ev.features(x[i:i + 500]) for i in range(0, x.shape[0], 500)])
+    logits = torch.cat([ev.logits(x[i : i + 500]) for i in range(0, x.shape[0], 500)])
+    feats = torch.cat([ev.features(x[i : i + 500]) for i in range(0, x.shape[0], 500)])
     mu_all, cov_all, mu_c, cov_c = ev.fid_stats()
     pred = logits.argmax(1)
     res = {"accuracy": round(float((pred == y).float().mean()), 4)}
-    res["accuracy_per_class"] = {fmnist.CLASSES[c]: round(float((pred[y == c] == c).float().mean()), 4) for c in range(10)}
+    res["accuracy_per_class"] = {
+        fmnist.CLASSES[c]: round(float((pred[y == c] == c).float().mean()), 4) for c in range(10)
+    }
     m, c = mean_cov(feats)
     res["frechet_distance"] = round(frechet(m, c, mu_all, cov_all), 3)
     res["frechet_distance_per_class"] = {}
@@ -110,21 +112,32 @@ def main():
     # reference: the same number of real TRAIN images per class through the same estimator
     xtr, ytr = fmnist.load("train")
     g = torch.Generator().manual_seed(args.seed)
-    idx = torch.cat([torch.nonzero(ytr == c).squeeze(1)[torch.randperm(6000, generator=g)[:args.per_class]] for c in range(10)])
+    idx = torch.cat(
+        [torch.nonzero(ytr == c).squeeze(1)[torch.randperm(6000, generator=g)[: args.per_class]] for c in range(10)]
+    )
     ref = measure(ev, xtr[idx], ytr[idx])
     print(json.dumps(res, indent=1))
-    print("real-train reference (same sample size):", json.dumps({k: ref[k] for k in ("accuracy", "frechet_distance", "inception_score")}),
-          "per-class FD", ref["frechet_distance_per_class"])
+    print(
+        "real-train reference (same sample size):",
+        json.dumps({k: ref[k] for k in ("accuracy", "frechet_distance", "inception_score")}),
+        "per-class FD",
+        ref["frechet_distance_per_class"],
+    )
     print(f"sampling time {t_sample:.1f}s for {labels.shape[0]} samples x {args.steps} steps")
     metrics = card.get("metrics", {})
     key = f"euler{args.steps}_guidance{args.guidance:g}"
     metrics[key] = {
-        "measured_by": "eval/fashion-eval.pt (independent classifier; features 128-D; FD against real TEST split statistics)",
+        "measured_by": "eval/fashion-eval.pt (independent classifier; features 128-D; FD against real TEST split "
+        "statistics)",
         "sampler": f"Euler, {args.steps} uniform steps sigma 1 -> 0, guidance {args.guidance:g}, seed {args.seed}",
-        "samples_per_class": args.per_class, **res,
-        "reference_real_train_same_sample_size": {"accuracy": ref["accuracy"], "frechet_distance": ref["frechet_distance"],
-                                                  "frechet_distance_per_class": ref["frechet_distance_per_class"],
-                                                  "inception_score": ref["inception_score"]},
+        "samples_per_class": args.per_class,
+        **res,
+        "reference_real_train_same_sample_size": {
+            "accuracy": ref["accuracy"],
+            "frechet_distance": ref["frechet_distance"],
+            "frechet_distance_per_class": ref["frechet_distance_per_class"],
+            "inception_score": ref["inception_score"],
+        },
         "command": "/usr/bin/python3 " + " ".join(sys.argv),
     }
     if args.steps == 50 and args.guidance == 1.0:

@@ -23,35 +23,50 @@ def export(ckpt_path, out, keep_metrics=True, note=""):
     m.eval()
     sm = torch.jit.script(m)
     card = fmnist.base_card("fashion-flow", "denoiser")
-    card.update({
-        "description": "Class-conditional rectified-flow U-Net (velocity prediction) for Fashion-MNIST. "
-                       "forward(x[N,1,28,28], sigma[N], cond[N] int64) -> v = eps - x0; Euler step x += (sigma_to - sigma_from) * v. "
-                       "cond = 10 is the null class (classifier-free guidance: v = v_null + w (v_cond - v_null)).",
-        "conditioning": {"type": "class", "num_classes": 10, "null_class": fmnist.NULL_CLASS, "label_dropout": ck["args"]["p_uncond"]},
-        "sigma_range": [0.0, 1.0],
-        "methods": {"forward": "forward(x, sigma, cond) -> velocity [N,1,28,28]",
-                    "forward_features": f"forward_features(x, sigma, cond) -> (velocity [N,1,28,28], features [N,{m.feature_dim}]) "
-                                        "(spatially mean-pooled U-Net bottleneck activations, 7x7)"},
-        "feature_dim": m.feature_dim,
-        "provenance": {
-            "training_data": "Fashion-MNIST train split (60,000 images), /usr/share/datasets/fashion-mnist, scaled to [-1,1]",
-            "command": ck["command"] + "   # resumable; exported from checkpoint EMA weights by scripts/train/export_flow.py",
-            "seed": ck["args"]["seed"],
-            "param_count": fmnist.count_params(m),
-            "training_time_minutes": round(ck["elapsed"] / 60.0, 1),
-            "training_steps": ck["step"],
-            "batch_size": ck["args"]["batch"],
-            "images_seen": ck["step"] * ck["args"]["batch"],
-            "epochs": round(ck["step"] * ck["args"]["batch"] / 60000.0, 2),
-            "optimizer": f"AdamW lr {ck['args']['lr']} cosine over the time budget to {ck['args']['min_lr_frac']}x, warmup {ck['args']['warmup']} steps, grad clip 1.0",
-            "ema": f"EMA decay min({ck['args']['ema']}, (1+step)/(10+step)); exported weights are the EMA",
-            "sigma_sampling": "logit-normal(0,1), 10% uniform",
-            "hardware": "CPU, 2 cores",
-            "architecture": f"U-Net channels {list(arch['ch'])} at 28/14/7, 6 residual blocks with (sigma, class) scale-shift, nearest upsampling",
-            "loss_curve_every_100_steps": ck.get("curve", [])[-5:],
-            **fmnist.torch_info(),
-        },
-    })
+    card.update(
+        {
+            "description": "Class-conditional rectified-flow U-Net (velocity prediction) for Fashion-MNIST. "
+            "forward(x[N,1,28,28], sigma[N], cond[N] int64) -> v = eps - x0; "
+            "Euler step x += (sigma_to - sigma_from) * v. "
+            "cond = 10 is the null class (classifier-free guidance: v = v_null + w (v_cond - v_null)).",
+            "conditioning": {
+                "type": "class",
+                "num_classes": 10,
+                "null_class": fmnist.NULL_CLASS,
+                "label_dropout": ck["args"]["p_uncond"],
+            },
+            "sigma_range": [0.0, 1.0],
+            "methods": {
+                "forward": "forward(x, sigma, cond) -> velocity [N,1,28,28]",
+                "forward_features": "forward_features(x, sigma, cond) -> (velocity [N,1,28,28], features "
+                f"[N,{m.feature_dim}]) "
+                "(spatially mean-pooled U-Net bottleneck activations, 7x7)",
+            },
+            "feature_dim": m.feature_dim,
+            "provenance": {
+                "training_data": "Fashion-MNIST train split (60,000 images), /usr/share/datasets/fashion-mnist, "
+                "scaled to [-1,1]",
+                "command": ck["command"]
+                + "   # resumable; exported from checkpoint EMA weights by scripts/train/export_flow.py",
+                "seed": ck["args"]["seed"],
+                "param_count": fmnist.count_params(m),
+                "training_time_minutes": round(ck["elapsed"] / 60.0, 1),
+                "training_steps": ck["step"],
+                "batch_size": ck["args"]["batch"],
+                "images_seen": ck["step"] * ck["args"]["batch"],
+                "epochs": round(ck["step"] * ck["args"]["batch"] / 60000.0, 2),
+                "optimizer": f"AdamW lr {ck['args']['lr']} cosine over the time budget to "
+                f"{ck['args']['min_lr_frac']}x, warmup {ck['args']['warmup']} steps, grad clip 1.0",
+                "ema": f"EMA decay min({ck['args']['ema']}, (1+step)/(10+step)); exported weights are the EMA",
+                "sigma_sampling": "logit-normal(0,1), 10% uniform",
+                "hardware": "CPU, 2 cores",
+                "architecture": f"U-Net channels {list(arch['ch'])} at 28/14/7, 6 residual blocks with (sigma, class) "
+                "scale-shift, nearest upsampling",
+                "loss_curve_every_100_steps": ck.get("curve", [])[-5:],
+                **fmnist.torch_info(),
+            },
+        }
+    )
     if note:
         card["provenance"]["note"] = note
     if keep_metrics and os.path.exists(out):

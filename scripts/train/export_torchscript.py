@@ -9,7 +9,8 @@ Card: JSON stored in the archive as extra file "model.json".
 Run the worked example (a toy "user" model with its own calling convention, wrapped and exported):
   /usr/bin/python3 scripts/train/export_torchscript.py --demo --out /tmp/my-denoiser.pt
 Wrap the project's own flow checkpoint (re-export, same as scripts/train/export_flow.py but via the wrapper):
-  /usr/bin/python3 scripts/train/export_torchscript.py --flow-ckpt checkpoints/flow.ckpt --out /tmp/fashion-flow-wrapped.pt
+  /usr/bin/python3 scripts/train/export_torchscript.py --flow-ckpt checkpoints/flow.ckpt \
+      --out /tmp/fashion-flow-wrapped.pt
 """
 import argparse
 import json
@@ -22,8 +23,18 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-REQUIRED_DENOISER = ["name", "kind", "prediction", "path", "sample_shape", "classes", "null_class", "value_range",
-                     "license", "provenance"]
+REQUIRED_DENOISER = [
+    "name",
+    "kind",
+    "prediction",
+    "path",
+    "sample_shape",
+    "classes",
+    "null_class",
+    "value_range",
+    "license",
+    "provenance",
+]
 PREDICTIONS = ("velocity", "epsilon", "x0")
 PATHS = ("rectified_flow", "vp")
 
@@ -37,8 +48,14 @@ class DenoiserWrapper(nn.Module):
     out_scale: multiplies the output (e.g. -1 when the model predicts x0 - eps instead of eps - x0).
     """
 
-    def __init__(self, model: nn.Module, time_scale: float = 1.0, time_offset: float = 0.0,
-                 label_offset: int = 0, out_scale: float = 1.0):
+    def __init__(
+        self,
+        model: nn.Module,
+        time_scale: float = 1.0,
+        time_offset: float = 0.0,
+        label_offset: int = 0,
+        out_scale: float = 1.0,
+    ):
         super().__init__()
         self.model = model
         self.time_scale = time_scale
@@ -67,8 +84,14 @@ def validate_card(card: Dict) -> None:
             raise ValueError(f"provenance.{k} missing")
 
 
-def export_denoiser(module: nn.Module, out: str, card: Dict, example_batch: int = 2,
-                    method: str = "script", extra_methods: Optional[List[str]] = None) -> torch.jit.ScriptModule:
+def export_denoiser(
+    module: nn.Module,
+    out: str,
+    card: Dict,
+    example_batch: int = 2,
+    method: str = "script",
+    extra_methods: Optional[List[str]] = None,
+) -> torch.jit.ScriptModule:
     """Script (or trace) `module`, check the contract on random inputs, save with the card."""
     validate_card(card)
     module = module.eval()
@@ -117,7 +140,8 @@ class UserEpsModel(nn.Module):
 
 def demo(out: str) -> None:
     torch.manual_seed(0)
-    user_model = UserEpsModel()            # in practice: load your trained weights here
+    user_model = UserEpsModel()  # in practice: load your trained weights here
+
     # The user's model: sigma = t/999 on the rectified-flow path, epsilon prediction, null label -1.
     # diffusion-search sends cond in 0..9 plus null_class = 10; classes 0..9 stay as they are and only
     # the null class is remapped, in a tiny adapter (any TorchScript-able code can go here):
@@ -132,19 +156,31 @@ def demo(out: str) -> None:
 
     wrapped = DenoiserWrapper(NullMap(user_model), time_scale=999.0)
     from fmnist import CLASSES, LICENSE
+
     card = {
-        "name": "my-denoiser", "kind": "denoiser", "prediction": "epsilon", "path": "rectified_flow",
-        "sample_shape": [1, 28, 28], "classes": CLASSES, "null_class": 10, "value_range": [-1.0, 1.0],
+        "name": "my-denoiser",
+        "kind": "denoiser",
+        "prediction": "epsilon",
+        "path": "rectified_flow",
+        "sample_shape": [1, 28, 28],
+        "classes": CLASSES,
+        "null_class": 10,
+        "value_range": [-1.0, 1.0],
         "license": LICENSE,
-        "provenance": {"training_data": "untrained demo weights", "command": "/usr/bin/python3 " + " ".join(sys.argv),
-                       "seed": 0, "param_count": int(sum(p.numel() for p in user_model.parameters())),
-                       "torch_version": torch.__version__},
+        "provenance": {
+            "training_data": "untrained demo weights",
+            "command": "/usr/bin/python3 " + " ".join(sys.argv),
+            "seed": 0,
+            "param_count": int(sum(p.numel() for p in user_model.parameters())),
+            "torch_version": torch.__version__,
+        },
     }
     export_denoiser(wrapped, out, card)
 
 
 def wrap_flow_ckpt(ckpt: str, out: str) -> None:
     from export_flow import export
+
     export(ckpt, out, keep_metrics=False)
 
 

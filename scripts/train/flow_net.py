@@ -57,10 +57,10 @@ class FlowUNet(nn.Module):
         self.tmlp = nn.Sequential(nn.Linear(64, edim), nn.SiLU(), nn.Linear(edim, edim))
         self.cemb = nn.Embedding(num_classes, edim)
         self.inp = nn.Conv2d(1, c1, 3, padding=1)
-        self.d1 = ResBlock(c1, c1, edim)            # 28
-        self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)   # 14
+        self.d1 = ResBlock(c1, c1, edim)  # 28
+        self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)  # 14
         self.d2 = ResBlock(c2, c2, edim)
-        self.down2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)   # 7
+        self.down2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)  # 7
         self.m1 = ResBlock(c3, c3, edim)
         self.m2 = ResBlock(c3, c3, edim)
         self.up2 = nn.Conv2d(c3, c2, 3, padding=1)  # after 2x nearest upsample: 14
@@ -90,5 +90,7 @@ class FlowUNet(nn.Module):
         return self._run(x, sigma, cond)[0]
 
     @torch.jit.export
-    def forward_features(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward_features(
+        self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         return self._run(x, sigma, cond)

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 DATA_DIR = os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 NULL_CLASS = 10
-LICENSE = ("Weights: MIT (this project). Training data: Fashion-MNIST (Zalando Research), MIT license, "
-           "via Debian package dataset-fashion-mnist.")
+LICENSE = (
+    "Weights: MIT (this project). Training data: Fashion-MNIST (Zalando Research), MIT license, "
+    "via Debian package dataset-fashion-mnist."
+)
 
 
 def _read_idx(path):
@@ -26,7 +27,7 @@ def _read_idx(path):
     ndim = magic & 0xFF
     dtype_code = (magic >> 8) & 0xFF
     assert dtype_code == 0x08, f"unsupported IDX dtype {dtype_code:#x} in {path}"
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     return arr.reshape(dims)
 

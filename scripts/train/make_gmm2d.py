@@ -47,10 +47,10 @@ class GMMFlow(nn.Module):
     def posterior(self, x: torch.Tensor, sigma: torch.Tensor):
         """(x0_hat [N,2], responsibilities [N,K]) in float64."""
         xd = x.double()
-        sg = sigma.double().clamp_min(1e-4).unsqueeze(1)               # [N,1]
+        sg = sigma.double().clamp_min(1e-4).unsqueeze(1)  # [N,1]
         a = 1.0 - sg
-        s2 = (self.stds * self.stds).unsqueeze(0)                      # [1,K]
-        tau2 = a * a * s2 + sg * sg                                    # [N,K]
+        s2 = (self.stds * self.stds).unsqueeze(0)  # [1,K]
+        tau2 = a * a * s2 + sg * sg  # [N,K]
         d = xd.unsqueeze(1) - a.unsqueeze(2) * self.means.unsqueeze(0)  # [N,K,2]
         logp = self.log_w.unsqueeze(0) - (d * d).sum(2) / (2.0 * tau2) - torch.log(2.0 * math.pi * tau2)
         g = torch.softmax(logp, dim=1)
@@ -82,8 +82,10 @@ class GMMReward(nn.Module):
 
 
 def target_mixture(w, m, s, c, rs, alpha):
-    w = torch.tensor(w, dtype=torch.float64); m = torch.tensor(m, dtype=torch.float64)
-    s2 = torch.tensor(s, dtype=torch.float64) ** 2; c = torch.tensor(c, dtype=torch.float64)
+    w = torch.tensor(w, dtype=torch.float64)
+    m = torch.tensor(m, dtype=torch.float64)
+    s2 = torch.tensor(s, dtype=torch.float64) ** 2
+    c = torch.tensor(c, dtype=torch.float64)
     S2 = alpha * rs * rs
     s2p = 1.0 / (1.0 / s2 + 1.0 / S2)
     mp = s2p.unsqueeze(1) * (m / s2.unsqueeze(1) + c / S2)
@@ -130,46 +132,99 @@ def main():
     print("prior weights   ", WEIGHTS)
     print("Euler-100 weights", [round(float(e), 4) for e in emp], "abs err (pp)", err_pp, "PASS" if ok else "FAIL")
     print("per-mode sample stats", mstats)
-    print("target weights  ", [round(v, 4) for v in tw], "means", [[round(a, 4) for a in v] for v in tm], "stds", [round(v, 4) for v in ts])
+    print(
+        "target weights  ",
+        [round(v, 4) for v in tw],
+        "means",
+        [[round(a, 4) for a in v] for v in tm],
+        "stds",
+        [round(v, 4) for v in ts],
+    )
     print("target weights by importance-weighting the Euler samples", [round(v, 4) for v in tw_emp])
     prior_mass_on_target_modes = sum(w for w, t in zip(WEIGHTS, tw) if t > 0.1)
     print("prior mass on the modes holding the target mass", prior_mass_on_target_modes)
     command = "/usr/bin/python3 scripts/train/make_gmm2d.py"
     mixture = {"weights": WEIGHTS, "means": MEANS, "stds": STDS, "covariance": "isotropic: std^2 * I"}
     card = {
-        "name": "gmm2d", "kind": "denoiser", "prediction": "velocity", "path": "rectified_flow",
-        "sample_shape": [2], "classes": [], "null_class": None, "conditioning": {"type": "none", "note": "cond is ignored"},
+        "name": "gmm2d",
+        "kind": "denoiser",
+        "prediction": "velocity",
+        "path": "rectified_flow",
+        "sample_shape": [2],
+        "classes": [],
+        "null_class": None,
+        "conditioning": {"type": "none", "note": "cond is ignored"},
         "value_range": None,
         "license": "MIT (this project); analytic, no training data",
-        "description": ("Analytic 2-D Gaussian-mixture denoiser: exact rectified-flow velocity E[eps - x0 | x, sigma] "
-                        "= (x - E[x0|x,sigma]) / sigma of the mixture 'prior' (closed-form posterior mean, float64 inside, "
-                        "sigma clamped to >= 1e-4; returns the input dtype). forward(x[N,2], sigma[N], cond[N]) -> v[N,2]. "
-                        "Exported posterior(x, sigma) -> (x0_hat[N,2] float64, responsibilities[N,K] float64). "
-                        "Toy for the out-of-distribution setting of EvoSearch: the reward tilts the prior "
-                        "towards modes the prior rarely samples."),
+        "description": (
+            "Analytic 2-D Gaussian-mixture denoiser: exact rectified-flow velocity E[eps - x0 | x, sigma] "
+            "= (x - E[x0|x,sigma]) / sigma of the mixture 'prior' (closed-form posterior mean, float64 inside, "
+            "sigma clamped to >= 1e-4; returns the input dtype). forward(x[N,2], sigma[N], cond[N]) -> v[N,2]. "
+            "Exported posterior(x, sigma) -> (x0_hat[N,2] float64, responsibilities[N,K] float64). "
+            "Toy for the out-of-distribution setting of EvoSearch: the reward tilts the prior "
+            "towards modes the prior rarely samples."
+        ),
         "prior": mixture,
-        "reward": {"module": "models/gmm2d-reward.pt", "formula": "r(x) = -||x - c||^2 / (2 s^2)", "c": REWARD_C, "s": REWARD_S},
-        "alpha": ALPHA,
-        "target": {"formula": "p*(x) ∝ p0(x) exp(r(x)/alpha); S^2 = alpha s^2, std'_k^2 = 1/(1/std_k^2 + 1/S^2), "
-                              "mean'_k = std'_k^2 (mean_k/std_k^2 + c/S^2), w'_k ∝ w_k N(mean_k; c, (std_k^2 + S^2) I)",
-                   "weights": tw, "means": tm, "stds": ts,
-                   "prior_mass_on_target_modes": prior_mass_on_target_modes},
-        "metrics": {
-            "euler_check": {"sampler": "Euler, 100 uniform steps sigma 1 -> 0, float32, seed 0", "samples": n,
-                            "mode_assignment": "argmax posterior responsibility at sigma=0",
-                            "empirical_weights": [round(float(e), 4) for e in emp], "prior_weights": WEIGHTS,
-                            "abs_error_pp": err_pp, "max_abs_error_pp": max(err_pp), "tolerance_pp": 2.0, "pass": ok,
-                            "per_mode_sample_stats": mstats},
+        "reward": {
+            "module": "models/gmm2d-reward.pt",
+            "formula": "r(x) = -||x - c||^2 / (2 s^2)",
+            "c": REWARD_C,
+            "s": REWARD_S,
         },
-        "provenance": {"training_data": "none (analytic)", "command": command, "seed": SEED, "param_count": 0,
-                       "training_time": "none; build + check " + f"{time.time()-t0:.1f} s", **fmnist.torch_info()},
+        "alpha": ALPHA,
+        "target": {
+            "formula": "p*(x) ∝ p0(x) exp(r(x)/alpha); S^2 = alpha s^2, std'_k^2 = 1/(1/std_k^2 + 1/S^2), "
+            "mean'_k = std'_k^2 (mean_k/std_k^2 + c/S^2), w'_k ∝ w_k N(mean_k; c, (std_k^2 + S^2) I)",
+            "weights": tw,
+            "means": tm,
+            "stds": ts,
+            "prior_mass_on_target_modes": prior_mass_on_target_modes,
+        },
+        "metrics": {
+            "euler_check": {
+                "sampler": "Euler, 100 uniform steps sigma 1 -> 0, float32, seed 0",
+                "samples": n,
+                "mode_assignment": "argmax posterior responsibility at sigma=0",
+                "empirical_weights": [round(float(e), 4) for e in emp],
+                "prior_weights": WEIGHTS,
+                "abs_error_pp": err_pp,
+                "max_abs_error_pp": max(err_pp),
+                "tolerance_pp": 2.0,
+                "pass": ok,
+                "per_mode_sample_stats": mstats,
+            },
+        },
+        "provenance": {
+            "training_data": "none (analytic)",
+            "command": command,
+            "seed": SEED,
+            "param_count": 0,
+            "training_time": "none; build + check " + f"{time.time()-t0:.1f} s",
+            **fmnist.torch_info(),
+        },
     }
     rcard = {
-        "name": "gmm2d-reward", "kind": "verifier", "prediction": None, "path": None, "sample_shape": [2],
-        "classes": [], "null_class": None, "value_range": None, "license": card["license"],
-        "description": "Analytic Gaussian-tilt reward for gmm2d: forward(x0[N,2], cond[N]) -> r(x) = -||x - c||^2/(2 s^2) (cond ignored).",
-        "reward": card["reward"], "alpha": ALPHA, "target": card["target"],
-        "provenance": {"training_data": "none (analytic)", "command": command, "seed": SEED, "param_count": 0, **fmnist.torch_info()},
+        "name": "gmm2d-reward",
+        "kind": "verifier",
+        "prediction": None,
+        "path": None,
+        "sample_shape": [2],
+        "classes": [],
+        "null_class": None,
+        "value_range": None,
+        "license": card["license"],
+        "description": "Analytic Gaussian-tilt reward for gmm2d: forward(x0[N,2], cond[N]) -> r(x) = -||x - c||^2/(2 "
+        "s^2) (cond ignored).",
+        "reward": card["reward"],
+        "alpha": ALPHA,
+        "target": card["target"],
+        "provenance": {
+            "training_data": "none (analytic)",
+            "command": command,
+            "seed": SEED,
+            "param_count": 0,
+            **fmnist.torch_info(),
+        },
     }
     torch.jit.save(flow, "models/gmm2d.pt", _extra_files={"model.json": json.dumps(card, indent=1)})
     torch.jit.save(reward, "models/gmm2d-reward.pt", _extra_files={"model.json": json.dumps(rcard, indent=1)})

@@ -39,10 +39,10 @@ class VPMixture(nn.Module):
 
     def _parts(self, x: torch.Tensor, sigma: torch.Tensor):
         xd = x.double()
-        sg = sigma.double().clamp(0.0, 1.0).unsqueeze(1)                # [N,1]
+        sg = sigma.double().clamp(0.0, 1.0).unsqueeze(1)  # [N,1]
         a = (1.0 - sg * sg).clamp_min(0.0).sqrt()
-        s2 = (self.stds * self.stds).unsqueeze(0)                       # [1,K]
-        tau2 = a * a * s2 + sg * sg                                     # [N,K]
+        s2 = (self.stds * self.stds).unsqueeze(0)  # [1,K]
+        tau2 = a * a * s2 + sg * sg  # [N,K]
         d = xd.unsqueeze(1) - a.unsqueeze(2) * self.means.unsqueeze(0)  # [N,K,2]
         logp = self.log_w.unsqueeze(0) - (d * d).sum(2) / (2.0 * tau2) - torch.log(2.0 * math.pi * tau2)
         g = torch.softmax(logp, dim=1)
@@ -93,30 +93,64 @@ def main():
     err_pp = [round(100 * abs(float(e) - w), 3) for e, w in zip(emp, WEIGHTS)]
     ok = max(err_pp) <= 2.0 and consistency < 1e-9 and at_one < 1e-12
     print("eps/posterior consistency (max |a x0 + sigma eps - x|)", consistency, "  max |eps(sigma=1) - x|", at_one)
-    print("prior weights", WEIGHTS, " DDIM-100 weights", [round(float(e), 4) for e in emp], "abs err (pp)", err_pp, "PASS" if ok else "FAIL")
+    print(
+        "prior weights",
+        WEIGHTS,
+        " DDIM-100 weights",
+        [round(float(e), 4) for e in emp],
+        "abs err (pp)",
+        err_pp,
+        "PASS" if ok else "FAIL",
+    )
     command = "/usr/bin/python3 scripts/train/make_vp2d.py"
     card = {
-        "name": "vp2d", "kind": "denoiser", "prediction": "epsilon", "path": "vp",
-        "sample_shape": [2], "classes": [], "null_class": None, "conditioning": {"type": "none", "note": "cond is ignored"},
+        "name": "vp2d",
+        "kind": "denoiser",
+        "prediction": "epsilon",
+        "path": "vp",
+        "sample_shape": [2],
+        "classes": [],
+        "null_class": None,
+        "conditioning": {"type": "none", "note": "cond is ignored"},
         "value_range": None,
         "license": "MIT (this project); analytic, no training data",
-        "description": ("Analytic 2-D Gaussian-mixture denoiser on the variance-preserving path x = sqrt(1 - sigma^2) x0 + sigma eps "
-                        "with epsilon prediction: exact E[eps | x, sigma] of the mixture 'prior' (closed-form posterior, float64 inside; "
-                        "returns the input dtype; equals x at sigma = 1). forward(x[N,2], sigma[N], cond[N]) -> eps[N,2]. "
-                        "Exported posterior(x, sigma) -> (x0_hat[N,2] float64, responsibilities[N,K] float64), defined at sigma = 1 too. "
-                        "No sigma_max: the library's default for epsilon prediction applies (the sigma where a = 0.05). "
-                        "Exercises the vp path and epsilon conversion from sigma = 1."),
+        "description": (
+            "Analytic 2-D Gaussian-mixture denoiser on the variance-preserving path x = sqrt(1 - sigma^2) x0 + sigma "
+            "eps "
+            "with epsilon prediction: exact E[eps | x, sigma] of the mixture 'prior' (closed-form posterior, float64 "
+            "inside; "
+            "returns the input dtype; equals x at sigma = 1). forward(x[N,2], sigma[N], cond[N]) -> eps[N,2]. "
+            "Exported posterior(x, sigma) -> (x0_hat[N,2] float64, responsibilities[N,K] float64), defined at sigma "
+            "= 1 too. "
+            "No sigma_max: the library's default for epsilon prediction applies (the sigma where a = 0.05). "
+            "Exercises the vp path and epsilon conversion from sigma = 1."
+        ),
         "prior": {"weights": WEIGHTS, "means": MEANS, "stds": STDS, "covariance": "isotropic: std^2 * I"},
         "metrics": {
-            "consistency": {"check": "max |a x0_hat + sigma eps_hat - x|, 4000 points, sigma in [0.01, 0.99], float64", "value": consistency},
+            "consistency": {
+                "check": "max |a x0_hat + sigma eps_hat - x|, 4000 points, sigma in [0.01, 0.99], float64",
+                "value": consistency,
+            },
             "eps_at_sigma_1": {"check": "max |eps_hat(x, 1) - x|", "value": at_one},
-            "ddim_check": {"sampler": "DDIM eta 0, 100 uniform steps sigma 1 -> 0, x0_hat from posterior(), float32 state, seed 0",
-                           "samples": n, "mode_assignment": "argmax posterior responsibility at sigma = 0",
-                           "empirical_weights": [round(float(e), 4) for e in emp], "prior_weights": WEIGHTS,
-                           "abs_error_pp": err_pp, "tolerance_pp": 2.0, "pass": ok},
+            "ddim_check": {
+                "sampler": "DDIM eta 0, 100 uniform steps sigma 1 -> 0, x0_hat from posterior(), float32 state, seed 0",
+                "samples": n,
+                "mode_assignment": "argmax posterior responsibility at sigma = 0",
+                "empirical_weights": [round(float(e), 4) for e in emp],
+                "prior_weights": WEIGHTS,
+                "abs_error_pp": err_pp,
+                "tolerance_pp": 2.0,
+                "pass": ok,
+            },
         },
-        "provenance": {"training_data": "none (analytic)", "command": command, "seed": SEED, "param_count": 0,
-                       "training_time": "none; build + check " + f"{time.time()-t0:.1f} s", **fmnist.torch_info()},
+        "provenance": {
+            "training_data": "none (analytic)",
+            "command": command,
+            "seed": SEED,
+            "param_count": 0,
+            "training_time": "none; build + check " + f"{time.time()-t0:.1f} s",
+            **fmnist.torch_info(),
+        },
     }
     torch.jit.save(model, "models/vp2d.pt", _extra_files={"model.json": json.dumps(card, indent=1)})
     print("saved models/vp2d.pt")

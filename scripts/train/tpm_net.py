@@ -43,7 +43,9 @@ SOLVERS = ("euler", "ab2")
 def ab2_coefficient(h: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
     """c per sample (float64 maths, like the TypeScript sampler): 0 where there is no previous step."""
     h, h_prev = h.double(), h_prev.double()
-    c = torch.where(h_prev != 0, h / (2.0 * torch.where(h_prev != 0, h_prev, torch.ones_like(h_prev))), torch.zeros_like(h))
+    c = torch.where(
+        h_prev != 0, h / (2.0 * torch.where(h_prev != 0, h_prev, torch.ones_like(h_prev))), torch.zeros_like(h)
+    )
     return c.clamp(0.0, AB2_C_MAX).float()
 
 
@@ -63,9 +65,12 @@ class TimePredictionModule(nn.Module):
         self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32) / 2.0)
         sig_dim = 2 + 2 * n_freq
         self.net = nn.Sequential(
-            nn.Linear(feature_dim + sig_dim, hidden), nn.SiLU(),
-            nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, 2))
+            nn.Linear(feature_dim + sig_dim, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, 2),
+        )
         self.r_min = R_MIN
         self.r_max = R_MAX
         self.logit_min = LOGIT_MIN
@@ -105,8 +110,17 @@ def mode_from_logits(ab_logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def adaptive_rollout(flow, tpm, x: torch.Tensor, cond: torch.Tensor, sigma_min: float, max_steps: int,
-                     stochastic: bool = False, record: bool = False, solver: str = "euler"):
+def adaptive_rollout(
+    flow,
+    tpm,
+    x: torch.Tensor,
+    cond: torch.Tensor,
+    sigma_min: float,
+    max_steps: int,
+    stochastic: bool = False,
+    record: bool = False,
+    solver: str = "euler",
+):
     """Adaptive sampling of a batch (see the module docstring).
 
     Returns (x0 [N,...], steps [N] int64, and when record=True a list per step of
@@ -151,7 +165,9 @@ def adaptive_rollout(flow, tpm, x: torch.Tensor, cond: torch.Tensor, sigma_min: 
 
 
 @torch.no_grad()
-def fixed_rollout(flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: float = 1.0, solver: str = "euler") -> torch.Tensor:
+def fixed_rollout(
+    flow, x: torch.Tensor, cond: torch.Tensor, steps: int, shift: float = 1.0, solver: str = "euler"
+) -> torch.Tensor:
     """The fixed (shifted) uniform schedule of `steps` steps, sigma 1 -> 0, with either solver."""
     sig = shifted_schedule(steps, shift)
     n = x.shape[0]
@@ -191,4 +207,3 @@ def schedule_target_r(sigma: torch.Tensor, n_steps: int, shift: float = 1.0) -> 
     u = unshift_sigma(sigma.double(), shift)
     nxt = shift_sigma((u - 1.0 / n_steps).clamp_min(0.0), shift)
     return (nxt / sigma.double().clamp_min(1e-6)).clamp(R_MIN, R_MAX).float()
-

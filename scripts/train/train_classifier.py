@@ -1,6 +1,7 @@
 """Train a Fashion-MNIST classifier and export it as TorchScript with a model card.
 
-  verifier: /usr/bin/python3 scripts/train/train_classifier.py --arch verifier --seed 1 --out models/fashion-classifier.pt
+  verifier: /usr/bin/python3 scripts/train/train_classifier.py --arch verifier --seed 1 \
+              --out models/fashion-classifier.pt
   eval:     /usr/bin/python3 scripts/train/train_classifier.py --arch eval --seed 2 --out eval/fashion-eval.pt
 
 Trains on the train split (55k; 5k held out for validation, used only for monitoring), with
@@ -31,20 +32,20 @@ def shift_aug(x, gen, pad=2):
         for j in range(2 * pad + 1):
             m = (dy == i) & (dx == j)
             if m.any():
-                out[m] = xp[m, :, i:i + 28, j:j + 28]
+                out[m] = xp[m, :, i : i + 28, j : j + 28]
     return out
 
 
 @torch.no_grad()
 def predict(model, x, bs=1000):
     model.eval()
-    return torch.cat([model.logits(x[i:i + bs]) for i in range(0, x.shape[0], bs)])
+    return torch.cat([model.logits(x[i : i + bs]) for i in range(0, x.shape[0], bs)])
 
 
 @torch.no_grad()
 def feats(model, x, bs=1000):
     model.eval()
-    return torch.cat([model.features(x[i:i + bs]) for i in range(0, x.shape[0], bs)]).double()
+    return torch.cat([model.features(x[i : i + bs]) for i in range(0, x.shape[0], bs)]).double()
 
 
 def mean_cov(f):
@@ -82,12 +83,13 @@ def main():
         p = torch.randperm(xtr.shape[0], generator=gen)
         tot = 0.0
         for k in range(steps_per_epoch):
-            idx = p[k * args.batch:(k + 1) * args.batch]
+            idx = p[k * args.batch : (k + 1) * args.batch]
             xb = shift_aug(xtr[idx], gen)
             loss = F.cross_entropy(model.logits(xb), ytr[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step(); sched.step()
+            opt.step()
+            sched.step()
             tot += float(loss)
         va = float((predict(model, xva).argmax(1) == yva).float().mean())
         curve.append({"epoch": ep + 1, "train_loss": round(tot / steps_per_epoch, 4), "val_acc": round(va, 4)})
@@ -99,15 +101,20 @@ def main():
     acc = float((pred == yte).float().mean())
     per_class = {fmnist.CLASSES[c]: round(float((pred[yte == c] == c).float().mean()), 4) for c in range(10)}
     print(f"TEST accuracy {acc:.4f}", per_class, flush=True)
-    metrics = {"test_accuracy": round(acc, 4), "test_accuracy_per_class": per_class,
-               "measured_on": "Fashion-MNIST test split (10,000 images)"}
+    metrics = {
+        "test_accuracy": round(acc, 4),
+        "test_accuracy_per_class": per_class,
+        "measured_on": "Fashion-MNIST test split (10,000 images)",
+    }
     if args.arch == "eval":
         f = feats(model, xte)
         mu, cov = mean_cov(f)
-        model.mu_all.copy_(mu.float()); model.cov_all.copy_(cov.float())
+        model.mu_all.copy_(mu.float())
+        model.cov_all.copy_(cov.float())
         for c in range(10):
             m_c, c_c = mean_cov(f[yte == c])
-            model.mu_class[c].copy_(m_c.float()); model.cov_class[c].copy_(c_c.float())
+            model.mu_class[c].copy_(m_c.float())
+            model.cov_class[c].copy_(c_c.float())
         # Inception-style score of the real test split with this classifier (reference value)
         pr = torch.softmax(predict(model, xte).double(), 1)
         py = pr.mean(0, keepdim=True)
@@ -115,32 +122,46 @@ def main():
         metrics["inception_score_test_split"] = round(isc, 4)
         print(f"IS(test) {isc:.4f}")
     sm = torch.jit.script(model)
-    card = fmnist.base_card("fashion-eval" if args.arch == "eval" else "fashion-classifier",
-                            "eval" if args.arch == "eval" else "verifier")
+    card = fmnist.base_card(
+        "fashion-eval" if args.arch == "eval" else "fashion-classifier", "eval" if args.arch == "eval" else "verifier"
+    )
     for k in ("prediction", "path"):
         card[k] = None
     card["input"] = "x0 [N,1,28,28] float32 in [-1,1] (clean samples)"
     card["methods"] = {
-        "forward": "forward(x0, cond[N] int64) -> log p(cond | x0) [N] (log-softmax of the cond class; higher is better)",
+        "forward": "forward(x0, cond[N] int64) -> log p(cond | x0) [N] (log-softmax of the cond class; higher is "
+        "better)",
         "logits": "logits(x0) -> [N,10]",
         "features": "features(x0) -> [N,128] (penultimate activations)",
     }
     if args.arch == "eval":
-        card["methods"]["fid_stats"] = ("fid_stats() -> (mu_all[128], cov_all[128,128], mu_class[10,128], cov_class[10,128,128]): "
-                                        "mean/covariance (unbiased) of features() over the real TEST split, overall and per class")
-        card["description"] = ("Independent evaluation classifier (LeNet-style, different architecture and seed from "
-                               "fashion-classifier). Never use it as a search verifier. Used for class accuracy, "
-                               "Inception-style score and Frechet distance on its 128-D features.")
+        card["methods"]["fid_stats"] = (
+            "fid_stats() -> (mu_all[128], cov_all[128,128], mu_class[10,128], cov_class[10,128,128]): "
+            "mean/covariance (unbiased) of features() over the real TEST split, overall and per class"
+        )
+        card["description"] = (
+            "Independent evaluation classifier (LeNet-style, different architecture and seed from "
+            "fashion-classifier). Never use it as a search verifier. Used for class accuracy, "
+            "Inception-style score and Frechet distance on its 128-D features."
+        )
     else:
-        card["description"] = "Search verifier: class log-probability of the conditioning class; features() for self-supervised scoring."
+        card[
+            "description"
+        ] = "Search verifier: class log-probability of the conditioning class; features() for self-supervised scoring."
     card["feature_dim"] = 128
     card["metrics"] = metrics
     card["provenance"] = {
-        "training_data": "Fashion-MNIST train split (55,000 for training, 5,000 held out for validation), random +-2px shifts",
-        "command": command, "seed": args.seed, "param_count": fmnist.count_params(model),
-        "training_time_minutes": round(train_time / 60, 1), "epochs": args.epochs,
+        "training_data": "Fashion-MNIST train split (55,000 for training, 5,000 held out for validation), random "
+        "+-2px shifts",
+        "command": command,
+        "seed": args.seed,
+        "param_count": fmnist.count_params(model),
+        "training_time_minutes": round(train_time / 60, 1),
+        "epochs": args.epochs,
         "optimizer": f"AdamW one-cycle max lr {args.lr}, wd 5e-4, batch {args.batch}, label smoothing 0.05",
-        "curve": curve, "hardware": "CPU", **fmnist.torch_info(),
+        "curve": curve,
+        "hardware": "CPU",
+        **fmnist.torch_info(),
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     torch.jit.save(sm, args.out, _extra_files={"model.json": json.dumps(card, indent=1)})

@@ -58,27 +58,57 @@ def main():
     curve = []
     if args.resume and os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt)
-        model.load_state_dict(ck["model"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
         step, epoch, pos, elapsed = ck["step"], ck["epoch"], ck["pos"], ck["elapsed"]
-        gen.set_state(ck["gen"]); torch.set_rng_state(ck["rng"]); perm = ck["perm"]; curve = ck.get("curve", [])
+        gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["rng"])
+        perm = ck["perm"]
+        curve = ck.get("curve", [])
         print(f"resumed step {step} epoch {epoch} elapsed {elapsed/60:.1f} min", flush=True)
     print(f"params {fmnist.count_params(model)}  command: {command}", flush=True)
 
     def save_ckpt():
         tmp = args.ckpt + ".tmp"
-        torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
-                        epoch=epoch, pos=pos, elapsed=elapsed, gen=gen.get_state(), rng=torch.get_rng_state(),
-                        perm=perm, curve=curve, args=vars(args), command=command, arch=ARCH), tmp)
+        torch.save(
+            dict(
+                model=model.state_dict(),
+                ema=ema.state_dict(),
+                opt=opt.state_dict(),
+                step=step,
+                epoch=epoch,
+                pos=pos,
+                elapsed=elapsed,
+                gen=gen.get_state(),
+                rng=torch.get_rng_state(),
+                perm=perm,
+                curve=curve,
+                args=vars(args),
+                command=command,
+                arch=ARCH,
+            ),
+            tmp,
+        )
         os.replace(tmp, args.ckpt)
 
     budget = args.minutes * 60.0
-    t_last = time.time(); last_ck = elapsed; run_loss = 0.0; run_n = 0; t_log = time.time(); img_log = 0
+    t_last = time.time()
+    last_ck = elapsed
+    run_loss = 0.0
+    run_n = 0
+    t_log = time.time()
+    img_log = 0
     model.train()
     while elapsed < budget:
         if pos + args.batch > n:
-            epoch += 1; pos = 0; perm = torch.randperm(n, generator=gen)
-        idx = perm[pos:pos + args.batch]; pos += args.batch
-        x0 = x_train[idx]; y = y_train[idx].clone()
+            epoch += 1
+            pos = 0
+            perm = torch.randperm(n, generator=gen)
+        idx = perm[pos : pos + args.batch]
+        pos += args.batch
+        x0 = x_train[idx]
+        y = y_train[idx].clone()
         b = x0.shape[0]
         drop = torch.rand(b) < args.p_uncond
         y[drop] = fmnist.NULL_CLASS
@@ -90,7 +120,11 @@ def main():
         s4 = sig.view(-1, 1, 1, 1)
         xt = (1 - s4) * x0 + s4 * eps
         frac = min(elapsed / budget, 1.0)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = (
+            args.lr
+            * min(1.0, (step + 1) / args.warmup)
+            * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+        )
         for g in opt.param_groups:
             g["lr"] = lr
         v = model(xt, sig, y)
@@ -104,18 +138,31 @@ def main():
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         step += 1
-        run_loss += float(loss); run_n += 1; img_log += b
-        now = time.time(); elapsed += now - t_last; t_last = now
+        run_loss += float(loss)
+        run_n += 1
+        img_log += b
+        now = time.time()
+        elapsed += now - t_last
+        t_last = now
         if step % 100 == 0:
             rate = img_log / (now - t_log)
-            print(f"step {step} epoch {epoch} loss {run_loss/run_n:.4f} lr {lr:.2e} {rate:.0f} img/s elapsed {elapsed/60:.1f} min", flush=True)
+            print(
+                f"step {step} epoch {epoch} loss {run_loss/run_n:.4f} lr {lr:.2e} {rate:.0f} img/s elapsed "
+                f"{elapsed/60:.1f} min",
+                flush=True,
+            )
             curve.append([step, round(elapsed, 1), round(run_loss / run_n, 5)])
-            run_loss = 0.0; run_n = 0; t_log = now; img_log = 0
+            run_loss = 0.0
+            run_n = 0
+            t_log = now
+            img_log = 0
         if elapsed - last_ck > args.ckpt_every * 60:
-            save_ckpt(); last_ck = elapsed
+            save_ckpt()
+            last_ck = elapsed
     save_ckpt()
     print(f"done: {step} steps, {epoch} epochs + {pos} imgs, {elapsed/60:.1f} min", flush=True)
     import export_flow
+
     export_flow.export(args.ckpt, args.out)
 
 

@@ -35,11 +35,19 @@ class RealismNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.GroupNorm(8, 64), nn.LeakyReLU(0.2),   # 14
-            nn.Conv2d(64, 128, 4, stride=2, padding=1), nn.GroupNorm(8, 128), nn.LeakyReLU(0.2),  # 7
-            nn.Conv2d(128, 128, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1),
+            nn.GroupNorm(8, 64),
+            nn.LeakyReLU(0.2),  # 14
+            nn.Conv2d(64, 128, 4, stride=2, padding=1),
+            nn.GroupNorm(8, 128),
+            nn.LeakyReLU(0.2),  # 7
+            nn.Conv2d(128, 128, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(128, 1)
 
     @torch.jit.export
@@ -54,7 +62,7 @@ def parse_fakes(spec):
     """'euler4,ab2-8' -> [('euler', 4), ('ab2', 8)]: the samplers whose outputs are the fakes."""
     out = []
     for t in [t for t in spec.split(",") if t]:
-        solver, n = (t.split("-", 1) if "-" in t else (t.rstrip("0123456789"), t[len(t.rstrip("0123456789")):]))
+        solver, n = t.split("-", 1) if "-" in t else (t.rstrip("0123456789"), t[len(t.rstrip("0123456789")) :])
         if solver not in ("euler", "ab2") or not n.isdigit() or int(n) < 1:
             raise SystemExit(f"--fakes: '{t}' is not eulerN or ab2-N")
         out.append((solver, int(n)))
@@ -73,14 +81,20 @@ def fakes(flow, n, seed, kinds=(("euler", 1), ("euler", 2), ("euler", 3), ("eule
         else:
             gi = torch.Generator().manual_seed(seed * 100 + i)
             x = torch.randn(per, 1, 28, 28, generator=gi)
-            out.append(torch.cat([fixed_rollout(flow, x[j:j + 500], y[j:j + 500], st, 1.0, solver) for j in range(0, per, 500)]).clamp(-1, 1))
+            out.append(
+                torch.cat(
+                    [fixed_rollout(flow, x[j : j + 500], y[j : j + 500], st, 1.0, solver) for j in range(0, per, 500)]
+                ).clamp(-1, 1)
+            )
     return torch.cat(out)
 
 
 @torch.no_grad()
 def score(m, x):
     m.eval()
-    return torch.cat([m(x[i:i + 500], torch.zeros(min(500, x.shape[0] - i), dtype=torch.long)) for i in range(0, x.shape[0], 500)])
+    return torch.cat(
+        [m(x[i : i + 500], torch.zeros(min(500, x.shape[0] - i), dtype=torch.long)) for i in range(0, x.shape[0], 500)]
+    )
 
 
 def main():
@@ -92,8 +106,11 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="models/fashion-realism.pt")
     ap.add_argument("--name", default="fashion-realism", help="the card's name")
-    ap.add_argument("--fakes", default="euler1,euler2,euler3,euler4",
-                    help="the samplers that make the fakes: eulerN (uniform Euler, N steps) or ab2-N (uniform AB2)")
+    ap.add_argument(
+        "--fakes",
+        default="euler1,euler2,euler3,euler4",
+        help="the samplers that make the fakes: eulerN (uniform Euler, N steps) or ab2-N (uniform AB2)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     fmnist.seed_everything(args.seed)
@@ -109,8 +126,9 @@ def main():
     print(f"generated {xf.shape[0]} fakes in {time.time()-t0:.0f}s", flush=True)
     xr, _ = fmnist.load("train")
     g = torch.Generator().manual_seed(args.seed)
-    xr = xr[torch.randperm(60000, generator=g)[:xf.shape[0]]]
-    x = torch.cat([xr, xf]); t = torch.cat([torch.ones(xr.shape[0]), torch.zeros(xf.shape[0])])
+    xr = xr[torch.randperm(60000, generator=g)[: xf.shape[0]]]
+    x = torch.cat([xr, xf])
+    t = torch.cat([torch.ones(xr.shape[0]), torch.zeros(xf.shape[0])])
     m = RealismNet()
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=1e-4)
     bs = 128
@@ -122,12 +140,15 @@ def main():
         p = torch.randperm(x.shape[0], generator=g)
         tot = 0.0
         for k in range(x.shape[0] // bs):
-            idx = p[k * bs:(k + 1) * bs]
+            idx = p[k * bs : (k + 1) * bs]
             xb = x[idx]
-            flip = torch.rand(xb.shape[0], generator=g) < 0.5   # flips: realism should not depend on orientation
+            flip = torch.rand(xb.shape[0], generator=g) < 0.5  # flips: realism should not depend on orientation
             xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
             loss = F.binary_cross_entropy_with_logits(m(xb, torch.zeros(bs, dtype=torch.long)), t[idx])
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
             tot += float(loss)
         curve.append({"epoch": ep + 1, "train_loss": round(tot / (x.shape[0] // bs), 4)})
         print(f"epoch {ep+1} loss {tot/(x.shape[0]//bs):.4f} {time.time()-t0:.0f}s", flush=True)
@@ -135,38 +156,59 @@ def main():
     # held-out evaluation: real TEST split vs fresh fakes (different seed)
     xte, yte = fmnist.load("test")
     xf2 = fakes(flow, 2000, args.seed + 1000, kinds)
-    s_real = score(m, xte); s_fake = score(m, xf2)
+    s_real = score(m, xte)
+    s_fake = score(m, xf2)
     acc = float(((s_real > 0).float().sum() + (s_fake <= 0).float().sum()) / (s_real.numel() + s_fake.numel()))
     lab = torch.arange(10).repeat_interleave(10)
     by_steps = {}
     for st in sorted({1, 2, 4, 50} | {n for k, n in kinds if k == "euler"}):
         by_steps[f"euler{st}"] = round(float(score(m, sample(flow, lab, st, 1.0, 777).clamp(-1, 1)).mean()), 3)
     for st in sorted({n for k, n in kinds if k == "ab2"} | ({20, 30} if any(k == "ab2" for k, _ in kinds) else set())):
-        x_ab2 = fixed_rollout(flow, torch.randn(lab.shape[0], 1, 28, 28, generator=torch.Generator().manual_seed(777)), lab, st, 1.0, "ab2")
+        x_ab2 = fixed_rollout(
+            flow,
+            torch.randn(lab.shape[0], 1, 28, 28, generator=torch.Generator().manual_seed(777)),
+            lab,
+            st,
+            1.0,
+            "ab2",
+        )
         by_steps[f"ab2-{st}"] = round(float(score(m, x_ab2.clamp(-1, 1)).mean()), 3)
-    metrics = {"heldout_accuracy_real_test_vs_fresh_fakes": round(acc, 4),
-               "mean_logit_real_test": round(float(s_real.mean()), 3),
-               "mean_logit_fresh_fakes": round(float(s_fake.mean()), 3),
-               "mean_logit_flow_samples_by_sampler_100_samples": by_steps}
+    metrics = {
+        "heldout_accuracy_real_test_vs_fresh_fakes": round(acc, 4),
+        "mean_logit_real_test": round(float(s_real.mean()), 3),
+        "mean_logit_fresh_fakes": round(float(s_fake.mean()), 3),
+        "mean_logit_flow_samples_by_sampler_100_samples": by_steps,
+    }
     print(json.dumps(metrics, indent=1))
     card = fmnist.base_card(args.name, "verifier")
     for k in ("prediction", "path"):
         card[k] = None
     card["input"] = "x0 [N,1,28,28] float32 in [-1,1] (clean samples); cond is ignored"
-    card["description"] = ("Class-agnostic realism verifier (aesthetic-scorer stand-in): a discriminator of real "
-                           f"Fashion-MNIST train images vs the fashion-flow model's samples ({fake_desc} steps, uniform). "
-                           "forward(x0, cond) -> logit [N] (higher = more real, cond ignored); features(x0) -> [N,128].")
+    card["description"] = (
+        "Class-agnostic realism verifier (aesthetic-scorer stand-in): a discriminator of real "
+        f"Fashion-MNIST train images vs the fashion-flow model's samples ({fake_desc} steps, uniform). "
+        "forward(x0, cond) -> logit [N] (higher = more real, cond ignored); features(x0) -> [N,128]."
+    )
     card["methods"] = {"forward": "forward(x0, cond) -> realism logit [N]", "features": "features(x0) -> [N,128]"}
     card["feature_dim"] = 128
     card["metrics"] = metrics
     card["provenance"] = {
         "training_data": f"{xr.shape[0]} Fashion-MNIST train images (real) vs {xf.shape[0]} samples of the flow "
-                         f"model {args.flow} ({fake_desc} steps, random classes, guidance 1.0), horizontal flips",
-        "flow_model_used": {"file": args.flow, "training_steps": fcard.get("provenance", {}).get("training_steps"),
-                            "training_time_minutes": fcard.get("provenance", {}).get("training_time_minutes")},
-        "command": command, "seed": args.seed, "param_count": fmnist.count_params(m),
-        "training_time_minutes": round(train_time / 60, 1), "epochs": args.epochs, "curve": curve,
-        "optimizer": "AdamW one-cycle max lr 1e-3, batch 128, BCE with logits", "hardware": "CPU", **fmnist.torch_info(),
+        f"model {args.flow} ({fake_desc} steps, random classes, guidance 1.0), horizontal flips",
+        "flow_model_used": {
+            "file": args.flow,
+            "training_steps": fcard.get("provenance", {}).get("training_steps"),
+            "training_time_minutes": fcard.get("provenance", {}).get("training_time_minutes"),
+        },
+        "command": command,
+        "seed": args.seed,
+        "param_count": fmnist.count_params(m),
+        "training_time_minutes": round(train_time / 60, 1),
+        "epochs": args.epochs,
+        "curve": curve,
+        "optimizer": "AdamW one-cycle max lr 1e-3, batch 128, BCE with logits",
+        "hardware": "CPU",
+        **fmnist.torch_info(),
     }
     torch.jit.save(torch.jit.script(m), args.out, _extra_files={"model.json": json.dumps(card, indent=1)})
     print(f"saved {args.out} params {card['provenance']['param_count']} time {train_time/60:.1f} min")

@@ -30,16 +30,24 @@ import os
 import sys
 import time
 
-# OpenMP threads that spin while waiting slow libtorch 5-20x when the cores are shared with other
-# processes (this 2-core machine); passive waiting costs nothing when they are not.
+# OpenMP threads that spin while waiting slow libtorch several-fold when the cores are shared with
+# other processes; passive waiting costs nothing when they are not.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist  # noqa: E402
-from tpm_net import (R_MAX, R_MIN, SOLVERS, TimePredictionModule, adaptive_rollout, beta_dist,  # noqa: E402
-                     discount, schedule_target_r)
+from tpm_net import (  # noqa: E402
+    R_MAX,
+    R_MIN,
+    SOLVERS,
+    TimePredictionModule,
+    adaptive_rollout,
+    beta_dist,
+    discount,
+    schedule_target_r,
+)
 
 
 def load_flow(path):
@@ -71,8 +79,10 @@ class Reward:
     def describe(self):
         if self.real is None:
             return "R = p(class | x0) from models/fashion-classifier.pt (exp of its forward)"
-        return ("R = p(class | x0) * sigmoid(realism logit): classifier models/fashion-classifier.pt "
-                "and realism models/fashion-realism.pt (product ensemble)")
+        return (
+            "R = p(class | x0) * sigmoid(realism logit): classifier models/fashion-classifier.pt "
+            "and realism models/fashion-realism.pt (product ensemble)"
+        )
 
 
 @torch.no_grad()
@@ -85,11 +95,11 @@ def state_pool(flow, n, seed, bs=256):
     sig[torch.rand(n, generator=g) < 0.1] = 1.0
     feats = []
     for i in range(0, n, bs):
-        x0 = x_tr[idx[i:i + bs]]
-        s = sig[i:i + bs]
+        x0 = x_tr[idx[i : i + bs]]
+        s = sig[i : i + bs]
         eps = torch.randn(x0.shape, generator=g)
         xt = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * eps
-        feats.append(flow.forward_features(xt, s, y_tr[idx[i:i + bs]])[1])
+        feats.append(flow.forward_features(xt, s, y_tr[idx[i : i + bs]])[1])
     return torch.cat(feats), sig
 
 
@@ -103,7 +113,9 @@ def warm_start(tpm, feats, sig, args, log):
     for it in range(1, args.bc_iters + 1):
         b = torch.randint(0, feats.shape[0], (512,), generator=g)
         ab = tpm.logits(feats[b], sig[b])
-        loss = F.mse_loss(ab[:, 0] - ab[:, 1], target[b]) + F.mse_loss(torch.logsumexp(ab, 1), torch.full((b.numel(),), math.log(args.bc_kappa)))
+        loss = F.mse_loss(ab[:, 0] - ab[:, 1], target[b]) + F.mse_loss(
+            torch.logsumexp(ab, 1), torch.full((b.numel(),), math.log(args.bc_kappa))
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -125,8 +137,12 @@ def main(argv=None):
     ap.add_argument("--flow", default="models/fashion-flow.pt")
     ap.add_argument("--classifier", default="models/fashion-classifier.pt")
     ap.add_argument("--realism", default="models/fashion-realism.pt")
-    ap.add_argument("--reward", choices=["auto", "classifier", "ensemble"], default="auto",
-                    help="auto: the ensemble when the realism verifier exists, else the classifier")
+    ap.add_argument(
+        "--reward",
+        choices=["auto", "classifier", "ensemble"],
+        default="auto",
+        help="auto: the ensemble when the realism verifier exists, else the classifier",
+    )
     ap.add_argument("--gamma", type=float, default=0.97)
     ap.add_argument("--k", type=int, default=4, help="rollouts per condition (RLOO group)")
     ap.add_argument("--conditions", type=int, default=10, help="conditions (class, noise) per iteration")
@@ -135,14 +151,26 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--ppo-epochs", type=int, default=4)
     ap.add_argument("--clip", type=float, default=0.2)
-    ap.add_argument("--kl", type=float, default=0.0, help="weight of KL(Beta_policy || Beta_warm-start) per step (0: none)")
+    ap.add_argument(
+        "--kl", type=float, default=0.0, help="weight of KL(Beta_policy || Beta_warm-start) per step (0: none)"
+    )
     ap.add_argument("--sigma-min", type=float, default=0.01)
     ap.add_argument("--max-steps", type=int, default=60, help="the most steps of a rollout (training and card default)")
-    ap.add_argument("--solver", choices=list(SOLVERS), default="euler",
-                    help="the step rule of the rollouts, recorded in the card (ab2: second-order Adams–Bashforth, one NFE per step)")
+    ap.add_argument(
+        "--solver",
+        choices=list(SOLVERS),
+        default="euler",
+        help="the step rule of the rollouts, recorded in the card (ab2: second-order Adams–Bashforth, one NFE per "
+            "step)",
+    )
     ap.add_argument("--bc-iters", type=int, default=400)
     ap.add_argument("--bc-target-steps", type=int, default=40)
-    ap.add_argument("--bc-shift", type=float, default=0.5, help="time shift of the warm-start schedule (1 = uniform, < 1 = more steps at low noise)")
+    ap.add_argument(
+        "--bc-shift",
+        type=float,
+        default=0.5,
+        help="time shift of the warm-start schedule (1 = uniform, < 1 = more steps at low noise)",
+    )
     ap.add_argument("--bc-kappa", type=float, default=100.0)
     ap.add_argument("--bc-pool", type=int, default=4096)
     ap.add_argument("--init", default="", help="start from this TPM checkpoint (.ckpt) instead of a warm start")
@@ -178,8 +206,12 @@ def main(argv=None):
     if args.init:
         ck = torch.load(args.init)
         tpm.load_state_dict(ck["tpm"])
-        init_info = {"from": args.init, "command": ck.get("command"),
-                     "warm_start": ck.get("training", {}).get("warm_start"), "rl_iterations_before": ck.get("training", {}).get("iterations")}
+        init_info = {
+            "from": args.init,
+            "command": ck.get("command"),
+            "warm_start": ck.get("training", {}).get("warm_start"),
+            "rl_iterations_before": ck.get("training", {}).get("iterations"),
+        }
         bc_curve = ck.get("bc_curve", [])
         log(f"initialised from {args.init}")
     else:
@@ -203,18 +235,36 @@ def main(argv=None):
             "reward": reward.describe(),
             "reward_kind": kind,
             "reward_formula": "R * (1/(n+1)) * sum_{i=0..n} gamma^(n-i), n = steps taken",
-            "algorithm": "RLOO (leave-one-out baseline over k rollouts sharing class and initial noise), advantages / batch std, "
-                         f"PPO-clipped surrogate (eps {args.clip}, {args.ppo_epochs} epochs per batch), Adam lr {args.lr}, grad clip 1.0"
-                         + (f", KL to the warm-start policy x {args.kl}" if args.kl > 0 else ""),
-            "k": args.k, "conditions_per_iteration": args.conditions, "iterations": it,
+            "algorithm": "RLOO (leave-one-out baseline over k rollouts sharing class and initial noise), advantages / "
+            "batch std, "
+            f"PPO-clipped surrogate (eps {args.clip}, {args.ppo_epochs} epochs per batch), Adam lr {args.lr}, grad "
+            "clip 1.0"
+            + (f", KL to the warm-start policy x {args.kl}" if args.kl > 0 else ""),
+            "k": args.k,
+            "conditions_per_iteration": args.conditions,
+            "iterations": it,
             "rollouts": it * args.k * args.conditions,
-            "warm_start": (init_info or {"kind": f"behaviour cloning of the {args.bc_target_steps}-step schedule with time shift {args.bc_shift} (mode) with concentration "
-                                                 f"{args.bc_kappa}, {args.bc_iters} Adam steps on {args.bc_pool} noised train images",
-                                         "bc_loss_curve": bc_curve}),
+            "warm_start": (
+                init_info
+                or {
+                    "kind": f"behaviour cloning of the {args.bc_target_steps}-step schedule with time shift "
+                    f"{args.bc_shift} (mode) with concentration "
+                    f"{args.bc_kappa}, {args.bc_iters} Adam steps on {args.bc_pool} noised train images",
+                    "bc_loss_curve": bc_curve,
+                }
+            ),
             "training_time_minutes": round(minutes, 1),
             "hardware": f"CPU, {args.threads} threads",
-            "curve_columns": ["iteration", "seconds", "mean R (sampled r)", "mean steps (sampled r)", "mean discounted reward",
-                              "loss first PPO epoch", "loss last PPO epoch", "mean alpha+beta-2"],
+            "curve_columns": [
+                "iteration",
+                "seconds",
+                "mean R (sampled r)",
+                "mean steps (sampled r)",
+                "mean discounted reward",
+                "loss first PPO epoch",
+                "loss last PPO epoch",
+                "mean alpha+beta-2",
+            ],
             "curve": curve[:: max(1, len(curve) // 40)] + ([curve[-1]] if curve else []),
             "greedy_eval_columns": ["iteration", "seconds", "mean R", "mean steps", "mean discounted reward"],
             "greedy_eval": evals,
@@ -236,8 +286,9 @@ def main(argv=None):
         cond = cond_c.repeat_interleave(k)
         noise = noise_c.repeat_interleave(k, 0)
         tpm.eval()
-        x0, steps, trace = adaptive_rollout(flow, tpm, noise, cond, args.sigma_min, args.max_steps, stochastic=True, record=True,
-                                          solver=args.solver)
+        x0, steps, trace = adaptive_rollout(
+            flow, tpm, noise, cond, args.sigma_min, args.max_steps, stochastic=True, record=True, solver=args.solver
+        )
         R = reward(x0, cond)
         rew = R * discount(steps, args.gamma)
         grp = rew.view(C, k)
@@ -269,10 +320,22 @@ def main(argv=None):
             losses.append(float(loss))
         with torch.no_grad():
             kappa = float((torch.exp(lg).sum(1)).mean())
-        curve.append([it, round(time.time() - t_start, 1), round(float(R.mean()), 5), round(float(steps.float().mean()), 3),
-                      round(float(rew.mean()), 5), round(losses[0], 5), round(losses[-1], 5), round(kappa, 2)])
-        log(f"it {it} R {float(R.mean()):.4f} steps {float(steps.float().mean()):.2f} reward {float(rew.mean()):.4f} "
-            f"loss {losses[0]:+.4f}->{losses[-1]:+.4f} kappa {kappa:.1f}")
+        curve.append(
+            [
+                it,
+                round(time.time() - t_start, 1),
+                round(float(R.mean()), 5),
+                round(float(steps.float().mean()), 3),
+                round(float(rew.mean()), 5),
+                round(losses[0], 5),
+                round(losses[-1], 5),
+                round(kappa, 2),
+            ]
+        )
+        log(
+            f"it {it} R {float(R.mean()):.4f} steps {float(steps.float().mean()):.2f} reward {float(rew.mean()):.4f} "
+            f"loss {losses[0]:+.4f}->{losses[-1]:+.4f} kappa {kappa:.1f}"
+        )
         if it % args.eval_every == 0:
             tpm.eval()
             rr = greedy_eval(flow, tpm, reward, ev_noise, ev_cond, args)
@@ -293,7 +356,16 @@ def main(argv=None):
             json.dump({"bc": bc_curve, "rl": curve, "greedy": evals, "args": vars(args)}, f)
     if args.ckpt:
         os.makedirs(os.path.dirname(args.ckpt) or ".", exist_ok=True)
-        torch.save({"tpm": tpm.state_dict(), "command": command, "bc_curve": bc_curve, "args": vars(args), "training": training}, args.ckpt)
+        torch.save(
+            {
+                "tpm": tpm.state_dict(),
+                "command": command,
+                "bc_curve": bc_curve,
+                "args": vars(args),
+                "training": training,
+            },
+            args.ckpt,
+        )
     if args.out:
         export(tpm, args, training, fcard, args.out)
     return {"bc": bc_curve, "rl": curve, "greedy": evals}
@@ -303,30 +375,48 @@ def export(tpm, args, training, fcard, out):
     sm = torch.jit.script(copy.deepcopy(tpm).eval())
     card = fmnist.base_card("fashion-tpm", "tpm")
     card.pop("prediction", None)
-    card.update({
-        "description": "Time Prediction Module (TPDM, arXiv 2412.01243) for models/fashion-flow.pt: reads the denoiser's features at "
-                       "the current state and sigma and predicts Beta(alpha, beta) over r = sigma_next / sigma. "
-                       "forward(features[N,D], sigma[N]) -> [N,2] (alpha, beta) = exp(.) + 1; mode(features, sigma) -> r[N] = "
-                       "(alpha-1)/(alpha+beta-2) clamped to r_range.",
-        "denoiser": {"name": fcard.get("name", "fashion-flow"), "file": "models/fashion-flow.pt",
-                     "features": "forward_features(x, sigma, cond)[1]", "feature_dim": tpm.feature_dim},
-        "feature_dim": tpm.feature_dim,
-        "methods": {"forward": "forward(features[N,D] float32, sigma[N] float32) -> Tensor[N,2] (alpha, beta), both > 1",
-                    "mode": "mode(features[N,D], sigma[N]) -> r[N] in r_range"},
-        "sampler": {
-            "sigma_min": args.sigma_min, "max_steps": args.max_steps, "r_range": [R_MIN, R_MAX], "solver": args.solver,
-            "rule": "sigma = 1; each step: (v, h) = denoiser.forward_features(x, sigma, cond); r = mode(h, sigma); "
-                    "sigma_next = r * sigma; if sigma_next < sigma_min or this is step max_steps: sigma_next = 0 (the final step); "
-                    "x += (sigma_next - sigma) * u with u = v (solver euler) or, for ab2, u = (1 + c) v - c v_prev, "
-                    "c = min((sigma_next - sigma) / (2 * previous step), 1), 0 on a sample's first step. "
-                    "One denoiser evaluation (NFE) per sample per step; samples finish independently.",
-            "guidance": 1.0,
-        },
-        "training": training,
-        "provenance": {"training_data": "none directly: rollouts of the frozen fashion-flow denoiser; warm start on Fashion-MNIST "
-                                        "train images noised to random sigma", "command": training["command"], "seed": args.seed,
-                       "param_count": fmnist.count_params(tpm)},
-    })
+    card.update(
+        {
+            "description": "Time Prediction Module (TPDM, arXiv 2412.01243) for models/fashion-flow.pt: reads the "
+            "denoiser's features at "
+            "the current state and sigma and predicts Beta(alpha, beta) over r = sigma_next / sigma. "
+            "forward(features[N,D], sigma[N]) -> [N,2] (alpha, beta) = exp(.) + 1; mode(features, sigma) -> r[N] = "
+            "(alpha-1)/(alpha+beta-2) clamped to r_range.",
+            "denoiser": {
+                "name": fcard.get("name", "fashion-flow"),
+                "file": "models/fashion-flow.pt",
+                "features": "forward_features(x, sigma, cond)[1]",
+                "feature_dim": tpm.feature_dim,
+            },
+            "feature_dim": tpm.feature_dim,
+            "methods": {
+                "forward": "forward(features[N,D] float32, sigma[N] float32) -> Tensor[N,2] (alpha, beta), both > 1",
+                "mode": "mode(features[N,D], sigma[N]) -> r[N] in r_range",
+            },
+            "sampler": {
+                "sigma_min": args.sigma_min,
+                "max_steps": args.max_steps,
+                "r_range": [R_MIN, R_MAX],
+                "solver": args.solver,
+                "rule": "sigma = 1; each step: (v, h) = denoiser.forward_features(x, sigma, cond); r = mode(h, sigma); "
+                "sigma_next = r * sigma; if sigma_next < sigma_min or this is step max_steps: sigma_next = 0 (the "
+                "final step); "
+                "x += (sigma_next - sigma) * u with u = v (solver euler) or, for ab2, u = (1 + c) v - c v_prev, "
+                "c = min((sigma_next - sigma) / (2 * previous step), 1), 0 on a sample's first step. "
+                "One denoiser evaluation (NFE) per sample per step; samples finish independently.",
+                "guidance": 1.0,
+            },
+            "training": training,
+            "provenance": {
+                "training_data": "none directly: rollouts of the frozen fashion-flow denoiser; warm start on "
+                "Fashion-MNIST "
+                "train images noised to random sigma",
+                "command": training["command"],
+                "seed": args.seed,
+                "param_count": fmnist.count_params(tpm),
+            },
+        }
+    )
     if os.path.exists(out):
         extra = {"model.json": ""}
         try:

@@ -22,7 +22,11 @@ def command_line():
 
 
 def lr_at(base, frac, step, warmup, min_frac=0.05):
-    return base * min(1.0, (step + 1) / warmup) * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+    return (
+        base
+        * min(1.0, (step + 1) / warmup)
+        * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+    )
 
 
 def read_card(path):
@@ -46,6 +50,7 @@ def write_png(path, img):
     def chunk(tag, data):
         c = struct.pack(">I", len(data)) + tag + data
         return c + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
     with open(path, "wb") as f:
@@ -61,7 +66,9 @@ def grid(x, nrow, pad=2, scale=2):
     out = torch.ones(nr * (hh + pad) + pad, ncol * (ww + pad) + pad)
     for i in range(n):
         r, c = divmod(i, ncol)
-        out[pad + r * (hh + pad): pad + r * (hh + pad) + hh, pad + c * (ww + pad): pad + c * (ww + pad) + ww] = (x[i, 0] + 1) / 2
+        out[pad + r * (hh + pad) : pad + r * (hh + pad) + hh, pad + c * (ww + pad) : pad + c * (ww + pad) + ww] = (
+            x[i, 0] + 1
+        ) / 2
     if scale > 1:
         out = out.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
     return out

@@ -34,7 +34,9 @@ def held_out_prompts(n, seed):
     si, bi = P.attribute_ids(xt, yt)
     g = torch.Generator().manual_seed(seed)
     per = n // 10
-    idx = torch.cat([torch.nonzero(yt == c).squeeze(1)[torch.randperm(int((yt == c).sum()), generator=g)[:per]] for c in range(10)])
+    idx = torch.cat(
+        [torch.nonzero(yt == c).squeeze(1)[torch.randperm(int((yt == c).sum()), generator=g)[:per]] for c in range(10)]
+    )
     return idx, yt[idx], si[idx], bi[idx], xt[idx]
 
 
@@ -44,11 +46,12 @@ def sample(t2i, text, mask, steps, guidance, gen, bs=800):
     nt, nm = t2i.null_condition()
     sig = torch.linspace(1.0, 0.0, steps + 1)
     for i in range(0, text.shape[0], bs):
-        tb, mb = text[i:i + bs], mask[i:i + bs]
+        tb, mb = text[i : i + bs], mask[i : i + bs]
         n = tb.shape[0]
         x = torch.randn(n, 4, 7, 7, generator=gen)
         if guidance != 1.0:
-            tt = torch.cat([tb, nt.expand(n, -1, -1)]); mm = torch.cat([mb, nm.expand(n, -1)])
+            tt = torch.cat([tb, nt.expand(n, -1, -1)])
+            mm = torch.cat([mb, nm.expand(n, -1)])
         for k in range(steps):
             s = torch.full((n,), float(sig[k]))
             if guidance == 1.0:
@@ -63,17 +66,27 @@ def sample(t2i, text, mask, steps, guidance, gen, bs=800):
 
 @torch.no_grad()
 def score(imgs, y, si, bi, ev, clip, text, mask, bs=1000):
-    pred = torch.cat([ev.logits(imgs[i:i + bs]).argmax(1) for i in range(0, imgs.shape[0], bs)])
-    cs = torch.cat([clip(imgs[i:i + bs], text[i:i + bs], mask[i:i + bs]) for i in range(0, imgs.shape[0], bs)])
+    pred = torch.cat([ev.logits(imgs[i : i + bs]).argmax(1) for i in range(0, imgs.shape[0], bs)])
+    cs = torch.cat([clip(imgs[i : i + bs], text[i : i + bs], mask[i : i + bs]) for i in range(0, imgs.shape[0], bs)])
     ps, pb = P.attribute_ids(imgs, y)
-    return {"cls": (pred == y).float(), "size": (ps == si).float(), "bright": (pb == bi).float(),
-            "all": ((pred == y) & (ps == si) & (pb == bi)).float(), "clip": cs}
+    return {
+        "cls": (pred == y).float(),
+        "size": (ps == si).float(),
+        "bright": (pb == bi).float(),
+        "all": ((pred == y) & (ps == si) & (pb == bi)).float(),
+        "clip": cs,
+    }
 
 
 def summarize(d, sel=None):
     r = lambda k: round(float((d[k] if sel is None else d[k][sel]).mean()), 4)  # noqa: E731
-    return {"class_accuracy": r("cls"), "size_accuracy": r("size"), "brightness_accuracy": r("bright"),
-            "all_three_accuracy": r("all"), "clip_score": r("clip")}
+    return {
+        "class_accuracy": r("cls"),
+        "size_accuracy": r("size"),
+        "brightness_accuracy": r("bright"),
+        "all_three_accuracy": r("all"),
+        "clip_score": r("clip"),
+    }
 
 
 def main():
@@ -96,8 +109,10 @@ def main():
     torch.set_num_threads(args.threads)
     command = common.command_line()
     t2i, card = common.read_card(args.t2i)
-    ae = torch.jit.load(args.ae).eval(); text_enc = torch.jit.load(args.text).eval()
-    clip = torch.jit.load(args.clip).eval(); ev = torch.jit.load(args.eval).eval()
+    ae = torch.jit.load(args.ae).eval()
+    text_enc = torch.jit.load(args.text).eval()
+    clip = torch.jit.load(args.clip).eval()
+    ev = torch.jit.load(args.eval).eval()
     t2i.eval()
     idx, y, si, bi, xreal = held_out_prompts(args.prompts, args.seed)
     texts = [P.prompt(int(c), int(s), int(b)) for c, s, b in zip(y, si, bi)]
@@ -106,10 +121,13 @@ def main():
     K = args.per_prompt
     rep = lambda t: t.repeat_interleave(K, 0)  # noqa: E731
     Y, S, B, T, M = rep(y), rep(si), rep(bi), rep(pt), rep(pm)
-    res = {"prompts": f"{args.prompts} full prompts from test-split images (10 per class, seed {args.seed})",
-           "sampler": f"Euler {args.steps} uniform steps sigma 1 -> 0 (latent), decoded by fashion-ae, clamped to [-1,1]",
-           "samples_per_prompt": K, "measured_by": "class: eval/fashion-eval.pt; attributes: card rule on the sample; clip: fashion-clip",
-           "command": command}
+    res = {
+        "prompts": f"{args.prompts} full prompts from test-split images (10 per class, seed {args.seed})",
+        "sampler": f"Euler {args.steps} uniform steps sigma 1 -> 0 (latent), decoded by fashion-ae, clamped to [-1,1]",
+        "samples_per_prompt": K,
+        "measured_by": "class: eval/fashion-eval.pt; attributes: card rule on the sample; clip: fashion-clip",
+        "command": command,
+    }
     real = score(xreal, y, si, bi, ev, clip, pt, pm)
     res["reference_real_test_images"] = summarize(real)
     os.makedirs(args.figdir, exist_ok=True)
@@ -119,19 +137,26 @@ def main():
         t0 = time.time()
         zs = sample(t2i, T, M, args.steps, w, gen)
         with torch.no_grad():
-            imgs = torch.cat([ae.decode(zs[i:i + 1000]) for i in range(0, zs.shape[0], 1000)]).clamp(-1, 1)
+            imgs = torch.cat([ae.decode(zs[i : i + 1000]) for i in range(0, zs.shape[0], 1000)]).clamp(-1, 1)
         dt = time.time() - t0
         d = score(imgs, Y, S, B, ev, clip, T, M)
         nfe_one = args.steps * (1 if w == 1.0 else 2)
-        entry = {"guidance": w, "nfe_per_sample": nfe_one, "sampling_seconds": round(dt, 1), **summarize(d),
-                 "per_class_accuracy": {fmnist.CLASSES[c]: round(float(d["cls"][Y == c].mean()), 4) for c in range(10)}}
+        entry = {
+            "guidance": w,
+            "nfe_per_sample": nfe_one,
+            "sampling_seconds": round(dt, 1),
+            **summarize(d),
+            "per_class_accuracy": {fmnist.CLASSES[c]: round(float(d["cls"][Y == c].mean()), 4) for c in range(10)},
+        }
         # best-of-N by CLIP score
         bon = {}
         cl = d["clip"].view(-1, K)
         for nb in [int(v) for v in args.best_of.split(",") if int(v) <= K]:
             g = cl.view(-1, K // nb, nb)
-            best = g.argmax(2)                                                  # [P, K/nb]
-            flat = (torch.arange(args.prompts).view(-1, 1) * K + torch.arange(K // nb).view(1, -1) * nb + best).flatten()
+            best = g.argmax(2)  # [P, K/nb]
+            flat = (
+                torch.arange(args.prompts).view(-1, 1) * K + torch.arange(K // nb).view(1, -1) * nb + best
+            ).flatten()
             bon[str(nb)] = {"nfe_per_prompt": nb * nfe_one, **summarize(d, flat)}
         entry["best_of_n_by_clip"] = bon
         per_guidance[f"{w:g}"] = entry
@@ -146,7 +171,9 @@ def main():
                 for i in sel.tolist():
                     f.write(texts[i] + "\n")
             bestimg = imgs.view(args.prompts, K, 1, 28, 28)[torch.arange(args.prompts), cl.argmax(1)]
-            pair = torch.stack([xreal[sel], imgs.view(args.prompts, K, 1, 28, 28)[sel, 0], bestimg[sel]], 1).reshape(-1, 1, 28, 28)
+            pair = torch.stack([xreal[sel], imgs.view(args.prompts, K, 1, 28, 28)[sel, 0], bestimg[sel]], 1).reshape(
+                -1, 1, 28, 28
+            )
             common.write_png(os.path.join(args.figdir, "real-plain-best.png"), common.grid(pair, 6))
     res["by_guidance"] = per_guidance
     # attribute control figure: one class, 3 sizes x 3 brightness, 6 samples each, guidance 2
@@ -160,7 +187,7 @@ def main():
     with open(os.path.join(args.figdir, "attributes-prompts.txt"), "w") as f:
         f.write("attributes-g2.png: 6 samples per prompt, 3 prompts per row (guidance 2):\n")
         for i in range(0, len(cells), 3):
-            f.write(" | ".join(P.prompt(*c) for c in cells[i:i + 3]) + "\n")
+            f.write(" | ".join(P.prompt(*c) for c in cells[i : i + 3]) + "\n")
     print(json.dumps(res["reference_real_test_images"]))
     with open(os.path.join(args.figdir, "metrics.json"), "w") as f:
         json.dump(res, f, indent=1)
@@ -168,8 +195,17 @@ def main():
         metrics = card.get("metrics", {})
         metrics["held_out_prompts"] = res
         h = per_guidance.get("1") or next(iter(per_guidance.values()))
-        metrics["headline"] = {k: h[k] for k in ("guidance", "class_accuracy", "size_accuracy", "brightness_accuracy",
-                                                 "all_three_accuracy", "clip_score")}
+        metrics["headline"] = {
+            k: h[k]
+            for k in (
+                "guidance",
+                "class_accuracy",
+                "size_accuracy",
+                "brightness_accuracy",
+                "all_three_accuracy",
+                "clip_score",
+            )
+        }
         metrics["headline"]["sampler"] = f"Euler {args.steps} steps"
         card["metrics"] = metrics
         common.save_scripted(t2i, args.t2i, card)

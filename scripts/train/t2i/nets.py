@@ -96,10 +96,17 @@ class ClipVerifier(nn.Module):
     def __init__(self, text_dim: int = 64, embed_dim: int = 64):
         super().__init__()
         self.image = nn.Sequential(
-            _cbr(1, 32), _cbr(32, 32), nn.MaxPool2d(2),      # 14
-            _cbr(32, 64), _cbr(64, 64), nn.MaxPool2d(2),     # 7
-            _cbr(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(128, embed_dim))
+            _cbr(1, 32),
+            _cbr(32, 32),
+            nn.MaxPool2d(2),  # 14
+            _cbr(32, 64),
+            _cbr(64, 64),
+            nn.MaxPool2d(2),  # 7
+            _cbr(64, 128),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(128, embed_dim),
+        )
         self.text_proj = nn.Sequential(nn.Linear(text_dim, 128), nn.GELU(), nn.Linear(128, embed_dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         self.embed_dim = embed_dim
@@ -122,21 +129,33 @@ class AutoEncoder(nn.Module):
         super().__init__()
         c = ch
         self.enc = nn.Sequential(
-            nn.Conv2d(1, c // 2, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c // 2, c, 3, stride=2, padding=1), nn.SiLU(),     # 14
-            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(),          # 7
-            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, latent_ch, 1))
+            nn.Conv2d(1, c // 2, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1),
+            nn.SiLU(),  # 14
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c, c, 3, stride=2, padding=1),
+            nn.SiLU(),  # 7
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c, latent_ch, 1),
+        )
         self.dec = nn.Sequential(
-            nn.Conv2d(latent_ch, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
-            nn.Upsample(scale_factor=2.0, mode="nearest"),               # 14
-            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c // 2, 3, padding=1), nn.SiLU(),
-            nn.Upsample(scale_factor=2.0, mode="nearest"),               # 28
-            nn.Conv2d(c // 2, c // 2, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c // 2, 1, 3, padding=1))
+            nn.Conv2d(latent_ch, c, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.SiLU(),
+            nn.Upsample(scale_factor=2.0, mode="nearest"),  # 14
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c, c // 2, 3, padding=1),
+            nn.SiLU(),
+            nn.Upsample(scale_factor=2.0, mode="nearest"),  # 28
+            nn.Conv2d(c // 2, c // 2, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c // 2, 1, 3, padding=1),
+        )
         self.register_buffer("shift", torch.zeros(latent_ch))
         self.register_buffer("scale", torch.ones(latent_ch))
 
@@ -242,14 +261,26 @@ class Stage(nn.Module):
 
 
 class T2IDenoiser(nn.Module):
-    def __init__(self, latent_ch: int = 4, ch: int = 128, edim: int = 256, text_dim: int = 64, max_len: int = 8,
-                 depth: int = 4, self_attn: bool = True, cross_stages: Tuple[int, ...] = (0, 1, 2, 3), heads: int = 4):
+    def __init__(
+        self,
+        latent_ch: int = 4,
+        ch: int = 128,
+        edim: int = 256,
+        text_dim: int = 64,
+        max_len: int = 8,
+        depth: int = 4,
+        self_attn: bool = True,
+        cross_stages: Tuple[int, ...] = (0, 1, 2, 3),
+        heads: int = 4,
+    ):
         super().__init__()
         self.temb = SinusoidalEmb(64)
         self.tmlp = nn.Sequential(nn.Linear(64, edim), nn.SiLU(), nn.Linear(edim, edim))
         self.pool_mlp = nn.Sequential(nn.Linear(text_dim, edim), nn.SiLU(), nn.Linear(edim, edim))
         self.inp = nn.Conv2d(latent_ch, ch, 3, padding=1)
-        self.stages = nn.ModuleList([Stage(ch, edim, text_dim, self_attn and i % 2 == 1, i in cross_stages, heads) for i in range(depth)])
+        self.stages = nn.ModuleList(
+            [Stage(ch, edim, text_dim, self_attn and i % 2 == 1, i in cross_stages, heads) for i in range(depth)]
+        )
         self.outn = nn.GroupNorm(8, ch)
         self.out = nn.Conv2d(ch, latent_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -257,7 +288,9 @@ class T2IDenoiser(nn.Module):
         self.null_text = nn.Parameter(torch.randn(1, max_len, text_dim) * 0.5)
         self.register_buffer("null_mask", torch.ones(1, max_len, dtype=torch.bool))
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
+    ) -> torch.Tensor:
         text_mask = text_mask.to(torch.bool)
         e = F.silu(self.tmlp(self.temb(sigma * 1000.0)) + self.pool_mlp(masked_mean(text, text_mask)))
         h = self.inp(x)

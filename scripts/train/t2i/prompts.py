@@ -33,7 +33,7 @@ PAD_ID = 0
 UNK_ID = 1
 SIZE_WORDS = ["small", "medium", "large"]
 BRIGHT_WORDS = ["dark", "grey", "bright"]
-CLASS_NAMES = [c.lower() for c in fmnist.CLASSES]   # "t-shirt/top", ..., "ankle boot"
+CLASS_NAMES = [c.lower() for c in fmnist.CLASSES]  # "t-shirt/top", ..., "ankle boot"
 P_DROP = 0.3
 
 VOCAB: List[str] = ["<pad>", "<unk>", "a"] + SIZE_WORDS + BRIGHT_WORDS
@@ -42,8 +42,10 @@ for _c in CLASS_NAMES:
         if _w not in VOCAB:
             VOCAB.append(_w)
 WORD_TO_ID: Dict[str, int] = {w: i for i, w in enumerate(VOCAB)}
-TOKENIZER_RULE = ("lowercase; split on whitespace; strip characters other than [a-z/-] from each word; "
-                  "drop empty words; word -> vocab id, unknown -> 1 (<unk>); pad id 0; truncate/right-pad to max_len")
+TOKENIZER_RULE = (
+    "lowercase; split on whitespace; strip characters other than [a-z/-] from each word; "
+    "drop empty words; word -> vocab id, unknown -> 1 (<unk>); pad id 0; truncate/right-pad to max_len"
+)
 
 _STRIP = re.compile(r"[^a-z/-]")
 
@@ -156,13 +158,20 @@ def attributes_card() -> Dict:
     return {
         "object_threshold": OBJECT_THRESHOLD,
         "pixel_scale": "p = (x + 1) / 2 for x in [-1,1]; object pixel: p > object_threshold",
-        "size": {"words": SIZE_WORDS, "measure": "fraction of the 784 pixels that are object pixels",
-                 "thresholds": th["size"]},
-        "brightness": {"words": BRIGHT_WORDS, "measure": "mean p over object pixels (0 if none)",
-                       "thresholds": th["brightness"]},
-        "rule": "per class: word index = (v >= t1) + (v >= t2), thresholds [t1, t2] = train-split tertiles of that class",
+        "size": {
+            "words": SIZE_WORDS,
+            "measure": "fraction of the 784 pixels that are object pixels",
+            "thresholds": th["size"],
+        },
+        "brightness": {
+            "words": BRIGHT_WORDS,
+            "measure": "mean p over object pixels (0 if none)",
+            "thresholds": th["brightness"],
+        },
+        "rule": "per class: word index = (v >= t1) + (v >= t2), thresholds [t1, t2] = train-split tertiles of that "
+        "class",
         "prompt": "a {size} {brightness} {class}; each attribute word may be omitted (= any); "
-                  "training dropped each word independently with probability %g" % P_DROP,
+        "training dropped each word independently with probability %g" % P_DROP,
     }
 
 
@@ -175,4 +184,8 @@ if __name__ == "__main__":
     print("vocab", VOCAB)
     si, bi = attribute_ids(x, y)
     print("size word counts", torch.bincount(si).tolist(), "brightness", torch.bincount(bi).tolist())
-    print(tokenize(["a Small DARK  Sandal!", "a large bright t-shirt/top", "a medium grey ankle boot", "a purple bag", ""]))
+    print(
+        tokenize(
+            ["a Small DARK  Sandal!", "a large bright t-shirt/top", "a medium grey ankle boot", "a purple bag", ""]
+        )
+    )

@@ -1,7 +1,8 @@
 """Train the text-conditioned latent rectified-flow denoiser (models/fashion-t2i.pt).
 
   /usr/bin/python3 scripts/train/t2i/train_t2i.py --minutes 25 --threads 1 [--resume]
-  /usr/bin/python3 scripts/train/t2i/train_t2i.py --export-only [--note "..."]   # re-export the checkpoint's EMA weights
+  # re-export the checkpoint's EMA weights:
+  /usr/bin/python3 scripts/train/t2i/train_t2i.py --export-only [--note "..."]
 
 Needs models/fashion-ae.pt (latents: encode() of the train split, ~unit variance) and models/fashion-text.pt
 (frozen; its outputs for the 160 prompt variants are computed once). Path z_sigma = (1-sigma) z0 + sigma eps,
@@ -25,63 +26,93 @@ import fmnist  # noqa: E402
 import prompts as P  # noqa: E402
 from nets import T2IDenoiser  # noqa: E402
 
-ARCH = dict(latent_ch=4, ch=64, edim=256, text_dim=64, max_len=P.MAX_LEN, depth=4, self_attn=False, cross_stages=[1], heads=2)
+ARCH = dict(
+    latent_ch=4, ch=64, edim=256, text_dim=64, max_len=P.MAX_LEN, depth=4, self_attn=False, cross_stages=[1], heads=2
+)
 
 
 @torch.no_grad()
 def encode_all(ae, x, bs=1000):
-    return torch.cat([ae.encode(x[i:i + bs]) for i in range(0, x.shape[0], bs)])
+    return torch.cat([ae.encode(x[i : i + bs]) for i in range(0, x.shape[0], bs)])
 
 
 def build(arch):
-    return T2IDenoiser(arch["latent_ch"], arch["ch"], arch["edim"], arch["text_dim"], arch["max_len"], arch["depth"],
-                       arch["self_attn"], tuple(arch["cross_stages"]), arch["heads"])
+    return T2IDenoiser(
+        arch["latent_ch"],
+        arch["ch"],
+        arch["edim"],
+        arch["text_dim"],
+        arch["max_len"],
+        arch["depth"],
+        arch["self_attn"],
+        tuple(arch["cross_stages"]),
+        arch["heads"],
+    )
 
 
 def export(ckpt_path, out, keep_metrics=True, note=""):
     ck = torch.load(ckpt_path)
-    arch = ck["arch"]; a = ck["args"]
+    arch = ck["arch"]
+    a = ck["args"]
     m = build(arch)
     m.load_state_dict(ck["ema"])
     m.eval()
     sm = torch.jit.script(m)
     L, D = arch["max_len"], arch["text_dim"]
     card = {
-        "name": "fashion-t2i", "kind": "denoiser", "prediction": "velocity", "path": "rectified_flow",
-        "sample_shape": [arch["latent_ch"], 7, 7], "value_range": None,
-        "description": "Text-conditioned latent rectified flow for Fashion-MNIST prompts 'a {size} {brightness} {class}' "
-                       "(attribute words optional). forward(x[N,4,7,7], sigma[N], text[N,L,D], text_mask[N,L]) -> v = eps - x0 "
-                       "in fashion-ae's scaled latent space; Euler step x += (sigma_to - sigma_from) * v; decode with "
-                       "fashion-ae.decode. Conditioning: fashion-text outputs, by cross-attention (each block) and FiLM from "
-                       "the masked mean pool. Guidance: v = v_null + w (v_cond - v_null), null from null_condition().",
-        "conditions": [{"name": "text", "dtype": "float32", "shape": [L, D]},
-                       {"name": "text_mask", "dtype": "bool", "shape": [L]}],
+        "name": "fashion-t2i",
+        "kind": "denoiser",
+        "prediction": "velocity",
+        "path": "rectified_flow",
+        "sample_shape": [arch["latent_ch"], 7, 7],
+        "value_range": None,
+        "description": "Text-conditioned latent rectified flow for Fashion-MNIST prompts 'a {size} {brightness} "
+        "{class}' "
+        "(attribute words optional). forward(x[N,4,7,7], sigma[N], text[N,L,D], text_mask[N,L]) -> v = eps - x0 "
+        "in fashion-ae's scaled latent space; Euler step x += (sigma_to - sigma_from) * v; decode with "
+        "fashion-ae.decode. Conditioning: fashion-text outputs, by cross-attention (each block) and FiLM from "
+        "the masked mean pool. Guidance: v = v_null + w (v_cond - v_null), null from null_condition().",
+        "conditions": [
+            {"name": "text", "dtype": "float32", "shape": [L, D]},
+            {"name": "text_mask", "dtype": "bool", "shape": [L]},
+        ],
         "unconditional": {"method": "null_condition", "label_dropout": a["p_uncond"]},
         "text_encoder": "fashion-text",
         "decoder": {"model": "fashion-ae", "method": "decode", "image_shape": [1, 28, 28], "value_range": [-1.0, 1.0]},
-        "methods": {"forward": f"forward(x float32[N,4,7,7], sigma float32[N], text float32[N,{L},{D}], text_mask bool[N,{L}]) "
-                               "-> velocity float32[N,4,7,7]",
-                    "null_condition": f"null_condition() -> (text float32[1,{L},{D}], text_mask bool[1,{L}]) (learned; tile to N)"},
+        "methods": {
+            "forward": f"forward(x float32[N,4,7,7], sigma float32[N], text float32[N,{L},{D}], text_mask bool[N,{L}]) "
+            "-> velocity float32[N,4,7,7]",
+            "null_condition": f"null_condition() -> (text float32[1,{L},{D}], text_mask bool[1,{L}]) (learned; tile to "
+            "N)",
+        },
         "sigma_range": [0.0, 1.0],
         "attributes": P.attributes_card(),
         "classes": P.CLASS_NAMES,
         "verifiers": ["fashion-clip"],
         "license": fmnist.LICENSE,
         "provenance": {
-            "training_data": "Fashion-MNIST train split (60,000 images) encoded by fashion-ae; prompts from measured attributes",
-            "command": ck["command"] + "   # resumable; EMA weights exported by scripts/train/t2i/train_t2i.py export()",
-            "seed": a["seed"], "param_count": fmnist.count_params(m), "training_steps": ck["step"], "batch_size": a["batch"],
-            "epochs": round(ck["step"] * a["batch"] / 60000.0, 2), "training_time_minutes": round(ck["elapsed"] / 60.0, 1),
+            "training_data": "Fashion-MNIST train split (60,000 images) encoded by fashion-ae; prompts from measured "
+            "attributes",
+            "command": ck["command"]
+            + "   # resumable; EMA weights exported by scripts/train/t2i/train_t2i.py export()",
+            "seed": a["seed"],
+            "param_count": fmnist.count_params(m),
+            "training_steps": ck["step"],
+            "batch_size": a["batch"],
+            "epochs": round(ck["step"] * a["batch"] / 60000.0, 2),
+            "training_time_minutes": round(ck["elapsed"] / 60.0, 1),
             "optimizer": f"AdamW lr {a['lr']} (warmup {a['warmup']}, cosine over the time budget to 5%), grad clip 1",
             "ema": f"min({a['ema']}, (1+step)/(10+step)); exported weights are the EMA",
             "sigma_sampling": "logit-normal(0,1), 10% uniform",
             "prompt_dropout": f"each attribute word {P.P_DROP}; whole condition -> null {a['p_uncond']}",
-            "architecture": f"7x7 latent net, {arch['ch']} channels: {arch['depth']} FiLM residual blocks (scale/shift from "
-                            f"sigma embedding + MLP of the masked mean-pooled text), cross-attention ({arch['heads']} heads) "
-                            f"to the text tokens plus a learned sink key after block(s) {arch['cross_stages']}"
-                            f"{', self-attention after every 2nd block' if arch['self_attn'] else ''}; embedding {arch['edim']}",
+            "architecture": f"7x7 latent net, {arch['ch']} channels: {arch['depth']} FiLM residual blocks (scale/shift "
+            "from "
+            f"sigma embedding + MLP of the masked mean-pooled text), cross-attention ({arch['heads']} heads) "
+            f"to the text tokens plus a learned sink key after block(s) {arch['cross_stages']}"
+            f"{', self-attention after every 2nd block' if arch['self_attn'] else ''}; embedding {arch['edim']}",
             "frozen_inputs": {"text_encoder": "models/fashion-text.pt", "autoencoder": "models/fashion-ae.pt"},
-            "loss_curve_every_100_steps": ck.get("curve", [])[-5:], "hardware": f"CPU, {a['threads']} thread(s)",
+            "loss_curve_every_100_steps": ck.get("curve", [])[-5:],
+            "hardware": f"CPU, {a['threads']} thread(s)",
             **fmnist.torch_info(),
         },
     }
@@ -146,9 +177,14 @@ def main():
     curve = []
     if args.resume and os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt)
-        model.load_state_dict(ck["model"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
         step, epoch, pos, elapsed = ck["step"], ck["epoch"], ck["pos"], ck["elapsed"]
-        gen.set_state(ck["gen"]); torch.set_rng_state(ck["rng"]); perm = ck["perm"]; curve = ck.get("curve", [])
+        gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["rng"])
+        perm = ck["perm"]
+        curve = ck.get("curve", [])
         command = ck["command"]
         print(f"resumed step {step} elapsed {elapsed / 60:.1f} min", flush=True)
     print(f"params {fmnist.count_params(model)}  arch {arch}  command: {command}", flush=True)
@@ -156,23 +192,46 @@ def main():
     def save_ckpt():
         os.makedirs(os.path.dirname(args.ckpt), exist_ok=True)
         tmp = args.ckpt + ".tmp"
-        torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step, epoch=epoch, pos=pos,
-                        elapsed=elapsed, gen=gen.get_state(), rng=torch.get_rng_state(), perm=perm, curve=curve,
-                        args=vars(args), command=command, arch=arch), tmp)
+        torch.save(
+            dict(
+                model=model.state_dict(),
+                ema=ema.state_dict(),
+                opt=opt.state_dict(),
+                step=step,
+                epoch=epoch,
+                pos=pos,
+                elapsed=elapsed,
+                gen=gen.get_state(),
+                rng=torch.get_rng_state(),
+                perm=perm,
+                curve=curve,
+                args=vars(args),
+                command=command,
+                arch=arch,
+            ),
+            tmp,
+        )
         os.replace(tmp, args.ckpt)
 
     budget = args.minutes * 60.0
-    t_last = time.time(); last_ck = elapsed; run = 0.0; rn = 0
+    t_last = time.time()
+    last_ck = elapsed
+    run = 0.0
+    rn = 0
     model.train()
     while elapsed < budget and (args.max_steps == 0 or step < args.max_steps):
         if pos + args.batch > n:
-            epoch += 1; pos = 0; perm = torch.randperm(n, generator=gen)
-        idx = perm[pos:pos + args.batch]; pos += args.batch
-        z0 = z[idx]; b = z0.shape[0]
+            epoch += 1
+            pos = 0
+            perm = torch.randperm(n, generator=gen)
+        idx = perm[pos : pos + args.batch]
+        pos += args.batch
+        z0 = z[idx]
+        b = z0.shape[0]
         ds, db = P.drop_attributes(si[idx], bi[idx], gen)
         vid = P.variant_index(y[idx], ds, db)
         text, mask = bank_t[vid], bank_m[vid]
-        unc = (torch.rand(b, generator=gen) < args.p_uncond)
+        unc = torch.rand(b, generator=gen) < args.p_uncond
         text = torch.where(unc.view(-1, 1, 1), model.null_text.expand(b, -1, -1), text)
         mask = mask | unc.view(-1, 1)
         sig = torch.sigmoid(torch.randn(b, generator=gen))
@@ -192,13 +251,22 @@ def main():
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-        step += 1; run += float(loss); rn += 1
-        now = time.time(); elapsed += now - t_last; t_last = now
+        step += 1
+        run += float(loss)
+        rn += 1
+        now = time.time()
+        elapsed += now - t_last
+        t_last = now
         if step % 100 == 0:
-            print(f"step {step} epoch {epoch} loss {run / rn:.4f} lr {lr:.2e} elapsed {elapsed / 60:.1f} min", flush=True)
-            curve.append([step, round(elapsed, 1), round(run / rn, 5)]); run = 0.0; rn = 0
+            print(
+                f"step {step} epoch {epoch} loss {run / rn:.4f} lr {lr:.2e} elapsed {elapsed / 60:.1f} min", flush=True
+            )
+            curve.append([step, round(elapsed, 1), round(run / rn, 5)])
+            run = 0.0
+            rn = 0
         if elapsed - last_ck > args.ckpt_every * 60:
-            save_ckpt(); last_ck = elapsed
+            save_ckpt()
+            last_ck = elapsed
     save_ckpt()
     print(f"done: {step} steps, {elapsed / 60:.1f} min", flush=True)
     export(args.ckpt, args.out, note=args.note)
