@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../src/generate';
 import { loadVerifier } from '../src/models/registry';
+import { createPolicy } from '../src/request/policy';
 import { expectCode } from './helpers';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'index.js');
@@ -48,6 +49,18 @@ describe('request edges', () => {
     expect(r.stderr).toMatch(/unknown class/);
     expect(fs.existsSync(path.join(root, 'new'))).toBe(false);
     expect(fs.existsSync(root)).toBe(true);
+    fs.rmSync(root, { recursive: true });
+  });
+
+  it('a models directory that is missing or a file is ARGUMENT naming it (library policy, not a raw ENOENT)', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-policy-'));
+    const file = path.join(root, 'file.pt');
+    fs.writeFileSync(file, '');
+    for (const dir of [path.join(root, 'missing'), file]) {
+      const e = await expectCode(() => createPolicy({ modelsDir: dir }), 'ARGUMENT');
+      expect(e.message).toContain(dir);
+    }
+    expect(createPolicy({ modelsDir: root }).modelsDir).toBe(fs.realpathSync(root));
     fs.rmSync(root, { recursive: true });
   });
 });

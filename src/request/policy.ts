@@ -38,7 +38,7 @@ export function createPolicy(o: PolicyOptions): RequestPolicy {
   const a = o.allowRemoteVerifiers;
   const remoteOrigins = a === true ? ['*'] : !a ? [] : a.includes('*') ? ['*'] : a.map(originOf);
   return {
-    modelsDir: o.modelsDir ? fs.realpathSync(o.modelsDir) : null,
+    modelsDir: o.modelsDir ? realDir(o.modelsDir) : null,
     remoteOrigins,
     maxRequestNfe: o.maxRequestNfe,
     who: o.who,
@@ -141,4 +141,17 @@ export function withModelNames<T>(value: T, p: RequestPolicy): T {
           ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
           : v;
   return walk(value) as T;
+}
+
+/** The models directory's real path; ARGUMENT naming it when it is missing or not a directory. */
+function realDir(dir: string): string {
+  try {
+    const real = fs.realpathSync(dir);
+    if (fs.statSync(real).isDirectory()) return real;
+  } catch (e) {
+    throw new DiffusionSearchError(`models directory '${dir}' cannot be read: ${(e as Error).message}`, 'ARGUMENT', {
+      cause: e,
+    });
+  }
+  throw new DiffusionSearchError(`models directory '${dir}' is not a directory`, 'ARGUMENT');
 }
