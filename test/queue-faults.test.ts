@@ -28,7 +28,15 @@ async function start(q: DiffusionQueue, count: number, args: string[]): Promise<
   return ws;
 }
 /** best-of-n on gmm2d in rounds (a progress update and a cancellation point each): ~85k NFE/s on one idle core. */
-const job = (budget: number, seed: number): GenerateOptions => ({ model: 'gmm2d', algorithm: 'best-of-n', budget, n: 1, steps: 10, seed, algorithmOptions: { batch: 2000 } });
+const job = (budget: number, seed: number): GenerateOptions => ({
+  model: 'gmm2d',
+  algorithm: 'best-of-n',
+  budget,
+  n: 1,
+  steps: 10,
+  seed,
+  algorithmOptions: { batch: 2000 },
+});
 
 describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () => {
   beforeAll(async () => {
@@ -57,42 +65,59 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
     expect(r.rewards).toEqual(local.rewards);
   });
 
-  it(`a long job (${LONG ? 'over 2 minutes, 30 s lock' : '≥ 6× its 2 s lock'}) under CPU load runs exactly once; the event loop stays free`, async () => {
-    const q = queue();
-    const lockS = LONG ? 30 : 2;
-    const ws = await start(q, 2, LONG ? ['--max-job-nfe', '50000000'] : ['--lock-duration', String(lockS), '--stalled-interval', '1']);
-    await q.listen();
-    const stalled: string[] = [];
-    (await q.listen()).on('stalled', ({ jobId }) => stalled.push(jobId));
-    // Busy processes besides the job (one per core; one in the long run, on a shared machine): the machine is loaded while the job runs.
-    const burners = (LONG ? [0] : [0, 1]).map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
-    try {
-      // Sized by time, not NFE: machines differ ~5× in speed (CI ran 2M NFE in 4.8 s). Measure this
-      // machine's rate unloaded, ask for ~2.5× the needed length, and grow the job if it still ran short.
-      const needMs = LONG ? 120_000 : 6 * lockS * 1000;
-      const t0 = performance.now();
-      await generate(job(200_000, 1));
-      let budget = Math.ceil((200_000 / (performance.now() - t0)) * needMs * 2.5);
-      for (let attempt = 0; ; attempt++) {
-        const id = await q.submit(job(budget, 3));
-        const r = await q.wait(id, { timeoutMs: LONG ? 900_000 : 300_000 });
-        const info = r.report.queue as { attempt: number; run_ms: number; loop_delay_max_ms: number; loop_delay_p99_ms: number };
-        console.log(`long job: ${budget} NFE, ${(info.run_ms / 1000).toFixed(1)} s, lock ${lockS} s, event-loop delay max ${info.loop_delay_max_ms.toFixed(1)} ms, p99 ${info.loop_delay_p99_ms.toFixed(1)} ms`);
-        expect(info.attempt).toBe(1);
-        expect(ws.reduce((s, w) => s + w.starts(id), 0)).toBe(1);
-        expect(stalled).toEqual([]);
-        // Renewal happens every lock/2: the loop's worst delay must stay well under it.
-        expect(info.loop_delay_max_ms).toBeLessThan((lockS * 1000) / 2);
-        if (info.run_ms >= needMs || attempt === 2) {
-          expect(info.run_ms).toBeGreaterThanOrEqual(needMs);
-          break;
+  it(
+    `a long job (${LONG ? 'over 2 minutes, 30 s lock' : '≥ 6× its 2 s lock'}) under CPU load runs exactly once; the event loop stays free`,
+    async () => {
+      const q = queue();
+      const lockS = LONG ? 30 : 2;
+      const ws = await start(
+        q,
+        2,
+        LONG ? ['--max-job-nfe', '50000000'] : ['--lock-duration', String(lockS), '--stalled-interval', '1'],
+      );
+      await q.listen();
+      const stalled: string[] = [];
+      (await q.listen()).on('stalled', ({ jobId }) => stalled.push(jobId));
+      // Busy processes besides the job (one per core; one in the long run, on a shared machine): the machine is loaded while the job runs.
+      const burners = (LONG ? [0] : [0, 1]).map(() =>
+        spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }),
+      );
+      try {
+        // Sized by time, not NFE: machines differ ~5× in speed (CI ran 2M NFE in 4.8 s). Measure this
+        // machine's rate unloaded, ask for ~2.5× the needed length, and grow the job if it still ran short.
+        const needMs = LONG ? 120_000 : 6 * lockS * 1000;
+        const t0 = performance.now();
+        await generate(job(200_000, 1));
+        let budget = Math.ceil((200_000 / (performance.now() - t0)) * needMs * 2.5);
+        for (let attempt = 0; ; attempt++) {
+          const id = await q.submit(job(budget, 3));
+          const r = await q.wait(id, { timeoutMs: LONG ? 900_000 : 300_000 });
+          const info = r.report.queue as {
+            attempt: number;
+            run_ms: number;
+            loop_delay_max_ms: number;
+            loop_delay_p99_ms: number;
+          };
+          console.log(
+            `long job: ${budget} NFE, ${(info.run_ms / 1000).toFixed(1)} s, lock ${lockS} s, event-loop delay max ${info.loop_delay_max_ms.toFixed(1)} ms, p99 ${info.loop_delay_p99_ms.toFixed(1)} ms`,
+          );
+          expect(info.attempt).toBe(1);
+          expect(ws.reduce((s, w) => s + w.starts(id), 0)).toBe(1);
+          expect(stalled).toEqual([]);
+          // Renewal happens every lock/2: the loop's worst delay must stay well under it.
+          expect(info.loop_delay_max_ms).toBeLessThan((lockS * 1000) / 2);
+          if (info.run_ms >= needMs || attempt === 2) {
+            expect(info.run_ms).toBeGreaterThanOrEqual(needMs);
+            break;
+          }
+          budget = Math.ceil((budget * needMs * 1.5) / info.run_ms);
         }
-        budget = Math.ceil((budget * needMs * 1.5) / info.run_ms);
+      } finally {
+        burners.forEach((b) => b.kill('SIGKILL'));
       }
-    } finally {
-      burners.forEach((b) => b.kill('SIGKILL'));
-    }
-  }, LONG ? 1_000_000 : 300_000);
+    },
+    LONG ? 1_000_000 : 300_000,
+  );
 
   it('Redis killed (kill -9) and restarted mid-run: no submitted job is lost (AOF, appendfsync always)', async () => {
     const q = queue();

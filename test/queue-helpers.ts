@@ -60,13 +60,33 @@ export class RedisServer {
   async start(): Promise<void> {
     this.proc = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes'],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--maxmemory-policy',
+        'noeviction',
+        '--protected-mode',
+        'yes',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     orphanGuard(this.proc);
     let log = '';
     this.proc.stdout!.on('data', (d) => (log += d));
-    await until(() => /Ready to accept connections/.test(log) || (this.proc!.exitCode !== null && Promise.reject(new Error(log))), `redis-server on ${this.port}: ${log}`);
+    await until(
+      () => /Ready to accept connections/.test(log) || (this.proc!.exitCode !== null && Promise.reject(new Error(log))),
+      `redis-server on ${this.port}: ${log}`,
+    );
   }
 
   /** kill -9: no shutdown save; only what the AOF holds survives. */

@@ -26,7 +26,13 @@ function queue(extra: Partial<Parameters<typeof createQueue>[0]> = {}): Diffusio
   return q;
 }
 function worker(q: DiffusionQueue, extra: Partial<Parameters<typeof createWorker>[0]> = {}): DiffusionWorker {
-  const w = createWorker({ connection: redis.url, name: q.name, lockDurationMs: 5000, engine: { threads: 1 }, ...extra });
+  const w = createWorker({
+    connection: redis.url,
+    name: q.name,
+    lockDurationMs: 5000,
+    engine: { threads: 1 },
+    ...extra,
+  });
   open.unshift(w);
   return w;
 }
@@ -82,7 +88,15 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     const q = queue();
     const w = worker(q, { lockDurationMs: 1000 });
     await w.ready();
-    const long = { model: 'gmm2d', algorithm: 'best-of-n' as const, budget: 200_000, n: 1, steps: 10, seed: 1, algorithmOptions: { batch: 2000 } };
+    const long = {
+      model: 'gmm2d',
+      algorithm: 'best-of-n' as const,
+      budget: 200_000,
+      n: 1,
+      steps: 10,
+      seed: 1,
+      algorithmOptions: { batch: 2000 },
+    };
     const id = await q.submit(long, { expectedSeconds: 100 });
     await until(async () => ((await q.progress(id))?.nfe ?? 0) > 0, 'progress', 60_000);
     const redisCli = new Redis(redis.port, '127.0.0.1');
@@ -138,10 +152,13 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(job!.attemptsMade).toBe(1);
     expect(w.stats.started).toBe(1);
     // A model path outside the worker's models directory is bad input too (TorchScript runs code).
-    await expectCode(async () => q.wait(await q.submit({ ...gmm, model: '/etc/passwd' }), { timeoutMs: 60_000 }), 'ARGUMENT');
+    await expectCode(
+      async () => q.wait(await q.submit({ ...gmm, model: '/etc/passwd' }), { timeoutMs: 60_000 }),
+      'ARGUMENT',
+    );
   });
 
-  it('a job names models only inside the worker\'s models directory: .., absolute paths and symlinks out are refused before loading', async () => {
+  it("a job names models only inside the worker's models directory: .., absolute paths and symlinks out are refused before loading", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-worker-models-'));
     const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-outside-'));
     fs.copyFileSync(path.join(__dirname, '..', 'models', 'gmm2d.pt'), path.join(dir, 'mine.pt'));
@@ -152,12 +169,24 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     const w = worker(q, { modelsDir: dir });
     await w.ready();
     const loadsBefore = w.engine.metrics().loads;
-    for (const model of ['../' + path.basename(outside) + '/evil.pt', path.join(outside, 'evil.pt'), 'link.pt', 'sub/evil.pt', 'mine.pt/../../etc/passwd', 'nul\0.pt']) {
-      const err = await expectCode(async () => q.wait(await q.submit({ ...gmm, model }), { timeoutMs: 60_000 }), 'ARGUMENT');
+    for (const model of [
+      '../' + path.basename(outside) + '/evil.pt',
+      path.join(outside, 'evil.pt'),
+      'link.pt',
+      'sub/evil.pt',
+      'mine.pt/../../etc/passwd',
+      'nul\0.pt',
+    ]) {
+      const err = await expectCode(
+        async () => q.wait(await q.submit({ ...gmm, model }), { timeoutMs: 60_000 }),
+        'ARGUMENT',
+      );
       expect(err.message).toMatch(/models directory|plain name/);
     }
     expect(w.engine.metrics().loads).toBe(loadsBefore); // nothing outside was ever loaded
-    const r = await q.wait(await q.submit({ ...gmm, model: 'mine.pt', verifier: ['gmm2d-reward'] }), { timeoutMs: 60_000 });
+    const r = await q.wait(await q.submit({ ...gmm, model: 'mine.pt', verifier: ['gmm2d-reward'] }), {
+      timeoutMs: 60_000,
+    });
     expect(r.complete).toBe(true);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(outside, { recursive: true, force: true });
@@ -203,7 +232,10 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     const w = worker(q, { progressIntervalMs: 0 });
     await w.ready();
     // best-of-n in rounds of 1000 candidates (a progress update each): about 20 s if it ran to the end.
-    const long = await q.submit({ model: 'gmm2d', algorithm: 'best-of-n', budget: 2_000_000, n: 1, steps: 10, algorithmOptions: { batch: 1000 } }, { attempts: 3 });
+    const long = await q.submit(
+      { model: 'gmm2d', algorithm: 'best-of-n', budget: 2_000_000, n: 1, steps: 10, algorithmOptions: { batch: 1000 } },
+      { attempts: 3 },
+    );
     const waiting = await q.submit(gmm);
     await q.listen();
     await until(async () => ((await q.progress(long))?.nfe ?? 0) > 0, 'progress', 60_000);
@@ -219,9 +251,18 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
 
   it('a worker shutting down past its deadline hands its running job back (no attempt spent); another worker takes it', async () => {
     const q = queue();
-    const w = createWorker({ connection: redis.url, name: q.name, lockDurationMs: 5000, engine: { threads: 1 }, progressIntervalMs: 0 });
+    const w = createWorker({
+      connection: redis.url,
+      name: q.name,
+      lockDurationMs: 5000,
+      engine: { threads: 1 },
+      progressIntervalMs: 0,
+    });
     await w.ready();
-    const id = await q.submit({ model: 'gmm2d', algorithm: 'best-of-n', budget: 2_000_000, n: 1, steps: 10, algorithmOptions: { batch: 1000 } }, { attempts: 1 });
+    const id = await q.submit(
+      { model: 'gmm2d', algorithm: 'best-of-n', budget: 2_000_000, n: 1, steps: 10, algorithmOptions: { batch: 1000 } },
+      { attempts: 1 },
+    );
     await until(async () => ((await q.progress(id))?.nfe ?? 0) > 0, 'progress', 60_000);
     await w.close({ deadlineMs: 100 });
     expect(['waiting', 'delayed']).toContain(await q.state(id));
@@ -239,7 +280,10 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     const w = worker(q, { concurrency: 2, engine: { threads: 1, memoryLimit: 6000 } });
     await w.ready();
     await expectCode(async () => q.wait(await q.submit({ ...gmm, n: 8 }), { timeoutMs: 60_000 }), 'OUT_OF_MEMORY');
-    const ids = await Promise.all([q.submit({ ...gmm, n: 2, budget: 3000, steps: 100 }), q.submit({ ...gmm, n: 2, budget: 3000, steps: 100, seed: 9 })]);
+    const ids = await Promise.all([
+      q.submit({ ...gmm, n: 2, budget: 3000, steps: 100 }),
+      q.submit({ ...gmm, n: 2, budget: 3000, steps: 100, seed: 9 }),
+    ]);
     const rs = await Promise.all(ids.map((id) => q.wait(id, { timeoutMs: 60_000 })));
     expect(rs.every((r) => r.complete)).toBe(true);
     expect(w.stats.handedBack).toBeGreaterThan(0);
@@ -251,7 +295,9 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     await w.ready();
     const ids = await Promise.all([1, 2, 3].map((s) => q.submit({ ...gmm, n: 1, seed: s })));
     await Promise.all(ids.map((id) => q.wait(id, { timeoutMs: 60_000 })));
-    const starts = (await Promise.all(ids.map((id) => q.queue.getJob(id)))).map((j) => j!.processedOn!).sort((a, b) => a - b);
+    const starts = (await Promise.all(ids.map((id) => q.queue.getJob(id))))
+      .map((j) => j!.processedOn!)
+      .sort((a, b) => a - b);
     expect(starts[2] - starts[0]).toBeGreaterThanOrEqual(1900);
   });
 });

@@ -32,7 +32,17 @@ export interface JobProgress {
  * the job fails at once, with its code. Anything else — a native failure, a verifier service that
  * is down, the engine closing, Redis errors — is retried with backoff.
  */
-export const UNRECOVERABLE: ReadonlySet<string> = new Set<ErrorCode>(['ARGUMENT', 'ARITY', 'SHAPE', 'DEVICE', 'MODEL_LOAD', 'MODEL_CARD', 'BUDGET', 'OUT_OF_MEMORY', 'ABORTED']);
+export const UNRECOVERABLE: ReadonlySet<string> = new Set<ErrorCode>([
+  'ARGUMENT',
+  'ARITY',
+  'SHAPE',
+  'DEVICE',
+  'MODEL_LOAD',
+  'MODEL_CARD',
+  'BUDGET',
+  'OUT_OF_MEMORY',
+  'ABORTED',
+]);
 
 /** failedReason is `[CODE] message`. */
 export function encodeError(code: string, message: string): string {
@@ -41,7 +51,9 @@ export function encodeError(code: string, message: string): string {
 
 export function decodeError(reason: string | undefined): DiffusionSearchError {
   const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(reason ?? '');
-  return m ? new DiffusionSearchError(m[2], m[1] as ErrorCode) : new DiffusionSearchError(reason || 'the job failed', 'NATIVE');
+  return m
+    ? new DiffusionSearchError(m[2], m[1] as ErrorCode)
+    : new DiffusionSearchError(reason || 'the job failed', 'NATIVE');
 }
 
 /** Redis names the queue adds next to BullMQ's own. */

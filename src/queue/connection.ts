@@ -19,9 +19,11 @@ export function parseRedisUrl(url: string): RedisConnection {
   } catch {
     throw new DiffusionSearchError(`--redis must be a URL like redis://127.0.0.1:6379, got '${url}'`, 'ARGUMENT');
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new DiffusionSearchError(`--redis must start with redis:// or rediss://, got '${url}'`, 'ARGUMENT');
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new DiffusionSearchError(`--redis must start with redis:// or rediss://, got '${url}'`, 'ARGUMENT');
   const db = u.pathname.replace(/^\//, '');
-  if (db && !/^\d+$/.test(db)) throw new DiffusionSearchError(`--redis: the path must be a database number, got '${u.pathname}'`, 'ARGUMENT');
+  if (db && !/^\d+$/.test(db))
+    throw new DiffusionSearchError(`--redis: the path must be a database number, got '${u.pathname}'`, 'ARGUMENT');
   const c: RedisConnection = { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 6379 };
   if (db) c.db = Number(db);
   if (u.username) c.username = decodeURIComponent(u.username);
