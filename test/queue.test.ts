@@ -61,6 +61,10 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(Array.from(r.samples!)).toEqual(Array.from(local.samples));
     expect(r.rewards).toEqual(local.rewards);
     expect((r.report.queue as { attempt: number }).attempt).toBe(1);
+    // The worker's file system stays its own: the report names the model, not its path.
+    expect(path.isAbsolute(local.report.model_file)).toBe(true);
+    expect(r.report.model_file).toBe('gmm2d');
+    expect(JSON.stringify(r.report)).not.toContain(path.dirname(local.report.model_file));
     expect(events.length).toBeGreaterThan(0);
     const p = events[events.length - 1];
     expect(p.nfe).toBeGreaterThan(0);

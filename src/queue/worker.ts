@@ -26,7 +26,7 @@ import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine';
 import { resolveModel } from '../models/shipped';
-import { createPolicy, type RequestPolicy } from '../request/policy';
+import { createPolicy, type RequestPolicy, withModelNames } from '../request/policy';
 import { asOptions, resolveRequest } from '../request/resolve';
 import type { GenerateOptions, GenerateResult, ResolvedRequest } from '../request/types';
 import type { HttpVerifierOptions } from '../verifiers/http';
@@ -271,7 +271,9 @@ export class DiffusionWorker {
       loop_delay_p99_ms: lag.percentile(99) / 1e6,
     };
     const { resultsDir, inlineMaxBytes } = this.o;
-    const stored = storeResult(result, { id, queue: this.o.name, resultsDir, inlineMaxBytes });
+    // Clients see model names, never this worker's file system (as serve's answers).
+    const named = { ...result, report: withModelNames(result.report, this.policy) };
+    const stored = storeResult(named, { id, queue: this.o.name, resultsDir, inlineMaxBytes });
     this.stats.completed++;
     const where = `${stored.where}; loop delay max ${(lag.max / 1e6).toFixed(1)} ms`;
     this.o.log?.(`done ${id} in ${((Date.now() - started) / 1000).toFixed(2)} s (${where})`);
