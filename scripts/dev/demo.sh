@@ -6,4 +6,5 @@ cd "$(dirname "$0")/../.."
 bash scripts/install/install-deps.sh
 [[ -d node_modules ]] || npm ci
 [[ -f lib/cli/index.js && -f build/Release/ds_native.node ]] || npm run build
-node lib/cli/index.js generate --model fashion-flow --class Shirt --algorithm evosearch --budget 500 --n 8 --steps 10 --out out/demo "$@"
+node lib/cli/index.js generate --model fashion-flow --class Shirt --algorithm evosearch --budget 500 --n 8 --steps 10 \
+  --out out/demo "$@"

@@ -37,7 +37,8 @@ node scripts/dev/gpu-equal.js cuda:0 > "$OUT/equal.log" 2>&1 || failed+=("gpu-eq
 grep -E "FAIL|gpu-equal" "$OUT/equal.log"
 
 echo "== 4. bench kernels on CUDA (bench-cuda.json, bench-cuda.txt), demo on CUDA (demo/)"
-if node lib/cli/index.js bench kernels --device cuda --sizes "$SIZES" --json > "$OUT/bench-cuda.json" 2> "$OUT/bench.log"; then
+if node lib/cli/index.js bench kernels --device cuda --sizes "$SIZES" --json \
+  > "$OUT/bench-cuda.json" 2> "$OUT/bench.log"; then
   node -e 'const { formatKernelBench } = require("./lib/bench/kernels");
     console.log(formatKernelBench(require(process.argv[1])))' "$OUT/bench-cuda.json" | tee "$OUT/bench-cuda.txt"
 else

@@ -14,18 +14,24 @@ lock_holder() {
   for f in "${locks[@]}"; do
     [[ -e $f ]] || continue
     inode=$(stat -c %i "$f")
-    awk -v ino="$inode" '$2 == "POSIX" || $2 == "OFDLCK" { split($6, a, ":"); if (a[3] == ino) { print $5; exit } }' /proc/locks
+    awk -v ino="$inode" \
+      '$2 == "POSIX" || $2 == "OFDLCK" { split($6, a, ":"); if (a[3] == ino) { print $5; exit } }' /proc/locks
   done | head -n 1
 }
+
+holder_name() { ps -o comm= -p "$1" 2>/dev/null || echo '?'; }
 
 wait_for_apt() {
   local waited=0 pid
   while pid=$(lock_holder) && [[ -n $pid ]]; do
     if ((waited >= lock_wait)); then
-      echo "install-deps: the package lock is still held by pid $pid ($(ps -o comm= -p "$pid" 2>/dev/null || echo '?')) after ${lock_wait} s; wait for it to finish (or stop it) and run again" >&2
+      echo "install-deps: the package lock is still held by pid $pid ($(holder_name "$pid")) after ${lock_wait} s;" \
+        "wait for it to finish (or stop it) and run again" >&2
       return 1
     fi
-    ((waited % 30 == 0)) && echo "install-deps: waiting for pid $pid ($(ps -o comm= -p "$pid" 2>/dev/null || echo '?')) to release the package lock (up to ${lock_wait} s)" >&2
+    ((waited % 30 == 0)) \
+      && echo "install-deps: waiting for pid $pid ($(holder_name "$pid")) to release the package lock" \
+        "(up to ${lock_wait} s)" >&2
     sleep 1
     waited=$((waited + 1))
   done
@@ -44,7 +50,8 @@ dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)  
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)      # queue tests and bench:queue start their own server
+# the queue tests and bench:queue start their own server
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"
   sudo=""
@@ -56,4 +63,8 @@ if ((${#need[@]})); then
   wait_for_apt
   $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" install -y --no-install-recommends "${need[@]}"
 fi
-if command -v nvcc >/dev/null 2>&1; then echo "install-deps: nvcc found (the build compiles CUDA kernels only when the libtorch has CUDA too)"; else echo "install-deps: no nvcc: CPU kernels only"; fi
+if command -v nvcc >/dev/null 2>&1; then
+  echo "install-deps: nvcc found (the build compiles CUDA kernels only when the libtorch has CUDA too)"
+else
+  echo "install-deps: no nvcc: CPU kernels only"
+fi
