@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// npm run soak [-- --minutes 10 --sequential 500 --concurrency 16 --window 60 --warmup 100 --warmup-concurrent 400 --seed 1 --json]
+// npm run soak [-- --minutes 10 --sequential 500 --concurrency 16 --window 60 --warmup 100 --warmup-concurrent 400
+// --seed 1 --json]
 //
-// Soak of the engine and generate() (issue 17): after a warm-up (`--warmup` searches one after
+// Soak of the engine and generate(): after a warm-up (`--warmup` searches one after
 // another, then `--warmup-concurrent` at once; the baseline is sampled after it), `--sequential` searches one after
 // another (a shared engine, and every 5th through generate(), which builds and closes an engine of
 // its own), then `--concurrency` searches at once on one engine for `--minutes`, a tenth of them
@@ -208,7 +209,8 @@ async function soak(o = {}) {
       minDev[key] = Math.min(minDev[key], d);
       if (d > opts.tolerance)
         failures.push(
-          `${w.label}: ${key} ${(w[key] / MB).toFixed(1)} MiB, ${(100 * d).toFixed(1)} % above the baseline's ${(base[key] / MB).toFixed(1)} MiB`,
+          `${w.label}: ${key} ${(w[key] / MB).toFixed(1)} MiB, ${(100 * d).toFixed(1)} % above the baseline's ` +
+            `${(base[key] / MB).toFixed(1)} MiB`,
         );
     }
     if (w.threads > base.threads) failures.push(`${w.label}: ${w.threads} threads, baseline ${base.threads}`);
@@ -239,7 +241,12 @@ async function soak(o = {}) {
 
 function row(s, base) {
   const pct = (a, b) => `${a >= b ? '+' : ''}${((100 * (a - b)) / b).toFixed(2)} %`;
-  return `${s.label.padEnd(16)} ${((s.t - base.t) / 1000).toFixed(0).padStart(5)} s  searches ${String(s.searches).padStart(6)}  rss ${(s.rss / MB).toFixed(1)} MiB (${pct(s.rss, base.rss)})  external ${(s.external / MB).toFixed(2)} MiB (${pct(s.external, base.external)})  heap ${(s.heapUsed / MB).toFixed(1)}/${(s.heapTotal / MB).toFixed(1)} MiB  threads ${s.threads}  fds ${s.fds}`;
+  return (
+    `${s.label.padEnd(16)} ${((s.t - base.t) / 1000).toFixed(0).padStart(5)} s  searches ` +
+    `${String(s.searches).padStart(6)}  rss ${(s.rss / MB).toFixed(1)} MiB (${pct(s.rss, base.rss)})  ` +
+    `external ${(s.external / MB).toFixed(2)} MiB (${pct(s.external, base.external)})  heap ` +
+    `${(s.heapUsed / MB).toFixed(1)}/${(s.heapTotal / MB).toFixed(1)} MiB  threads ${s.threads}  fds ${s.fds}`
+  );
 }
 
 function parseArgs(argv) {
@@ -266,7 +273,8 @@ async function main(argv) {
   const { o, json } = parseArgs(argv);
   const log = json ? () => undefined : (line) => console.log(line);
   log(
-    `soak: ${o.sequential ?? 500} sequential searches, then ${o.concurrency ?? 16} at once for ${o.minutes ?? 10} min (pid ${process.pid})`,
+    `soak: ${o.sequential ?? 500} sequential searches, then ${o.concurrency ?? 16} at once for ${o.minutes ?? 10} ` +
+      `min (pid ${process.pid})`,
   );
   const res = await soak({ ...o, log });
   if (json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
@@ -274,10 +282,12 @@ async function main(argv) {
     console.log(`${res.searches} searches in ${res.seconds.toFixed(0)} s: ${JSON.stringify(res.counts)}`);
     const pct = (x) => `${(100 * x).toFixed(2)} %`;
     console.log(
-      `deviation from the baseline, windows' max / min: rss ${pct(res.maxDeviation.rss)} / ${pct(res.minDeviation.rss)}, external ${pct(res.maxDeviation.external)} / ${pct(res.minDeviation.external)}`,
+      `deviation from the baseline, windows' max / min: rss ${pct(res.maxDeviation.rss)} / ` +
+        `${pct(res.minDeviation.rss)}, external ${pct(res.maxDeviation.external)} / ${pct(res.minDeviation.external)}`,
     );
     console.log(
-      `threads ${res.base.threads} → ${res.windows.at(-1)?.threads} (engine closed: ${res.closed.threads}); fds ${res.base.fds} → ${res.windows.at(-1)?.fds} (engine closed: ${res.closed.fds})`,
+      `threads ${res.base.threads} → ${res.windows.at(-1)?.threads} (engine closed: ${res.closed.threads}); fds ` +
+        `${res.base.fds} → ${res.windows.at(-1)?.fds} (engine closed: ${res.closed.fds})`,
     );
     console.log(res.failures.length ? `FAILED:\n  ${res.failures.join('\n  ')}` : 'ok: every window within bounds');
   }

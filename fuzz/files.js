@@ -18,7 +18,9 @@ function resolveTokens(list, dir) {
 }
 
 function npy(descr, shape, payload) {
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  let header =
+    `{'descr': '${descr}', 'fortran_order': False, 'shape': ` +
+    `(${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
   const pre = Buffer.alloc(10);
   Buffer.from('\x93NUMPY', 'latin1').copy(pre);

@@ -47,7 +47,10 @@ function parseArgs(argv) {
   return o;
 }
 
-/** CPU seconds of this process and its reaped children (Linux /proc; null elsewhere): wall time depends on what else the machine runs, this less so. */
+/**
+ * CPU seconds of this process and its reaped children (Linux /proc; null elsewhere): wall time depends
+ * on what else the machine runs, this less so.
+ */
 function cpuSeconds() {
   try {
     const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');

@@ -1,5 +1,8 @@
 'use strict';
-/** The run's figures: cases per category, outcomes (ok / clean error by code / failure), and the failures with how to replay them. */
+/**
+ * The run's figures: cases per category, outcomes (ok / clean error by code / failure), and the
+ * failures with how to replay them.
+ */
 
 function summarize({ seed, cases, results, real, restarts, inProcessSeconds, realSeconds }) {
   const byCategory = {};
@@ -47,7 +50,8 @@ function formatSummary(s) {
     `fuzz seed ${s.seed}: ${s.total.cases} cases in ${s.seconds.inProcess} s (runner restarts: ${s.restarts}), ` +
       `then ${s.total.realProcesses} real CLI processes in ${s.seconds.real} s; total ${s.seconds.total} s` +
       (s.seconds.cpu != null ? ` (${s.seconds.cpu} CPU-s with the children)` : ''),
-    `${'category'.padEnd(10)} ${'cases'.padStart(6)} ${'ok'.padStart(5)} ${'errors'.padStart(7)} ${'FAILED'.padStart(6)}  clean errors by code`,
+    `${'category'.padEnd(10)} ${'cases'.padStart(6)} ${'ok'.padStart(5)} ${'errors'.padStart(7)} ` +
+      `${'FAILED'.padStart(6)}  clean errors by code`,
   ];
   for (const [cat, b] of Object.entries(s.byCategory).sort()) {
     const codes = Object.entries(b.codes)
@@ -55,7 +59,8 @@ function formatSummary(s) {
       .map(([c, n]) => `${c} ${n}`)
       .join(', ');
     lines.push(
-      `${cat.padEnd(10)} ${String(b.cases).padStart(6)} ${String(b.ok).padStart(5)} ${String(b.errors).padStart(7)} ${String(b.failures).padStart(6)}  ${codes}`,
+      `${cat.padEnd(10)} ${String(b.cases).padStart(6)} ${String(b.ok).padStart(5)} ` +
+        `${String(b.errors).padStart(7)} ${String(b.failures).padStart(6)}  ${codes}`,
     );
   }
   if (!s.failures.length) lines.push('no failures');

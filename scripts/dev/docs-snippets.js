@@ -72,9 +72,10 @@ function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   if (r.status !== 0 && !opts.allowFail) {
     throw new Error(
-      `${cmd} ${args.join(' ')} (in ${opts.cwd || process.cwd()}) exited ${r.status ?? r.signal}\n${(r.stdout || '') + (r.stderr || '')}`.slice(
-        -6000,
-      ),
+      (
+        `${cmd} ${args.join(' ')} (in ${opts.cwd || process.cwd()}) exited ` +
+        `${r.status ?? r.signal}\n${(r.stdout || '') + (r.stderr || '')}`
+      ).slice(-6000),
     );
   }
   return r;
@@ -144,7 +145,8 @@ function setUp(work) {
   run(path.join(app, 'node_modules', '.bin', 'tsc'), ['--init'], { cwd: ts });
   const size = (f) => `${(fs.statSync(path.join(work, f)).size / 1e6).toFixed(1)} MB`;
   console.log(
-    `docs-snippets: packed ${main} (${size(main)}) and ${cpu} (${size(cpu)}); installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    `docs-snippets: packed ${main} (${size(main)}) and ${cpu} (${size(cpu)}); installed in ` +
+      `${((Date.now() - t0) / 1000).toFixed(0)} s`,
   );
   return { app, ts };
 }
@@ -177,7 +179,8 @@ function main() {
     });
     results.push({ file: 'tsc', line: 0, kind: 'tsc', ok: tsc.status === 0, output: tscOut });
     console.log(
-      `docs-snippets: tsc (strict, nodenext, ${tsBlocks.length} blocks + test/types/consumer.ts): ${tsc.status === 0 ? 'ok' : 'FAILED'}`,
+      `docs-snippets: tsc (strict, nodenext, ${tsBlocks.length} blocks + test/types/consumer.ts): ` +
+        `${tsc.status === 0 ? 'ok' : 'FAILED'}`,
     );
     if (tsc.status !== 0) {
       console.log(tscOut);
@@ -246,7 +249,8 @@ function main() {
   };
   if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify(summary, null, 2));
   console.log(
-    `docs-snippets: ${results.length - failed}/${results.length} passed, ${skipped.length} marked no-run, ${summary.seconds.toFixed(0)} s`,
+    `docs-snippets: ${results.length - failed}/${results.length} passed, ${skipped.length} marked no-run, ` +
+      `${summary.seconds.toFixed(0)} s`,
   );
   process.exit(failed ? 1 : 0);
 }

@@ -32,7 +32,8 @@ function report(what, a, b, tol) {
   if (a.length !== b.length) bad = Math.max(bad, 1);
   failures += bad > 0;
   console.log(
-    `${bad ? 'FAIL' : ' ok '} ${what}: ${a.length} values${tol ? `, worst rel ${worst.toExponential(2)}` : ', bitwise'}${bad ? `, ${bad} differ` : ''}`,
+    `${bad ? 'FAIL' : ' ok '} ${what}: ${a.length} ` +
+      `values${tol ? `, worst rel ${worst.toExponential(2)}` : ', bitwise'}${bad ? `, ${bad} differ` : ''}`,
   );
 }
 

@@ -35,12 +35,14 @@ if (ifNeeded && !process.env.DIFFUSION_SEARCH_BUILD_FROM_SOURCE) {
       native();
       const s = nativeSource();
       console.log(
-        `diffusion-search: using the ${s.kind === 'prebuild' ? `prebuilt binary from ${s.package}` : s.kind} ${path.relative(root, s.file) || s.file}: ${s.reason}. Nothing to compile.`,
+        `diffusion-search: using the ${s.kind === 'prebuild' ? `prebuilt binary from ${s.package}` : s.kind} ` +
+          `${path.relative(root, s.file) || s.file}: ${s.reason}. Nothing to compile.`,
       );
       process.exit(0);
     } catch (e) {
       console.log(
-        `diffusion-search: no prebuilt binary fits here; building from source.\n  (${String(e.message).split('\n').join('\n   ')})`,
+        'diffusion-search: no prebuilt binary fits here; building from source.\n  ' +
+          `(${String(e.message).split('\n').join('\n   ')})`,
       );
     }
   } else {
@@ -65,9 +67,11 @@ const compiler = ['c++', 'g++', 'clang++'].some(onPath);
 
 const HOWTO =
   '  Debian/Ubuntu:  apt-get install -y g++ libtorch-dev            (CPU build with node-gyp)\n' +
-  '                  apt-get install -y cmake && npm install cmake-js   (full build, CUDA when nvcc and a CUDA libtorch are found)\n' +
+  '                  apt-get install -y cmake && npm install cmake-js   (full build, CUDA when nvcc and a CUDA ' +
+  'libtorch are found)\n' +
   "  PyTorch users:  export Torch_DIR=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch\n" +
-  '  Or install a prebuilt binary that fits your libtorch: npm install diffusion-search-linux-x64-cpu (Debian libtorch 1.13)\n';
+  '  Or install a prebuilt binary that fits your libtorch: npm install diffusion-search-linux-x64-cpu (Debian ' +
+  'libtorch 1.13)\n';
 
 if (!compiler) {
   console.error(`diffusion-search: cannot build the native addon: no C++ compiler on PATH.\n${HOWTO}`);
@@ -80,7 +84,8 @@ let result;
 if (builder === 'cmake-js') {
   if (!cmakeJs) {
     console.error(
-      `diffusion-search: the cmake-js build needs cmake-js: npm install cmake-js (or build the CPU addon with node-gyp: --gyp).\n${HOWTO}`,
+      'diffusion-search: the cmake-js build needs cmake-js: npm install cmake-js (or build the CPU addon with ' +
+        `node-gyp: --gyp).\n${HOWTO}`,
     );
     process.exit(1);
   }
@@ -92,7 +97,8 @@ if (builder === 'cmake-js') {
 } else {
   if (process.env.DS_BUILD_CUDA === '1') {
     console.error(
-      'diffusion-search: DS_BUILD_CUDA=1 needs the cmake-js build (binding.gyp builds the CPU addon only): npm install cmake-js',
+      'diffusion-search: DS_BUILD_CUDA=1 needs the cmake-js build (binding.gyp builds the CPU addon only): npm ' +
+        'install cmake-js',
     );
     process.exit(1);
   }
@@ -117,7 +123,8 @@ if (builder === 'cmake-js') {
 }
 if (result.status !== 0) {
   console.error(
-    `\ndiffusion-search: the native build (${builder}) failed. It needs a C++17 compiler and libtorch with its headers:\n${HOWTO}`,
+    `\ndiffusion-search: the native build (${builder}) failed. It needs a C++17 compiler and libtorch with its ` +
+      `headers:\n${HOWTO}`,
   );
   process.exit(result.status ?? 1);
 }

@@ -42,8 +42,10 @@ if (require.main === module) {
   const c = forBuild();
   if (!c) {
     console.error(
-      'diffusion-search: no libtorch with headers found (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, LD_LIBRARY_PATH, ' +
-        "the system library directories and python3's PyTorch). Install one: apt-get install -y libtorch-dev, or pip install torch.",
+      'diffusion-search: no libtorch with headers found (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, ' +
+        'LD_LIBRARY_PATH, ' +
+        "the system library directories and python3's PyTorch). Install one: apt-get install -y libtorch-dev, or " +
+        'pip install torch.',
     );
     process.exit(1);
   }

@@ -95,7 +95,9 @@ function variantDir(device) {
     const template = path.join(root, 'npm', `${platformArch}-cpu`, 'package.json');
     pkg = fs.existsSync(template) ? JSON.parse(fs.readFileSync(template, 'utf8')) : { files: ['prebuilds/'] };
     pkg.name = `diffusion-search-${platformArch}-${device}`;
-    pkg.description = `diffusion-search's prebuilt native addon for ${platformArch}, ${device} (libtorch is not included: see diffusion-search's README, Install)`;
+    pkg.description =
+      `diffusion-search's prebuilt native addon for ${platformArch}, ${device} (libtorch is not ` +
+      `included: see diffusion-search's README, Install)`;
     pkg.os = [process.platform];
     pkg.cpu = [process.arch];
     if (libc()) pkg.libc = [libc()];
