@@ -124,7 +124,8 @@ function perSample(v: PerSample, rows: number, device: string, temp: (t: Tensor)
   if (isTensor(v)) return v;
   if (typeof v !== 'number' && !(v instanceof Float32Array) && !Array.isArray(v))
     throw new DiffusionSearchError(
-      `a per-sample value must be a number, an array of numbers or a float32 tensor, got ${v === null ? 'null' : typeof v}`,
+      'a per-sample value must be a number, an array of numbers or a float32 tensor, got ' +
+        `${v === null ? 'null' : typeof v}`,
       'ARGUMENT',
     );
   const data = typeof v === 'number' ? new Float32Array(rows).fill(v) : Float32Array.from(v);
@@ -137,7 +138,8 @@ function ids(v: Ids, device: string, temp: (t: Tensor) => Tensor): Tensor | null
   // BigInt() of a fraction or a string throws a RangeError/SyntaxError: name the argument instead.
   if (!(v instanceof BigInt64Array) && !(Array.isArray(v) && v.every((x) => Number.isSafeInteger(x))))
     throw new DiffusionSearchError(
-      `ids must be integers (an array, a BigInt64Array or an int64 tensor), got ${typeof v === 'string' ? `'${v}'` : String(v).slice(0, 80)}`,
+      'ids must be integers (an array, a BigInt64Array or an int64 tensor), got ' +
+        `${typeof v === 'string' ? `'${v}'` : String(v).slice(0, 80)}`,
       'ARGUMENT',
     );
   const data = v instanceof BigInt64Array ? v : BigInt64Array.from(v as readonly number[], (x) => BigInt(x));

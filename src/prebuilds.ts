@@ -53,12 +53,14 @@ export function prebuildName(t: PrebuildTags, libc: 'glibc' | 'musl' | null = 'g
     .join('.');
 }
 
+const PREBUILD_NAME = new RegExp(
+  String.raw`^ds_native\.napi\.(?:glibc\.|musl\.)?napi(\d+)\.torch(\d+)_(\d+)\.cxx11abi([01])` +
+    String.raw`\.(system|pytorch)\.(cpu|cuda(\d+))\.node$`,
+);
+
 /** The tags of a prebuild's file name, or null when it is not one of ours. */
 export function parsePrebuildName(name: string): PrebuildTags | null {
-  const m =
-    /^ds_native\.napi\.(?:glibc\.|musl\.)?napi(\d+)\.torch(\d+)_(\d+)\.cxx11abi([01])\.(system|pytorch)\.(cpu|cuda(\d+))\.node$/.exec(
-      name,
-    );
+  const m = PREBUILD_NAME.exec(name);
   if (!m) return null;
   return {
     napi: Number(m[1]),
@@ -91,7 +93,9 @@ export function listPrebuilds(dir: string, from: string, napi = Number(process.v
 export function mismatch(p: PrebuildTags, c: LibtorchInstall): string | null {
   if (c.mm !== p.torch) return `needs libtorch ${p.torch}, this is ${c.mm ?? c.version}`;
   if (c.style !== p.style)
-    return `needs ${p.style} sonames (${p.style === 'system' ? "Debian's libtorch" : "PyTorch's"}), this has ${c.style}`;
+    return (
+      `needs ${p.style} sonames (${p.style === 'system' ? "Debian's libtorch" : "PyTorch's"}), this has ` + `${c.style}`
+    );
   if (c.cxx11abi !== null && c.cxx11abi !== p.cxx11abi) return `needs the ${p.cxx11abi ? 'C++11' : 'pre-C++11'} ABI`;
   if (p.cudaMajor !== null && c.cudaMajor !== p.cudaMajor)
     return c.cuda
@@ -142,11 +146,13 @@ export function installAdvice(prebuilds: PrebuildTags[]): string[] {
       lines.add(`libtorch ${p.torch} from Debian/Ubuntu: apt-get install -y libtorch${p.torch} (or libtorch-dev)`);
     else if (p.cudaMajor !== null)
       lines.add(
-        `PyTorch ${p.torch}.x with CUDA ${p.cudaMajor} for python3: pip install 'torch==${p.torch}.*' --index-url https://download.pytorch.org/whl/cu${p.cudaMajor}<minor>`,
+        `PyTorch ${p.torch}.x with CUDA ${p.cudaMajor} for python3: pip install 'torch==${p.torch}.*' --index-url ` +
+          `https://download.pytorch.org/whl/cu${p.cudaMajor}<minor>`,
       );
     else
       lines.add(
-        `PyTorch ${p.torch}.x for python3 (CPU): pip install 'torch==${p.torch}.*' --index-url https://download.pytorch.org/whl/cpu`,
+        `PyTorch ${p.torch}.x for python3 (CPU): pip install 'torch==${p.torch}.*' --index-url ` +
+          'https://download.pytorch.org/whl/cpu',
       );
   }
   return [...lines];

@@ -79,8 +79,10 @@ export function formatKernelBench(report: KernelBenchReport): string {
   for (const [op, bySize] of Object.entries(report.results))
     for (const [size, e] of Object.entries(bySize))
       lines.push(
-        `${op.padEnd(18)} ${size.padStart(9)} ${e.gbps.toFixed(2).padStart(12)} ${e.torch_gbps.toFixed(2).padStart(11)} ` +
-          `${e.copy_gbps.toFixed(2).padStart(10)} ${(e.vs_torch.toFixed(2) + 'x').padStart(9)} ${(100 * e.vs_copy).toFixed(0).padStart(7)}%`,
+        `${op.padEnd(18)} ${size.padStart(9)} ${e.gbps.toFixed(2).padStart(12)} ` +
+          `${e.torch_gbps.toFixed(2).padStart(11)} ` +
+          `${e.copy_gbps.toFixed(2).padStart(10)} ${(e.vs_torch.toFixed(2) + 'x').padStart(9)} ` +
+          `${(100 * e.vs_copy).toFixed(0).padStart(7)}%`,
       );
   if (report.results.fill_normal) lines.push('(fill_normal writes only: its "copy" is a fill of the same bytes)');
   return lines.join('\n');

@@ -64,7 +64,8 @@ export function runPython(script: string, args: string[], python = findPython())
   const r = spawnSync(python, [file, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0)
     throw new DiffusionSearchError(
-      `${python} ${script} failed (needs PyTorch: apt-get install python3-torch, or set PYTHON): ${r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' ')}`,
+      `${python} ${script} failed (needs PyTorch: apt-get install python3-torch, or set PYTHON): ` +
+        `${r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' ')}`,
       'NATIVE',
     );
   const last = r.stdout.trim().split('\n').pop() ?? '';
@@ -149,12 +150,14 @@ export function formatModelBench(r: Awaited<ReturnType<typeof benchModel>>): str
   const f = (x: number) => x.toFixed(2).padStart(9);
   const lines = [
     `forward of ${path.relative(process.cwd(), r.model) || r.model}, ${r.threads} thread(s), ${r.repeats} repeats ` +
-      `(${r.machine.cpu}, ${r.machine.cores} cores, libtorch ${r.machine.libtorch}, python torch ${r.machine.python_torch}, OMP_WAIT_POLICY=${r.omp_wait_policy ?? 'unset'})`,
+      `(${r.machine.cpu}, ${r.machine.cores} cores, libtorch ${r.machine.libtorch}, python torch ` +
+      `${r.machine.python_torch}, OMP_WAIT_POLICY=${r.omp_wait_policy ?? 'unset'})`,
     'batch   addon min  addon med  python min python med   ratio min  ratio med',
   ];
   for (const x of r.rows)
     lines.push(
-      `${String(x.batch).padStart(5)}  ${f(x.addon_ms.min)}  ${f(x.addon_ms.median)}  ${f(x.python_ms.min)}  ${f(x.python_ms.median)}  ${f(x.ratio_min)}  ${f(x.ratio_median)}`,
+      `${String(x.batch).padStart(5)}  ${f(x.addon_ms.min)}  ${f(x.addon_ms.median)}  ${f(x.python_ms.min)}  ` +
+        `${f(x.python_ms.median)}  ${f(x.ratio_min)}  ${f(x.ratio_median)}`,
     );
   lines.push('ms per forward; ratio = addon / python (goal ≤ 1.1)');
   return lines.join('\n');

@@ -89,13 +89,16 @@ export async function benchSearch(
 export function formatSearchBench(r: Awaited<ReturnType<typeof benchSearch>>): string {
   const m = r.machine;
   const lines = [
-    `search on ${r.model}, ${r.steps} Euler steps, ${m.device} (${m.cpu}, ${m.cores} cores, ${m.threads} threads, libtorch ${m.torch})`,
+    `search on ${r.model}, ${r.steps} Euler steps, ${m.device} (${m.cpu}, ${m.cores} cores, ${m.threads} threads, ` +
+      `libtorch ${m.torch})`,
     'algorithm   population         NFE   wall s  model s  verifier s  overhead   NFE/s',
   ];
   for (const x of r.rows)
     lines.push(
-      `${x.algorithm.padEnd(11)} ${String(x.population).padEnd(16)} ${String(x.nfe).padStart(5)} ${x.wall_seconds.toFixed(2).padStart(8)} ` +
-        `${x.model_seconds.toFixed(2).padStart(8)} ${x.verifier_seconds.toFixed(2).padStart(11)} ${x.overhead_percent.toFixed(2).padStart(8)}% ${x.nfe_per_second.toFixed(0).padStart(7)}`,
+      `${x.algorithm.padEnd(11)} ${String(x.population).padEnd(16)} ${String(x.nfe).padStart(5)} ` +
+        `${x.wall_seconds.toFixed(2).padStart(8)} ` +
+        `${x.model_seconds.toFixed(2).padStart(8)} ${x.verifier_seconds.toFixed(2).padStart(11)} ` +
+        `${x.overhead_percent.toFixed(2).padStart(8)}% ${x.nfe_per_second.toFixed(0).padStart(7)}`,
     );
   return lines.join('\n');
 }

@@ -137,13 +137,22 @@ export function main(): void {
     (rows) => {
       if (process.argv.includes('--json')) return console.log(JSON.stringify(rows, null, 2));
       console.log(
-        '| model | setting | seeds | NFE | mean best reward | paired diff vs the first (± s.e.) | eval accuracy | eval log-prob | paired diff vs the first (± s.e.) |',
+        '| model | setting | seeds | NFE | mean best reward | paired diff vs the first (± s.e.) | eval accuracy | ' +
+          'eval log-prob | paired diff vs the first (± s.e.) |',
       );
       console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-      for (const r of rows)
+      for (const r of rows) {
+        const logProbDiff =
+          r.eval_log_prob_diff === undefined
+            ? ''
+            : `${r.eval_log_prob_diff.toFixed(3)} ± ${r.eval_log_prob_se!.toFixed(3)}`;
         console.log(
-          `| ${r.model} | ${r.setting} | ${r.seeds} | ${r.budget} | ${r.mean_reward.toFixed(4)} | ${r.diff_vs_first.toFixed(4)} ± ${r.diff_se.toFixed(4)} | ${r.eval_accuracy === undefined ? '' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ${r.eval_log_prob?.toFixed(3) ?? ''} | ${r.eval_log_prob_diff === undefined ? '' : `${r.eval_log_prob_diff.toFixed(3)} ± ${r.eval_log_prob_se!.toFixed(3)}`} |`,
+          `| ${r.model} | ${r.setting} | ${r.seeds} | ${r.budget} | ${r.mean_reward.toFixed(4)} | ` +
+            `${r.diff_vs_first.toFixed(4)} ± ${r.diff_se.toFixed(4)} | ` +
+            `${r.eval_accuracy === undefined ? '' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ` +
+            `${r.eval_log_prob?.toFixed(3) ?? ''} | ${logProbDiff} |`,
         );
+      }
     },
     (e) => {
       console.error(e);

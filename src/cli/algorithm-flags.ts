@@ -47,10 +47,10 @@ export function addAlgorithmFlags(cmd: Command): void {
   for (const f of algorithmFlags()) {
     const spec = f.owners[0].spec;
     const help = f.owners
-      .map(
-        (o) =>
-          `${o.algorithm}: ${o.spec.description}${o.spec.type === 'enum' ? ` (${o.spec.values.join(', ')})` : ''}${o.spec.default ? `; default ${o.spec.default}` : ''}`,
-      )
+      .map((o) => {
+        const values = o.spec.type === 'enum' ? ` (${o.spec.values.join(', ')})` : '';
+        return `${o.algorithm}: ${o.spec.description}${values}${o.spec.default ? `; default ${o.spec.default}` : ''}`;
+      })
       .join('; ');
     cmd.option(`--${f.flag}${ARG[spec.type] ? ` ${ARG[spec.type]}` : ''}`, help);
   }

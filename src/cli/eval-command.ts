@@ -14,13 +14,15 @@ export function addEval(program: Command): void {
   program
     .command('eval <samples.npy>')
     .description(
-      'metrics of the eval/ classifier (never a search verifier): accuracy, log-probability, Inception-style score, Fréchet distance',
+      'metrics of the eval/ classifier (never a search verifier): accuracy, log-probability, Inception-style ' +
+        'score, Fréchet distance',
     )
     .requiredOption('--class <name|index>', 'the class the samples are meant to show')
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ diffusion-search eval out/samples.npy --class Shirt\n  $ diffusion-search eval out/samples.npy --class 6 --json',
+      '\nExamples:\n  $ diffusion-search eval out/samples.npy --class Shirt\n  $ diffusion-search eval ' +
+        'out/samples.npy --class 6 --json',
     )
     .action(async (file: string, o: { class: string; json?: boolean }) => {
       const { data, shape } = readNpy(file);
@@ -36,8 +38,10 @@ export function addEval(program: Command): void {
       if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else
         console.log(
-          `${shape[0]} samples of '${names?.[cls] ?? cls}': accuracy ${(100 * r.accuracy).toFixed(1)} %, mean log-prob ${r.mean_log_prob.toFixed(3)}, ` +
-            `Inception-style score ${r.inception_score.toFixed(3)}, Fréchet distance ${r.fid?.toFixed(2) ?? 'n/a (needs 2+ samples)'}`,
+          `${shape[0]} samples of '${names?.[cls] ?? cls}': accuracy ${(100 * r.accuracy).toFixed(1)} %, mean ` +
+            `log-prob ${r.mean_log_prob.toFixed(3)}, ` +
+            `Inception-style score ${r.inception_score.toFixed(3)}, Fréchet distance ` +
+            `${r.fid?.toFixed(2) ?? 'n/a (needs 2+ samples)'}`,
         );
     });
 

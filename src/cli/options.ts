@@ -26,7 +26,10 @@ export function readConfig(file: string | undefined): Record<string, unknown> {
   }
 }
 
-/** An integer flag in [min, max]; the default max (2^31 − 1) keeps counts such as --n 1e20 from reaching array sizes. */
+/**
+ * An integer flag in [min, max]; the default max (2^31 − 1) keeps counts such as --n 1e20 from
+ * reaching array sizes.
+ */
 export function int(flag: string, v: unknown, min = 0, max = 2 ** 31 - 1): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : Number(v);

@@ -1,4 +1,7 @@
-/** The diffusion-search command line as a commander program: built fresh per run (commander keeps parsed values on the Command). */
+/**
+ * The diffusion-search command line as a commander program: built fresh per run (commander keeps
+ * parsed values on the Command).
+ */
 import { Command } from 'commander';
 import { info, packageVersion } from '../info';
 import { addGenerate } from './generate-command';
@@ -44,7 +47,8 @@ export function buildProgram(): Command {
         `threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`,
       );
       console.log(
-        `binary           ${i.native.kind}${i.native.package ? ` from ${i.native.package}` : ''}: ${i.native.file} (built by ${i.native.build.tool})`,
+        `binary           ${i.native.kind}${i.native.package ? ` from ${i.native.package}` : ''}: ${i.native.file} ` +
+          `(built by ${i.native.build.tool})`,
       );
       console.log(`                 ${i.native.reason}`);
     });
@@ -65,14 +69,15 @@ export function buildProgram(): Command {
     .option('--min-seconds <s>', 'time spent per measurement', '0.3')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ diffusion-search bench kernels\n  $ diffusion-search bench kernels --json --sizes 65536,1048576',
+      '\nExamples:\n  $ diffusion-search bench kernels\n  $ diffusion-search bench kernels --json --sizes ' +
+        '65536,1048576',
     )
     .action(async (opts: { json?: boolean; device: string; sizes: string; minSeconds: string }) => {
       const sizes = opts.sizes.split(',').map((s) => Number(s.trim()));
       if (sizes.some((s) => !Number.isInteger(s) || s < 1024))
         throw new DiffusionSearchError(`--sizes: expected integers >= 1024, got '${opts.sizes}'`, 'ARGUMENT');
       const minSeconds = Number(opts.minSeconds);
-      // Bounded: --min-seconds 1e400 (Infinity) measured forever.
+      // Bounded: --min-seconds 1e400 (Infinity) would measure forever.
       if (!(minSeconds > 0 && minSeconds <= 60))
         throw new DiffusionSearchError(
           `--min-seconds must be a positive number up to 60, got '${opts.minSeconds}'`,
@@ -94,7 +99,8 @@ export function buildProgram(): Command {
     .option('--device <device>', "'cpu' or 'cuda[:N]'", 'cpu')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ diffusion-search bench search\n  $ diffusion-search bench search --model gmm2d --budget 4000 --json',
+      '\nExamples:\n  $ diffusion-search bench search\n  $ diffusion-search bench search --model gmm2d --budget ' +
+        '4000 --json',
     )
     .action(async (opts: { json?: boolean; model: string; budget: string; steps: string; device: string }) => {
       const budget = int('budget', opts.budget, 1)!,
@@ -106,7 +112,8 @@ export function buildProgram(): Command {
   bench
     .command('model')
     .description(
-      "the addon's forward of a TorchScript model against python3-torch's forward of the same file; --e2e: best-of-N against a plain PyTorch loop",
+      "the addon's forward of a TorchScript model against python3-torch's forward of the same file; --e2e: " +
+        'best-of-N against a plain PyTorch loop',
     )
     .option('--json', 'print one JSON object')
     .option(
@@ -119,12 +126,14 @@ export function buildProgram(): Command {
     .option('--repeats <n>', 'timed forwards per batch (after 3 warm-up forwards)', '20')
     .option(
       '--e2e',
-      'instead: generate --algorithm best-of-n --budget 500 --n 4 --steps 10 --class Shirt against bench/torch_search.py',
+      'instead: generate --algorithm best-of-n --budget 500 --n 4 --steps 10 --class Shirt against ' +
+        'bench/torch_search.py',
     )
     .option('--python <path>', 'the Python with PyTorch (default: $PYTHON or python3)')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ diffusion-search bench model\n  $ diffusion-search bench model --threads 2 --json\n  $ diffusion-search bench model --e2e --threads 2 --repeats 3',
+      '\nExamples:\n  $ diffusion-search bench model\n  $ diffusion-search bench model --threads 2 --json\n  $ ' +
+        'diffusion-search bench model --e2e --threads 2 --repeats 3',
     )
     .action(
       async (opts: {

@@ -131,7 +131,7 @@ function checkValue(k: string, v: string, bad: (why: string) => Error): string {
 
 /**
  * `--allow-remote-verifiers <origins>`: comma-separated origins (scheme://host[:port]) or '*'.
- * A bare flag is refused: it used to mean "any URL", which lets a request make the service call
+ * A bare flag is refused: read as "any URL", it would let a request make the service call
  * anything it can reach; '*' says so on purpose.
  */
 export function parseAllowedOrigins(v: unknown, flag = '--allow-remote-verifiers'): string[] | undefined {

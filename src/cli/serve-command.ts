@@ -38,13 +38,15 @@ export function addServe(program: Command): void {
     )
     .option(
       '--max-batch <n>',
-      'most rows per forward (default 32 on CPU, where a forward costs the same per row from ~16 rows on and a short one keeps small requests fast; 128 on CUDA)',
+      'most rows per forward (default 32 on CPU, where a forward costs the same per row from ~16 rows on and a ' +
+        'short one keeps small requests fast; 128 on CUDA)',
     )
     .option('--batch-window-us <µs>', 'longest wait of an idle model for more callers (0: none)', '1000')
     .option('--no-batching', 'every search calls the models alone (for comparison)')
     .option(
       '--parallel-forwards <n>',
-      'forwards of one model at once, each on its own stream, sharing the threads (default: the cores on CPU, 1 on CUDA)',
+      'forwards of one model at once, each on its own stream, sharing the threads (default: the cores on CPU, 1 on ' +
+        'CUDA)',
     )
     .option(
       '--max-active <n>',
@@ -138,8 +140,12 @@ Examples:
         await engine.close();
         throw listenError(e, host, port);
       });
+      const batching = engine.batching
+        ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once`
+        : 'off';
       process.stdout.write(
-        `listening on http://${addr.address}:${addr.port} (batching ${engine.batching ? `on, up to ${engine.maxBatch} rows × ${engine.parallelForwards} forwards at once` : 'off'}, ${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`,
+        `listening on http://${addr.address}:${addr.port} (batching ${batching}, ` +
+          `${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`,
       );
       await new Promise<void>((resolve) => {
         let stopping = false;
@@ -147,7 +153,8 @@ Examples:
           if (stopping) return;
           stopping = true;
           process.stderr.write(
-            `diffusion-search serve: ${sig}: not accepting new requests; ${engine.metrics().activeRequests} in flight get up to ${deadline / 1000} s\n`,
+            `diffusion-search serve: ${sig}: not accepting new requests; ${engine.metrics().activeRequests} in ` +
+              `flight get up to ${deadline / 1000} s\n`,
           );
           void server.close(deadline).then(resolve, (e) => {
             process.stderr.write(`diffusion-search serve: shutdown: ${(e as Error).message}\n`);

@@ -77,7 +77,9 @@ export class Admission {
     if (this.closedWith) throw new DiffusionSearchError(this.closedWith, 'BUSY');
     if (bytes > this.options.memoryLimit)
       throw new DiffusionSearchError(
-        `this request needs about ${mib(bytes)} (samples, states and copies of its searches running at once), above the engine's memory limit of ${mib(this.options.memoryLimit)}: lower n, budget or keep, or raise the limit`,
+        `this request needs about ${mib(bytes)} (samples, states and copies of its searches running at once), ` +
+          `above the engine's memory limit of ${mib(this.options.memoryLimit)}: lower n, budget or keep, or raise ` +
+          'the limit',
         'OUT_OF_MEMORY',
       );
     if (signal?.aborted)
@@ -86,7 +88,8 @@ export class Admission {
     if (this.fitsExpress(bytes, work)) return this.take(bytes, work, true);
     if (this.waiting.length >= this.options.maxQueue)
       throw new DiffusionSearchError(
-        `busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ${this.options.maxQueue}); retry later`,
+        `busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ` +
+          `${this.options.maxQueue}); retry later`,
         'BUSY',
       );
     return new Promise<() => void>((resolve, reject) => {

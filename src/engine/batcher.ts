@@ -10,8 +10,8 @@
  * - Forward slots: up to `parallel` forwards of a model run at once, each on its own stream; with
  *   more than one, the forwards running at a moment share the intra-op threads (threads ÷ forwards
  *   running, native/addon/stream.cpp). On a CPU, forwards side by side with one thread each use the
- *   cores better than one forward with several (fashion-flow, 2 cores: ~1.4 vs ~2.1 ms per row),
- *   and a lone forward still gets every thread. On a GPU, one slot.
+ *   cores better than one forward with several (bench/RESULTS.md), and a lone forward still gets
+ *   every thread. On a GPU, one slot.
  * - Rows are shared out: a batch takes at most its share of the queued rows (queued ÷ free slots,
  *   at least `minRows`), so a lone search's call is cut across idle slots and a big queue fills each
  *   slot evenly. A call cut in pieces gets its outputs joined back in row order.
@@ -94,10 +94,10 @@ export interface BatcherOptions {
   /** Forwards of the model at once, each on its own stream (default 1). */
   parallel?: number;
   /**
-   * Fewest rows a call is cut to when sharing rows out over idle slots (default 16: fashion-flow on
-   * one thread costs ~3.4 ms per row below 16 rows and ~2.2 from 16 on, where libtorch's
-   * convolutions change algorithm; two 10-row pieces on one thread each are no faster than the
-   * 20-row call on both threads, and cost 1.5× the CPU).
+   * Fewest rows a call is cut to when sharing rows out over idle slots (default 16: below 16 rows a
+   * forward costs more per row, where libtorch's convolutions change algorithm, so two small pieces
+   * on one thread each are no faster than the whole call on both threads and cost more CPU;
+   * bench/RESULTS.md).
    */
   minRows?: number;
   /** How long the last free slot waits for a small request between two of its calls, ms (default HOLD_MS). */
@@ -215,7 +215,10 @@ export class ModuleBatcher {
     });
   }
 
-  /** Starts batches on free slots now, after one turn of the event loop (window 0), or when the gathering window ends. */
+  /**
+   * Starts batches on free slots now, after one turn of the event loop (window 0), or when the
+   * gathering window ends.
+   */
   private schedule(): void {
     if (this.queue.length === 0) return;
     if (this.free.length === 0) {
@@ -527,7 +530,10 @@ export class ModuleBatcher {
   }
 }
 
-/** How long the last free slot waits for a small request between two of its calls (its step's arithmetic takes ~1 ms). */
+/**
+ * How long the last free slot waits for a small request between two of its calls: longer than
+ * the arithmetic of its step between them, short beside a forward.
+ */
 const HOLD_MS = 5;
 
 const aborted = (lane: Lane) =>

@@ -10,7 +10,10 @@ import { cat, slice } from '../tensor-ops';
 
 type Tensor = NativeTensor;
 
-/** Calls that can merge share a key: the method and each input's dtype, device and shape after dim 0. Null: not batchable. */
+/**
+ * Calls that can merge share a key: the method and each input's dtype, device and shape after dim 0.
+ * Null: not batchable.
+ */
 export function batchKey(method: string, inputs: ModuleInput[]): string | null {
   if (inputs.length === 0 || !inputs.every(isTensor)) return null;
   const ts = inputs as Tensor[];

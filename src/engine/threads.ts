@@ -26,7 +26,9 @@ export function configureThreads(o: { threads?: number; waitPolicy?: WaitPolicy 
   if (o.waitPolicy) {
     if (!env && !loaded) process.env.OMP_WAIT_POLICY = o.waitPolicy;
     else if ((env ?? '').toUpperCase() !== o.waitPolicy)
-      note = `OMP_WAIT_POLICY stays ${env}: it was set before this engine (by the environment, or when the addon loaded) and libgomp reads it once`;
+      note =
+        `OMP_WAIT_POLICY stays ${env}: it was set before this engine (by the environment, or when the addon ` +
+        'loaded) and libgomp reads it once';
   }
   const b = native(); // loads the addon (PASSIVE unless set) on first use
   loaded = true;

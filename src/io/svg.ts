@@ -42,7 +42,8 @@ function panel(
   const Y = (y: number) => o.oy + T + (1 - (y - y0) / (y1 - y0)) * ph;
   const parts: string[] = [];
   parts.push(
-    `<text x="${o.ox + o.w / 2}" y="${o.oy + 24}" text-anchor="middle" font-size="16" font-weight="bold">${esc(o.title)}</text>`,
+    `<text x="${o.ox + o.w / 2}" y="${o.oy + 24}" text-anchor="middle" font-size="16" ` +
+      `font-weight="bold">${esc(o.title)}</text>`,
   );
   parts.push(`<rect x="${o.ox + L}" y="${o.oy + T}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
   const decades = [];
@@ -61,14 +62,16 @@ function panel(
     `<text x="${o.ox + L + pw / 2}" y="${o.oy + o.h - 12}" text-anchor="middle" font-size="13">${esc(o.xlabel)}</text>`,
   );
   parts.push(
-    `<text transform="translate(${o.ox + 16},${o.oy + T + ph / 2}) rotate(-90)" text-anchor="middle" font-size="13">${esc(o.ylabel)}</text>`,
+    `<text transform="translate(${o.ox + 16},${o.oy + T + ph / 2}) rotate(-90)" text-anchor="middle" ` +
+      `font-size="13">${esc(o.ylabel)}</text>`,
   );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     const p = s.points.filter(([x, y]) => x > 0 && Number.isFinite(y)).sort((a, b) => a[0] - b[0]);
     if (p.length)
       parts.push(
-        `<polyline fill="none" stroke="${c}" stroke-width="2" points="${p.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`,
+        `<polyline fill="none" stroke="${c}" stroke-width="2" ` +
+          `points="${p.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`,
       );
     for (const [x, y] of p) parts.push(`<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${c}"/>`);
   });
@@ -92,8 +95,15 @@ export function lineChartSvg(
     .map((s, i) => {
       const y = 60 + i * 24,
         x = panels.length * w + 10;
-      return `<line x1="${x}" x2="${x + 24}" y1="${y}" y2="${y}" stroke="${COLORS[i % COLORS.length]}" stroke-width="3"/><text x="${x + 32}" y="${y + 4}" font-size="13">${esc(s.name)}</text>`;
+      return (
+        `<line x1="${x}" x2="${x + 24}" y1="${y}" y2="${y}" stroke="${COLORS[i % COLORS.length]}" ` +
+        `stroke-width="3"/><text x="${x + 32}" y="${y + 4}" font-size="13">${esc(s.name)}</text>`
+      );
     })
     .join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${body}\n${legend}\n</svg>\n`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ` +
+    `${height}" font-family="sans-serif">\n<rect width="100%" height="100%" ` +
+    `fill="white"/>\n${body}\n${legend}\n</svg>\n`
+  );
 }

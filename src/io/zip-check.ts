@@ -1,8 +1,8 @@
 /**
  * The CRC check of a TorchScript archive (a zip of stored entries) before libtorch reads it.
  * libtorch's zip reader skips CRCs, so a damaged copy — a few flipped bytes in the code, the
- * pickles or model.json — reached its deserializer, which then hung or corrupted the heap and
- * aborted the process ("free(): invalid size"). A damaged file is now MODEL_LOAD up front.
+ * pickles or model.json — would reach its deserializer, which can hang or corrupt the heap and
+ * abort the process ("free(): invalid size"). Checked here, a damaged file is MODEL_LOAD up front.
  * Files that are not zips, and zip64 archives, are left to libtorch (it refuses them cleanly).
  * Entries are stored (tensors) or deflated (code): both are checked.
  */
@@ -24,7 +24,8 @@ export async function checkArchive(file: string): Promise<void> {
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) return; // a directory or device: libtorch refuses it (reading one here threw EISDIR, an internal error)
+    // A directory or device: libtorch refuses it, and reading it here would throw EISDIR (an internal error).
+    if (!st.isFile()) return;
     const size = st.size;
     const read = async (at: number, n: number): Promise<Buffer> => {
       const b = Buffer.alloc(n);

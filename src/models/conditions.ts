@@ -2,7 +2,7 @@
  * Conditions as named tensors. A denoiser's card may declare its condition inputs
  *   "conditions": [{ "name": "text", "dtype": "float32", "shape": [8, 64] }, ...]
  * (shape without the batch dimension); its forward is then forward(x, sigma, ...those tensors in
- * card order). Without "conditions" the model takes one int64 class id per row, as before.
+ * card order). Without "conditions" the model takes one int64 class id per row.
  *
  * Rows carry a condition id, as they carried a class id: the denoiser keeps a table from id to
  * one row of each condition tensor (registered by a search for its prompt, released at its end)
@@ -56,7 +56,8 @@ export function checkCondition(specs: ConditionSpec[], t: ConditionTensors, rows
   const extra = Object.keys(t).filter((k) => !specs.some((s) => s.name === k));
   if (extra.length)
     throw new DiffusionSearchError(
-      `${owner}: unknown condition tensor(s) ${extra.map((k) => `'${k}'`).join(', ')}; the card declares ${specs.map((s) => s.name).join(', ')}`,
+      `${owner}: unknown condition tensor(s) ${extra.map((k) => `'${k}'`).join(', ')}; the card declares ` +
+        `${specs.map((s) => s.name).join(', ')}`,
       'ARGUMENT',
     );
   for (const s of specs) {

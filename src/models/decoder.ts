@@ -73,7 +73,8 @@ export class LatentDecoder {
           out.shape.join() !== [e - s, ...this.imageShape].join()
         )
           throw new DiffusionSearchError(
-            `decoder '${this.module.path}' returned ${out && 'shape' in out ? `[${out.shape}]` : 'no tensor'} for ${e - s} latents; its card says images [${this.imageShape}]`,
+            `decoder '${this.module.path}' returned ${out && 'shape' in out ? `[${out.shape}]` : 'no tensor'} for ` +
+              `${e - s} latents; its card says images [${this.imageShape}]`,
             'SHAPE',
           );
       }

@@ -62,7 +62,8 @@ export class Denoiser {
     options: { maxBatch?: number } = {},
   ) {
     this.card = validateCard(module.card, module.path, 'denoiser');
-    this.maxBatch = options.maxBatch ?? 128; // fashion-flow on CPU: 2.8 ms/row at 64–128 rows, 4.4 at 256 (bench/RESULTS.md)
+    // Above 128 rows a forward's per-row cost rises on CPU (fashion-flow, bench/RESULTS.md).
+    this.maxBatch = options.maxBatch ?? 128;
     if (!module.hasMethod('forward'))
       throw new DiffusionSearchError(`'${module.path}' has no forward method`, 'MODEL_LOAD');
     this.conditionSpecs = conditionSpecs(this.card, module.path);
@@ -90,7 +91,8 @@ export class Denoiser {
       (typeof spec !== 'object' || spec === null || typeof spec.model !== 'string' || !spec.model)
     )
       throw new DiffusionSearchError(
-        `model card of '${d.module.path}': "decoder" must be an object naming its "model", got ${JSON.stringify(spec).slice(0, 80)}`,
+        `model card of '${d.module.path}': "decoder" must be an object naming its "model", got ` +
+          `${JSON.stringify(spec).slice(0, 80)}`,
         'MODEL_CARD',
       );
     if (spec)
@@ -117,7 +119,8 @@ export class Denoiser {
     const specs = this.conditionSpecs!;
     if (list.length !== specs.length)
       throw new DiffusionSearchError(
-        `'${this.module.path}' ${method}() returned ${list.length} tensors for the ${specs.length} conditions of its card`,
+        `'${this.module.path}' ${method}() returned ${list.length} tensors for the ${specs.length} conditions of ` +
+          'its card',
         'MODEL_CARD',
       );
     this.conditions!.register(Object.fromEntries(specs.map((c, i) => [c.name, list[i]])), NULL_CONDITION);
@@ -215,8 +218,10 @@ export class Denoiser {
     if (!this.hasUnconditional())
       throw new DiffusionSearchError(
         this.conditions
-          ? `guidance ${guidance} needs an unconditional branch, but '${this.name}' has none (no "unconditional" in its card, no empty prompt registered); pass a negative prompt or use guidance 1`
-          : `guidance ${guidance} needs classifier-free guidance, but '${this.name}' has no null class (its card has no "null_class"); use guidance 1`,
+          ? `guidance ${guidance} needs an unconditional branch, but '${this.name}' has none (no "unconditional" ` +
+              'in its card, no empty prompt registered); pass a negative prompt or use guidance 1'
+          : `guidance ${guidance} needs classifier-free guidance, but '${this.name}' has no null class (its card ` +
+              'has no "null_class"); use guidance 1',
         'ARGUMENT',
       );
     return true;
@@ -271,7 +276,8 @@ export class Denoiser {
     if (!features) {
       if (!isTensor(r) || r.shape.join() !== xs.shape.join())
         throw new DiffusionSearchError(
-          `'${this.module.path}' ${method} returned ${isTensor(r) ? `shape [${r.shape}]` : 'no tensor'} for input [${xs.shape}]`,
+          `'${this.module.path}' ${method} returned ${isTensor(r) ? `shape [${r.shape}]` : 'no tensor'} for input ` +
+            `[${xs.shape}]`,
           'SHAPE',
         );
       return { out: r, features: null };

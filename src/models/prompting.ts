@@ -26,7 +26,8 @@ export async function loadTextEncoder(denoiser: Denoiser, o: { device?: string }
   const name = denoiser.card.text_encoder;
   if (typeof name !== 'string' || !name)
     throw new DiffusionSearchError(
-      `'${denoiser.name}' takes condition tensors (${denoiser.conditionSpecs?.map((s) => s.name).join(', ')}) but its card names no "text_encoder": pass them through the library`,
+      `'${denoiser.name}' takes condition tensors (${denoiser.conditionSpecs?.map((s) => s.name).join(', ')}) but ` +
+        'its card names no "text_encoder": pass them through the library',
       'MODEL_CARD',
     );
   using s = new TensorScope();

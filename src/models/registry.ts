@@ -28,7 +28,8 @@ export async function loadVerifier(
   };
   if (!Array.isArray(names))
     throw new DiffusionSearchError(
-      `loadVerifier takes a list of verifier names, got ${JSON.stringify(names)}: write loadVerifier([${JSON.stringify(names)}])`,
+      `loadVerifier takes a list of verifier names, got ${JSON.stringify(names)}: write ` +
+        `loadVerifier([${JSON.stringify(names)}])`,
       'ARGUMENT',
     );
   if (names.length === 0) throw new DiffusionSearchError('no verifier given', 'ARGUMENT');

@@ -74,7 +74,8 @@ export class TextEncoder {
     const names = this.card.outputs;
     if (list.length !== names.length || !list.every((t) => isTensor(t) && t.shape[0] === prompts.length))
       throw new DiffusionSearchError(
-        `text encoder '${this.name}' returned ${list.length} value(s); its card names ${names.length} outputs [${names}], each with ${prompts.length} rows`,
+        `text encoder '${this.name}' returned ${list.length} value(s); its card names ${names.length} outputs ` +
+          `[${names}], each with ${prompts.length} rows`,
         'SHAPE',
       );
     return Object.fromEntries(names.map((n, i) => [n, s.keep(list[i]) as NativeTensor]));

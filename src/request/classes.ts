@@ -11,7 +11,8 @@ export function resolveClass(cls: string | number | undefined, classes: string[]
   if (i >= 0) return i;
   const hint = typeof cls === 'string' ? didYouMean(cls, names) : '';
   throw new DiffusionSearchError(
-    `unknown class '${cls}'${hint}: use an index below ${Math.max(1, names.length)}${names.length ? ` or one of ${names.map((c) => `'${c}'`).join(', ')}` : ''}`,
+    `unknown class '${cls}'${hint}: use an index below ` +
+      `${Math.max(1, names.length)}${names.length ? ` or one of ${names.map((c) => `'${c}'`).join(', ')}` : ''}`,
     'ARGUMENT',
   );
 }

@@ -21,9 +21,9 @@ export const DEFAULTS = {
 } as const;
 
 /**
- * Most rows per forward of a model, per device: on a CPU a forward costs the same per row from
- * ~16 rows on (so 32 loses nothing and keeps a small request's forwards short beside big ones);
- * on CUDA larger batches still pay.
+ * Most rows per forward of a model, per device: on a CPU the cost per row stops falling at a few
+ * tens of rows (bench/RESULTS.md), so 32 loses nothing and keeps a small request's forwards short
+ * beside big ones; on CUDA larger batches still pay.
  */
 export function defaultMaxBatch(device: string): number {
   return device.startsWith('cuda') ? 128 : 32;

@@ -1,4 +1,7 @@
-/** The request's own fields, in the schema format of ./schema (the algorithms' options are in src/search/*.options.ts). */
+/**
+ * The request's own fields, in the schema format of ./schema (the algorithms' options are in
+ * src/search/*.options.ts).
+ */
 import type { ErrorCode } from '../errors';
 import { algorithms, type AlgorithmName } from '../search';
 import { DEFAULTS, LIMITS } from './defaults';

@@ -73,18 +73,23 @@ function remoteVerifier(p: RequestPolicy, v: string): string {
   }
   if (!p.remoteOrigins.includes(origin))
     throw new DiffusionSearchError(
-      `verifier origin ${origin} is not allowed on this ${p.who} (allowed: ${p.remoteOrigins.join(', ')}); name a verifier there, or add the origin to --allow-remote-verifiers`,
+      `verifier origin ${origin} is not allowed on this ${p.who} (allowed: ${p.remoteOrigins.join(', ')}); name a ` +
+        'verifier there, or add the origin to --allow-remote-verifiers',
       'ARGUMENT',
     );
   return v;
 }
 
-/** The request with its models as shipped names or real paths inside the models directory; ARGUMENT / BUDGET otherwise. */
+/**
+ * The request with its models as shipped names or real paths inside the models directory; ARGUMENT /
+ * BUDGET otherwise.
+ */
 export function applyPolicy(r: ResolvedRequest, p: RequestPolicy): ResolvedRequest {
   const nfe = r.searches * r.budget;
   if (nfe > p.maxRequestNfe)
     throw new DiffusionSearchError(
-      `n × budget${(r.prompts?.length ?? 1) > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this ${p.who}'s limit of ${p.maxRequestNfe} per request`,
+      `n × budget${(r.prompts?.length ?? 1) > 1 ? ' × prompts' : ''} = ${nfe} NFE is over this ${p.who}'s limit of ` +
+        `${p.maxRequestNfe} per request`,
       'BUDGET',
     );
   const verifier = r.verifier.map((v) => {
@@ -100,7 +105,8 @@ export function modelPath(p: RequestPolicy, v: unknown, what: string): string {
   if (shipped.some((m) => m.name === v)) return v;
   const refuse = (why: string) =>
     new DiffusionSearchError(
-      `${what} '${v}' ${why}: name a shipped model (${shipped.map((m) => m.name).join(', ')})${p.modelsDir ? ' or a .pt file in the models directory' : ''}`,
+      `${what} '${v}' ${why}: name a shipped model ` +
+        `(${shipped.map((m) => m.name).join(', ')})${p.modelsDir ? ' or a .pt file in the models directory' : ''}`,
       'ARGUMENT',
     );
   if (!p.modelsDir) throw refuse(`is not a shipped model (this ${p.who} has no models directory)`);

@@ -38,14 +38,16 @@ export function resolveRequest(
   const searches = (prompts?.length ?? 1) * n;
   if (searches > LIMITS.searches)
     throw new DiffusionSearchError(
-      `${name(entrance, 'n')}${prompts ? ' × prompts' : ''} = ${searches} searches is over the limit of ${LIMITS.searches} per request`,
+      `${name(entrance, 'n')}${prompts ? ' × prompts' : ''} = ${searches} searches is over the limit of ` +
+        `${LIMITS.searches} per request`,
       'ARGUMENT',
     );
   const guidance = o.guidance ?? DEFAULTS.guidance;
   // Guidance 1 never evaluates the unconditional branch: a negative prompt there would change nothing.
   if (o.negativePrompt !== undefined && guidance === 1)
     throw new DiffusionSearchError(
-      `a negative prompt only acts under classifier-free guidance: set ${name(entrance, 'guidance')} above 1 (e.g. 3), or drop the negative prompt`,
+      `a negative prompt only acts under classifier-free guidance: set ${name(entrance, 'guidance')} above 1 (e.g. ` +
+        '3), or drop the negative prompt',
       'ARGUMENT',
     );
   const resolved: ResolvedRequest = {
@@ -89,7 +91,8 @@ function checkFields(o: Record<string, unknown>, entrance: Entrance): GenerateOp
     if (key === 'algorithm' && entrance === 'json' && !(typeof v === 'string' && v in algorithms)) {
       const names = Object.keys(algorithms);
       throw new DiffusionSearchError(
-        `unknown algorithm ${JSON.stringify(v)}${typeof v === 'string' ? didYouMean(v, names) : ''}: use one of ${names.join(', ')}`,
+        `unknown algorithm ${JSON.stringify(v)}${typeof v === 'string' ? didYouMean(v, names) : ''}: use one of ` +
+          `${names.join(', ')}`,
         'ARGUMENT',
       );
     }

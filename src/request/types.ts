@@ -17,7 +17,10 @@ export interface GenerateOptions {
    * prompt, rows grouped by prompt. Encoded once per call.
    */
   prompt?: string | string[];
-  /** The unconditional branch of guidance for every prompt (default: the model's null condition); needs guidance > 1. */
+  /**
+   * The unconditional branch of guidance for every prompt (default: the model's null condition); needs
+   * guidance > 1.
+   */
   negativePrompt?: string;
   algorithm?: AlgorithmName;
   /** NFE per sample. */

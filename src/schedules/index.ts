@@ -78,7 +78,10 @@ export function validateSchedule(sigmas: readonly number[]): readonly number[] {
   return sigmas;
 }
 
-/** Most steps a schedule may have: --steps 1e9 built a billion-entry array before any budget check (a hang, then out of memory). */
+/**
+ * Most steps a schedule may have: otherwise --steps 1e9 would build a billion-entry array before
+ * any budget check (a hang, then out of memory).
+ */
 export const MAX_STEPS = 1_000_000;
 
 function checkSteps(steps: number): void {

@@ -51,7 +51,7 @@ export interface EvoSearchOptions {
   /**
    * Entrants drawn without replacement (default, as the reference: ⌊0.9·P⌋ distinct members of the
    * pool, elites included, so nearly always the best wins) or with replacement (the native kernel;
-   * 0.2 with replacement was our earlier, gentler default — bench/RESULTS.md).
+   * gentler selection, which finds lower rewards: bench/RESULTS.md).
    */
   replacement?: boolean;
   /**

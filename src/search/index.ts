@@ -30,7 +30,10 @@ export type { SearchConfig, SearchResult, SearchProgress, TraceEntry } from './t
 
 export { baselineSchema, bestOfNSchema, zeroOrderSchema, pathsSchema, particlesSchema, beamSchema, evoSearchSchema };
 
-/** Each algorithm with its options' schema (<algorithm>.options.ts): the request checks, CLI flags and docs follow from it. */
+/**
+ * Each algorithm with its options' schema (<algorithm>.options.ts): the request checks, CLI flags and
+ * docs follow from it.
+ */
 export const algorithms = {
   baseline: {
     run: baseline,

@@ -60,7 +60,8 @@ export class SearchRun {
     if (config.denoiser.conditions) {
       if (!config.denoiser.conditions.has(config.cls))
         throw new DiffusionSearchError(
-          `condition ${config.cls} is not registered with '${config.denoiser.name}' (Denoiser.registerCondition, or generate's prompt)`,
+          `condition ${config.cls} is not registered with '${config.denoiser.name}' (Denoiser.registerCondition, ` +
+            `or generate's prompt)`,
           'ARGUMENT',
         );
     } else if (!Number.isInteger(config.cls) || config.cls < 0 || config.cls >= count)

@@ -56,7 +56,8 @@ export function topIndices(rewards: ArrayLike<number>, k: number): number[] {
 export function rejectMidVerifier(run: SearchRun, alg: string): void {
   if (run.config.verifier.needsMidPrediction)
     throw new DiffusionSearchError(
-      `${alg}: verifier '${run.config.verifier.name}' needs each trajectory's x̂0 at σ ≈ 0.4, which ${alg} does not keep; use it with best-of-n, zero-order or evosearch`,
+      `${alg}: verifier '${run.config.verifier.name}' needs each trajectory's x̂0 at σ ≈ 0.4, which ${alg} does ` +
+        'not keep; use it with best-of-n, zero-order or evosearch',
       'ARGUMENT',
     );
 }

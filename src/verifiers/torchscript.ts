@@ -108,7 +108,8 @@ export class TorchScriptVerifier implements Verifier {
     const missing = this.conditionInputs.filter((k) => !given[k]);
     if (missing.length)
       throw new DiffusionSearchError(
-        `verifier '${this.name}' reads the condition tensors [${this.conditionInputs}], but the search has no ${missing.join(', ')} (a class-conditional model?)`,
+        `verifier '${this.name}' reads the condition tensors [${this.conditionInputs}], but the search has no ` +
+          `${missing.join(', ')} (a class-conditional model?)`,
         'ARGUMENT',
       );
     return concat(

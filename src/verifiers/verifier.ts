@@ -15,7 +15,10 @@ export interface ScoreExtras {
   signal?: AbortSignal;
   /** The prompt of each sample, for prompt-aware verifiers (null or absent for class conditions). */
   prompts?: string[] | null;
-  /** The condition tensors of each sample (named as the denoiser's card names them), for verifiers with needsCondition. */
+  /**
+   * The condition tensors of each sample (named as the denoiser's card names them), for verifiers with
+   * needsCondition.
+   */
   condition?: Record<string, Tensor>;
 }
 
@@ -37,7 +40,8 @@ export function checkScores(name: string, scores: Float32Array, nanAsNegInf = fa
     if (nanAsNegInf) scores[i] = -Infinity;
     else
       throw new DiffusionSearchError(
-        `verifier '${name}' returned ${scores[i]} for sample ${i}; fix the verifier or pass nanAsNegInf to rank such samples last`,
+        `verifier '${name}' returned ${scores[i]} for sample ${i}; fix the verifier or pass nanAsNegInf to rank ` +
+          'such samples last',
         'VERIFIER',
       );
   }
