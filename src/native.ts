@@ -198,7 +198,8 @@ export function preloadLibraries(files: string[]): string[] {
 }
 
 const fmtPrebuild = (p: Prebuild) =>
-  `${p.from}: ${path.basename(p.file)} (libtorch ${p.torch}, ${p.style} sonames, ${p.cxx11abi ? 'C++11' : 'pre-C++11'} ABI, ${p.device})`;
+  `${p.from}: ${path.basename(p.file)} (libtorch ${p.torch}, ${p.style} sonames, ` +
+  `${p.cxx11abi ? 'C++11' : 'pre-C++11'} ABI, ${p.device})`;
 
 /**
  * Picks the prebuild to load. Cheap libtorch locations first; python3's PyTorch only when they fit
@@ -234,13 +235,15 @@ export function selectPrebuild(
     lines.push(
       `no prebuilt binary for ${where} is installed` +
         (pkgNames.length
-          ? ` (variant packages: ${pkgNames.map((n) => `${n} ${packages[n] ? 'has none' : 'not installed'}`).join(', ')})`
+          ? ' (variant packages: ' +
+            `${pkgNames.map((n) => `${n} ${packages[n] ? 'has none' : 'not installed'}`).join(', ')})`
           : '') +
         ', and this package has no build (build/Release).',
     );
   } else {
     lines.push(
-      `no prebuilt binary fits a libtorch on this machine${device ? ` (DIFFUSION_SEARCH_VARIANT=${device})` : ''}, and this package has no build (build/Release).`,
+      `no prebuilt binary fits a libtorch on this machine${device ? ` (DIFFUSION_SEARCH_VARIANT=${device})` : ''}, ` +
+        'and this package has no build (build/Release).',
     );
     lines.push('Binaries installed:');
     for (const p of prebuilds)
@@ -248,7 +251,8 @@ export function selectPrebuild(
   }
   if (!installs.length) {
     lines.push(
-      'libtorch found: none (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, LD_LIBRARY_PATH, the system library directories, python3 and /usr/bin/python3).',
+      'libtorch found: none (looked at DIFFUSION_SEARCH_LIBTORCH, Torch_DIR, LD_LIBRARY_PATH, the system library ' +
+        'directories, python3 and /usr/bin/python3).',
     );
   } else {
     lines.push('libtorch found:');
@@ -299,9 +303,9 @@ function addDisposeSymbol(b: NativeBinding): void {
 }
 
 /**
- * OpenMP's default wait policy spins idle threads; on a shared machine a search then ran 3x
- * slower. libgomp reads OMP_WAIT_POLICY once, when the addon's dlopen loads it, so it is set
- * here, before the require, unless the user chose one.
+ * OpenMP's default wait policy spins idle threads, which slows a search several-fold on a shared
+ * machine (bench/RESULTS.md). libgomp reads OMP_WAIT_POLICY once, when the addon's dlopen loads
+ * it, so it is set here, before the require, unless the user chose one.
  */
 export function applyThreadDefaults(env: NodeJS.ProcessEnv = process.env): void {
   if (!env.OMP_WAIT_POLICY) env.OMP_WAIT_POLICY = 'PASSIVE';
@@ -318,79 +322,82 @@ export function native(): NativeBinding {
   applyThreadDefaults();
   const explicit = process.env.DIFFUSION_SEARCH_NATIVE;
   const build = path.join(packageRoot, 'build', 'Release', 'ds_native.node');
-  let loaded: NativeBinding;
-  let found: NativeSource;
-  if (explicit) {
-    const file = path.resolve(explicit);
-    found = { kind: 'explicit', file, reason: 'DIFFUSION_SEARCH_NATIVE names it' };
-    try {
-      loaded = require(file) as NativeBinding;
-    } catch (e) {
-      throw explainLoadFailure(e, `DIFFUSION_SEARCH_NATIVE=${file}`);
-    }
-  } else if (fs.existsSync(build)) {
-    found = {
-      kind: 'build',
-      file: build,
-      reason: 'a source build of this package (build/Release) comes before prebuilds',
-    };
-    try {
-      loaded = require(build) as NativeBinding;
-    } catch (e) {
-      // A build whose rpath does not reach its libtorch (moved, or linked without one): preload the
-      // first libtorch found that has the missing library, then try once more.
-      const missing = /(lib(?:torch|c10)[\w]*\.so[.\d]*): cannot open shared object file/.exec(
-        (e as Error).message,
-      )?.[1];
-      const c = missing ? libtorch.findLibtorch().find((d) => fs.existsSync(path.join(d.libDir, missing))) : undefined;
-      if (!c)
-        throw explainLoadFailure(
-          e,
-          build,
-          'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.',
-        );
-      preloadLibtorch(c, !!c.cuda);
-      found.libtorch = { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda };
-      found.reason += `; its libtorch preloaded from ${c.libDir}`;
-      try {
-        loaded = require(build) as NativeBinding;
-      } catch (e2) {
-        throw explainLoadFailure(
-          e2,
-          build,
-          'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.',
-        );
-      }
-    }
-  } else {
-    const { choice } = selectPrebuild();
-    const { prebuild: p, libtorch: c } = choice;
-    found = {
-      kind: 'prebuild',
-      file: p.file,
-      package: p.from,
-      tags: {
-        napi: p.napi,
-        torch: p.torch,
-        cxx11abi: p.cxx11abi,
-        style: p.style,
-        device: p.device,
-        cudaMajor: p.cudaMajor,
-      },
-      libtorch: { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda },
-      cudaOff: choice.cudaOff,
-      reason: `libtorch ${c.version} (${c.from}) fits the ${p.device} binary of ${p.from}`,
-    };
-    preloadLibtorch(c, p.cudaMajor !== null);
-    try {
-      loaded = require(p.file) as NativeBinding;
-    } catch (e) {
-      throw explainLoadFailure(e, p.file, `It was chosen because ${found.reason}.`);
-    }
-  }
+  const { loaded, found } = explicit
+    ? loadExplicit(explicit)
+    : fs.existsSync(build)
+      ? loadBuild(build)
+      : loadPrebuild();
   loaded.init({ errorClass: DiffusionSearchError });
   addDisposeSymbol(loaded);
   source = found;
   binding = loaded;
   return binding;
+}
+
+type Loaded = { loaded: NativeBinding; found: NativeSource };
+
+/** The binary DIFFUSION_SEARCH_NATIVE names. */
+function loadExplicit(explicit: string): Loaded {
+  const file = path.resolve(explicit);
+  const found: NativeSource = { kind: 'explicit', file, reason: 'DIFFUSION_SEARCH_NATIVE names it' };
+  try {
+    return { loaded: require(file) as NativeBinding, found };
+  } catch (e) {
+    throw explainLoadFailure(e, `DIFFUSION_SEARCH_NATIVE=${file}`);
+  }
+}
+
+/** This package's own build (build/Release), its libtorch preloaded when its rpath does not reach one. */
+function loadBuild(build: string): Loaded {
+  const found: NativeSource = {
+    kind: 'build',
+    file: build,
+    reason: 'a source build of this package (build/Release) comes before prebuilds',
+  };
+  const rebuild = 'Remove build/ to use a prebuilt binary instead, or rebuild: npm run build:native.';
+  try {
+    return { loaded: require(build) as NativeBinding, found };
+  } catch (e) {
+    // A build whose rpath does not reach its libtorch (moved, or linked without one): preload the
+    // first libtorch found that has the missing library, then try once more.
+    const missing = /(lib(?:torch|c10)[\w]*\.so[.\d]*): cannot open shared object file/.exec((e as Error).message)?.[1];
+    const c = missing ? libtorch.findLibtorch().find((d) => fs.existsSync(path.join(d.libDir, missing))) : undefined;
+    if (!c) throw explainLoadFailure(e, build, rebuild);
+    preloadLibtorch(c, !!c.cuda);
+    found.libtorch = { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda };
+    found.reason += `; its libtorch preloaded from ${c.libDir}`;
+    try {
+      return { loaded: require(build) as NativeBinding, found };
+    } catch (e2) {
+      throw explainLoadFailure(e2, build, rebuild);
+    }
+  }
+}
+
+/** The prebuild whose libtorch is present (selectPrebuild), that libtorch preloaded. */
+function loadPrebuild(): Loaded {
+  const { choice } = selectPrebuild();
+  const { prebuild: p, libtorch: c } = choice;
+  const found: NativeSource = {
+    kind: 'prebuild',
+    file: p.file,
+    package: p.from,
+    tags: {
+      napi: p.napi,
+      torch: p.torch,
+      cxx11abi: p.cxx11abi,
+      style: p.style,
+      device: p.device,
+      cudaMajor: p.cudaMajor,
+    },
+    libtorch: { version: c.version, libDir: c.libDir, from: c.from, cuda: c.cuda },
+    cudaOff: choice.cudaOff,
+    reason: `libtorch ${c.version} (${c.from}) fits the ${p.device} binary of ${p.from}`,
+  };
+  preloadLibtorch(c, p.cudaMajor !== null);
+  try {
+    return { loaded: require(p.file) as NativeBinding, found };
+  } catch (e) {
+    throw explainLoadFailure(e, p.file, `It was chosen because ${found.reason}.`);
+  }
 }

@@ -66,6 +66,11 @@ async function waitFor(f: () => boolean, what: string, ms = 60_000): Promise<voi
   }
 }
 
+/**
+ * The bench, in three parts over one redis-server of its own: (1) a single-process engine kept warm,
+ * run right before every queue run (the baseline: the machine is shared); (2) one worker, one job
+ * at a time: the latency the queue adds; (3) 1, 2, 3 workers with every job submitted at once.
+ */
 export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchReport> {
   if (spawnSync('redis-server', ['--version']).status !== 0)
     throw new Error(
@@ -82,9 +87,63 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
     repeats = o.repeats ?? 2,
     threads = o.threads ?? 1;
   const counts = o.workers ?? [1, 2, 3];
+  const redis = await startRedis();
+  const procs: ChildProcess[] = [];
+  let engine: Engine | undefined;
+  try {
+    await waitFor(redis.ready, 'redis-server');
+    engine = createEngine({ threads, maxActive: 1 });
+    const ctx: BenchContext = {
+      job,
+      jobs,
+      repeats,
+      baseline: new Baseline(engine, job, jobs),
+      workers: new Workers(redis.url, threads, procs),
+    };
+    await engine.generate({ ...job, seed: 999_999 });
+    const serial = await serialLatency(ctx);
+    const rows: QueueBenchReport['workers'] = [];
+    for (const n of counts) rows.push(await throughput(ctx, n));
+    const a = stat(serial.added),
+      b = stat(ctx.baseline.jobSeconds);
+    return {
+      machine: { cpus: os.cpus().length, load: os.loadavg(), node: process.version },
+      job,
+      jobs,
+      repeats,
+      threads,
+      baseline: { job_seconds: b, jobs_per_second: stat(ctx.baseline.rates) },
+      serial: {
+        client_seconds: stat(serial.clientS),
+        engine_seconds: stat(serial.engineS),
+        added_ms: a,
+        added_percent_of_job: (100 * a.median) / 1000 / b.median,
+      },
+      workers: rows,
+    };
+  } finally {
+    await engine?.close();
+    procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
+    redis.proc.kill('SIGKILL');
+    fs.rmSync(redis.dir, { recursive: true, force: true });
+  }
+}
+
+interface BenchContext {
+  job: GenerateOptions;
+  jobs: number;
+  repeats: number;
+  baseline: Baseline;
+  workers: Workers;
+}
+
+const seedOf = (r: number, k: number) => 1000 * r + k;
+
+/** A redis-server on a free loopback port with its data in a temporary directory (append-only file). */
+async function startRedis() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-bench-redis-'));
   const port = await freePort();
-  const redis = spawn(
+  const proc = spawn(
     'redis-server',
     [
       '--port',
@@ -102,136 +161,117 @@ export async function benchQueue(o: QueueBenchOptions = {}): Promise<QueueBenchR
     ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
-  let redisLog = '';
-  redis.stdout!.on('data', (d) => (redisLog += d));
-  const url = `redis://127.0.0.1:${port}`;
-  const procs: ChildProcess[] = [];
-  const cli = path.join(packageRoot, 'lib', 'cli', 'index.js');
-  let engine: Engine | undefined;
-  try {
-    await waitFor(() => /Ready to accept/.test(redisLog), 'redis-server');
-    const seedOf = (r: number, k: number) => 1000 * r + k;
+  let log = '';
+  proc.stdout!.on('data', (d) => (log += d));
+  return { proc, dir, url: `redis://127.0.0.1:${port}`, ready: () => /Ready to accept/.test(log) };
+}
 
-    // Baseline: one engine in this process, kept warm for the whole bench; a run before each queue run.
-    engine = createEngine({ threads, maxActive: 1 });
-    const warm = engine;
-    const baseJob: number[] = [],
-      baseRate: number[] = [];
-    await warm.generate({ ...job, seed: 999_999 });
-    const baseline = async (r: number): Promise<number> => {
-      const t = performance.now();
+/** One engine in this process, kept warm for the whole bench; run(r) does repeat r's jobs one by one. */
+class Baseline {
+  readonly jobSeconds: number[] = [];
+  readonly rates: number[] = [];
+  constructor(
+    private readonly engine: Engine,
+    private readonly job: GenerateOptions,
+    private readonly jobs: number,
+  ) {}
+  /** Jobs per second. */
+  async run(r: number): Promise<number> {
+    const t = performance.now();
+    for (let k = 0; k < this.jobs; k++) {
+      const t0 = performance.now();
+      await this.engine.generate({ ...this.job, seed: seedOf(r, k) });
+      this.jobSeconds.push((performance.now() - t0) / 1000);
+    }
+    const rate = this.jobs / ((performance.now() - t) / 1000);
+    this.rates.push(rate);
+    return rate;
+  }
+}
+
+/** `diffusion-search worker` processes on one queue (every one started is in `procs`, for the final kill). */
+class Workers {
+  private readonly cli = path.join(packageRoot, 'lib', 'cli', 'index.js');
+  constructor(
+    readonly url: string,
+    private readonly threads: number,
+    private readonly procs: ChildProcess[],
+  ) {}
+  async start(queue: string, n: number): Promise<Array<{ p: ChildProcess }>> {
+    const ws = Array.from({ length: n }, () => {
+      const p = spawn(
+        process.execPath,
+        [this.cli, 'worker', '--redis', this.url, '--queue', queue, '--threads', String(this.threads)],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
+      );
+      let log = '';
+      p.stderr!.on('data', (d) => (log += d));
+      this.procs.push(p);
+      return { p, log: () => log };
+    });
+    await Promise.all(ws.map((w) => waitFor(() => /ready: queue/.test(w.log()), 'a worker')));
+    return ws;
+  }
+  async stop(ws: Array<{ p: ChildProcess }>): Promise<void> {
+    await Promise.all(
+      ws.map((w) => new Promise((r) => (w.p.exitCode !== null ? r(null) : (w.p.once('exit', r), w.p.kill('SIGTERM'))))),
+    );
+  }
+}
+
+/** One worker, one job at a time: client and engine seconds per job, and the ms the queue adds. */
+async function serialLatency(ctx: BenchContext) {
+  const { job, jobs, repeats } = ctx;
+  const clientS: number[] = [],
+    engineS: number[] = [],
+    added: number[] = [];
+  const q = createQueue({ connection: ctx.workers.url, name: 'serial' });
+  const ws = await ctx.workers.start('serial', 1);
+  try {
+    await q.listen();
+    await q.wait(await q.submit({ ...job, seed: 999_999 }));
+    for (let r = 0; r < repeats; r++) {
+      await ctx.baseline.run(r);
       for (let k = 0; k < jobs; k++) {
         const t0 = performance.now();
-        await warm.generate({ ...job, seed: seedOf(r, k) });
-        baseJob.push((performance.now() - t0) / 1000);
-      }
-      const rate = jobs / ((performance.now() - t) / 1000);
-      baseRate.push(rate);
-      return rate;
-    };
-
-    const startWorkers = async (queue: string, n: number) => {
-      const ws = Array.from({ length: n }, () => {
-        const p = spawn(
-          process.execPath,
-          [cli, 'worker', '--redis', url, '--queue', queue, '--threads', String(threads)],
-          { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
-        );
-        let log = '';
-        p.stderr!.on('data', (d) => (log += d));
-        procs.push(p);
-        return { p, log: () => log };
-      });
-      await Promise.all(ws.map((w) => waitFor(() => /ready: queue/.test(w.log()), 'a worker')));
-      return ws;
-    };
-    const stop = async (ws: Array<{ p: ChildProcess }>) => {
-      await Promise.all(
-        ws.map(
-          (w) => new Promise((r) => (w.p.exitCode !== null ? r(null) : (w.p.once('exit', r), w.p.kill('SIGTERM')))),
-        ),
-      );
-    };
-
-    // Serial: one worker, one job at a time: the latency the queue adds.
-    const clientS: number[] = [],
-      engineS: number[] = [],
-      added: number[] = [];
-    {
-      const q = createQueue({ connection: url, name: 'serial' });
-      const ws = await startWorkers('serial', 1);
-      try {
-        await q.listen();
-        await q.wait(await q.submit({ ...job, seed: 999_999 }));
-        for (let r = 0; r < repeats; r++) {
-          await baseline(r);
-          for (let k = 0; k < jobs; k++) {
-            const t0 = performance.now();
-            const res = await q.wait(await q.submit({ ...job, seed: seedOf(r, k) }));
-            const client = (performance.now() - t0) / 1000;
-            const wall = res.report.wall_seconds as number;
-            clientS.push(client);
-            engineS.push(wall);
-            added.push((client - wall) * 1000);
-          }
-        }
-      } finally {
-        await stop(ws);
-        await q.close();
+        const res = await q.wait(await q.submit({ ...job, seed: seedOf(r, k) }));
+        const client = (performance.now() - t0) / 1000;
+        const wall = res.report.wall_seconds as number;
+        clientS.push(client);
+        engineS.push(wall);
+        added.push((client - wall) * 1000);
       }
     }
-
-    // Throughput with 1, 2, 3 workers: every job submitted at once.
-    const rows: QueueBenchReport['workers'] = [];
-    for (const n of counts) {
-      const q = createQueue({ connection: url, name: `w${n}` });
-      const ws = await startWorkers(`w${n}`, n);
-      const rates: number[] = [],
-        ratios: number[] = [];
-      try {
-        await q.listen();
-        await Promise.all(
-          Array.from({ length: n }, async (_, i) => q.wait(await q.submit({ ...job, seed: 999_990 + i }))),
-        );
-        for (let r = 0; r < repeats; r++) {
-          const base = await baseline(r);
-          const t = performance.now();
-          const ids = await Promise.all(
-            Array.from({ length: jobs }, (_, k) => q.submit({ ...job, seed: seedOf(r, k) })),
-          );
-          await Promise.all(ids.map((id) => q.wait(id)));
-          rates.push(jobs / ((performance.now() - t) / 1000));
-          ratios.push(rates[rates.length - 1] / base);
-        }
-      } finally {
-        await stop(ws);
-        await q.close();
-      }
-      rows.push({ workers: n, jobs_per_second: stat(rates), vs_baseline: stat(ratios) });
-    }
-    const a = stat(added),
-      b = stat(baseJob);
-    return {
-      machine: { cpus: os.cpus().length, load: os.loadavg(), node: process.version },
-      job,
-      jobs,
-      repeats,
-      threads,
-      baseline: { job_seconds: b, jobs_per_second: stat(baseRate) },
-      serial: {
-        client_seconds: stat(clientS),
-        engine_seconds: stat(engineS),
-        added_ms: a,
-        added_percent_of_job: (100 * a.median) / 1000 / b.median,
-      },
-      workers: rows,
-    };
   } finally {
-    await engine?.close();
-    procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
-    redis.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
+    await ctx.workers.stop(ws);
+    await q.close();
   }
+  return { clientS, engineS, added };
+}
+
+/** n workers with every job submitted at once: jobs per second, and its ratio to the baseline run just before. */
+async function throughput(ctx: BenchContext, n: number): Promise<QueueBenchReport['workers'][number]> {
+  const { job, jobs, repeats } = ctx;
+  const q = createQueue({ connection: ctx.workers.url, name: `w${n}` });
+  const ws = await ctx.workers.start(`w${n}`, n);
+  const rates: number[] = [],
+    ratios: number[] = [];
+  try {
+    await q.listen();
+    await Promise.all(Array.from({ length: n }, async (_, i) => q.wait(await q.submit({ ...job, seed: 999_990 + i }))));
+    for (let r = 0; r < repeats; r++) {
+      const base = await ctx.baseline.run(r);
+      const t = performance.now();
+      const ids = await Promise.all(Array.from({ length: jobs }, (_, k) => q.submit({ ...job, seed: seedOf(r, k) })));
+      await Promise.all(ids.map((id) => q.wait(id)));
+      rates.push(jobs / ((performance.now() - t) / 1000));
+      ratios.push(rates[rates.length - 1] / base);
+    }
+  } finally {
+    await ctx.workers.stop(ws);
+    await q.close();
+  }
+  return { workers: n, jobs_per_second: stat(rates), vs_baseline: stat(ratios) };
 }
 
 const f = (x: number, d = 3) => x.toFixed(d);
@@ -239,14 +279,19 @@ const f = (x: number, d = 3) => x.toFixed(d);
 export function formatQueueBench(r: QueueBenchReport): string {
   const j = r.job;
   const lines = [
-    `queue bench: ${j.model} ${j.algorithm} ${j.budget} NFE, ${r.jobs} jobs × ${r.repeats} repeats, ${r.threads} thread(s) per process; ${r.machine.cpus} CPUs, load ${r.machine.load.map((x) => x.toFixed(1)).join(' ')}`,
-    `single-process engine: ${f(r.baseline.job_seconds.median)} s per job (min ${f(r.baseline.job_seconds.min)}), ${f(r.baseline.jobs_per_second.median)} jobs/s (min ${f(r.baseline.jobs_per_second.min)})`,
-    `queue, 1 worker, one job at a time: client ${f(r.serial.client_seconds.median)} s, engine ${f(r.serial.engine_seconds.median)} s; added ${f(r.serial.added_ms.median, 1)} ms per job (min ${f(r.serial.added_ms.min, 1)}) = ${f(r.serial.added_percent_of_job, 2)} % of a job`,
+    `queue bench: ${j.model} ${j.algorithm} ${j.budget} NFE, ${r.jobs} jobs × ${r.repeats} repeats, ${r.threads} ` +
+      `thread(s) per process; ${r.machine.cpus} CPUs, load ${r.machine.load.map((x) => x.toFixed(1)).join(' ')}`,
+    `single-process engine: ${f(r.baseline.job_seconds.median)} s per job (min ${f(r.baseline.job_seconds.min)}), ` +
+      `${f(r.baseline.jobs_per_second.median)} jobs/s (min ${f(r.baseline.jobs_per_second.min)})`,
+    `queue, 1 worker, one job at a time: client ${f(r.serial.client_seconds.median)} s, engine ` +
+      `${f(r.serial.engine_seconds.median)} s; added ${f(r.serial.added_ms.median, 1)} ms per job (min ` +
+      `${f(r.serial.added_ms.min, 1)}) = ${f(r.serial.added_percent_of_job, 2)} % of a job`,
     '| workers | jobs/s median | jobs/s min | vs the engine run just before: median | min |',
     '|---:|---:|---:|---:|---:|',
     ...r.workers.map(
       (w) =>
-        `| ${w.workers} | ${f(w.jobs_per_second.median)} | ${f(w.jobs_per_second.min)} | ${f(w.vs_baseline.median, 2)}× | ${f(w.vs_baseline.min, 2)}× |`,
+        `| ${w.workers} | ${f(w.jobs_per_second.median)} | ${f(w.jobs_per_second.min)} | ` +
+        `${f(w.vs_baseline.median, 2)}× | ${f(w.vs_baseline.min, 2)}× |`,
     ),
   ];
   return lines.join('\n');

@@ -150,6 +150,10 @@ async function closedLoop(
   return { lat, seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * The serve bench: the forward floor, then for batching on and off one server, and in it every
+ * scenario × client count as a closed loop (a cell), then small requests alone and under load.
+ */
 export async function benchServe(o: ServeBenchOptions = {}) {
   const log = o.log ?? (() => {});
   const model = o.model ?? 'fashion-flow';
@@ -164,15 +168,8 @@ export async function benchServe(o: ServeBenchOptions = {}) {
   const seconds = o.seconds ?? 15;
   const repeats = o.repeats ?? 1;
   const cells: ServeBenchCell[] = [];
-  const underLoad: Array<{
-    batching: boolean;
-    unloaded_p50_ms: number;
-    loaded_p50_ms: number;
-    loaded_p95_ms: number;
-    ratio_p95: number;
-    probes: number;
-  }> = [];
-  const body = (s: Scenario, k: number) => ({
+  const underLoad: UnderLoadRow[] = [];
+  const body: RequestBody = (s, k) => ({
     model,
     algorithm: s.algorithm,
     budget: s.budget,
@@ -185,7 +182,8 @@ export async function benchServe(o: ServeBenchOptions = {}) {
   const floor: ForwardFloor | null = o.floor === false ? null : await forwardFloor(model);
   if (floor)
     log(
-      `forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by side, 1 thread each)`,
+      `forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by ` +
+        'side, 1 thread each)',
     );
   for (const batching of [true, false]) {
     const srv = await startServer(batching, [
@@ -197,57 +195,23 @@ export async function benchServe(o: ServeBenchOptions = {}) {
       for (let rep = 0; rep < repeats; rep++)
         for (const s of scenarios)
           for (const c of clients) {
-            const f0 = await metric(srv.url, 'diffusion_search_forwards_total');
-            const r0 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
-            const c0 = cpuSeconds(srv.child.pid!);
-            const r = await closedLoop(srv.url, c, seconds, (k) => body(s, k));
-            const f1 = await metric(srv.url, 'diffusion_search_forwards_total');
-            const r1 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
-            const cell: ServeBenchCell = {
-              batching,
-              algorithm: s.algorithm,
-              budget: s.budget,
-              clients: c,
-              repeat: rep,
-              requests: r.lat.length,
-              seconds: r.seconds,
-              searches_per_second: r.lat.length / r.seconds,
-              p50_ms: quantile(r.lat, 0.5),
-              p95_ms: quantile(r.lat, 0.95),
-              rows_per_forward: f1 > f0 ? (r1 - r0) / (f1 - f0) : 0,
-              cpu_s_per_search: (cpuSeconds(srv.child.pid!) - c0) / r.lat.length,
-            };
+            const cell = await measureCell(srv, { batching, scenario: s, clients: c, repeat: rep, seconds }, body);
             cells.push(cell);
             log(
-              `batching ${batching ? 'on ' : 'off'} ${s.algorithm.padEnd(9)} budget ${String(s.budget).padStart(3)} clients ${String(c).padStart(2)}: ` +
-                `${cell.searches_per_second.toFixed(2)} searches/s, p50 ${cell.p50_ms.toFixed(0)} ms, p95 ${cell.p95_ms.toFixed(0)} ms, ${cell.requests} requests, ${cell.rows_per_forward.toFixed(1)} rows/forward, ${cell.cpu_s_per_search.toFixed(2)} CPU s/search`,
+              `batching ${batching ? 'on ' : 'off'} ${s.algorithm.padEnd(9)} budget ` +
+                `${String(s.budget).padStart(3)} clients ${String(c).padStart(2)}: ` +
+                `${cell.searches_per_second.toFixed(2)} searches/s, p50 ${cell.p50_ms.toFixed(0)} ms, p95 ` +
+                `${cell.p95_ms.toFixed(0)} ms, ${cell.requests} requests, ${cell.rows_per_forward.toFixed(1)} ` +
+                `rows/forward, ${cell.cpu_s_per_search.toFixed(2)} CPU s/search`,
             );
           }
       if (o.underLoad ?? true) {
-        // Small requests (best-of-n, budget 100) from one client, alone and while 16 clients run evosearch at budget 500.
-        const small: Scenario = { algorithm: 'best-of-n', budget: 100 },
-          big: Scenario = { algorithm: 'evosearch', budget: 500 };
-        const alone = await closedLoop(srv.url, 1, Math.max(5, seconds / 2), (k) => body(small, k), 10);
-        let stop = false;
-        const bigs = Array.from({ length: 16 }, async (_, i) => {
-          for (let k = 0; !stop; k++) await request(srv.url, body(big, 1000 * i + k));
-        });
-        await new Promise((r) => setTimeout(r, 2000));
-        // At least 10 probes: a p95 of two is only their maximum.
-        const loaded = await closedLoop(srv.url, 1, seconds, (k) => body(small, 5000 + k), 10);
-        stop = true;
-        await Promise.all(bigs);
-        const row = {
-          batching,
-          unloaded_p50_ms: quantile(alone.lat, 0.5),
-          loaded_p50_ms: quantile(loaded.lat, 0.5),
-          loaded_p95_ms: quantile(loaded.lat, 0.95),
-          ratio_p95: quantile(loaded.lat, 0.95) / quantile(alone.lat, 0.5),
-          probes: loaded.lat.length,
-        };
+        const row = await smallUnderLoad(srv.url, batching, seconds, body);
         underLoad.push(row);
         log(
-          `batching ${batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`,
+          `batching ${batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ` +
+            `${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ` +
+            `${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`,
         );
       }
     } finally {
@@ -266,6 +230,71 @@ export async function benchServe(o: ServeBenchOptions = {}) {
     cells,
     underLoad,
   };
+}
+
+type RequestBody = (s: Scenario, k: number) => Record<string, unknown>;
+
+interface UnderLoadRow {
+  batching: boolean;
+  unloaded_p50_ms: number;
+  loaded_p50_ms: number;
+  loaded_p95_ms: number;
+  ratio_p95: number;
+  probes: number;
+}
+
+/** One cell: a closed loop of one scenario from `clients` clients, with the server's forwards and CPU over it. */
+async function measureCell(
+  srv: { url: string; child: { pid?: number } },
+  cell: { batching: boolean; scenario: Scenario; clients: number; repeat: number; seconds: number },
+  body: RequestBody,
+): Promise<ServeBenchCell> {
+  const s = cell.scenario;
+  const f0 = await metric(srv.url, 'diffusion_search_forwards_total');
+  const r0 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
+  const c0 = cpuSeconds(srv.child.pid!);
+  const r = await closedLoop(srv.url, cell.clients, cell.seconds, (k) => body(s, k));
+  const f1 = await metric(srv.url, 'diffusion_search_forwards_total');
+  const r1 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
+  return {
+    batching: cell.batching,
+    algorithm: s.algorithm,
+    budget: s.budget,
+    clients: cell.clients,
+    repeat: cell.repeat,
+    requests: r.lat.length,
+    seconds: r.seconds,
+    searches_per_second: r.lat.length / r.seconds,
+    p50_ms: quantile(r.lat, 0.5),
+    p95_ms: quantile(r.lat, 0.95),
+    rows_per_forward: f1 > f0 ? (r1 - r0) / (f1 - f0) : 0,
+    cpu_s_per_search: (cpuSeconds(srv.child.pid!) - c0) / r.lat.length,
+  };
+}
+
+/** Small requests (best-of-n, budget 100) from one client, alone and while 16 clients run evosearch at budget 500. */
+async function smallUnderLoad(url: string, batching: boolean, seconds: number, body: RequestBody) {
+  const small: Scenario = { algorithm: 'best-of-n', budget: 100 },
+    big: Scenario = { algorithm: 'evosearch', budget: 500 };
+  const alone = await closedLoop(url, 1, Math.max(5, seconds / 2), (k) => body(small, k), 10);
+  let stop = false;
+  const bigs = Array.from({ length: 16 }, async (_, i) => {
+    for (let k = 0; !stop; k++) await request(url, body(big, 1000 * i + k));
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  // At least 10 probes: a p95 of two is only their maximum.
+  const loaded = await closedLoop(url, 1, seconds, (k) => body(small, 5000 + k), 10);
+  stop = true;
+  await Promise.all(bigs);
+  const row: UnderLoadRow = {
+    batching,
+    unloaded_p50_ms: quantile(alone.lat, 0.5),
+    loaded_p50_ms: quantile(loaded.lat, 0.5),
+    loaded_p95_ms: quantile(loaded.lat, 0.95),
+    ratio_p95: quantile(loaded.lat, 0.95) / quantile(alone.lat, 0.5),
+    probes: loaded.lat.length,
+  };
+  return row;
 }
 
 /**
@@ -304,42 +333,55 @@ function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
 
 export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): string {
   const lines = [
-    `serve bench: ${r.model}, n = 1, ${r.steps} steps, closed loop ${r.seconds} s per cell, max batch ${r.maxBatch}; ${r.machine.cpus} × ${r.machine.cpu}, load average ${r.machine.load.map((l) => l.toFixed(1)).join(' ')}`,
+    `serve bench: ${r.model}, n = 1, ${r.steps} steps, closed loop ${r.seconds} s per cell, max batch ` +
+      `${r.maxBatch}; ${r.machine.cpus} × ${r.machine.cpu}, load average ` +
+      `${r.machine.load.map((l) => l.toFixed(1)).join(' ')}`,
     '',
-    '| algorithm | budget | clients | batching | searches/s | p50 ms | p95 ms | rows/forward | CPU s/search | requests |',
+    '| algorithm | budget | clients | batching | searches/s | p50 ms | p95 ms | rows/forward | CPU s/search | ' +
+      'requests |',
     '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const c of r.cells)
     lines.push(
-      `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.batching ? 'on' : 'off'} | ${c.searches_per_second.toFixed(2)} | ${c.p50_ms.toFixed(0)} | ${c.p95_ms.toFixed(0)} | ${c.rows_per_forward.toFixed(1)} | ${c.cpu_s_per_search.toFixed(2)} | ${c.requests} |`,
+      `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.batching ? 'on' : 'off'} | ` +
+        `${c.searches_per_second.toFixed(2)} | ${c.p50_ms.toFixed(0)} | ${c.p95_ms.toFixed(0)} | ` +
+        `${c.rows_per_forward.toFixed(1)} | ${c.cpu_s_per_search.toFixed(2)} | ${c.requests} |`,
     );
   if (r.underLoad.length) {
     lines.push(
       '',
-      '| small request (best-of-n 100) | batching | unloaded p50 ms | under 16 × evosearch-500: p50 ms | p95 ms | p95 / unloaded |',
+      '| small request (best-of-n 100) | batching | unloaded p50 ms | under 16 × evosearch-500: p50 ms | p95 ms | ' +
+        'p95 / unloaded |',
       '|---|---|---:|---:|---:|---:|',
     );
     for (const u of r.underLoad)
       lines.push(
-        `| | ${u.batching ? 'on' : 'off'} | ${u.unloaded_p50_ms.toFixed(0)} | ${u.loaded_p50_ms.toFixed(0)} | ${u.loaded_p95_ms.toFixed(0)} | ${u.ratio_p95.toFixed(1)}× |`,
+        `| | ${u.batching ? 'on' : 'off'} | ${u.unloaded_p50_ms.toFixed(0)} | ${u.loaded_p50_ms.toFixed(0)} | ` +
+          `${u.loaded_p95_ms.toFixed(0)} | ${u.ratio_p95.toFixed(1)}× |`,
       );
   }
   if (r.floor) {
     lines.push(
       '',
-      `Forward floor: ${r.floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${r.floor.rows} rows side by side, 1 thread each).`,
-      '| algorithm | budget | clients | on ÷ off searches/s | ceiling: off CPU/search ÷ (budget × floor) | on CPU/search ÷ (budget × floor) |',
+      `Forward floor: ${r.floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${r.floor.rows} rows side ` +
+        'by side, 1 thread each).',
+      '| algorithm | budget | clients | on ÷ off searches/s | ceiling: off CPU/search ÷ (budget × floor) | on ' +
+        'CPU/search ÷ (budget × floor) |',
       '|---|---:|---:|---:|---:|---:|',
     );
     for (const c of r.ceilings)
       lines.push(
-        `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.on_over_off.toFixed(2)}× | ${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} |`,
+        `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.on_over_off.toFixed(2)}× | ` +
+          `${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} |`,
       );
   }
   return lines.join('\n');
 }
 
-/** bench/serve.js: --json, --seconds s, --max-batch n, --serve-args '--threads 1', --repeats r, --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load, --no-floor. */
+/**
+ * bench/serve.js: --json, --seconds s, --max-batch n, --serve-args '--threads 1', --repeats r,
+ * --clients 1,4,16, --scenarios best-of-n:100,evosearch:500, --no-under-load, --no-floor.
+ */
 export async function main(argv: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = argv.indexOf(name);

@@ -148,43 +148,52 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
     const used = result.report.nfe_used as number;
     bar?.update(used, used, `${result.results.length} sample(s) done`, true);
     bar?.done();
-    writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
-    if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
-    const card = result.report as { model: string; unknown_words: string[][] | null };
-    writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
-    card.unknown_words?.forEach(
-      (w, i) =>
-        w.length &&
-        process.stderr.write(
-          `diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`,
-        ),
-    );
-    writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
+    writeOutputs(out, result);
     if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
-    else {
-      const r = result.report as {
-        n: number;
-        nfe_used: number;
-        wall_seconds: number;
-        eval: { accuracy: number; fid: number | null } | null;
-      };
-      const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
-      console.log(
-        `${card.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ${mean(result.rewards).toFixed(4)}`,
-      );
-      if (r.eval)
-        console.log(
-          `eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ${r.eval.fid?.toFixed(2) ?? 'n/a'}`,
-        );
-      console.log(
-        `wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`,
-      );
-      if (!result.complete)
-        console.log(`interrupted: wrote the samples finished before ${signalled === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}`);
-    }
+    else printSummary(out, result, signalled);
     writing = false;
     if (signalled) process.exitCode = exitCodeOf(signalled);
   }
+}
+
+/** samples.npy, latents.npy (a latent model), grid.png and report.json in `out`, each written atomically. */
+function writeOutputs(out: string, result: GenerateResult): void {
+  writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
+  if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
+  const card = result.report as { unknown_words: string[][] | null };
+  writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
+  card.unknown_words?.forEach(
+    (w, i) =>
+      w.length &&
+      process.stderr.write(
+        `diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`,
+      ),
+  );
+  writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
+}
+
+/** The few lines generate prints without --json: samples, NFE, time, mean reward, eval, files. */
+function printSummary(out: string, result: GenerateResult, signalled: NodeJS.Signals | null): void {
+  const r = result.report as {
+    model: string;
+    n: number;
+    nfe_used: number;
+    wall_seconds: number;
+    eval: { accuracy: number; fid: number | null } | null;
+  };
+  const rows = result.shape[0] === r.n ? '' : ` (${result.shape[0]} kept)`;
+  console.log(
+    `${r.model}: ${r.n} sample(s)${rows}, ${r.nfe_used} NFE, ${r.wall_seconds.toFixed(1)} s; mean reward ` +
+      `${mean(result.rewards).toFixed(4)}`,
+  );
+  if (r.eval)
+    console.log(
+      `eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ` +
+        `${r.eval.fid?.toFixed(2) ?? 'n/a'}`,
+    );
+  console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`);
+  if (!result.complete)
+    console.log(`interrupted: wrote the samples finished before ${signalled === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}`);
 }
 
 /** --prompt values (or a config's string / array) followed by the lines of --prompts. */

@@ -41,9 +41,11 @@ export function addSweep(program: Command): void {
     .option('--json', 'no progress bar; print the rows as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ diffusion-search sweep --class Shirt --algorithms best-of-n,evosearch --budgets 50,100,200,400 --n 8\n  $ diffusion-search sweep --model gmm2d --algorithms best-of-n,beam,evosearch --budgets 100,1000,10000',
+      '\nExamples:\n  $ diffusion-search sweep --class Shirt --algorithms best-of-n,evosearch --budgets ' +
+        '50,100,200,400 --n 8\n  $ diffusion-search sweep --model gmm2d --algorithms best-of-n,beam,evosearch ' +
+        '--budgets 100,1000,10000',
     )
-    .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+    .action(async (o: SweepFlags) => {
       const algos = String(o.algorithms)
         .split(',')
         .map((a) => oneOf('algorithms', a.trim(), Object.keys(algorithms) as AlgorithmName[])!);
@@ -59,57 +61,9 @@ export function addSweep(program: Command): void {
       try {
         for (const algorithm of algos)
           for (const budget of budgets) {
-            let r: GenerateResult;
-            try {
-              r = await generate(
-                {
-                  model: String(o.model),
-                  class: String(o.class),
-                  algorithm,
-                  budget,
-                  n,
-                  seed: int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
-                  steps: int('steps', o.steps, 1),
-                  verifier: o.verifier as string[] | undefined,
-                  device: String(o.device),
-                  guidance: num('guidance', o.guidance),
-                  algorithmOptions: algorithm === 'baseline' ? { scaleSteps: true } : {},
-                },
-                { onProgress: (p) => bar?.update(done + p.totalNfe, total, `${algorithm} @ ${budget}`) },
-              );
-            } catch (e) {
-              // A budget below an algorithm's minimum leaves a gap in the table, not a failed sweep.
-              if (!(e instanceof DiffusionSearchError && e.code === 'BUDGET')) throw e;
-              done += budget * n;
-              rows.push({
-                algorithm,
-                budget,
-                nfe_used: NaN,
-                mean_reward: NaN,
-                eval_accuracy: null,
-                eval_log_prob: null,
-                fid: null,
-                wall_seconds: 0,
-                skipped: e.message,
-              });
-              continue;
-            }
+            const progress = (nfe: number) => bar?.update(done + nfe, total, `${algorithm} @ ${budget}`);
+            rows.push(await sweepCell(o, algorithm, budget, n, progress));
             done += budget * n;
-            const rep = r.report as {
-              nfe_used: number;
-              wall_seconds: number;
-              eval: { accuracy: number; mean_log_prob: number; fid: number | null } | null;
-            };
-            rows.push({
-              algorithm,
-              budget,
-              nfe_used: rep.nfe_used / n,
-              mean_reward: r.rewards.reduce((a, b) => a + b, 0) / r.rewards.length,
-              eval_accuracy: rep.eval?.accuracy ?? null,
-              eval_log_prob: rep.eval?.mean_log_prob ?? null,
-              fid: rep.eval?.fid ?? null,
-              wall_seconds: rep.wall_seconds,
-            });
           }
       } finally {
         bar?.done();
@@ -133,18 +87,81 @@ export function addSweep(program: Command): void {
     });
 }
 
+type SweepFlags = Record<string, string | string[] | boolean | undefined>;
+
+/** One cell of the sweep: `algorithm` at `budget`; a budget below the algorithm's minimum is a skipped row. */
+async function sweepCell(
+  o: SweepFlags,
+  algorithm: AlgorithmName,
+  budget: number,
+  n: number,
+  progress: (nfe: number) => void,
+): Promise<SweepRow> {
+  let r: GenerateResult;
+  try {
+    r = await generate(
+      {
+        model: String(o.model),
+        class: String(o.class),
+        algorithm,
+        budget,
+        n,
+        seed: int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
+        steps: int('steps', o.steps, 1),
+        verifier: o.verifier as string[] | undefined,
+        device: String(o.device),
+        guidance: num('guidance', o.guidance),
+        algorithmOptions: algorithm === 'baseline' ? { scaleSteps: true } : {},
+      },
+      { onProgress: (p) => progress(p.totalNfe) },
+    );
+  } catch (e) {
+    // A budget below an algorithm's minimum leaves a gap in the table, not a failed sweep.
+    if (!(e instanceof DiffusionSearchError && e.code === 'BUDGET')) throw e;
+    return {
+      algorithm,
+      budget,
+      nfe_used: NaN,
+      mean_reward: NaN,
+      eval_accuracy: null,
+      eval_log_prob: null,
+      fid: null,
+      wall_seconds: 0,
+      skipped: e.message,
+    };
+  }
+  const rep = r.report as {
+    nfe_used: number;
+    wall_seconds: number;
+    eval: { accuracy: number; mean_log_prob: number; fid: number | null } | null;
+  };
+  return {
+    algorithm,
+    budget,
+    nfe_used: rep.nfe_used / n,
+    mean_reward: r.rewards.reduce((a, b) => a + b, 0) / r.rewards.length,
+    eval_accuracy: rep.eval?.accuracy ?? null,
+    eval_log_prob: rep.eval?.mean_log_prob ?? null,
+    fid: rep.eval?.fid ?? null,
+    wall_seconds: rep.wall_seconds,
+  };
+}
+
 const f = (v: number | null, d: number) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
 
 export function sweepTable(rows: SweepRow[]): string {
   const lines = [
-    '| algorithm | budget (NFE/sample) | NFE used | mean verifier reward | eval accuracy | eval log-prob | Fréchet distance | wall s |',
+    '| algorithm | budget (NFE/sample) | NFE used | mean verifier reward | eval accuracy | eval log-prob | Fréchet ' +
+      'distance | wall s |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows)
     if (r.skipped) lines.push(`| ${r.algorithm} | ${r.budget} | budget too small | | | | | |`);
     else
       lines.push(
-        `| ${r.algorithm} | ${r.budget} | ${f(r.nfe_used, 0)} | ${f(r.mean_reward, 4)} | ${r.eval_accuracy === null ? 'n/a' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ${f(r.eval_log_prob, 3)} | ${f(r.fid, 2)} | ${f(r.wall_seconds, 1)} |`,
+        `| ${r.algorithm} | ${r.budget} | ${f(r.nfe_used, 0)} | ${f(r.mean_reward, 4)} | ` +
+          `${r.eval_accuracy === null ? 'n/a' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ` +
+          `${f(r.eval_log_prob, 3)} | ${f(r.fid, 2)} | ${f(r.wall_seconds, 1)} |`,
       );
   return lines.join('\n') + '\n';
 }

@@ -46,7 +46,10 @@ export interface TimePredictor {
 /** The step rule of the adaptive sampler (see the file's comment). */
 export type AdaptiveSolver = 'euler' | 'ab2';
 export const ADAPTIVE_SOLVERS: readonly AdaptiveSolver[] = ['euler', 'ab2'];
-/** AB2's extrapolation weight c = h / 2h′ is capped here: a step much longer than the one before would amplify v − v_prev. */
+/**
+ * AB2's extrapolation weight c = h / 2h′ is capped here: a step much longer than the one before would
+ * amplify v − v_prev.
+ */
 export const AB2_C_MAX = 1;
 
 /** The sampler defaults when neither the options nor the predictor's card give them. */
@@ -139,7 +142,8 @@ export class TimePredictionModule implements TimePredictor {
     const n = features.shape[0];
     if (features.shape.length !== 2 || (this.featureDim !== undefined && features.shape[1] !== this.featureDim))
       throw new DiffusionSearchError(
-        `'${this.module.path}' expects features [N, ${this.featureDim ?? 'D'}], got [${features.shape}] (is it the TPM of this denoiser?)`,
+        `'${this.module.path}' expects features [N, ${this.featureDim ?? 'D'}], got [${features.shape}] (is it the ` +
+          'TPM of this denoiser?)',
         'SHAPE',
       );
     using s = new TensorScope();
@@ -148,7 +152,8 @@ export class TimePredictionModule implements TimePredictor {
     s.track(t as Owned);
     if (!t || typeof t !== 'object' || !('shape' in t) || t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== 2)
       throw new DiffusionSearchError(
-        `'${this.module.path}' forward must return [N, 2] (α, β); got ${t && 'shape' in t ? `[${t.shape}]` : 'no tensor'}`,
+        `'${this.module.path}' forward must return [N, 2] (α, β); got ` +
+          `${t && 'shape' in t ? `[${t.shape}]` : 'no tensor'}`,
         'SHAPE',
       );
     const ab = Float32Array.from((await t.toArray(stream)) as Float32Array);
@@ -284,22 +289,21 @@ export function ab2Coefficients(h: readonly number[], hPrev: readonly number[]):
 
 /**
  * Samples x (at σ = sigmaStart, default 1) to σ = 0 along the schedule the predictor chooses per
- * sample. Does not dispose x.
+ * sample. Does not dispose x. Each step, for the rows still running:
+ *   1. evaluate the denoiser at σ, with its features; the predictor chooses σ_next = r·σ per row
+ *      (0 below σ_min or at maxSteps: the row's last step);
+ *   2. the velocity v at σ (and x̂0, when the mid prediction is asked for);
+ *   3. the direction: v (Euler), or AB2's (1 + c)·v − c·v_prev;
+ *   4. x ← x + (σ_next − σ)·direction; the rows at σ_next = 0 are done, the rest go on.
  */
 export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<AdaptiveResult> {
   const n = x.shape[0];
-  const { sigmaMin, maxSteps, rMin, rMax, solver } = adaptiveSettings(o.predictor, o);
+  const settings = adaptiveSettings(o.predictor, o);
   const cond = Array.from(o.cond);
   if (cond.length !== n) throw new DiffusionSearchError(`adaptive: ${n} samples but ${cond.length} classes`, 'SHAPE');
-  const start =
-    typeof o.sigmaStart === 'number' || o.sigmaStart === undefined
-      ? new Array<number>(n).fill(o.sigmaStart ?? 1)
-      : Array.from(o.sigmaStart);
-  if (start.length !== n || !start.every((s) => s > 0 && s <= 1))
-    throw new DiffusionSearchError('adaptive: sigmaStart must be in (0, 1] for every sample', 'ARGUMENT');
+  const start = startingSigmas(o.sigmaStart, n);
   const d = o.denoiser;
   checkAdaptiveDenoiser(d, o.featuresMethod);
-  const fastVelocity = d.prediction === 'velocity';
   const steps = new Int32Array(n);
   const sigmas = start.map((s) => [s]);
   using scope = new TensorScope(); // the state carried across steps, and the finished rows
@@ -329,74 +333,13 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
     );
     nfe += used0;
     const ab = await o.predictor.predict(features!, sig, o.stream);
-    const next = new Array<number>(m);
-    const finished: number[] = [],
-      keep: number[] = [];
-    for (let j = 0; j < m; j++) {
-      const row = active[j];
-      steps[row] = step;
-      const r = betaMode(ab.alpha[j], ab.beta[j], rMin, rMax);
-      let s = r * sig[j];
-      if (!(s >= sigmaMin) || step >= maxSteps) s = 0;
-      next[j] = s;
-      sigmas[row].push(s);
-      (s === 0 ? finished : keep).push(j);
-    }
-    // Velocity of the step (and x̂0 for the mid prediction), then x + (σ_next − σ)·v per row.
-    let v: Tensor,
-      x0: Tensor | null = null;
-    if (fastVelocity && at.every((s, j) => s === sig[j])) {
-      v = out;
-      if (mid)
-        x0 = await t.track(
-          axpby(
-            cur,
-            out,
-            sig.map(() => 1),
-            sig.map((s) => -s),
-            o.stream,
-          ),
-        );
-    } else {
-      const p = t.track(await toX0Eps(d.prediction, d.path, cur, out, sig, o.stream, at));
-      const da = sig.map((s) => pathCoefficients(d.path, s).da);
-      v = await t.track(axpby(p.x0, p.eps, da, new Array(m).fill(1), o.stream));
-      if (mid) x0 = p.x0;
-    }
-    const h = next.map((s, j) => s - sig[j]);
-    let u = v;
-    if (solver === 'ab2' && vPrev) {
-      // sigmas[row] ends with (σ before, σ, σ_next) by now: h′ = σ − σ before.
-      const hPrev = active.map((row) => {
-        const s = sigmas[row];
-        return s.length >= 3 ? s[s.length - 2] - s[s.length - 3] : 0;
-      });
-      const cj = ab2Coefficients(h, hPrev);
-      u = await t.track(
-        axpby(
-          v,
-          vPrev,
-          cj.map((k) => 1 + k),
-          cj.map((k) => -k),
-          o.stream,
-        ),
-      );
-    }
+    const { next, finished, keep } = nextSigmas(ab, sig, active, step, settings, steps, sigmas);
+    const { v, x0 } = await stepVelocity(d, cur, out, sig, at, mid !== null, t, o.stream);
+    const u =
+      settings.solver === 'ab2' && vPrev ? await ab2Direction(v, vPrev, sig, next, active, sigmas, t, o.stream) : v;
     const nx = await t.track(ops.eulerStep(cur, u, sig, next, o.stream));
-    if (solver === 'ab2') vPrev = scope.replace(vPrev, t.keep(v));
-    if (mid && x0) {
-      const take: number[] = [];
-      for (let j = 0; j < m; j++) {
-        const row = active[j];
-        if (!midTaken[row] && (sig[j] <= o.midSigma! || next[j] === 0)) take.push(j), (midTaken[row] = 1);
-      }
-      const rows = take.length === m ? t.keep(x0) : take.length ? await gather(x0, take, o.stream) : null;
-      if (rows)
-        mid.add(
-          rows,
-          take.map((j) => active[j]),
-        );
-    }
+    if (settings.solver === 'ab2') vPrev = scope.replace(vPrev, t.keep(v));
+    if (mid && x0) await takeMidPrediction(mid, midTaken, x0, active, sig, next, o.midSigma!, t, o.stream);
     if (finished.length === m) {
       done.add(t.keep(nx), active);
       active = [];
@@ -418,4 +361,133 @@ export async function sampleAdaptive(x: Tensor, o: AdaptiveOptions): Promise<Ada
   const xOut = scope.track(await done.assemble(n, o.stream));
   const x0Mid = mid ? await mid.assemble(n, o.stream) : null;
   return { x: scope.keep(xOut), steps, sigmas, x0Mid, nfe };
+}
+
+/** Each row's starting σ: sigmaStart (a number for all, or one per row; default 1), in (0, 1]. */
+function startingSigmas(sigmaStart: AdaptiveOptions['sigmaStart'], n: number): number[] {
+  const start =
+    typeof sigmaStart === 'number' || sigmaStart === undefined
+      ? new Array<number>(n).fill(sigmaStart ?? 1)
+      : Array.from(sigmaStart);
+  if (start.length !== n || !start.every((s) => s > 0 && s <= 1))
+    throw new DiffusionSearchError('adaptive: sigmaStart must be in (0, 1] for every sample', 'ARGUMENT');
+  return start;
+}
+
+/**
+ * Step 1's choice: σ_next = r·σ per active row j, r the clamped mode of Beta(α, β); 0 (the final
+ * step) below σ_min or at maxSteps. Records the step count and σ_next of each row; `finished`
+ * and `keep` are the positions j that end now and that go on.
+ */
+function nextSigmas(
+  ab: { alpha: Float32Array; beta: Float32Array },
+  sig: readonly number[],
+  active: readonly number[],
+  step: number,
+  settings: ReturnType<typeof adaptiveSettings>,
+  steps: Int32Array,
+  sigmas: number[][],
+): { next: number[]; finished: number[]; keep: number[] } {
+  const { sigmaMin, maxSteps, rMin, rMax } = settings;
+  const m = active.length;
+  const next = new Array<number>(m);
+  const finished: number[] = [],
+    keep: number[] = [];
+  for (let j = 0; j < m; j++) {
+    const row = active[j];
+    steps[row] = step;
+    const r = betaMode(ab.alpha[j], ab.beta[j], rMin, rMax);
+    let s = r * sig[j];
+    if (!(s >= sigmaMin) || step >= maxSteps) s = 0;
+    next[j] = s;
+    sigmas[row].push(s);
+    (s === 0 ? finished : keep).push(j);
+  }
+  return { next, finished, keep };
+}
+
+/** Step 2: the velocity at σ from the model's output (and x̂0 when `wantX0`), temporaries in `t`. */
+async function stepVelocity(
+  d: Denoiser,
+  cur: Tensor,
+  out: Tensor,
+  sig: readonly number[],
+  at: readonly number[],
+  wantX0: boolean,
+  t: TensorScope,
+  stream?: NativeStream,
+): Promise<{ v: Tensor; x0: Tensor | null }> {
+  if (d.prediction === 'velocity' && at.every((s, j) => s === sig[j])) {
+    const x0 = wantX0
+      ? await t.track(
+          axpby(
+            cur,
+            out,
+            sig.map(() => 1),
+            sig.map((s) => -s),
+            stream,
+          ),
+        )
+      : null;
+    return { v: out, x0 };
+  }
+  const p = t.track(await toX0Eps(d.prediction, d.path, cur, out, sig, stream, at));
+  const da = sig.map((s) => pathCoefficients(d.path, s).da);
+  const v = await t.track(axpby(p.x0, p.eps, da, new Array(sig.length).fill(1), stream));
+  return { v, x0: wantX0 ? p.x0 : null };
+}
+
+/** Step 3 for AB2: (1 + c)·v − c·v_prev per row, c = min(h / 2h′, AB2_C_MAX) (0 on a row's first step). */
+async function ab2Direction(
+  v: Tensor,
+  vPrev: Tensor,
+  sig: readonly number[],
+  next: readonly number[],
+  active: readonly number[],
+  sigmas: readonly number[][],
+  t: TensorScope,
+  stream?: NativeStream,
+): Promise<Tensor> {
+  const h = next.map((s, j) => s - sig[j]);
+  // sigmas[row] ends with (σ before, σ, σ_next) by now: h′ = σ − σ before.
+  const hPrev = active.map((row) => {
+    const s = sigmas[row];
+    return s.length >= 3 ? s[s.length - 2] - s[s.length - 3] : 0;
+  });
+  const cj = ab2Coefficients(h, hPrev);
+  return t.track(
+    axpby(
+      v,
+      vPrev,
+      cj.map((k) => 1 + k),
+      cj.map((k) => -k),
+      stream,
+    ),
+  );
+}
+
+/** The x̂0 of the rows reaching σ ≤ midSigma (or finishing) for the first time, into `mid`. */
+async function takeMidPrediction(
+  mid: RowCollector,
+  midTaken: Uint8Array,
+  x0: Tensor,
+  active: readonly number[],
+  sig: readonly number[],
+  next: readonly number[],
+  midSigma: number,
+  t: TensorScope,
+  stream?: NativeStream,
+): Promise<void> {
+  const m = active.length;
+  const take: number[] = [];
+  for (let j = 0; j < m; j++) {
+    const row = active[j];
+    if (!midTaken[row] && (sig[j] <= midSigma || next[j] === 0)) take.push(j), (midTaken[row] = 1);
+  }
+  const rows = take.length === m ? t.keep(x0) : take.length ? await gather(x0, take, stream) : null;
+  if (rows)
+    mid.add(
+      rows,
+      take.map((j) => active[j]),
+    );
 }

@@ -21,7 +21,7 @@ import * as ops from '../ops';
 import { floatTensor, gather } from '../tensor-ops';
 import { TensorScope } from '../tensor-scope';
 import { intOption, largestFitting, numOption, rejectMidVerifier, sdeFromPrediction, stochasticConfig } from './shared';
-import { max, mean, withRun } from './run';
+import { max, mean, type SearchRun, withRun } from './run';
 import type { SearchConfig, SearchResult } from './types';
 
 export type Potential = 'max' | 'add' | 'diff';
@@ -46,91 +46,124 @@ export interface ParticleOptions {
 export async function particleSampling(config: SearchConfig, options: ParticleOptions = {}): Promise<SearchResult> {
   const alg = 'particles';
   return withRun(alg, stochasticConfig(config, alg), async (run) => {
-    const fixedK =
-      options.particles === undefined ? undefined : intOption(alg, 'particles (K)', options.particles, 1, 1);
-    const potential = options.potential ?? 'max';
-    if (!['max', 'add', 'diff'].includes(potential))
-      throw new DiffusionSearchError(
-        `${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`,
-        'ARGUMENT',
-      );
-    const lambda = numOption(alg, 'lambda', options.lambda, 10, 0);
-    const interval = intOption(alg, 'interval (steps)', options.interval, 1, 1);
-    const threshold = numOption(alg, 'threshold (ESS fraction)', options.threshold, 1, 0, 1);
-    const method = options.resampling ?? 'systematic';
-    if (method !== 'systematic' && method !== 'multinomial')
-      throw new DiffusionSearchError(
-        `${alg}: resampling must be 'systematic' or 'multinomial', got '${String(method)}'`,
-        'ARGUMENT',
-      );
-    const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
+    const o = particleSettings(alg, options);
     rejectMidVerifier(run, alg);
-
-    const S = run.steps;
-    const K = fixedK ?? largestFitting((k) => run.rolloutCost(k, 0), run.budget.total, 2) ?? 2;
+    const K = o.fixedK ?? largestFitting((k) => run.rolloutCost(k, 0), run.budget.total, 2) ?? 2;
     const cost = run.rolloutCost(K, 0);
-    run.require(cost, `${K} particles over ${S} steps`);
-    let round = 0;
-    for (let index = 0; index < maxRuns && run.budget.canAfford(cost); index++) {
+    run.require(cost, `${K} particles over ${run.steps} steps`);
+    const rounds = { next: 0 };
+    for (let index = 0; index < o.maxRuns && run.budget.canAfford(cost); index++) {
       run.checkAbort();
-      using s = new TensorScope(); // this run's particles
-      let { x, ids } = s.track(await run.noise(K));
-      // Per particle: last reward, best and sum of its path's rewards, log-weight since the last resampling.
-      let prev = new Float64Array(K),
-        best = new Float64Array(K).fill(-Infinity),
-        sum = new Float64Array(K),
-        logW = new Float64Array(K);
-      for (let i = 0; i < S; i++) {
-        run.checkAbort();
-        using t = new TensorScope(); // this step's predictions
-        let { x0, eps } = t.track(await run.predict(x, run.sigmas[i]));
-        if (i > 0 && i < S - 1 && i % interval === 0) {
-          // (The last step lands on σ = 0 deterministically: its x̂0 is the final sample, scored below.)
-          // Steer: score the particles' x̂0, update the weights, resample when the ESS is low.
-          const r = await run.scorePredictions(x0);
-          for (let p = 0; p < K; p++) {
-            best[p] = Math.max(best[p], r[p]);
-            sum[p] += r[p];
-            const g = potential === 'max' ? best[p] : potential === 'add' ? sum[p] : r[p] - prev[p];
-            logW[p] += lambda * g;
-            prev[p] = r[p];
-          }
-          const top = max(logW); // weights are relative: keep the log-weights near 0
-          if (Number.isFinite(top)) for (let p = 0; p < K; p++) logW[p] -= top;
-          let ess = K,
-            resampled = false;
-          if (threshold > 0) {
-            const w = t.track(floatTensor(logW, run.denoiser.device));
-            const o = { method, seed: run.seed, step: index * S + i, stream: run.stream };
-            const res = t.track(await ops.resample(w, K, o));
-            ess = res.ess;
-            if (ess < threshold * K) {
-              const idx = Array.from((await res.indices.toArray(run.stream)) as BigInt64Array, Number);
-              x0 = t.replace(x0, await gather(x0, idx, run.stream));
-              eps = t.replace(eps, await gather(eps, idx, run.stream));
-              [prev, best, sum] = [prev, best, sum].map((a) => Float64Array.from(idx, (j) => a[j]));
-              logW = new Float64Array(K);
-              ids = run.ids(K); // copies of a particle must draw different noise from here on
-              resampled = true;
-            }
-          }
-          const sigma = run.sigmas[i];
-          run.record({
-            round: round++,
-            run: index,
-            sigma,
-            population: K,
-            mean: mean(r),
-            roundBest: max(r),
-            ess,
-            resampled,
-          });
-        }
-        x = s.replace(x, await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i));
-      }
-      const rewards = await run.score(x);
-      run.record({ round: round++, run: index, sigma: 0, population: K, mean: mean(rewards), roundBest: max(rewards) });
+      await particleRun(run, o, K, index, rounds);
     }
-    return run.finish({ steps: S });
+    return run.finish({ steps: run.steps });
   });
+}
+
+type ParticleSettings = ReturnType<typeof particleSettings>;
+
+/** The options checked, defaults filled (ARGUMENT naming the option otherwise). */
+function particleSettings(alg: string, options: ParticleOptions) {
+  const fixedK = options.particles === undefined ? undefined : intOption(alg, 'particles (K)', options.particles, 1, 1);
+  const potential = options.potential ?? 'max';
+  if (!['max', 'add', 'diff'].includes(potential))
+    throw new DiffusionSearchError(
+      `${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`,
+      'ARGUMENT',
+    );
+  const lambda = numOption(alg, 'lambda', options.lambda, 10, 0);
+  const interval = intOption(alg, 'interval (steps)', options.interval, 1, 1);
+  const threshold = numOption(alg, 'threshold (ESS fraction)', options.threshold, 1, 0, 1);
+  const method = options.resampling ?? 'systematic';
+  if (method !== 'systematic' && method !== 'multinomial')
+    throw new DiffusionSearchError(
+      `${alg}: resampling must be 'systematic' or 'multinomial', got '${String(method)}'`,
+      'ARGUMENT',
+    );
+  const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
+  return { fixedK, potential, lambda, interval, threshold, method, maxRuns };
+}
+
+/** Per particle: last reward, best and sum of its path's rewards, log-weight since the last resampling. */
+interface Weights {
+  prev: Float64Array;
+  best: Float64Array;
+  sum: Float64Array;
+  logW: Float64Array;
+}
+
+/**
+ * One run of K particles over every step: a DDIM-η step from each particle's x̂0, and at every
+ * scoring step (each `interval`, not the first or the last) the steering: score x̂0, reweight,
+ * resample when the ESS is low. The final particles are scored.
+ */
+async function particleRun(run: SearchRun, o: ParticleSettings, K: number, index: number, rounds: { next: number }) {
+  const S = run.steps;
+  using s = new TensorScope(); // this run's particles
+  let { x, ids } = s.track(await run.noise(K));
+  const w: Weights = {
+    prev: new Float64Array(K),
+    best: new Float64Array(K).fill(-Infinity),
+    sum: new Float64Array(K),
+    logW: new Float64Array(K),
+  };
+  for (let i = 0; i < S; i++) {
+    run.checkAbort();
+    using t = new TensorScope(); // this step's predictions
+    let { x0, eps } = t.track(await run.predict(x, run.sigmas[i]));
+    if (i > 0 && i < S - 1 && i % o.interval === 0) {
+      // (The last step lands on σ = 0 deterministically: its x̂0 is the final sample, scored below.)
+      const r = await run.scorePredictions(x0);
+      reweight(w, r, o.potential, o.lambda);
+      const { ess, idx } = await resampleIndices(run, w.logW, o, index * S + i, t);
+      if (idx) {
+        x0 = t.replace(x0, await gather(x0, idx, run.stream));
+        eps = t.replace(eps, await gather(eps, idx, run.stream));
+        [w.prev, w.best, w.sum] = [w.prev, w.best, w.sum].map((a) => Float64Array.from(idx, (j) => a[j]));
+        w.logW = new Float64Array(K);
+        ids = run.ids(K); // copies of a particle must draw different noise from here on
+      }
+      const record = { round: rounds.next++, run: index, sigma: run.sigmas[i], population: K };
+      run.record({ ...record, mean: mean(r), roundBest: max(r), ess, resampled: idx !== null });
+    }
+    x = s.replace(x, await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i));
+  }
+  const rewards = await run.score(x);
+  run.record({
+    round: rounds.next++,
+    run: index,
+    sigma: 0,
+    population: K,
+    mean: mean(rewards),
+    roundBest: max(rewards),
+  });
+}
+
+/** Multiplies each weight by the potential G of its rewards r (in log space, shifted so the top is 0). */
+function reweight(w: Weights, r: ArrayLike<number>, potential: Potential, lambda: number): void {
+  for (let p = 0; p < w.logW.length; p++) {
+    w.best[p] = Math.max(w.best[p], r[p]);
+    w.sum[p] += r[p];
+    const g = potential === 'max' ? w.best[p] : potential === 'add' ? w.sum[p] : r[p] - w.prev[p];
+    w.logW[p] += lambda * g;
+    w.prev[p] = r[p];
+  }
+  const top = max(w.logW); // weights are relative: keep the log-weights near 0
+  if (Number.isFinite(top)) for (let p = 0; p < w.logW.length; p++) w.logW[p] -= top;
+}
+
+/** The effective sample size of the weights, and the resampled particle indices when it is below threshold·K. */
+async function resampleIndices(
+  run: SearchRun,
+  logW: Float64Array,
+  o: ParticleSettings,
+  step: number,
+  t: TensorScope,
+): Promise<{ ess: number; idx: number[] | null }> {
+  const K = logW.length;
+  if (!(o.threshold > 0)) return { ess: K, idx: null };
+  const w = t.track(floatTensor(logW, run.denoiser.device));
+  const res = t.track(await ops.resample(w, K, { method: o.method, seed: run.seed, step, stream: run.stream }));
+  if (!(res.ess < o.threshold * K)) return { ess: res.ess, idx: null };
+  return { ess: res.ess, idx: Array.from((await res.indices.toArray(run.stream)) as BigInt64Array, Number) };
 }
