@@ -1,5 +1,5 @@
 /**
- * The Time Prediction Module inside the searches (issue 21): the adaptive sampler's σ_max clamp
+ * The Time Prediction Module inside the searches: the adaptive sampler's σ_max clamp
  * for ε-prediction models, schedules that do not start at pure noise, and every search with an
  * adaptive schedule: it uses the module, plans what runs, reports the steps that ran, or refuses.
  */
@@ -221,74 +221,96 @@ describe.skipIf(!haveTpm)('searches with an adaptive schedule (fashion-flow and 
     return r;
   };
 
-  it('paths (x̂0 scoring, the default): the last round rolls out with the module from its level; steps = fixed + adaptive', async () => {
-    const r = await checked('paths', config(200, constantRatio(R, 8)));
-    // Δf = 1, Δb = 2 on 10 steps: the last round noises to index 8 (σ = 0.2) and rolls out from there.
-    const up = S - 2;
-    expect(
-      calls.some((s) => s.every((v) => v === uniform(S)[up])),
-      'the module drives the last round',
-    ).toBe(true);
-    expect(r.steps).toBe(up + stepsFrom(uniform(S)[up], R, SIGMA_MIN, 8));
-  });
+  it(
+    'paths (x̂0 scoring, the default): the last round rolls out with the module from its level; steps = fixed + ' +
+      'adaptive',
+    async () => {
+      const r = await checked('paths', config(200, constantRatio(R, 8)));
+      // Δf = 1, Δb = 2 on 10 steps: the last round noises to index 8 (σ = 0.2) and rolls out from there.
+      const up = S - 2;
+      expect(
+        calls.some((s) => s.every((v) => v === uniform(S)[up])),
+        'the module drives the last round',
+      ).toBe(true);
+      expect(r.steps).toBe(up + stepsFrom(uniform(S)[up], R, SIGMA_MIN, 8));
+    },
+  );
 
-  it('paths with maxSteps 1 and a budget of 31 (60 with rollout scoring): planned as it runs (no internal BUDGET)', async () => {
-    for (const predictor of [constantRatio(R, 1), tpm]) {
-      const c = config(31, predictor);
-      c.adaptive!.maxSteps = 1;
-      const r = await checked('paths', c);
-      expect(r.steps).toBe(S - 2 + 1);
-      // With 'rollout' scoring the candidates' rollouts take one step too; the best is one of them or a final.
-      const c2 = config(60, predictor);
-      c2.adaptive!.maxSteps = 1;
-      const r2 = await checked('paths', c2, { score: 'rollout' });
-      expect(r2.steps! - 1).toBeGreaterThanOrEqual(1);
-      expect(r2.steps! - 1).toBeLessThanOrEqual(S - 1);
-    }
-  });
-
-  it("paths with 'rollout' scoring: every candidate's rollout is adaptive; the steps reported are the best sample's", async () => {
-    const r = await checked('paths', config(400, constantRatio(R, 8)), { score: 'rollout' });
-    const possible = uniform(S)
-      .slice(0, S)
-      .map((s, i) => i + stepsFrom(s, R, SIGMA_MIN, 8));
-    expect(possible).toContain(r.steps);
-    // Every rollout's first call is at a schedule level; the fixed walk below it never calls the module.
-    for (const s of calls) for (const v of s) expect(v).toBeGreaterThanOrEqual(SIGMA_MIN);
-    expect(calls.length).toBeGreaterThan(0);
-  });
-
-  it('particles and beam refuse the adaptive schedule with ARGUMENT (a small budget too, not an internal BUDGET)', async () => {
-    for (const name of ['particles', 'beam'] as const)
-      for (const budget of [8, 500]) {
-        const e = await expectCode(() => algorithms[name].run({ ...config(budget, tpm), sampler: 'sde' }), 'ARGUMENT');
-        expect(e.message).toMatch(/adaptive/);
-        expect(rows).toBe(0);
+  it(
+    'paths with maxSteps 1 and a budget of 31 (60 with rollout scoring): planned as it runs (no internal ' + 'BUDGET)',
+    async () => {
+      for (const predictor of [constantRatio(R, 1), tpm]) {
+        const c = config(31, predictor);
+        c.adaptive!.maxSteps = 1;
+        const r = await checked('paths', c);
+        expect(r.steps).toBe(S - 2 + 1);
+        // With 'rollout' scoring the candidates' rollouts take one step too; the best is one of them or a final.
+        const c2 = config(60, predictor);
+        c2.adaptive!.maxSteps = 1;
+        const r2 = await checked('paths', c2, { score: 'rollout' });
+        expect(r2.steps! - 1).toBeGreaterThanOrEqual(1);
+        expect(r2.steps! - 1).toBeLessThanOrEqual(S - 1);
       }
-  });
+    },
+  );
 
-  it('best-of-n keeps drawing while a trajectory fits: ≥ 90 % of the budget, NFE = rows, each candidate the module’s', async () => {
-    // Fixed seeds: what is left over is under the fewest steps a candidate took (the module's, seen
-    // from 8 to 22 on this class), so a draw whose candidates all took ≥ 16 steps could stop at 89 %.
-    for (const [budget, guidance, seed] of [
-      [150, 1, 1],
-      [150, 1, 2],
-      [300, 3, 1],
-    ]) {
-      const r = await checked('best-of-n', config(budget, tpm, { guidance, seed }));
-      console.log(
-        `best-of-n adaptive, guidance ${guidance}: ${r.nfe}/${budget} NFE, ${r.rewards.length} candidates, best took ${r.steps} steps`,
-      );
-      expect(r.nfe).toBeGreaterThanOrEqual(0.9 * budget);
-      expect(r.rewards.length).toBeGreaterThan(budget / guidance / 60);
-    }
-    // With the constant ratio every candidate takes the same steps: the report says so.
-    const r = await checked('best-of-n', config(100, constantRatio(R, 20)));
-    const k = stepsFrom(1, R, SIGMA_MIN, 20);
-    expect(r.steps).toBe(k);
-    expect(r.nfe).toBe(k * r.rewards.length);
-    expect(r.rewards.length).toBe(Math.floor(100 / k));
-  });
+  it(
+    "paths with 'rollout' scoring: every candidate's rollout is adaptive; the steps reported are the best " +
+      "sample's",
+    async () => {
+      const r = await checked('paths', config(400, constantRatio(R, 8)), { score: 'rollout' });
+      const possible = uniform(S)
+        .slice(0, S)
+        .map((s, i) => i + stepsFrom(s, R, SIGMA_MIN, 8));
+      expect(possible).toContain(r.steps);
+      // Every rollout's first call is at a schedule level; the fixed walk below it never calls the module.
+      for (const s of calls) for (const v of s) expect(v).toBeGreaterThanOrEqual(SIGMA_MIN);
+      expect(calls.length).toBeGreaterThan(0);
+    },
+  );
+
+  it(
+    'particles and beam refuse the adaptive schedule with ARGUMENT (a small budget too, not an internal ' + 'BUDGET)',
+    async () => {
+      for (const name of ['particles', 'beam'] as const)
+        for (const budget of [8, 500]) {
+          const e = await expectCode(
+            () => algorithms[name].run({ ...config(budget, tpm), sampler: 'sde' }),
+            'ARGUMENT',
+          );
+          expect(e.message).toMatch(/adaptive/);
+          expect(rows).toBe(0);
+        }
+    },
+  );
+
+  it(
+    'best-of-n keeps drawing while a trajectory fits: ≥ 90 % of the budget, NFE = rows, each candidate the ' +
+      'module’s',
+    async () => {
+      // Fixed seeds: what is left over is under the fewest steps a candidate took (the module's, seen
+      // from 8 to 22 on this class), so a draw whose candidates all took ≥ 16 steps could stop at 89 %.
+      for (const [budget, guidance, seed] of [
+        [150, 1, 1],
+        [150, 1, 2],
+        [300, 3, 1],
+      ]) {
+        const r = await checked('best-of-n', config(budget, tpm, { guidance, seed }));
+        console.log(
+          `best-of-n adaptive, guidance ${guidance}: ${r.nfe}/${budget} NFE, ${r.rewards.length} candidates, best ` +
+            `took ${r.steps} steps`,
+        );
+        expect(r.nfe).toBeGreaterThanOrEqual(0.9 * budget);
+        expect(r.rewards.length).toBeGreaterThan(budget / guidance / 60);
+      }
+      // With the constant ratio every candidate takes the same steps: the report says so.
+      const r = await checked('best-of-n', config(100, constantRatio(R, 20)));
+      const k = stepsFrom(1, R, SIGMA_MIN, 20);
+      expect(r.steps).toBe(k);
+      expect(r.nfe).toBe(k * r.rewards.length);
+      expect(r.rewards.length).toBe(Math.floor(100 / k));
+    },
+  );
 
   it('zero-order and baseline: the module drives every trajectory, planned within budget, steps as taken', async () => {
     const k = stepsFrom(1, R, SIGMA_MIN, 20);

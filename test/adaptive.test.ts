@@ -27,7 +27,7 @@ import {
 import { readNpy, writeNpy } from '../src/io/npy';
 import { randn, expectCode } from './helpers';
 
-// Spinning OpenMP workers make libtorch 10-20x slower when the 2 cores are shared with other
+// Spinning OpenMP workers make libtorch several times slower when the cores are shared with other
 // processes; this must be set before the addon (and its libgomp) loads, which is lazy.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
@@ -181,27 +181,30 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
     },
   );
 
-  it('terminates within maxSteps whatever the predictor returns (NaN, ∞, α < 1, no mode, r → 1, r → 0, random)', async () => {
-    const x = noise(4);
-    for (const name of Object.keys(garbage))
-      for (const maxSteps of [1, 2, 9]) {
-        const m = meter();
-        const r = await sampleAdaptive(x, {
-          denoiser: flow,
-          predictor: garbagePredictor(name, maxSteps),
-          cond: [1, 2, 3, 4],
-          meter: m,
-        });
-        const steps = Array.from(r.steps);
-        for (const s of steps) expect(s >= 1 && s <= maxSteps, `${name}: ${s} steps, max ${maxSteps}`).toBe(true);
-        if (name.startsWith('r -> 1')) expect(steps).toEqual([maxSteps, maxSteps, maxSteps, maxSteps]);
-        if (name === 'r -> 0') expect(steps).toEqual([1, 1, 1, 1]);
-        expect(m.used).toBe(steps.reduce((a, b) => a + b, 0));
-        const out = (await r.x.toArray()) as Float32Array;
-        expect(out.every(Number.isFinite), name).toBe(true);
-        r.x.dispose();
-      }
-  });
+  it(
+    'terminates within maxSteps whatever the predictor returns (NaN, ∞, α < 1, no mode, r → 1, r → 0, ' + 'random)',
+    async () => {
+      const x = noise(4);
+      for (const name of Object.keys(garbage))
+        for (const maxSteps of [1, 2, 9]) {
+          const m = meter();
+          const r = await sampleAdaptive(x, {
+            denoiser: flow,
+            predictor: garbagePredictor(name, maxSteps),
+            cond: [1, 2, 3, 4],
+            meter: m,
+          });
+          const steps = Array.from(r.steps);
+          for (const s of steps) expect(s >= 1 && s <= maxSteps, `${name}: ${s} steps, max ${maxSteps}`).toBe(true);
+          if (name.startsWith('r -> 1')) expect(steps).toEqual([maxSteps, maxSteps, maxSteps, maxSteps]);
+          if (name === 'r -> 0') expect(steps).toEqual([1, 1, 1, 1]);
+          expect(m.used).toBe(steps.reduce((a, b) => a + b, 0));
+          const out = (await r.x.toArray()) as Float32Array;
+          expect(out.every(Number.isFinite), name).toBe(true);
+          r.x.dispose();
+        }
+    },
+  );
 
   it.skipIf(!haveTpm)(
     'on a small batch its mean steps are below the fixed 50-step schedule; samples finish independently; reproducible',
@@ -255,8 +258,10 @@ describe.skipIf(!haveFlow)('adaptive sampler', () => {
         "sys.path.insert(0, 'scripts/train')",
         'from tpm_net import adaptive_rollout',
         'torch.set_num_threads(1)',
-        `flow = torch.jit.load(${JSON.stringify(flowFile)}).eval(); tpm = torch.jit.load(${JSON.stringify(tpmFile)}).eval()`,
-        `x = torch.from_numpy(np.load(${JSON.stringify(path.join(dir, 'x.npy'))})); cond = torch.tensor(${JSON.stringify(cond)})`,
+        `flow = torch.jit.load(${JSON.stringify(flowFile)}).eval(); tpm = ` +
+          `torch.jit.load(${JSON.stringify(tpmFile)}).eval()`,
+        `x = torch.from_numpy(np.load(${JSON.stringify(path.join(dir, 'x.npy'))})); cond = ` +
+          `torch.tensor(${JSON.stringify(cond)})`,
         'out = {}',
         "for solver in ('euler', 'ab2'):",
         `    x0, steps, _ = adaptive_rollout(flow, tpm, x, cond, ${sigmaMin}, ${maxSteps}, solver=solver)`,
@@ -407,8 +412,10 @@ describe.skipIf(!haveFlow || !fs.existsSync(python))('TPM training (scripts/trai
     const c = JSON.parse(fs.readFileSync(curveFile, 'utf8')) as { bc: number[][]; rl: number[][]; greedy: number[][] };
     fs.rmSync(dir, { recursive: true, force: true });
     console.log(
-      `train_tpm: ${((Date.now() - t0) / 1000).toFixed(1)} s; warm-start loss ${c.bc[0][1]} -> ${c.bc[c.bc.length - 1][1]}; ` +
-        `greedy (steps, reward) ${c.greedy[0][3]}, ${c.greedy[0][4]} -> ${c.greedy[c.greedy.length - 1][3]}, ${c.greedy[c.greedy.length - 1][4]}`,
+      `train_tpm: ${((Date.now() - t0) / 1000).toFixed(1)} s; warm-start loss ${c.bc[0][1]} -> ` +
+        `${c.bc[c.bc.length - 1][1]}; ` +
+        `greedy (steps, reward) ${c.greedy[0][3]}, ${c.greedy[0][4]} -> ${c.greedy[c.greedy.length - 1][3]}, ` +
+        `${c.greedy[c.greedy.length - 1][4]}`,
     );
     // The warm-start (behaviour-cloning) loss falls by an order of magnitude.
     expect(c.bc[c.bc.length - 1][1]).toBeLessThan(c.bc[0][1] / 10);

@@ -3,7 +3,7 @@
  * its smallest plan up, uses a good share of the budget and never more; below the smallest plan
  * it fails with BUDGET naming that minimum (checked here by running at exactly that minimum, and
  * against minimums computed independently). Sizes the caller set are kept. On gmm2d over many
- * budgets, and as `generate` runs it with fashion-flow at its default 20 steps (issue 12, item 7).
+ * budgets, and as `generate` runs it with fashion-flow at its default 20 steps.
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -19,7 +19,8 @@ describe('what the CLI prints', () => {
     expect(r.stderr).toBe('');
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(r.stdout.split('\n')).toEqual([
-      `gmm2d: 2 sample(s), ${report.nfe_used} NFE, ${report.wall_seconds.toFixed(1)} s; mean reward ${((report.rewards[0] + report.rewards[1]) / 2).toFixed(4)}`,
+      `gmm2d: 2 sample(s), ${report.nfe_used} NFE, ${report.wall_seconds.toFixed(1)} s; mean reward ` +
+        `${((report.rewards[0] + report.rewards[1]) / 2).toFixed(4)}`,
       `wrote ${path.join(out, 'report.json')}, samples.npy, grid.png`,
       '',
     ]);

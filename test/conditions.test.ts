@@ -34,15 +34,18 @@ const meter = (): NfeMeter & { nfe: number } => ({
 });
 
 describe('text encoder', () => {
-  it("tokenizes by the card's rule (lower-case words, [a-z/-] kept, unknown → 1, padded and cut to max_len)", async () => {
-    const enc = await TextEncoder.load(fixture('cond-text.pt'));
-    for (const p of ['a red big', 'A  RED, blue!', 'green big', 'a red blue big small', '']) {
-      const t = enc.tokenize(p);
-      expect(Array.from(t.ids, Number)).toEqual(tokens(p));
-    }
-    expect(enc.tokenize('a green big').unknown).toEqual(['green']);
-    expect(enc.tokenize('a red blue big small').truncated).toEqual(['small']);
-  });
+  it(
+    "tokenizes by the card's rule (lower-case words, [a-z/-] kept, unknown → 1, padded and cut to " + 'max_len)',
+    async () => {
+      const enc = await TextEncoder.load(fixture('cond-text.pt'));
+      for (const p of ['a red big', 'A  RED, blue!', 'green big', 'a red blue big small', '']) {
+        const t = enc.tokenize(p);
+        expect(Array.from(t.ids, Number)).toEqual(tokens(p));
+      }
+      expect(enc.tokenize('a green big').unknown).toEqual(['green']);
+      expect(enc.tokenize('a red blue big small').truncated).toEqual(['small']);
+    },
+  );
 
   it('encodes a batch into the named outputs the card lists', async () => {
     const enc = await TextEncoder.load(fixture('cond-text.pt'));
@@ -90,28 +93,31 @@ describe('a denoiser conditioned on named tensors', () => {
     );
   });
 
-  it("guidance mixes in the stored null condition, or the row's negative prompt: u + w·(c − u), two NFE per row", async () => {
-    const d = await Denoiser.load(fixture('cond-tiny.pt'));
-    const enc = await TextEncoder.load(fixture('cond-text.pt'));
-    const plain = d.registerCondition(await enc.encode(['a red big']));
-    const withNeg = d.registerCondition(await enc.encode(['a red big']), await enc.encode(['blue small']));
-    const w = 1 + 3 * Math.random();
-    const x = randn(4);
-    const m = meter();
-    const { out } = await d.evaluate(tensor(x, [2, 2]), [0.3, 0.3], [plain, withNeg], w, m);
-    const got = (await out.toArray()) as Float32Array;
-    const c = pooled('a red big'),
-      neg = pooled('blue small');
-    for (let k = 0; k < 2; k++) {
-      const cond0 = 0.5 * x[k] + c[k],
-        null0 = 0.5 * x[k]; // the null condition pools to 0
-      expect(got[k]).toBeCloseTo(null0 + w * (cond0 - null0), 5);
-      const cond1 = 0.5 * x[2 + k] + c[k],
-        neg1 = 0.5 * x[2 + k] + neg[k];
-      expect(got[2 + k]).toBeCloseTo(neg1 + w * (cond1 - neg1), 5);
-    }
-    expect(m.nfe).toBe(4);
-  });
+  it(
+    "guidance mixes in the stored null condition, or the row's negative prompt: u + w·(c − u), two NFE per " + 'row',
+    async () => {
+      const d = await Denoiser.load(fixture('cond-tiny.pt'));
+      const enc = await TextEncoder.load(fixture('cond-text.pt'));
+      const plain = d.registerCondition(await enc.encode(['a red big']));
+      const withNeg = d.registerCondition(await enc.encode(['a red big']), await enc.encode(['blue small']));
+      const w = 1 + 3 * Math.random();
+      const x = randn(4);
+      const m = meter();
+      const { out } = await d.evaluate(tensor(x, [2, 2]), [0.3, 0.3], [plain, withNeg], w, m);
+      const got = (await out.toArray()) as Float32Array;
+      const c = pooled('a red big'),
+        neg = pooled('blue small');
+      for (let k = 0; k < 2; k++) {
+        const cond0 = 0.5 * x[k] + c[k],
+          null0 = 0.5 * x[k]; // the null condition pools to 0
+        expect(got[k]).toBeCloseTo(null0 + w * (cond0 - null0), 5);
+        const cond1 = 0.5 * x[2 + k] + c[k],
+          neg1 = 0.5 * x[2 + k] + neg[k];
+        expect(got[2 + k]).toBeCloseTo(neg1 + w * (cond1 - neg1), 5);
+      }
+      expect(m.nfe).toBe(4);
+    },
+  );
 
   it('checks conditions against the card: names, dtypes, shapes; a class model takes no tensors', async () => {
     const d = await Denoiser.load(fixture('cond-tiny.pt'));
@@ -143,42 +149,45 @@ describe('a denoiser conditioned on named tensors', () => {
 });
 
 describe('generate with prompts on a latent model', () => {
-  it('decodes the kept latents, scores decoded images with a prompt-aware verifier, and groups rows by prompt', async () => {
-    const { generate } = await import('../src/generate');
-    const prompts = ['a red', 'blue big small'];
-    const r = await generate({
-      model: fixture('cond-tiny.pt'),
-      prompt: prompts,
-      verifier: [fixture('cond-verifier.pt')],
-      algorithm: 'best-of-n',
-      budget: 24,
-      n: 2,
-      steps: 4,
-      keep: 2,
-      seed: 3,
-    });
-    expect(r.shape).toEqual([8, 3]);
-    expect(r.latents!.shape).toEqual([8, 2]);
-    expect(r.prompts).toEqual([
-      prompts[0],
-      prompts[0],
-      prompts[0],
-      prompts[0],
-      prompts[1],
-      prompts[1],
-      prompts[1],
-      prompts[1],
-    ]);
-    for (let i = 0; i < 8; i++) {
-      const z = r.latents!.data.subarray(2 * i, 2 * i + 2);
-      // The decoder's image of the latent, and the verifier's reward of that image and the row's prompt.
-      expect(Array.from(r.samples.subarray(3 * i, 3 * i + 3))).toEqual([z[0], z[1], Math.fround(z[0] + z[1])]);
-      const p = pooled(r.prompts![i]);
-      expect(r.rewards[i]).toBeCloseTo(-((z[0] - p[0]) ** 2 + (z[1] - p[1]) ** 2), 5);
-    }
-    expect(r.report).toMatchObject({ prompts, class: null, n: 4 });
-    expect(r.report.decoder_seconds).toBeGreaterThan(0);
-  });
+  it(
+    'decodes the kept latents, scores decoded images with a prompt-aware verifier, and groups rows by ' + 'prompt',
+    async () => {
+      const { generate } = await import('../src/generate');
+      const prompts = ['a red', 'blue big small'];
+      const r = await generate({
+        model: fixture('cond-tiny.pt'),
+        prompt: prompts,
+        verifier: [fixture('cond-verifier.pt')],
+        algorithm: 'best-of-n',
+        budget: 24,
+        n: 2,
+        steps: 4,
+        keep: 2,
+        seed: 3,
+      });
+      expect(r.shape).toEqual([8, 3]);
+      expect(r.latents!.shape).toEqual([8, 2]);
+      expect(r.prompts).toEqual([
+        prompts[0],
+        prompts[0],
+        prompts[0],
+        prompts[0],
+        prompts[1],
+        prompts[1],
+        prompts[1],
+        prompts[1],
+      ]);
+      for (let i = 0; i < 8; i++) {
+        const z = r.latents!.data.subarray(2 * i, 2 * i + 2);
+        // The decoder's image of the latent, and the verifier's reward of that image and the row's prompt.
+        expect(Array.from(r.samples.subarray(3 * i, 3 * i + 3))).toEqual([z[0], z[1], Math.fround(z[0] + z[1])]);
+        const p = pooled(r.prompts![i]);
+        expect(r.rewards[i]).toBeCloseTo(-((z[0] - p[0]) ** 2 + (z[1] - p[1]) ** 2), 5);
+      }
+      expect(r.report).toMatchObject({ prompts, class: null, n: 4 });
+      expect(r.report.decoder_seconds).toBeGreaterThan(0);
+    },
+  );
 
   it('verifiers see the prompt (FunctionVerifier extras), a negative prompt changes the guided result', async () => {
     const { generate } = await import('../src/generate');

@@ -1,5 +1,5 @@
 /**
- * The engine (issue 14): results independent of what else runs (within 1e-5: fashion-flow's
+ * The engine: results independent of what else runs (within 1e-5: fashion-flow's
  * forward is not bit-identical across batch sizes, see README "Engine and serve"), cross-search
  * batching, round-robin lanes, cancellation, admission (BUSY, memory ceiling), isolation of a
  * failing verifier, a responsive event loop, models loaded once.
@@ -196,166 +196,185 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     await s.close();
   });
 
-  it('smaller requests first, only sizes within 4× share a forward; an abort mid-call drops its queued rows and rejects once its running piece is back', async () => {
-    const log: number[][] = [];
-    const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(
-      fakeModule(log, 100),
-      'denoiser',
-      { maxBatch: 4, windowUs: 0, enabled: true, parallel: 1, minRows: 1 },
-      lanes,
-      new EngineMetrics(4),
-    );
-    const { createStream } = await import('../src/stream');
-    const big = createStream(),
-      mid = createStream(),
-      small = createStream(),
-      third = createStream();
-    const ctl = new AbortController();
-    lanes.set(big, { id: 1, work: 5000, signal: ctl.signal });
-    lanes.set(mid, { id: 2, work: 300 });
-    lanes.set(small, { id: 3, work: 100 });
-    const head = call(b, [0, 0, 0, 0], third); // occupies the slot while the others queue
-    await new Promise((r) => setTimeout(r, 10));
-    const bigCall = call(b, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], big);
-    const midCall = call(b, [5, 5], mid);
-    const smallCall = call(b, [7, 7], small);
-    await head;
-    // Work 100 first, then 300 (within 4×) in the same forward; 5000 waits for a forward of its own.
-    expect(await values(await smallCall)).toEqual([7, 7]);
-    expect(await values(await midCall)).toEqual([5, 5]);
-    expect(log[1]).toEqual([7, 7, 5, 5]);
-    while (log.length < 3) await new Promise((r) => setTimeout(r, 2)); // the big call's first forward has started
-    expect(log[2]).toEqual([1, 2, 3, 4]);
-    expect(b.queued.rows).toBe(6);
-    ctl.abort();
-    expect(b.queued.rows).toBe(0); // dropped at once
-    await expectCode(() => bigCall, 'ABORTED');
-    expect(log).toHaveLength(3);
-    await b.close();
-    await Promise.all([big.close(), mid.close(), small.close(), third.close()]);
-  });
+  it(
+    'smaller requests first, only sizes within 4× share a forward; an abort mid-call drops its queued rows and ' +
+      'rejects once its running piece is back',
+    async () => {
+      const log: number[][] = [];
+      const lanes = new LaneRegistry();
+      const b = new ModuleBatcher(
+        fakeModule(log, 100),
+        'denoiser',
+        { maxBatch: 4, windowUs: 0, enabled: true, parallel: 1, minRows: 1 },
+        lanes,
+        new EngineMetrics(4),
+      );
+      const { createStream } = await import('../src/stream');
+      const big = createStream(),
+        mid = createStream(),
+        small = createStream(),
+        third = createStream();
+      const ctl = new AbortController();
+      lanes.set(big, { id: 1, work: 5000, signal: ctl.signal });
+      lanes.set(mid, { id: 2, work: 300 });
+      lanes.set(small, { id: 3, work: 100 });
+      const head = call(b, [0, 0, 0, 0], third); // occupies the slot while the others queue
+      await new Promise((r) => setTimeout(r, 10));
+      const bigCall = call(b, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], big);
+      const midCall = call(b, [5, 5], mid);
+      const smallCall = call(b, [7, 7], small);
+      await head;
+      // Work 100 first, then 300 (within 4×) in the same forward; 5000 waits for a forward of its own.
+      expect(await values(await smallCall)).toEqual([7, 7]);
+      expect(await values(await midCall)).toEqual([5, 5]);
+      expect(log[1]).toEqual([7, 7, 5, 5]);
+      while (log.length < 3) await new Promise((r) => setTimeout(r, 2)); // the big call's first forward has started
+      expect(log[2]).toEqual([1, 2, 3, 4]);
+      expect(b.queued.rows).toBe(6);
+      ctl.abort();
+      expect(b.queued.rows).toBe(0); // dropped at once
+      await expectCode(() => bigCall, 'ABORTED');
+      expect(log).toHaveLength(3);
+      await b.close();
+      await Promise.all([big.close(), mid.close(), small.close(), third.close()]);
+    },
+  );
 
-  it('express slot: with every slot busy, a request 4× smaller than all running ones starts at once; a bigger one waits', async () => {
-    const log: number[][] = [];
-    const at = { now: 0, most: 0 };
-    const lanes = new LaneRegistry();
-    const b = new ModuleBatcher(
-      fakeModule(log, 150, at),
-      'denoiser',
-      { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 },
-      lanes,
-      new EngineMetrics(2),
-    );
-    const { createStream } = await import('../src/stream');
-    const [big1, big2, mid, small] = [createStream(), createStream(), createStream(), createStream()];
-    lanes.set(big1, { id: 1, work: 5000 });
-    lanes.set(big2, { id: 2, work: 5000 });
-    lanes.set(mid, { id: 3, work: 2000 });
-    lanes.set(small, { id: 4, work: 100 });
-    const bigs = [call(b, [1, 1], big1), call(b, [2, 2], big2)];
-    while (at.now < 2) await new Promise((r) => setTimeout(r, 2)); // both slots busy
-    const midCall = call(b, [3, 3], mid); // 2000 × 4 > 5000: waits for a slot
-    const smallCall = call(b, [4, 4], small); // 100 × 4 ≤ 5000: the express slot
-    expect(await values(await smallCall)).toEqual([4, 4]);
-    expect(at.most).toBe(3); // three forwards at once: both slots and the express one
-    await Promise.all([...bigs, midCall]);
-    // The small request started beside the two running ones; the mid one only when a slot freed.
-    expect(log.map((r) => r[0])).toEqual([1, 2, 4, 3]);
-    await b.close();
-    await Promise.all([big1, big2, mid, small].map((s) => s.close()));
-  });
+  it(
+    'express slot: with every slot busy, a request 4× smaller than all running ones starts at once; a bigger one ' +
+      'waits',
+    async () => {
+      const log: number[][] = [];
+      const at = { now: 0, most: 0 };
+      const lanes = new LaneRegistry();
+      const b = new ModuleBatcher(
+        fakeModule(log, 150, at),
+        'denoiser',
+        { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2 },
+        lanes,
+        new EngineMetrics(2),
+      );
+      const { createStream } = await import('../src/stream');
+      const [big1, big2, mid, small] = [createStream(), createStream(), createStream(), createStream()];
+      lanes.set(big1, { id: 1, work: 5000 });
+      lanes.set(big2, { id: 2, work: 5000 });
+      lanes.set(mid, { id: 3, work: 2000 });
+      lanes.set(small, { id: 4, work: 100 });
+      const bigs = [call(b, [1, 1], big1), call(b, [2, 2], big2)];
+      while (at.now < 2) await new Promise((r) => setTimeout(r, 2)); // both slots busy
+      const midCall = call(b, [3, 3], mid); // 2000 × 4 > 5000: waits for a slot
+      const smallCall = call(b, [4, 4], small); // 100 × 4 ≤ 5000: the express slot
+      expect(await values(await smallCall)).toEqual([4, 4]);
+      expect(at.most).toBe(3); // three forwards at once: both slots and the express one
+      await Promise.all([...bigs, midCall]);
+      // The small request started beside the two running ones; the mid one only when a slot freed.
+      expect(log.map((r) => r[0])).toEqual([1, 2, 4, 3]);
+      await b.close();
+      await Promise.all([big1, big2, mid, small].map((s) => s.close()));
+    },
+  );
 
-  it('a slot kept for a small request: its later steps run beside one big forward, not two, and the slot is given back when it stops calling', async () => {
-    const log: number[][] = [];
-    const at = { now: 0, most: 0 };
-    const lanes = new LaneRegistry();
-    // A long hold (the default is 5 ms): a loaded test machine's event loop must not lose the slot.
-    const b = new ModuleBatcher(
-      fakeModule(log, 40, at),
-      'denoiser',
-      { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2, holdMs: 100 },
-      lanes,
-      new EngineMetrics(2),
-    );
-    const { createStream } = await import('../src/stream');
-    const [big1, big2, small] = [createStream(), createStream(), createStream()];
-    lanes.set(big1, { id: 1, work: 5000 });
-    lanes.set(big2, { id: 2, work: 5000 });
-    lanes.set(small, { id: 3, work: 100 });
-    let stop = false;
-    const bigLoop = (s: typeof big1, v: number) =>
-      (async () => {
-        while (!stop) await call(b, [v, v], s);
-      })();
-    const loops = [bigLoop(big1, 1), bigLoop(big2, 2)];
-    while (at.now < 2) await new Promise((r) => setTimeout(r, 2)); // both slots busy with big forwards
-    // The small request's steps, each a call right after the last one's answer (as a search's).
-    const beside: number[] = [];
-    for (let k = 0; k < 6; k++) {
-      const c = call(b, [7, 7], small);
-      await new Promise((r) => setTimeout(r, 5));
-      beside.push(at.now); // forwards running while the small step runs
-      expect(await values(await c)).toEqual([7, 7]);
-    }
-    // The first steps may use the express slot (three at once, until a regular slot frees and is
-    // kept); from the third on, every step runs beside exactly one big forward.
-    expect(beside.slice(2)).toEqual([2, 2, 2, 2]);
-    // The big requests went on meanwhile, in one slot.
-    const during = log.length;
-    expect(log.filter((r) => r[0] !== 7).length).toBeGreaterThan(2);
-    // Once the small request stops calling, the held slot goes back to big forwards after holdMs.
-    await new Promise((r) => setTimeout(r, 160));
-    let both = 0;
-    for (let i = 0; i < 20 && both === 0; i++) {
-      await new Promise((r) => setTimeout(r, 5));
-      if (at.now === 2) both++;
-    }
-    expect(both).toBe(1);
-    expect(log.length).toBeGreaterThan(during);
-    stop = true;
-    await Promise.all(loops);
-    await b.close();
-    await Promise.all([big1, big2, small].map((s) => s.close()));
-  });
+  it(
+    'a slot kept for a small request: its later steps run beside one big forward, not two, and the slot is given ' +
+      'back when it stops calling',
+    async () => {
+      const log: number[][] = [];
+      const at = { now: 0, most: 0 };
+      const lanes = new LaneRegistry();
+      // A long hold (the default is 5 ms): a loaded test machine's event loop must not lose the slot.
+      const b = new ModuleBatcher(
+        fakeModule(log, 40, at),
+        'denoiser',
+        { maxBatch: 2, windowUs: 0, enabled: true, parallel: 2, minRows: 2, holdMs: 100 },
+        lanes,
+        new EngineMetrics(2),
+      );
+      const { createStream } = await import('../src/stream');
+      const [big1, big2, small] = [createStream(), createStream(), createStream()];
+      lanes.set(big1, { id: 1, work: 5000 });
+      lanes.set(big2, { id: 2, work: 5000 });
+      lanes.set(small, { id: 3, work: 100 });
+      let stop = false;
+      const bigLoop = (s: typeof big1, v: number) =>
+        (async () => {
+          while (!stop) await call(b, [v, v], s);
+        })();
+      const loops = [bigLoop(big1, 1), bigLoop(big2, 2)];
+      while (at.now < 2) await new Promise((r) => setTimeout(r, 2)); // both slots busy with big forwards
+      // The small request's steps, each a call right after the last one's answer (as a search's).
+      const beside: number[] = [];
+      for (let k = 0; k < 6; k++) {
+        const c = call(b, [7, 7], small);
+        await new Promise((r) => setTimeout(r, 5));
+        beside.push(at.now); // forwards running while the small step runs
+        expect(await values(await c)).toEqual([7, 7]);
+      }
+      // The first steps may use the express slot (three at once, until a regular slot frees and is
+      // kept); from the third on, every step runs beside exactly one big forward.
+      expect(beside.slice(2)).toEqual([2, 2, 2, 2]);
+      // The big requests went on meanwhile, in one slot.
+      const during = log.length;
+      expect(log.filter((r) => r[0] !== 7).length).toBeGreaterThan(2);
+      // Once the small request stops calling, the held slot goes back to big forwards after holdMs.
+      await new Promise((r) => setTimeout(r, 160));
+      let both = 0;
+      for (let i = 0; i < 20 && both === 0; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        if (at.now === 2) both++;
+      }
+      expect(both).toBe(1);
+      expect(log.length).toBeGreaterThan(during);
+      stop = true;
+      await Promise.all(loops);
+      await b.close();
+      await Promise.all([big1, big2, small].map((s) => s.close()));
+    },
+  );
 
-  it('an engine with 3 forward slots gives what an engine without batching gives (within 1e-5), alone and 16 at once', async () => {
-    const ref = make({ batching: false });
-    const e = make({ parallelForwards: 3 });
-    expect(e.parallelForwards).toBe(3);
-    const reqs = Array.from({ length: 16 }, (_, k) => gmm(k + 3));
-    const want = [];
-    for (const r of reqs) want.push(await ref.generate(r));
-    const lone = await e.generate(reqs[0]);
-    const together = await Promise.all(reqs.map((r) => e.generate(r)));
-    for (const [k, got] of [[0, lone] as const, ...together.map((t, k) => [k, t] as const)]) {
-      expect(maxDiff(got.samples, want[k].samples)).toBeLessThanOrEqual(1e-5);
-      got.rewards.forEach((r, i) => expect(Math.abs(r - want[k].rewards[i])).toBeLessThanOrEqual(1e-5));
-      expect(got.report.nfe_used).toBe(want[k].report.nfe_used);
-    }
-    // NFE charged per search exactly, also when calls are cut in pieces.
-    expect(e.metrics().nfe).toBe([lone, ...together].reduce((s, r) => s + (r.report.nfe_used as number), 0));
-    const d = e.metrics().models.find((m) => m.kind === 'denoiser')!;
-    expect(d.merged).toBeGreaterThan(0);
-  });
+  it(
+    'an engine with 3 forward slots gives what an engine without batching gives (within 1e-5), alone and 16 at ' +
+      'once',
+    async () => {
+      const ref = make({ batching: false });
+      const e = make({ parallelForwards: 3 });
+      expect(e.parallelForwards).toBe(3);
+      const reqs = Array.from({ length: 16 }, (_, k) => gmm(k + 3));
+      const want = [];
+      for (const r of reqs) want.push(await ref.generate(r));
+      const lone = await e.generate(reqs[0]);
+      const together = await Promise.all(reqs.map((r) => e.generate(r)));
+      for (const [k, got] of [[0, lone] as const, ...together.map((t, k) => [k, t] as const)]) {
+        expect(maxDiff(got.samples, want[k].samples)).toBeLessThanOrEqual(1e-5);
+        got.rewards.forEach((r, i) => expect(Math.abs(r - want[k].rewards[i])).toBeLessThanOrEqual(1e-5));
+        expect(got.report.nfe_used).toBe(want[k].report.nfe_used);
+      }
+      // NFE charged per search exactly, also when calls are cut in pieces.
+      expect(e.metrics().nfe).toBe([lone, ...together].reduce((s, r) => s + (r.report.nfe_used as number), 0));
+      const d = e.metrics().models.find((m) => m.kind === 'denoiser')!;
+      expect(d.merged).toBeGreaterThan(0);
+    },
+  );
 
-  it('fashion-flow with 2 forward slots: 4 concurrent searches within 1e-5 of the same searches without batching', async () => {
-    const ref = make({ batching: false });
-    const e = make({ parallelForwards: 2 });
-    const req = (k: number): GenerateOptions => ({
-      model: 'fashion-flow',
-      algorithm: k % 2 ? 'evosearch' : 'best-of-n',
-      class: k + 2,
-      budget: 40,
-      steps: 4,
-      seed: 10 + k,
-      eval: false,
-    });
-    const want = [];
-    for (let k = 0; k < 4; k++) want.push(await ref.generate(req(k)));
-    const together = await Promise.all(Array.from({ length: 4 }, (_, k) => e.generate(req(k))));
-    for (let k = 0; k < 4; k++) expect(maxDiff(together[k].samples, want[k].samples)).toBeLessThanOrEqual(1e-5);
-  });
+  it(
+    'fashion-flow with 2 forward slots: 4 concurrent searches within 1e-5 of the same searches without ' + 'batching',
+    async () => {
+      const ref = make({ batching: false });
+      const e = make({ parallelForwards: 2 });
+      const req = (k: number): GenerateOptions => ({
+        model: 'fashion-flow',
+        algorithm: k % 2 ? 'evosearch' : 'best-of-n',
+        class: k + 2,
+        budget: 40,
+        steps: 4,
+        seed: 10 + k,
+        eval: false,
+      });
+      const want = [];
+      for (let k = 0; k < 4; k++) want.push(await ref.generate(req(k)));
+      const together = await Promise.all(Array.from({ length: 4 }, (_, k) => e.generate(req(k))));
+      for (let k = 0; k < 4; k++) expect(maxDiff(together[k].samples, want[k].samples)).toBeLessThanOrEqual(1e-5);
+    },
+  );
 });
 
 describe('cancellation, admission, failures', () => {
@@ -438,55 +457,63 @@ describe('cancellation, admission, failures', () => {
     expect(a.reserved).toBe(0);
   });
 
-  it('engine: with its one place taken by a big request, a small one is admitted at once and ends first; a second big one waits its turn', async () => {
-    const e = make({ maxActive: 1 });
-    const ended: string[] = [];
-    const run = (name: string, budget: number, seed: number) =>
-      e
-        .generate({ model: 'gmm2d', algorithm: 'evosearch', budget, steps: 10, seed, eval: false })
-        .then((r) => (ended.push(name), r));
-    const big = run('big', 40000, 1);
-    while (e.metrics().activeRequests === 0) await new Promise((r) => setTimeout(r, 1));
-    const big2 = run('big2', 40000, 2); // not small: queued behind the first
-    const small = run('small', 100, 3); // 100 × 4 ≤ 40000: beyond maxActive, at once
-    await new Promise((r) => setImmediate(r));
-    expect(e.metrics()).toMatchObject({ activeRequests: 2, queueDepth: 1 });
-    await small;
-    expect(ended).toEqual(['small']);
-    await Promise.all([big, big2]);
-    expect(ended).toEqual(['small', 'big', 'big2']);
-  });
+  it(
+    'engine: with its one place taken by a big request, a small one is admitted at once and ends first; a second ' +
+      'big one waits its turn',
+    async () => {
+      const e = make({ maxActive: 1 });
+      const ended: string[] = [];
+      const run = (name: string, budget: number, seed: number) =>
+        e
+          .generate({ model: 'gmm2d', algorithm: 'evosearch', budget, steps: 10, seed, eval: false })
+          .then((r) => (ended.push(name), r));
+      const big = run('big', 40000, 1);
+      while (e.metrics().activeRequests === 0) await new Promise((r) => setTimeout(r, 1));
+      const big2 = run('big2', 40000, 2); // not small: queued behind the first
+      const small = run('small', 100, 3); // 100 × 4 ≤ 40000: beyond maxActive, at once
+      await new Promise((r) => setImmediate(r));
+      expect(e.metrics()).toMatchObject({ activeRequests: 2, queueDepth: 1 });
+      await small;
+      expect(ended).toEqual(['small']);
+      await Promise.all([big, big2]);
+      expect(ended).toEqual(['small', 'big', 'big2']);
+    },
+  );
 
-  it('express admission: with every place taken, a request 4× smaller than all running starts at once (up to ⌈maxActive/4⌉ of them); others wait in order', async () => {
-    const a = new Admission({ maxActive: 4, maxQueue: 8, memoryLimit: 1000 });
-    const bigs = [];
-    for (let i = 0; i < 4; i++) bigs.push(await a.admit(10, undefined, 5000));
-    const order: string[] = [];
-    const track = (name: string, p: Promise<() => void>) => p.then((r) => (order.push(name), r));
-    const queuedBig = track('big', a.admit(10, undefined, 5000));
-    const mid = track('mid', a.admit(10, undefined, 2000)); // 2000 × 4 > 5000: waits
-    const small = await a.admit(10, undefined, 1000); // 1000 × 4 ≤ 5000: at once, beyond maxActive
-    expect(a.active).toBe(5);
-    expect(a.express).toBe(1);
-    const small2 = track('small2', a.admit(10, undefined, 100)); // the one express place is taken: waits
-    const huge = a.admit(990, undefined, 10); // small, but over the memory ceiling: waits
-    await new Promise((r) => setImmediate(r));
-    expect(order).toEqual([]);
-    small(); // the express place frees: the small request waiting takes it, ahead of no regular place
-    await new Promise((r) => setImmediate(r));
-    expect(order).toEqual(['small2']);
-    expect(a.express).toBe(1);
-    bigs[0](); // a regular place frees: the queue's first
-    await new Promise((r) => setImmediate(r));
-    expect(order).toEqual(['small2', 'big']);
-    for (const r of bigs.slice(1)) r();
-    (await queuedBig)();
-    (await mid)();
-    (await small2)();
-    (await huge)();
-    expect(order).toEqual(['small2', 'big', 'mid']);
-    expect([a.active, a.express, a.reserved]).toEqual([0, 0, 0]);
-  });
+  it(
+    'express admission: with every place taken, a request 4× smaller than all running starts at once (up to ' +
+      '⌈maxActive/4⌉ of them); others wait in order',
+    async () => {
+      const a = new Admission({ maxActive: 4, maxQueue: 8, memoryLimit: 1000 });
+      const bigs = [];
+      for (let i = 0; i < 4; i++) bigs.push(await a.admit(10, undefined, 5000));
+      const order: string[] = [];
+      const track = (name: string, p: Promise<() => void>) => p.then((r) => (order.push(name), r));
+      const queuedBig = track('big', a.admit(10, undefined, 5000));
+      const mid = track('mid', a.admit(10, undefined, 2000)); // 2000 × 4 > 5000: waits
+      const small = await a.admit(10, undefined, 1000); // 1000 × 4 ≤ 5000: at once, beyond maxActive
+      expect(a.active).toBe(5);
+      expect(a.express).toBe(1);
+      const small2 = track('small2', a.admit(10, undefined, 100)); // the one express place is taken: waits
+      const huge = a.admit(990, undefined, 10); // small, but over the memory ceiling: waits
+      await new Promise((r) => setImmediate(r));
+      expect(order).toEqual([]);
+      small(); // the express place frees: the small request waiting takes it, ahead of no regular place
+      await new Promise((r) => setImmediate(r));
+      expect(order).toEqual(['small2']);
+      expect(a.express).toBe(1);
+      bigs[0](); // a regular place frees: the queue's first
+      await new Promise((r) => setImmediate(r));
+      expect(order).toEqual(['small2', 'big']);
+      for (const r of bigs.slice(1)) r();
+      (await queuedBig)();
+      (await mid)();
+      (await small2)();
+      (await huge)();
+      expect(order).toEqual(['small2', 'big', 'mid']);
+      expect([a.active, a.express, a.reserved]).toEqual([0, 0, 0]);
+    },
+  );
 });
 
 describe('service behaviour', () => {

@@ -1,5 +1,5 @@
 /**
- * Rank-ensemble calibration on first batches that give no scale (issue 21 item 5): a first batch
+ * Rank-ensemble calibration on first batches that give no scale: a first batch
  * of one sample, of ties, or of NaN read as −∞. A member calibrates once it has seen two distinct
  * finite scores, from every finite score it has seen; until then it ranks every finite score as a
  * tie. A rank ensemble is then invariant to an increasing affine change of any member (100·y + 7

@@ -1,5 +1,5 @@
 /**
- * EvoSearch's default ('sde') mutation of intermediate states (issue 21 item 10): the parent's ε̂
+ * EvoSearch's default ('sde') mutation of intermediate states: the parent's ε̂
  * at the level comes from its own trajectory, which already evaluated the model there, so the
  * children are the same numbers as with a model call per member, with none of those NFE; the plan
  * spends them on the population.

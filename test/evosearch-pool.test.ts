@@ -1,6 +1,6 @@
 /**
- * EvoSearch's selection (issue 21 items 6 and 9): the tournament pool at a level holds every
- * trajectory scored through it (earlier generations too, as the reference's evo_pipe.py), the
+ * EvoSearch's selection: the tournament pool at a level holds every
+ * trajectory scored through it (earlier generations too, as in the paper's reference code), the
  * entrant count is ⌊0.9·P⌋, and scored by x̂0 the elites are compared with the children at the
  * same level. Parents are identified by their final samples: with a tiny mutation a child's
  * deterministic rollout ends next to its parent's.

@@ -1,5 +1,5 @@
 /**
- * EvoSearch details (issue 12): the default evolution levels at very few steps, the x̂0 the
+ * EvoSearch details: the default evolution levels at very few steps, the x̂0 the
  * self-supervised verifier receives (σ ≈ 0.4 on each trajectory, also when the rollout runs in
  * segments to capture later levels), the without-replacement tournament, and the adaptive
  * schedule (planned and reported as what really runs: fixed steps to the last level, then the
@@ -65,55 +65,58 @@ describe('EvoSearch default levels', () => {
 });
 
 describe('EvoSearch with a verifier that needs the x̂0 at σ ≈ 0.4', () => {
-  it('generation 0 is scored with the x̂0 predicted at the schedule σ closest to 0.4 (computed here step by step)', async () => {
-    const S = 10,
-      seed = 11;
-    const sigmas = uniform(S); // σ_i = 1 − i/10: levels 0, 4, 6, 8; σ_6 = 0.4 is a captured level
-    const calls: { x0: Float32Array; mid: Float32Array }[] = [];
-    const recorder: Verifier = {
-      name: 'recorder',
-      needsMidPrediction: true,
-      async score(x0, _cond, extras) {
-        if (!extras?.x0Mid) throw new Error('no x0Mid');
-        expect(extras.x0Mid.shape).toEqual(x0.shape);
-        const a = (await x0.toArray()) as Float32Array,
-          m = (await extras.x0Mid.toArray()) as Float32Array;
-        calls.push({ x0: a, mid: m });
-        // A reward with a use for the mid prediction: stay near it, and reach upwards.
-        return Float32Array.from(
-          { length: x0.shape[0] },
-          (_, i) => a[2 * i + 1] - Math.hypot(a[2 * i] - m[2 * i], a[2 * i + 1] - m[2 * i + 1]),
-        );
-      },
-    };
-    const r = await evoSearch({ denoiser: gmm, verifier: recorder, cls: 0, budget: 400, sigmas, seed });
-    r.sample.dispose();
-    const K0 = r.trace[0].population as number;
-    expect(calls[0].x0.length).toBe(2 * K0);
+  it(
+    'generation 0 is scored with the x̂0 predicted at the schedule σ closest to 0.4 (computed here step by ' + 'step)',
+    async () => {
+      const S = 10,
+        seed = 11;
+      const sigmas = uniform(S); // σ_i = 1 − i/10: levels 0, 4, 6, 8; σ_6 = 0.4 is a captured level
+      const calls: { x0: Float32Array; mid: Float32Array }[] = [];
+      const recorder: Verifier = {
+        name: 'recorder',
+        needsMidPrediction: true,
+        async score(x0, _cond, extras) {
+          if (!extras?.x0Mid) throw new Error('no x0Mid');
+          expect(extras.x0Mid.shape).toEqual(x0.shape);
+          const a = (await x0.toArray()) as Float32Array,
+            m = (await extras.x0Mid.toArray()) as Float32Array;
+          calls.push({ x0: a, mid: m });
+          // A reward with a use for the mid prediction: stay near it, and reach upwards.
+          return Float32Array.from(
+            { length: x0.shape[0] },
+            (_, i) => a[2 * i + 1] - Math.hypot(a[2 * i] - m[2 * i], a[2 * i + 1] - m[2 * i + 1]),
+          );
+        },
+      };
+      const r = await evoSearch({ denoiser: gmm, verifier: recorder, cls: 0, budget: 400, sigmas, seed });
+      r.sample.dispose();
+      const K0 = r.trace[0].population as number;
+      expect(calls[0].x0.length).toBe(2 * K0);
 
-    // Independent: the same initial noise (ids 0..K0−1, step 0), Euler along the flow by hand.
-    let mid = 0;
-    sigmas.forEach((s, i) => (Math.abs(s - 0.4) < Math.abs(sigmas[mid] - 0.4) ? (mid = i) : 0));
-    const meter = new Budget(1e9);
-    const ids = Array.from({ length: K0 }, (_, i) => i);
-    let x = (await (await ops.randn([K0, 2], { seed, ids, step: 0 })).toArray()) as Float32Array;
-    let x0Mid: Float32Array | null = null;
-    for (let i = 0; i <= mid; i++) {
-      const t = tensor(x, [K0, 2]);
-      const p = await gmm.predict(t, new Array(K0).fill(sigmas[i]), new Array(K0).fill(0), 1, meter);
-      t.dispose();
-      const x0 = (await p.x0.toArray()) as Float32Array,
-        eps = (await p.eps.toArray()) as Float32Array;
-      p.x0.dispose();
-      p.eps.dispose();
-      if (i === mid) x0Mid = x0;
-      else x = Float32Array.from(x0, (v, e) => (1 - sigmas[i + 1]) * v + sigmas[i + 1] * eps[e]);
-    }
-    expect(Math.abs(sigmas[mid] - 0.4)).toBeLessThan(1e-9);
-    for (let e = 0; e < 2 * K0; e++) expect(calls[0].mid[e], `element ${e}`).toBeCloseTo(x0Mid![e], 4);
-    // And it is not the final sample's own x̂0 (the check can fail).
-    expect(calls[0].mid.some((v, e) => Math.abs(v - calls[0].x0[e]) > 1e-3)).toBe(true);
-  });
+      // Independent: the same initial noise (ids 0..K0−1, step 0), Euler along the flow by hand.
+      let mid = 0;
+      sigmas.forEach((s, i) => (Math.abs(s - 0.4) < Math.abs(sigmas[mid] - 0.4) ? (mid = i) : 0));
+      const meter = new Budget(1e9);
+      const ids = Array.from({ length: K0 }, (_, i) => i);
+      let x = (await (await ops.randn([K0, 2], { seed, ids, step: 0 })).toArray()) as Float32Array;
+      let x0Mid: Float32Array | null = null;
+      for (let i = 0; i <= mid; i++) {
+        const t = tensor(x, [K0, 2]);
+        const p = await gmm.predict(t, new Array(K0).fill(sigmas[i]), new Array(K0).fill(0), 1, meter);
+        t.dispose();
+        const x0 = (await p.x0.toArray()) as Float32Array,
+          eps = (await p.eps.toArray()) as Float32Array;
+        p.x0.dispose();
+        p.eps.dispose();
+        if (i === mid) x0Mid = x0;
+        else x = Float32Array.from(x0, (v, e) => (1 - sigmas[i + 1]) * v + sigmas[i + 1] * eps[e]);
+      }
+      expect(Math.abs(sigmas[mid] - 0.4)).toBeLessThan(1e-9);
+      for (let e = 0; e < 2 * K0; e++) expect(calls[0].mid[e], `element ${e}`).toBeCloseTo(x0Mid![e], 4);
+      // And it is not the final sample's own x̂0 (the check can fail).
+      expect(calls[0].mid.some((v, e) => Math.abs(v - calls[0].x0[e]) > 1e-3)).toBe(true);
+    },
+  );
 });
 
 describe('EvoSearch tournament without replacement', () => {
@@ -169,7 +172,8 @@ describe.skipIf(!haveTpm)('EvoSearch with an adaptive schedule', () => {
     adaptive: { predictor, maxSteps },
   });
 
-  it(`steps ${S}, maxSteps ${maxSteps}, default plan: runs within budget and reports the fixed steps plus the adaptive ones`, async () => {
+  it(`steps ${S}, maxSteps ${maxSteps}, default plan: runs within budget and reports the fixed steps plus the ` +
+    'adaptive ones', async () => {
     rows = 0;
     const r = await evoSearch(config(150));
     expect(r.nfe).toBe(rows);
@@ -181,7 +185,8 @@ describe.skipIf(!haveTpm)('EvoSearch with an adaptive schedule', () => {
     r.sample.dispose();
   }, 120_000);
 
-  it('the plan is the worst case of what runs: an explicit plan needs exactly its fixed + maximal adaptive steps', async () => {
+  it('the plan is the worst case of what runs: an explicit plan needs exactly its fixed + maximal adaptive ' +
+    'steps', async () => {
     // Sizes [2, 2, 2, 2, 2], one elite, levels 0, 8, 12, 16 (1 NFE per Euler step):
     //   generation 0: 2 × (16 fixed + 5 adaptive);
     //   one child per later generation: (16 − L) fixed + 5 adaptive at L = 0, 8, 12, 16;

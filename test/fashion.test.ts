@@ -58,75 +58,83 @@ describe.skipIf(!have)('fashion-flow', () => {
     expect(data.every((v) => v >= -1.5 && v <= 1.5)).toBe(true);
   });
 
-  it("the discriminators: realism and detail score real test images above the flow's few-step samples; detail rises with the steps", async () => {
-    const n = 40;
-    const cls = Array.from({ length: n }, (_, i) => i % 10);
-    const euler = async (steps: number) => {
-      const budget = new Budget(n * steps);
-      let x: NativeTensor = await ops.randn([n, 1, 28, 28], { seed: 77 });
-      const sig = uniform(steps);
-      for (let i = 0; i < steps; i++) {
-        const r = await eulerStep(
-          { denoiser: flow, cond: cls, guidance: 1, meter: budget },
-          x,
-          new Array(n).fill(sig[i]),
-          new Array(n).fill(sig[i + 1]),
-        );
-        x.dispose();
-        r.x0.dispose();
-        x = r.x;
-      }
-      return x;
-    };
-    const { images } = loadTestSplit(n);
-    const real = tensor(images, [n, 1, 28, 28]);
-    const samples = { 2: await euler(2), 5: await euler(5), 20: await euler(20) };
-    const mean = async (name: string, x: NativeTensor) => {
-      const v = await loadVerifier([name]);
-      const s = await v.score(x, cls);
-      return Array.from(s).reduce((a, b) => a + b, 0) / n;
-    };
-    const realism = { real: await mean('realism', real), e2: await mean('realism', samples[2]) };
-    const detail = {
-      real: await mean('detail', real),
-      e5: await mean('detail', samples[5]),
-      e20: await mean('detail', samples[20]),
-    };
-    console.log(
-      `realism: real ${realism.real.toFixed(2)}, Euler-2 ${realism.e2.toFixed(2)}; detail: real ${detail.real.toFixed(2)}, ` +
-        `Euler-20 ${detail.e20.toFixed(2)}, Euler-5 ${detail.e5.toFixed(2)}`,
-    );
-    expect(realism.real).toBeGreaterThan(realism.e2 + 2);
-    expect(detail.real).toBeGreaterThan(detail.e20);
-    expect(detail.e20).toBeGreaterThan(detail.e5 + 0.5);
-    for (const t of [real, ...Object.values(samples)]) t.dispose();
-  });
+  it(
+    "the discriminators: realism and detail score real test images above the flow's few-step samples; detail " +
+      'rises with the steps',
+    async () => {
+      const n = 40;
+      const cls = Array.from({ length: n }, (_, i) => i % 10);
+      const euler = async (steps: number) => {
+        const budget = new Budget(n * steps);
+        let x: NativeTensor = await ops.randn([n, 1, 28, 28], { seed: 77 });
+        const sig = uniform(steps);
+        for (let i = 0; i < steps; i++) {
+          const r = await eulerStep(
+            { denoiser: flow, cond: cls, guidance: 1, meter: budget },
+            x,
+            new Array(n).fill(sig[i]),
+            new Array(n).fill(sig[i + 1]),
+          );
+          x.dispose();
+          r.x0.dispose();
+          x = r.x;
+        }
+        return x;
+      };
+      const { images } = loadTestSplit(n);
+      const real = tensor(images, [n, 1, 28, 28]);
+      const samples = { 2: await euler(2), 5: await euler(5), 20: await euler(20) };
+      const mean = async (name: string, x: NativeTensor) => {
+        const v = await loadVerifier([name]);
+        const s = await v.score(x, cls);
+        return Array.from(s).reduce((a, b) => a + b, 0) / n;
+      };
+      const realism = { real: await mean('realism', real), e2: await mean('realism', samples[2]) };
+      const detail = {
+        real: await mean('detail', real),
+        e5: await mean('detail', samples[5]),
+        e20: await mean('detail', samples[20]),
+      };
+      console.log(
+        `realism: real ${realism.real.toFixed(2)}, Euler-2 ${realism.e2.toFixed(2)}; detail: real ` +
+          `${detail.real.toFixed(2)}, ` +
+          `Euler-20 ${detail.e20.toFixed(2)}, Euler-5 ${detail.e5.toFixed(2)}`,
+      );
+      expect(realism.real).toBeGreaterThan(realism.e2 + 2);
+      expect(detail.real).toBeGreaterThan(detail.e20);
+      expect(detail.e20).toBeGreaterThan(detail.e5 + 0.5);
+      for (const t of [real, ...Object.values(samples)]) t.dispose();
+    },
+  );
 
-  it('searching with the classifier verifier raises the eval log-probability of "Shirt" over plain sampling', async () => {
-    const judgeOf = async (name: AlgorithmName, budget: number) => {
-      const samples: Float32Array[] = [];
-      for (let s = 0; s < 3; s++) {
-        const stochastic = name === 'particles' || name === 'beam';
-        const r = await algorithms[name].run({
-          denoiser: flow,
-          verifier,
-          cls: SHIRT,
-          budget,
-          sigmas: uniform(8),
-          seed: 50 + s,
-          sampler: stochastic ? 'sde' : 'euler',
-        });
-        samples.push((await r.sample.toArray()) as Float32Array);
-        r.sample.dispose();
-      }
-      const all = new Float32Array(3 * 784);
-      samples.forEach((x, i) => all.set(x, i * 784));
-      return (await judge.evaluate(all, [3, 1, 28, 28], [SHIRT, SHIRT, SHIRT])).mean_log_prob;
-    };
-    const base = await judgeOf('baseline', 8);
-    for (const name of ['best-of-n', 'evosearch'] as AlgorithmName[])
-      expect(await judgeOf(name, 160), name).toBeGreaterThan(base);
-  });
+  it(
+    'searching with the classifier verifier raises the eval log-probability of "Shirt" over plain ' + 'sampling',
+    async () => {
+      const judgeOf = async (name: AlgorithmName, budget: number) => {
+        const samples: Float32Array[] = [];
+        for (let s = 0; s < 3; s++) {
+          const stochastic = name === 'particles' || name === 'beam';
+          const r = await algorithms[name].run({
+            denoiser: flow,
+            verifier,
+            cls: SHIRT,
+            budget,
+            sigmas: uniform(8),
+            seed: 50 + s,
+            sampler: stochastic ? 'sde' : 'euler',
+          });
+          samples.push((await r.sample.toArray()) as Float32Array);
+          r.sample.dispose();
+        }
+        const all = new Float32Array(3 * 784);
+        samples.forEach((x, i) => all.set(x, i * 784));
+        return (await judge.evaluate(all, [3, 1, 28, 28], [SHIRT, SHIRT, SHIRT])).mean_log_prob;
+      };
+      const base = await judgeOf('baseline', 8);
+      for (const name of ['best-of-n', 'evosearch'] as AlgorithmName[])
+        expect(await judgeOf(name, 160), name).toBeGreaterThan(base);
+    },
+  );
 });
 
 describe.skipIf(!have || !fs.existsSync(path.join(root, 'models/fashion-tpm.pt')))(

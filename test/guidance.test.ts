@@ -1,5 +1,5 @@
 /**
- * Classifier-free guidance needs the model card's null class (issue 12, item 5a): guidance ≠ 1 on
+ * Classifier-free guidance needs the model card's null class: guidance ≠ 1 on
  * a model without one is an ARGUMENT error before any model call — from every search, the
  * samplers, the denoiser itself and generate — never silently ignored.
  */

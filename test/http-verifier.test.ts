@@ -78,18 +78,22 @@ const shuffle = (xs: number[]) => {
 };
 
 describe('HttpVerifier against real servers on loopback', () => {
-  it('scores every sample by id, with answers shuffled, in batches of maxRows, at most `concurrency` in flight', async () => {
-    const { url, stats } = await serve((r, _c, res) => answer(res, r, shuffle, 20 * Math.random()));
-    const n = 23,
-      d = 3;
-    const data = randn(n * d);
-    const classes = Array.from({ length: n }, () => Math.floor(Math.random() * 10));
-    const v = new HttpVerifier(url, { maxRows: 5, concurrency: 2 });
-    const got = await v.score(tensor(data, [n, d]), classes);
-    for (let i = 0; i < n; i++) expect(got[i]).toBe(Math.fround(reward(data.subarray(i * d, (i + 1) * d), classes[i])));
-    expect(stats.count).toBe(5);
-    expect(stats.maxInFlight).toBeLessThanOrEqual(2);
-  });
+  it(
+    'scores every sample by id, with answers shuffled, in batches of maxRows, at most `concurrency` in ' + 'flight',
+    async () => {
+      const { url, stats } = await serve((r, _c, res) => answer(res, r, shuffle, 20 * Math.random()));
+      const n = 23,
+        d = 3;
+      const data = randn(n * d);
+      const classes = Array.from({ length: n }, () => Math.floor(Math.random() * 10));
+      const v = new HttpVerifier(url, { maxRows: 5, concurrency: 2 });
+      const got = await v.score(tensor(data, [n, d]), classes);
+      for (let i = 0; i < n; i++)
+        expect(got[i]).toBe(Math.fround(reward(data.subarray(i * d, (i + 1) * d), classes[i])));
+      expect(stats.count).toBe(5);
+      expect(stats.maxInFlight).toBeLessThanOrEqual(2);
+    },
+  );
 
   it('retries a server that fails with 500 twice, then succeeds', async () => {
     const { url, stats } = await serve((r, count, res) =>
@@ -150,24 +154,27 @@ describe('HttpVerifier against real servers on loopback', () => {
     expect(e.message).toMatch(/ECONNREFUSED/);
   });
 
-  it('drives a search: the best sample is the one the remote reward prefers, checked against the reward itself', async () => {
-    const { url } = await serve((r, _c, res) => answer(res, r, shuffle));
-    const denoiser = await Denoiser.load('gmm2d');
-    const r = await algorithms['best-of-n'].run(
-      {
-        denoiser,
-        verifier: new HttpVerifier(url),
-        cls: 0,
-        budget: 200,
-        sigmas: uniform(10),
-        seed: BigInt(Date.now() % 1000),
-      },
-      {},
-    );
-    const best = (await r.sample.toArray()) as Float32Array;
-    expect(r.reward).toBe(Math.fround(reward(best, 0)));
-    expect(r.reward).toBe(Math.max(...r.rewards));
-  });
+  it(
+    'drives a search: the best sample is the one the remote reward prefers, checked against the reward ' + 'itself',
+    async () => {
+      const { url } = await serve((r, _c, res) => answer(res, r, shuffle));
+      const denoiser = await Denoiser.load('gmm2d');
+      const r = await algorithms['best-of-n'].run(
+        {
+          denoiser,
+          verifier: new HttpVerifier(url),
+          cls: 0,
+          budget: 200,
+          sigmas: uniform(10),
+          seed: BigInt(Date.now() % 1000),
+        },
+        {},
+      );
+      const best = (await r.sample.toArray()) as Float32Array;
+      expect(r.reward).toBe(Math.fround(reward(best, 0)));
+      expect(r.reward).toBe(Math.max(...r.rewards));
+    },
+  );
 
   it('the CLI takes --verifier http://…', async () => {
     const { url, stats } = await serve((r, _c, res) => answer(res, r));
@@ -217,7 +224,8 @@ describe("the docs' grader", () => {
     await new Promise((r) => probe.close(r));
     const p = spawn(process.execPath, ['-e', `${server}\ngrader.listen(${port}, '127.0.0.1');`], { stdio: 'inherit' });
     try {
-      const v = new HttpVerifier(`http://127.0.0.1:${port}/`, { retries: 20, backoffMs: 50 }); // retries while it starts
+      // retries while the server starts
+      const v = new HttpVerifier(`http://127.0.0.1:${port}/`, { retries: 20, backoffMs: 50 });
       const n = 5,
         d = 784;
       const data = randn(n * d);

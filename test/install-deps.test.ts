@@ -10,7 +10,9 @@ const canLock = process.getuid?.() === 0 && fs.existsSync(LOCK);
 
 /** Takes the dpkg frontend lock the way apt does (fcntl), holds it `seconds`, then exits. */
 function holdLock(seconds: number): Promise<ChildProcess> {
-  const code = `import fcntl, sys, time\nf = open('${LOCK}', 'w')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(${seconds})`;
+  const code =
+    `import fcntl, sys, time\nf = open('${LOCK}', 'w')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('held', ` +
+    `flush=True)\ntime.sleep(${seconds})`;
   const p = spawn('python3', ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     p.stdout!.once('data', () => resolve(p));

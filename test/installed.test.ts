@@ -63,7 +63,9 @@ describe.skipIf(!fs.existsSync(addon))('installed from the packed tarball', () =
       (async () => {
         const a = await ds.Denoiser.load('models/gmm2d.pt');
         const b = await ds.loadModule('fashion-flow');
-        console.log(JSON.stringify({ shape: a.sampleShape, flow: b.card.name, shipped: ds.shipped.map((m) => m.name), file: ds.resolveModel('gmm2d').file }));
+        const shipped = ds.shipped.map((m) => m.name);
+        const file = ds.resolveModel('gmm2d').file;
+        console.log(JSON.stringify({ shape: a.sampleShape, flow: b.card.name, shipped, file }));
       })().catch((e) => { console.error(e); process.exit(3); });`;
     const r = spawnSync(process.execPath, ['-e', code], { cwd: project, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);

@@ -1,7 +1,7 @@
 /**
- * A latent model's samples are the images its verifier scored (issue 21 item 11): the engine keeps
+ * A latent model's samples are the images its verifier scored: the engine keeps
  * the decoded row beside each kept latent instead of decoding the kept latents again, in another
- * batch size (the batcher merges decoder calls across searches), which changed the last bits.
+ * batch size (the batcher merges decoder calls across searches), which would change the last bits.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -8,7 +8,12 @@ describe('the native loader', () => {
   it('a bad DIFFUSION_SEARCH_NATIVE path is NATIVE_LOAD with the fix', () => {
     const script = `
       const { native } = require(${JSON.stringify(path.join(root, 'lib', 'native.js'))});
-      try { native(); console.log('loaded'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+      try {
+        native();
+        console.log('loaded');
+      } catch (e) {
+        console.log(JSON.stringify({ code: e.code, message: e.message }));
+      }`;
     const out = execFileSync(process.execPath, ['-e', script], {
       encoding: 'utf8',
       env: { ...process.env, DIFFUSION_SEARCH_NATIVE: '/nonexistent/ds_native.node' },

@@ -25,8 +25,8 @@ describe('memory', () => {
 
   it('disposing out of order, between small JS allocations, keeps the resident memory bounded', async () => {
     // The pattern of a search: a few live tensors, freed out of order, with small allocations
-    // in between. On glibc's heap each freed aligned buffer was too small for the next one
-    // (4.5 GB of growth); the addon's allocator keeps large buffers off the heap.
+    // in between. On glibc's heap each freed aligned buffer would be too small for the next one
+    // (unbounded growth); the addon's allocator keeps large buffers off the heap.
     const data = randn(64 * 1024);
     const cycle = async (n: number) => {
       const live = [];

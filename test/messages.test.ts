@@ -1,5 +1,5 @@
 /**
- * Messages for every entrance (issue 22): errors raised deep in a search do not know whether the
+ * Messages for every entrance: errors raised deep in a search do not know whether the
  * request came from the CLI or as JSON, so they name both spellings of the fix; EvoSearch's
  * elites check says the allowed range and how to fix it.
  */

@@ -163,7 +163,10 @@ describe('selectPrebuild over installed variant packages', () => {
     expect(err?.code).toBe('NATIVE_LOAD');
     const m = err!.message;
     expect(m).toMatch(
-      /Binaries installed:\n {2}- diffusion-search-linux-x64-cpu: ds_native.*torch2_5.*\(libtorch 2.5, pytorch sonames, C\+\+11 ABI, cpu\)/,
+      new RegExp(
+        String.raw`Binaries installed:\n {2}- diffusion-search-linux-x64-cpu: ds_native.*torch2_5.*` +
+          String.raw`\(libtorch 2.5, pytorch sonames, C\+\+11 ABI, cpu\)`,
+      ),
     );
     expect(m).toMatch(/libtorch found:\n {2}- libtorch 2.4.0 \(CPU, pre-C\+\+11 ABI, pytorch sonames\)/);
     expect(m).toMatch(/cpu\/2.5: needs libtorch 2.5, this is 2.4/);
@@ -182,7 +185,8 @@ describe('selectPrebuild over installed variant packages', () => {
     const { pkgRoot, libtorch } = fakeInstall([], { version: '2.5.1', abi: 1 });
     fs.rmSync(path.join(pkgRoot, '..', 'diffusion-search-linux-x64-cpu'), { recursive: true });
     expect(() => N.selectPrebuild({ DIFFUSION_SEARCH_LIBTORCH: libtorch }, pkgRoot)).toThrow(
-      /no prebuilt binary for linux-x64 is installed \(variant packages: diffusion-search-linux-x64-cpu not installed, diffusion-search-linux-x64-cuda12 not installed\)/,
+      'no prebuilt binary for linux-x64 is installed (variant packages: ' +
+        'diffusion-search-linux-x64-cpu not installed, diffusion-search-linux-x64-cuda12 not installed)',
     );
   });
 });
@@ -219,7 +223,11 @@ describe.skipIf(!gxx)('preloading libtorch by path', () => {
     const script = (preload: boolean) => `
       const N = require(${JSON.stringify(path.join(root, 'lib', 'native.js'))});
       ${preload ? `N.preloadLibraries([${JSON.stringify(path.join(a, 'libdsfakedep.so'))}]);` : ''}
-      try { process.dlopen({ exports: {} }, ${JSON.stringify(path.join(dir, 'user.so'))}); } catch (e) { console.log(e.message); }`;
+      try {
+        process.dlopen({ exports: {} }, ${JSON.stringify(path.join(dir, 'user.so'))});
+      } catch (e) {
+        console.log(e.message);
+      }`;
     const env = { ...process.env, LD_LIBRARY_PATH: '' };
     expect(execFileSync(process.execPath, ['-e', script(false)], { encoding: 'utf8', env })).toMatch(
       /libdsfakedep\.so: cannot open shared object file/,

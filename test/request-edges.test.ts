@@ -1,5 +1,5 @@
 /**
- * Small edges of a request (issue 21, items 8 and 11): a negative prompt that guidance 1 would
+ * Small edges of a request: a negative prompt that guidance 1 would
  * ignore, loadVerifier given a plain string, and a failed generate leaving no empty --out.
  */
 import { spawnSync } from 'node:child_process';
@@ -52,15 +52,18 @@ describe('request edges', () => {
     fs.rmSync(root, { recursive: true });
   });
 
-  it('a models directory that is missing or a file is ARGUMENT naming it (library policy, not a raw ENOENT)', async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-policy-'));
-    const file = path.join(root, 'file.pt');
-    fs.writeFileSync(file, '');
-    for (const dir of [path.join(root, 'missing'), file]) {
-      const e = await expectCode(() => createPolicy({ modelsDir: dir }), 'ARGUMENT');
-      expect(e.message).toContain(dir);
-    }
-    expect(createPolicy({ modelsDir: root }).modelsDir).toBe(fs.realpathSync(root));
-    fs.rmSync(root, { recursive: true });
-  });
+  it(
+    'a models directory that is missing or a file is ARGUMENT naming it (library policy, not a raw ' + 'ENOENT)',
+    async () => {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-policy-'));
+      const file = path.join(root, 'file.pt');
+      fs.writeFileSync(file, '');
+      for (const dir of [path.join(root, 'missing'), file]) {
+        const e = await expectCode(() => createPolicy({ modelsDir: dir }), 'ARGUMENT');
+        expect(e.message).toContain(dir);
+      }
+      expect(createPolicy({ modelsDir: root }).modelsDir).toBe(fs.realpathSync(root));
+      fs.rmSync(root, { recursive: true });
+    },
+  );
 });

@@ -1,5 +1,5 @@
 /**
- * One request, four entrances (issue 22): the resolver's checks, worded per entrance, the same
+ * One request, four entrances: the resolver's checks, worded per entrance, the same
  * coded error through the CLI (--config and flags), generate(), POST /v1/generate and a queue job;
  * the CLI's algorithm flags follow the schemas; no import circle in src/.
  */
@@ -252,7 +252,10 @@ function walk(dir: string): string[] {
     .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
-/** Files a module loads when it loads: `import … from './x'` and `export … from './x'`, not `import type` / `export type`. */
+/**
+ * Files a module loads when it loads: `import … from './x'` and `export … from './x'`, not `import
+ * type` / `export type`.
+ */
 function runtimeImports(file: string): string[] {
   const text = fs.readFileSync(file, 'utf8');
   const out: string[] = [];

@@ -1,5 +1,5 @@
 /**
- * `serve` over loopback with real HTTP requests (issue 14): generate as JSON and PNG, SSE
+ * `serve` over loopback with real HTTP requests: generate as JSON and PNG, SSE
  * progress, models/healthz/metrics, bad input → 400 with the code, restricted model paths, body
  * and NFE limits, queue full → 429, a client that goes away stops its work, and SIGTERM with a
  * request in flight (the CLI in a child process).

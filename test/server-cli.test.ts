@@ -1,7 +1,7 @@
 /**
- * The serve CLI over 127.0.0.1 (issue 23): start-up problems as one line and exit 2 (item 8), a
- * token from --token-file or $DS_TOKEN and a public --host refused without one (item 4), and
- * remote verifiers from the CLI: allowed origins, timeout, retries and headers from a file (item 5).
+ * The serve CLI over 127.0.0.1: start-up problems as one line and exit 2, a
+ * token from --token-file or $DS_TOKEN and a public --host refused without one, and
+ * remote verifiers from the CLI: allowed origins, timeout, retries and headers from a file.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -46,7 +46,7 @@ const post = (url: string, body: unknown, headers: Record<string, string> = {}) 
     headers: { 'content-type': 'application/json', ...headers },
   });
 
-describe('start-up problems: one line naming the fix, exit 2 (item 8)', () => {
+describe('start-up problems: one line naming the fix, exit 2', () => {
   it('a missing models directory, a port in use, an address not of this machine, a bad token file', async () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
@@ -75,7 +75,7 @@ describe('start-up problems: one line naming the fix, exit 2 (item 8)', () => {
   }, 120_000);
 });
 
-describe('tokens from the CLI (item 4)', () => {
+describe('tokens from the CLI', () => {
   it('a public --host without a token is refused unless --insecure', () => {
     const r = fails(['serve', '--port', '0', '--host', '0.0.0.0']);
     expect(r.status).toBe(2);
@@ -102,7 +102,7 @@ describe('tokens from the CLI (item 4)', () => {
   }, 60_000);
 });
 
-describe('remote verifiers from the CLI (item 5)', () => {
+describe('remote verifiers from the CLI', () => {
   it('origins allowed by list; timeout, retries and headers from a file reach the verifier', async () => {
     const seen: Array<string | undefined> = [];
     const grader = http.createServer((req, res) => {

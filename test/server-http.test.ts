@@ -1,5 +1,5 @@
 /**
- * serve's HTTP surface over 127.0.0.1 (issue 23): statuses of a drain (503 + Retry-After, /healthz
+ * serve's HTTP surface over 127.0.0.1: statuses of a drain (503 + Retry-After, /healthz
  * 503 while requests finish), 413 for a chunked body, 415, HEAD, 405 with Allow, SSE refusals
  * before the headers with their real status, retry: and ids, 204 to a finished EventSource,
  * bearer tokens, model names instead of server paths, and refusals counted in requests_total.
@@ -48,7 +48,7 @@ function raw(base: string, method: string, p: string, chunks: Buffer[] = [], hea
   });
 }
 
-describe('shutdown (item 1)', () => {
+describe('shutdown', () => {
   it('drain: /healthz 503, new requests 503 + Retry-After; cancelled requests 503 + Retry-After', async () => {
     const { server, base } = await start();
     const inFlight = post(base, '/v1/generate', SLOW);
@@ -69,7 +69,7 @@ describe('shutdown (item 1)', () => {
   });
 });
 
-describe('HTTP semantics (item 2)', () => {
+describe('HTTP semantics', () => {
   let base: string;
   beforeAll(async () => {
     ({ base } = await start({ maxBodyBytes: 1024 }));
@@ -116,7 +116,7 @@ describe('HTTP semantics (item 2)', () => {
   });
 });
 
-describe('SSE (item 3)', () => {
+describe('SSE', () => {
   it('refusals found by the engine keep their status (BUSY 429, a budget too small for the plan 400)', async () => {
     const { base } = await start({}, { maxActive: 1, maxQueue: 0 });
     const small = await fetch(`${base}/v1/generate/stream?model=gmm2d&algorithm=evosearch&budget=10&steps=8`);
@@ -153,7 +153,7 @@ describe('SSE (item 3)', () => {
   });
 });
 
-describe('bearer tokens (item 4)', () => {
+describe('bearer tokens', () => {
   it('401 + WWW-Authenticate without the token or with another; /healthz open; /metrics protected', async () => {
     const { base } = await start({ token: 's3cret-token' });
     const none = await fetch(`${base}/v1/models`);
@@ -173,7 +173,7 @@ describe('bearer tokens (item 4)', () => {
   });
 });
 
-describe('model names, not server paths (item 6); every request counted (item 7)', () => {
+describe('model names, not server paths; every request counted', () => {
   it('report and /metrics name models; refusals before the engine counted by status and code', async () => {
     const modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-models-'));
     fs.copyFileSync(path.join(__dirname, '..', 'models', 'gmm2d.pt'), path.join(modelsDir, 'mine.pt'));

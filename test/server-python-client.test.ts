@@ -1,6 +1,6 @@
 /**
  * examples/http_client.py (standard library only) runs the docs' generate and stream calls
- * against a real serve on 127.0.0.1, with a token (issue 23's Python client, HTTP half).
+ * against a real serve on 127.0.0.1, with a token.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * SIGINT and SIGTERM at random moments of `diffusion-search generate` (issue 17): from the first
+ * SIGINT and SIGTERM at random moments of `diffusion-search generate`: from the first
  * milliseconds (Node still loading) through the search to the writing of the outputs and after.
  * Whatever the moment: the CLI exits with a code — 130 (SIGINT) or 143 (SIGTERM) when a signal
  * came before it finished, 0 when it had finished — never killed by the signal (except while Node
@@ -110,7 +110,9 @@ describe('SIGINT / SIGTERM at random moments of generate', () => {
       const afterMs = Math.round(full.ms * [0.15 * r(), 1.1 * r(), 0.7 + 0.45 * r(), 0.7 + 0.45 * r()][i % 4]);
       const out = tmp();
       const e = await runCli(out, { sig, afterMs });
-      const what = `${sig} after ${afterMs} ms of a ${full.ms.toFixed(0)} ms run: code ${e.code}, signal ${e.signal}, stderr ${e.stderr}`;
+      const what =
+        `${sig} after ${afterMs} ms of a ${full.ms.toFixed(0)} ms run: code ${e.code}, signal ` +
+        `${e.signal}, stderr ${e.stderr}`;
       if (e.signal !== null && afterMs < 2 * bootMs) {
         expect(e.signal, what).toBe(sig);
         expect(fs.readdirSync(out), what).toEqual([]);
@@ -136,7 +138,8 @@ describe('SIGINT / SIGTERM at random moments of generate', () => {
     }
     // The draws land before any sample, mid-search and after: every outcome is seen.
     console.log(
-      `signals: ${JSON.stringify(seen)} over ${runs} runs of ${full.ms.toFixed(0)} ms (node boots in ${bootMs.toFixed(0)} ms)`,
+      `signals: ${JSON.stringify(seen)} over ${runs} runs of ${full.ms.toFixed(0)} ms (node boots in ` +
+        `${bootMs.toFixed(0)} ms)`,
     );
     expect(seen.before + seen.partial + seen.whole).toBeGreaterThanOrEqual(runs / 2);
   });

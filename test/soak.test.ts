@@ -1,5 +1,5 @@
 /**
- * Soak, short (issue 17): bench/soak.js's mix — gmm2d with every algorithm and small fashion-flow
+ * Soak, short: bench/soak.js's mix — gmm2d with every algorithm and small fashion-flow
  * searches, on one engine and through generate(), one at a time and 16 at once, a tenth of the
  * concurrent ones cancelled — sized by counts, not by time. After a warm-up, the resident memory
  * and the tensors' external memory stay within 5 % above the warm-up's baseline, and the threads
@@ -33,12 +33,13 @@ interface SoakResult {
 }
 
 describe('soak (short)', () => {
-  it('≈ 850 searches, sequential and 16 at once: RSS and external memory within 5 % of the baseline, no new threads or descriptors', async () => {
+  it('≈ 850 searches, sequential and 16 at once: RSS and external memory within 5 % of the baseline, no new ' +
+    'threads or descriptors', async () => {
     if (!global.gc) throw new Error('run under vitest.config.ts (--expose-gc)');
     const lines: string[] = [];
     // Warm-up: 40 one at a time, 480 at once (glibc's arenas of the worker threads reach their
-    // working size; with 320, a loaded machine once saw a late window at +5.4 %); then 100 one at a
-    // time (every 5th through generate()) and 3 × 128 at once.
+    // working size; with fewer, a late window on a loaded machine can still grow past the bound);
+    // then 100 one at a time (every 5th through generate()) and 3 × 128 at once.
     const r = await soak({
       warmup: 40,
       warmupConcurrent: 480,
@@ -50,7 +51,8 @@ describe('soak (short)', () => {
       log: (l: string) => lines.push(l),
     });
     console.log(
-      `soak (short):\n${lines.join('\n')}\n${r.searches} searches ${JSON.stringify(r.counts)}; max deviation rss ${(100 * r.maxDeviation.rss).toFixed(2)} %, external ${(100 * r.maxDeviation.external).toFixed(2)} %`,
+      `soak (short):\n${lines.join('\n')}\n${r.searches} searches ${JSON.stringify(r.counts)}; max deviation rss ` +
+        `${(100 * r.maxDeviation.rss).toFixed(2)} %, external ${(100 * r.maxDeviation.external).toFixed(2)} %`,
     );
     expect(r.failures).toEqual([]);
     expect(r.counts.failed).toBe(0);
@@ -71,8 +73,8 @@ describe('soak (short)', () => {
 
 describe('cancellation frees its memory within a step', () => {
   // Batching off: every tensor is disposed by the time the request fails. Batching on (the
-  // default): a few KB of tensors of an aborted request are sometimes left to the GC (seen 2-25 KB,
-  // reported in issue 17's notes); checked after one collection until that is fixed.
+  // default): a few KB of tensors of an aborted request are sometimes left to the GC; checked after
+  // one collection until that is fixed.
   it.each([
     ['evosearch', true],
     ['particles', true],
@@ -126,12 +128,13 @@ describe('cancellation frees its memory within a step', () => {
         // Each of the 4 searches finishes at most the forward it was in (they merge: usually one).
         expect(forwards() - atAbort).toBeLessThanOrEqual(4);
         console.log(
-          `${algorithm}: tensors before ${before} B, peak ${peak} B, after the abort ${tracked()} B; forwards after it ${forwards() - atAbort}`,
+          `${algorithm}: tensors before ${before} B, peak ${peak} B, after the abort ${tracked()} B; forwards ` +
+            `after it ${forwards() - atAbort}`,
         );
         // Every tensor of the cancelled searches is disposed of by the time the request fails, not left to the GC.
         if (!batching) expect(tracked()).toBeLessThanOrEqual(before + 1024);
         // A few collections, each followed by a turn of the loop: N-API finalizers of collected tensors
-        // may run after the collection (CI once saw 125 KB still tracked after a single one).
+        // may run after the collection, so one collection can leave some still tracked.
         for (let i = 0; i < 3; i++) {
           global.gc?.();
           await new Promise((r) => setTimeout(r, 10));

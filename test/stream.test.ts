@@ -53,22 +53,26 @@ describe('streams', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  it("thread-sharing streams (the engine's forward slots) give the same results, alone and side by side; a bad option is ARGUMENT", async () => {
-    const m = await loadModule(fixture('tiny.pt'));
-    const s = [
-      createStream({ shareThreads: true }),
-      createStream({ shareThreads: true }),
-      createStream({ shareThreads: true }),
-    ];
-    const x = tensor(randn(64 * 64), [64, 64]);
-    const want = Array.from((await ((await m.call('slow', [x, 4])) as NativeTensor).toArray()) as Float32Array);
-    const alone = (await m.call('slow', [x, 4], s[0])) as NativeTensor;
-    const together = (await Promise.all(s.map((st) => m.call('slow', [x, 4], st)))) as NativeTensor[];
-    for (const [i, y] of [alone, ...together].entries())
-      expect(Array.from((await y.toArray(s[i % 3])) as Float32Array)).toEqual(want);
-    await Promise.all(s.map((st) => st.close()));
-    await expectCode(() => createStream({ shareThreads: 'yes' as unknown as boolean }), 'ARGUMENT');
-  });
+  it(
+    "thread-sharing streams (the engine's forward slots) give the same results, alone and side by side; a bad " +
+      'option is ARGUMENT',
+    async () => {
+      const m = await loadModule(fixture('tiny.pt'));
+      const s = [
+        createStream({ shareThreads: true }),
+        createStream({ shareThreads: true }),
+        createStream({ shareThreads: true }),
+      ];
+      const x = tensor(randn(64 * 64), [64, 64]);
+      const want = Array.from((await ((await m.call('slow', [x, 4])) as NativeTensor).toArray()) as Float32Array);
+      const alone = (await m.call('slow', [x, 4], s[0])) as NativeTensor;
+      const together = (await Promise.all(s.map((st) => m.call('slow', [x, 4], st)))) as NativeTensor[];
+      for (const [i, y] of [alone, ...together].entries())
+        expect(Array.from((await y.toArray(s[i % 3])) as Float32Array)).toEqual(want);
+      await Promise.all(s.map((st) => st.close()));
+      await expectCode(() => createStream({ shareThreads: 'yes' as unknown as boolean }), 'ARGUMENT');
+    },
+  );
 
   it('a closed stream refuses work with STREAM_CLOSED; close resolves after queued work', async () => {
     const m = await loadModule(fixture('tiny.pt'));

@@ -63,7 +63,8 @@ describe.skipIf(!have)('the shipped text-to-image stack against python3-torch', 
       ).join(' '),
     );
     const want: number[][] = py(
-      `import json, sys; sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
+      `import json, sys
+sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
 print(json.dumps(P.tokenize(json.load(open(sys.argv[1]))).tolist()))`,
       prompts,
     );
@@ -89,10 +90,12 @@ print(json.dumps(P.tokenize(json.load(open(sys.argv[1]))).tolist()))`,
     const cond = await enc.encode(prompts);
     const scores = await clip.score(img, [0, 0, 0], { condition: cond });
     const ref = py(
-      `import json, sys, torch; sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
+      `import json, sys, torch
+sys.path.insert(0, 'scripts/train/t2i'); sys.path.insert(0, 'scripts/train'); import prompts as P
 torch.set_num_threads(1)
 a = json.load(open(sys.argv[1])); n = 3
-enc, t2i, ae, clip = (torch.jit.load('models/%s.pt' % m) for m in ('fashion-text', 'fashion-t2i', 'fashion-ae', 'fashion-clip'))
+names = ('fashion-text', 'fashion-t2i', 'fashion-ae', 'fashion-clip')
+enc, t2i, ae, clip = (torch.jit.load('models/%s.pt' % m) for m in names)
 with torch.no_grad():
     text, mask = enc(P.tokenize(a['prompts']))
     x = torch.tensor(a['x']).view(n, 4, 7, 7); s = torch.tensor(a['sigma'])

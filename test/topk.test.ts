@@ -11,27 +11,30 @@ import { randn } from './helpers';
 const seed = () => BigInt((Math.random() * 2 ** 31) | 0);
 
 describe('top-k: a search keeps the K best distinct samples it scored', () => {
-  it('best-of-n: top holds the K highest of every reward it gave, best first, each re-scoring to its reward', async () => {
-    const denoiser = await Denoiser.load('gmm2d');
-    const verifier = await loadVerifier(['gmm2d-reward']);
-    const K = 7;
-    const r = await algorithms['best-of-n'].run(
-      { denoiser, verifier, cls: 0, budget: 400, sigmas: uniform(10), seed: seed(), keep: K },
-      {},
-    );
-    expect(r.top).toHaveLength(K);
-    expect(r.top[0].sample).toBe(r.sample);
-    expect(r.top[0].reward).toBe(r.reward);
-    const expected = [...r.rewards].sort((a, b) => b - a).slice(0, K);
-    expect(r.top.map((t) => t.reward)).toEqual(expected.map((x) => Math.fround(x)));
-    // Each kept sample is the sample that earned its reward: the verifier gives it again.
-    for (const t of r.top) {
-      const again = await verifier.score(t.sample, [0]);
-      expect(again[0]).toBe(t.reward);
-    }
-    const rows = await Promise.all(r.top.map(async (t) => Array.from((await t.sample.toArray()) as Float32Array)));
-    expect(new Set(rows.map((x) => x.join(','))).size).toBe(K);
-  });
+  it(
+    'best-of-n: top holds the K highest of every reward it gave, best first, each re-scoring to its ' + 'reward',
+    async () => {
+      const denoiser = await Denoiser.load('gmm2d');
+      const verifier = await loadVerifier(['gmm2d-reward']);
+      const K = 7;
+      const r = await algorithms['best-of-n'].run(
+        { denoiser, verifier, cls: 0, budget: 400, sigmas: uniform(10), seed: seed(), keep: K },
+        {},
+      );
+      expect(r.top).toHaveLength(K);
+      expect(r.top[0].sample).toBe(r.sample);
+      expect(r.top[0].reward).toBe(r.reward);
+      const expected = [...r.rewards].sort((a, b) => b - a).slice(0, K);
+      expect(r.top.map((t) => t.reward)).toEqual(expected.map((x) => Math.fround(x)));
+      // Each kept sample is the sample that earned its reward: the verifier gives it again.
+      for (const t of r.top) {
+        const again = await verifier.score(t.sample, [0]);
+        expect(again[0]).toBe(t.reward);
+      }
+      const rows = await Promise.all(r.top.map(async (t) => Array.from((await t.sample.toArray()) as Float32Array)));
+      expect(new Set(rows.map((x) => x.join(','))).size).toBe(K);
+    },
+  );
 
   it('keep = 1 returns what the search returned before (the best sample only)', async () => {
     const denoiser = await Denoiser.load('gmm2d');

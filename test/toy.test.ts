@@ -64,7 +64,8 @@ beforeAll(async () => {
   console.log(`gmm2d toy, ${BUDGET} NFE, ${SEARCHES} searches each; p* mode weights ${fmt(target.weights)}`);
   for (const [name, r] of Object.entries(results))
     console.log(
-      `${name.padEnd(11)} mean best reward ${r.reward.toFixed(3).padStart(7)}  on p* modes ${fmt(r.modes)}  off-mode ${r.off.toFixed(2)}`,
+      `${name.padEnd(11)} mean best reward ${r.reward.toFixed(3).padStart(7)}  on p* modes ${fmt(r.modes)}  ` +
+        `off-mode ${r.off.toFixed(2)}`,
     );
 }, 300_000);
 
