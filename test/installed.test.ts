@@ -1,5 +1,5 @@
 /**
- * The README's snippets and commands, run as a new user runs them: from a fresh project that
+ * The README's and docs' snippets and commands, run as a new user runs them: from a fresh project that
  * installed the packed tarball, far from this repository's working directory.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,12 +12,12 @@ const root = path.join(__dirname, '..');
 const addon = path.join(root, 'build', 'Release', 'ds_native.node');
 let project = '';
 
-/** The code block that follows `marker` in the README. */
-function snippet(marker: string): string {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const at = readme.indexOf(marker);
-  expect(at, `README has no '${marker}'`).toBeGreaterThanOrEqual(0);
-  const m = /```(?:ts|sh)\n([\s\S]*?)```/.exec(readme.slice(at));
+/** The code block that follows `marker` in `doc` (README.md, or a page of docs/). */
+function snippet(marker: string, doc = 'README.md'): string {
+  const text = fs.readFileSync(path.join(root, doc), 'utf8');
+  const at = text.indexOf(marker);
+  expect(at, `${doc} has no '${marker}'`).toBeGreaterThanOrEqual(0);
+  const m = /```(?:ts|sh)\n([\s\S]*?)```/.exec(text.slice(at));
   return m![1];
 }
 
@@ -48,8 +48,8 @@ describe.skipIf(!fs.existsSync(addon))('installed from the packed tarball', () =
     fs.copyFileSync(addon, path.join(release, 'ds_native.node'));
   }, 300_000);
 
-  it("the README's library snippet runs as written (shipped models by name)", () => {
-    const code = snippet('The pieces, for your own loops:');
+  it("the library's building-blocks snippet runs as written (shipped models by name)", () => {
+    const code = snippet('For your own loops:', path.join('docs', 'library.md'));
     fs.writeFileSync(path.join(project, 'pieces.mjs'), code);
     const r = spawnSync(process.execPath, ['pieces.mjs'], { cwd: project, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);

@@ -48,7 +48,7 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
     await redis?.stop();
   });
 
-  it('kill -9 of the worker running a job: another worker runs it again, with the samples of a run on one machine', async () => {
+  it('kill -9 of the worker running a job: another worker runs it again, same samples as one machine', async () => {
     const q = queue();
     const ws = await start(q, 2, ['--lock-duration', '2', '--stalled-interval', '1']);
     const options = job(300_000, 11);
@@ -66,7 +66,8 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
   });
 
   it(
-    `a long job (${LONG ? 'over 2 minutes, 30 s lock' : '≥ 6× its 2 s lock'}) under CPU load runs exactly once; the event loop stays free`,
+    `a long job (${LONG ? 'over 2 minutes, 30 s lock' : '≥ 6× its 2 s lock'}) under CPU load runs exactly once; ` +
+      'the event loop stays free',
     async () => {
       const q = queue();
       const lockS = LONG ? 30 : 2;
@@ -78,7 +79,8 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
       await q.listen();
       const stalled: string[] = [];
       (await q.listen()).on('stalled', ({ jobId }) => stalled.push(jobId));
-      // Busy processes besides the job (one per core; one in the long run, on a shared machine): the machine is loaded while the job runs.
+      // Busy processes besides the job (one per core; one in the long run, on a shared machine): the machine
+      // is loaded while the job runs.
       const burners = (LONG ? [0] : [0, 1]).map(() =>
         spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }),
       );
@@ -99,7 +101,9 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
             loop_delay_p99_ms: number;
           };
           console.log(
-            `long job: ${budget} NFE, ${(info.run_ms / 1000).toFixed(1)} s, lock ${lockS} s, event-loop delay max ${info.loop_delay_max_ms.toFixed(1)} ms, p99 ${info.loop_delay_p99_ms.toFixed(1)} ms`,
+            `long job: ${budget} NFE, ${(info.run_ms / 1000).toFixed(1)} s, lock ${lockS} s, ` +
+              `event-loop delay max ${info.loop_delay_max_ms.toFixed(1)} ms, ` +
+              `p99 ${info.loop_delay_p99_ms.toFixed(1)} ms`,
           );
           expect(info.attempt).toBe(1);
           expect(ws.reduce((s, w) => s + w.starts(id), 0)).toBe(1);

@@ -88,7 +88,7 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(p.best).toBe(Math.max(...r.rewards));
   });
 
-  it("a job's lock follows its expected length (the submitter's, else the worker's measured rate), renewed while it runs", async () => {
+  it("a job's lock follows its expected length (the submitter's, else the worker's rate), renewed", async () => {
     const q = queue();
     const w = worker(q, { lockDurationMs: 1000 });
     await w.ready();
@@ -162,7 +162,7 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     );
   });
 
-  it("a job names models only inside the worker's models directory: .., absolute paths and symlinks out are refused before loading", async () => {
+  it("a job names models only inside the worker's models directory: no .., absolute path or symlink out", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-worker-models-'));
     const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-outside-'));
     fs.copyFileSync(path.join(__dirname, '..', 'models', 'gmm2d.pt'), path.join(dir, 'mine.pt'));
@@ -253,7 +253,7 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     expect(await q.cancel(long)).toBe('finished');
   });
 
-  it('a worker shutting down past its deadline hands its running job back (no attempt spent); another worker takes it', async () => {
+  it('a worker shutting down past its deadline hands its job back (no attempt spent) to another', async () => {
     const q = queue();
     const w = createWorker({
       connection: redis.url,
@@ -278,7 +278,7 @@ describe.skipIf(!haveRedis)('queue (library, real Redis)', () => {
     await expectCode(() => q.wait(id, { timeoutMs: 30_000 }), 'ABORTED');
   });
 
-  it('admission: a job the device cannot hold fails OUT_OF_MEMORY; one that does not fit beside another waits its turn', async () => {
+  it('admission: a job the device cannot hold fails OUT_OF_MEMORY; one not fitting beside another waits', async () => {
     const q = queue();
     // gmm2d: 8 B a sample; budget/steps = 30 rows × 8 B × 8 per search, + kept: n = 2 → 3872 B, n = 8 → 15488 B.
     const w = worker(q, { concurrency: 2, engine: { threads: 1, memoryLimit: 6000 } });
