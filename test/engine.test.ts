@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine';
 import { LaneRegistry, ModuleBatcher } from '../src/engine/batcher';
 import { EngineMetrics } from '../src/engine/metrics';
-import { Admission } from '../src/engine/admission';
+import { Admission, NoRoomError } from '../src/engine/admission';
 import { FunctionVerifier } from '../src/verifiers/verifier';
 import { DiffusionSearchError } from '../src/errors';
 import { tensor } from '../src/tensor';
@@ -455,6 +455,23 @@ describe('cancellation, admission, failures', () => {
     (await w2)();
     expect(a.active).toBe(0);
     expect(a.reserved).toBe(0);
+  });
+
+  it('admission unit: wait false refuses at once (NoRoomError, BUSY) what would wait, reserving nothing', async () => {
+    const a = new Admission({ maxActive: 2, maxQueue: 2, memoryLimit: 100 });
+    const r1 = await a.admit(60, undefined, Infinity, false);
+    // Two callers deciding at once: the decision and the reservation are one step, so only one fits.
+    const [x, y] = await Promise.allSettled([
+      a.admit(30, undefined, Infinity, false),
+      a.admit(30, undefined, Infinity, false),
+    ]);
+    expect([x.status, y.status]).toEqual(['fulfilled', 'rejected']);
+    expect((y as PromiseRejectedResult).reason).toBeInstanceOf(NoRoomError);
+    expect((y as PromiseRejectedResult).reason.code).toBe('BUSY');
+    expect(a).toMatchObject({ active: 2, reserved: 90, queueDepth: 0 });
+    r1();
+    (x as PromiseFulfilledResult<() => void>).value();
+    expect(a).toMatchObject({ active: 0, reserved: 0 });
   });
 
   it(

@@ -15,6 +15,13 @@
 import { DiffusionSearchError } from '../errors';
 import { SIZE_CLASS } from './rows';
 
+/** A request that asked not to wait (`wait: false`) and found no place now: BUSY, nothing reserved. */
+export class NoRoomError extends DiffusionSearchError {
+  constructor(message: string) {
+    super(message, 'BUSY');
+  }
+}
+
 export interface AdmissionOptions {
   maxActive: number;
   maxQueue: number;
@@ -47,11 +54,6 @@ export class Admission {
     return this.waiting.length;
   }
 
-  /** True when a request of `bytes` would be let in now, without waiting. */
-  fitsNow(bytes: number): boolean {
-    return !this.closedWith && this.waiting.length === 0 && this.fits(bytes);
-  }
-
   private fits(bytes: number): boolean {
     return (
       this.active - this.express < this.options.maxActive &&
@@ -71,9 +73,11 @@ export class Admission {
 
   /**
    * Waits for a place for a request of `bytes` (estimated) and `work` (its total NFE; default: not
-   * small); release() it when the request ends.
+   * small); release() it when the request ends. With `wait` false a request that would wait is
+   * refused at once (NoRoomError), so a caller that has elsewhere to send it decides and reserves in
+   * one step.
    */
-  async admit(bytes: number, signal?: AbortSignal, work = Infinity): Promise<() => void> {
+  async admit(bytes: number, signal?: AbortSignal, work = Infinity, wait = true): Promise<() => void> {
     if (this.closedWith) throw new DiffusionSearchError(this.closedWith, 'BUSY');
     if (bytes > this.options.memoryLimit)
       throw new DiffusionSearchError(
@@ -86,6 +90,11 @@ export class Admission {
       throw new DiffusionSearchError('request cancelled before it started', 'ABORTED', { cause: signal.reason });
     if (this.waiting.length === 0 && this.fits(bytes)) return this.take(bytes, work, false);
     if (this.fitsExpress(bytes, work)) return this.take(bytes, work, true);
+    if (!wait)
+      throw new NoRoomError(
+        `no place now: ${this.active} requests running with ${mib(this.reserved)} of ` +
+          `${mib(this.options.memoryLimit)} reserved, ${this.waiting.length} waiting`,
+      );
     if (this.waiting.length >= this.options.maxQueue)
       throw new DiffusionSearchError(
         `busy: ${this.active} requests running and ${this.waiting.length} waiting (the queue holds ` +

@@ -61,6 +61,8 @@ export interface EngineOptions {
 export interface EngineControl {
   signal?: AbortSignal;
   onProgress?: (p: GenerateProgress) => void;
+  /** False: a request that would wait for a place fails at once with NoRoomError (BUSY) instead. */
+  wait?: boolean;
 }
 
 const positiveInt = (v: number | undefined, name: string, dflt: number, allowInfinity = false) => {
@@ -179,11 +181,6 @@ export class Engine {
     }
   }
 
-  /** Whether a request of `bytes` would start at once beside those running (false: it would wait). */
-  admitsNow(bytes: number): boolean {
-    return this.admission.fitsNow(bytes);
-  }
-
   /** resolve → prepare (the denoiser) → admit → load the rest → search → assemble. */
   private async run(o: GenerateOptions, control: EngineControl): Promise<GenerateResult> {
     const started = performance.now();
@@ -203,6 +200,7 @@ export class Engine {
         requestBytes(p, this.searchesPerRequest),
         scope.ctl.signal,
         r.searches * r.budget,
+        control.wait ?? true,
       );
       const register = <T>(d: Denoiser, f: () => Promise<T>) => this.register(d, f);
       const l = await load(p, this.models, scope.hold, register, (reg) => (scope.registered = reg), this.streams[0]);

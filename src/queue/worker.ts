@@ -25,6 +25,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DiffusionSearchError } from '../errors';
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine';
+import { NoRoomError } from '../engine/admission';
 import { resolveModel } from '../models/shipped';
 import { createPolicy, type RequestPolicy, withModelNames } from '../request/policy';
 import { asOptions, resolveRequest } from '../request/resolve';
@@ -179,7 +180,7 @@ export class DiffusionWorker {
       if (await this.redis.get(cancelKey(this.prefix, this.o.name, job.id!)))
         throw new DiffusionSearchError('cancelled before it started', 'ABORTED');
       const request = await this.checkJob(job);
-      await this.admit(job, request, token);
+      await this.admit(request);
       const plan = this.plan(job, request);
       lock.set(plan.lockMs);
       const result = await this.run(job, asOptions(request), signal, started);
@@ -224,6 +225,7 @@ export class DiffusionWorker {
     try {
       const result = await this.engine.generate(options, {
         signal: ctl.signal,
+        wait: false,
         onProgress: (p) => {
           if (Number.isFinite(p.best)) best = Math.max(best, p.best);
           const { totalNfe: nfe, totalBudget: budget, sample, samples } = p;
@@ -282,25 +284,28 @@ export class DiffusionWorker {
 
   /**
    * Checks the job's estimated memory against the engine's: above its limit it fails
-   * (OUT_OF_MEMORY); not fitting beside the requests running there now, it goes back to the queue
-   * for another worker or later (the engine's admission decides, the worker keeps no counters).
+   * (OUT_OF_MEMORY). Whether it fits beside the requests running there now is the engine's
+   * admission's decision, taken when the job runs (`wait: false`): see `handBack`.
    */
-  private async admit(
-    job: Job<JobData, StoredResult>,
-    request: ResolvedRequest,
-    token: string | undefined,
-  ): Promise<void> {
+  private async admit(request: ResolvedRequest): Promise<void> {
     const bytes = await this.engine.estimate(request);
-    const { memoryLimitBytes: limit, reservedBytes } = this.engine.metrics();
+    const { memoryLimitBytes: limit } = this.engine.metrics();
     if (bytes > limit)
       throw new DiffusionSearchError(
         `this job needs about ${mib(bytes)}, above this worker's memory limit of ${mib(limit)}: ` +
           'lower n, budget or keep, or run it on a larger worker',
         'OUT_OF_MEMORY',
       );
-    if (this.engine.admitsNow(bytes)) return;
+  }
+
+  /**
+   * A job that found no place beside those running here goes back to the queue for another worker
+   * or later; the engine's admission decided and reserved in one step, so two jobs taken at once
+   * cannot both be let in on the same free memory.
+   */
+  private async handBack(job: Job<JobData, StoredResult>, e: NoRoomError, token: string | undefined): Promise<never> {
     this.stats.handedBack++;
-    this.o.log?.(`hand back ${job.id}: ${mib(bytes)} does not fit next to ${mib(reservedBytes)} of ${mib(limit)}`);
+    this.o.log?.(`hand back ${job.id}: ${e.message}`);
     await job.moveToDelayed(Date.now() + 500, token);
     throw new DelayedError();
   }
@@ -316,6 +321,7 @@ export class DiffusionWorker {
     signal: AbortSignal | undefined,
   ): Promise<never> {
     if (e instanceof DelayedError) throw e;
+    if (e instanceof NoRoomError) return this.handBack(job, e, token);
     if (this.closing && !signal?.aborted && token) {
       // Stopped by this worker's shutdown, not by the job: back to the queue, no attempt spent.
       this.o.log?.(`hand back ${job.id}: the worker is shutting down`);
