@@ -52,8 +52,8 @@ beforeAll(async () => {
 /** Runs body with every native op, tensor op and fromArray wrapped to record the tensors they return. */
 async function trackTensors(body: () => Promise<void>): Promise<NativeTensor[]> {
   const n = native() as unknown as Record<string, unknown> & {
-    ops: Record<string, Function>;
-    tensorOps: Record<string, Function>;
+    ops: Record<string, (...a: unknown[]) => unknown>;
+    tensorOps: Record<string, (...a: unknown[]) => unknown>;
   };
   const saved: [Record<string, unknown>, string, unknown][] = [];
   const wrap = (obj: Record<string, unknown>, key: string) => {

@@ -21,6 +21,7 @@ const python = ['/usr/bin/python3', 'python3'].find(
 const have = !!python && fs.existsSync(path.join(root, 'models', 'fashion-t2i.pt'));
 const meter: NfeMeter = { charge() {}, addModelTime() {} };
 
+// biome-ignore lint/suspicious/noExplicitAny: the Python snippet's own JSON, read field by field
 function py(code: string, input: unknown): any {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-t2i-'));
   fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify(input));

@@ -59,6 +59,7 @@ export function findPython(explicit = process.env.PYTHON): string {
 }
 
 /** Runs bench/<script> with PyTorch's Python and parses the JSON it prints last. */
+// biome-ignore lint/suspicious/noExplicitAny: each script's own JSON, read field by field by its bench
 export function runPython(script: string, args: string[], python = findPython()): any {
   const file = path.join(packageRoot, 'bench', script);
   const r = spawnSync(python, [file, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
