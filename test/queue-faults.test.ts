@@ -106,8 +106,12 @@ describe.skipIf(!haveRedis)('queue faults (worker processes, real Redis)', () =>
               `p99 ${info.loop_delay_p99_ms.toFixed(1)} ms`,
           );
           expect(info.attempt).toBe(1);
-          expect(ws.reduce((s, w) => s + w.starts(id), 0)).toBe(1);
-          expect(stalled).toEqual([]);
+          const logs = ws.map((w) => w.log).join('\n');
+          expect(
+            ws.reduce((s, w) => s + w.starts(id), 0),
+            logs,
+          ).toBe(1);
+          expect(stalled, logs).toEqual([]);
           // Renewal happens every lock/2: the loop's worst delay must stay well under it.
           expect(info.loop_delay_max_ms).toBeLessThan((lockS * 1000) / 2);
           if (info.run_ms >= needMs || attempt === 2) {
