@@ -110,7 +110,10 @@ describe('the same misspelled algorithm option through every entrance', () => {
     const cfg = path.join(tmp, 'typo.json');
     fs.writeFileSync(cfg, JSON.stringify(typo));
     for (const [args, msg] of [
-      [['--config', cfg], /\[ARGUMENT\]: 'elitez' is not an option of evosearch \(did you mean --elites\?\)/],
+      [
+        ['--config', cfg],
+        /\[ARGUMENT\]: algorithmOptions\.elitez is not an option of evosearch \(did you mean algorithmOptions\.elites/,
+      ],
       [
         ['--model', 'gmm2d', '--algorithm', 'best-of-n', '--elites', '3'],
         /\[ARGUMENT\]: --elites is an option of evosearch, not of best-of-n; best-of-n takes --batch/,

@@ -66,15 +66,17 @@ export function collectAlgorithmOptions(
   get: (attr: string) => unknown,
   fromFile: unknown,
 ): Record<string, unknown> {
-  const raw: Record<string, unknown> = {};
+  let fileOptions: Record<string, unknown> = {};
   if (fromFile !== undefined) {
     if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile))
       throw new DiffusionSearchError(
         `--config key 'algorithmOptions' must be a JSON object, got ${JSON.stringify(fromFile)}`,
         'ARGUMENT',
       );
-    Object.assign(raw, fromFile);
+    // JSON keys of the file, named as the file spells them (algorithmOptions.elites), not as flags.
+    fileOptions = checkAlgorithmOptions(algorithm, fromFile as Record<string, unknown>, 'json');
   }
+  const raw: Record<string, unknown> = {};
   const own = Object.keys(algorithms[algorithm].options);
   for (const f of algorithmFlags()) {
     const v = get(f.attr);
@@ -94,5 +96,5 @@ export function collectAlgorithmOptions(
     }
     raw[mine.key] = v;
   }
-  return checkAlgorithmOptions(algorithm, raw, 'cli');
+  return { ...fileOptions, ...checkAlgorithmOptions(algorithm, raw, 'cli') };
 }
