@@ -3,9 +3,9 @@
  * `generate`, `serve` and `worker`, and the origins a service lets requests call. Headers come
  * from a file or the environment, never argv (argv is visible to every user of the machine).
  */
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
+import { readFlagFile } from '../io/flag-file';
 import type { HttpVerifierOptions } from '../verifiers/http';
 
 /** The environment variable that may hold the headers (JSON object or `Name: value` lines). */
@@ -70,17 +70,7 @@ export function readHeaders(
   env: NodeJS.ProcessEnv = process.env,
 ): Record<string, string> | undefined {
   if (file !== undefined) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new DiffusionSearchError(
-        `cannot read --verifier-headers-file '${file}' (${why}): give a readable file`,
-        'ARGUMENT',
-        { cause: e },
-      );
-    }
+    const text = readFlagFile('--verifier-headers-file', file, 'give a readable file');
     return parseHeaders(text, `--verifier-headers-file '${file}'`);
   }
   const text = env[HEADERS_ENV];

@@ -8,7 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DiffusionSearchError } from '../errors';
-import { resolveModel, shipped } from '../models/shipped';
+import { shipped } from '../models/shipped';
+import { packageRoot } from '../native';
 import type { ResolvedRequest } from './types';
 
 export interface PolicyOptions {
@@ -129,13 +130,8 @@ export function modelPath(p: RequestPolicy, v: unknown, what: string): string {
  * models' files) replaced by model names in every string, so nothing of its file system leaks.
  */
 export function withModelNames<T>(value: T, p: RequestPolicy): T {
-  const swaps: Array<[string, string]> = shipped.flatMap((m) => {
-    try {
-      return [[resolveModel(m.name).file, m.name] as [string, string]];
-    } catch {
-      return []; // missing on disk: no path of it to hide
-    }
-  });
+  // Paths as strings only: no file-system call on every answer and every metrics scrape.
+  const swaps: Array<[string, string]> = shipped.map((m) => [path.join(packageRoot, m.file), m.name]);
   if (p.modelsDir) swaps.push([p.modelsDir + path.sep, '']);
   const fix = (s: string) => swaps.reduce((t, [from, to]) => t.split(from).join(to), s);
   const walk = (v: unknown): unknown =>

@@ -3,9 +3,9 @@
  * read), compared in constant time on digests (equal lengths, so the length leaks nothing).
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import type http from 'node:http';
 import { DiffusionSearchError } from '../errors';
+import { readFlagFile } from '../io/flag-file';
 import { HttpError } from './errors';
 
 export const TOKEN_ENV = 'DS_TOKEN';
@@ -17,17 +17,7 @@ export function readToken(file: string | undefined, env: NodeJS.ProcessEnv = pro
     const t = env[TOKEN_ENV]?.trim();
     return t ? t : null;
   }
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new DiffusionSearchError(
-      `cannot read --token-file '${file}' (${why}): give a readable file holding the token`,
-      'ARGUMENT',
-      { cause: e },
-    );
-  }
+  const text = readFlagFile('--token-file', file, 'give a readable file holding the token');
   const token = text.trim();
   if (!token)
     throw new DiffusionSearchError(`--token-file '${file}' is empty: write the token in it (one line)`, 'ARGUMENT');
