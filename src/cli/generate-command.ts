@@ -197,7 +197,7 @@ function printSummary(out: string, result: GenerateResult, signalled: NodeJS.Sig
 }
 
 /** --prompt values (or a config's string / array) followed by the lines of --prompts. */
-function readPrompts(flag: unknown, file: unknown): string[] | undefined {
+export function readPrompts(flag: unknown, file: unknown): string[] | undefined {
   const list = flag === undefined ? [] : Array.isArray(flag) ? flag.map(String) : [String(flag)];
   if (file !== undefined) {
     let text: string;
