@@ -1,27 +1,28 @@
-/** `diffusion-search sweep`: every algorithm at every budget on the same seeds; table and scaling plot. */
+/**
+ * `diffusion-search sweep`: every algorithm at every budget on the same seeds; table and scaling plot.
+ * With --seeds S each cell runs S times (seeds seed … seed+S−1) and reports means with 95 % t-intervals.
+ */
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
 import { DEFAULT_STEPS, generate, type GenerateResult } from '../generate';
-import { lineChartSvg } from '../io/svg';
 import { algorithms, type AlgorithmName } from '../search';
 import { int, intList, num, oneOf } from './options';
-import { prepareOut } from './generate-command';
+import { prepareOut, readPrompts } from './generate-command';
 import { ProgressBar } from './progress';
+import {
+  aggregate,
+  type CellMeasures,
+  INTERVAL_NOTE,
+  measuresOf,
+  type SweepRow,
+  scalingSvg,
+  skippedRow,
+  sweepTable,
+} from './sweep-stats';
 
-export interface SweepRow {
-  algorithm: string;
-  budget: number;
-  nfe_used: number;
-  mean_reward: number;
-  eval_accuracy: number | null;
-  eval_log_prob: number | null;
-  fid: number | null;
-  wall_seconds: number;
-  /** Why the cell has no result (e.g. a budget below the algorithm's minimum). */
-  skipped?: string;
-}
+export { type SweepRow, scalingSvg, sweepTable } from './sweep-stats';
 
 export function addSweep(program: Command): void {
   program
@@ -29,10 +30,16 @@ export function addSweep(program: Command): void {
     .description('every algorithm at every budget on the same seeds: report.json, table.md and scaling.svg')
     .option('--model <name|path>', 'shipped model name or TorchScript file', 'fashion-flow')
     .option('--class <name|index>', 'class to condition on', '0')
+    .option('--prompt <text>', 'prompt of a text-conditioned model (repeatable)', (v: string, p: string[] = []) => [
+      ...p,
+      v,
+    ])
+    .option('--prompts <file>', 'prompts of a text-conditioned model, one per line')
     .option('--algorithms <list>', 'comma-separated algorithms', 'baseline,best-of-n,evosearch')
     .option('--budgets <list>', 'comma-separated NFE per sample', '50,100,200,400')
     .option('--n <samples>', 'samples per algorithm and budget', '4')
-    .option('--seed <int>', 'seed shared by every run', '0')
+    .option('--seed <int>', 'seed shared by every run (the first of --seeds)', '0')
+    .option('--seeds <S>', 'repeat each cell over S seeds: means and 95 % t-intervals', '1')
     .option('--steps <n>', 'denoising steps of the schedule', String(DEFAULT_STEPS))
     .option('--verifier <name|path>', 'verifier (repeatable)', (v: string, p: string[] = []) => [...p, v])
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
@@ -43,7 +50,7 @@ export function addSweep(program: Command): void {
       'after',
       '\nExamples:\n  $ diffusion-search sweep --class Shirt --algorithms best-of-n,evosearch --budgets ' +
         '50,100,200,400 --n 8\n  $ diffusion-search sweep --model gmm2d --algorithms best-of-n,beam,evosearch ' +
-        '--budgets 100,1000,10000',
+        '--budgets 100,1000,10000 --seeds 5',
     )
     .action(async (o: SweepFlags) => {
       const algos = String(o.algorithms)
@@ -55,26 +62,32 @@ export function addSweep(program: Command): void {
       prepareOut(out);
       const bar = ProgressBar.enabled(!!o.json) ? new ProgressBar() : null;
       const n = int('n', o.n, 1)!;
-      const total = algos.length * budgets.reduce((a, b) => a + b, 0) * n;
+      const seeds = int('seeds', o.seeds, 1, 10000)!;
+      const prompts = readPrompts(o.prompt, o.prompts);
+      const runs = n * seeds * (prompts?.length ?? 1);
+      const total = algos.length * budgets.reduce((a, b) => a + b, 0) * runs;
       let done = 0;
       const rows: SweepRow[] = [];
       try {
         for (const algorithm of algos)
           for (const budget of budgets) {
             const progress = (nfe: number) => bar?.update(done + nfe, total, `${algorithm} @ ${budget}`);
-            rows.push(await sweepCell(o, algorithm, budget, n, progress));
-            done += budget * n;
+            rows.push(await sweepSeeds(o, { algorithm, budget, n, seeds, prompts }, progress));
+            done += budget * runs;
           }
       } finally {
         bar?.done();
       }
       const config = {
         model: o.model,
-        class: o.class,
+        class: prompts ? null : o.class,
+        prompts: prompts ?? null,
         algorithms: algos,
         budgets,
         n,
         seed: o.seed,
+        seeds,
+        interval: seeds > 1 ? INTERVAL_NOTE : null,
         steps: o.steps,
         verifier: o.verifier ?? null,
         device: o.device,
@@ -89,107 +102,54 @@ export function addSweep(program: Command): void {
 
 type SweepFlags = Record<string, string | string[] | boolean | undefined>;
 
-/** One cell of the sweep: `algorithm` at `budget`; a budget below the algorithm's minimum is a skipped row. */
+interface Cell {
+  algorithm: AlgorithmName;
+  budget: number;
+  n: number;
+  seeds: number;
+  prompts: string[] | undefined;
+}
+
+/** A cell over its seeds; a budget below the algorithm's minimum is a skipped row. */
+async function sweepSeeds(o: SweepFlags, c: Cell, progress: (nfe: number) => void): Promise<SweepRow> {
+  const seed0 = int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER)!;
+  const perRun = c.budget * c.n * (c.prompts?.length ?? 1);
+  const runs: CellMeasures[] = [];
+  for (let s = 0; s < c.seeds; s++) {
+    const r = await sweepCell(o, c, seed0 + s, (nfe) => progress(s * perRun + nfe));
+    if (typeof r === 'string') return skippedRow(c.algorithm, c.budget, c.seeds, r);
+    runs.push(measuresOf(r.report, r.rewards, r.report.n));
+  }
+  return aggregate(c.algorithm, c.budget, runs);
+}
+
+/** One run of a cell at one seed; the error message when the budget is below the algorithm's minimum. */
 async function sweepCell(
   o: SweepFlags,
-  algorithm: AlgorithmName,
-  budget: number,
-  n: number,
+  c: Cell,
+  seed: number,
   progress: (nfe: number) => void,
-): Promise<SweepRow> {
-  let r: GenerateResult;
+): Promise<GenerateResult | string> {
   try {
-    r = await generate(
+    return await generate(
       {
         model: String(o.model),
-        class: String(o.class),
-        algorithm,
-        budget,
-        n,
-        seed: int('seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
+        ...(c.prompts ? { prompt: c.prompts } : { class: String(o.class) }),
+        algorithm: c.algorithm,
+        budget: c.budget,
+        n: c.n,
+        seed,
         steps: int('steps', o.steps, 1),
         verifier: o.verifier as string[] | undefined,
         device: String(o.device),
         guidance: num('guidance', o.guidance),
-        algorithmOptions: algorithm === 'baseline' ? { scaleSteps: true } : {},
+        algorithmOptions: c.algorithm === 'baseline' ? { scaleSteps: true } : {},
       },
       { onProgress: (p) => progress(p.totalNfe) },
     );
   } catch (e) {
     // A budget below an algorithm's minimum leaves a gap in the table, not a failed sweep.
     if (!(e instanceof DiffusionSearchError && e.code === 'BUDGET')) throw e;
-    return {
-      algorithm,
-      budget,
-      nfe_used: NaN,
-      mean_reward: NaN,
-      eval_accuracy: null,
-      eval_log_prob: null,
-      fid: null,
-      wall_seconds: 0,
-      skipped: e.message,
-    };
+    return e.message;
   }
-  const rep = r.report as {
-    nfe_used: number;
-    wall_seconds: number;
-    eval: { accuracy: number; mean_log_prob: number; fid: number | null } | null;
-  };
-  return {
-    algorithm,
-    budget,
-    nfe_used: rep.nfe_used / n,
-    mean_reward: r.rewards.reduce((a, b) => a + b, 0) / r.rewards.length,
-    eval_accuracy: rep.eval?.accuracy ?? null,
-    eval_log_prob: rep.eval?.mean_log_prob ?? null,
-    fid: rep.eval?.fid ?? null,
-    wall_seconds: rep.wall_seconds,
-  };
-}
-
-const f = (v: number | null, d: number) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
-
-export function sweepTable(rows: SweepRow[]): string {
-  const lines = [
-    '| algorithm | budget (NFE/sample) | NFE used | mean verifier reward | eval accuracy | eval log-prob | Fréchet ' +
-      'distance | wall s |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-  ];
-  for (const r of rows)
-    if (r.skipped) lines.push(`| ${r.algorithm} | ${r.budget} | budget too small | | | | | |`);
-    else
-      lines.push(
-        `| ${r.algorithm} | ${r.budget} | ${f(r.nfe_used, 0)} | ${f(r.mean_reward, 4)} | ` +
-          `${r.eval_accuracy === null ? 'n/a' : (100 * r.eval_accuracy).toFixed(1) + ' %'} | ` +
-          `${f(r.eval_log_prob, 3)} | ${f(r.fid, 2)} | ${f(r.wall_seconds, 1)} |`,
-      );
-  return lines.join('\n') + '\n';
-}
-
-export function scalingSvg(rows: SweepRow[]): string {
-  const algos = [...new Set(rows.map((r) => r.algorithm))];
-  const series = (y: (r: SweepRow) => number | null) =>
-    algos.map((a) => ({
-      name: a,
-      points: rows
-        .filter((r) => r.algorithm === a && !r.skipped && y(r) !== null)
-        .map((r) => [r.nfe_used, y(r)!] as [number, number]),
-    }));
-  const panels = [
-    { title: 'Verifier reward vs NFE', ylabel: 'mean verifier reward', series: series((r) => r.mean_reward) },
-  ];
-  if (rows.some((r) => r.eval_accuracy !== null))
-    panels.push(
-      {
-        title: 'Eval classifier accuracy vs NFE',
-        ylabel: 'eval accuracy (%)',
-        series: series((r) => (r.eval_accuracy === null ? null : 100 * r.eval_accuracy)),
-      },
-      {
-        title: 'Eval log-probability of the class vs NFE',
-        ylabel: 'eval mean log p(class | x)',
-        series: series((r) => r.eval_log_prob),
-      },
-    );
-  return lineChartSvg(panels, 'NFE per sample (log scale)');
 }

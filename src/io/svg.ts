@@ -3,6 +3,16 @@
 export interface Series {
   name: string;
   points: Array<[number, number]>;
+  /** Half-heights of error bars, one per point (null: no bar). */
+  errors?: Array<number | null>;
+}
+
+/** A series' finite points on the log axis with their error half-heights (0: none), sorted by x. */
+function plotted(s: Series): Array<[number, number, number]> {
+  return s.points
+    .map(([x, y], i) => [x, y, s.errors?.[i] ?? 0] as [number, number, number])
+    .filter(([x, y, e]) => x > 0 && Number.isFinite(y) && Number.isFinite(e))
+    .sort((a, b) => a[0] - b[0]);
 }
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
@@ -18,14 +28,24 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
+/** A vertical bar with short caps from screen y `lo` to `hi` at screen x `x`. */
+function errorBar(x: number, lo: number, hi: number, color: string): string {
+  const [a, b, l, r] = [lo.toFixed(1), hi.toFixed(1), (x - 4).toFixed(1), (x + 4).toFixed(1)];
+  const xs = x.toFixed(1);
+  return (
+    `<path class="error-bar" d="M${xs},${a}V${b}M${l},${a}H${r}M${l},${b}H${r}" stroke="${color}" ` +
+    'stroke-width="1.5" fill="none"/>'
+  );
+}
+
 /** One panel; `x` on a log axis. Returns the SVG elements (a <g>) for a panel at (ox, oy). */
 function panel(
   series: Series[],
   o: { title: string; ylabel: string; xlabel: string; ox: number; oy: number; w: number; h: number },
 ): string {
-  const pts = series.flatMap((s) => s.points).filter(([x, y]) => x > 0 && Number.isFinite(y));
+  const pts = series.flatMap(plotted);
   const xs = pts.map((p) => Math.log10(p[0])),
-    ys = pts.map((p) => p[1]);
+    ys = pts.flatMap((p) => [p[1] - p[2], p[1] + p[2]]);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x0 === x1) (x0 -= 0.5), (x1 += 0.5);
@@ -67,13 +87,16 @@ function panel(
   );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
-    const p = s.points.filter(([x, y]) => x > 0 && Number.isFinite(y)).sort((a, b) => a[0] - b[0]);
+    const p = plotted(s);
     if (p.length)
       parts.push(
         `<polyline fill="none" stroke="${c}" stroke-width="2" ` +
           `points="${p.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`,
       );
-    for (const [x, y] of p) parts.push(`<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${c}"/>`);
+    for (const [x, y, e] of p) {
+      parts.push(`<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${c}"/>`);
+      if (e > 0) parts.push(errorBar(X(x), Y(y - e), Y(y + e), c));
+    }
   });
   return parts.join('\n');
 }
