@@ -22,7 +22,7 @@ def export(ckpt_path, out, keep_metrics=True, note=""):
     m.load_state_dict(ck["ema"])
     m.eval()
     sm = torch.jit.script(m)
-    card = fmnist.base_card("fashion-flow", "denoiser")
+    card = fmnist.base_card(os.path.splitext(os.path.basename(out))[0], "denoiser")
     card.update(
         {
             "description": "Class-conditional rectified-flow U-Net (velocity prediction) for Fashion-MNIST. "

@@ -8,6 +8,8 @@ EMA weights are exported with scripts/train/export_flow (models/fashion-flow.pt 
 added by scripts/train/evaluate_flow.py).
 
   /usr/bin/python3 scripts/train/train_flow.py --minutes 55 --resume
+--ch sets the U-Net widths (the small model: --ch 16,32,64 --ckpt checkpoints/flow-small.ckpt
+--out models/fashion-flow-small.pt); the card's name is the --out file's base name.
 """
 import argparse
 import copy
@@ -24,7 +26,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist  # noqa: E402
 from flow_net import FlowUNet  # noqa: E402
 
-ARCH = dict(ch=(32, 64, 128), edim=128, num_classes=11)
+DEFAULT_CH = "32,64,128"
+
+
+def parse_ch(text):
+    ch = tuple(int(c) for c in text.split(","))
+    if len(ch) != 3 or min(ch) < 1:
+        raise SystemExit(f"--ch wants three positive channel widths like {DEFAULT_CH}, got {text!r}")
+    return ch
 
 
 def main():
@@ -42,14 +51,16 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=3.0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--out", default="models/fashion-flow.pt")
+    ap.add_argument("--ch", default=DEFAULT_CH, help="U-Net channel widths at 28/14/7, e.g. 16,32,64")
     args = ap.parse_args()
+    arch = dict(ch=parse_ch(args.ch), edim=128, num_classes=11)
     torch.set_num_threads(args.threads)
     fmnist.seed_everything(args.seed)
     command = "/usr/bin/python3 " + " ".join(sys.argv)
 
     x_train, y_train = fmnist.load("train")
     n = x_train.shape[0]
-    model = FlowUNet(ARCH["ch"], ARCH["edim"], ARCH["num_classes"])
+    model = FlowUNet(arch["ch"], arch["edim"], arch["num_classes"])
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step, epoch, pos, elapsed = 0, 0, 0, 0.0
@@ -58,6 +69,8 @@ def main():
     curve = []
     if args.resume and os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt)
+        if tuple(ck["arch"]["ch"]) != arch["ch"]:
+            raise SystemExit(f"{args.ckpt} holds channels {list(ck['arch']['ch'])}, not --ch {args.ch}")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
@@ -86,7 +99,7 @@ def main():
                 curve=curve,
                 args=vars(args),
                 command=command,
-                arch=ARCH,
+                arch=arch,
             ),
             tmp,
         )
