@@ -43,6 +43,12 @@ export function addGenerate(program: Command): void {
       'keep the k best distinct samples of each search (samples.npy holds n·k rows)',
       String(DEFAULTS.keep),
     )
+    .option(
+      '--diversity <λ>',
+      'diverse top-k: keep by reward − λ·similarity (greedy MMR over every distinct sample scored)',
+      undefined,
+    )
+    .option('--alpha <α>', 'target temperature: particles and best-of-n sample p·exp(r/α) instead of the best')
     .option('--seed <int>', 'seed: the same seed gives the same samples', String(DEFAULTS.seed))
     .option('--out <dir>', 'output directory', 'out')
     .option(
@@ -284,6 +290,8 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     budget: get('budget'),
     n: get('n'),
     keep: get('keep'),
+    diversity: get('diversity'),
+    alpha: get('alpha'),
     seed: get('seed'),
     verifier: verifier === undefined ? undefined : Array.isArray(verifier) ? verifier.map(String) : [String(verifier)],
     steps: get('steps'),

@@ -6,6 +6,7 @@ import type { EvalReport } from '../eval/metrics';
 import type { GenerateResult } from '../request/types';
 import type { Stream } from '../stream';
 import type { ModelCache } from './models';
+import { reportDiversity } from './diversity';
 import { buildReport } from './report';
 import type { SearchAllResult } from './search-all';
 import type { Hold, Loaded, Prepared } from './stages';
@@ -40,6 +41,8 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   const samples = decoded ?? latents;
   const valueRange = (decoded ? denoiser.decoder!.spec.value_range : denoiser.card.value_range) ?? null;
   const judged = await judge(a, samples, shape, keptPrompts);
+  const evaluator = wantsEval(a) && out.done.length ? await a.hold(a.models.evaluator()) : null;
+  const diversity = await reportDiversity(samples, shape, out.done.map((d) => d.kept.length), evaluator);
   const report = buildReport({
     p,
     l: a.l,
@@ -50,6 +53,7 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
     rewards,
     steps,
     started: a.started,
+    diversity,
     ...judged,
   });
   return {
@@ -72,8 +76,8 @@ async function judge(
   shape: number[],
   keptPrompts: string[],
 ): Promise<{ evalReport: EvalReport | null; promptEval: PromptEvalReport | null }> {
-  const { r, denoiser, shipped, cls } = a.p;
-  const want = r.eval ?? (shipped?.name === 'fashion-flow' || shipped?.name === 'fashion-t2i');
+  const { r, denoiser, cls } = a.p;
+  const want = wantsEval(a);
   const rules = denoiser.card.attributes as AttributeRules | undefined;
   if (!want || a.out.done.length === 0) return { evalReport: null, promptEval: null };
   if (!r.prompts) {
@@ -93,6 +97,12 @@ async function judge(
     await a.hold(a.models.evaluator()),
   );
   return { evalReport: null, promptEval };
+}
+
+/** Whether the eval/ classifier judges the request (asked for, or by default for the fashion models). */
+function wantsEval(a: AssembleInput): boolean {
+  const { r, shipped } = a.p;
+  return r.eval ?? (shipped?.name === 'fashion-flow' || shipped?.name === 'fashion-t2i');
 }
 
 /** A latent model's kept rows as the images their verifier scored, one array. */

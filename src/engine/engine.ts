@@ -296,6 +296,8 @@ function searchConfig(p: Prepared, l: Loaded, k: number): SearchConfig {
     seed: BigInt(r.seed) * 1_000_003n + BigInt(k % r.n),
     adaptive: l.predictor ? { predictor: l.predictor, maxSteps: r.maxSteps, solver: r.tpmSolver } : undefined,
     keep: r.keep,
+    diversity: r.diversity,
+    alpha: r.alpha,
     // The samples returned are the images the verifier scored (./assemble decodes nothing again).
     keepImages: true,
   };

@@ -5,6 +5,7 @@ import type { RegisteredPrompts } from '../models/prompting';
 import type { GenerateReport, ReportConfig } from '../request/report';
 import { adaptiveSettings } from '../samplers/adaptive';
 import type { TraceEntry } from '../search/types';
+import type { ReportDiversity } from './diversity';
 import type { SearchAllResult } from './search-all';
 import type { Loaded, Prepared } from './stages';
 
@@ -19,6 +20,7 @@ export interface ReportParts {
   steps: number[];
   evalReport: EvalReport | null;
   promptEval: PromptEvalReport | null;
+  diversity: ReportDiversity;
   started: number;
 }
 
@@ -52,6 +54,7 @@ export function buildReport(a: ReportParts): GenerateReport {
     rewards: a.rewards,
     verifier: a.l.verifier.name,
     steps: a.steps,
+    diversity: a.diversity.all,
     eval: a.evalReport,
     prompt_eval: a.promptEval,
     config: configOf(a.p, a.l),
@@ -59,6 +62,7 @@ export function buildReport(a: ReportParts): GenerateReport {
       sample: out.index[i],
       nfe: x.nfe,
       reward: x.reward,
+      diversity: a.diversity.perSearch[i],
       rounds: x.trace as TraceEntry[],
     })),
   };
@@ -76,6 +80,8 @@ function configOf(p: Prepared, l: Loaded): ReportConfig {
     budget: r.budget,
     n: r.n,
     keep: r.keep,
+    diversity: r.diversity,
+    alpha: r.alpha,
     seed: r.seed,
     verifier: p.verifierNames.map((v) => (typeof v === 'string' ? v : v.name)),
     steps: p.sigmas.length - 1,

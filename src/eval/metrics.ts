@@ -116,6 +116,20 @@ export class Evaluator {
     }
   }
 
+  /** Feature rows [n, D] of samples (the space of the Fréchet distances; diversity reads it too). */
+  async features(samples: Float32Array, shape: number[]): Promise<Float32Array> {
+    checkSampleShape(this.module, shape, 'eval: the eval/ classifier');
+    const x = tensor(samples, shape, { device: this.module.device });
+    try {
+      const t = (await this.module.call('features', [x])) as NativeTensor;
+      const out = (await t.toArray()) as Float32Array;
+      t.dispose();
+      return out;
+    } finally {
+      x.dispose();
+    }
+  }
+
   private fid(feats: Float32Array, rows: number[], D: number, k: number): number {
     const X = new Float64Array(rows.length * D);
     rows.forEach((r, i) => X.set(feats.subarray(r * D, (r + 1) * D), i * D));

@@ -18,6 +18,8 @@ export const DEFAULTS = {
   tpm: 'tpm',
   guidance: 1,
   device: 'cpu',
+  /** λ of the diverse top-k (0: the top-k by reward). */
+  diversity: 0,
 } as const;
 
 /**

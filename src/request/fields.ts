@@ -38,6 +38,19 @@ export const REQUEST_FIELDS: { readonly [K in keyof Required<GenerateOptions>]: 
     default: d(DEFAULTS.keep),
     description: 'keep the k best distinct samples of each search',
   },
+  diversity: {
+    type: 'number',
+    min: 0,
+    default: d(DEFAULTS.diversity),
+    description: 'λ of the diverse top-k: keep by reward − λ·similarity (greedy MMR; 0: by reward alone)',
+  },
+  alpha: {
+    type: 'number',
+    min: 0,
+    exclusiveMin: true,
+    default: 'unset: search for the best',
+    description: 'target temperature: particles and best-of-n sample p·exp(r/α) instead of the best',
+  },
   seed: {
     type: 'int',
     min: 0,

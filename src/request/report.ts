@@ -4,6 +4,7 @@
  */
 import type { EvalReport } from '../eval/metrics';
 import type { PromptEvalReport } from '../eval/prompt-eval';
+import type { Diversity } from '../eval/diversity';
 import type { TraceEntry } from '../search/types';
 
 /** The request as it ran (defaults filled): `--config` of this reproduces the run. */
@@ -16,6 +17,8 @@ export interface ReportConfig {
   budget: number;
   n: number;
   keep: number;
+  diversity: number;
+  alpha?: number;
   seed: number;
   verifier: string[];
   steps: number;
@@ -82,13 +85,18 @@ export interface GenerateReport {
   verifier: string;
   /** Denoising steps each row took. */
   steps: number[];
+  /**
+   * Diversity of all returned samples: mean pairwise cosine distance and Vendi score, in the eval
+   * model's feature space where it judges the request ('fashion-eval'), else the samples' ('samples').
+   */
+  diversity: Diversity | null;
   /** The eval/ classifier's judgement (fashion-flow), else null. */
   eval: EvalReport | null;
   /** Text-to-image models with attribute rules: class and attribute accuracy against the prompts. */
   prompt_eval: PromptEvalReport | null;
   config: ReportConfig;
   /** Per search (`sample`: its index; gaps after a cancellation): NFE, best reward, the rounds. */
-  trace: Array<{ sample: number; nfe: number; reward: number; rounds: TraceEntry[] }>;
+  trace: Array<{ sample: number; nfe: number; reward: number; diversity: Diversity | null; rounds: TraceEntry[] }>;
   /** Queue jobs only. */
   queue?: QueueReport;
 }

@@ -6,6 +6,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { algorithms, type AlgorithmName } from '../search';
+import { alphaRefusal } from '../search/tilt';
 import type { Verifier } from '../verifiers/verifier';
 import { DEFAULTS, LIMITS } from './defaults';
 import { REQUEST_FIELDS, REQUEST_KEYS } from './fields';
@@ -59,6 +60,7 @@ export function resolveRequest(
     budget: o.budget ?? DEFAULTS.budget,
     n,
     keep: o.keep ?? DEFAULTS.keep,
+    diversity: o.diversity ?? DEFAULTS.diversity,
     seed: o.seed ?? DEFAULTS.seed,
     verifier:
       o.verifier === undefined ? [] : Array.isArray(o.verifier) ? o.verifier : [o.verifier as string | Verifier],
@@ -70,10 +72,31 @@ export function resolveRequest(
     searches,
   };
   delete (resolved as { prompt?: unknown }).prompt;
+  checkTarget(resolved, entrance);
   return policy ? applyPolicy(resolved, policy) : resolved;
 }
 
 const name = (entrance: Entrance, key: keyof GenerateOptions) => optionName(entrance, key, REQUEST_FIELDS[key]);
+
+/** alpha only where the algorithm samples the tilted target, not beside particles' lambda (λ = 1/α) or diversity. */
+function checkTarget(r: ResolvedRequest, entrance: Entrance): void {
+  if (r.alpha === undefined) return;
+  const why = alphaRefusal(r.algorithm);
+  if (why) throw new DiffusionSearchError(`${name(entrance, 'alpha')}: ${why}`, 'ARGUMENT');
+  if (r.algorithmOptions.lambda !== undefined) {
+    const lambda = entrance === 'cli' ? '--lambda' : 'algorithmOptions.lambda';
+    throw new DiffusionSearchError(
+      `give ${name(entrance, 'alpha')} or ${lambda}, not both: with α particles use λ = 1/α`,
+      'ARGUMENT',
+    );
+  }
+  if (r.diversity > 0)
+    throw new DiffusionSearchError(
+      `${name(entrance, 'alpha')} and ${name(entrance, 'diversity')} do not go together: α draws samples from ` +
+        'the tilted target, diversity picks them; drop one',
+      'ARGUMENT',
+    );
+}
 
 /** Known keys only, each value of its field's type (undefined values count as absent). */
 function checkFields(o: Record<string, unknown>, entrance: Entrance): GenerateOptions {

@@ -49,6 +49,17 @@ export interface GenerateOptions {
   algorithmOptions?: Record<string, unknown>;
   /** Keep the K best distinct samples of each search (default 1): `samples` holds n·K rows. */
   keep?: number;
+  /**
+   * λ ≥ 0 of the diverse top-k (default 0): the K kept samples are chosen by greedy MMR over every
+   * distinct sample the search scored, reward (standardised) minus λ × the most cosine similarity
+   * to one already kept, in the verifier's feature space (its features method; else the samples).
+   */
+  diversity?: number;
+  /**
+   * Target temperature α > 0: particles and best-of-n return draws from p·exp(r/α) (the
+   * reward-tilted target) instead of the best sample; other algorithms refuse it.
+   */
+  alpha?: number;
   /** Judge with the eval/ classifier (default: when the model is fashion-flow). */
   eval?: boolean;
 }
@@ -93,6 +104,8 @@ export interface ResolvedRequest {
   budget: number;
   n: number;
   keep: number;
+  diversity: number;
+  alpha?: number;
   seed: number;
   /** Empty: the model's default verifiers. */
   verifier: Array<string | Verifier>;

@@ -10,6 +10,12 @@
  *   particles (systematic or multinomial), after which the weights are uniform again. With the
  *   default threshold 1 this is "resample at every scoring step" (FK steering's default).
  *   The final particles are scored; the best is the result.
+ * With a target temperature α (config.alpha) the search samples p·exp(r/α) instead: λ = 1/α, the
+ * potential defaults to 'diff', and the final scoring multiplies each weight by
+ * exp(λ·r_final − Σ log G_t along the particle's ancestral path), so that whatever the potential
+ * the product of all potentials of a path is exp(r/α) (for 'diff' the correction is its own next
+ * term, λ·(r_final − r_prev)). The result is K draws from the final weighted particles of all runs,
+ * each run's weights scaled by its estimate of the normalising constant, Π_t Σ_p W̄_p·G_t,p.
  * A particle's x̂0 is the denoiser's prediction that its next step uses anyway, so steering costs
  * verifier calls, not NFE: one run costs K NFE per step. Unset, K is as many particles (≥ 2) as
  * the budget pays for, as FK steering scales. The budget left after one run pays for further
@@ -46,7 +52,7 @@ export interface ParticleOptions {
 export async function particleSampling(config: SearchConfig, options: ParticleOptions = {}): Promise<SearchResult> {
   const alg = 'particles';
   return withRun(alg, stochasticConfig(config, alg), async (run) => {
-    const o = particleSettings(alg, options);
+    const o = particleSettings(alg, options, config.alpha);
     rejectMidVerifier(run, alg);
     const K = o.fixedK ?? largestFitting((k) => run.rolloutCost(k, 0), run.budget.total, 2) ?? 2;
     const cost = run.rolloutCost(K, 0);
@@ -63,15 +69,17 @@ export async function particleSampling(config: SearchConfig, options: ParticleOp
 type ParticleSettings = ReturnType<typeof particleSettings>;
 
 /** The options checked, defaults filled (ARGUMENT naming the option otherwise). */
-function particleSettings(alg: string, options: ParticleOptions) {
+function particleSettings(alg: string, options: ParticleOptions, alpha?: number) {
   const fixedK = options.particles === undefined ? undefined : intOption(alg, 'particles (K)', options.particles, 1, 1);
-  const potential = options.potential ?? 'max';
+  if (alpha !== undefined && options.lambda !== undefined)
+    throw new DiffusionSearchError(`${alg}: give alpha or lambda, not both: with α, λ = 1/α`, 'ARGUMENT');
+  const potential = options.potential ?? (alpha === undefined ? 'max' : 'diff');
   if (!['max', 'add', 'diff'].includes(potential))
     throw new DiffusionSearchError(
       `${alg}: potential must be 'max', 'add' or 'diff', got '${String(potential)}'`,
       'ARGUMENT',
     );
-  const lambda = numOption(alg, 'lambda', options.lambda, 10, 0);
+  const lambda = alpha === undefined ? numOption(alg, 'lambda', options.lambda, 10, 0) : 1 / alpha;
   const interval = intOption(alg, 'interval (steps)', options.interval, 1, 1);
   const threshold = numOption(alg, 'threshold (ESS fraction)', options.threshold, 1, 0, 1);
   const method = options.resampling ?? 'systematic';
@@ -81,15 +89,25 @@ function particleSettings(alg: string, options: ParticleOptions) {
       'ARGUMENT',
     );
   const maxRuns = intOption(alg, 'runs', options.runs, Infinity, 1);
-  return { fixedK, potential, lambda, interval, threshold, method, maxRuns };
+  return { fixedK, potential, lambda, interval, threshold, method, maxRuns, tilted: alpha !== undefined };
 }
 
-/** Per particle: last reward, best and sum of its path's rewards, log-weight since the last resampling. */
-interface Weights {
+/**
+ * Per particle: last reward, best and sum of its path's rewards, log-weight since the last
+ * resampling, and Σ log G along its ancestral path (cum). logZ: the run's log normalising constant.
+ */
+export interface Weights {
   prev: Float64Array;
   best: Float64Array;
   sum: Float64Array;
+  cum: Float64Array;
   logW: Float64Array;
+  logZ: number;
+}
+
+export function newWeights(K: number): Weights {
+  const z = () => new Float64Array(K);
+  return { prev: z(), best: z().fill(-Infinity), sum: z(), cum: z(), logW: z(), logZ: 0 };
 }
 
 /**
@@ -101,12 +119,7 @@ async function particleRun(run: SearchRun, o: ParticleSettings, K: number, index
   const S = run.steps;
   using s = new TensorScope(); // this run's particles
   let { x, ids } = s.track(await run.noise(K));
-  const w: Weights = {
-    prev: new Float64Array(K),
-    best: new Float64Array(K).fill(-Infinity),
-    sum: new Float64Array(K),
-    logW: new Float64Array(K),
-  };
+  const w = newWeights(K);
   for (let i = 0; i < S; i++) {
     run.checkAbort();
     using t = new TensorScope(); // this step's predictions
@@ -119,7 +132,7 @@ async function particleRun(run: SearchRun, o: ParticleSettings, K: number, index
       if (idx) {
         x0 = t.replace(x0, await gather(x0, idx, run.stream));
         eps = t.replace(eps, await gather(eps, idx, run.stream));
-        [w.prev, w.best, w.sum] = [w.prev, w.best, w.sum].map((a) => Float64Array.from(idx, (j) => a[j]));
+        [w.prev, w.best, w.sum, w.cum] = [w.prev, w.best, w.sum, w.cum].map((a) => Float64Array.from(idx, (j) => a[j]));
         w.logW = new Float64Array(K);
         ids = run.ids(K); // copies of a particle must draw different noise from here on
       }
@@ -128,7 +141,8 @@ async function particleRun(run: SearchRun, o: ParticleSettings, K: number, index
     }
     x = s.replace(x, await sdeFromPrediction(run, x0, eps, run.sigmas[i], run.sigmas[i + 1], ids, 1000 + i));
   }
-  const rewards = await run.score(x);
+  const weigh = o.tilted ? (r: Float32Array) => finalLogWeights(w, r, o.lambda) : undefined;
+  const rewards = await run.score(x, undefined, undefined, weigh);
   run.record({
     round: rounds.next++,
     run: index,
@@ -140,16 +154,50 @@ async function particleRun(run: SearchRun, o: ParticleSettings, K: number, index
 }
 
 /** Multiplies each weight by the potential G of its rewards r (in log space, shifted so the top is 0). */
-function reweight(w: Weights, r: ArrayLike<number>, potential: Potential, lambda: number): void {
+export function reweight(w: Weights, r: ArrayLike<number>, potential: Potential, lambda: number): void {
+  const inc = new Float64Array(w.logW.length);
   for (let p = 0; p < w.logW.length; p++) {
     w.best[p] = Math.max(w.best[p], r[p]);
     w.sum[p] += r[p];
     const g = potential === 'max' ? w.best[p] : potential === 'add' ? w.sum[p] : r[p] - w.prev[p];
-    w.logW[p] += lambda * g;
+    inc[p] = lambda * g;
     w.prev[p] = r[p];
   }
+  multiply(w, inc);
+}
+
+/** Multiplies the weights by exp(inc): the path sums, the normalising constant, then a shift so the top is 0. */
+function multiply(w: Weights, inc: Float64Array): void {
+  const before = logSumExp(w.logW);
+  for (let p = 0; p < w.logW.length; p++) {
+    w.cum[p] += inc[p];
+    w.logW[p] += inc[p];
+  }
+  w.logZ += logSumExp(w.logW) - before;
   const top = max(w.logW); // weights are relative: keep the log-weights near 0
   if (Number.isFinite(top)) for (let p = 0; p < w.logW.length; p++) w.logW[p] -= top;
+}
+
+/**
+ * The tilted target's last potential, exp(λ·r_final − cum): with it the potentials of every path
+ * multiply to exp(λ·r_final). Returns each final particle's log-weight among all runs' particles:
+ * log Ẑ of its run plus its normalised log-weight.
+ */
+export function finalLogWeights(w: Weights, r: ArrayLike<number>, lambda: number): Float64Array {
+  multiply(
+    w,
+    Float64Array.from(w.cum, (c, p) => lambda * r[p] - c),
+  );
+  const norm = logSumExp(w.logW);
+  return Float64Array.from(w.logW, (l) => w.logZ + l - norm);
+}
+
+function logSumExp(xs: Float64Array): number {
+  const m = max(xs);
+  if (!Number.isFinite(m)) return m;
+  let s = 0;
+  for (const x of xs) s += Math.exp(x - m);
+  return m + Math.log(s);
 }
 
 /** The effective sample size of the weights, and the resampled particle indices when it is below threshold·K. */

@@ -14,6 +14,8 @@ import { TensorScope } from '../tensor-scope';
 import { verifierForSearch } from '../verifiers/ensemble';
 import { checkScores, scoreGuarded } from '../verifiers/verifier';
 import { Budget } from './budget';
+import type { Pool } from './pool';
+import { candidatePool } from './tilt';
 import type { SearchConfig, SearchResult, TraceEntry } from './types';
 
 type Tensor = NativeTensor;
@@ -36,6 +38,8 @@ export class SearchRun {
   private top: Kept[] = [];
   readonly keep: number;
   private midIndex: number;
+  /** Every distinct sample scored (diversity), or the draws from the tilted target (alpha); else null. */
+  private pool: Pool | null;
   /** The adaptive sampler's settings (with an adaptive schedule), checked up front. */
   readonly adaptive: ReturnType<typeof adaptiveSettings> | null;
   /** Adaptive steps the module took per sample (its rollouts to σ = 0): what plans after the first rollout read. */
@@ -55,6 +59,7 @@ export class SearchRun {
     this.keep = config.keep ?? 1;
     if (!Number.isInteger(this.keep) || this.keep < 1)
       throw new DiffusionSearchError(`keep must be a positive integer, got ${config.keep}`, 'ARGUMENT');
+    this.pool = candidatePool(algorithm, this.config, this.keep, this.seed);
     const classes = config.denoiser.classes ?? [];
     const count = Math.max(1, classes.length); // an unconditional model takes class 0 (ignored)
     if (config.denoiser.conditions) {
@@ -335,12 +340,20 @@ export class SearchRun {
   }
 
   /** Scores final samples; records them and updates the best-so-far (with its steps, if known). */
-  async score(final: Tensor, x0Mid?: Tensor, steps?: ArrayLike<number>): Promise<Float32Array> {
+  async score(
+    final: Tensor,
+    x0Mid?: Tensor,
+    steps?: ArrayLike<number>,
+    weigh?: (rewards: Float32Array) => ArrayLike<number>,
+  ): Promise<Float32Array> {
     using s = new TensorScope();
-    const { rewards, images } = s.track(await this.scoreDecoded(final, x0Mid, !!this.config.keepImages));
+    const keepImages = !!this.config.keepImages;
+    const { rewards, images } = s.track(await this.scoreDecoded(final, x0Mid, keepImages || !!this.pool));
     const n = final.shape[0];
     for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
-    await this.archive(final, rewards, steps, images);
+    await this.archive(final, rewards, steps, keepImages ? images : null);
+    const kept = keepImages ? images : null;
+    await this.pool?.offer({ final, scored: images ?? final, images: kept, rewards, steps, logWeights: weigh?.(rewards) });
     if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
     return rewards;
   }
@@ -436,6 +449,7 @@ export class SearchRun {
   }
 
   finish(extra: Partial<SearchResult> = {}): SearchResult {
+    this.takePool();
     const best = this.top[0];
     if (!best) throw new DiffusionSearchError(`${this.algorithm}: no sample was scored`, 'BUDGET');
     const m = this.budget;
@@ -457,10 +471,21 @@ export class SearchRun {
     };
   }
 
+  /** The pool's picks (diverse top-k, or draws from the tilted target) replace the archive's top-K. */
+  private takePool(): void {
+    const picks = this.pool?.take(this.keep) ?? [];
+    this.pool = null;
+    if (!picks.length) return;
+    this.top.forEach(disposeKept);
+    this.top = picks;
+  }
+
   /** Releases the archive when a search fails. */
   dispose(): void {
     this.top.forEach(disposeKept);
     this.top = [];
+    this.pool?.dispose();
+    this.pool = null;
   }
 }
 

@@ -40,6 +40,16 @@ export interface SearchConfig {
   onProgress?: (p: SearchProgress) => void;
   /** How many of the best distinct samples to return in `top` (default 1). */
   keep?: number;
+  /**
+   * λ ≥ 0 of the diverse top-k (default 0): `top` is picked by greedy MMR (./mmr) over every
+   * distinct sample scored, in the verifier's feature space (its features method) or the samples'.
+   */
+  diversity?: number;
+  /**
+   * Target temperature α > 0 (particles, best-of-n): `top` holds K draws from p·exp(r/α), best
+   * reward first, instead of the K best (./tilt).
+   */
+  alpha?: number;
   /** Treat NaN/∞ verifier scores as −∞ instead of failing. */
   nanAsNegInf?: boolean;
   /**

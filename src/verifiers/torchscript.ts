@@ -8,7 +8,7 @@ import type { ScoreExtras, Verifier } from './verifier';
 type Tensor = NativeTensor;
 
 /** Runs `method` on row chunks of at most maxBatch and returns the results per chunk, in order. */
-async function chunked(
+export async function chunked(
   module: TorchModule,
   method: string,
   x: Tensor,
