@@ -2,6 +2,8 @@
 import type { EvalReport } from '../eval/metrics';
 import type { PromptEvalReport } from '../eval/prompt-eval';
 import type { RegisteredPrompts } from '../models/prompting';
+import { isVideoShape } from '../io/frames';
+import { VIDEO_FPS } from '../request/defaults';
 import type { GenerateReport, ReportConfig } from '../request/report';
 import { adaptiveSettings } from '../samplers/adaptive';
 import type { TraceEntry } from '../search/types';
@@ -45,6 +47,7 @@ export function buildReport(a: ReportParts): GenerateReport {
     complete: out.complete,
     shape: a.shape,
     value_range: a.valueRange,
+    fps: videoFps(a.shape, p),
     nfe_used: sum((x) => x.nfe),
     wall_seconds: (performance.now() - a.started) / 1000,
     search_seconds: sum((x) => x.wallSeconds),
@@ -69,6 +72,12 @@ export function buildReport(a: ReportParts): GenerateReport {
 }
 
 /** The request as it ran: `--config` of it reproduces the run. */
+/** Frames per second of video samples: the decoder's or the denoiser's card, else VIDEO_FPS; null for images. */
+function videoFps(shape: number[], p: Prepared): number | null {
+  if (!isVideoShape(shape)) return null;
+  return p.denoiser.decoder?.spec.fps ?? p.denoiser.card.fps ?? VIDEO_FPS;
+}
+
 function configOf(p: Prepared, l: Loaded): ReportConfig {
   const { r } = p;
   return {

@@ -18,6 +18,8 @@ export interface ModelCard {
    */
   sigma_max?: number;
   value_range?: [number, number];
+  /** Video ([T, C, H, W] samples): frames per second of its animations (default VIDEO_FPS). */
+  fps?: number;
   license?: string;
   provenance?: unknown;
   metrics?: unknown;
@@ -40,6 +42,14 @@ export function validateCard(
   const shape = c.sample_shape;
   if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d > 0))
     fail(file, '"sample_shape" must be a non-empty array of positive integers, e.g. [1, 28, 28]');
+  if (shape.length > 4)
+    fail(
+      file,
+      `"sample_shape" [${shape}] has ${shape.length} dims; at most 4: [D] vectors, [C, H, W] images, ` +
+        '[T, C, H, W] video',
+    );
+  if (c.fps !== undefined && c.fps !== null && !(typeof c.fps === 'number' && c.fps > 0 && c.fps <= 1000))
+    fail(file, `"fps" (frames per second of video) must be a number in (0, 1000], got ${JSON.stringify(c.fps)}`);
   if (kind === 'denoiser') {
     if (!['velocity', 'epsilon', 'x0'].includes(c.prediction as string))
       fail(file, `"prediction" must be "velocity", "epsilon" or "x0", got ${JSON.stringify(c.prediction)}`);

@@ -17,6 +17,8 @@ export interface DecoderSpec {
   method?: string;
   image_shape: number[];
   value_range?: [number, number] | null;
+  /** Video ([T, C, H, W] images): frames per second of its animations. */
+  fps?: number;
 }
 
 export class LatentDecoder {
@@ -100,4 +102,8 @@ function checkSpec(spec: DecoderSpec): void {
   if (spec.method !== undefined && typeof spec.method !== 'string') fail('"method" must be a method name');
   if (!Array.isArray(spec.image_shape) || !spec.image_shape.every((d) => Number.isInteger(d) && d > 0))
     fail('"image_shape" must be positive integers');
+  if (spec.image_shape.length > 4)
+    fail(`"image_shape" [${spec.image_shape}] has ${spec.image_shape.length} dims; at most 4 ([T, C, H, W] video)`);
+  if (spec.fps !== undefined && !(typeof spec.fps === 'number' && spec.fps > 0 && spec.fps <= 1000))
+    fail(`"fps" must be a number in (0, 1000], got ${JSON.stringify(spec.fps)}`);
 }

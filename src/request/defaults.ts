@@ -22,6 +22,9 @@ export const DEFAULTS = {
   diversity: 0,
 } as const;
 
+/** Frames per second of a video's animation when its card names none. */
+export const VIDEO_FPS = 8;
+
 /**
  * Most rows per forward of a model, per device: on a CPU the cost per row stops falling at a few
  * tens of rows (bench/RESULTS.md), so 32 loses nothing and keeps a small request's forwards short

@@ -75,6 +75,8 @@ export interface GenerateReport {
   value_range: [number, number] | null;
   nfe_used: number;
   wall_seconds: number;
+  /** Video samples ([rows, T, C, H, W]): frames per second of their animations (the card's); else null. */
+  fps: number | null;
   search_seconds: number;
   model_seconds: number;
   verifier_seconds: number;

@@ -32,11 +32,7 @@ export async function chunked(
       if (typeof r !== 'object' || r === null || !('toArray' in r))
         throw new DiffusionSearchError(`'${module.path}' ${method} did not return a tensor`, 'SHAPE');
       const t = r as Tensor;
-      if (t.shape[0] !== end - start)
-        throw new DiffusionSearchError(
-          `'${module.path}' ${method} returned ${t.shape[0]} rows for ${end - start}`,
-          'SHAPE',
-        );
+      checkOutputShape(module, method, t, end - start);
       out.push(Float32Array.from((await t.toArray(stream)) as Float32Array));
       t.dispose();
     } finally {
@@ -60,6 +56,18 @@ export function checkSampleShape(module: TorchModule, shape: readonly number[], 
       `${what} takes samples of shape [${want}] (its model card), got [${shape.slice(1)}]`,
       'SHAPE',
     );
+}
+
+/**
+ * forward and logits give rows (forward one score each: [N] or [N, 1]); a video verifier that
+ * scores each frame ([N, T]) would otherwise be read as N·T scores of other samples.
+ */
+function checkOutputShape(module: TorchModule, method: string, t: Tensor, rows: number): void {
+  const wrong = (what: string) =>
+    new DiffusionSearchError(`'${module.path}' ${method} returned [${t.shape}] for ${rows} samples; ${what}`, 'SHAPE');
+  if (t.shape[0] !== rows) throw wrong(`want ${rows} rows`);
+  if (method === 'forward' && t.shape.slice(1).some((d) => d !== 1))
+    throw wrong(`want one score per sample ([${rows}]), e.g. the mean over frames`);
 }
 
 const isTensorList = (c: unknown): c is Tensor[] => Array.isArray(c) && c.length > 0 && typeof c[0] === 'object';
