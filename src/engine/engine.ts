@@ -11,7 +11,7 @@ import { DiffusionSearchError } from '../errors';
 import type { Denoiser } from '../models/denoiser';
 import type { RegisteredPrompts } from '../models/prompting';
 import { resolveModel } from '../models/shipped';
-import { defaultMaxBatch } from '../request/defaults';
+import { defaultMaxBatch, PREVIEW_MS } from '../request/defaults';
 import { resolveRequest } from '../request/resolve';
 import type { GenerateOptions, GenerateProgress, GenerateResult, ResolvedRequest } from '../request/types';
 import { algorithms } from '../search';
@@ -224,6 +224,7 @@ export class Engine {
   /** The request's searches, one per (prompt, sample), on a lane of their own. */
   private search(p: Prepared, l: Loaded, scope: RequestScope, control: EngineControl): Promise<SearchAllResult> {
     const { r } = p;
+    const previewGate = r.preview && control.onProgress ? throttle(PREVIEW_MS) : undefined;
     const ctx = {
       streams: this.streams,
       lanes: this.lanes,
@@ -239,7 +240,13 @@ export class Engine {
       onProgress: control.onProgress,
       userSignal: control.signal,
       run: (k, stream, onProgress) => {
-        const config: SearchConfig = { ...searchConfig(p, l, k), stream, signal: scope.ctl.signal, onProgress };
+        const config: SearchConfig = {
+          ...searchConfig(p, l, k),
+          stream,
+          signal: scope.ctl.signal,
+          onProgress,
+          previewGate,
+        };
         return algorithms[r.algorithm].run(config, r.algorithmOptions as never);
       },
     });
@@ -276,6 +283,17 @@ export class Engine {
 
 export function createEngine(options: EngineOptions = {}): Engine {
   return new Engine(options);
+}
+
+/** True at most once every `ms` milliseconds (the first call passes): one request's previews, all its searches. */
+function throttle(ms: number): () => boolean {
+  let last = -Infinity;
+  return () => {
+    const now = performance.now();
+    if (now - last < ms) return false;
+    last = now;
+    return true;
+  };
 }
 
 /** Search k's config: its condition and prompt (searches are grouped by prompt), its own seed. */

@@ -20,7 +20,11 @@ export const DEFAULTS = {
   device: 'cpu',
   /** λ of the diverse top-k (0: the top-k by reward). */
   diversity: 0,
+  preview: false,
 } as const;
+
+/** Least time between two previews of one request (requests that ask for them): a few a second. */
+export const PREVIEW_MS = 250;
 
 /** Frames per second of a video's animation when its card names none. */
 export const VIDEO_FPS = 8;

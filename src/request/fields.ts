@@ -97,6 +97,11 @@ export const REQUEST_FIELDS: { readonly [K in keyof Required<GenerateOptions>]: 
   maxBatch: { type: 'int', min: 1, default: '32 on CPU, 128 on CUDA', description: 'largest batch through a model' },
   algorithmOptions: { type: 'object', default: '{}', description: "the algorithm's options" },
   eval: { type: 'boolean', default: 'on for fashion models', description: 'judge with the eval/ classifier' },
+  preview: {
+    type: 'boolean',
+    default: d(DEFAULTS.preview),
+    description: 'progress events carry the current best x̂0 (a small PNG over HTTP), a few a second, no extra NFE',
+  },
 };
 
 export const REQUEST_KEYS = Object.keys(REQUEST_FIELDS) as Array<keyof GenerateOptions>;

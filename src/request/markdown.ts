@@ -24,6 +24,7 @@ const CLI_FORM: Record<string, string> = {
   prompt: '`--prompt` (repeat), `--prompts <file>`',
   algorithmOptions: "the algorithm's flags, or `--config`",
   eval: '`--no-eval` turns it off',
+  preview: 'none (HTTP and library progress)',
 };
 
 /** The request's top-level keys (src/request/fields.ts), one table: key, CLI flag, accepted values, default, what. */

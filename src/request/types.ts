@@ -62,6 +62,8 @@ export interface GenerateOptions {
   alpha?: number;
   /** Judge with the eval/ classifier (default: when the model is fashion-flow). */
   eval?: boolean;
+  /** Progress events carry the current best x̂0 (GenerateProgress.preview), a few a second (default false). */
+  preview?: boolean;
 }
 
 export interface GenerateProgress extends SearchProgress {
@@ -121,6 +123,7 @@ export interface ResolvedRequest {
   device?: string;
   maxBatch?: number;
   eval?: boolean;
+  preview?: boolean;
   /** Searches the request runs: n per prompt. */
   searches: number;
 }

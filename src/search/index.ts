@@ -26,7 +26,7 @@ export type {
   BeamOptions,
   EvoSearchOptions,
 };
-export type { SearchConfig, SearchResult, SearchProgress, TraceEntry } from './types';
+export type { SearchConfig, SearchResult, SearchProgress, SearchPreview, TraceEntry } from './types';
 
 export { baselineSchema, bestOfNSchema, zeroOrderSchema, pathsSchema, particlesSchema, beamSchema, evoSearchSchema };
 

@@ -16,6 +16,7 @@ import { checkScores, scoreGuarded } from '../verifiers/verifier';
 import { Budget } from './budget';
 import type { Pool } from './pool';
 import { candidatePool } from './tilt';
+import { argmax, PreviewSlot } from './preview';
 import type { SearchConfig, SearchResult, TraceEntry } from './types';
 
 type Tensor = NativeTensor;
@@ -44,6 +45,8 @@ export class SearchRun {
   readonly adaptive: ReturnType<typeof adaptiveSettings> | null;
   /** Adaptive steps the module took per sample (its rollouts to σ = 0): what plans after the first rollout read. */
   private readonly measured = { count: 0, min: Infinity, max: 0 };
+  /** The current best x̂0 for progress events (config.previewGate). */
+  private readonly preview: PreviewSlot;
 
   constructor(
     readonly algorithm: string,
@@ -76,6 +79,9 @@ export class SearchRun {
     this.sigmas.forEach((s, i) => (Math.abs(s - 0.4) < Math.abs(this.sigmas[mid] - 0.4) ? (mid = i) : 0));
     this.midIndex = Math.min(mid, this.sigmas.length - 2);
     this.adaptive = config.adaptive ? adaptiveSettings(config.adaptive.predictor, config.adaptive) : null;
+    const dec = config.denoiser.decoder;
+    const range = (dec ? dec.spec.value_range : config.denoiser.card.value_range) ?? null;
+    this.preview = new PreviewSlot(config.previewGate, range, config.stream);
     if (config.adaptive) {
       // Rollouts to σ = 0 step with the module's rule (its solver); a sampler other than Euler would be ignored.
       if (this.sampler !== 'euler')
@@ -305,7 +311,12 @@ export class SearchRun {
    * predictions of intermediate states, which are not samples (no archive, no final rewards).
    */
   async scorePredictions(x0: Tensor, x0Mid?: Tensor): Promise<Float32Array> {
-    return (await this.scoreDecoded(x0, x0Mid, false)).rewards;
+    // Before any sample is scored, the best prediction is the search's current best x̂0.
+    const show = this.preview.wanted && this.top.length === 0;
+    using s = new TensorScope();
+    const { rewards, images } = s.track(await this.scoreDecoded(x0, x0Mid, show));
+    if (show) await this.preview.offer(images ?? x0, argmax(rewards), max(rewards));
+    return rewards;
   }
 
   /**
@@ -365,6 +376,7 @@ export class SearchRun {
    */
   private async archive(final: Tensor, rewards: Float32Array, steps?: ArrayLike<number>, images?: Tensor | null) {
     const order = Array.from(rewards.keys()).sort((a, b) => rewards[b] - rewards[a] || a - b);
+    const before = this.top[0];
     for (const i of order) {
       const r = rewards[i];
       if (this.top.length === this.keep && !(r > this.top[this.keep - 1].reward)) break;
@@ -377,6 +389,8 @@ export class SearchRun {
       this.top.splice(at, 0, s.keep({ sample, reward: r, steps: steps?.[i], image }));
       if (this.top.length > this.keep) disposeKept(this.top.pop()!);
     }
+    const best = this.top[0];
+    if (best && best !== before) await this.preview.offer(best.image ?? best.sample, 0, best.reward);
   }
 
   /** True when a kept sample has the same reward and the same values. */
@@ -430,6 +444,7 @@ export class SearchRun {
       best: this.bestReward,
       elapsedSeconds: (performance.now() - this.start) / 1000,
       round: entry.round,
+      preview: this.preview.take(),
     });
   }
 

@@ -14,6 +14,18 @@ export interface SearchProgress {
   elapsedSeconds: number;
   /** Generation / round / step index. */
   round: number;
+  /** The current best x̂0 (config.previewGate): the best sample scored, else the best prediction scored. */
+  preview?: SearchPreview;
+}
+
+/** A copy of one x̂0 the search scored (a latent model's: the decoded image), for display. */
+export interface SearchPreview {
+  data: Float32Array;
+  /** One sample's shape (no batch dimension). */
+  shape: number[];
+  reward: number;
+  /** The values' range (the card's, or its decoder's); null when unknown. */
+  valueRange: [number, number] | null;
 }
 
 export interface SearchConfig {
@@ -38,6 +50,11 @@ export interface SearchConfig {
   stream?: NativeStream;
   signal?: AbortSignal;
   onProgress?: (p: SearchProgress) => void;
+  /**
+   * Asked at a progress event when the best x̂0 changed since the last preview: true attaches a
+   * copy of it (SearchProgress.preview). No extra NFE: it is the x̂0 the search already scored.
+   */
+  previewGate?: () => boolean;
   /** How many of the best distinct samples to return in `top` (default 1). */
   keep?: number;
   /**
