@@ -313,5 +313,7 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(raw)) if (raw[k] !== undefined) out[k] = typed[k];
   out.algorithmOptions = collectAlgorithmOptions(resolved.algorithm, get, get('algorithmOptions'));
+  // Rules across the request and the algorithm's options (alpha beside --lambda) name flags too.
+  resolveRequest({ ...raw, algorithmOptions: out.algorithmOptions }, null, { entrance: 'cli' });
   return out as GenerateOptions;
 }
