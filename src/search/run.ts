@@ -364,7 +364,8 @@ export class SearchRun {
     for (let i = 0; i < n; i++) this.rewards.push(rewards[i]);
     await this.archive(final, rewards, steps, keepImages ? images : null);
     const kept = keepImages ? images : null;
-    await this.pool?.offer({ final, scored: images ?? final, images: kept, rewards, steps, logWeights: weigh?.(rewards) });
+    const logWeights = weigh?.(rewards);
+    await this.pool?.offer({ final, scored: images ?? final, images: kept, rewards, steps, logWeights });
     if (steps) for (let i = 0; i < n; i++) this.stepsTaken.push(steps[i]);
     return rewards;
   }
