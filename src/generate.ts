@@ -7,6 +7,7 @@
  */
 import { createEngine } from './engine/engine';
 import { DEFAULTS } from './request/defaults';
+import { PRECISIONS, type Precision } from './precision';
 import type { GenerateOptions, GenerateProgress, GenerateResult } from './request/types';
 
 export type { GenerateOptions, GenerateProgress, GenerateResult } from './request/types';
@@ -25,6 +26,8 @@ export async function generate(
   // keeps the finished ones; with more at once, a toy model's first search ends later).
   const engine = createEngine({
     device: o.device,
+    // A value the request refuses reaches resolveRequest, which names it in the caller's wording.
+    precision: PRECISIONS.includes(o.precision as Precision) ? o.precision : undefined,
     maxBatch: o.maxBatch,
     maxQueue: Infinity,
     maxActive: Infinity,

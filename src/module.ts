@@ -2,7 +2,9 @@
 import { DiffusionSearchError } from './errors';
 import { checkArchive } from './io/zip-check';
 import { modelFile } from './models/shipped';
+import { SmallCallVariant, type ModuleOptimization } from './module-variant';
 import { native, type ModuleInput, type ModuleOutput, type NativeModule, type NativeStream } from './native';
+import { checkPrecision, type Precision } from './precision';
 
 export type ModelCardJson = Record<string, unknown>;
 
@@ -11,14 +13,35 @@ export interface LoadOptions {
   device?: string;
   /** The stream that loads the module; the default stream when omitted. */
   stream?: NativeStream;
+  /** 'fp32' (default) or 'bf16' (CPU autocast; CPUs with AVX512_BF16 or AMX only): see ./precision. */
+  precision?: Precision;
+  /**
+   * Forwards of fewer rows than this run a frozen, inference-optimised copy, checked against the
+   * module on the first such call (./module-variant); 0 or omitted: none.
+   */
+  optimizeBelowRows?: number;
+  /** Most relative difference the copy may show on that check (default 1e-4). */
+  optimizeTolerance?: number;
 }
 
 export class TorchModule {
   /** The parsed model.json of the archive, or null when it has none. */
   readonly card: ModelCardJson | null;
 
-  private constructor(private readonly handle: NativeModule) {
+  /** The precision of its calls. */
+  readonly precision: Precision;
+  private readonly small: SmallCallVariant | null;
+  private readonly callOptions: { precision: Precision } | undefined;
+
+  private constructor(
+    private readonly handle: NativeModule,
+    precision: Precision = 'fp32',
+    small: SmallCallVariant | null = null,
+  ) {
     this.card = parseCard(handle);
+    this.precision = precision;
+    this.callOptions = precision === 'fp32' ? undefined : { precision };
+    this.small = small;
   }
 
   static async load(file: string, options: LoadOptions = {}): Promise<TorchModule> {
@@ -27,8 +50,17 @@ export class TorchModule {
     // A shipped name ('gmm2d') or package-relative path ('models/gmm2d.pt') loads the installed file.
     const resolved = modelFile(file);
     await checkArchive(resolved);
+    const precision = options.precision ?? 'fp32';
+    checkPrecision(precision, options.device);
     const handle = await native().loadModule(resolved, { device: options.device }, options.stream);
-    return new TorchModule(handle);
+    const below = options.optimizeBelowRows ?? 0;
+    const small = below > 0 ? await smallCallVariant(handle, below, options) : null;
+    return new TorchModule(handle, precision, small);
+  }
+
+  /** The optimised copy for small forwards and its check, or null when none was asked for. */
+  get optimization(): ModuleOptimization | null {
+    return this.small ? { ...this.small.report } : null;
   }
 
   get path(): string {
@@ -50,15 +82,26 @@ export class TorchModule {
 
   /** Runs `method` on `stream` (default stream when omitted) under torch::InferenceMode. */
   call(method: string, inputs: ModuleInput[], stream?: NativeStream): Promise<ModuleOutput> {
-    return this.handle.call(method, inputs, stream);
+    if (this.small?.wants(method, inputs)) return this.small.call(inputs, stream, (h, i, s) => h.call('forward', i, s));
+    return this.handle.call(method, inputs, stream, this.callOptions);
   }
 
   forward(...inputs: ModuleInput[]): Promise<ModuleOutput> {
-    return this.handle.call('forward', inputs);
+    return this.call('forward', inputs);
   }
 
   dispose(): void {
+    this.small?.dispose();
     this.handle.dispose();
+  }
+}
+
+async function smallCallVariant(handle: NativeModule, below: number, o: LoadOptions): Promise<SmallCallVariant> {
+  const tolerance = o.optimizeTolerance ?? 1e-4;
+  try {
+    return new SmallCallVariant(handle, await handle.optimize({ inference: true }, o.stream), below, tolerance);
+  } catch (e) {
+    return new SmallCallVariant(handle, null, below, tolerance, (e as Error).message);
   }
 }
 

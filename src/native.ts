@@ -56,7 +56,14 @@ export interface NativeModule {
   readonly methods: string[];
   readonly device: string;
   readonly path: string;
-  call(method: string, inputs: ModuleInput[], stream?: NativeStream): Promise<ModuleOutput>;
+  call(
+    method: string,
+    inputs: ModuleInput[],
+    stream?: NativeStream,
+    options?: { precision?: 'fp32' | 'bf16' },
+  ): Promise<ModuleOutput>;
+  /** A frozen copy (every method kept); `inference`: with optimize_for_inference's passes too. */
+  optimize(options?: { inference?: boolean }, stream?: NativeStream): Promise<NativeModule>;
   schema(method: string): string;
   dispose(): void;
 }
@@ -67,6 +74,8 @@ export interface NativeInfo {
   cuda: { kernelsCompiled: boolean; kernelsLinked: boolean; available: boolean; deviceCount: number };
   threads: { intraOp: number; interOp: number; hardware: number };
   parallel: string;
+  /** CPU features bf16 autocast runs natively on (absent in builds before them). */
+  cpu?: { avx512: boolean; avx512bf16: boolean; amxbf16: boolean };
 }
 
 export interface NativeBinding {

@@ -14,6 +14,7 @@
 #include "instance.h"
 #include "module.h"
 #include "ops.h"
+#include "precision.h"
 #include "stream.h"
 #include "tensor.h"
 #include "tensor_ops.h"
@@ -81,6 +82,12 @@ Napi::Value info(const Napi::CallbackInfo& info) {
     threads.Set("hardware", static_cast<double>(std::thread::hardware_concurrency()));
     out.Set("threads", threads);
     out.Set("parallel", at::get_parallel_info());
+    CpuFeatures f = cpuFeatures();
+    Napi::Object cpu = Napi::Object::New(env);
+    cpu.Set("avx512", f.avx512);
+    cpu.Set("avx512bf16", f.avx512bf16);
+    cpu.Set("amxbf16", f.amxbf16);
+    out.Set("cpu", cpu);
     return out;
   });
 }

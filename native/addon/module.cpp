@@ -7,6 +7,7 @@
 #include "device.h"
 #include "errors.h"
 #include "instance.h"
+#include "precision.h"
 #include "stream.h"
 #include "tensor.h"
 
@@ -16,6 +17,7 @@ Napi::Function ModuleWrap::define(Napi::Env env) {
   return DefineClass(env, "Module",
                      {InstanceMethod<&ModuleWrap::call>("call"),
                       InstanceMethod<&ModuleWrap::schema>("schema"),
+                     InstanceMethod<&ModuleWrap::optimize>("optimize"),
                       InstanceMethod<&ModuleWrap::dispose>("dispose"),
                       InstanceAccessor<&ModuleWrap::card>("card"),
                       InstanceAccessor<&ModuleWrap::methods>("methods"),
@@ -178,7 +180,7 @@ std::string signature(const c10::FunctionSchema& schema) {
 
 }  // namespace
 
-// call(method, inputs[], stream?) -> Promise<Tensor | value | array>
+// call(method, inputs[], stream?, { precision }?) -> Promise<Tensor | value | array>
 Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -205,11 +207,56 @@ Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < inputs.Length(); ++i)
       stack.push_back(toIValue(env, inputs.Get(i), args[i + 1].type(),
                                "argument '" + args[i + 1].name() + "' of " + name, l.device));
+    Precision precision = precisionOption(info[3]);
+    if (precision == Precision::kBf16 && !l.device.is_cpu())
+      throw Error(code::kArgument, "precision 'bf16' is for CPU modules; this one is on " + l.device.str());
     auto stream = StreamWrap::unwrap(env, info[2]);
     auto module = l.module;
-    return stream->enqueue(env, [module, name, stack]() mutable -> Finish {
-      c10::IValue out = module->get_method(name)(std::move(stack));
+    return stream->enqueue(env, [module, name, stack, precision]() mutable -> Finish {
+      c10::IValue out;
+      {
+        AutocastScope autocast(precision);
+        out = module->get_method(name)(std::move(stack));
+      }
+      if (precision != Precision::kFp32) out = toFloat32(out);
       return [out](Napi::Env env) { return fromIValue(env, out); };
+    });
+  });
+}
+
+// optimize({ inference }?, stream?) -> Promise<Module>: a frozen copy (torch::jit::freeze, every
+// method kept), with optimize_for_inference's graph passes too when inference is true. The
+// module itself is left as it was.
+Napi::Value ModuleWrap::optimize(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const Loaded& l = get();
+    bool inference = false;
+    if (info[0].IsObject()) {
+      Napi::Value v = info[0].As<Napi::Object>().Get("inference");
+      if (!v.IsUndefined() && !v.IsBoolean()) throw Error(code::kArgument, "optimize(): inference must be a boolean");
+      inference = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    } else if (!info[0].IsUndefined()) {
+      throw Error(code::kArgument, "optimize(options): options must be an object");
+    }
+    auto stream = StreamWrap::unwrap(info.Env(), info[1]);
+    auto source = std::make_shared<Loaded>(l);
+    return stream->enqueue(info.Env(), [source, inference]() -> Finish {
+      std::vector<std::string> others;
+      for (const auto& m : source->module->get_methods())
+        if (m.name() != "forward") others.push_back(m.name());
+      auto out = std::make_shared<Loaded>(*source);
+      try {
+        torch::jit::Module frozen = torch::jit::freeze(*source->module, others);
+        if (inference) frozen = torch::jit::optimize_for_inference(frozen, others);
+        out->module = std::make_shared<torch::jit::Module>(std::move(frozen));
+      } catch (const c10::Error& e) {
+        throw Error(code::kModelLoad, "'" + source->path + "' cannot be frozen: " +
+                                          firstLine(e.what_without_backtrace()));
+      }
+      return [out](Napi::Env env) -> Napi::Value {
+        Napi::External<Loaded> ext = Napi::External<Loaded>::New(env, out.get());
+        return Instance::get(env)->moduleClass.New({ext});
+      };
     });
   });
 }

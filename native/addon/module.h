@@ -29,6 +29,7 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
   Napi::Value card(const Napi::CallbackInfo& info);
   Napi::Value methods(const Napi::CallbackInfo& info);
   Napi::Value schema(const Napi::CallbackInfo& info);
+  Napi::Value optimize(const Napi::CallbackInfo& info);
   Napi::Value device(const Napi::CallbackInfo& info);
   Napi::Value path(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);

@@ -73,6 +73,7 @@ export function addGenerate(program: Command): void {
     .option('--eta <η>', 'η of the sde sampler', undefined)
     .option('--guidance <w>', 'classifier-free guidance weight', String(DEFAULTS.guidance))
     .option('--device <device>', 'cpu or cuda[:N]', DEFAULTS.device)
+    .option('--precision <p>', "the denoiser's forwards: fp32 (default) or bf16 (CPUs with AVX512_BF16 or AMX)")
     .option('--max-batch <n>', 'largest batch through a model (default 32 on CPU, 128 on CUDA)');
   addAlgorithmFlags(command);
   addRemoteVerifierFlags(command);
@@ -304,6 +305,7 @@ export function collectOptions(get: (key: string) => unknown): GenerateOptions {
     eta: get('eta'),
     guidance: get('guidance'),
     device: get('device'),
+    precision: get('precision'),
     maxBatch: get('maxBatch'),
   };
   for (const k of ['model', 'class', 'negativePrompt', 'tpm', 'device'] as const)

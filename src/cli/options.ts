@@ -4,6 +4,7 @@ import { DiffusionSearchError } from '../errors';
 import type { Command } from 'commander';
 import { checkJsonDepth } from '../io/json';
 import { didYouMean } from '../request/suggest';
+import { PRECISIONS, type Precision } from '../precision';
 
 export function readConfig(file: string | undefined): Record<string, unknown> {
   if (!file) return {};
@@ -36,6 +37,13 @@ export function int(flag: string, v: unknown, min = 0, max = 2 ** 31 - 1): numbe
   if (!Number.isInteger(n) || n < min || n > max)
     throw new DiffusionSearchError(`--${flag} must be an integer from ${min} to ${max}, got '${v}'`, 'ARGUMENT');
   return n;
+}
+
+/** --precision of an engine (serve, worker): fp32 or bf16. */
+export function precisionFlag(v: unknown): Precision | undefined {
+  if (v === undefined) return undefined;
+  if ((PRECISIONS as readonly unknown[]).includes(v)) return v as Precision;
+  throw new DiffusionSearchError(`--precision must be one of ${PRECISIONS.join(', ')}, got '${v}'`, 'ARGUMENT');
 }
 
 export function num(flag: string, v: unknown): number | undefined {

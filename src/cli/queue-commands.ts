@@ -20,7 +20,7 @@ import {
   parseAllowedOrigins,
   remoteVerifierOptions,
 } from './remote-verifier-flags';
-import { checkConfigKeys, int, num, readConfig } from './options';
+import { checkConfigKeys, int, num, precisionFlag, readConfig } from './options';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const QUEUE = 'diffusion-search';
@@ -44,6 +44,7 @@ export function addQueueCommands(program: Command): void {
     .option('--queue <name>', 'queue name', QUEUE)
     .option('--concurrency <n>', 'jobs run at once (batched together by the engine)', '1')
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
+    .option('--precision <p>', "the denoisers' forwards: fp32 (default) or bf16 (CPUs with AVX512_BF16 or AMX)")
     .option('--threads <n>', 'intra-op threads')
     .option('--max-batch <n>', 'most rows per model forward')
     .option(
@@ -103,6 +104,7 @@ export function addQueueCommands(program: Command): void {
         concurrency: int('concurrency', f.concurrency, 1),
         engine: {
           device: String(f.device),
+          precision: precisionFlag(f.precision),
           threads: int('threads', f.threads, 1),
           maxBatch: int('max-batch', f.maxBatch, 1),
           memoryLimit: memoryLimit === undefined ? undefined : memoryLimit * 1024 * 1024,

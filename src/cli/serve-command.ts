@@ -7,7 +7,7 @@ import { createServer } from '../server/server';
 import { readToken, TOKEN_ENV } from '../server/auth';
 import { checkExposure, checkModelsDir, listenError } from '../server/startup';
 import { resolveModel, shipped } from '../models/shipped';
-import { int } from './options';
+import { int, precisionFlag } from './options';
 import {
   addAllowRemoteFlag,
   addRemoteVerifierFlags,
@@ -32,6 +32,7 @@ export function addServe(program: Command): void {
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--models-dir <dir>', 'directory whose .pt files requests may name (besides the shipped models)')
     .option('--device <device>', 'cpu or cuda[:N]', 'cpu')
+    .option('--precision <p>', "the denoisers' forwards: fp32 (default) or bf16 (CPUs with AVX512_BF16 or AMX)")
     .option(
       '--threads <n>',
       "intra-op threads (default: libtorch's, all cores or OMP_NUM_THREADS), shared by the forwards running at once",
@@ -101,12 +102,12 @@ Examples:
       const onCpu = String(o.device).startsWith('cpu');
       const engine = createEngine({
         device: String(o.device),
+        precision: precisionFlag(o.precision),
         threads: int('threads', o.threads, 1),
         maxBatch: int('max-batch', o.maxBatch, 1) ?? (onCpu ? 32 : 128),
         batchWindowUs: int('batch-window-us', o.batchWindowUs, 0),
         batching: o.batching !== false,
-        // On a CPU, one forward per core at once, sharing the threads (a lone forward gets them all):
-        // forwards side by side beat one forward with every core (see src/engine/batcher.ts).
+        // On a CPU, one forward per core at once, sharing the threads: side by side beat one with every core.
         parallelForwards:
           int('parallel-forwards', o.parallelForwards, 1) ??
           (onCpu && o.batching !== false ? os.cpus().length : undefined),

@@ -24,6 +24,7 @@ import { EngineMetrics, type MetricsSnapshot } from './metrics';
 import { ModelCache, type Held } from './models';
 import { searchAll, type SearchAllResult } from './search-all';
 import { load, prepare, requestBytes, type Hold, type Loaded, type Prepared } from './stages';
+import { checkPrecision, PRECISIONS, type Precision } from '../precision';
 import { configureThreads, type ThreadSettings, type WaitPolicy } from './threads';
 
 export { estimateRequestBytes } from './stages';
@@ -31,6 +32,8 @@ export { estimateRequestBytes } from './stages';
 export interface EngineOptions {
   /** 'cpu' (default) or 'cuda[:N]': every model of the engine lives there. */
   device?: string;
+  /** The denoisers' forwards: 'fp32' (default) or 'bf16' (src/precision.ts); requests for another are refused. */
+  precision?: Precision;
   /** Intra-op threads of libtorch and the kernels (process-wide; default: libtorch's). */
   threads?: number;
   /** OpenMP's wait policy, applied if the addon has not loaded yet (default PASSIVE, see ./threads). */
@@ -73,6 +76,7 @@ const positiveInt = (v: number | undefined, name: string, dflt: number, allowInf
 
 export class Engine {
   readonly device: string;
+  readonly precision: Precision;
   readonly maxBatch: number;
   readonly batching: boolean;
   readonly searchesPerRequest: number;
@@ -93,6 +97,13 @@ export class Engine {
 
   constructor(o: EngineOptions = {}) {
     this.device = o.device ?? 'cpu';
+    this.precision = o.precision ?? 'fp32';
+    if (!PRECISIONS.includes(this.precision))
+      throw new DiffusionSearchError(
+        `precision must be one of ${PRECISIONS.join(', ')}, got '${o.precision}'`,
+        'ARGUMENT',
+      );
+    checkPrecision(this.precision, this.device);
     this.maxBatch = positiveInt(o.maxBatch, 'maxBatch', defaultMaxBatch(this.device));
     this.batching = o.batching ?? true;
     const windowUs = o.batchWindowUs ?? 1000;
@@ -123,7 +134,7 @@ export class Engine {
     );
     this.parallelForwards = parallel;
     this.models = new ModelCache(
-      this.device,
+      { device: this.device, precision: this.precision },
       { maxBatch: this.maxBatch, windowUs, enabled: this.batching, parallel },
       this.lanes,
       this.metricsRegistry,
@@ -190,6 +201,12 @@ export class Engine {
       throw new DiffusionSearchError(
         `this engine runs on '${this.device}'; the request asks for '${r.device}'`,
         'DEVICE',
+      );
+    if (r.precision !== undefined && r.precision !== this.precision)
+      throw new DiffusionSearchError(
+        `this engine runs its models in ${this.precision}; the request asks for ${r.precision} (start it with ` +
+          `precision ${r.precision})`,
+        'ARGUMENT',
       );
     const { file, shipped } = resolveModel(r.model);
     const scope = new RequestScope(control.signal);

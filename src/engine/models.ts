@@ -6,6 +6,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import type { Precision } from '../precision';
 import { Denoiser } from '../models/denoiser';
 import path from 'node:path';
 import { resolveModel, shipped } from '../models/shipped';
@@ -54,12 +55,18 @@ export class ModelCache {
   /** Settings of the remote verifiers requests name by URL (a service sets them from its flags). */
   remoteVerifier: HttpVerifierOptions = {};
 
+  private readonly device: string;
+  private readonly precision: Precision;
+
   constructor(
-    private readonly device: string,
+    place: { device: string; precision: Precision },
     private readonly batching: BatcherOptions,
     private readonly lanes: LaneRegistry,
     private readonly metrics: EngineMetrics,
-  ) {}
+  ) {
+    this.device = place.device;
+    this.precision = place.precision;
+  }
 
   /** Models held (loaded or loading). */
   get size(): number {
@@ -133,6 +140,7 @@ export class ModelCache {
       async (batchers) => {
         const d = await Denoiser.load(file, {
           device: this.device,
+          precision: this.precision,
           maxBatch: this.batching.maxBatch,
           wrap: (m) => this.batched(m, 'denoiser', batchers),
         });

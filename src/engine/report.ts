@@ -61,6 +61,7 @@ export function buildReport(a: ReportParts): GenerateReport {
     eval: a.evalReport,
     prompt_eval: a.promptEval,
     config: configOf(a.p, a.l),
+    forward: { precision: denoiser.module.precision, optimization: denoiser.module.optimization },
     trace: results.map((x, i) => ({
       sample: out.index[i],
       nfe: x.nfe,
@@ -103,6 +104,7 @@ function configOf(p: Prepared, l: Loaded): ReportConfig {
     eta: r.eta,
     guidance: r.guidance,
     device: r.device ?? 'cpu',
+    precision: p.denoiser.module.precision,
     algorithmOptions: r.algorithmOptions,
   };
 }

@@ -20,6 +20,8 @@ import { LatentDecoder, type DecoderSpec } from './decoder';
 import { modelFileBeside } from './shipped';
 import type { NoisePath } from '../ops';
 import { pathCoefficients, sigmaAtAlpha } from '../schedules/path';
+import type { Precision } from '../precision';
+import { OPTIMIZED_FORWARDS } from '../request/defaults';
 
 type Tensor = NativeTensor;
 
@@ -27,6 +29,14 @@ type Tensor = NativeTensor;
 export const EPSILON_ALPHA_MIN = 0.05;
 
 /** Counts model evaluations and time; a search's budget implements it. */
+export interface DenoiserLoadOptions {
+  device?: string;
+  maxBatch?: number;
+  /** The precision of its forwards (the decoder's stay fp32): src/precision.ts. */
+  precision?: Precision;
+  wrap?: (m: TorchModule) => TorchModule;
+}
+
 export interface NfeMeter {
   charge(nfe: number): void;
   addModelTime(seconds: number): void;
@@ -76,12 +86,14 @@ export class Denoiser {
    * Loads the module; for a latent model also its decoder, and for a model with a stored null
    * condition (card "unconditional": { "method": ... }) that condition.
    */
-  static async load(
-    file: string,
-    options: { device?: string; maxBatch?: number; wrap?: (m: TorchModule) => TorchModule } = {},
-  ): Promise<Denoiser> {
+  static async load(file: string, options: DenoiserLoadOptions = {}): Promise<Denoiser> {
     // `wrap`: an engine routes the module's calls through its batcher (src/engine/batcher.ts).
-    const m = await loadModule(file, { device: options.device });
+    const m = await loadModule(file, {
+      device: options.device,
+      precision: options.precision,
+      optimizeBelowRows: (options.device ?? 'cpu').startsWith('cpu') ? OPTIMIZED_FORWARDS.belowRows : 0,
+      optimizeTolerance: OPTIMIZED_FORWARDS.tolerance,
+    });
     using s = new TensorScope(); // the denoiser is freed if its decoder or null condition fails
     const d = s.track(new Denoiser(options.wrap ? options.wrap(m) : m, options));
     const spec = d.card.decoder as DecoderSpec | undefined;

@@ -18,6 +18,7 @@ export const DEFAULTS = {
   tpm: 'tpm',
   guidance: 1,
   device: 'cpu',
+  precision: 'fp32',
   /** λ of the diverse top-k (0: the top-k by reward). */
   diversity: 0,
   preview: false,
@@ -37,6 +38,14 @@ export const VIDEO_FPS = 8;
 export function defaultMaxBatch(device: string): number {
   return device.startsWith('cuda') ? 128 : 32;
 }
+
+/**
+ * A denoiser's forwards on CPU: those of fewer rows than `belowRows` run its frozen,
+ * inference-optimised copy (several times faster there, no faster at larger calls: the curves in
+ * bench/RESULTS.md), kept only when its first output is within `tolerance` (max |Δ| ÷ max |y|) of
+ * the module's.
+ */
+export const OPTIMIZED_FORWARDS = { belowRows: 4, tolerance: 1e-4 } as const;
 
 /** Most searches (n × prompts) and kept samples per search in one request. */
 export const LIMITS = { searches: 1 << 20, keep: 4096 } as const;

@@ -6,6 +6,7 @@ import type { ErrorCode } from '../errors';
 import { algorithms, type AlgorithmName } from '../search';
 import { DEFAULTS, LIMITS } from './defaults';
 import type { FieldSpec } from './schema';
+import { PRECISIONS } from '../precision';
 import type { GenerateOptions } from './types';
 
 const d = (v: unknown) => String(v);
@@ -94,6 +95,12 @@ export const REQUEST_FIELDS: { readonly [K in keyof Required<GenerateOptions>]: 
   eta: { type: 'number', default: '1', description: 'η of the sde sampler' },
   guidance: { type: 'number', default: d(DEFAULTS.guidance), description: 'classifier-free guidance weight' },
   device: { type: 'string', default: DEFAULTS.device, description: 'cpu or cuda[:N]' },
+  precision: {
+    type: 'enum',
+    values: [...PRECISIONS],
+    default: DEFAULTS.precision,
+    description: "the denoiser's forwards: fp32, or bf16 (CPU autocast; CPUs with AVX512_BF16 or AMX)",
+  },
   maxBatch: { type: 'int', min: 1, default: '32 on CPU, 128 on CUDA', description: 'largest batch through a model' },
   algorithmOptions: { type: 'object', default: '{}', description: "the algorithm's options" },
   eval: { type: 'boolean', default: 'on for fashion models', description: 'judge with the eval/ classifier' },

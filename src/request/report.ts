@@ -6,6 +6,7 @@ import type { EvalReport } from '../eval/metrics';
 import type { PromptEvalReport } from '../eval/prompt-eval';
 import type { Diversity } from '../eval/diversity';
 import type { TraceEntry } from '../search/types';
+import type { ModuleOptimization } from '../module-variant';
 
 /** The request as it ran (defaults filled): `--config` of this reproduces the run. */
 export interface ReportConfig {
@@ -31,6 +32,7 @@ export interface ReportConfig {
   eta?: number;
   guidance: number;
   device: string;
+  precision: string;
   /** The algorithm's options as checked against its schema (only those given). */
   algorithmOptions: Record<string, unknown>;
 }
@@ -97,6 +99,8 @@ export interface GenerateReport {
   /** Text-to-image models with attribute rules: class and attribute accuracy against the prompts. */
   prompt_eval: PromptEvalReport | null;
   config: ReportConfig;
+  /** The denoiser's forwards: their precision, and its optimised copy for small calls (null: none). */
+  forward: { precision: string; optimization: ModuleOptimization | null };
   /** Per search (`sample`: its index; gaps after a cancellation): NFE, best reward, the rounds. */
   trace: Array<{ sample: number; nfe: number; reward: number; diversity: Diversity | null; rounds: TraceEntry[] }>;
   /** Queue jobs only. */

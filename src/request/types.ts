@@ -5,6 +5,7 @@ import type { ScheduleName } from '../schedules';
 import type { AdaptiveSolver } from '../samplers/adaptive';
 import type { SamplerName } from '../samplers';
 import type { Verifier } from '../verifiers/verifier';
+import type { Precision } from '../precision';
 import type { GenerateReport } from './report';
 
 /** Defaults: ./defaults (DEFAULTS); each field's check and description: ./fields. */
@@ -44,6 +45,8 @@ export interface GenerateOptions {
   eta?: number;
   guidance?: number;
   device?: string;
+  /** The denoiser's forwards: 'fp32' (default) or 'bf16' (src/precision.ts); an engine runs one. */
+  precision?: Precision;
   maxBatch?: number;
   /** Options of the algorithm: its schema (src/search/<algorithm>.options.ts) lists them; others are refused. */
   algorithmOptions?: Record<string, unknown>;
@@ -121,6 +124,8 @@ export interface ResolvedRequest {
   eta?: number;
   guidance: number;
   device?: string;
+  /** The denoiser's forwards: 'fp32' (default) or 'bf16' (src/precision.ts); an engine runs one. */
+  precision?: Precision;
   maxBatch?: number;
   eval?: boolean;
   preview?: boolean;
