@@ -7,8 +7,8 @@ import { generate, type GenerateOptions, type GenerateResult } from '../generate
 import { DEFAULTS } from '../request/defaults';
 import { asOptions, resolveRequest } from '../request/resolve';
 import { writeFileAtomic } from '../io/atomic';
-import { gridPng } from '../io/png';
-import { writeNpy } from '../io/npy';
+import { writeSampleFiles } from '../io/sample-files';
+import type { ReportFiles } from '../request/report';
 import { algorithms } from '../search';
 import { HttpVerifier } from '../verifiers/http';
 import { addAlgorithmFlags, collectAlgorithmOptions } from './algorithm-flags';
@@ -155,20 +155,21 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
     const used = result.report.nfe_used as number;
     bar?.update(used, used, `${result.results.length} sample(s) done`, true);
     bar?.done();
-    writeOutputs(out, result);
-    if (json) process.stdout.write(JSON.stringify(result.report) + '\n');
-    else printSummary(out, result, signalled);
+    const files = writeOutputs(out, result);
+    if (json) process.stdout.write(JSON.stringify({ ...result.report, files }) + '\n');
+    else printSummary(out, result, files, signalled);
     writing = false;
     if (signalled) process.exitCode = exitCodeOf(signalled);
   }
 }
 
-/** samples.npy, latents.npy (a latent model), grid.png and report.json in `out`, each written atomically. */
-function writeOutputs(out: string, result: GenerateResult): void {
-  writeNpy(path.join(out, 'samples.npy'), result.samples, result.shape);
-  if (result.latents) writeNpy(path.join(out, 'latents.npy'), result.latents.data, result.latents.shape);
+/**
+ * samples.npy, latents.npy (a latent model), grid.png, clip-<row>.gif (video) and report.json,
+ * which names them, in `out`, each written atomically.
+ */
+function writeOutputs(out: string, result: GenerateResult): ReportFiles {
+  const files = writeSampleFiles(out, { ...result, fps: result.report.fps });
   const card = result.report as { unknown_words: string[][] | null };
-  writeFileAtomic(path.join(out, 'grid.png'), gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
   card.unknown_words?.forEach(
     (w, i) =>
       w.length &&
@@ -176,11 +177,12 @@ function writeOutputs(out: string, result: GenerateResult): void {
         `diffusion-search: warning: prompt ${i + 1}: words not in the text encoder's vocabulary: ${w.join(', ')}\n`,
       ),
   );
-  writeFileAtomic(path.join(out, 'report.json'), JSON.stringify(result.report, null, 2) + '\n');
+  writeFileAtomic(path.join(out, 'report.json'), JSON.stringify({ ...result.report, files }, null, 2) + '\n');
+  return files;
 }
 
 /** The few lines generate prints without --json: samples, NFE, time, mean reward, eval, files. */
-function printSummary(out: string, result: GenerateResult, signalled: NodeJS.Signals | null): void {
+function printSummary(out: string, result: GenerateResult, files: ReportFiles, signalled: NodeJS.Signals | null): void {
   const r = result.report as {
     model: string;
     n: number;
@@ -198,7 +200,10 @@ function printSummary(out: string, result: GenerateResult, signalled: NodeJS.Sig
       `eval classifier: accuracy ${(100 * r.eval.accuracy).toFixed(1)} %, Fréchet distance ` +
         `${r.eval.fid?.toFixed(2) ?? 'n/a'}`,
     );
-  console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${result.latents ? ', latents.npy' : ''}, grid.png`);
+  const gifs = files.animations;
+  const clips = gifs.length ? `, ${gifs.length > 2 ? `${gifs[0]} … ${gifs[gifs.length - 1]}` : gifs.join(', ')}` : '';
+  const latents = files.latents ? ', latents.npy' : '';
+  console.log(`wrote ${path.join(out, 'report.json')}, samples.npy${latents}, grid.png${clips}`);
   if (!result.complete)
     console.log(`interrupted: wrote the samples finished before ${signalled === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}`);
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
-import { writeNpy } from '../io/npy';
+import { writeSampleFiles } from '../io/sample-files';
 // bullmq and ioredis load only when a queue command runs (every other command starts as fast as before).
 const queueClient = () => require('../queue/client') as typeof import('../queue/client');
 const queueWorker = () => require('../queue/worker') as typeof import('../queue/worker');
@@ -152,7 +152,10 @@ export function addQueueCommands(program: Command): void {
     .option('--expected-seconds <s>', "the job's expected length: sets its lock (default: the worker's measured rate)")
     .option('--wait', 'wait for the job and print its report (JSON)')
     .option('--timeout <s>', 'with --wait: give up after this long')
-    .option('--out <dir>', 'with --wait: also write report.json, samples.npy (and latents.npy) here');
+    .option(
+      '--out <dir>',
+      'with --wait: also write report.json, samples.npy, grid.png (latents.npy, video clip-<row>.gif) here',
+    );
   // The --verifier-* settings are the worker's (a job carries verifier URLs, not how to call them).
   const own = (o: { attributeName(): string }) =>
     ['out', 'json'].includes(o.attributeName()) || /^verifier[A-Z]/.test(o.attributeName());
@@ -197,9 +200,11 @@ export function addQueueCommands(program: Command): void {
         if (flags.out !== undefined) {
           const out = String(flags.out);
           prepareOut(out);
-          if (r.samples) writeNpy(path.join(out, 'samples.npy'), r.samples, r.shape);
-          if (r.latents?.data) writeNpy(path.join(out, 'latents.npy'), r.latents.data, r.latents.shape);
-          fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(r.report, null, 2) + '\n');
+          const latents = r.latents?.data ? { data: r.latents.data, shape: r.latents.shape } : null;
+          const files = r.samples
+            ? writeSampleFiles(out, { ...r, samples: r.samples, latents, fps: r.report.fps })
+            : undefined;
+          fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify({ ...r.report, files }, null, 2) + '\n');
         }
         process.stdout.write(JSON.stringify(r.report) + '\n');
       } finally {

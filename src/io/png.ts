@@ -1,5 +1,6 @@
 /** A grayscale or RGB PNG grid of samples, upscaled so a person can see them. */
 import zlib from 'node:zlib';
+import { drawTiles, isVideoShape, requireFrames } from './frames';
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -48,32 +49,18 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
 }
 
 /**
- * Lays out n samples [n, C, H, W] (C = 1 or 3) in a grid, maps `range` to 0..255, and scales each
- * pixel to `scale`×`scale` with a 1-pixel gap. 2-D points ([n, 2]) are drawn as a scatter plot.
+ * Lays out n samples in a grid, maps `range` to 0..255, and scales each pixel to `scale`×`scale`
+ * with a 1-pixel gap: images [n, C, H, W] (C = 3 in colour, else channel 0 in grey) in a square
+ * grid, video [n, T, C, H, W] one row per clip with its frames left to right. 2-D points ([n, 2])
+ * are drawn as a scatter plot.
  */
 export function gridPng(data: Float32Array, shape: number[], range: [number, number] = [-1, 1], scale = 4): Buffer {
   if (shape.length === 2) return scatterPng(data, shape[0]);
-  const [n, C, H, W] = shape.length === 4 ? shape : [shape[0], 1, shape[1], shape[2]];
-  const cols = Math.ceil(Math.sqrt(n)),
-    rows = Math.ceil(n / cols);
-  const gap = 1;
-  const width = cols * (W * scale + gap) + gap,
-    height = rows * (H * scale + gap) + gap;
-  const ch = C === 3 ? 3 : 1;
-  const px = new Uint8Array(width * height * ch).fill(255);
-  const [lo, hi] = range;
-  for (let i = 0; i < n; i++) {
-    const ox = gap + (i % cols) * (W * scale + gap),
-      oy = gap + Math.floor(i / cols) * (H * scale + gap);
-    for (let y = 0; y < H * scale; y++)
-      for (let x = 0; x < W * scale; x++)
-        for (let c = 0; c < ch; c++) {
-          const v = data[((i * C + c) * H + Math.floor(y / scale)) * W + Math.floor(x / scale)];
-          const u = Math.round((255 * (v - lo)) / (hi - lo));
-          px[((oy + y) * width + ox + x) * ch + c] = Math.max(0, Math.min(255, Number.isFinite(u) ? u : 0));
-        }
-  }
-  return encodePng(px, width, height, ch as 1 | 3);
+  const l = requireFrames(shape, 'the grid');
+  const tiles = Array.from({ length: l.n * l.T }, (_, k) => ({ clip: Math.floor(k / l.T), frame: k % l.T }));
+  const cols = isVideoShape(shape) ? l.T : Math.ceil(Math.sqrt(l.n));
+  const c = drawTiles(data, l, tiles, { cols, range, scale, gap: 1 });
+  return encodePng(c.px, c.width, c.height, c.ch);
 }
 
 function scatterPng(data: Float32Array, n: number, size = 400, extent = 4.5): Buffer {

@@ -105,4 +105,16 @@ export interface GenerateReport {
   trace: Array<{ sample: number; nfe: number; reward: number; diversity: Diversity | null; rounds: TraceEntry[] }>;
   /** Queue jobs only. */
   queue?: QueueReport;
+  /** The CLI's report.json only: the files written beside it. */
+  files?: ReportFiles;
+}
+
+/** Files the CLI writes beside report.json, by name in that directory. */
+export interface ReportFiles {
+  samples: string;
+  /** A latent model's latents, else null. */
+  latents: string | null;
+  grid: string;
+  /** Video: one animation per row of samples, in order; else empty. */
+  animations: string[];
 }

@@ -5,7 +5,7 @@
  *
  *   POST /v1/generate          JSON body = generate options → { report, shape, samples (base64
  *                              float32 LE), rewards, latents?, prompts, complete }; with
- *                              `Accept: image/png` the grid instead
+ *                              `Accept: image/png` the grid, `image/gif` the animation (./pictures)
  *   POST /v1/generate/stream   same body; Server-Sent Events: `progress` …, then `result` or `error`
  *   GET  /v1/generate/stream   the options as query parameters (?model=gmm2d&budget=100&n=2…), for EventSource
  *   GET  /v1/models            models a request may name, and those loaded
@@ -24,13 +24,13 @@ import type { Engine } from '../engine/engine';
 import type { GenerateOptions, GenerateResult } from '../request/types';
 import { createPolicy, modelPath, withModelNames, type RequestPolicy } from '../request/policy';
 import { asOptions, resolveRequest } from '../request/resolve';
-import { gridPng } from '../io/png';
 import { checkJsonDepth } from '../io/json';
 import { shipped } from '../models/shipped';
 import { BearerAuth } from './auth';
 import { readJsonBody } from './body';
 import { HttpError, errorAnswer, json, sendError } from './errors';
 import { payload } from './payload';
+import { pictureAnswer, sendPicture } from './pictures';
 import { fromQuery } from './query';
 import { EventStream, isFinishedReconnect } from './sse';
 
@@ -218,10 +218,8 @@ export class DiffusionServer {
       if (sse) return await this.stream(res, options, ctl.signal);
       const result = await this.engine.generate(options, { signal: ctl.signal });
       if (ctl.signal.aborted && res.destroyed) return;
-      if (String(req.headers.accept ?? '').includes('image/png')) {
-        res.writeHead(200, { 'content-type': 'image/png', 'x-complete': String(result.complete) });
-        return void res.end(gridPng(result.samples, result.shape, result.valueRange ?? [-1, 1], 4));
-      }
+      const picture = pictureAnswer(String(req.headers.accept ?? ''), result);
+      if (picture) return sendPicture(res, picture, result);
       json(res, 200, this.answer(result));
     } finally {
       res.off('close', onClose);
