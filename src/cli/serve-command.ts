@@ -5,7 +5,7 @@ import { DiffusionSearchError } from '../errors';
 import { createEngine } from '../engine/engine';
 import { createServer } from '../server/server';
 import { readToken, TOKEN_ENV } from '../server/auth';
-import { checkExposure, checkModelsDir, listenError } from '../server/startup';
+import { checkExposure, checkModelsDir, isLoopback, listenError } from '../server/startup';
 import { resolveModel, shipped } from '../models/shipped';
 import { int, precisionFlag } from './options';
 import {
@@ -14,6 +14,12 @@ import {
   parseAllowedOrigins,
   remoteVerifierOptions,
 } from './remote-verifier-flags';
+
+/** Where the playground is; with a token, how to open it (the token itself is never printed). */
+function pageLine(address: string, port: number, token: boolean): string {
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}/`;
+  return `playground: ${url}${token ? '?token=<your token> (once; then a cookie holds it)' : ''}\n`;
+}
 
 /** '512m', '8g', '1048576' → bytes. */
 export function parseBytes(s: string, what: string): number {
@@ -73,14 +79,17 @@ export function addServe(program: Command): void {
       `bearer token every route but /healthz needs (or $${TOKEN_ENV}; never on the command line)`,
     )
     .option('--no-metrics-auth', 'with a token: let /metrics answer without it (for a scraper)')
-    .option('--insecure', 'allow a --host other machines can reach without a token');
+    .option('--insecure', 'allow a --host other machines can reach without a token')
+    .option('--ui', 'serve the playground page at / (default: on when --host is loopback)')
+    .option('--no-ui', 'no page at /: the API only');
   addAllowRemoteFlag(command);
   addRemoteVerifierFlags(command)
     .addHelpText(
       'after',
       `
 Endpoints: POST /v1/generate (JSON body = generate options; Accept: image/png for the grid),
-POST|GET /v1/generate/stream (SSE progress), GET /v1/models, GET /healthz, GET /metrics.
+POST|GET /v1/generate/stream (SSE progress), GET /v1/models[/<name>], GET /v1/schema, GET /healthz,
+GET /metrics, and the playground page at / (docs/playground.md).
 Statuses and headers: docs/engine-and-serve.md.
 
 Examples:
@@ -123,6 +132,7 @@ Examples:
         allowRemoteVerifiers,
         token,
         metricsAuth: o.metricsAuth !== false,
+        ui: o.ui === undefined ? isLoopback(host) : o.ui !== false,
       });
       engine.models.remoteVerifier = remoteVerifier;
       for (const name of String(o.preload ?? '')
@@ -148,6 +158,7 @@ Examples:
         `listening on http://${addr.address}:${addr.port} (batching ${batching}, ` +
           `${engine.threads.threads} threads, OMP_WAIT_POLICY=${engine.threads.waitPolicy})\n`,
       );
+      if (server.ui) process.stdout.write(pageLine(addr.address, addr.port, token !== null));
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => {

@@ -9,6 +9,9 @@
  *   POST /v1/generate/stream   same body; Server-Sent Events: `progress` …, then `result` or `error`
  *   GET  /v1/generate/stream   the options as query parameters (?model=gmm2d&budget=100&n=2…), for EventSource
  *   GET  /v1/models            models a request may name, and those loaded
+ *   GET  /v1/models/<name>     one denoiser's card as a form needs it (./catalog)
+ *   GET  /v1/schema            the request's fields and the algorithms' options (./catalog)
+ *   GET  /, /ui/<file>         the playground page (ServerOptions.ui; ./ui)
  *   GET  /healthz              200 {"ok":true} (503 while shutting down); never needs the token
  *   GET  /metrics              Prometheus text
  *
@@ -29,10 +32,13 @@ import { shipped } from '../models/shipped';
 import { BearerAuth } from './auth';
 import { readJsonBody } from './body';
 import { HttpError, errorAnswer, json, sendError } from './errors';
+import { modelInfo, schemaJson } from './catalog';
 import { payload } from './payload';
 import { pictureAnswer, sendPicture } from './pictures';
+import { previewPayload } from './preview';
 import { fromQuery } from './query';
 import { EventStream, isFinishedReconnect } from './sse';
+import { isUiPath, serveUi } from './ui';
 
 export interface ServerOptions {
   /** Directory whose .pt files requests may name (besides the shipped models). */
@@ -47,6 +53,8 @@ export interface ServerOptions {
   token?: string | null;
   /** Whether /metrics needs the token too (default true; no effect without a token). */
   metricsAuth?: boolean;
+  /** Serve the playground page at `/` (default false; `serve` turns it on when bound to loopback). */
+  ui?: boolean;
 }
 
 /** Methods of each route; HEAD goes with GET. */
@@ -54,6 +62,7 @@ const ROUTES: Record<string, string[]> = {
   '/healthz': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
   '/v1/models': ['GET', 'HEAD'],
+  '/v1/schema': ['GET', 'HEAD'],
   '/v1/generate': ['POST'],
   '/v1/generate/stream': ['GET', 'HEAD', 'POST'],
 };
@@ -71,6 +80,7 @@ export class DiffusionServer {
   private readonly maxBody: number;
   private readonly auth: BearerAuth | null;
   private readonly metricsAuth: boolean;
+  readonly ui: boolean;
 
   constructor(
     readonly engine: Engine,
@@ -85,6 +95,7 @@ export class DiffusionServer {
     this.maxBody = options.maxBodyBytes ?? 1024 * 1024;
     this.auth = options.token ? new BearerAuth(options.token) : null;
     this.metricsAuth = options.metricsAuth ?? true;
+    this.ui = options.ui ?? false;
     this.http = http.createServer((req, res) => void this.handle(req, res));
     this.http.keepAliveTimeout = 5_000;
   }
@@ -138,14 +149,18 @@ export class DiffusionServer {
     const p = url.pathname;
     const method = req.method ?? 'GET';
     if (p === '/healthz' && (method === 'GET' || method === 'HEAD')) return this.health(res);
+    if (this.ui && isUiPath(p)) return serveUi(req, res, url, this.auth);
     if (this.auth && (p !== '/metrics' || this.metricsAuth)) this.auth.check(req);
+    if (p.startsWith('/v1/models/') && (method === 'GET' || method === 'HEAD'))
+      return json(res, 200, await modelInfo(this.engine, this.policy, decodeURIComponent(p.slice(11))));
     const allowed = ROUTES[p];
     if (!allowed)
       throw new HttpError(
         404,
         'NOT_FOUND',
         `no route ${method} ${p}: ` +
-          'use POST /v1/generate, POST|GET /v1/generate/stream, GET /v1/models, /healthz, /metrics',
+          'use POST /v1/generate, POST|GET /v1/generate/stream, GET /v1/models[/<name>], /v1/schema, /healthz, ' +
+          `/metrics${this.ui ? ', / (the page)' : ''}`,
       );
     if (!allowed.includes(method))
       throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${p} does not take ${method}: use ${allowed.join(', ')}`, {
@@ -156,6 +171,7 @@ export class DiffusionServer {
       return void res.end(withModelNames(this.engine.prometheus(), this.policy));
     }
     if (p === '/v1/models') return json(res, 200, withModelNames(this.models(), this.policy));
+    if (p === '/v1/schema') return json(res, 200, schemaJson());
     if (p === '/v1/generate') return this.generate(req, res, await readJsonBody(req, this.maxBody), false, ctx);
     if (method === 'POST') return this.generate(req, res, await readJsonBody(req, this.maxBody), true, ctx);
     // A browser's EventSource reconnecting after the result: 204 stops it from running the search again.
@@ -240,15 +256,18 @@ export class DiffusionServer {
         signal,
         onProgress: (p) => {
           const now = performance.now();
-          if (now - lastProgress < 50) return;
+          // A preview is never dropped: the engine already sends at most a few a second.
+          if (now - lastProgress < 50 && !p.preview) return;
           lastProgress = now;
           events.send('progress', {
             sample: p.sample,
             samples: p.samples,
             nfe: p.totalNfe,
             budget: p.totalBudget,
+            sample_nfe: p.nfe,
             best: p.best,
             round: p.round,
+            ...(p.preview ? { preview: previewPayload(p.preview) } : {}),
           });
         },
       });
