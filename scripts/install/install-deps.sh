@@ -42,6 +42,9 @@ if [[ ${1:-} == --wait-lock ]]; then
   wait_for_apt
   exit
 fi
+# `--browser` (CI) also installs chromium for the playground's browser tests, if it can.
+browser=0
+[[ ${1:-} == --browser ]] && browser=1
 
 need=()
 dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
@@ -62,6 +65,15 @@ if ((${#need[@]})); then
   $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" update
   wait_for_apt
   $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" install -y --no-install-recommends "${need[@]}"
+fi
+# Best effort: where no chromium package exists, test/playground.test.ts skips and says why.
+if ((browser)) && ! command -v chromium >/dev/null 2>&1; then
+  echo "install-deps: installing chromium (the playground's browser tests)"
+  [[ $(id -u) -ne 0 ]] && sudo="sudo" || sudo=""
+  wait_for_apt
+  apt_get() { DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout="$lock_wait" "$@"; }
+  apt_get install -y chromium || { apt_get update && apt_get install -y chromium; } \
+    || echo "install-deps: could not install chromium: the playground's browser tests will skip" >&2
 fi
 if command -v nvcc >/dev/null 2>&1; then
   echo "install-deps: nvcc found (the build compiles CUDA kernels only when the libtorch has CUDA too)"
