@@ -22,8 +22,10 @@ export function precisionRefusal(precision: Precision, device = 'cpu'): string |
   );
 }
 
-/** Throws a DEVICE error naming the cause when `precision` cannot run here. */
+/** Throws ARGUMENT for an unknown precision, DEVICE naming the cause when `precision` cannot run here. */
 export function checkPrecision(precision: Precision, device = 'cpu'): void {
+  if (!PRECISIONS.includes(precision))
+    throw new DiffusionSearchError(`precision must be one of ${PRECISIONS.join(', ')}, got '${precision}'`, 'ARGUMENT');
   const why = precisionRefusal(precision, device);
   if (why) throw new DiffusionSearchError(why, 'DEVICE');
 }

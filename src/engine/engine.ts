@@ -24,7 +24,7 @@ import { EngineMetrics, type MetricsSnapshot } from './metrics';
 import { ModelCache, type Held } from './models';
 import { searchAll, type SearchAllResult } from './search-all';
 import { load, prepare, requestBytes, type Hold, type Loaded, type Prepared } from './stages';
-import { checkPrecision, PRECISIONS, type Precision } from '../precision';
+import { checkPrecision, type Precision } from '../precision';
 import { configureThreads, type ThreadSettings, type WaitPolicy } from './threads';
 
 export { estimateRequestBytes } from './stages';
@@ -98,11 +98,6 @@ export class Engine {
   constructor(o: EngineOptions = {}) {
     this.device = o.device ?? 'cpu';
     this.precision = o.precision ?? 'fp32';
-    if (!PRECISIONS.includes(this.precision))
-      throw new DiffusionSearchError(
-        `precision must be one of ${PRECISIONS.join(', ')}, got '${o.precision}'`,
-        'ARGUMENT',
-      );
     checkPrecision(this.precision, this.device);
     this.maxBatch = positiveInt(o.maxBatch, 'maxBatch', defaultMaxBatch(this.device));
     this.batching = o.batching ?? true;
