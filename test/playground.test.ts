@@ -165,7 +165,7 @@ describe.skipIf(!CHROMIUM)('playground in chromium', () => {
     await page.close();
   });
 
-  it('fashion-flow: image previews while searching, the final samples drawn as returned, repeat with another algorithm', async () => {
+  it('fashion-flow: image previews mid-search, final images as returned, repeat with another algorithm', async () => {
     const { page, errors } = await openPage(browser, base);
     await run(page, { fields: { budget: '200', n: '2' } });
     await page.waitForFunction(
@@ -208,6 +208,17 @@ describe.skipIf(!CHROMIUM)('playground in chromium', () => {
     );
     expect(again).toContain('--class Shirt --algorithm best-of-n --budget 200 --n 2 --seed 0');
     await page.screenshot({ path: path.join(SHOTS, 'fashion-done.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("a refused request shows the server's message in its panel", async () => {
+    const { page, errors } = await openPage(browser, base);
+    await run(page, { fields: { budget: '5', n: '1' }, compare: false });
+    expect(await finished(page)).toEqual({ evosearch: 'failed' });
+    expect(await page.$eval('.group:first-child .panel .error', (e) => e.textContent)).toMatch(
+      /^BUDGET: evosearch: a budget of 5 NFE is too small/,
+    );
     expect(errors).toEqual([]);
     await page.close();
   });
