@@ -19,6 +19,9 @@ export { TorchScriptVerifier, ClassLogitVerifier, SelfSupervisedVerifier } from 
 export { EnsembleVerifier } from './verifiers/ensemble';
 export { HttpVerifier, type HttpVerifierOptions } from './verifiers/http';
 export { Evaluator, type EvalReport } from './eval/metrics';
+export { writeSampleFiles, type SampleSet } from './io/sample-files';
+export { clipGif, gridGif, type GifOptions } from './io/gif';
+export { gridPng } from './io/png';
 export {
   generate,
   resolveClass,
@@ -27,6 +30,7 @@ export {
   type GenerateProgress,
   type GenerateReport,
 } from './generate';
+export type { ReportFiles } from './request/report';
 export {
   resolveRequest,
   createPolicy,

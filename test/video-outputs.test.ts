@@ -159,16 +159,13 @@ describe('the files of a video result', () => {
     files.animations.forEach((f, i) => expectClip(fs.readFileSync(path.join(out, f)), d, s, i, 4, [-1, 1]));
   });
 
-  it('images write no animations', () => {
-    const out = tmp();
-    const files = writeSampleFiles(out, {
-      samples: clips([2, 1, 4, 4]),
-      shape: [2, 1, 4, 4],
-      latents: null,
-      valueRange: null,
-    });
-    expect(files.animations).toEqual([]);
+  it('images write no animations; a missing directory is made, one that cannot be is ARGUMENT', async () => {
+    const out = path.join(tmp(), 'a', 'b');
+    const set = { samples: clips([2, 1, 4, 4]), shape: [2, 1, 4, 4], latents: null, valueRange: null };
+    expect(writeSampleFiles(out, set).animations).toEqual([]);
     expect(fs.readdirSync(out).sort()).toEqual(['grid.png', 'samples.npy']);
+    const e = await expectCode(() => writeSampleFiles(path.join(out, 'grid.png', 'x'), set), 'ARGUMENT');
+    expect(e.message).toMatch(/cannot create '.*grid\.png\/x'/);
   });
 });
 

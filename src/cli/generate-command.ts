@@ -168,7 +168,7 @@ async function generateAction(flags: Record<string, unknown>, cmd: Command): Pro
  * which names them, in `out`, each written atomically.
  */
 function writeOutputs(out: string, result: GenerateResult): ReportFiles {
-  const files = writeSampleFiles(out, { ...result, fps: result.report.fps });
+  const files = writeSampleFiles(out, result);
   const card = result.report as { unknown_words: string[][] | null };
   card.unknown_words?.forEach(
     (w, i) =>

@@ -202,7 +202,7 @@ export function addQueueCommands(program: Command): void {
           prepareOut(out);
           const latents = r.latents?.data ? { data: r.latents.data, shape: r.latents.shape } : null;
           const files = r.samples
-            ? writeSampleFiles(out, { ...r, samples: r.samples, latents, fps: r.report.fps })
+            ? writeSampleFiles(out, { ...r, samples: r.samples, latents })
             : undefined;
           fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify({ ...r.report, files }, null, 2) + '\n');
         }
