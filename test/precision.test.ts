@@ -91,7 +91,7 @@ describe.skipIf(!hasBf16)('bf16 forwards (CPU autocast)', () => {
 });
 
 describe('frozen, inference-optimised forwards', () => {
-  it(`the frozen copies of fashion-flow and fashion-t2i answer within ${FREEZE_TOLERANCE} (every element)`, async () => {
+  it(`frozen copies of fashion-flow and fashion-t2i answer within ${FREEZE_TOLERANCE} (every element)`, async () => {
     for (const [model, inputs] of [
       ['fashion-flow', flowInputs],
       ['fashion-t2i', t2iInputs],

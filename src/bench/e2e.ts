@@ -3,7 +3,9 @@
  * same search as a plain PyTorch loop (bench/torch_search.py), alternating the two runtimes so
  * both see the same machine state. Both time cold runs: loading the modules to the last score.
  */
+import os from 'node:os';
 import { generate } from '../generate';
+import type { Precision } from '../precision';
 import { resolveModel } from '../models/registry';
 import { setNumThreads } from '../stream';
 import { findPython, runPython, summary } from './model';
@@ -16,6 +18,8 @@ export interface E2eOptions {
   threads?: number;
   repeats?: number;
   python?: string;
+  /** 'bf16': also generate in bf16, in the same rounds (default 'fp32' only). */
+  precision?: Precision;
 }
 
 export async function benchE2e(o: E2eOptions = {}) {
@@ -29,21 +33,25 @@ export async function benchE2e(o: E2eOptions = {}) {
     classifier = resolveModel('classifier').file;
   const py3 = findPython(o.python);
   setNumThreads(threads);
-  const addon: number[] = [],
+  const arms: Precision[] = o.precision === 'bf16' ? ['fp32', 'bf16'] : ['fp32'];
+  const seconds: Record<string, number[]> = { fp32: [], bf16: [] },
     python: number[] = [];
   for (let i = 0; i < repeats; i++) {
-    const t = performance.now();
-    const r = await generate({
-      model: 'fashion-flow',
-      algorithm: 'best-of-n',
-      budget,
-      n,
-      steps,
-      class: cls,
-      eval: false,
-    });
-    addon.push((performance.now() - t) / 1000);
-    if (r.samples.length === 0) throw new Error('generate returned no samples');
+    for (const precision of arms) {
+      const t = performance.now();
+      const r = await generate({
+        model: 'fashion-flow',
+        algorithm: 'best-of-n',
+        budget,
+        n,
+        steps,
+        class: cls,
+        eval: false,
+        precision,
+      });
+      seconds[precision].push((performance.now() - t) / 1000);
+      if (r.samples.length === 0) throw new Error('generate returned no samples');
+    }
     const py = runPython(
       'torch_search.py',
       [
@@ -66,8 +74,9 @@ export async function benchE2e(o: E2eOptions = {}) {
     ) as { seconds: number[] };
     python.push(py.seconds[0]);
   }
-  const a = summary(addon),
+  const a = summary(seconds.fp32),
     p = summary(python);
+  const b = seconds.bf16.length ? summary(seconds.bf16) : null;
   return {
     search: `best-of-n, fashion-flow, class ${cls}, ${steps} Euler steps, ${budget} NFE x ${n} samples`,
     threads,
@@ -77,6 +86,10 @@ export async function benchE2e(o: E2eOptions = {}) {
     python_seconds: p,
     ratio_min: a.min / p.min,
     ratio_median: a.median / p.median,
+    bf16_seconds: b,
+    bf16_ratio_min: b ? b.min / p.min : null,
+    bf16_ratio_median: b ? b.median / p.median : null,
+    load: os.loadavg(),
   };
 }
 
@@ -87,5 +100,13 @@ export function formatE2e(r: Awaited<ReturnType<typeof benchE2e>>): string {
     `  diffusion-search generate: ${s(r.addon_seconds)}`,
     `  plain PyTorch loop:        ${s(r.python_seconds)}`,
     `  ratio: ${r.ratio_min.toFixed(3)} (min), ${r.ratio_median.toFixed(3)} (median); goal ≤ 1.05`,
+    ...(r.bf16_seconds
+      ? [
+          `  diffusion-search bf16:     ${s(r.bf16_seconds)}`,
+          `  bf16 ÷ PyTorch fp32 loop: ${r.bf16_ratio_min!.toFixed(3)} (min), ${r.bf16_ratio_median!.toFixed(3)} ` +
+            '(median); goal ≤ 0.7',
+        ]
+      : []),
+    `  load average ${r.load.map((l) => l.toFixed(1)).join(' ')}`,
   ].join('\n');
 }

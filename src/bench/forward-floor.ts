@@ -10,6 +10,7 @@ import { resolveModel } from '../models/shipped';
 import { createStream, setNumThreads } from '../stream';
 import { tensor, type Tensor } from '../tensor';
 import { info } from '../info';
+import type { Precision } from '../precision';
 
 export interface ForwardFloor {
   rows: number;
@@ -19,8 +20,13 @@ export interface ForwardFloor {
 }
 
 /** Null when the model's forward is not (x [B, ...sample_shape], sigma [B], class int64 [B]). */
-export async function forwardFloor(model: string, rows = 32, seconds = 3): Promise<ForwardFloor | null> {
-  const module = await loadModule(resolveModel(model).file);
+export async function forwardFloor(
+  model: string,
+  rows = 32,
+  seconds = 3,
+  precision: Precision = 'fp32',
+): Promise<ForwardFloor | null> {
+  const module = await loadModule(resolveModel(model).file, { precision });
   const shape = (module.card as { sample_shape?: number[] } | null)?.sample_shape;
   if (!shape) return (module.dispose(), null);
   const before = info().threads.intraOp;

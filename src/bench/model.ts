@@ -13,6 +13,8 @@ import { resolveModel } from '../models/registry';
 import { createStream, setNumThreads } from '../stream';
 import { tensor } from '../tensor';
 import { info } from '../info';
+import type { Precision } from '../precision';
+import { OPTIMIZED_FORWARDS } from '../request/defaults';
 
 export const DEFAULT_BATCHES = [1, 16, 50, 256];
 
@@ -23,6 +25,10 @@ export interface ModelBenchRow {
   /** addon / python, of the minimum and of the median. */
   ratio_min: number;
   ratio_median: number;
+  /** With precision bf16: the addon's bf16 forward, and it ÷ python's fp32 forward. */
+  bf16_ms?: { min: number; median: number };
+  bf16_ratio_min?: number;
+  bf16_ratio_median?: number;
 }
 
 export interface ModelBenchOptions {
@@ -32,6 +38,10 @@ export interface ModelBenchOptions {
   repeats?: number;
   warmup?: number;
   python?: string;
+  /** 'bf16': also the addon's bf16 forwards, interleaved with its fp32 ones (default 'fp32'). */
+  precision?: Precision;
+  /** Rounds of python then addon, so both sample the machine's state alike (default 1). */
+  rounds?: number;
 }
 
 const median = (xs: number[]) => {
@@ -80,56 +90,33 @@ export async function benchModel(o: ModelBenchOptions = {}) {
   const repeats = o.repeats ?? 20;
   const warmup = o.warmup ?? 3;
   const python = findPython(o.python);
-  // Python first: a missing PyTorch fails in a second, not after the addon's half.
-  const py = runPython(
-    'torch_model.py',
-    [
-      '--model',
-      file,
-      '--batches',
-      batches.join(','),
-      '--threads',
-      String(threads),
-      '--repeats',
-      String(repeats),
-      '--warmup',
-      String(warmup),
-    ],
-    python,
-  ) as { torch: string; threads: number; rows: Array<{ batch: number; ms: number[] }> };
-  setNumThreads(threads);
-  const module = await loadModule(file);
-  const stream = createStream();
-  const addon: number[][] = [];
-  for (const b of batches) {
-    const x = tensor(randn(b * 784, b), [b, 1, 28, 28]);
-    const sigma = tensor(
-      Float32Array.from({ length: b }, (_, i) => (i + 0.5) / b),
-      [b],
-    );
-    const cls = tensor(
-      BigInt64Array.from({ length: b }, (_, i) => BigInt(i % 10)),
-      [b],
-    );
-    const once = async () => {
-      const t = performance.now();
-      const out = (await module.call('forward', [x, sigma, cls], stream)) as { dispose(): void };
-      const ms = performance.now() - t;
-      out.dispose();
-      return ms;
-    };
-    for (let i = 0; i < warmup; i++) await once();
-    const ms: number[] = [];
-    for (let i = 0; i < repeats; i++) ms.push(await once());
-    addon.push(ms);
-    x.dispose(), sigma.dispose(), cls.dispose();
+  const arms: Precision[] = o.precision === 'bf16' ? ['fp32', 'bf16'] : ['fp32'];
+  const py: number[][] = batches.map(() => []);
+  const addon: Record<string, number[][]> = Object.fromEntries(arms.map((a) => [a, batches.map(() => [])]));
+  let torchVersion = '';
+  for (let round = 0; round < (o.rounds ?? 1); round++) {
+    // Python first: a missing PyTorch fails in a second, not after the addon's half.
+    const p = pythonForwards(python, file, batches, threads, repeats, warmup);
+    torchVersion = p.torch;
+    p.rows.forEach((r, i) => py[i].push(...r.ms));
+    const a = await addonForwards(file, batches, threads, repeats, warmup, arms);
+    for (const arm of arms) a[arm].forEach((ms, i) => addon[arm][i].push(...ms));
   }
-  await stream.close();
-  module.dispose();
   const rows: ModelBenchRow[] = batches.map((batch, i) => {
-    const a = summary(addon[i]),
-      p = summary(py.rows[i].ms);
-    return { batch, addon_ms: a, python_ms: p, ratio_min: a.min / p.min, ratio_median: a.median / p.median };
+    const a = summary(addon.fp32[i]),
+      p = summary(py[i]);
+    const row: ModelBenchRow = {
+      batch,
+      addon_ms: a,
+      python_ms: p,
+      ratio_min: a.min / p.min,
+      ratio_median: a.median / p.median,
+    };
+    if (addon.bf16) {
+      const b = summary(addon.bf16[i]);
+      Object.assign(row, { bf16_ms: b, bf16_ratio_min: b.min / p.min, bf16_ratio_median: b.median / p.median });
+    }
+    return row;
   });
   const inf = info();
   return {
@@ -137,29 +124,94 @@ export async function benchModel(o: ModelBenchOptions = {}) {
       cpu: os.cpus()[0]?.model ?? 'unknown',
       cores: os.cpus().length,
       libtorch: inf.torch.version,
-      python_torch: py.torch,
+      python_torch: torchVersion,
+      load: os.loadavg(),
     },
     model: file,
     threads,
     repeats,
+    rounds: o.rounds ?? 1,
     omp_wait_policy: process.env.OMP_WAIT_POLICY ?? null,
     rows,
   };
 }
 
+function pythonForwards(python: string, file: string, batches: number[], ...n: [number, number, number]) {
+  const [threads, repeats, warmup] = n.map(String);
+  const args = ['--model', file, '--batches', batches.join(','), '--threads', threads];
+  return runPython('torch_model.py', [...args, '--repeats', repeats, '--warmup', warmup], python) as {
+    torch: string;
+    rows: Array<{ batch: number; ms: number[] }>;
+  };
+}
+
+/** ms per forward of each arm at each batch; the arms take turns forward by forward. */
+async function addonForwards(
+  file: string,
+  batches: number[],
+  threads: number,
+  repeats: number,
+  warmup: number,
+  arms: Precision[],
+) {
+  setNumThreads(threads);
+  // As a denoiser loads it: small forwards on the checked, inference-optimised copy.
+  const settings = { optimizeBelowRows: OPTIMIZED_FORWARDS.belowRows, optimizeTolerance: OPTIMIZED_FORWARDS.tolerance };
+  const modules = await Promise.all(arms.map((precision) => loadModule(file, { precision, ...settings })));
+  const stream = createStream();
+  const out: Record<string, number[][]> = Object.fromEntries(arms.map((a) => [a, []]));
+  for (const b of batches) {
+    const inputs = [
+      tensor(randn(b * 784, b), [b, 1, 28, 28]),
+      tensor(
+        Float32Array.from({ length: b }, (_, i) => (i + 0.5) / b),
+        [b],
+      ),
+      tensor(
+        BigInt64Array.from({ length: b }, (_, i) => BigInt(i % 10)),
+        [b],
+      ),
+    ];
+    const once = async (m: (typeof modules)[number]) => {
+      const t = performance.now();
+      const y = (await m.call('forward', inputs, stream)) as { dispose(): void };
+      const ms = performance.now() - t;
+      y.dispose();
+      return ms;
+    };
+    for (const m of modules) for (let i = 0; i < warmup; i++) await once(m);
+    const ms = arms.map(() => [] as number[]);
+    for (let i = 0; i < repeats; i++) for (let k = 0; k < arms.length; k++) ms[k].push(await once(modules[k]));
+    arms.forEach((a, k) => out[a].push(ms[k]));
+    for (const t of inputs) t.dispose();
+  }
+  await stream.close();
+  for (const m of modules) m.dispose();
+  return out;
+}
+
 export function formatModelBench(r: Awaited<ReturnType<typeof benchModel>>): string {
   const f = (x: number) => x.toFixed(2).padStart(9);
+  const bf16 = r.rows.some((x) => x.bf16_ms);
   const lines = [
     `forward of ${path.relative(process.cwd(), r.model) || r.model}, ${r.threads} thread(s), ${r.repeats} repeats ` +
-      `(${r.machine.cpu}, ${r.machine.cores} cores, libtorch ${r.machine.libtorch}, python torch ` +
-      `${r.machine.python_torch}, OMP_WAIT_POLICY=${r.omp_wait_policy ?? 'unset'})`,
-    'batch   addon min  addon med  python min python med   ratio min  ratio med',
+      `× ${r.rounds} round(s) (${r.machine.cpu}, ${r.machine.cores} cores, libtorch ${r.machine.libtorch}, python ` +
+      `torch ${r.machine.python_torch}, OMP_WAIT_POLICY=${r.omp_wait_policy ?? 'unset'}, load average ` +
+      `${r.machine.load.map((l) => l.toFixed(1)).join(' ')})`,
+    'batch   addon min  addon med  python min python med   ratio min  ratio med' +
+      (bf16 ? '    bf16 min   bf16 med  bf16/py min bf16/py med' : ''),
   ];
   for (const x of r.rows)
     lines.push(
       `${String(x.batch).padStart(5)}  ${f(x.addon_ms.min)}  ${f(x.addon_ms.median)}  ${f(x.python_ms.min)}  ` +
-        `${f(x.python_ms.median)}  ${f(x.ratio_min)}  ${f(x.ratio_median)}`,
+        `${f(x.python_ms.median)}  ${f(x.ratio_min)}  ${f(x.ratio_median)}` +
+        (x.bf16_ms
+          ? `  ${f(x.bf16_ms.min)}  ${f(x.bf16_ms.median)}  ${f(x.bf16_ratio_min!)}  ${f(x.bf16_ratio_median!)}`
+          : ''),
     );
-  lines.push('ms per forward; ratio = addon / python (goal ≤ 1.1)');
+  lines.push(
+    'ms per forward; ratio = addon fp32 / python fp32 (goal ≤ 1.1)' +
+      (bf16 ? '; bf16/py = addon bf16 / python fp32 eager (goal ≤ 0.7 at batch 16–64)' : ''),
+  );
   return lines.join('\n');
 }

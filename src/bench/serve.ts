@@ -13,9 +13,45 @@ import { packageRoot } from '../native';
 import { forwardFloor, type ForwardFloor } from './forward-floor';
 
 export interface Scenario {
-  algorithm: 'best-of-n' | 'evosearch';
+  algorithm: 'best-of-n' | 'evosearch' | 'zero-order' | 'particles';
   budget: number;
+  /** The table's name (default: the algorithm). */
+  name?: string;
+  /** Steps of each sample (default: the bench's). */
+  steps?: number;
+  algorithmOptions?: Record<string, unknown>;
 }
+
+/**
+ * Named scenarios whose model calls are small: plain sampling (n = 1, one row a call), zero-order
+ * (4 neighbours), particles (K = 4) and EvoSearch with a small population (4–8 rows a call).
+ */
+export const PRESETS: Record<string, (budget?: number) => Scenario> = {
+  plain: () => ({ name: 'plain', algorithm: 'best-of-n', budget: 20, steps: 20 }),
+  'zero-order': (budget = 100) => ({ name: 'zero-order', algorithm: 'zero-order', budget }),
+  'particles-k4': (budget = 100) => ({
+    name: 'particles-k4',
+    algorithm: 'particles',
+    budget,
+    algorithmOptions: { particles: 4 },
+  }),
+  'evosearch-small': (budget = 100) => ({
+    name: 'evosearch-small',
+    algorithm: 'evosearch',
+    budget,
+    algorithmOptions: { population: [8, 4, 4], levels: [0, 4] },
+  }),
+};
+
+/** 'plain', 'particles-k4:100' (a preset, its budget) or 'best-of-n:100' (an algorithm and budget). */
+export function parseScenario(text: string): Scenario {
+  const [name, b] = text.split(':');
+  const budget = b === undefined ? undefined : Number(b);
+  if (PRESETS[name]) return PRESETS[name](budget);
+  return { algorithm: name as Scenario['algorithm'], budget: budget ?? 100 };
+}
+
+const label = (s: Scenario) => s.name ?? s.algorithm;
 
 export interface ServeBenchCell {
   batching: boolean;
@@ -174,12 +210,14 @@ export async function benchServe(o: ServeBenchOptions = {}) {
     algorithm: s.algorithm,
     budget: s.budget,
     n: 1,
-    steps,
+    steps: s.steps ?? steps,
     seed: k,
     class: k % 10,
     eval: false,
+    ...(s.algorithmOptions ? { algorithmOptions: s.algorithmOptions } : {}),
   });
-  const floor: ForwardFloor | null = o.floor === false ? null : await forwardFloor(model);
+  const precision = o.serveArgs?.[o.serveArgs.indexOf('--precision') + 1] === 'bf16' ? 'bf16' : 'fp32';
+  const floor: ForwardFloor | null = o.floor === false ? null : await forwardFloor(model, 32, 3, precision);
   if (floor)
     log(
       `forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by ` +
@@ -198,7 +236,7 @@ export async function benchServe(o: ServeBenchOptions = {}) {
             const cell = await measureCell(srv, { batching, scenario: s, clients: c, repeat: rep, seconds }, body);
             cells.push(cell);
             log(
-              `batching ${batching ? 'on ' : 'off'} ${s.algorithm.padEnd(9)} budget ` +
+              `batching ${batching ? 'on ' : 'off'} ${label(s).padEnd(15)} budget ` +
                 `${String(s.budget).padStart(3)} clients ${String(c).padStart(2)}: ` +
                 `${cell.searches_per_second.toFixed(2)} searches/s, p50 ${cell.p50_ms.toFixed(0)} ms, p95 ` +
                 `${cell.p95_ms.toFixed(0)} ms, ${cell.requests} requests, ${cell.rows_per_forward.toFixed(1)} ` +
@@ -258,7 +296,7 @@ async function measureCell(
   const r1 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
   return {
     batching: cell.batching,
-    algorithm: s.algorithm,
+    algorithm: label(s),
     budget: s.budget,
     clients: cell.clients,
     repeat: cell.repeat,
@@ -311,6 +349,9 @@ function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
     on_over_off: number;
     ceiling: number | null;
     on_cpu_over_floor: number | null;
+    /** Searches/s the floor allows on every core; on's share of it, CPU for CPU (goal ≥ 0.9). */
+    ceiling_searches_per_second: number | null;
+    of_ceiling: number | null;
   }> = [];
   for (const on of cells.filter((c) => c.batching && c.clients === most && c.repeat === 0)) {
     const off = cells.find(
@@ -326,6 +367,8 @@ function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
       on_over_off: on.searches_per_second / off.searches_per_second,
       ceiling: least ? off.cpu_s_per_search / least : null,
       on_cpu_over_floor: least ? on.cpu_s_per_search / least : null,
+      ceiling_searches_per_second: least ? os.cpus().length / least : null,
+      of_ceiling: least ? least / on.cpu_s_per_search : null,
     });
   }
   return out;
@@ -365,14 +408,16 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
       '',
       `Forward floor: ${r.floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${r.floor.rows} rows side ` +
         'by side, 1 thread each).',
-      '| algorithm | budget | clients | on ÷ off searches/s | ceiling: off CPU/search ÷ (budget × floor) | on ' +
-        'CPU/search ÷ (budget × floor) |',
-      '|---|---:|---:|---:|---:|---:|',
+      '| scenario | budget | clients | on ÷ off searches/s | ceiling: off CPU/search ÷ (budget × floor) | on ' +
+        'CPU/search ÷ (budget × floor) | ceiling searches/s (all cores) | on reaches (goal ≥ 90 %) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const c of r.ceilings)
       lines.push(
         `| ${c.algorithm} | ${c.budget} | ${c.clients} | ${c.on_over_off.toFixed(2)}× | ` +
-          `${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} |`,
+          `${c.ceiling?.toFixed(2) ?? '–'}× | ${c.on_cpu_over_floor?.toFixed(2) ?? '–'} | ` +
+          `${c.ceiling_searches_per_second?.toFixed(1) ?? '–'} | ` +
+          `${c.of_ceiling === null ? '–' : `${(100 * c.of_ceiling).toFixed(0)} %`} |`,
       );
   }
   return lines.join('\n');
@@ -394,10 +439,7 @@ export async function main(argv: string[]): Promise<void> {
     repeats: arg('--repeats') ? Number(arg('--repeats')) : undefined,
     clients: arg('--clients')?.split(',').map(Number),
     model: arg('--model'),
-    scenarios: scen?.split(',').map((s) => {
-      const [algorithm, budget] = s.split(':');
-      return { algorithm: algorithm as Scenario['algorithm'], budget: Number(budget) };
-    }),
+    scenarios: scen?.split(',').map(parseScenario),
     underLoad: !argv.includes('--no-under-load'),
     floor: !argv.includes('--no-floor'),
     maxBatch: arg('--max-batch') ? Number(arg('--max-batch')) : undefined,

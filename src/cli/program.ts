@@ -7,7 +7,7 @@ import { info, packageVersion } from '../info';
 import { addGenerate } from './generate-command';
 import { addSweep } from './sweep-command';
 import { addEval } from './eval-command';
-import { int } from './options';
+import { int, precisionFlag } from './options';
 import { benchKernels, formatKernelBench, DEFAULT_SIZES } from '../bench/kernels';
 import { benchSearch, formatSearchBench } from '../bench/search';
 import { benchModel, formatModelBench, DEFAULT_BATCHES } from '../bench/model';
@@ -124,6 +124,8 @@ export function buildProgram(): Command {
     .option('--batches <list>', 'comma-separated batch sizes', DEFAULT_BATCHES.join(','))
     .option('--threads <n>', 'intra-op threads of both runtimes', '1')
     .option('--repeats <n>', 'timed forwards per batch (after 3 warm-up forwards)', '20')
+    .option('--precision <p>', 'bf16: also the addon in bf16 (and, with --e2e, generate in bf16) against fp32')
+    .option('--rounds <n>', 'rounds of python then addon, their samples pooled', '1')
     .option(
       '--e2e',
       'instead: generate --algorithm best-of-n --budget 500 --n 4 --steps 10 --class Shirt against ' +
@@ -144,16 +146,28 @@ export function buildProgram(): Command {
         repeats: string;
         e2e?: boolean;
         python?: string;
+        precision?: string;
+        rounds: string;
       }) => {
+        const precision = precisionFlag(opts.precision);
         const threads = int('threads', opts.threads, 1)!,
           repeats = int('repeats', opts.repeats, 1)!;
         if (opts.e2e) {
-          const r = await benchE2e({ threads, repeats, python: opts.python });
+          const r = await benchE2e({ threads, repeats, python: opts.python, precision });
           process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatE2e(r)) + '\n');
           return;
         }
         const batches = opts.batches.split(',').map((s) => int('batches', s.trim(), 1)!);
-        const r = await benchModel({ model: opts.model, batches, threads, repeats, python: opts.python });
+        const rounds = int('rounds', opts.rounds, 1)!;
+        const r = await benchModel({
+          model: opts.model,
+          batches,
+          threads,
+          repeats,
+          python: opts.python,
+          precision,
+          rounds,
+        });
         process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatModelBench(r)) + '\n');
       },
     );
