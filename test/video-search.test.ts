@@ -105,6 +105,22 @@ describe('the same search on the same numbers seen as images [n, T·C, H, W]', (
     expect(video.report.nfe_used).toBe(flat.report.nfe_used);
     expect(video.report.trace).toEqual(flat.report.trace);
   });
+
+  it.each([
+    ['evosearch', 'sde', 1],
+    ['paths', 'heun', 1],
+    ['best-of-n', 'heun', 2.5],
+    ['zero-order', 'sde', 1],
+  ] as const)('%s with the %s sampler, guidance %s: the same samples bit for bit', async (name, sampler, guidance) => {
+    const o = { seed: (Math.random() * 1e6) | 0, budget: 150, sampler, guidance, keep: 1 };
+    const video = await generate(request(name, o));
+    const flat = await generate(
+      request(name, { ...o, model: fixture('video-tiny-flat.pt'), verifier: [fixture('video-verifier-flat.pt')] }),
+    );
+    expect(video.samples).toEqual(flat.samples);
+    expect(video.rewards).toEqual(flat.rewards);
+    expect(video.report.nfe_used).toBe(flat.report.nfe_used);
+  });
 });
 
 describe("EvoSearch's intermediate-state mutation on 5-D states", () => {

@@ -82,6 +82,26 @@ describe('serve', () => {
     expect(p.px[34 * p.width + 1 + 2 * 33]).toBe(byteOf(x[256 + 2 * 64])); // clip 1, frame 2, pixel (0, 0)
   });
 
+  it('the event stream: previews of a clip (its first frame as a PNG), then the 5-D result', async () => {
+    const res = await fetch(`${base}/v1/generate/stream`, {
+      method: 'POST',
+      body: JSON.stringify({ ...REQ, n: 1, preview: true }),
+      headers: { 'content-type': 'application/json' },
+    });
+    const events = (await res.text()).split('\n\n').filter(Boolean);
+    const data = (kind: string) =>
+      events.filter((e) => e.includes(`event: ${kind}`)).map((e) => JSON.parse(/^data: (.*)$/m.exec(e)![1]));
+    const previews = data('progress').filter((p) => p.preview);
+    expect(previews.length).toBeGreaterThan(0);
+    for (const p of previews) {
+      expect(p.preview.shape).toEqual(SHAPE);
+      expect(Buffer.from(p.preview.png, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    }
+    const [result] = data('result');
+    expect(result.shape).toEqual([1, ...SHAPE]);
+    expect(fromB64(result.samples).length).toBe(256);
+  });
+
   it('a GIF of points is 406 with a clear message', async () => {
     const res = await post({ model: 'gmm2d', budget: 20, steps: 4 }, 'image/gif');
     expect(res.status).toBe(406);
