@@ -29,11 +29,15 @@ export class RunPanel {
     this.bar = el('div');
     this.numbers = el('div', { className: 'numbers' });
     this.canvas = el('canvas', { className: 'chart', title: 'best reward against NFE, one line per sample' });
+    this.caption = el('div', {
+      className: 'numbers',
+      textContent: 'best reward so far against NFE, a line per sample',
+    });
     this.live = el('div', { className: 'tiles live' });
     this.final = el('div', { className: 'final' });
     this.summary = el('div', { className: 'summary' });
     this.downloads = el('div', { className: 'downloads' });
-    this.root.append(el('div', { className: 'bar' }, this.bar), this.numbers, this.canvas, this.live);
+    this.root.append(el('div', { className: 'bar' }, this.bar), this.numbers, this.canvas, this.caption, this.live);
     this.root.append(this.final, this.summary, this.downloads);
   }
 
@@ -47,6 +51,11 @@ export class RunPanel {
     this.ctl = new AbortController();
     this.started = performance.now();
     this.setState('running', 'starting…');
+    // Until the first progress event (the model loading, a first round of rollouts), the clock still moves.
+    const tick = setInterval(() => {
+      if (!this.progressed && this.root.dataset.state === 'running')
+        this.numbers.textContent = `elapsed ${secs((performance.now() - this.started) / 1000)} · first round running`;
+    }, 250);
     try {
       const result = await streamGenerate(this.request, {
         signal: this.ctl.signal,
@@ -60,11 +69,13 @@ export class RunPanel {
         this.final.append(el('p', { className: 'error', textContent: `${e.code ?? 'ERROR'}: ${e.message}` }));
       }
     } finally {
+      clearInterval(tick);
       this.cancel.disabled = true;
     }
   }
 
   progress(p) {
+    this.progressed = true;
     const elapsed = (performance.now() - this.started) / 1000;
     const frac = Math.min(1, p.nfe / p.budget);
     this.bar.style.width = `${(100 * frac).toFixed(1)}%`;
