@@ -158,6 +158,11 @@ describe('gmm2d: samples of the tilted target against its closed form', () => {
     expect(inside(s), JSON.stringify({ s, band })).toEqual(['tv', 'reward', 'mmd2']);
   });
 
+  it('particles with α over many small runs (pooled by their normalising constants) sample p*', async () => {
+    const s = await run({ algorithm: 'particles', alpha, algorithmOptions: { particles: 10 } });
+    expect(inside(s), JSON.stringify({ s, band })).toEqual(['tv', 'reward', 'mmd2']);
+  });
+
   it('best-of-n with α (importance resampling) samples p* too', async () => {
     const s = await run({ algorithm: 'best-of-n', alpha });
     expect(inside(s), JSON.stringify({ s, band })).toEqual(['tv', 'reward', 'mmd2']);
