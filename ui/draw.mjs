@@ -58,37 +58,43 @@ export function imageCanvas(data, shape, range, scale = 4) {
 
 const EXTENT = 4.5;
 
-/** The prior's density (a Gaussian mixture of the card's "prior") at (x, y). */
-function density(prior, x, y) {
+/** The density of an isotropic Gaussian mixture ({ weights, means, stds }, as cards give them) at (x, y). */
+function density(mix, x, y) {
   let p = 0;
-  prior.weights.forEach((w, i) => {
-    const [mx, my] = prior.means[i];
-    const s = prior.stds[i];
+  mix.weights.forEach((w, i) => {
+    const [mx, my] = mix.means[i];
+    const s = mix.stds[i];
     p += (w / (2 * Math.PI * s * s)) * Math.exp(-((x - mx) ** 2 + (y - my) ** 2) / (2 * s * s));
   });
   return p;
 }
 
-/** Points (arrays of [x, y]) over the prior's density when the card has one; `faded` drawn lighter. */
-export function drawScatter(canvas, { points, faded = [], prior, target }) {
+const isMixture = (m) => Array.isArray(m?.weights) && Array.isArray(m?.means) && Array.isArray(m?.stds);
+
+/** A mixture's density on the canvas' pixels, scaled to 0..1 (square root: faint modes stay visible). */
+function shade(mix, size) {
+  const grid = new Float64Array(size * size);
+  if (!isMixture(mix)) return grid;
+  const at = (p) => (p / (size - 1)) * 2 * EXTENT - EXTENT;
+  for (let py = 0; py < size; py++)
+    for (let px = 0; px < size; px++) grid[py * size + px] = density(mix, at(px), -at(py));
+  let top = 0;
+  for (const d of grid) top = Math.max(top, d);
+  return top > 0 ? grid.map((d) => Math.sqrt(d / top)) : grid;
+}
+
+/**
+ * Points (arrays of [x, y]) over the model's prior (blue) and, when the card gives it, the target
+ * the reward tilts it to (orange), with the reward's centre circled; `faded` points drawn lighter.
+ */
+export function drawScatter(canvas, { points, faded = [], prior, target, centre }) {
   const size = canvas.width;
   const ctx = canvas.getContext('2d');
   const toPx = (v) => ((v + EXTENT) / (2 * EXTENT)) * (size - 1);
   const img = ctx.createImageData(size, size);
-  const grid = [];
-  let top = 0;
-  for (let py = 0; py < size; py++)
-    for (let px = 0; px < size; px++) {
-      const d = prior
-        ? density(prior, (px / (size - 1)) * 2 * EXTENT - EXTENT, EXTENT - (py / (size - 1)) * 2 * EXTENT)
-        : 0;
-      grid.push(d);
-      top = Math.max(top, d);
-    }
-  grid.forEach((d, i) => {
-    const t = top > 0 ? Math.sqrt(d / top) : 0;
-    img.data.set([255 - 60 * t, 255 - 35 * t, 255 - 5 * t, 255], i * 4);
-  });
+  const [p, q] = [shade(prior, size), shade(target, size)];
+  for (let i = 0; i < size * size; i++)
+    img.data.set([255 - 70 * p[i] - 5 * q[i], 255 - 40 * p[i] - 70 * q[i], 255 - 5 * p[i] - 150 * q[i], 255], i * 4);
   ctx.putImageData(img, 0, 0);
   ctx.strokeStyle = '#c8ccd2';
   ctx.beginPath();
@@ -97,10 +103,10 @@ export function drawScatter(canvas, { points, faded = [], prior, target }) {
   ctx.moveTo(0, toPx(0));
   ctx.lineTo(size, toPx(0));
   ctx.stroke();
-  if (target) {
+  if (centre) {
     ctx.strokeStyle = '#d9822b';
     ctx.beginPath();
-    ctx.arc(toPx(target[0]), size - 1 - toPx(target[1]), 6, 0, 2 * Math.PI);
+    ctx.arc(toPx(centre[0]), size - 1 - toPx(centre[1]), 6, 0, 2 * Math.PI);
     ctx.stroke();
   }
   const dot =

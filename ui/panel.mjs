@@ -122,9 +122,11 @@ export class RunPanel {
     let canvas = box.querySelector('canvas.scatter');
     if (!canvas) {
       canvas = el('canvas', { className: 'scatter', width: 300, height: 300 });
-      box.replaceChildren(canvas);
+      const note = this.model.target ? 'blue: the model’s prior · orange: the target the reward tilts it to' : '';
+      box.replaceChildren(canvas, el('div', { className: 'numbers', textContent: note }));
     }
-    drawScatter(canvas, { points, faded, prior: this.model.prior, target: this.model.reward?.c });
+    const m = this.model;
+    drawScatter(canvas, { points, faded, prior: m.prior, target: m.target, centre: m.reward?.c });
   }
 
   noPreview(box, shape) {

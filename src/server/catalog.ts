@@ -2,7 +2,7 @@
  * What a client needs to build a request form, from the same sources the API checks against:
  * GET /v1/schema (the request's fields and every algorithm's options, with CLI flags, defaults
  * and descriptions) and GET /v1/models/<name> (one denoiser's card: its classes or its text
- * encoder's vocabulary, shapes, value range, and a toy model's prior for plotting).
+ * encoder's vocabulary, shapes, value range, and a toy model's prior and tilted target for plotting).
  */
 import type { Engine } from '../engine/engine';
 import { resolveModel } from '../models/shipped';
@@ -42,6 +42,7 @@ export async function modelInfo(engine: Engine, policy: RequestPolicy, name: str
       vocab: text ? await vocabulary(engine, d, file) : null,
       verifiers: shipped?.verifiers ?? [],
       prior: card.prior ?? null,
+      target: card.target ?? null,
       reward: card.reward ?? null,
     };
   } finally {
