@@ -201,9 +201,7 @@ export function addQueueCommands(program: Command): void {
           const out = String(flags.out);
           prepareOut(out);
           const latents = r.latents?.data ? { data: r.latents.data, shape: r.latents.shape } : null;
-          const files = r.samples
-            ? writeSampleFiles(out, { ...r, samples: r.samples, latents })
-            : undefined;
+          const files = r.samples ? writeSampleFiles(out, { ...r, samples: r.samples, latents }) : undefined;
           fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify({ ...r.report, files }, null, 2) + '\n');
         }
         process.stdout.write(JSON.stringify(r.report) + '\n');
