@@ -236,7 +236,9 @@ export class Engine {
   /** The request's searches, one per (prompt, sample), on a lane of their own. */
   private search(p: Prepared, l: Loaded, scope: RequestScope, control: EngineControl): Promise<SearchAllResult> {
     const { r } = p;
-    const previewGate = r.preview && control.onProgress ? throttle(PREVIEW_MS) : undefined;
+    // Each of the searches running at once may show one preview per `every` ms: a few a second for the request.
+    const every = PREVIEW_MS * Math.min(r.searches, this.searchesPerRequest);
+    const wantPreviews = !!r.preview && !!control.onProgress;
     const ctx = {
       streams: this.streams,
       lanes: this.lanes,
@@ -257,7 +259,7 @@ export class Engine {
           stream,
           signal: scope.ctl.signal,
           onProgress,
-          previewGate,
+          previewGate: wantPreviews ? throttle(every) : undefined,
         };
         return algorithms[r.algorithm].run(config, r.algorithmOptions as never);
       },
@@ -297,7 +299,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
   return new Engine(options);
 }
 
-/** True at most once every `ms` milliseconds (the first call passes): one request's previews, all its searches. */
+/** True at most once every `ms` milliseconds (the first call passes). */
 function throttle(ms: number): () => boolean {
   let last = -Infinity;
   return () => {

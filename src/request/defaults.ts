@@ -24,7 +24,7 @@ export const DEFAULTS = {
   preview: false,
 } as const;
 
-/** Least time between two previews of one request (requests that ask for them): a few a second. */
+/** Previews a request may get: one per PREVIEW_MS on average (each of c searches at once: one per c × PREVIEW_MS). */
 export const PREVIEW_MS = 250;
 
 /** Frames per second of a video's animation when its card names none. */
