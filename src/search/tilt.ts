@@ -31,7 +31,9 @@ export function candidatePool(algorithm: string, config: SearchConfig, keep: num
   const { alpha, diversity = 0 } = config;
   if (!(Number.isFinite(diversity) && diversity >= 0))
     throw new DiffusionSearchError(`diversity must be a finite number ≥ 0, got ${diversity}`, 'ARGUMENT');
-  if (alpha === undefined) return diversity > 0 ? new DiversePool(config.verifier, diversity, config.stream) : null;
+  // One kept sample is the best whatever λ is: no pool, no feature passes.
+  if (alpha === undefined)
+    return diversity > 0 && keep > 1 ? new DiversePool(config.verifier, diversity, config.stream) : null;
   if (!(Number.isFinite(alpha) && alpha > 0))
     throw new DiffusionSearchError(`alpha must be a finite number > 0, got ${alpha}`, 'ARGUMENT');
   const why = alphaRefusal(algorithm);
