@@ -9,6 +9,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine';
 import { generate, type GenerateOptions } from '../src/generate';
+import { validateCard } from '../src/models/card';
+import { LatentDecoder } from '../src/models/decoder';
 import { Denoiser } from '../src/models/denoiser';
 import type { ModuleInput, NativeTensor } from '../src/native';
 import * as ops from '../src/ops';
@@ -228,6 +230,18 @@ describe('bad video shapes: typed errors that name the cause', () => {
   it('a card with a 5-dim sample_shape is MODEL_CARD', async () => {
     const e = await expectCode(() => Denoiser.load(fixture('video-5d.pt')), 'MODEL_CARD');
     expect(e.message).toMatch(/"sample_shape" \[2,4,1,8,8\] has 5 dims; at most 4/);
+  });
+
+  it("a card's fps outside (0, 1000] and a decoder's image_shape of 5 dims are MODEL_CARD", async () => {
+    const card = { name: 'v', sample_shape: FRAME, prediction: 'velocity', path: 'rectified_flow' };
+    for (const fps of [0, -4, 'fast', 5000]) {
+      const e = await expectCode(() => validateCard({ ...card, fps }, 'v.pt', 'denoiser'), 'MODEL_CARD');
+      expect(e.message).toMatch(/"fps" \(frames per second of video\) must be a number in \(0, 1000\]/);
+    }
+    expect(validateCard({ ...card, fps: 12.5 }, 'v.pt', 'denoiser').fps).toBe(12.5);
+    const spec = { model: fixture('cond-decoder.pt'), image_shape: [2, ...FRAME] };
+    const e = await expectCode(() => LatentDecoder.load(spec, [2]), 'MODEL_CARD');
+    expect(e.message).toMatch(/"image_shape" \[2,4,1,8,8\] has 5 dims; at most 4/);
   });
 
   it('a verifier that scores each frame ([N, T]) is SHAPE, not N·T rewards', async () => {
