@@ -5,10 +5,19 @@
  * sample its verifier saw.
  */
 import { describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { generate } from '../src/generate';
+import { loadModule } from '../src/module';
+import type { NativeTensor } from '../src/native';
+import { tensor } from '../src/tensor';
+import { EnsembleVerifier } from '../src/verifiers/ensemble';
+import { featuresOf } from '../src/verifiers/features';
+import { ClassLogitVerifier, TorchScriptVerifier } from '../src/verifiers/torchscript';
 import { mmrSelect } from '../src/search/mmr';
 import { FunctionVerifier } from '../src/verifiers/verifier';
 import { mulberry32, randn } from './helpers';
+
+const models = path.join(__dirname, '..', 'models');
 
 /** Greedy MMR from its definition, written apart from src/search/mmr.ts: full similarity matrix, float64. */
 function referenceMmr(r: number[], X: number[][], k: number, lambda: number): number[] {
@@ -118,5 +127,31 @@ describe('diverse top-k in a real search (gmm2d, best-of-n)', () => {
     expect(res.rewards).toEqual(want.map((i) => rs[i]));
     expect(want).not.toEqual(topByReward(rs, K)); // the search kept something other than the K best
     expect(res.report.diversity?.space).toBe('samples');
+  });
+});
+
+describe('the feature space of the diverse top-k', () => {
+  it("is a verifier module's features method, an ensemble's first member with one, or none", async () => {
+    const cls = await loadModule(path.join(models, 'fashion-classifier.pt'));
+    const reward = await loadModule(path.join(models, 'gmm2d-reward.pt'));
+    const x = tensor(randn(3 * 784), [3, 1, 28, 28]);
+    try {
+      const f = featuresOf(new ClassLogitVerifier(cls, 'classifier', 2)); // maxBatch 2: two chunks, joined
+      const got = await f!.run(x);
+      const t = (await cls.call('features', [x])) as NativeTensor;
+      const want = (await t.toArray()) as Float32Array;
+      t.dispose();
+      expect(got.length).toBe(want.length);
+      got.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[i]))));
+      const ens = new EnsembleVerifier([
+        new TorchScriptVerifier(reward, 'gmm2d-reward'),
+        new ClassLogitVerifier(cls, 'c'),
+      ]);
+      expect(featuresOf(ens)?.name).toBe('c');
+      expect(featuresOf(new TorchScriptVerifier(reward, 'gmm2d-reward'))).toBeNull();
+      expect(featuresOf(new FunctionVerifier('plain', async (x0) => new Array(x0.shape[0]).fill(0)))).toBeNull();
+    } finally {
+      x.dispose();
+    }
   });
 });
