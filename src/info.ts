@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { native, nativeSource, packageRoot, type NativeSource } from './native';
+import { precisionRefusal } from './precision';
 
 export interface Info {
   version: string;
@@ -16,6 +17,8 @@ export interface Info {
     off: string | null;
   };
   threads: { intraOp: number; interOp: number; hardware: number };
+  /** Whether `precision: 'bf16'` runs here (CPU features), and why not when it does not. */
+  bf16: { available: boolean; why: string | null };
   /** The binary the loader took and why (kind: explicit | build | prebuild), and how it was built. */
   native: NativeSource & { build: { tool: string; napi: number } };
 }
@@ -43,6 +46,7 @@ export function info(): Info {
     torch: n.torch,
     cuda: { ...n.cuda, off },
     threads: n.threads,
+    bf16: { available: precisionRefusal('bf16') === null, why: precisionRefusal('bf16') },
     native: { ...src, build },
   };
 }

@@ -46,6 +46,7 @@ export function buildProgram(): Command {
       console.log(
         `threads          intra-op ${i.threads.intraOp}, inter-op ${i.threads.interOp}, hardware ${i.threads.hardware}`,
       );
+      console.log(`bf16 forwards    ${i.bf16.available ? 'yes (--precision bf16)' : `no: ${i.bf16.why}`}`);
       console.log(
         `binary           ${i.native.kind}${i.native.package ? ` from ${i.native.package}` : ''}: ${i.native.file} ` +
           `(built by ${i.native.build.tool})`,
