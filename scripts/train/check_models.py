@@ -10,6 +10,7 @@ import torch
 
 FILES = [
     "models/fashion-flow.pt",
+    "models/fashion-flow-small.pt",
     "models/fashion-classifier.pt",
     "models/fashion-realism.pt",
     "eval/fashion-eval.pt",

@@ -102,7 +102,7 @@ async function judge(
 /** Whether the eval/ classifier judges the request (asked for, or by default for the fashion models). */
 function wantsEval(a: AssembleInput): boolean {
   const { r, shipped } = a.p;
-  return r.eval ?? (shipped?.name === 'fashion-flow' || shipped?.name === 'fashion-t2i');
+  return r.eval ?? ['fashion-flow', 'fashion-flow-small', 'fashion-t2i'].includes(shipped?.name ?? '');
 }
 
 /** A latent model's kept rows as the images their verifier scored, one array. */
