@@ -1,8 +1,8 @@
 /**
  * A module's frozen, inference-optimised copy (torch::jit::freeze + optimize_for_inference) for
- * its small forwards: on CPU it runs calls of a few rows several times faster than the module as
- * saved, and larger calls no faster or slower (bench/RESULTS.md, issue 27's curves), so only
- * forwards of fewer than `belowRows` rows use it. The first such call runs both and compares
+ * its small forwards: on CPU it runs calls of a few rows faster than the module as saved, and
+ * larger calls no faster or slower (bench/optimize.js; bench/RESULTS.md), so only forwards of
+ * fewer than `belowRows` rows use it. The first such call runs both and compares
  * every element; beyond the tolerance the copy is dropped and the reason kept, so a model the
  * passes change never answers differently.
  */
