@@ -69,7 +69,11 @@ const request = (algorithm: string, o: Partial<GenerateOptions> = {}): GenerateO
 describe('every search on video samples [n, T, C, H, W]', () => {
   it.each(NAMES)('%s: within the budget, 5-D finite samples, rewards of each row and its prompt', async (name) => {
     const seed = (Math.random() * 1e6) | 0;
-    const r = await generate(request(name, { seed }));
+    const e = createEngine({ threads: 1 });
+    const r = await e.generate(request(name, { seed })).finally(() => e.close());
+    // The rows the engine passed through the denoiser's forward, counted outside the searches.
+    const forwarded = e.metrics().models.find((m) => m.kind === 'denoiser')!.rows;
+    expect(forwarded).toBe(r.report.nfe_used);
     const rows = r.report.kept.reduce((a, b) => a + b, 0);
     expect(r.shape).toEqual([rows, ...FRAME]);
     expect(r.report.shape).toEqual(r.shape);
