@@ -156,8 +156,12 @@ async function addonForwards(
 ) {
   setNumThreads(threads);
   // As a denoiser loads it: small forwards on the checked, inference-optimised copy.
-  const settings = { optimizeBelowRows: OPTIMIZED_FORWARDS.belowRows, optimizeTolerance: OPTIMIZED_FORWARDS.tolerance };
-  const modules = await Promise.all(arms.map((precision) => loadModule(file, { precision, ...settings })));
+  const below = (p: Precision) => OPTIMIZED_FORWARDS[p === 'bf16' ? 'belowRowsBf16' : 'belowRows'];
+  const modules = await Promise.all(
+    arms.map((p) =>
+      loadModule(file, { precision: p, optimizeBelowRows: below(p), optimizeTolerance: OPTIMIZED_FORWARDS.tolerance }),
+    ),
+  );
   const stream = createStream();
   const out: Record<string, number[][]> = Object.fromEntries(arms.map((a) => [a, []]));
   for (const b of batches) {

@@ -91,7 +91,9 @@ export class Denoiser {
     const m = await loadModule(file, {
       device: options.device,
       precision: options.precision,
-      optimizeBelowRows: (options.device ?? 'cpu').startsWith('cpu') ? OPTIMIZED_FORWARDS.belowRows : 0,
+      optimizeBelowRows: (options.device ?? 'cpu').startsWith('cpu')
+        ? OPTIMIZED_FORWARDS[options.precision === 'bf16' ? 'belowRowsBf16' : 'belowRows']
+        : 0,
       optimizeTolerance: OPTIMIZED_FORWARDS.tolerance,
     });
     using s = new TensorScope(); // the denoiser is freed if its decoder or null condition fails

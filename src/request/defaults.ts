@@ -43,10 +43,10 @@ export function defaultMaxBatch(device: string): number {
  * A denoiser's forwards on CPU: those of fewer rows than `belowRows` run its frozen,
  * inference-optimised copy (oneDNN convolutions, which libtorch itself picks only from 16 rows on
  * one thread: faster below, no faster above — the curves of bench/optimize.js in
- * bench/RESULTS.md), kept only when its first output is within `tolerance` (max |Δ| ÷ max |y|) of
- * the module's.
+ * bench/RESULTS.md; in bf16, whose convolutions are oneDNN's too, only single rows), kept only
+ * when its first output is within `tolerance` (max |Δ| ÷ max |y|) of the module's.
  */
-export const OPTIMIZED_FORWARDS = { belowRows: 16, tolerance: 1e-4 } as const;
+export const OPTIMIZED_FORWARDS = { belowRows: 16, belowRowsBf16: 2, tolerance: 1e-4 } as const;
 
 /** Most searches (n × prompts) and kept samples per search in one request. */
 export const LIMITS = { searches: 1 << 20, keep: 4096 } as const;
