@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Small model with search vs large without (docs/science.md): node scripts/science/small-vs-large.js OUT_DIR
-// [classes=Shirt,Pullover,Coat] [n=2] [seeds=4] [budgets=50,100,250,1000]. MACs from scripts/science/flops.py.
+// [classes=Shirt,Pullover,Coat] [n=2] [seeds=4] [budgets=50,100,250,1000] [largeBudgets=...: fashion-flow's].
+// MACs from scripts/science/flops.py.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -11,10 +12,13 @@ const [out, ...kv] = process.argv.slice(2);
 const a = Object.fromEntries(kv.map((s) => s.split('=')));
 const flops = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'flops.py')], { encoding: 'utf8' }));
 const budgets = (a.budgets ?? '50,100,250,1000').split(',').map(Number);
+const largeBudgets = (a.largeBudgets ?? a.budgets ?? '50,100,250,1000').split(',').map(Number);
 const cells = [{ model: 'fashion-flow', algorithm: 'baseline', budget: 20 }];
 for (const model of ['fashion-flow-small', 'fashion-flow'])
   for (const algorithm of model === 'fashion-flow' ? ['best-of-n'] : ['baseline', 'best-of-n', 'evosearch'])
-    for (const budget of algorithm === 'baseline' ? [20] : budgets) cells.push({ model, algorithm, budget });
+    // EvoSearch's plan needs 64 NFE at 20 steps.
+    for (const budget of algorithm === 'baseline' ? [20] : model === 'fashion-flow' ? largeBudgets : budgets)
+      if (algorithm !== 'evosearch' || budget >= 64) cells.push({ model, algorithm, budget });
 const o = {
   classes: (a.classes ?? 'Shirt,Pullover,Coat').split(','),
   cells,
