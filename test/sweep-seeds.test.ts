@@ -151,4 +151,12 @@ describe('sweep --seeds (CLI, gmm2d)', () => {
     expect(single.mean_reward).toBe(rewards[1]);
     expect(single.ci95.mean_reward).toBeNull();
   });
+
+  it('refuses --seeds outside 1…10000 with an ARGUMENT error naming the flag, before any run', () => {
+    for (const bad of ['0', '-2', '1.5', 'abc']) {
+      const r = run('sweep', '--model', 'gmm2d', '--seeds', bad, '--out', path.join(os.tmpdir(), 'ds-never'), '--json');
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`[ARGUMENT]: --seeds must be an integer from 1 to 10000, got '${bad}'`);
+    }
+  });
 });
