@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_WAIT_POLICY=PASSIVE
 ROUNDS=${ROUNDS:-3}
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load $(cut -d' ' -f1-3 /proc/loadavg)"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)
+echo "== machine: $(nproc) cores,$cpu, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== each shipped denoiser as saved, frozen, and frozen with optimize_for_inference (sets OPTIMIZED_FORWARDS)"
 node bench/optimize.js --models fashion-flow,fashion-t2i,fashion-video
 for t in 1 2; do

@@ -106,7 +106,8 @@ export function formatOptimize(r: Awaited<ReturnType<typeof benchOptimize>>): st
     ...r.rows.map(
       (x) =>
         `| ${x.model} | ${x.threads} | ${x.batch} | ${f(x.plain)} | ${f(x.frozen)} | ${f(x.inference)} | ` +
-        `${(x.inference.min / x.plain.min).toFixed(2)} | ${x.diff[1].toExponential(1)}, ${x.diff[2].toExponential(1)} |`,
+        `${(x.inference.min / x.plain.min).toFixed(2)} | ` +
+        `${x.diff[1].toExponential(1)}, ${x.diff[2].toExponential(1)} |`,
     ),
   ].join('\n');
 }
