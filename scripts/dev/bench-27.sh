@@ -21,5 +21,8 @@ node bench/model.js --e2e --threads 2 --repeats "$ROUNDS" --precision bf16
 echo "== serve: small model calls, batching on and off, 16 clients"
 node bench/serve.js --scenarios plain,zero-order:100,particles-k4:100,evosearch-small:100 --clients 16 \
   --seconds "${SECONDS_PER_CELL:-10}"
+echo "== serve in bf16: the 100-NFE scenarios"
+node bench/serve.js --scenarios zero-order:100,particles-k4:100,evosearch-small:100 --clients 16 \
+  --seconds "${SECONDS_PER_CELL:-10}" --no-under-load --serve-args '--precision bf16'
 echo "== bf16 against fp32 by the eval classifier"
 node bench/precision.js
