@@ -83,7 +83,12 @@ export class SmallCallVariant {
   /** Runs the module and the copy on the same inputs; keeps the copy when they agree. */
   private async check(inputs: ModuleInput[], stream: NativeStream | undefined, run: Call): Promise<ModuleOutput> {
     const ref = await run(this.module, inputs, stream);
-    const out = await run(this.copy!, inputs, stream);
+    let out: ModuleOutput;
+    try {
+      out = await run(this.copy!, inputs, stream);
+    } catch (e) {
+      return this.off(`the optimised forward failed: ${(e as Error).message.split('\n')[0]}`, ref);
+    }
     try {
       if (!isTensor(ref) || !isTensor(out)) return this.off('its forward returns no single tensor', ref);
       const d = maxRelDiff(numbers(await out.toArray(stream)), numbers(await ref.toArray(stream)));
