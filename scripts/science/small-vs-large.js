@@ -13,12 +13,13 @@ const a = Object.fromEntries(kv.map((s) => s.split('=')));
 const flops = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'flops.py')], { encoding: 'utf8' }));
 const budgets = (a.budgets ?? '50,100,250,1000').split(',').map(Number);
 const largeBudgets = (a.largeBudgets ?? a.budgets ?? '50,100,250,1000').split(',').map(Number);
+// EvoSearch's plan needs 64 NFE at 20 steps.
+const fits = (algorithm, budget) => algorithm !== 'evosearch' || budget >= 64;
 const cells = [{ model: 'fashion-flow', algorithm: 'baseline', budget: 20 }];
 for (const model of ['fashion-flow-small', 'fashion-flow'])
   for (const algorithm of model === 'fashion-flow' ? ['best-of-n'] : ['baseline', 'best-of-n', 'evosearch'])
-    // EvoSearch's plan needs 64 NFE at 20 steps.
     for (const budget of algorithm === 'baseline' ? [20] : model === 'fashion-flow' ? largeBudgets : budgets)
-      if (algorithm !== 'evosearch' || budget >= 64) cells.push({ model, algorithm, budget });
+      if (fits(algorithm, budget)) cells.push({ model, algorithm, budget });
 const o = {
   classes: (a.classes ?? 'Shirt,Pullover,Coat').split(','),
   cells,
