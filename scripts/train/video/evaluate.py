@@ -125,7 +125,8 @@ def main():
     metrics["frame_agreement"] = head["frame_agreement"]
     metrics["headline"] = f"class_accuracy / direction_accuracy: Euler {args.steps} steps, guidance {head['guidance']}"
     card["metrics"] = metrics
-    common.save_scripted(model, args.model, card)
+    common.save_scripted(model, args.model + ".tmp", card)
+    os.replace(args.model + ".tmp", args.model)  # atomic: a CLI run may be loading the model meanwhile
     print(json.dumps({k: v for k, v in metrics.items() if k != "by_guidance"}, indent=1))
 
 

@@ -145,9 +145,27 @@ class VideoDenoiser(nn.Module):
         temporal: str = "conv",
         temporal_levels: Tuple[int, int, int] = (0, 1, 1),
         edim: int = 128,
+        frame_cond: bool = False,
+        coord_cond: bool = False,
     ):
         super().__init__()
         self.frames = frames
+        self.frame_cond = frame_cond
+        self.coord_cond = coord_cond
+        # Coordinate channels (row, column in [-1, 1]) added through a zero-initialised 1x1 conv: a convolutional
+        # net hardly knows where it is, and where the object is at frame t depends on the direction word.
+        ramp = torch.linspace(-1.0, 1.0, 16)
+        self.register_buffer("coord_grid", torch.stack([ramp.view(16, 1).expand(16, 16), ramp.view(1, 16).expand(16, 16)]).unsqueeze(0))
+        self.coord_in = nn.Conv2d(2, chs[0], 1)
+        nn.init.zeros_(self.coord_in.weight)
+        nn.init.zeros_(self.coord_in.bias)
+        # Per-frame conditioning: an MLP of (prompt embedding, frame position), so where the object is at
+        # frame t can depend on the direction word directly. Zero-initialised output: adding it to a trained
+        # model leaves its function unchanged.
+        self.frame_pos = nn.Parameter(torch.randn(frames, 64) * 0.5)
+        self.frame_mlp = nn.Sequential(nn.Linear(128, edim), nn.SiLU(), nn.Linear(edim, edim))
+        nn.init.zeros_(self.frame_mlp[2].weight)
+        nn.init.zeros_(self.frame_mlp[2].bias)
         self.vocab_size = vocab_size
         self.sig = SinusoidalEmb(64)
         self.sig_mlp = nn.Sequential(nn.Linear(64, edim), nn.SiLU(), nn.Linear(edim, edim))
@@ -165,18 +183,29 @@ class VideoDenoiser(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def embed(self, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def pooled_text(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         m = text_mask.float().unsqueeze(-1)
         words = self.word(text) * m
         count = m.sum(1)
         pooled = words.sum(1) / count.clamp(min=1.0)
-        pooled = torch.where(count > 0, pooled, self.null.unsqueeze(0).expand_as(pooled))
-        return F.silu(self.sig_mlp(self.sig(sigma * 1000.0)) + self.txt_mlp(pooled))
+        return torch.where(count > 0, pooled, self.null.unsqueeze(0).expand_as(pooled))
+
+    def embed(self, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """[N*T, edim]: FiLM input of every frame."""
+        n = sigma.shape[0]
+        pooled = self.pooled_text(text, text_mask)
+        e = F.silu(self.sig_mlp(self.sig(sigma * 1000.0)) + self.txt_mlp(pooled)).repeat_interleave(self.frames, 0)
+        if self.frame_cond:
+            pos = self.frame_pos.repeat(n, 1)
+            e = e + self.frame_mlp(torch.cat([pooled.repeat_interleave(self.frames, 0), pos], dim=1))
+        return e
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        e = self.embed(sigma, text, text_mask).repeat_interleave(self.frames, 0)
+        e = self.embed(sigma, text, text_mask)
         h = self.inp(F.pixel_unshuffle(x.reshape(n * self.frames, 1, 32, 32), 2))
+        if self.coord_cond:
+            h = h + self.coord_in(self.coord_grid)
         h0 = self.enc[0](h, e)
         h1 = self.enc[1](self.down[0](h0), e)
         h2 = self.enc[2](self.down[1](h1), e)
