@@ -62,6 +62,7 @@ async function runOnce(o: ComputeOptions, c: ComputeCell, cls: string, seed: num
     seed,
     verifier: [v],
     algorithmOptions: opts,
+    eval: true,
   });
   const rep = r.report;
   const macs = rep.nfe_used * o.macsPerNfe[c.model] + counter.rows * o.verifierMacs;
@@ -113,15 +114,19 @@ export function computeTable(rows: ComputeRow[]): string {
   return lines.join('\n') + '\n';
 }
 
+/** Legend names of the shipped pair (the legend has room for about 22 characters). */
+const SHORT: Record<string, string> = { 'fashion-flow': 'large', 'fashion-flow-small': 'small' };
+
 /** One panel per class: `measure` against GMACs per sample, a series per model × algorithm, 95 % bars. */
 export function computeSvg(rows: ComputeRow[], measure: 'eval_accuracy' | 'eval_log_prob'): string {
   const scale = measure === 'eval_accuracy' ? 100 : 1;
-  const names = [...new Set(rows.map((r) => `${r.model} ${r.algorithm}`))];
+  const label = (r: ComputeRow) => `${SHORT[r.model] ?? r.model} ${r.algorithm === 'baseline' ? 'plain' : r.algorithm}`;
+  const names = [...new Set(rows.map(label))];
   const panels = [...new Set(rows.map((r) => r.cls))].map((cls) => ({
     title: cls,
     ylabel: measure === 'eval_accuracy' ? 'eval accuracy (%)' : 'eval mean log p(class | x)',
     series: names.map((name) => {
-      const rs = rows.filter((r) => r.cls === cls && `${r.model} ${r.algorithm}` === name);
+      const rs = rows.filter((r) => r.cls === cls && label(r) === name);
       return {
         name,
         points: rs.map((r) => [r.gmacs.mean, scale * r[measure].mean] as [number, number]),
