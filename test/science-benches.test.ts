@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { transferRow } from '../src/bench/hacking';
 import { smallVsLarge } from '../src/bench/small-vs-large';
+import { generate } from '../src/generate';
 
 /** Two-pass float64 mean and sample standard deviation. */
 function meanSd(v: number[]) {
@@ -53,5 +54,17 @@ describe('small vs large compute accounting', () => {
     expect(rows[0].gmacs.mean * 1e9).toBeCloseTo(40 * macs['fashion-flow'] + 2 * verifierMacs, 3);
     expect(rows[0].gmacs.half).toBeNull();
     expect(rows[0].eval_accuracy.mean).toBeGreaterThanOrEqual(0);
+  }, 120_000);
+});
+
+describe('fashion-flow-small, the shipped small model', () => {
+  it('loads by name, samples a class and is judged by the eval model by default', async () => {
+    const r = await generate({ model: 'fashion-flow-small', class: 'Coat', algorithm: 'best-of-n', budget: 40, n: 2 });
+    expect(r.report.model_file.endsWith('models/fashion-flow-small.pt')).toBe(true);
+    expect(r.report.nfe_used).toBe(80);
+    expect(r.shape).toEqual([2, 1, 28, 28]);
+    expect(r.report.eval).not.toBeNull();
+    expect(r.report.eval!.accuracy).toBeGreaterThanOrEqual(0);
+    expect(r.samples.every((v) => Number.isFinite(v))).toBe(true);
   }, 120_000);
 });
