@@ -38,6 +38,19 @@ export const shipped: ShippedModel[] = [
   { name: 'fashion-text', file: 'models/fashion-text.pt', kind: 'text_encoder' },
   { name: 'fashion-ae', file: 'models/fashion-ae.pt', kind: 'decoder' },
   { name: 'fashion-clip', file: 'models/fashion-clip.pt', kind: 'verifier' },
+  // The video stack (scripts/train/video/): moving Fashion-MNIST clips [8, 1, 32, 32] from prompts.
+  {
+    name: 'fashion-video',
+    file: 'models/fashion-video.pt',
+    kind: 'denoiser',
+    verifiers: ['video-class', 'video-motion'],
+  },
+  { name: 'fashion-video-text', file: 'models/fashion-video-text.pt', kind: 'text_encoder' },
+  { name: 'video-class', file: 'models/video-class.pt', kind: 'verifier' },
+  { name: 'video-motion', file: 'models/video-motion.pt', kind: 'verifier' },
+  { name: 'video-consistency', file: 'models/video-consistency.pt', kind: 'verifier' },
+  { name: 'video-class-eval', file: 'eval/video-class-eval.pt', kind: 'eval' },
+  { name: 'video-direction-eval', file: 'eval/video-direction-eval.pt', kind: 'eval' },
 ];
 
 export const DEFAULT_MODEL = 'fashion-flow';
