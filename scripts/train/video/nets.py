@@ -77,7 +77,8 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nt, c, h, w = x.shape
         n = nt // self.frames
-        y = F.silu(self.norm(x)).reshape(n, self.frames, c, h, w).permute(0, 3, 4, 2, 1).reshape(n * h * w, c, self.frames)
+        y = F.silu(self.norm(x)).reshape(n, self.frames, c, h, w)
+        y = y.permute(0, 3, 4, 2, 1).reshape(n * h * w, c, self.frames)
         y = self.out(F.silu(self.conv(y)))
         return x + y.reshape(n, h, w, c, self.frames).permute(0, 4, 3, 1, 2).reshape(nt, c, h, w)
 
@@ -155,7 +156,8 @@ class VideoDenoiser(nn.Module):
         # Coordinate channels (row, column in [-1, 1]) added through a zero-initialised 1x1 conv: a convolutional
         # net hardly knows where it is, and where the object is at frame t depends on the direction word.
         ramp = torch.linspace(-1.0, 1.0, 16)
-        self.register_buffer("coord_grid", torch.stack([ramp.view(16, 1).expand(16, 16), ramp.view(1, 16).expand(16, 16)]).unsqueeze(0))
+        grid = torch.stack([ramp.view(16, 1).expand(16, 16), ramp.view(1, 16).expand(16, 16)])
+        self.register_buffer("coord_grid", grid.unsqueeze(0))
         self.coord_in = nn.Conv2d(2, chs[0], 1)
         nn.init.zeros_(self.coord_in.weight)
         nn.init.zeros_(self.coord_in.bias)
@@ -200,7 +202,9 @@ class VideoDenoiser(nn.Module):
             e = e + self.frame_mlp(torch.cat([pooled.repeat_interleave(self.frames, 0), pos], dim=1))
         return e
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
+    ) -> torch.Tensor:
         n = x.shape[0]
         e = self.embed(sigma, text, text_mask)
         h = self.inp(F.pixel_unshuffle(x.reshape(n * self.frames, 1, 32, 32), 2))

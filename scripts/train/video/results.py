@@ -6,8 +6,8 @@ judged by the eval models (never the verifiers the searches used).
 Prompts: every "a {class} moving {direction}" (40) and then pairs drawn at random (seed 7), shuffled, cut to
 --prompts; one clip each, the same --seed for every method. Each method is one `diffusion-search generate
 --prompts FILE` call (model fashion-video, its default verifiers video-class + video-motion as a rank ensemble,
-Euler 20 steps, guidance 1). Writes docs/video/results.json, docs/video/table.md, and copies the animations of
-the first prompt (plain and EvoSearch) to docs/video/.
+Euler 20 steps, guidance 1). Writes docs/video/results.json, docs/video/table.md, and copies the CLI's animations
+of the first four prompts (plain and EvoSearch) to docs/video/.
 """
 import argparse
 import json
@@ -16,7 +16,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
@@ -25,6 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import data as D  # noqa: E402
 from evaluate import judge, load_evals, summary  # noqa: E402
+
+import common  # noqa: E402  (scripts/train/t2i, put on sys.path by evaluate)
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 METHODS = [("plain", "baseline", None), ("best-of-N", "best-of-n", "budget"), ("EvoSearch", "evosearch", "budget")]
@@ -39,13 +40,15 @@ def prompt_pairs(n):
     return pairs[:n]
 
 
-def run_cli(args, algorithm, budget, prompts_file, out):
-    cmd = ["node", os.path.join(ROOT, "lib", "cli", "index.js"), "generate", "--model", "fashion-video",
-           "--prompts", prompts_file, "--algorithm", algorithm, "--budget", str(budget), "--seed", str(args.seed),
-           "--steps", "20", "--out", out]
-    t0 = time.time()
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return " ".join(["diffusion-search"] + cmd[3:]), time.time() - t0
+def cli_args(args, algorithm, budget, prompts_file, out):
+    return ["generate", "--model", "fashion-video", "--prompts", os.path.relpath(prompts_file, ROOT), "--algorithm",
+            algorithm, "--budget", str(budget), "--seed", str(args.seed), "--steps", "20", "--out",
+            os.path.relpath(out, ROOT)]
+
+
+def run_cli(argv):
+    subprocess.run(["node", os.path.join(ROOT, "lib", "cli", "index.js")] + argv, check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
 
 
 def main():
@@ -55,6 +58,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=os.path.join(ROOT, "checkpoints", "video", "results"))
     ap.add_argument("--skip-run", action="store_true", help="judge the outputs of an earlier run")
+    ap.add_argument("--docs", default=os.path.join(ROOT, "docs", "video"), help="where results.json, table.md go")
     args = ap.parse_args()
     torch.set_num_threads(1)
     pairs = prompt_pairs(args.prompts)
@@ -69,8 +73,9 @@ def main():
     for label, algorithm, budget in METHODS:
         out = os.path.join(args.work, algorithm)
         b = args.budget if budget else 20
+        argv = cli_args(args, algorithm, b, prompts_file, out)
         if not args.skip_run:
-            command, secs = run_cli(args, algorithm, b, prompts_file, out)
+            run_cli(argv)
         rep = json.load(open(os.path.join(out, "report.json")))
         x = torch.from_numpy(np.load(os.path.join(out, "samples.npy"))).float()
         s = summary(judge(x, cls, direction, evals))
@@ -78,17 +83,22 @@ def main():
                          nfe_per_clip=rep["nfe_used"] / x.shape[0], wall_seconds=rep["wall_seconds"],
                          seconds_per_clip=round(rep["wall_seconds"] / x.shape[0], 2),
                          mean_verifier_reward=round(float(np.mean(rep["rewards"])), 4), verifier=rep["verifier"],
-                         animations=rep.get("files", {}).get("animations", [])[:1],
-                         command=None if args.skip_run else command, **s))
+                         command=" ".join(["diffusion-search"] + argv), **s))
         print(json.dumps(rows[-1]), flush=True)
-    docs = os.path.join(ROOT, "docs", "video")
+    docs = args.docs
     os.makedirs(docs, exist_ok=True)
-    first = D.prompt_of(*pairs[0])
     for r in rows:
-        if r["animations"] and r["algorithm"] in ("baseline", "evosearch"):
-            name = f"{r['algorithm']}-{first.replace(' ', '-').replace('/', '-')}.gif"
-            shutil.copyfile(os.path.join(args.work, r["algorithm"], r["animations"][0]), os.path.join(docs, name))
-            r["figure"] = f"docs/video/{name}"
+        if r["algorithm"] not in ("baseline", "evosearch"):
+            continue
+        r["figures"] = []
+        for i in range(4):  # the first four prompts, as they come: the animations the CLI wrote
+            name = f"{r['algorithm']}-{i}-{D.prompt_of(*pairs[i]).replace(' ', '-').replace('/', '-')}.gif"
+            shutil.copyfile(os.path.join(args.work, r["algorithm"], f"clip-{i}.gif"), os.path.join(docs, name))
+            r["figures"].append(os.path.relpath(os.path.join(docs, name), ROOT))
+    # A still of the same four clips: plain (rows 1-4) above EvoSearch (rows 5-8), frames left to right.
+    still = [np.load(os.path.join(args.work, a, "samples.npy"))[:4] for a in ("baseline", "evosearch")]
+    frames = torch.from_numpy(np.concatenate(still)).reshape(-1, 1, D.H, D.W)
+    common.write_png(os.path.join(docs, "plain-vs-evosearch.png"), common.grid(frames, D.T, scale=2))
     result = dict(prompts=[D.prompt_of(c, d) for c, d in pairs], seed=args.seed, model="fashion-video",
                   judged_by=["eval/video-class-eval.pt", "eval/video-direction-eval.pt"],
                   machine="2-core AMD EPYC, shared with other jobs, CPU", rows=rows)
@@ -97,7 +107,8 @@ def main():
     lines = ["| method | NFE per clip | class acc | direction acc | both | frame agreement | s per clip |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['nfe_per_clip']:.0f} | {r['class_accuracy']:.2f} | {r['direction_accuracy']:.2f} | "
+        lines.append(f"| {r['method']} | {r['nfe_per_clip']:.0f} | {r['class_accuracy']:.2f} | "
+                     f"{r['direction_accuracy']:.2f} | "
                      f"{r['both_accuracy']:.2f} | {r['frame_agreement']:.3f} | {r['seconds_per_clip']:.2f} |")
     with open(os.path.join(docs, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -7,7 +7,8 @@
 verifier: the frame classifier (FrameNet) on single frames of TRAIN-split clips; exported inside
 models/video-class.pt and models/video-consistency.pt, beside the weightless models/video-motion.pt.
 eval-*: other architectures and seeds, trained on clips of TEST-split garments only. Each card gets the
-model's accuracy on fresh clips of the other split (2,000 for the verifiers, 500 for eval models) (real data), and the verifiers' ranking check:
+model's accuracy on fresh clips of the other split (2,000 for the verifiers, 500 for eval models; real data), and
+the verifiers' ranking check:
 how often a real clip scores higher with its own prompt than with a wrong-direction / wrong-class prompt.
 """
 import argparse
@@ -114,7 +115,8 @@ def export_verifiers(net, prov):
     mot_v = torch.jit.script(VideoMotionVerifier(dm))
     con_v = torch.jit.script(VideoConsistencyVerifier(net))
     x, c, d = other_split_clips("train", 2000)
-    m = dict(measured_on="2,000 fresh clips of TEST-split garments (seed 1234)", **verifier_checks(cls_v, mot_v, con_v, x, c, d))
+    m = dict(measured_on="2,000 fresh clips of TEST-split garments (seed 1234)",
+             **verifier_checks(cls_v, mot_v, con_v, x, c, d))
     print(json.dumps(m), flush=True)
     common.save_scripted(cls_v, os.path.join(ROOT, "models", "video-class.pt"), verifier_card(
         "video-class", "Per-frame class score: mean over the 8 frames of log p(prompt class | frame) from a frame CNN.",
@@ -122,7 +124,8 @@ def export_verifiers(net, prov):
          "logits": "logits(x0) -> [N,10] mean frame log-probabilities", "features": "features(x0) -> [N,128]"},
         prov, m))
     common.save_scripted(mot_v, os.path.join(ROOT, "models", "video-motion.pt"), verifier_card(
-        "video-motion", "Motion verifier (no weights): the centroid velocity of (p - 0.1)+ (p = (x+1)/2) from the first "
+        "video-motion", "Motion verifier (no weights): the centroid velocity of (p - 0.1)+ (p = (x+1)/2) from the "
+        "first "
         "to the last frame, along the prompt's direction (capped at 16/7 px/frame, the data's top speed) minus the "
         "speed across it, px/frame.",
         {"forward": "forward(x0, text, text_mask) -> [N] px/frame", "velocity": "velocity(x0) -> [N,2] (rows, cols)",
@@ -155,7 +158,8 @@ def main():
     split = "train" if args.which == "verifier" else "test"
     net = {"verifier": lambda: FrameNet(32), "eval-class": lambda: EvalFrameNet(24),
            "eval-direction": lambda: EvalDirectionNet(D.T, 32)}[args.which]()
-    prov = dict(training_data=f"moving Fashion-MNIST clips (scripts/train/video/data.py) of {split.upper()}-split garments, "
+    prov = dict(training_data="moving Fashion-MNIST clips (scripts/train/video/data.py) of "
+                f"{split.upper()}-split garments, "
                 "pixel noise of std U(0, 0.1)", command=command_line(), seed=args.seed,
                 param_count=fmnist.count_params(net), hardware="CPU (2-core AMD EPYC, shared), 1 thread",
                 optimizer="AdamW lr 0.002, warmup 50, cosine over the time budget", **fmnist.torch_info())
@@ -167,9 +171,11 @@ def main():
     card = {"name": name, "kind": "eval", "sample_shape": [D.T, 1, D.H, D.W], "value_range": [-1.0, 1.0],
             "description": "Eval model (never a verifier): " + (
                 "clip class log-probs = mean over frames of a strided-conv frame classifier's log-softmax"
-                if args.which == "eval-class" else "direction logits (left, right, up, down) from a CNN over the 8 frames "
+                if args.which == "eval-class"
+                else "direction logits (left, right, up, down) from a CNN over the 8 frames "
                 "as channels"),
-            "methods": {"forward": "forward(x [N,8,1,32,32]) -> " + ("[N,10]" if args.which == "eval-class" else "[N,4]")},
+            "methods": {"forward": "forward(x [N,8,1,32,32]) -> "
+                        + ("[N,10]" if args.which == "eval-class" else "[N,4]")},
             "classes": D.CLASS_NAMES, "directions": D.DIRECTIONS, "license": fmnist.LICENSE, "provenance": prov,
             "metrics": eval_checks(args.which, scripted, split)}
     if args.which == "eval-class":

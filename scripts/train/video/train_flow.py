@@ -93,7 +93,8 @@ def measure(args):
 
 
 def lr_at(base, frac, step, warmup=200, min_frac=0.05):
-    return base * min(1.0, (step + 1) / warmup) * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+    return base * min(1.0, (step + 1) / warmup) * (min_frac + (1 - min_frac) * cosine)
 
 
 def train(args):
@@ -164,7 +165,8 @@ def save(model, ema, opt, step, elapsed, curve, gen, arch, args, parts, warm_fro
     os.makedirs(os.path.dirname(CKPT), exist_ok=True)
     tmp = CKPT + ".tmp"
     torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step, elapsed=elapsed,
-                    curve=curve, gen=gen.get_state(), arch=arch, args=vars(args), parts=parts, warm_from=warm_from), tmp)
+                    curve=curve, gen=gen.get_state(), arch=arch, args=vars(args), parts=parts, warm_from=warm_from),
+               tmp)
     os.replace(tmp, CKPT)
 
 
@@ -193,7 +195,8 @@ def text_card():
         "classes": D.CLASS_NAMES,
         "directions": D.DIRECTIONS,
         "license": fmnist.LICENSE,
-        "provenance": {"command": "/usr/bin/python3 scripts/train/video/train_flow.py --export-only", "weights": "none"},
+        "provenance": {"command": "/usr/bin/python3 scripts/train/video/train_flow.py --export-only",
+                       "weights": "none"},
     }
 
 
@@ -251,8 +254,9 @@ def flow_card(ck, old_metrics):
             "parts": ck["parts"],
             "seed": a["seed"],
             "param_count": fmnist.count_params(build(arch)),
-            "architecture": f"{arch['name']}: shared 2-D U-Net per frame (2x2 pixel-unshuffle; channels {arch['chs']} at "
-            f"16/8/4, residual blocks {arch['blocks']}), temporal {arch['temporal']} over the 8 frames after each block of "
+            "architecture": f"{arch['name']}: shared 2-D U-Net per frame (2x2 pixel-unshuffle; channels "
+            f"{arch['chs']} at 16/8/4, residual blocks {arch['blocks']}), temporal {arch['temporal']} over the 8 "
+            "frames after each block of "
             f"levels {arch['temporal_levels']}; FiLM from sigma + masked mean of learned word embeddings"
             + ("; plus a per-frame FiLM term MLP(prompt embedding, learned frame position), zero-initialised when "
                "it was added (resume with --add-frame-cond)" if arch.get("frame_cond") else "")
@@ -261,12 +265,14 @@ def flow_card(ck, old_metrics):
             "note": "The logged loss is a running mean (0.98) that restarts from 0 at each resume, so the first "
             "points after a resume read low. Part 1 (without the per-frame term) reached eval direction accuracy "
             "0.275 (chance 0.25) and class accuracy 0.40 at step 1094 (40 prompts x 1 clip, Euler 20, guidance 1), "
-            "so the per-frame path was added (part 2, from step 1195); at step 1558 direction was still 0.30 (class 0.625), "
+            "so the per-frame path was added (part 2, from step 1195); at step 1558 direction was still 0.30 "
+            "(class 0.625), "
             "the same noise gave the same motion for every direction word, and the loss with the wrong direction word "
             "was within 1% of the right one: where the object is at frame t needs absolute position, which a conv net "
             "barely has, so coordinate channels were added for the rest of the budget (part 3, from step 1825). Each "
             "growth keeps the model's function (zero-initialised outputs) and starts a fresh AdamW with a 200-step "
-            "warmup; the cosine follows the total --minutes of the latest part. At step 2200 (part 3) direction was 0.375: "
+            "warmup; the cosine follows the total --minutes of the latest part. At step 2200 (part 3) direction "
+            "was 0.375: "
             "with logit-normal sigmas only ~2.5% of training clips have sigma > 0.9, yet the direction word only "
             "matters where the noise hides the object, so part 4 (from step ~2300, same model and optimizer) draws "
             "30% of sigmas from U(0.75, 1).",
@@ -300,7 +306,8 @@ def export(args):
     if os.path.exists(out):
         old = common.read_card(out)[1].get("metrics", {})
     common.save_scripted(torch.jit.script(m), out, flow_card(ck, old))
-    common.save_scripted(torch.jit.script(OneHotText(len(D.VOCAB))), os.path.join(ROOT, "models", "fashion-video-text.pt"),
+    common.save_scripted(torch.jit.script(OneHotText(len(D.VOCAB))),
+                         os.path.join(ROOT, "models", "fashion-video-text.pt"),
                          text_card())
 
 
