@@ -38,9 +38,9 @@ def judge(x, cls, direction, evals):
     out = {"class": [], "direction": [], "agreement": []}
     for i in range(0, x.shape[0], 100):
         xs = x[i : i + 100].clamp(-1, 1)
-        pred = ce(xs).argmax(1)
+        pred = ce.logits(xs).argmax(1)
         out["class"].append(pred == cls[i : i + 100])
-        out["direction"].append(de(xs).argmax(1) == direction[i : i + 100])
+        out["direction"].append(de.logits(xs).argmax(1) == direction[i : i + 100])
         out["agreement"].append((ce.frame_logits(xs).argmax(2) == pred[:, None]).float().mean(1))
     return {k: torch.cat(v) for k, v in out.items()}
 

@@ -27,8 +27,8 @@ sys.path.append(os.path.join(HERE, "..", "t2i"))
 import data as D  # noqa: E402
 import fmnist  # noqa: E402
 from nets import EvalDirectionNet, EvalFrameNet, FrameNet  # noqa: E402
-from verifiers import (ClipClassEval, VideoClassVerifier, VideoConsistencyVerifier,  # noqa: E402
-                       VideoMotionVerifier)
+from verifiers import (ClipClassEval, DirectionEval, VideoClassVerifier,  # noqa: E402
+                       VideoConsistencyVerifier, VideoMotionVerifier)
 
 import common  # noqa: E402  (t2i's; it puts scripts/train/t2i first on sys.path, so it comes after nets)
 
@@ -142,18 +142,43 @@ def export_verifiers(net, prov):
 def eval_checks(which, scripted, split):
     x, c, d = other_split_clips(split)
     y = d if which == "eval-direction" else c
-    acc = float((scripted(x).argmax(1) == y).float().mean())
+    acc = float((scripted.logits(x).argmax(1) == y).float().mean())
     return dict(measured_on="500 fresh clips of TRAIN-split garments (seed 1234)", accuracy=round(acc, 4))
+
+
+def eval_methods(which):
+    k, what = ("10", "class") if which == "eval-class" else ("4", "direction (left, right, up, down)")
+    m = {"forward": f"forward(x [N,8,1,32,32], cond int64 [N]) -> [N] log-prob of {what} cond",
+         "logits": f"logits(x) -> [N,{k}] log-probs"}
+    if which == "eval-class":
+        m["frame_logits"] = "frame_logits(x) -> [N,8,10]"
+    return m
+
+
+def rewrap():
+    """The first eval files had forward(x) -> logits; give them the eval contract without retraining."""
+    for name, which in (("video-class-eval", "eval-class"), ("video-direction-eval", "eval-direction")):
+        path = os.path.join(ROOT, "eval", name + ".pt")
+        old, card = common.read_card(path)
+        if hasattr(old, "logits"):
+            continue
+        new = torch.jit.script(ClipClassEval(old.net) if which == "eval-class" else DirectionEval(old))
+        card["methods"] = eval_methods(which)
+        card["provenance"]["rewrapped"] = "/usr/bin/python3 scripts/train/video/train_classifiers.py --rewrap"
+        common.save_scripted(new, path, card)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--which", required=True, choices=["verifier", "eval-class", "eval-direction"])
+    ap.add_argument("--which", choices=["verifier", "eval-class", "eval-direction"])
+    ap.add_argument("--rewrap", action="store_true", help="give old eval files forward(x, cond) (see rewrap)")
     ap.add_argument("--minutes", type=float, default=3)
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
     args = ap.parse_args()
+    if args.rewrap:
+        return rewrap()
     torch.set_num_threads(args.threads)
     split = "train" if args.which == "verifier" else "test"
     net = {"verifier": lambda: FrameNet(32), "eval-class": lambda: EvalFrameNet(24),
@@ -166,7 +191,7 @@ def main():
     prov.update(fit(args.which, net, split, args.minutes, args.seed, args.batch))
     if args.which == "verifier":
         return export_verifiers(net, prov)
-    scripted = torch.jit.script(ClipClassEval(net) if args.which == "eval-class" else net)
+    scripted = torch.jit.script(ClipClassEval(net) if args.which == "eval-class" else DirectionEval(net))
     name = "video-class-eval" if args.which == "eval-class" else "video-direction-eval"
     card = {"name": name, "kind": "eval", "sample_shape": [D.T, 1, D.H, D.W], "value_range": [-1.0, 1.0],
             "description": "Eval model (never a verifier): " + (
@@ -174,12 +199,9 @@ def main():
                 if args.which == "eval-class"
                 else "direction logits (left, right, up, down) from a CNN over the 8 frames "
                 "as channels"),
-            "methods": {"forward": "forward(x [N,8,1,32,32]) -> "
-                        + ("[N,10]" if args.which == "eval-class" else "[N,4]")},
+            "methods": eval_methods(args.which),
             "classes": D.CLASS_NAMES, "directions": D.DIRECTIONS, "license": fmnist.LICENSE, "provenance": prov,
             "metrics": eval_checks(args.which, scripted, split)}
-    if args.which == "eval-class":
-        card["methods"]["frame_logits"] = "frame_logits(x) -> [N,8,10]"
     print(json.dumps(card["metrics"]), flush=True)
     common.save_scripted(scripted, os.path.join(ROOT, "eval", name + ".pt"), card)
 

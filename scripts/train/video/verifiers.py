@@ -7,8 +7,9 @@ Verifiers read the prompt as the one-hot words fashion-video-text returns (text 
   VideoConsistencyVerifier  mean cosine of consecutive frames' classifier features minus the mean relative change
                             of the object's mass (the object stays one object)
 A prompt that names no class (no direction) is scored against the uniform mix of all of them.
-Eval models (never verifiers): ClipClassEval (clip logits = mean frame log-probs; frame_logits) and the
-direction net (logits over left/right/up/down), both trained on test-split clips.
+Eval models (never verifiers): ClipClassEval (clip logits = mean frame log-probs; frame_logits) and
+DirectionEval (log-probs of left/right/up/down), both trained on test-split clips; forward(x, cond) -> [N] is the
+log-prob of class / direction cond, as for every shipped eval model.
 """
 from typing import Tuple
 
@@ -106,7 +107,8 @@ class VideoConsistencyVerifier(nn.Module):
 
 
 class ClipClassEval(nn.Module):
-    """Eval: forward(x [N,T,1,32,32]) -> clip class log-probs [N,10] (mean over frames)."""
+    """Eval: logits(x [N,T,1,32,32]) -> clip class log-probs [N,10] (mean over frames); forward(x, cond) -> [N]
+    the log-prob of class cond (the verifier contract, so tools that take any shipped eval model can call it)."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -117,5 +119,25 @@ class ClipClassEval(nn.Module):
         n, t = x.shape[0], x.shape[1]
         return self.net(frames_of(x)).reshape(n, t, -1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @torch.jit.export
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.frame_logits(x), dim=2).mean(1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).gather(1, cond.long().view(-1, 1)).squeeze(1)
+
+
+class DirectionEval(nn.Module):
+    """Eval: logits(x [N,T,1,32,32]) -> [N,4] log-probs of left, right, up, down; forward(x, cond) -> [N] the
+    log-prob of direction cond."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @torch.jit.export
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.net(x), dim=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).gather(1, cond.long().view(-1, 1)).squeeze(1)
