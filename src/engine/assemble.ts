@@ -42,7 +42,12 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   const valueRange = (decoded ? denoiser.decoder!.spec.value_range : denoiser.card.value_range) ?? null;
   const judged = await judge(a, samples, shape, keptPrompts);
   const evaluator = wantsEval(a) && out.done.length ? await a.hold(a.models.evaluator()) : null;
-  const diversity = await reportDiversity(samples, shape, out.done.map((d) => d.kept.length), evaluator);
+  const diversity = await reportDiversity(
+    samples,
+    shape,
+    out.done.map((d) => d.kept.length),
+    evaluator,
+  );
   const report = buildReport({
     p,
     l: a.l,
