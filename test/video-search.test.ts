@@ -4,11 +4,18 @@
  * recomputed here in float64 from the samples and their prompts; the same search on the same
  * numbers seen as images [n, T·C, H, W] finds the same samples bit for bit (EvoSearch's and
  * paths' intermediate states included); EvoSearch's mutation of 5-D states element by element;
- * the engine merging video rows of concurrent requests; bad shapes refused with typed errors.
+ * the engine merging video rows of concurrent requests; bad shapes refused with typed errors. The
+ * shipped fashion-video through every search, and its motion verifier's rewards as python3-torch
+ * computes them from the returned clips and the prompt.
  */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine';
 import { generate, type GenerateOptions } from '../src/generate';
+import { writeNpy } from '../src/io/npy';
 import { validateCard } from '../src/models/card';
 import { LatentDecoder } from '../src/models/decoder';
 import { Denoiser } from '../src/models/denoiser';
@@ -93,6 +100,56 @@ describe('every search on video samples [n, T, C, H, W]', () => {
     const r = await generate(request('best-of-n', { guidance: 3, keep: 1, budget: 48 }));
     expect(r.report.nfe_used).toBe(2 * 48); // 4 samples of 6 steps × 2 per prompt
     expect(r.samples.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('the shipped fashion-video [8, 1, 32, 32]', () => {
+  const shippedReq = (algorithm: string, o: Partial<GenerateOptions> = {}): GenerateOptions => ({
+    model: 'fashion-video',
+    prompt: 'a bag moving up',
+    algorithm: algorithm as GenerateOptions['algorithm'],
+    budget: 60,
+    steps: 6,
+    seed: (Math.random() * 1e6) | 0,
+    ...o,
+  });
+
+  it.each(NAMES)('%s: within the budget (rows counted by the engine), finite clips', async (name) => {
+    const e = createEngine({ threads: 1 });
+    const r = await e.generate(shippedReq(name)).finally(() => e.close());
+    expect(e.metrics().models.find((m) => m.kind === 'denoiser')!.rows).toBe(r.report.nfe_used);
+    expect(r.report.nfe_used).toBeLessThanOrEqual(60);
+    expect(r.shape).toEqual([1, 8, 1, 32, 32]);
+    expect(r.samples.every(Number.isFinite)).toBe(true);
+  });
+
+  it("hands the verifier the clips and the prompt's tensors: rewards as python3-torch computes them", async () => {
+    const r = await generate(shippedReq('best-of-n', { verifier: ['video-motion'], keep: 3, budget: 36 }));
+    expect(r.shape).toEqual([3, 8, 1, 32, 32]);
+    // The card's tokenizer rule, the text encoder and the verifier, run by libtorch from Python.
+    const out = path.join(os.tmpdir(), `ds-video-${process.pid}.npy`);
+    writeNpy(out, r.samples, r.shape);
+    const script =
+      'import json, re, sys, numpy as np, torch\n' +
+      "files = {'model.json': ''}\n" +
+      "enc = torch.jit.load('models/fashion-video-text.pt', _extra_files=files)\n" +
+      "card = json.loads(files['model.json'])\n" +
+      "words = [re.sub('[^a-z/-]', '', w) for w in sys.argv[2].lower().split()]\n" +
+      "ids = [card['vocab'].index(w) if w in card['vocab'] else 1 for w in words if w][: card['max_len']]\n" +
+      "ids += [0] * (card['max_len'] - len(ids))\n" +
+      'x = torch.from_numpy(np.load(sys.argv[1]))\n' +
+      'text, mask = enc(torch.tensor([ids] * x.shape[0]))\n' +
+      "v = torch.jit.load('models/video-motion.pt')\n" +
+      'print(json.dumps(v(x, text, mask).tolist()))\n';
+    const p = spawnSync('/usr/bin/python3', ['-c', script, out, 'a bag moving up'], {
+      encoding: 'utf8',
+      cwd: path.join(__dirname, '..'),
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    fs.rmSync(out, { force: true });
+    expect(p.status, p.stderr).toBe(0);
+    const want = JSON.parse(p.stdout) as number[];
+    r.rewards.forEach((got, i) => expect(Math.abs(got - want[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[i]))));
   });
 });
 
