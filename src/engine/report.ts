@@ -72,13 +72,13 @@ export function buildReport(a: ReportParts): GenerateReport {
   };
 }
 
-/** The request as it ran: `--config` of it reproduces the run. */
 /** Frames per second of video samples: the decoder's or the denoiser's card, else VIDEO_FPS; null for images. */
 function videoFps(shape: number[], p: Prepared): number | null {
   if (!isVideoShape(shape)) return null;
   return p.denoiser.decoder?.spec.fps ?? p.denoiser.card.fps ?? VIDEO_FPS;
 }
 
+/** The request as it ran: `--config` of it reproduces the run. */
 function configOf(p: Prepared, l: Loaded): ReportConfig {
   const { r } = p;
   return {

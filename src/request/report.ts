@@ -75,10 +75,10 @@ export interface GenerateReport {
   shape: number[];
   /** Range of the samples' values (the card's, or its decoder's); null when unknown. */
   value_range: [number, number] | null;
-  nfe_used: number;
-  wall_seconds: number;
   /** Video samples ([rows, T, C, H, W]): frames per second of their animations (the card's); else null. */
   fps: number | null;
+  nfe_used: number;
+  wall_seconds: number;
   search_seconds: number;
   model_seconds: number;
   verifier_seconds: number;
