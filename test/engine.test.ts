@@ -332,6 +332,72 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
   );
 
   it(
+    'a second forward waits for minRows queued rows while one runs (few rows join the next forward), starts at ' +
+      'once for minRows rows or a request 4× smaller, and after spreadMs; spreadMs 0 starts it at once',
+    async () => {
+      const { createStream } = await import('../src/stream');
+      const run = async (spreadMs: number, delayMs: number) => {
+        const log: number[][] = [];
+        const at = { now: 0, most: 0 };
+        const lanes = new LaneRegistry();
+        const b = new ModuleBatcher(
+          fakeModule(log, delayMs, at),
+          'denoiser',
+          { maxBatch: 32, windowUs: 0, enabled: true, parallel: 2, minRows: 4, spreadMs },
+          lanes,
+          new EngineMetrics(32),
+        );
+        const s = Array.from({ length: 6 }, () => createStream());
+        s.forEach((x, i) => lanes.set(x, { id: i + 1, work: i === 5 ? 5 : 20 }));
+        const busy = async () => {
+          while (at.now < 1) await new Promise((r) => setTimeout(r, 1));
+        };
+        const done = async () => (await b.close(), await Promise.all(s.map((x) => x.close())));
+        return { log, at, b, s, busy, done };
+      };
+      const rnd = () => Math.round(Math.random() * 1000);
+      // Three 1-row calls (3 < minRows) arrive while a forward runs: no forward beside it; they
+      // make one forward of 3 rows once it ends.
+      let t = await run(60_000, 60);
+      const v = [rnd(), rnd(), rnd(), rnd()];
+      let first = call(t.b, [v[0]], t.s[0]);
+      await t.busy();
+      let rest = [1, 2, 3].map((k) => call(t.b, [v[k]], t.s[k]));
+      for (const [k, c] of [first, ...rest].entries()) expect(await values(await c)).toEqual([v[k]]);
+      expect(t.log).toEqual([[v[0]], v.slice(1)]);
+      expect(t.at.most).toBe(1);
+      // Four rows queued (a 2-row call and two 1-row calls): the second slot starts at once.
+      first = call(t.b, [1], t.s[0]);
+      await t.busy();
+      rest = [call(t.b, [2, 2], t.s[1]), call(t.b, [3], t.s[2]), call(t.b, [4], t.s[3])];
+      while (t.at.now < 2) await new Promise((r) => setTimeout(r, 1));
+      await Promise.all([first, ...rest]);
+      expect(t.log.slice(2)).toEqual([[1], [2, 2, 3, 4]]);
+      // A request 4× smaller than the running one (work 5 against 20) starts beside it at once.
+      first = call(t.b, [1], t.s[0]);
+      await t.busy();
+      const small = call(t.b, [9], t.s[5]);
+      while (t.at.now < 2) await new Promise((r) => setTimeout(r, 1));
+      await Promise.all([first, small]);
+      await t.done();
+      // After spreadMs a forward of fewer rows starts beside the running one, before that one ends.
+      for (const spreadMs of [50, 0]) {
+        t = await run(spreadMs, 2000);
+        first = call(t.b, [1], t.s[0]);
+        await t.busy();
+        const t0 = performance.now();
+        const second = call(t.b, [2], t.s[1]);
+        while (t.at.now < 2) await new Promise((r) => setTimeout(r, 1));
+        expect(performance.now() - t0).toBeGreaterThanOrEqual(spreadMs - 1);
+        expect(performance.now() - t0).toBeLessThan(1500);
+        await Promise.all([first, second]);
+        expect(t.log).toEqual([[1], [2]]);
+        await t.done();
+      }
+    },
+  );
+
+  it(
     'an engine with 3 forward slots gives what an engine without batching gives (within 1e-5), alone and 16 at ' +
       'once',
     async () => {

@@ -28,6 +28,10 @@
  *   between two calls (its step's arithmetic, at most `holdMs`) or on the express slot, and no slot
  *   serves it, the last free slot waits for it instead of starting a big forward; so its next step
  *   runs at once on a core of its own, not beside two others or after a big forward.
+ * - A second forward beside a running one waits for rows: it starts only once `minRows` rows are
+ *   queued, the running forward has gone on for `spreadMs`, or the queue's first request is
+ *   SIZE_CLASS× smaller than those running. Without it, a slot that frees starts at once on the
+ *   few rows that came back meanwhile, and many small requests' forwards stay a few rows each.
  * - A lane's AbortSignal drops its queued rows at once (ABORTED); pieces already running finish.
  * - A merged forward that fails is retried piece by piece, so a bad input fails only its own search.
  * NFE is charged by the Denoiser before it calls, exactly as without batching.
@@ -102,6 +106,8 @@ export interface BatcherOptions {
   minRows?: number;
   /** How long the last free slot waits for a small request between two of its calls, ms (default HOLD_MS). */
   holdMs?: number;
+  /** How long a forward runs before one of under `minRows` rows starts beside it, ms (default SPREAD_MS; 0: now). */
+  spreadMs?: number;
 }
 
 interface Pending {
@@ -142,6 +148,10 @@ export class ModuleBatcher {
   private readonly parallel: number;
   private readonly minRows: number;
   private readonly holdMs: number;
+  private readonly spreadMs: number;
+  /** When each regular slot's forward started (Infinity: idle). */
+  private readonly slotSince: number[];
+  private spreadTimer: NodeJS.Timeout | null = null;
   /** The work of the first lane each busy slot serves (Infinity: idle). */
   private readonly slotWork: number[];
   private expressBusy = false;
@@ -161,6 +171,8 @@ export class ModuleBatcher {
     this.parallel = Math.max(1, Math.floor(options.parallel ?? 1));
     this.minRows = Math.max(1, Math.floor(options.minRows ?? 16));
     this.holdMs = Math.max(0, options.holdMs ?? HOLD_MS);
+    this.spreadMs = Math.max(0, options.spreadMs ?? SPREAD_MS);
+    this.slotSince = Array.from({ length: this.parallel }, () => Infinity);
     // One stream per slot, plus the express slot's (index `parallel`) when there are several.
     this.streams = Array.from({ length: this.parallel + 1 }, () => null);
     this.free = Array.from({ length: this.parallel }, (_, i) => i);
@@ -355,10 +367,25 @@ export class ModuleBatcher {
     return true;
   }
 
+  /**
+   * Whether a free slot waits instead of starting a forward beside a running one: fewer than
+   * minRows rows are queued, the running forward started under spreadMs ago, and the queue's first
+   * request is not SIZE_CLASS× smaller than those running. Sets a timer for when the wait ends.
+   */
+  private waitForRows(): boolean {
+    if (this.parallel < 2 || this.free.length === this.parallel || this.queued.rows >= this.minRows) return false;
+    const first = this.laneOrder().values().next().value![0].lane.work ?? Infinity;
+    if (first * SIZE_CLASS <= Math.min(...this.slotWork.slice(0, this.parallel))) return false;
+    const wait = Math.min(...this.slotSince) + this.spreadMs - performance.now();
+    if (wait <= 0) return false;
+    this.spreadTimer ??= setTimeout(() => ((this.spreadTimer = null), this.schedule()), Math.max(1, Math.ceil(wait)));
+    return true;
+  }
+
   private runNext(): void {
     this.clearTimer();
     while (this.free.length > 0 && this.queue.length > 0) {
-      if (this.holdForSmall()) break;
+      if (this.holdForSmall() || this.waitForRows()) break;
       const batch = this.take(this.free.length);
       const slot = this.free.pop()!;
       this.start(batch, slot, () => this.free.push(slot));
@@ -383,9 +410,11 @@ export class ModuleBatcher {
   private start(batch: Piece[], slot: number, release: () => void): void {
     this.busy++;
     this.slotWork[slot] = batch[0].p.lane.work ?? Infinity;
+    if (slot < this.parallel) this.slotSince[slot] = performance.now();
     void this.runBatch(batch, slot).finally(() => {
       this.busy--;
       this.slotWork[slot] = Infinity;
+      if (slot < this.parallel) this.slotSince[slot] = Infinity;
       release();
       this.schedule();
     });
@@ -523,6 +552,7 @@ export class ModuleBatcher {
     this.closed = true;
     this.clearTimer();
     if (this.holdTimer) clearTimeout(this.holdTimer);
+    if (this.spreadTimer) clearTimeout(this.spreadTimer);
     for (const p of [...this.queue])
       this.fail(p, new DiffusionSearchError(`the engine holding '${this.label}' closed`, 'ABORTED'));
     while (this.busy > 0) await new Promise((r) => setTimeout(r, 1));
@@ -535,6 +565,12 @@ export class ModuleBatcher {
  * the arithmetic of its step between them, short beside a forward.
  */
 const HOLD_MS = 5;
+
+/**
+ * How long a forward runs before a second one of fewer than minRows rows starts beside it: about
+ * a small forward's length, so rows that come back meanwhile join the next forward instead.
+ */
+const SPREAD_MS = 40;
 
 const aborted = (lane: Lane) =>
   new DiffusionSearchError('search cancelled while waiting for the model', 'ABORTED', { cause: lane.signal?.reason });
