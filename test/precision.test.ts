@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine';
 import { generate } from '../src/generate';
@@ -134,6 +135,14 @@ describe('frozen, inference-optimised forwards', () => {
     expect(maxRelDiff(await out(m, x), await out(plain, x))).toBe(0);
     expect(m.optimization).toMatchObject({ state: 'off' });
     expect(m.optimization?.reason).toMatch(/over the tolerance/);
+  });
+
+  it('a module that changes its own state gets no copy (the copy would count apart from it)', async () => {
+    // fault-k.pt counts its calls and fails on the 5th: a frozen copy would have its own count.
+    const m = await loadModule(path.join(__dirname, 'fixtures', 'fault-k.pt'), { optimizeBelowRows: 16 });
+    expect(m.optimization).toMatchObject({ state: 'off' });
+    expect(m.optimization?.reason).toMatch(/changes its own state in a method \(calls\)/);
+    expect((await loadModule('fashion-flow', { optimizeBelowRows: 16 })).optimization?.state).toBe('pending');
   });
 });
 

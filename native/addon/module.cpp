@@ -224,6 +224,18 @@ Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
   });
 }
 
+// freeze keeps only the attributes a method assigns: a copy with any would count, cache or
+// advance on its own, apart from the module it stands in for.
+static void refuseMutableState(const torch::jit::Module& frozen, const std::string& path) {
+  for (const auto& a : frozen.named_attributes(/*recurse=*/true)) {
+    const std::string& n = a.name;
+    bool training = n == "training" || (n.size() > 9 && n.compare(n.size() - 9, 9, ".training") == 0);
+    if (a.value.isModule() || training) continue;
+    throw Error(code::kModelLoad, "'" + path + "' changes its own state in a method (" + n +
+                                      "): a frozen copy would keep that state apart from the module");
+  }
+}
+
 // optimize({ inference }?, stream?) -> Promise<Module>: a frozen copy (torch::jit::freeze, every
 // method kept), with optimize_for_inference's graph passes too when inference is true. The
 // module itself is left as it was.
@@ -248,6 +260,7 @@ Napi::Value ModuleWrap::optimize(const Napi::CallbackInfo& info) {
       try {
         torch::jit::Module frozen = torch::jit::freeze(*source->module, others);
         if (inference) frozen = torch::jit::optimize_for_inference(frozen, others);
+        refuseMutableState(frozen, source->path);
         out->module = std::make_shared<torch::jit::Module>(std::move(frozen));
       } catch (const c10::Error& e) {
         throw Error(code::kModelLoad, "'" + source->path + "' cannot be frozen: " +
