@@ -26,3 +26,5 @@ node bench/serve.js --scenarios zero-order:100,particles-k4:100,evosearch-small:
   --seconds "${SECONDS_PER_CELL:-10}" --no-under-load --serve-args '--precision bf16'
 echo "== bf16 against fp32 by the eval classifier"
 node bench/precision.js
+echo "== a lone request: one slot of 2 threads (generate's), two slots, one thread"
+node scripts/dev/bench-27-lone.js "$ROUNDS"
