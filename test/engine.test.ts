@@ -383,9 +383,10 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
       // After spreadMs a forward of fewer rows starts beside the running one, before that one ends.
       for (const spreadMs of [50, 0]) {
         t = await run(spreadMs, 2000);
+        // spreadMs counts from the running forward's start, which is after t0 (not after busy()).
+        const t0 = performance.now();
         first = call(t.b, [1], t.s[0]);
         await t.busy();
-        const t0 = performance.now();
         const second = call(t.b, [2], t.s[1]);
         while (t.at.now < 2) await new Promise((r) => setTimeout(r, 1));
         expect(performance.now() - t0).toBeGreaterThanOrEqual(spreadMs - 1);
