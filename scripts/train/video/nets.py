@@ -1,11 +1,21 @@
 """Networks of the moving-Fashion-MNIST video stack: the flow denoiser, its one-hot text encoder,
 the verifiers (class, motion, consistency) and the eval models (other architectures)."""
+import importlib.util
 import math
+import os
 from typing import List, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# The σ embedding and FiLM residual block are fashion-t2i's (scripts/train/t2i/nets.py); loaded by
+# path because both files are named nets.py.
+_spec = importlib.util.spec_from_file_location(
+    "t2i_nets", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "t2i", "nets.py"))
+_t2i = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_t2i)
+SinusoidalEmb, ResBlock = _t2i.SinusoidalEmb, _t2i.ResBlock
 
 
 # ---------------------------------------------------------------- text
@@ -33,35 +43,6 @@ def prompt_dist(text: torch.Tensor, mask: torch.Tensor, word_map: torch.Tensor) 
 
 
 # ---------------------------------------------------------------- denoiser
-class SinusoidalEmb(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        half = dim // 2
-        self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half))
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        a = t.float().unsqueeze(1) * self.freqs.unsqueeze(0)
-        return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
-
-
-class ResBlock(nn.Module):
-    def __init__(self, c: int, edim: int):
-        super().__init__()
-        self.n1 = nn.GroupNorm(8, c)
-        self.c1 = nn.Conv2d(c, c, 3, padding=1)
-        self.emb = nn.Linear(edim, 2 * c)
-        self.n2 = nn.GroupNorm(8, c)
-        self.c2 = nn.Conv2d(c, c, 3, padding=1)
-        nn.init.zeros_(self.c2.weight)
-        nn.init.zeros_(self.c2.bias)
-
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        h = self.c1(F.silu(self.n1(x)))
-        scale, shift = self.emb(e).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        h = self.n2(h) * (1.0 + scale) + shift
-        return x + self.c2(F.silu(h))
-
-
 class TemporalConv(nn.Module):
     """Residual 1-D convolution over frames at every pixel: [N*T, C, h, w] -> same."""
 
