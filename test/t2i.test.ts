@@ -3,9 +3,7 @@
  * TorchScript files: the tokenizer (scripts/train/t2i/prompts.py), a guided evaluation of fashion-t2i
  * with fashion-text's outputs, fashion-ae's decoder and fashion-clip's score.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Denoiser, type NfeMeter } from '../src/models/denoiser';
@@ -13,26 +11,11 @@ import { TextEncoder } from '../src/models/text-encoder';
 import { TorchScriptVerifier } from '../src/verifiers/torchscript';
 import { tensor } from '../src/tensor';
 import { randn } from './helpers';
+import { py, python } from './torch-python';
 
 const root = path.join(__dirname, '..');
-const python = ['/usr/bin/python3', 'python3'].find(
-  (p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
-);
 const have = !!python && fs.existsSync(path.join(root, 'models', 'fashion-t2i.pt'));
 const meter: NfeMeter = { charge() {}, addModelTime() {} };
-
-// biome-ignore lint/suspicious/noExplicitAny: the Python snippet's own JSON, read field by field
-function py(code: string, input: unknown): any {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-t2i-'));
-  fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify(input));
-  const r = spawnSync(python!, ['-c', code, path.join(dir, 'in.json')], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout);
-}
 
 const WORDS = [
   'a',

@@ -6,9 +6,7 @@
  * other; the class verifier prefers the clip's own class; the consistency verifier prefers a real clip
  * over the same clip with its garment swapped halfway.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NULL_CONDITION } from '../src/models/conditions';
@@ -17,28 +15,13 @@ import { TextEncoder } from '../src/models/text-encoder';
 import { tensor } from '../src/tensor';
 import { TorchScriptVerifier } from '../src/verifiers/torchscript';
 import { mulberry32, randn } from './helpers';
+import { py, python } from './torch-python';
 import { type Clip, DIRECTIONS, promptOf, randomClips, render, SIZE, T } from './moving-fmnist';
 
 const root = path.join(__dirname, '..');
-const python = ['/usr/bin/python3', 'python3'].find(
-  (p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
-);
 const have = fs.existsSync(path.join(root, 'models', 'fashion-video.pt'));
 const meter: NfeMeter = { charge() {}, addModelTime() {} };
 const SHAPE = [T, 1, SIZE, SIZE];
-
-// biome-ignore lint/suspicious/noExplicitAny: the Python snippet's own JSON, read field by field
-function py(code: string, input: unknown): any {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ds-video-'));
-  fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify(input));
-  const r = spawnSync(python!, ['-c', code, path.join(dir, 'in.json')], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout);
-}
 
 async function scores(v: TorchScriptVerifier, enc: TextEncoder, pixels: Float32Array, prompts: string[]) {
   const x = tensor(pixels, [prompts.length, ...SHAPE]);
