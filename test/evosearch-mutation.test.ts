@@ -15,6 +15,7 @@ import { Budget } from '../src/search/budget';
 import { evoSearch } from '../src/search/evosearch';
 import { tensor } from '../src/tensor';
 import { TorchScriptVerifier } from '../src/verifiers/torchscript';
+import { sdeMutation } from './helpers';
 
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
@@ -65,11 +66,7 @@ describe("EvoSearch 'sde' mutation reuses the trajectory's prediction", () => {
         const p = await gmm.predict(t, new Array(n).fill(sigma), new Array(n).fill(0), 1, new Budget(1e9));
         const eps = (await p.eps.toArray()) as Float32Array;
         [t, p.x0, p.eps].forEach((x) => x.dispose());
-        // s: the SDE std of the step into L on the rectified flow, √(σ² − s²) − σ the shift along ε̂.
-        const [from, to] = [sigmas[L - 1], sigmas[L]];
-        const ratio = ((1 - from) * to) / ((1 - to) * from);
-        const s = Math.min(to * Math.sqrt(1 - ratio * ratio), sigma);
-        const shift = Math.sqrt(sigma * sigma - s * s) - sigma;
+        const { s, shift } = sdeMutation(sigmas, L, sigma);
         const e = await ops.randn([K2, 2], { seed, ids: Array.from({ length: K2 }, (_, i) => K0 + K1 + i), step: 102 });
         const noise = (await e.toArray()) as Float32Array;
         e.dispose();

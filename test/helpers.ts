@@ -37,3 +37,14 @@ export async function expectCode(run: () => unknown, code: ErrorCode): Promise<D
   }
   throw new Error(`expected a ${code} error, but nothing was thrown`);
 }
+
+/**
+ * EvoSearch's intermediate-state mutation into level L, restated for tests: the SDE std `s` of the
+ * rectified-flow step sigmas[L−1] → sigmas[L] (at most σ), and `shift` = √(σ² − s²) − σ along ε̂.
+ */
+export function sdeMutation(sigmas: number[], L: number, sigma: number): { s: number; shift: number } {
+  const [from, to] = [sigmas[L - 1], sigmas[L]];
+  const ratio = ((1 - from) * to) / ((1 - to) * from);
+  const s = Math.min(to * Math.sqrt(1 - ratio * ratio), sigma);
+  return { s, shift: Math.sqrt(sigma * sigma - s * s) - sigma };
+}

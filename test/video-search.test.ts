@@ -27,7 +27,7 @@ import { Budget } from '../src/search/budget';
 import { evoSearch } from '../src/search/evosearch';
 import { tensor } from '../src/tensor';
 import { TorchScriptVerifier } from '../src/verifiers/torchscript';
-import { expectCode, fixture } from './helpers';
+import { expectCode, fixture, sdeMutation } from './helpers';
 
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
@@ -225,10 +225,7 @@ describe("EvoSearch's intermediate-state mutation on 5-D states", () => {
     const p = await model.predict(t, new Array(n).fill(sigma), new Array(n).fill(1), 1, new Budget(1e9));
     const eps = (await p.eps.toArray()) as Float32Array;
     [t, p.x0, p.eps].forEach((x) => x.dispose());
-    const [from, to] = [sigmas[L - 1], sigmas[L]];
-    const ratio = ((1 - from) * to) / ((1 - to) * from);
-    const s = Math.min(to * Math.sqrt(1 - ratio * ratio), sigma);
-    const shift = Math.sqrt(sigma * sigma - s * s) - sigma;
+    const { s, shift } = sdeMutation(sigmas, L, sigma);
     const ids = Array.from({ length: K2 }, (_, i) => K0 + K1 + i);
     const e = await ops.randn([K2, ...FRAME], { seed, ids, step: 102 });
     const noise = (await e.toArray()) as Float32Array;
