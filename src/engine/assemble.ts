@@ -6,7 +6,7 @@ import type { EvalReport } from '../eval/metrics';
 import type { GenerateResult } from '../request/types';
 import type { Stream } from '../stream';
 import type { ModelCache } from './models';
-import { reportDiversity } from './diversity';
+import { fitsEval, reportDiversity } from './diversity';
 import { buildReport } from './report';
 import type { SearchAllResult } from './search-all';
 import type { Hold, Loaded, Prepared } from './stages';
@@ -40,13 +40,13 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   const shape = decoded ? [kept.length, ...denoiser.decoder!.imageShape] : latentShape;
   const samples = decoded ?? latents;
   const valueRange = (decoded ? denoiser.decoder!.spec.value_range : denoiser.card.value_range) ?? null;
-  const judged = await judge(a, samples, shape, keptPrompts);
-  const evaluator = wantsEval(a) && out.done.length ? await a.hold(a.models.evaluator()) : null;
-  const diversity = await reportDiversity(
+  const evalFeatures = await evalFeaturesOf(a, samples, shape);
+  const judged = await judge(a, samples, shape, keptPrompts, evalFeatures?.rows);
+  const diversity = reportDiversity(
     samples,
     shape,
     out.done.map((d) => d.kept.length),
-    evaluator,
+    evalFeatures,
   );
   const report = buildReport({
     p,
@@ -75,11 +75,24 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
 }
 
 /** The eval/ classifier's judgement: of a class-conditional request, or of a text-to-image one against its prompts. */
+/** The eval model's features of the returned samples, once, for its report and the diversity (null: not judged). */
+async function evalFeaturesOf(
+  a: AssembleInput,
+  samples: Float32Array,
+  shape: number[],
+): Promise<{ rows: Float32Array; space: string } | null> {
+  if (!wantsEval(a) || a.out.done.length === 0 || !shape[0]) return null;
+  const ev = await a.hold(a.models.evaluator());
+  if (!fitsEval(ev, shape)) return null;
+  return { rows: await ev.features(samples, shape), space: String(ev.module.card?.name ?? 'eval') };
+}
+
 async function judge(
   a: AssembleInput,
   samples: Float32Array,
   shape: number[],
   keptPrompts: string[],
+  feats: Float32Array | undefined,
 ): Promise<{ evalReport: EvalReport | null; promptEval: PromptEvalReport | null }> {
   const { r, denoiser, cls } = a.p;
   const want = wantsEval(a);
@@ -88,7 +101,7 @@ async function judge(
   if (!r.prompts) {
     const ev = await a.hold(a.models.evaluator());
     return {
-      evalReport: await ev.evaluate(samples, shape, new Array(shape[0]).fill(cls), denoiser.classes),
+      evalReport: await ev.evaluate(samples, shape, new Array(shape[0]).fill(cls), denoiser.classes, feats),
       promptEval: null,
     };
   }
@@ -100,6 +113,7 @@ async function judge(
     denoiser.classes,
     rules,
     await a.hold(a.models.evaluator()),
+    feats,
   );
   return { evalReport: null, promptEval };
 }

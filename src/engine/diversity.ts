@@ -14,18 +14,20 @@ export interface ReportDiversity {
   perSearch: Array<Diversity | null>;
 }
 
-/** `evaluator`: the eval model when the request is judged by it (and its samples fit it), else null. */
-export async function reportDiversity(
+/**
+ * `evalFeatures`: the eval model's feature rows of `samples` when the request is judged by it (and
+ * its samples fit it), else null.
+ */
+export function reportDiversity(
   samples: Float32Array,
   shape: number[],
   keptPerSearch: number[],
-  evaluator: Evaluator | null,
-): Promise<ReportDiversity> {
+  evalFeatures: { rows: Float32Array; space: string } | null,
+): ReportDiversity {
   const rows = shape[0];
   if (!rows) return { all: null, perSearch: keptPerSearch.map(() => null) };
-  const fits = evaluator !== null && fitsEval(evaluator, shape);
-  const feats = fits ? await evaluator!.features(samples, shape) : samples;
-  const space = fits ? String(evaluator!.module.card?.name ?? 'eval') : 'samples';
+  const feats = evalFeatures?.rows ?? samples;
+  const space = evalFeatures?.space ?? 'samples';
   const D = feats.length / rows;
   let at = 0;
   const perSearch = keptPerSearch.map((k) => {
@@ -45,7 +47,8 @@ function bounded(feats: Float32Array, K: number, D: number, space: string): Dive
   return { mean_cosine_distance: Number.isFinite(m) ? m : null, vendi: null, space };
 }
 
-function fitsEval(ev: Evaluator, shape: number[]): boolean {
+/** Whether samples of `shape` fit the eval model (else diversity is in the samples' coordinates). */
+export function fitsEval(ev: Evaluator, shape: number[]): boolean {
   try {
     checkSampleShape(ev.module, shape, 'eval');
     return true;

@@ -53,27 +53,29 @@ export class Evaluator {
     return new Evaluator(m, { dim, muAll, covAll, muClass, covClass });
   }
 
-  /** Metrics of samples [n, ...] meant to be of classes `cls` (one per sample). */
+  /**
+   * Metrics of samples [n, ...] meant to be of classes `cls` (one per sample). `feats`: their
+   * feature rows when the caller has them already (from features()), else computed here.
+   */
   async evaluate(
     samples: Float32Array,
     shape: number[],
     cls: ArrayLike<number>,
     classNames?: string[],
+    feats?: Float32Array,
   ): Promise<EvalReport> {
     const n = shape[0];
     if (cls.length !== n) throw new DiffusionSearchError(`eval: ${n} samples but ${cls.length} classes`, 'SHAPE');
     checkSampleShape(this.module, shape, 'eval: the eval/ classifier');
+    feats ??= await this.features(samples, shape);
     const x = tensor(samples, shape, { device: this.module.device });
     const c = classTensor(cls, this.module.device);
     try {
       const logitsT = (await this.module.call('logits', [x])) as NativeTensor;
-      const featsT = (await this.module.call('features', [x])) as NativeTensor;
-      const logits = (await logitsT.toArray()) as Float32Array,
-        feats = (await featsT.toArray()) as Float32Array;
+      const logits = (await logitsT.toArray()) as Float32Array;
       const C = logits.length / n,
         D = feats.length / n;
       logitsT.dispose();
-      featsT.dispose();
       if (D !== this.stats.dim)
         throw new DiffusionSearchError(`eval: features have ${D} dims, statistics ${this.stats.dim}`, 'SHAPE');
       const logp = new Float64Array(n * C);

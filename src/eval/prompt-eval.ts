@@ -89,6 +89,7 @@ export async function evaluatePrompts(
   classes: string[],
   rules: AttributeRules,
   evaluator: Evaluator | null,
+  feats?: Float32Array,
 ): Promise<PromptEvalReport> {
   const n = shape[0];
   if (prompts.length !== n)
@@ -129,14 +130,12 @@ export async function evaluatePrompts(
   const rows = parsed.map((p, i) => (p.cls >= 0 ? i : -1)).filter((i) => i >= 0);
   let classReport: EvalReport | null = null;
   if (evaluator && rows.length) {
-    const per = samples.length / n;
-    const sub = new Float32Array(rows.length * per);
-    rows.forEach((r, k) => sub.set(samples.subarray(r * per, (r + 1) * per), k * per));
     classReport = await evaluator.evaluate(
-      sub,
+      rowsOf(samples, n, rows),
       [rows.length, ...shape.slice(1)],
       rows.map((r) => parsed[r].cls),
       classes,
+      feats && rowsOf(feats, n, rows),
     );
   }
   return {
@@ -144,4 +143,12 @@ export async function evaluatePrompts(
     attributes,
     all_attributes_accuracy: anyStated ? withAttr.filter((i) => allOk[i]).length / anyStated : null,
   };
+}
+
+/** Rows `rows` of an [n, D] matrix. */
+function rowsOf(m: Float32Array, n: number, rows: number[]): Float32Array {
+  const D = m.length / n;
+  const out = new Float32Array(rows.length * D);
+  rows.forEach((r, k) => out.set(m.subarray(r * D, (r + 1) * D), k * D));
+  return out;
 }
