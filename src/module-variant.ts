@@ -1,26 +1,38 @@
 /**
  * A module's frozen, inference-optimised copy (torch::jit::freeze + optimize_for_inference) for
- * its small forwards: on CPU it runs calls of a few rows faster than the module as saved, and
- * larger calls no faster or slower (bench/optimize.js; bench/RESULTS.md), so only forwards of
- * fewer than `belowRows` rows use it. The first such call runs both and compares
- * every element; beyond the tolerance the copy is dropped and the reason kept, so a model the
- * passes change never answers differently.
+ * its small calls: on CPU it runs calls of a few rows several times faster than the module as
+ * saved (libtorch's convolutions at a few rows take a slow path the copy's oneDNN layouts avoid),
+ * and on one thread faster than on several (bench/optimize.js; bench/RESULTS.md), so calls of
+ * fewer than `belowRows` rows use it, capped at `threads`. Each method's first such call runs
+ * both and compares every element; beyond the tolerance the copy is dropped and the reason kept,
+ * so a model the passes change never answers differently.
  */
 import type { ModuleInput, ModuleOutput, NativeModule, NativeStream, NativeTensor, TypedArray } from './native';
 
 export interface ModuleOptimization {
-  /** Forwards of fewer rows than this use the optimised copy (fp32). */
+  /** Calls of fewer rows than this use the optimised copy (fp32). */
   below_rows: number;
-  /** 'pending' until the first such forward compared both; 'on' or 'off' after. */
+  /** The most intra-op threads such a call uses (null: the stream's count). */
+  threads: number | null;
+  /** 'pending' until a small call compared both; 'on' or 'off' after. */
   state: 'pending' | 'on' | 'off';
-  /** max |optimised − module| ÷ max |module| over that forward's output. */
+  /** The methods whose first small call compared both and agreed. */
+  checked: string[];
+  /** max |optimised − module| ÷ max |module| over those calls' outputs (the largest). */
   max_rel_diff: number | null;
   tolerance: number;
   /** Why the copy is not used ('off'), else null. */
   reason: string | null;
 }
 
-type Call = (handle: NativeModule, inputs: ModuleInput[], stream?: NativeStream) => Promise<ModuleOutput>;
+/** Runs `method` of a handle; `threads` caps a copy's call (./native's call options). */
+type Run = (
+  handle: NativeModule,
+  method: string,
+  inputs: ModuleInput[],
+  stream?: NativeStream,
+  threads?: number,
+) => Promise<ModuleOutput>;
 
 const isTensor = (v: unknown): v is NativeTensor =>
   typeof v === 'object' && v !== null && typeof (v as NativeTensor).toArray === 'function';
@@ -55,47 +67,57 @@ export class SmallCallVariant {
   constructor(
     private readonly module: NativeModule,
     private copy: NativeModule | null,
-    belowRows: number,
-    tolerance: number,
+    o: { belowRows: number; tolerance: number; threads: number | null },
     failure: string | null = null,
   ) {
     const state = copy ? 'pending' : 'off';
-    this.report = { below_rows: belowRows, state, max_rel_diff: null, tolerance, reason: failure };
+    this.report = {
+      below_rows: o.belowRows,
+      threads: o.threads,
+      state,
+      checked: [],
+      max_rel_diff: null,
+      tolerance: o.tolerance,
+      reason: failure,
+    };
   }
 
-  /** Whether a forward of these inputs goes to the copy (while pending, the first one checks it). */
+  /** Whether a call of these inputs goes to the copy (a method's first one checks it, one check at a time). */
   wants(method: string, inputs: ModuleInput[]): boolean {
-    if (this.report.state === 'off' || method !== 'forward') return false;
+    if (this.report.state === 'off') return false;
     const rows = rowsOf(inputs);
-    return rows > 0 && rows < this.report.below_rows && (this.report.state === 'on' || !this.checking);
+    if (!(rows > 0 && rows < this.report.below_rows)) return false;
+    return this.report.checked.includes(method) || !this.checking;
   }
 
-  async call(inputs: ModuleInput[], stream: NativeStream | undefined, run: Call): Promise<ModuleOutput> {
-    if (this.report.state === 'on') return run(this.copy!, inputs, stream);
+  async call(method: string, inputs: ModuleInput[], stream: NativeStream | undefined, run: Run): Promise<ModuleOutput> {
+    if (this.report.checked.includes(method))
+      return run(this.copy!, method, inputs, stream, this.report.threads ?? undefined);
     this.checking = true;
     try {
-      return await this.check(inputs, stream, run);
+      return await this.check(method, inputs, stream, run);
     } finally {
       this.checking = false;
     }
   }
 
-  /** Runs the module and the copy on the same inputs; keeps the copy when they agree. */
-  private async check(inputs: ModuleInput[], stream: NativeStream | undefined, run: Call): Promise<ModuleOutput> {
-    const ref = await run(this.module, inputs, stream);
+  /** Runs the module and the copy on the same inputs; keeps the copy for `method` when they agree. */
+  private async check(method: string, inputs: ModuleInput[], stream: NativeStream | undefined, run: Run) {
+    const ref = await run(this.module, method, inputs, stream);
     let out: ModuleOutput;
     try {
-      out = await run(this.copy!, inputs, stream);
+      out = await run(this.copy!, method, inputs, stream, this.report.threads ?? undefined);
     } catch (e) {
-      return this.off(`the optimised forward failed: ${(e as Error).message.split('\n')[0]}`, ref);
+      return this.off(`the optimised ${method} failed: ${(e as Error).message.split('\n')[0]}`, ref);
     }
     try {
-      if (!isTensor(ref) || !isTensor(out)) return this.off('its forward returns no single tensor', ref);
+      if (!isTensor(ref) || !isTensor(out)) return this.off(`its ${method} returns no single tensor`, ref);
       const d = maxRelDiff(numbers(await out.toArray(stream)), numbers(await ref.toArray(stream)));
-      this.report.max_rel_diff = d;
+      this.report.max_rel_diff = Math.max(d, this.report.max_rel_diff ?? 0);
       if (!(d <= this.report.tolerance))
-        return this.off(`the optimised forward differs by ${d.toExponential(2)} (relative), over the tolerance`, ref);
+        return this.off(`the optimised ${method} differs by ${d.toExponential(2)} (relative), over the tolerance`, ref);
       this.report.state = 'on';
+      this.report.checked.push(method);
       return ref;
     } finally {
       if (isTensor(out)) out.dispose();
@@ -104,6 +126,7 @@ export class SmallCallVariant {
 
   private off(reason: string, ref: ModuleOutput): ModuleOutput {
     this.report.state = 'off';
+    this.report.checked = [];
     this.report.reason = reason;
     this.dispose();
     return ref;

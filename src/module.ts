@@ -16,12 +16,14 @@ export interface LoadOptions {
   /** 'fp32' (default) or 'bf16' (CPU autocast; CPUs with AVX512_BF16 or AMX only): see ./precision. */
   precision?: Precision;
   /**
-   * Forwards of fewer rows than this run a frozen, inference-optimised copy, checked against the
-   * module on the first such call (./module-variant); 0 or omitted: none.
+   * Calls of fewer rows than this run a frozen, inference-optimised copy, checked against the
+   * module on each method's first such call (./module-variant); 0 or omitted: none.
    */
   optimizeBelowRows?: number;
   /** Most relative difference the copy may show on that check (default 1e-4). */
   optimizeTolerance?: number;
+  /** The most intra-op threads a call to the copy uses on CPU (default: its stream's count). */
+  optimizeThreads?: number;
 }
 
 export class TorchModule {
@@ -63,6 +65,11 @@ export class TorchModule {
     return this.small ? { ...this.small.report } : null;
   }
 
+  /** Whether its small calls go to the optimised copy (or will, once checked). */
+  get optimizesSmallCalls(): boolean {
+    return this.small !== null && this.small.report.state !== 'off';
+  }
+
   get path(): string {
     return this.handle.path;
   }
@@ -82,7 +89,10 @@ export class TorchModule {
 
   /** Runs `method` on `stream` (default stream when omitted) under torch::InferenceMode. */
   call(method: string, inputs: ModuleInput[], stream?: NativeStream): Promise<ModuleOutput> {
-    if (this.small?.wants(method, inputs)) return this.small.call(inputs, stream, (h, i, s) => h.call('forward', i, s));
+    if (this.small?.wants(method, inputs))
+      return this.small.call(method, inputs, stream, (h, m, i, s, threads) =>
+        h.call(m, i, s, threads ? { threads } : undefined),
+      );
     return this.handle.call(method, inputs, stream, this.callOptions);
   }
 
@@ -96,12 +106,12 @@ export class TorchModule {
   }
 }
 
-async function smallCallVariant(handle: NativeModule, below: number, o: LoadOptions): Promise<SmallCallVariant> {
-  const tolerance = o.optimizeTolerance ?? 1e-4;
+async function smallCallVariant(handle: NativeModule, belowRows: number, o: LoadOptions): Promise<SmallCallVariant> {
+  const v = { belowRows, tolerance: o.optimizeTolerance ?? 1e-4, threads: o.optimizeThreads ?? null };
   try {
-    return new SmallCallVariant(handle, await handle.optimize({ inference: true }, o.stream), below, tolerance);
+    return new SmallCallVariant(handle, await handle.optimize({ inference: true }, o.stream), v);
   } catch (e) {
-    return new SmallCallVariant(handle, null, below, tolerance, (e as Error).message);
+    return new SmallCallVariant(handle, null, v, (e as Error).message);
   }
 }
 

@@ -60,7 +60,8 @@ export interface NativeModule {
     method: string,
     inputs: ModuleInput[],
     stream?: NativeStream,
-    options?: { precision?: 'fp32' | 'bf16' },
+    /** threads: the most intra-op threads the call uses on a CPU (default: its stream's). */
+    options?: { precision?: 'fp32' | 'bf16'; threads?: number },
   ): Promise<ModuleOutput>;
   /** A frozen copy (every method kept); `inference`: with optimize_for_inference's passes too. */
   optimize(options?: { inference?: boolean }, stream?: NativeStream): Promise<NativeModule>;
@@ -85,6 +86,8 @@ export interface NativeBinding {
   fromArray(data: TypedArray, shape?: readonly number[], options?: { device?: string }): NativeTensor;
   loadModule(file: string, options?: { device?: string }, stream?: NativeStream): Promise<NativeModule>;
   Stream: new (options?: { device?: string; shareThreads?: boolean }) => NativeStream;
+  /** The intra-op threads a call with these options gets on `stream` (libtorch's count inside its job). */
+  callThreads(options?: { threads?: number }, stream?: NativeStream): Promise<number>;
   [op: string]: unknown;
 }
 

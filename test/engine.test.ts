@@ -17,6 +17,7 @@ import type { GenerateOptions } from '../src/generate';
 import type { TorchModule } from '../src/module';
 import { engineMaker } from './engine-helpers';
 import { expectCode } from './helpers';
+import { OPTIMIZED_FORWARDS } from '../src/request/defaults';
 
 const make = engineMaker();
 
@@ -194,6 +195,33 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     expect(log).toEqual([[1, 2, 3]]);
     await b.close();
     await s.close();
+  });
+
+  it('without minRows, calls are cut to batchMinRows rows when the copy serves small calls, else 16', async () => {
+    const { createStream } = await import('../src/stream');
+    for (const [optimizes, pieces] of [
+      [true, [5, 5]],
+      [false, [10]],
+    ] as const) {
+      const log: number[][] = [];
+      const lanes = new LaneRegistry();
+      const m = Object.assign(fakeModule(log, 20), { optimizesSmallCalls: optimizes });
+      const b = new ModuleBatcher(
+        m,
+        'denoiser',
+        { maxBatch: 64, windowUs: 0, enabled: true, parallel: 2 },
+        lanes,
+        new EngineMetrics(64),
+      );
+      const s = createStream();
+      lanes.set(s, { id: 1 });
+      const xs = Array.from({ length: 10 }, () => Math.random());
+      expect(await values(await call(b, xs, s))).toEqual(Array.from(Float32Array.from(xs)));
+      expect(log.map((r) => r.length).sort()).toEqual(pieces);
+      await b.close();
+      await s.close();
+    }
+    expect(OPTIMIZED_FORWARDS.batchMinRows).toBeLessThanOrEqual(5);
   });
 
   it(

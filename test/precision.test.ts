@@ -9,6 +9,11 @@ import { precisionFlag } from '../src/cli/options';
 import { precisionRefusal } from '../src/precision';
 import { resolveRequest } from '../src/request/resolve';
 import { TextEncoder } from '../src/models/text-encoder';
+import { loadVerifier } from '../src/models/registry';
+import { Evaluator } from '../src/eval/metrics';
+import { TimePredictionModule } from '../src/samplers/adaptive';
+import { createStream, setNumThreads } from '../src/stream';
+import { OPTIMIZED_FORWARDS } from '../src/request/defaults';
 import { tensor } from '../src/tensor';
 import { expectCode, randn } from './helpers';
 
@@ -125,6 +130,61 @@ describe('frozen, inference-optimised forwards', () => {
     expect(o.state).toBe('on');
     expect(o.max_rel_diff).toBeLessThanOrEqual(FREEZE_TOLERANCE);
     expect(o.reason).toBeNull();
+  });
+
+  it('a call capped at one thread runs on one, the next uncapped call on all (call options)', async () => {
+    const before = native().info().threads.intraOp;
+    setNumThreads(2);
+    const plainStream = createStream(),
+      shared = createStream({ shareThreads: true });
+    try {
+      for (const s of [plainStream, shared]) {
+        // Capped first: the stream's first job must not let libtorch's lazy thread init undo the cap.
+        expect(await native().callThreads({ threads: 1 }, s)).toBe(1);
+        expect(await native().callThreads(undefined, s)).toBe(2);
+        expect(await native().callThreads({ threads: 8 }, s)).toBe(2); // a cap, never more threads
+      }
+      for (const bad of [0, -1, 1.5, '2', Number.NaN])
+        await expectCode(() => native().callThreads({ threads: bad as number }, plainStream), 'ARGUMENT');
+      // A capped forward answers as the uncapped one, every element.
+      const m = await loadModule('fashion-flow');
+      const handle = await native().loadModule(m.path);
+      const x = flowInputs(3);
+      const capped = (await handle.call('forward', x, plainStream, { threads: 1 })) as NativeTensor;
+      expectClose((await capped.toArray()) as Float32Array, await out(m, x), 1e-6);
+      capped.dispose();
+    } finally {
+      await plainStream.close();
+      await shared.close();
+      setNumThreads(before);
+    }
+  });
+
+  it('each method is checked on its first small call; checked methods run the copy on its threads', async () => {
+    const m = await loadModule('models/fashion-classifier.pt', { optimizeBelowRows: 16, optimizeThreads: 1 });
+    const plain = await loadModule('models/fashion-classifier.pt');
+    expect(m.optimization).toMatchObject({ state: 'pending', threads: 1, checked: [] });
+    const x = tensor(randn(2 * 784), [2, 1, 28, 28]);
+    const cls = tensor(BigInt64Array.from([3n, 7n]), [2]);
+    for (const [method, inputs] of [
+      ['logits', [x]],
+      ['forward', [x, cls]],
+      ['logits', [x]],
+    ] as const) {
+      const a = (await m.call(method, [...inputs])) as NativeTensor;
+      const b = (await plain.call(method, [...inputs])) as NativeTensor;
+      expectClose((await a.toArray()) as Float32Array, (await b.toArray()) as Float32Array, FREEZE_TOLERANCE);
+    }
+    expect(m.optimization).toMatchObject({ state: 'on', checked: ['logits', 'forward'] });
+  });
+
+  it('the library loads every model it runs with the copy for small calls on CPU', async () => {
+    const want = { state: 'pending', below_rows: OPTIMIZED_FORWARDS.belowRows, threads: OPTIMIZED_FORWARDS.threads };
+    const verifier = (await loadVerifier(['classifier'])) as unknown as { module: TorchModule };
+    expect(verifier.module.optimization).toMatchObject(want);
+    expect((await Evaluator.load()).module.optimization).toMatchObject(want);
+    expect((await TimePredictionModule.load('models/fashion-tpm.pt')).module.optimization).toMatchObject(want);
+    expect((await TextEncoder.load('fashion-text')).module.optimization).toMatchObject(want);
   });
 
   it('a copy that disagrees beyond the tolerance is dropped, with the reason', async () => {

@@ -10,6 +10,7 @@
 
 #include "allocator.h"
 #include "bench.h"
+#include "call_options.h"
 #include "errors.h"
 #include "instance.h"
 #include "module.h"
@@ -137,6 +138,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fromArray", Napi::Function::New(env, TensorWrap::fromArray, "fromArray"));
   exports.Set("loadModule", Napi::Function::New(env, ModuleWrap::load, "loadModule"));
   exports.Set("benchKernels", Napi::Function::New(env, benchKernels, "benchKernels"));
+  exports.Set("callThreads", Napi::Function::New(env, callThreads, "callThreads"));
   registerOps(env, exports);
   registerTensorOps(env, exports);
   return exports;

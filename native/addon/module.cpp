@@ -7,6 +7,7 @@
 #include "device.h"
 #include "errors.h"
 #include "instance.h"
+#include "call_options.h"
 #include "precision.h"
 #include "stream.h"
 #include "tensor.h"
@@ -180,7 +181,7 @@ std::string signature(const c10::FunctionSchema& schema) {
 
 }  // namespace
 
-// call(method, inputs[], stream?, { precision }?) -> Promise<Tensor | value | array>
+// call(method, inputs[], stream?, { precision, threads }?) -> Promise<Tensor | value | array>
 Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -207,14 +208,17 @@ Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < inputs.Length(); ++i)
       stack.push_back(toIValue(env, inputs.Get(i), args[i + 1].type(),
                                "argument '" + args[i + 1].name() + "' of " + name, l.device));
-    Precision precision = precisionOption(info[3]);
+    CallOptions opts = callOptions(info[3]);
+    Precision precision = opts.precision;
+    int threads = l.device.is_cpu() ? opts.threads : 0;
     if (precision == Precision::kBf16 && !l.device.is_cpu())
       throw Error(code::kArgument, "precision 'bf16' is for CPU modules; this one is on " + l.device.str());
     auto stream = StreamWrap::unwrap(env, info[2]);
     auto module = l.module;
-    return stream->enqueue(env, [module, name, stack, precision]() mutable -> Finish {
+    return stream->enqueue(env, [module, name, stack, precision, threads]() mutable -> Finish {
       c10::IValue out;
       {
+        ThreadCap cap(threads);
         AutocastScope autocast(precision);
         out = module->get_method(name)(std::move(stack));
       }

@@ -6,10 +6,7 @@
 
 namespace ds {
 
-Precision precisionOption(const Napi::Value& options) {
-  if (options.IsUndefined() || options.IsNull()) return Precision::kFp32;
-  if (!options.IsObject()) throw Error(code::kArgument, "options must be an object");
-  Napi::Value v = options.As<Napi::Object>().Get("precision");
+Precision precisionOption(const Napi::Value& v) {
   if (v.IsUndefined()) return Precision::kFp32;
   std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
   if (s == "fp32") return Precision::kFp32;

@@ -10,8 +10,8 @@ namespace ds {
 
 enum class Precision { kFp32, kBf16 };
 
-// Reads options.precision ('fp32' or 'bf16'; undefined means fp32).
-Precision precisionOption(const Napi::Value& options);
+// Reads a precision option's value ('fp32' or 'bf16'; undefined means fp32).
+Precision precisionOption(const Napi::Value& value);
 const char* precisionName(Precision p);
 
 // The CPU features bf16 autocast runs natively on (false on other architectures).

@@ -125,6 +125,9 @@ void Stream::run() {
         c10::cuda::getStreamFromPool(false, device_.index()));
   }
 #endif
+  // libtorch sets a thread's OpenMP count on its first parallel op (its lazy per-thread init, which
+  // get_num_threads runs): done now, so the counts set below hold from the first job on.
+  (void)at::get_num_threads();
   int appliedThreads = -1;
   bool released = true;  // nothing cached before the first job
   for (;;) {

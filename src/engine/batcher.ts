@@ -40,6 +40,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { DiffusionSearchError } from '../errors';
 import type { TorchModule } from '../module';
 import type { ModuleInput, ModuleOutput, NativeStream, NativeTensor } from '../native';
+import { OPTIMIZED_FORWARDS } from '../request/defaults';
 import { createStream } from '../stream';
 import { cat, slice } from '../tensor-ops';
 import type { EngineMetrics, ModelKind } from './metrics';
@@ -98,10 +99,10 @@ export interface BatcherOptions {
   /** Forwards of the model at once, each on its own stream (default 1). */
   parallel?: number;
   /**
-   * Fewest rows a call is cut to when sharing rows out over idle slots (default 16: below 16 rows a
-   * forward costs more per row, where libtorch's convolutions change algorithm, so two small pieces
-   * on one thread each are no faster than the whole call on both threads and cost more CPU;
-   * bench/RESULTS.md).
+   * Fewest rows a call is cut to when sharing rows out over idle slots. Default: when the module's
+   * optimised copy serves its small calls (one thread each, per-row cost flat from a few rows on),
+   * OPTIMIZED_FORWARDS.batchMinRows; else 16 (below 16 rows libtorch's convolutions take a slower
+   * algorithm, so two small pieces cost more CPU than the whole call; bench/RESULTS.md).
    */
   minRows?: number;
   /** How long the last free slot waits for a small request between two of its calls, ms (default HOLD_MS). */
@@ -146,7 +147,6 @@ export class ModuleBatcher {
   private readonly free: number[];
   private closed = false;
   private readonly parallel: number;
-  private readonly minRows: number;
   private readonly holdMs: number;
   private readonly spreadMs: number;
   /** When each regular slot's forward started (Infinity: idle). */
@@ -169,7 +169,6 @@ export class ModuleBatcher {
     readonly label = module.path,
   ) {
     this.parallel = Math.max(1, Math.floor(options.parallel ?? 1));
-    this.minRows = Math.max(1, Math.floor(options.minRows ?? 16));
     this.holdMs = Math.max(0, options.holdMs ?? HOLD_MS);
     this.spreadMs = Math.max(0, options.spreadMs ?? SPREAD_MS);
     this.slotSince = Array.from({ length: this.parallel }, () => Infinity);
@@ -177,6 +176,12 @@ export class ModuleBatcher {
     this.streams = Array.from({ length: this.parallel + 1 }, () => null);
     this.free = Array.from({ length: this.parallel }, (_, i) => i);
     this.slotWork = Array.from({ length: this.parallel + 1 }, () => Infinity);
+  }
+
+  /** Fewest rows a call is cut to (BatcherOptions.minRows). */
+  private get minRows(): number {
+    if (this.options.minRows !== undefined) return Math.max(1, Math.floor(this.options.minRows));
+    return this.module.optimizesSmallCalls ? OPTIMIZED_FORWARDS.batchMinRows : 16;
   }
 
   /** Calls waiting and their rows not yet in a forward. */

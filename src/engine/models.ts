@@ -6,6 +6,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import { inferenceLoad } from '../models/inference-load';
 import type { Precision } from '../precision';
 import { Denoiser } from '../models/denoiser';
 import path from 'node:path';
@@ -122,7 +123,7 @@ export class ModelCache {
 
   /** A module loaded with a batcher; `wrap` gets the batched module. */
   private async module(file: string, kind: ModelKind, batchers: ModuleBatcher[]): Promise<TorchModule> {
-    const m = await loadModule(file, { device: this.device });
+    const m = await loadModule(file, inferenceLoad(this.device));
     this.metrics.loads++;
     return this.batched(m, kind, batchers);
   }

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import { inferenceLoad } from '../models/inference-load';
 import { packageRoot, type NativeTensor } from '../native';
 import { tensor } from '../tensor';
 import { classTensor } from '../tensor-ops';
@@ -42,7 +43,7 @@ export class Evaluator {
   ) {}
 
   static async load(file = DEFAULT_EVAL_MODEL, device = 'cpu'): Promise<Evaluator> {
-    const m = await loadModule(file, { device });
+    const m = await loadModule(file, inferenceLoad(device));
     for (const method of ['logits', 'features', 'fid_stats'])
       if (!m.hasMethod(method))
         throw new DiffusionSearchError(`'${file}' has no ${method} method: not an eval model`, 'MODEL_LOAD');

@@ -6,6 +6,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import { inferenceLoad } from './inference-load';
 import type { NativeStream, NativeTensor } from '../native';
 import { cat, slice } from '../tensor-ops';
 import { TensorScope } from '../tensor-scope';
@@ -43,7 +44,7 @@ export class LatentDecoder {
     o: { device?: string; maxBatch?: number } = {},
   ): Promise<LatentDecoder> {
     checkSpec(spec);
-    return new LatentDecoder(await loadModule(spec.model, { device: o.device }), spec, latentShape, o.maxBatch);
+    return new LatentDecoder(await loadModule(spec.model, inferenceLoad(o.device)), spec, latentShape, o.maxBatch);
   }
 
   get imageShape(): number[] {

@@ -21,7 +21,7 @@ import { modelFileBeside } from './shipped';
 import type { NoisePath } from '../ops';
 import { pathCoefficients, sigmaAtAlpha } from '../schedules/path';
 import type { Precision } from '../precision';
-import { OPTIMIZED_FORWARDS } from '../request/defaults';
+import { inferenceLoad } from './inference-load';
 
 type Tensor = NativeTensor;
 
@@ -88,14 +88,7 @@ export class Denoiser {
    */
   static async load(file: string, options: DenoiserLoadOptions = {}): Promise<Denoiser> {
     // `wrap`: an engine routes the module's calls through its batcher (src/engine/batcher.ts).
-    const m = await loadModule(file, {
-      device: options.device,
-      precision: options.precision,
-      optimizeBelowRows: (options.device ?? 'cpu').startsWith('cpu')
-        ? OPTIMIZED_FORWARDS[options.precision === 'bf16' ? 'belowRowsBf16' : 'belowRows']
-        : 0,
-      optimizeTolerance: OPTIMIZED_FORWARDS.tolerance,
-    });
+    const m = await loadModule(file, inferenceLoad(options.device, options.precision));
     using s = new TensorScope(); // the denoiser is freed if its decoder or null condition fails
     const d = s.track(new Denoiser(options.wrap ? options.wrap(m) : m, options));
     const spec = d.card.decoder as DecoderSpec | undefined;

@@ -1,6 +1,7 @@
 /** Verifiers by name (the shipped ones, 'self', or files); the shipped list lives in ./shipped. */
 import { DiffusionSearchError } from '../errors';
 import { loadModule } from '../module';
+import { inferenceLoad } from './inference-load';
 import { resolveModel } from './shipped';
 import { buildVerifier, verifierModule } from '../verifiers/builtin';
 import { EnsembleVerifier } from '../verifiers/ensemble';
@@ -24,7 +25,7 @@ export async function loadVerifier(
     if (/^https?:\/\//.test(name))
       return new HttpVerifier(name, { ...o.remote, maxRows: o.remote?.maxRows ?? o.maxBatch });
     const { file } = resolveModel(verifierModule(name));
-    return buildVerifier(name, await loadModule(file, { device: o.device }), o.maxBatch);
+    return buildVerifier(name, await loadModule(file, inferenceLoad(o.device)), o.maxBatch);
   };
   if (!Array.isArray(names))
     throw new DiffusionSearchError(

@@ -7,6 +7,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import { inferenceLoad } from './inference-load';
 import type { NativeStream, NativeTensor } from '../native';
 import { isTensor, tensor } from '../tensor';
 import { TensorScope, type Owned } from '../tensor-scope';
@@ -38,7 +39,7 @@ export class TextEncoder {
   }
 
   static async load(nameOrPath: string, o: { device?: string } = {}): Promise<TextEncoder> {
-    return new TextEncoder(await loadModule(nameOrPath, { device: o.device }));
+    return new TextEncoder(await loadModule(nameOrPath, inferenceLoad(o.device)));
   }
 
   get name(): string {

@@ -40,13 +40,22 @@ export function defaultMaxBatch(device: string): number {
 }
 
 /**
- * A denoiser's forwards on CPU: those of fewer rows than `belowRows` run its frozen,
- * inference-optimised copy (oneDNN convolutions, which libtorch itself picks only from 16 rows on
- * one thread: faster below, no faster above — the curves of bench/optimize.js in
- * bench/RESULTS.md; in bf16, whose convolutions are oneDNN's too, only single rows), kept only
- * when its first output is within `tolerance` (max |Δ| ÷ max |y|) of the module's.
+ * Every model's calls on CPU (denoisers, verifiers, decoders, encoders, time predictors, the eval
+ * model): those of fewer rows than `belowRows` run its frozen, inference-optimised copy on at most
+ * `threads` intra-op threads (oneDNN convolutions, which libtorch itself picks only from 16 rows:
+ * several times faster below, no faster above, and a few rows on one thread faster than on two —
+ * the curves of bench/optimize.js in bench/RESULTS.md; in bf16, whose convolutions are oneDNN's
+ * too, only single rows), kept only when each method's first output is within `tolerance`
+ * (max |Δ| ÷ max |y|) of the module's. `batchMinRows`: the fewest rows the engine's batcher cuts a
+ * call to when the copy serves small calls (per-row cost flat from a few rows on); 16 without it.
  */
-export const OPTIMIZED_FORWARDS = { belowRows: 16, belowRowsBf16: 2, tolerance: 1e-4 } as const;
+export const OPTIMIZED_FORWARDS = {
+  belowRows: 16,
+  belowRowsBf16: 2,
+  tolerance: 1e-4,
+  threads: 1,
+  batchMinRows: 4,
+} as const;
 
 /** Most searches (n × prompts) and kept samples per search in one request. */
 export const LIMITS = { searches: 1 << 20, keep: 4096 } as const;

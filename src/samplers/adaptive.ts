@@ -21,6 +21,7 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import { inferenceLoad } from '../models/inference-load';
 import type { NativeStream, NativeTensor } from '../native';
 import * as ops from '../ops';
 import { axpby, cat, floatTensor, gather } from '../tensor-ops';
@@ -119,7 +120,7 @@ export class TimePredictionModule implements TimePredictor {
   }
 
   static async load(file: string, options: { device?: string } = {}): Promise<TimePredictionModule> {
-    return new TimePredictionModule(await loadModule(file, { device: options.device }));
+    return new TimePredictionModule(await loadModule(file, inferenceLoad(options.device)));
   }
 
   get name(): string {

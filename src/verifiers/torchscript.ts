@@ -1,6 +1,7 @@
 /** Verifiers backed by TorchScript modules (see DESIGN.md: forward(x0, cond) -> [N], features(x0) -> [N, D]). */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
+import { inferenceLoad } from '../models/inference-load';
 import type { NativeStream, NativeTensor } from '../native';
 import { classTensor, slice } from '../tensor-ops';
 import type { ScoreExtras, Verifier } from './verifier';
@@ -106,7 +107,7 @@ export class TorchScriptVerifier implements Verifier {
     this.needsCondition = this.conditionInputs.length > 0;
   }
   static async load(file: string, o: { device?: string; name?: string; maxBatch?: number } = {}) {
-    const m = await loadModule(file, { device: o.device });
+    const m = await loadModule(file, inferenceLoad(o.device));
     return new TorchScriptVerifier(m, o.name ?? String(m.card?.name ?? file), o.maxBatch);
   }
   async score(x0: Tensor, cond: ArrayLike<number>, extras: ScoreExtras = {}): Promise<Float32Array> {

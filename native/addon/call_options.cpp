@@ -1,0 +1,49 @@
+#include "call_options.h"
+
+#include <ATen/Parallel.h>
+#include <omp.h>
+
+#include <cmath>
+
+#include "errors.h"
+#include "stream.h"
+
+namespace ds {
+
+CallOptions callOptions(const Napi::Value& options) {
+  CallOptions o;
+  if (options.IsUndefined() || options.IsNull()) return o;
+  if (!options.IsObject()) throw Error(code::kArgument, "call options must be an object");
+  Napi::Object obj = options.As<Napi::Object>();
+  o.precision = precisionOption(obj.Get("precision"));
+  Napi::Value t = obj.Get("threads");
+  if (t.IsUndefined()) return o;
+  double v = t.IsNumber() ? t.As<Napi::Number>().DoubleValue() : -1;
+  if (!(v >= 1 && v <= 4096 && std::floor(v) == v))
+    throw Error(code::kArgument, "call options: threads must be a positive integer");
+  o.threads = static_cast<int>(v);
+  return o;
+}
+
+ThreadCap::ThreadCap(int most) {
+  if (most <= 0 || omp_get_max_threads() <= most) return;
+  was_ = omp_get_max_threads();
+  omp_set_num_threads(most);
+}
+
+ThreadCap::~ThreadCap() {
+  if (was_ > 0) omp_set_num_threads(was_);
+}
+
+Napi::Value callThreads(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    int threads = callOptions(info[0]).threads;
+    return StreamWrap::unwrap(info.Env(), info[1])->enqueue(info.Env(), [threads]() -> Finish {
+      ThreadCap cap(threads);
+      int n = at::get_num_threads();
+      return [n](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, n); };
+    });
+  });
+}
+
+}  // namespace ds
