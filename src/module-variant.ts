@@ -84,10 +84,18 @@ export class SmallCallVariant {
 
   /** Whether a call of these inputs goes to the copy (a method's first one checks it, one check at a time). */
   wants(method: string, inputs: ModuleInput[]): boolean {
-    if (this.report.state === 'off') return false;
-    const rows = rowsOf(inputs);
-    if (!(rows > 0 && rows < this.report.below_rows)) return false;
-    return this.report.checked.includes(method) || !this.checking;
+    return this.ready(method, rowsOf(inputs)) !== null || this.checks(method, rowsOf(inputs));
+  }
+
+  /** Whether a call of `rows` rows of `method` would be that method's check (none running). */
+  checks(method: string, rows: number): boolean {
+    const small = rows > 0 && rows < this.report.below_rows;
+    return small && this.report.state !== 'off' && !this.checking && !this.report.checked.includes(method);
+  }
+
+  /** The copy, for a call of `rows` rows of a method already checked; else null. */
+  ready(method: string, rows: number): NativeModule | null {
+    return rows > 0 && rows < this.report.below_rows && this.report.checked.includes(method) ? this.copy : null;
   }
 
   async call(method: string, inputs: ModuleInput[], stream: NativeStream | undefined, run: Run): Promise<ModuleOutput> {

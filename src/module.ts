@@ -3,7 +3,14 @@ import { DiffusionSearchError } from './errors';
 import { checkArchive } from './io/zip-check';
 import { modelFile } from './models/shipped';
 import { SmallCallVariant, type ModuleOptimization } from './module-variant';
-import { native, type ModuleInput, type ModuleOutput, type NativeModule, type NativeStream } from './native';
+import {
+  native,
+  type ModuleInput,
+  type ModuleOutput,
+  type NativeModule,
+  type NativeStream,
+  type NativeTensor,
+} from './native';
 import { checkPrecision, type Precision } from './precision';
 
 export type ModelCardJson = Record<string, unknown>;
@@ -94,6 +101,23 @@ export class TorchModule {
         h.call(m, i, s, threads ? { threads } : undefined),
       );
     return this.handle.call(method, inputs, stream, this.callOptions);
+  }
+
+  /**
+   * One call of `method` on several callers' rows, joined and cut back in one native job: the
+   * pieces' rows [start, end) of their tensor inputs, one output per piece. Null when the call
+   * would be a method's first on the small-call copy, whose check runs through call().
+   */
+  callJoined(
+    method: string,
+    pieces: Array<[inputs: NativeTensor[], start: number, end: number]>,
+    stream?: NativeStream,
+  ): Promise<ModuleOutput[]> | null {
+    const rows = pieces.reduce((n, [, start, end]) => n + end - start, 0);
+    const copy = this.small?.ready(method, rows);
+    if (copy) return copy.callJoined(method, pieces, stream, { threads: this.small!.report.threads ?? undefined });
+    if (this.small?.checks(method, rows)) return null;
+    return this.handle.callJoined(method, pieces, stream, this.callOptions);
   }
 
   forward(...inputs: ModuleInput[]): Promise<ModuleOutput> {

@@ -63,6 +63,16 @@ export interface NativeModule {
     /** threads: the most intra-op threads the call uses on a CPU (default: its stream's). */
     options?: { precision?: 'fp32' | 'bf16'; threads?: number },
   ): Promise<ModuleOutput>;
+  /**
+   * One call of `method` on the pieces' rows [start, end) of their inputs, joined along dim 0 in one
+   * job; every tensor of the output cut back into the pieces' rows (one output per piece).
+   */
+  callJoined(
+    method: string,
+    pieces: Array<[inputs: NativeTensor[], start: number, end: number]>,
+    stream?: NativeStream,
+    options?: { precision?: 'fp32' | 'bf16'; threads?: number },
+  ): Promise<ModuleOutput[]>;
   /** A frozen copy (every method kept); `inference`: with optimize_for_inference's passes too. */
   optimize(options?: { inference?: boolean }, stream?: NativeStream): Promise<NativeModule>;
   schema(method: string): string;

@@ -7,6 +7,7 @@
 #include "device.h"
 #include "errors.h"
 #include "instance.h"
+#include "ivalues.h"
 #include "call_options.h"
 #include "precision.h"
 #include "stream.h"
@@ -17,6 +18,7 @@ namespace ds {
 Napi::Function ModuleWrap::define(Napi::Env env) {
   return DefineClass(env, "Module",
                      {InstanceMethod<&ModuleWrap::call>("call"),
+                      InstanceMethod<&ModuleWrap::callJoined>("callJoined"),
                       InstanceMethod<&ModuleWrap::schema>("schema"),
                      InstanceMethod<&ModuleWrap::optimize>("optimize"),
                       InstanceMethod<&ModuleWrap::dispose>("dispose"),
@@ -79,150 +81,61 @@ Napi::Value ModuleWrap::load(const Napi::CallbackInfo& info) {
   });
 }
 
-namespace {
 
-std::string typeName(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsNumber()) return "number";
-  if (v.IsBoolean()) return "boolean";
-  if (v.IsString()) return "string";
-  if (v.IsBigInt()) return "bigint";
-  if (v.IsArray()) return "array";
-  return "object";
+// The schema of method `name` (from info[0]), with `count` inputs checked against its arguments.
+const c10::FunctionSchema& ModuleWrap::target(const Napi::CallbackInfo& info, size_t count, std::string& name) const {
+  const Loaded& l = get();
+  if (!info[0].IsString()) throw Error(code::kArgument, "call(method, inputs): method must be a string");
+  name = info[0].As<Napi::String>().Utf8Value();
+  auto method = l.module->find_method(name);
+  if (!method) throw Error(code::kArgument, "the module '" + l.path + "' has no method '" + name + "'");
+  const c10::FunctionSchema& schema = method->function().getSchema();
+  const auto& args = schema.arguments();  // args[0] is self
+  size_t maxArgs = args.size() - 1, minArgs = 0;
+  for (size_t i = 1; i < args.size(); ++i)
+    if (!args[i].default_value()) minArgs = i;
+  if (count < minArgs || count > maxArgs)
+    throw Error(code::kArity, signature(schema) + " takes " +
+                                  (minArgs == maxArgs ? std::to_string(maxArgs)
+                                                      : std::to_string(minArgs) + " to " + std::to_string(maxArgs)) +
+                                  " input(s), got " + std::to_string(count));
+  return schema;
 }
 
-// JS argument -> IValue, following the method's declared argument type.
-c10::IValue toIValue(Napi::Env env, const Napi::Value& v, const c10::TypePtr& type, const std::string& what,
-                     c10::Device device) {
-  using K = c10::TypeKind;
-  K kind = type->kind();
-  if (kind == K::OptionalType) {
-    if (v.IsUndefined() || v.IsNull()) return c10::IValue();
-    return toIValue(env, v, type->expectRef<c10::OptionalType>().getElementType(), what, device);
-  }
-  auto mismatch = [&] {
-    return Error(code::kArgument, what + " must be " + type->annotation_str() + ", got " + typeName(v));
-  };
-  switch (kind) {
-    case K::TensorType: {
-      if (!TensorWrap::isTensor(env, v)) throw mismatch();
-      at::Tensor t = TensorWrap::unwrap(env, v, what);
-      if (t.device() != device)
-        throw Error(code::kDevice, what + " is on " + t.device().str() + " but the module is on " + device.str() +
-                                       "; move it with tensor.to('" + device.str() + "')");
-      return t;
-    }
-    case K::IntType:
-      if (v.IsBigInt()) {
-        bool lossless = true;
-        return v.As<Napi::BigInt>().Int64Value(&lossless);
-      }
-      if (v.IsNumber()) {
-        double x = v.As<Napi::Number>().DoubleValue();
-        if (std::floor(x) != x) throw Error(code::kArgument, what + " must be an integer, got " + std::to_string(x));
-        return static_cast<int64_t>(x);
-      }
-      throw mismatch();
-    case K::FloatType:
-      if (!v.IsNumber()) throw mismatch();
-      return v.As<Napi::Number>().DoubleValue();
-    case K::NumberType:
-      if (!v.IsNumber()) throw mismatch();
-      return v.As<Napi::Number>().DoubleValue();
-    case K::BoolType:
-      if (!v.IsBoolean()) throw mismatch();
-      return v.As<Napi::Boolean>().Value();
-    case K::StringType:
-      if (!v.IsString()) throw mismatch();
-      return v.As<Napi::String>().Utf8Value();
-    case K::ListType: {
-      if (!v.IsArray()) throw mismatch();
-      auto elem = type->expectRef<c10::ListType>().getElementType();
-      auto arr = v.As<Napi::Array>();
-      c10::impl::GenericList list(elem);
-      for (uint32_t i = 0; i < arr.Length(); ++i)
-        list.push_back(toIValue(env, arr.Get(i), elem, what + "[" + std::to_string(i) + "]", device));
-      return list;
-    }
-    default:
-      throw Error(code::kArgument, what + ": arguments of type " + type->annotation_str() +
-                                       " are not supported from JS");
-  }
+// The options of a call on this module (info[3]): bf16 on CPU only; a thread cap only on CPU.
+CallOptions ModuleWrap::options(const Napi::Value& v) const {
+  CallOptions o = callOptions(v);
+  if (o.precision == Precision::kBf16 && !get().device.is_cpu())
+    throw Error(code::kArgument, "precision 'bf16' is for CPU modules; this one is on " + get().device.str());
+  if (!get().device.is_cpu()) o.threads = 0;
+  return o;
 }
-
-Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
-  if (v.isTensor()) return TensorWrap::wrap(env, v.toTensor());
-  if (v.isTuple() || v.isList()) {
-    std::vector<c10::IValue> items;
-    if (v.isTuple()) {
-      for (const auto& e : v.toTupleRef().elements()) items.push_back(e);
-    } else {
-      for (const auto& e : v.toListRef()) items.push_back(e);
-    }
-    auto arr = Napi::Array::New(env, items.size());
-    for (size_t i = 0; i < items.size(); ++i) arr.Set(i, fromIValue(env, items[i]));
-    return arr;
-  }
-  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
-  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
-  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
-  if (v.isString()) return Napi::String::New(env, v.toStringRef());
-  if (v.isNone()) return env.Null();
-  throw Error(code::kArgument, "the method returned a " + v.tagKind() + ", which JS cannot receive");
-}
-
-std::string signature(const c10::FunctionSchema& schema) {
-  std::string s;
-  const auto& args = schema.arguments();
-  for (size_t i = 1; i < args.size(); ++i) s += (i > 1 ? ", " : "") + args[i].name();
-  return schema.name() + "(" + s + ")";
-}
-
-}  // namespace
 
 // call(method, inputs[], stream?, { precision, threads }?) -> Promise<Tensor | value | array>
 Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const Loaded& l = get();
-    if (!info[0].IsString()) throw Error(code::kArgument, "call(method, inputs): method must be a string");
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    auto method = l.module->find_method(name);
-    if (!method)
-      throw Error(code::kArgument, "the module '" + l.path + "' has no method '" + name + "'");
     if (!info[1].IsArray()) throw Error(code::kArgument, "call(method, inputs): inputs must be an array");
     auto inputs = info[1].As<Napi::Array>();
-    const c10::FunctionSchema& schema = method->function().getSchema();
-    const auto& args = schema.arguments();  // args[0] is self
-    size_t maxArgs = args.size() - 1, minArgs = 0;
-    for (size_t i = 1; i < args.size(); ++i)
-      if (!args[i].default_value()) minArgs = i;
-    if (inputs.Length() < minArgs || inputs.Length() > maxArgs)
-      throw Error(code::kArity, signature(schema) + " takes " +
-                                    (minArgs == maxArgs ? std::to_string(maxArgs)
-                                                        : std::to_string(minArgs) + " to " + std::to_string(maxArgs)) +
-                                    " input(s), got " + std::to_string(inputs.Length()));
+    std::string name;
+    const auto& args = target(info, inputs.Length(), name).arguments();
     std::vector<c10::IValue> stack;
     stack.reserve(inputs.Length());
     for (uint32_t i = 0; i < inputs.Length(); ++i)
       stack.push_back(toIValue(env, inputs.Get(i), args[i + 1].type(),
                                "argument '" + args[i + 1].name() + "' of " + name, l.device));
-    CallOptions opts = callOptions(info[3]);
-    Precision precision = opts.precision;
-    int threads = l.device.is_cpu() ? opts.threads : 0;
-    if (precision == Precision::kBf16 && !l.device.is_cpu())
-      throw Error(code::kArgument, "precision 'bf16' is for CPU modules; this one is on " + l.device.str());
+    CallOptions o = options(info[3]);
     auto stream = StreamWrap::unwrap(env, info[2]);
     auto module = l.module;
-    return stream->enqueue(env, [module, name, stack, precision, threads]() mutable -> Finish {
+    return stream->enqueue(env, [module, name, stack, o]() mutable -> Finish {
       c10::IValue out;
       {
-        ThreadCap cap(threads);
-        AutocastScope autocast(precision);
+        ThreadCap cap(o.threads);
+        AutocastScope autocast(o.precision);
         out = module->get_method(name)(std::move(stack));
       }
-      if (precision != Precision::kFp32) out = toFloat32(out);
+      if (o.precision != Precision::kFp32) out = toFloat32(out);
       return [out](Napi::Env env) { return fromIValue(env, out); };
     });
   });

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "call_options.h"
+
 namespace ds {
 
 class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
@@ -25,7 +27,11 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
 
  private:
   const Loaded& get() const;
+  const c10::FunctionSchema& target(const Napi::CallbackInfo& info, size_t count, std::string& name) const;
+  CallOptions options(const Napi::Value& v) const;
   Napi::Value call(const Napi::CallbackInfo& info);
+  // callJoined(method, pieces [[inputs[], start, end], ...], stream?, options?) -> Promise<outputs[]>
+  Napi::Value callJoined(const Napi::CallbackInfo& info);
   Napi::Value card(const Napi::CallbackInfo& info);
   Napi::Value methods(const Napi::CallbackInfo& info);
   Napi::Value schema(const Napi::CallbackInfo& info);

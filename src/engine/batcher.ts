@@ -454,8 +454,11 @@ export class ModuleBatcher {
   }
 
   /** One piece's forward by itself (the caller's own tensors when the piece is the whole call). */
-  private async alone({ p, start, end }: Piece, stream: NativeStream): Promise<ModuleOutput> {
+  private async alone(piece: Piece, stream: NativeStream): Promise<ModuleOutput> {
+    const { p, start, end } = piece;
     if (start === 0 && end === p.rows) return this.timed(() => this.module.call(p.method, p.inputs, stream), p.rows, 1);
+    const joined = this.joined([piece], stream);
+    if (joined) return (await this.timed(() => joined, end - start, 1))[0];
     const cut: Tensor[] = [];
     try {
       for (const t of p.inputs) cut.push(await slice(t, start, end, stream));
@@ -465,9 +468,22 @@ export class ModuleBatcher {
     }
   }
 
+  /**
+   * The pieces' rows joined, the method run and its outputs cut back per piece in one native job
+   * (TorchModule.callJoined); null where the module cannot (a copy's first check, a module
+   * without it).
+   */
+  private joined(batch: Piece[], stream: NativeStream): Promise<ModuleOutput[]> | null {
+    if (typeof this.module.callJoined !== 'function') return null;
+    const pieces = batch.map(({ p, start, end }): [Tensor[], number, number] => [p.inputs, start, end]);
+    return this.module.callJoined(batch[0].p.method, pieces, stream);
+  }
+
   /** One forward of the joined pieces, its outputs split per piece. */
   private async merged(batch: Piece[], stream: NativeStream): Promise<ModuleOutput[]> {
     const total = batch.reduce((s, q) => s + q.end - q.start, 0);
+    const joined = this.joined(batch, stream);
+    if (joined) return this.timed(() => joined, total, batch.length);
     const owned: Tensor[] = [];
     let out: ModuleOutput | undefined;
     try {
