@@ -4,6 +4,7 @@
  * batching, round-robin lanes, cancellation, admission (BUSY, memory ceiling), isolation of a
  * failing verifier, a responsive event loop, models loaded once.
  */
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/engine/engine';
 import { LaneRegistry, ModuleBatcher } from '../src/engine/batcher';
@@ -433,6 +434,9 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
       const ref = make({ batching: false });
       const e = make({ parallelForwards: 3 });
       expect(e.parallelForwards).toBe(3);
+      // The default on CPU: a forward slot per core, whatever the threads (generate() and serve alike).
+      expect(make({}).parallelForwards).toBe(os.cpus().length);
+      expect(make({ threads: 1 }).parallelForwards).toBe(os.cpus().length);
       const reqs = Array.from({ length: 16 }, (_, k) => gmm(k + 3));
       const want = [];
       for (const r of reqs) want.push(await ref.generate(r));

@@ -1,5 +1,4 @@
 /** `diffusion-search serve`: the HTTP server over one engine (src/server), until SIGTERM or SIGINT. */
-import os from 'node:os';
 import type { Command } from 'commander';
 import { DiffusionSearchError } from '../errors';
 import { createEngine } from '../engine/engine';
@@ -116,10 +115,7 @@ Examples:
         maxBatch: int('max-batch', o.maxBatch, 1) ?? (onCpu ? 32 : 128),
         batchWindowUs: int('batch-window-us', o.batchWindowUs, 0),
         batching: o.batching !== false,
-        // On a CPU, one forward per core at once, sharing the threads: side by side beat one with every core.
-        parallelForwards:
-          int('parallel-forwards', o.parallelForwards, 1) ??
-          (onCpu && o.batching !== false ? os.cpus().length : undefined),
+        parallelForwards: int('parallel-forwards', o.parallelForwards, 1),
         maxActive: int('max-active', o.maxActive, 1),
         maxQueue: int('max-queue', o.maxQueue, 0),
         searchesPerRequest: int('searches-per-request', o.searchesPerRequest, 1),

@@ -45,8 +45,9 @@ export interface EngineOptions {
   /** Longest wait of an idle model for more callers, in µs (default 1000; 0: none). */
   batchWindowUs?: number;
   /**
-   * Forwards of one model at once, each on its own stream (default: on CPU, the cores ÷ intra-op
-   * threads, so `threads: 1` runs one forward per core; on CUDA, 1).
+   * Forwards of one model at once, each on its own stream (default: on CPU, the cores — forwards
+   * side by side share the intra-op threads, a lone one gets them all, and a call is cut over idle
+   * slots; on CUDA, 1).
    */
   parallelForwards?: number;
   /** Requests running at once (default 16), plus up to ⌈maxActive/4⌉ each 4× smaller than all running (./admission). */
@@ -122,11 +123,7 @@ export class Engine {
     this.streams = Array.from({ length: positiveInt(o.searchStreams, 'searchStreams', 2) }, () =>
       createStream({ device: this.device }),
     );
-    const parallel = positiveInt(
-      o.parallelForwards,
-      'parallelForwards',
-      this.device === 'cpu' ? Math.max(1, Math.floor(os.cpus().length / this.threads.threads)) : 1,
-    );
+    const parallel = positiveInt(o.parallelForwards, 'parallelForwards', this.device === 'cpu' ? os.cpus().length : 1);
     this.parallelForwards = parallel;
     this.models = new ModelCache(
       { device: this.device, precision: this.precision },
