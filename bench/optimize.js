@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// node bench/optimize.js [--json --models fashion-flow]: each shipped denoiser as saved, frozen and
-// frozen with optimize_for_inference, per batch and thread count.
+// node bench/optimize.js [--json --models fashion-flow,classifier]: each shipped denoiser, and each
+// class-scored verifier and eval model, as saved, frozen and frozen with optimize_for_inference,
+// per batch and thread count.
 'use strict';
 const path = require('node:path');
 require(path.join(__dirname, '..', 'lib', 'bench', 'optimize.js'))

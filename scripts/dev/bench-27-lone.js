@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Issue 27, item 3: a lone search (one request, as `generate` runs it) with the engine's default
-// forwards (one slot, both intra-op threads) against two slots sharing them (calls of >= 32 rows
-// cut across them, one thread each when both run) and against one thread (what a per-call thread
-// count would give the calls where one thread is faster). Each engine is warmed with a small
-// request first (model load and the small-call copy are not timed). Configurations alternate
-// within each round; prints min / median seconds.
+// Issue 27, item 3: a lone search (one request, as `generate` runs it) with one forward slot on
+// both intra-op threads (the engine's default before it took a slot per core), two slots sharing
+// them (the default now: calls cut across them, one thread each when both run) and one slot on one
+// thread. Calls of fewer than 16 rows run the small-call copy on one thread in all three. Each
+// engine is warmed with a small request first (model load and the copy's check are not timed).
+// Configurations alternate within each round; prints min / median seconds.
 // OMP_WAIT_POLICY=PASSIVE node scripts/dev/bench-27-lone.js [rounds]
 'use strict';
 const path = require('node:path');
@@ -24,7 +24,6 @@ const requests = {
     eval: false,
   },
 };
-// generate()'s engine (one slot, threads: the cores), two slots, one slot with one thread.
 const cores = require('node:os').cpus().length;
 const configs = {
   'one slot': { parallelForwards: 1, threads: cores },

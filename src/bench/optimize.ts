@@ -1,8 +1,8 @@
 /**
- * Each shipped denoiser's forward as saved, frozen (torch::jit::freeze) and frozen with
- * optimize_for_inference, per batch size and thread count, the three taking turns forward by
- * forward; with the largest relative difference of each copy's output. It is the curve that sets
- * OPTIMIZED_FORWARDS.belowRows (src/request/defaults.ts).
+ * Each shipped denoiser's forward, and each class-scored verifier's and eval model's (x0, class),
+ * as saved, frozen (torch::jit::freeze) and frozen with optimize_for_inference, per batch size and
+ * thread count, the three taking turns forward by forward; with the largest relative difference
+ * of each copy's output. It is the curve that sets OPTIMIZED_FORWARDS (src/request/defaults.ts).
  */
 import os from 'node:os';
 import { loadModule } from '../module';
@@ -15,7 +15,19 @@ import { summary } from './model';
 
 interface Spec {
   sample_shape?: number[];
+  classes?: unknown[];
+  /** An eval model's labels when they are not the classes (video-direction-eval's directions). */
+  directions?: unknown[];
   conditions?: Array<{ dtype: string; shape: number[] }>;
+}
+
+/** A shipped model's forward inputs for `rows` rows; null for kinds this bench does not feed. */
+function inputsFor(kind: string, card: Spec & { inputs?: unknown }, rows: number): NativeTensor[] | null {
+  if (kind === 'denoiser') return inputs(card, rows);
+  if ((kind !== 'verifier' && kind !== 'eval') || card.inputs || !card.sample_shape) return null;
+  const [x, sigma, cls] = inputs({ sample_shape: card.sample_shape, classes: card.directions ?? card.classes }, rows);
+  sigma.dispose();
+  return [x, cls];
 }
 
 function inputs(card: Spec, rows: number): NativeTensor[] {
@@ -33,7 +45,7 @@ function inputs(card: Spec, rows: number): NativeTensor[] {
       x,
       sigma,
       tensor(
-        BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % 10)),
+        BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % (card.classes?.length || 10))),
         [rows],
       ),
     ];
@@ -64,15 +76,19 @@ export async function benchOptimize(
     threads = o.threads ?? [1, 2],
     repeats = o.repeats ?? 8;
   const rows = [];
-  for (const s of shipped.filter((m) => m.kind === 'denoiser' && (!o.models || o.models.includes(m.name)))) {
+  for (const s of shipped.filter((m) => !o.models || o.models.includes(m.name))) {
     const m = await loadModule(s.name).catch(() => null);
     if (!m) continue;
+    if (!inputsFor(s.kind, m.card as Spec, 1)) {
+      m.dispose();
+      continue;
+    }
     const plain = await native().loadModule(m.path);
     const variants = [plain, await plain.optimize({ inference: false }), await plain.optimize({ inference: true })];
     for (const t of threads) {
       setNumThreads(t);
       for (const b of batches) {
-        const x = inputs(m.card as Spec, b);
+        const x = inputsFor(s.kind, m.card as Spec, b)!;
         const ms: number[][] = variants.map(() => []);
         let ref: Float32Array | null = null;
         const diff = [0, 0, 0];
@@ -112,7 +128,7 @@ export function formatOptimize(r: Awaited<ReturnType<typeof benchOptimize>>): st
   ].join('\n');
 }
 
-/** bench/optimize.js: --json, --models fashion-flow,fashion-t2i (default: every shipped denoiser). */
+/** bench/optimize.js: --json, --models fashion-flow,classifier (default: every shipped model it can feed). */
 export async function main(argv: string[]): Promise<void> {
   const i = argv.indexOf('--models');
   const r = await benchOptimize({ models: i >= 0 ? argv[i + 1].split(',') : undefined });
