@@ -31,6 +31,11 @@ export interface LoadOptions {
   optimizeTolerance?: number;
   /** The most intra-op threads a call to the copy uses on CPU (default: its stream's count). */
   optimizeThreads?: number;
+  /**
+   * On CPU, calls of at least twice this many rows with more than one thread run as row chunks
+   * side by side, one thread each, joined back (every input a tensor of those rows); 0 or omitted: never.
+   */
+  chunkRows?: number;
 }
 
 export class TorchModule {
@@ -40,16 +45,18 @@ export class TorchModule {
   /** The precision of its calls. */
   readonly precision: Precision;
   private readonly small: SmallCallVariant | null;
-  private readonly callOptions: { precision: Precision } | undefined;
+  private readonly callOptions: { precision?: Precision; chunkRows?: number } | undefined;
 
   private constructor(
     private readonly handle: NativeModule,
     precision: Precision = 'fp32',
     small: SmallCallVariant | null = null,
+    chunkRows = 0,
   ) {
     this.card = parseCard(handle);
     this.precision = precision;
-    this.callOptions = precision === 'fp32' ? undefined : { precision };
+    const o = { ...(precision === 'fp32' ? {} : { precision }), ...(chunkRows ? { chunkRows } : {}) };
+    this.callOptions = Object.keys(o).length ? o : undefined;
     this.small = small;
   }
 
@@ -64,7 +71,9 @@ export class TorchModule {
     const handle = await native().loadModule(resolved, { device: options.device }, options.stream);
     const below = options.optimizeBelowRows ?? 0;
     const small = below > 0 ? await smallCallVariant(handle, below, options) : null;
-    return new TorchModule(handle, precision, small);
+    if (options.chunkRows !== undefined && !(Number.isInteger(options.chunkRows) && options.chunkRows >= 0))
+      throw new DiffusionSearchError('loadModule: chunkRows must be a non-negative integer', 'ARGUMENT');
+    return new TorchModule(handle, precision, small, options.chunkRows);
   }
 
   /** The optimised copy for small forwards and its check, or null when none was asked for. */

@@ -60,8 +60,11 @@ export interface NativeModule {
     method: string,
     inputs: ModuleInput[],
     stream?: NativeStream,
-    /** threads: the most intra-op threads the call uses on a CPU (default: its stream's). */
-    options?: { precision?: 'fp32' | 'bf16'; threads?: number },
+    /**
+     * threads: the most intra-op threads the call uses on a CPU (default: its stream's); chunkRows:
+     * with more than one, a call of at least twice this many rows runs as row chunks side by side.
+     */
+    options?: { precision?: 'fp32' | 'bf16'; threads?: number; chunkRows?: number },
   ): Promise<ModuleOutput>;
   /**
    * One call of `method` on the pieces' rows [start, end) of their inputs, joined along dim 0 in one
@@ -71,7 +74,7 @@ export interface NativeModule {
     method: string,
     pieces: Array<[inputs: NativeTensor[], start: number, end: number]>,
     stream?: NativeStream,
-    options?: { precision?: 'fp32' | 'bf16'; threads?: number },
+    options?: { precision?: 'fp32' | 'bf16'; threads?: number; chunkRows?: number },
   ): Promise<ModuleOutput[]>;
   /** A frozen copy (every method kept); `inference`: with optimize_for_inference's passes too. */
   optimize(options?: { inference?: boolean }, stream?: NativeStream): Promise<NativeModule>;

@@ -10,18 +10,22 @@
 
 namespace ds {
 
+static int positive(const Napi::Value& v, const char* what) {
+  if (v.IsUndefined()) return 0;
+  double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(x >= 1 && x <= 1 << 20 && std::floor(x) == x))
+    throw Error(code::kArgument, std::string("call options: ") + what + " must be a positive integer");
+  return static_cast<int>(x);
+}
+
 CallOptions callOptions(const Napi::Value& options) {
   CallOptions o;
   if (options.IsUndefined() || options.IsNull()) return o;
   if (!options.IsObject()) throw Error(code::kArgument, "call options must be an object");
   Napi::Object obj = options.As<Napi::Object>();
   o.precision = precisionOption(obj.Get("precision"));
-  Napi::Value t = obj.Get("threads");
-  if (t.IsUndefined()) return o;
-  double v = t.IsNumber() ? t.As<Napi::Number>().DoubleValue() : -1;
-  if (!(v >= 1 && v <= 4096 && std::floor(v) == v))
-    throw Error(code::kArgument, "call options: threads must be a positive integer");
-  o.threads = static_cast<int>(v);
+  o.threads = positive(obj.Get("threads"), "threads");
+  o.chunkRows = positive(obj.Get("chunkRows"), "chunkRows");
   return o;
 }
 

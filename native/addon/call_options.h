@@ -10,9 +10,12 @@ struct CallOptions {
   Precision precision = Precision::kFp32;
   // Most OpenMP threads the call's ops use on a CPU (0: the stream's count).
   int threads = 0;
+  // With more than one thread, calls of at least twice this many rows (every input a tensor of the
+  // same rows) run as row chunks side by side, one thread each (0: never).
+  int chunkRows = 0;
 };
 
-// Reads { precision?: 'fp32' | 'bf16', threads?: positive integer } (undefined: the defaults).
+// Reads { precision?: 'fp32' | 'bf16', threads?, chunkRows?: positive integers } (undefined: the defaults).
 CallOptions callOptions(const Napi::Value& options);
 
 // Caps this thread's OpenMP team size while alive (libtorch's parallel ops and oneDNN read it),

@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "instance.h"
 #include "ivalues.h"
+#include "module_run.h"
 #include "call_options.h"
 #include "precision.h"
 #include "stream.h"
@@ -129,13 +130,7 @@ Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
     auto stream = StreamWrap::unwrap(env, info[2]);
     auto module = l.module;
     return stream->enqueue(env, [module, name, stack, o]() mutable -> Finish {
-      c10::IValue out;
-      {
-        ThreadCap cap(o.threads);
-        AutocastScope autocast(o.precision);
-        out = module->get_method(name)(std::move(stack));
-      }
-      if (o.precision != Precision::kFp32) out = toFloat32(out);
+      c10::IValue out = runMethod(module, name, std::move(stack), o);
       return [out](Napi::Env env) { return fromIValue(env, out); };
     });
   });

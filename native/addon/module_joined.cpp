@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "ivalues.h"
 #include "module.h"
+#include "module_run.h"
 #include "precision.h"
 #include "stream.h"
 #include "tensor.h"
@@ -110,13 +111,7 @@ Napi::Value ModuleWrap::callJoined(const Napi::CallbackInfo& info) {
       for (const auto& p : pieces) at.push_back(at.back() + p.end - p.start);
       std::vector<c10::IValue> stack;
       for (size_t k = 0; k < pieces[0].inputs.size(); ++k) stack.push_back(joined(pieces, k));
-      c10::IValue out;
-      {
-        ThreadCap cap(o.threads);
-        AutocastScope autocast(o.precision);
-        out = module->get_method(name)(std::move(stack));
-      }
-      if (o.precision != Precision::kFp32) out = toFloat32(out);
+      c10::IValue out = runMethod(module, name, std::move(stack), o);
       auto parts = std::make_shared<std::vector<c10::IValue>>(cut(out, at, at.back()));
       return [parts](Napi::Env env) -> Napi::Value {
         Napi::Array arr = Napi::Array::New(env, parts->size());

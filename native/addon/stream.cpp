@@ -128,6 +128,10 @@ void Stream::run() {
   // libtorch sets a thread's OpenMP count on its first parallel op (its lazy per-thread init, which
   // get_num_threads runs): done now, so the counts set below hold from the first job on.
   (void)at::get_num_threads();
+  // Its OpenMP team too (libgomp keeps one per thread that starts a parallel region): made now, so
+  // a stream's threads are all there when it is, and none appear later under load.
+#pragma omp parallel num_threads(numThreads())
+  { (void)omp_get_thread_num(); }
   int appliedThreads = -1;
   bool released = true;  // nothing cached before the first job
   for (;;) {

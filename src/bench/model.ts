@@ -14,7 +14,7 @@ import { createStream, setNumThreads } from '../stream';
 import { tensor } from '../tensor';
 import { info } from '../info';
 import type { Precision } from '../precision';
-import { OPTIMIZED_FORWARDS } from '../request/defaults';
+import { inferenceLoad } from '../models/inference-load';
 
 export const DEFAULT_BATCHES = [1, 16, 50, 256];
 
@@ -155,13 +155,8 @@ async function addonForwards(
   arms: Precision[],
 ) {
   setNumThreads(threads);
-  // As a denoiser loads it: small forwards on the checked, inference-optimised copy.
-  const below = (p: Precision) => OPTIMIZED_FORWARDS[p === 'bf16' ? 'belowRowsBf16' : 'belowRows'];
-  const modules = await Promise.all(
-    arms.map((p) =>
-      loadModule(file, { precision: p, optimizeBelowRows: below(p), optimizeTolerance: OPTIMIZED_FORWARDS.tolerance }),
-    ),
-  );
+  // As a denoiser loads it: small forwards on the checked, inference-optimised copy, on one thread.
+  const modules = await Promise.all(arms.map((p) => loadModule(file, inferenceLoad('cpu', p))));
   const stream = createStream();
   const out: Record<string, number[][]> = Object.fromEntries(arms.map((a) => [a, []]));
   for (const b of batches) {

@@ -172,8 +172,10 @@ export class ModuleBatcher {
     this.holdMs = Math.max(0, options.holdMs ?? HOLD_MS);
     this.spreadMs = Math.max(0, options.spreadMs ?? SPREAD_MS);
     this.slotSince = Array.from({ length: this.parallel }, () => Infinity);
-    // One stream per slot, plus the express slot's (index `parallel`) when there are several.
-    this.streams = Array.from({ length: this.parallel + 1 }, () => null);
+    // One stream per slot, plus the express slot's (index `parallel`) when there are several; made
+    // now, so a model's threads are all there once it is loaded (none appear later under load).
+    const made = options.enabled ? (this.parallel > 1 ? this.parallel + 1 : 1) : 0;
+    this.streams = Array.from({ length: this.parallel + 1 }, (_, i) => (i < made ? this.stream() : null));
     this.free = Array.from({ length: this.parallel }, (_, i) => i);
     this.slotWork = Array.from({ length: this.parallel + 1 }, () => Infinity);
   }
@@ -182,6 +184,11 @@ export class ModuleBatcher {
   private get minRows(): number {
     if (this.options.minRows !== undefined) return Math.max(1, Math.floor(this.options.minRows));
     return this.module.optimizesSmallCalls ? OPTIMIZED_FORWARDS.batchMinRows : 16;
+  }
+
+  /** A slot's stream: with several slots, the forwards running at once share the intra-op threads. */
+  private stream(): NativeStream {
+    return createStream({ device: this.module.device, shareThreads: this.parallel > 1 });
   }
 
   /** Calls waiting and their rows not yet in a forward. */
@@ -426,11 +433,7 @@ export class ModuleBatcher {
   }
 
   private async runBatch(batch: Piece[], slot: number): Promise<void> {
-    // With several slots, the forwards running at once share the intra-op threads (a lone forward uses all).
-    const stream = (this.streams[slot] ??= createStream({
-      device: this.module.device,
-      shareThreads: this.parallel > 1,
-    }));
+    const stream = (this.streams[slot] ??= this.stream());
     if (batch.length > 1) {
       let outs: ModuleOutput[] | undefined;
       try {

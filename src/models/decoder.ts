@@ -6,7 +6,6 @@
  */
 import { DiffusionSearchError } from '../errors';
 import { loadModule, type TorchModule } from '../module';
-import { inferenceLoad } from './inference-load';
 import type { NativeStream, NativeTensor } from '../native';
 import { cat, slice } from '../tensor-ops';
 import { TensorScope } from '../tensor-scope';
@@ -44,7 +43,9 @@ export class LatentDecoder {
     o: { device?: string; maxBatch?: number } = {},
   ): Promise<LatentDecoder> {
     checkSpec(spec);
-    return new LatentDecoder(await loadModule(spec.model, inferenceLoad(o.device)), spec, latentShape, o.maxBatch);
+    // No small-call copy: fashion-ae's gains at 1 row only and is slower at 10 (bench/RESULTS.md), and
+    // optimize_for_inference's in-place oneDNN clamp makes libtorch 1.13 warn on stderr at every call.
+    return new LatentDecoder(await loadModule(spec.model, { device: o.device }), spec, latentShape, o.maxBatch);
   }
 
   get imageShape(): number[] {

@@ -11,5 +11,6 @@ export function inferenceLoad(device = 'cpu', precision: Precision = 'fp32'): Lo
     optimizeBelowRows: OPTIMIZED_FORWARDS[precision === 'bf16' ? 'belowRowsBf16' : 'belowRows'],
     optimizeTolerance: OPTIMIZED_FORWARDS.tolerance,
     optimizeThreads: OPTIMIZED_FORWARDS.threads,
+    chunkRows: OPTIMIZED_FORWARDS.chunkRows,
   };
 }

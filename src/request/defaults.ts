@@ -40,14 +40,16 @@ export function defaultMaxBatch(device: string): number {
 }
 
 /**
- * Every model's calls on CPU (denoisers, verifiers, decoders, encoders, time predictors, the eval
- * model): those of fewer rows than `belowRows` run its frozen, inference-optimised copy on at most
- * `threads` intra-op threads (oneDNN convolutions, which libtorch itself picks only from 16 rows:
- * several times faster below, no faster above, and a few rows on one thread faster than on two —
- * the curves of bench/optimize.js in bench/RESULTS.md; in bf16, whose convolutions are oneDNN's
- * too, only single rows), kept only when each method's first output is within `tolerance`
- * (max |Δ| ÷ max |y|) of the module's. `batchMinRows`: the fewest rows the engine's batcher cuts a
- * call to when the copy serves small calls (per-row cost flat from a few rows on); 16 without it.
+ * Every model's calls on CPU (denoisers, verifiers, text encoders, time predictors, the eval model;
+ * not latent decoders, see models/decoder.ts): those of fewer rows than `belowRows` run its frozen,
+ * inference-optimised copy on at most `threads` intra-op threads (oneDNN convolutions, which
+ * libtorch itself picks only from 16 rows: several times faster below, no faster above, and a few
+ * rows on one thread faster than on two — the curves of bench/optimize.js in bench/RESULTS.md; in
+ * bf16, whose convolutions are oneDNN's too, only single rows), kept only when each method's first
+ * output is within `tolerance` (max |Δ| ÷ max |y|) of the module's. `batchMinRows`: the fewest rows
+ * the engine's batcher cuts a call to when the copy serves small calls (per-row cost flat from a
+ * few rows on); 16 without it. `chunkRows`: a call of at least twice this many rows on more than one
+ * thread runs as row chunks side by side, one thread each (one forward on two threads costs more).
  */
 export const OPTIMIZED_FORWARDS = {
   belowRows: 16,
@@ -55,6 +57,7 @@ export const OPTIMIZED_FORWARDS = {
   tolerance: 1e-4,
   threads: 1,
   batchMinRows: 4,
+  chunkRows: 8,
 } as const;
 
 /** Most searches (n × prompts) and kept samples per search in one request. */
