@@ -37,6 +37,17 @@ type Run = (
 const isTensor = (v: unknown): v is NativeTensor =>
   typeof v === 'object' && v !== null && typeof (v as NativeTensor).toArray === 'function';
 
+/** Every tensor of an output (a tensor, or nested arrays of them), in order; bool tensors left out. */
+function tensorsOf(v: ModuleOutput): NativeTensor[] {
+  if (isTensor(v)) return v.dtype === 'bool' ? [] : [v];
+  return Array.isArray(v) ? v.flatMap(tensorsOf) : [];
+}
+
+function disposeAll(v: ModuleOutput): void {
+  if (isTensor(v)) v.dispose();
+  else if (Array.isArray(v)) v.forEach(disposeAll);
+}
+
 /** Rows of a call: dim 0 of its first tensor input (0 when it has none). */
 export function rowsOf(inputs: ModuleInput[]): number {
   const t = inputs.find(isTensor);
@@ -119,8 +130,12 @@ export class SmallCallVariant {
       return this.off(`the optimised ${method} failed: ${(e as Error).message.split('\n')[0]}`, ref);
     }
     try {
-      if (!isTensor(ref) || !isTensor(out)) return this.off(`its ${method} returns no single tensor`, ref);
-      const d = maxRelDiff(numbers(await out.toArray(stream)), numbers(await ref.toArray(stream)));
+      const [a, b] = [tensorsOf(out), tensorsOf(ref)];
+      if (a.length !== b.length || a.length === 0)
+        return this.off(`its ${method} returns ${b.length ? 'a different structure' : 'no tensor'} in the copy`, ref);
+      let d = 0;
+      for (let i = 0; i < a.length; i++)
+        d = Math.max(d, maxRelDiff(numbers(await a[i].toArray(stream)), numbers(await b[i].toArray(stream))));
       this.report.max_rel_diff = Math.max(d, this.report.max_rel_diff ?? 0);
       if (!(d <= this.report.tolerance))
         return this.off(`the optimised ${method} differs by ${d.toExponential(2)} (relative), over the tolerance`, ref);
@@ -128,7 +143,7 @@ export class SmallCallVariant {
       this.report.checked.push(method);
       return ref;
     } finally {
-      if (isTensor(out)) out.dispose();
+      disposeAll(out);
     }
   }
 

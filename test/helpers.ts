@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { DiffusionSearchError, type ErrorCode } from '../src/errors';
+import type { NativeTensor } from '../src/native';
+import { tensor } from '../src/tensor';
 
 export const fixtures = path.join(__dirname, 'fixtures');
 export const fixture = (name: string) => path.join(fixtures, name);
@@ -47,4 +49,19 @@ export function sdeMutation(sigmas: number[], L: number, sigma: number): { s: nu
   const ratio = ((1 - from) * to) / ((1 - to) * from);
   const s = Math.min(to * Math.sqrt(1 - ratio * ratio), sigma);
   return { s, shift: Math.sqrt(sigma * sigma - s * s) - sigma };
+}
+
+/** fashion-flow's forward inputs for `rows` fresh random rows: x [rows, 1, 28, 28], σ ∈ [0, 1), class. */
+export function flowInputs(rows: number): NativeTensor[] {
+  return [
+    tensor(randn(rows * 784), [rows, 1, 28, 28]),
+    tensor(
+      Float32Array.from({ length: rows }, () => Math.random()),
+      [rows],
+    ),
+    tensor(
+      BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(Math.random() * 10))),
+      [rows],
+    ),
+  ];
 }

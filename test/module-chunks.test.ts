@@ -5,7 +5,7 @@ import { loadModule } from '../src/module';
 import { native, type NativeTensor } from '../src/native';
 import { createStream, setNumThreads } from '../src/stream';
 import { tensor } from '../src/tensor';
-import { expectCode, fixture, randn } from './helpers';
+import { expectCode, fixture, flowInputs, randn } from './helpers';
 
 const D = 5;
 
@@ -61,17 +61,7 @@ describe('row chunks (call option chunkRows)', () => {
       const cut = await loadModule('fashion-flow', { chunkRows: 8 });
       const whole = await loadModule('fashion-flow');
       for (const rows of [16, 21]) {
-        const x = [
-          tensor(randn(rows * 784), [rows, 1, 28, 28]),
-          tensor(
-            Float32Array.from({ length: rows }, () => Math.random()),
-            [rows],
-          ),
-          tensor(
-            BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(Math.random() * 10))),
-            [rows],
-          ),
-        ];
+        const x = flowInputs(rows);
         const a = await values(await cut.call('forward', x));
         const b = await values(await whole.call('forward', x));
         let scale = 0;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadModule } from '../src/module';
 import { native, type NativeModule, type NativeTensor } from '../src/native';
 import { tensor } from '../src/tensor';
-import { expectCode, fixture, randn } from './helpers';
+import { expectCode, fixture, flowInputs, randn } from './helpers';
 
 const D = 16;
 type Pieces = Array<[NativeTensor[], number, number]>;
@@ -94,19 +94,8 @@ describe('Module.callJoined', () => {
 
   it('TorchModule.callJoined takes the small-call copy once its method is checked, on its thread cap', async () => {
     const m = await loadModule('fashion-flow', { optimizeBelowRows: 16, optimizeThreads: 1 });
-    const inputs = (n: number) => [
-      tensor(randn(n * 784), [n, 1, 28, 28]),
-      tensor(
-        Float32Array.from({ length: n }, () => Math.random()),
-        [n],
-      ),
-      tensor(
-        BigInt64Array.from({ length: n }, () => BigInt(Math.floor(Math.random() * 10))),
-        [n],
-      ),
-    ];
-    const a = inputs(2),
-      c = inputs(3);
+    const a = flowInputs(2),
+      c = flowInputs(3);
     // Unchecked: null, so the batcher runs the call whole through call(), which checks the copy.
     expect(m.callJoined('forward', [[a, 0, 2]])).toBeNull();
     await m.call('forward', a);

@@ -15,7 +15,7 @@ import { TimePredictionModule } from '../src/samplers/adaptive';
 import { createStream, setNumThreads } from '../src/stream';
 import { OPTIMIZED_FORWARDS } from '../src/request/defaults';
 import { tensor } from '../src/tensor';
-import { expectCode, randn } from './helpers';
+import { expectCode, flowInputs, randn } from './helpers';
 
 // bf16 keeps 8 bits of mantissa (relative rounding 2^-9 per value); through a few conv blocks the
 // output moves by up to a few per cent of its largest value (measured ≤ 2.1e-2), so 5e-2 bounds it.
@@ -44,20 +44,6 @@ function expectClose(a: Float32Array, ref: Float32Array, tol: number): number {
   for (let i = 0; i < ref.length; i++)
     if (!(Math.abs(a[i] - ref[i]) <= tol * scale)) expect.fail(`element ${i}: ${a[i]} vs ${ref[i]} (scale ${scale})`);
   return maxRelDiff(a, ref);
-}
-
-function flowInputs(rows: number): NativeTensor[] {
-  return [
-    tensor(randn(rows * 784), [rows, 1, 28, 28]),
-    tensor(
-      Float32Array.from({ length: rows }, () => Math.random()),
-      [rows],
-    ),
-    tensor(
-      BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(Math.random() * 10))),
-      [rows],
-    ),
-  ];
 }
 
 async function t2iInputs(rows: number): Promise<NativeTensor[]> {
@@ -176,6 +162,17 @@ describe('frozen, inference-optimised forwards', () => {
       expectClose((await a.toArray()) as Float32Array, (await b.toArray()) as Float32Array, FREEZE_TOLERANCE);
     }
     expect(m.optimization).toMatchObject({ state: 'on', checked: ['logits', 'forward'] });
+  });
+
+  it('a method returning a tuple is checked element by element (a text encoder: embeddings, bool mask)', async () => {
+    const m = await loadModule(path.join(__dirname, 'fixtures', 'cond-text.pt'), { optimizeBelowRows: 16 });
+    const tokens = tensor(
+      BigInt64Array.from({ length: 8 }, () => BigInt(Math.floor(Math.random() * 5))),
+      [2, 4],
+    );
+    const [emb, mask] = (await m.call('forward', [tokens])) as NativeTensor[];
+    expect([emb.shape, mask.dtype]).toEqual([[2, 4, 3], 'bool']);
+    expect(m.optimization).toMatchObject({ state: 'on', checked: ['forward'], max_rel_diff: 0 });
   });
 
   it('the library loads every model it runs with the copy for small calls on CPU', async () => {
