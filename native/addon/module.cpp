@@ -103,12 +103,12 @@ const c10::FunctionSchema& ModuleWrap::target(const Napi::CallbackInfo& info, si
   return schema;
 }
 
-// The options of a call on this module (info[3]): bf16 on CPU only; a thread cap only on CPU.
+// The options of a call on this module (info[3]): bf16, a thread cap and row chunks on CPU only.
 CallOptions ModuleWrap::options(const Napi::Value& v) const {
   CallOptions o = callOptions(v);
   if (o.precision == Precision::kBf16 && !get().device.is_cpu())
     throw Error(code::kArgument, "precision 'bf16' is for CPU modules; this one is on " + get().device.str());
-  if (!get().device.is_cpu()) o.threads = 0;
+  if (!get().device.is_cpu()) o.threads = o.chunkRows = 0;  // both are about CPU threads
   return o;
 }
 
