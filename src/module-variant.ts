@@ -7,7 +7,15 @@
  * both and compares every element; beyond the tolerance the copy is dropped and the reason kept,
  * so a model the passes change never answers differently.
  */
-import type { ModuleInput, ModuleOutput, NativeModule, NativeStream, NativeTensor, TypedArray } from './native';
+import type {
+  ModuleInput,
+  ModuleOutput,
+  NativeCallOptions,
+  NativeModule,
+  NativeStream,
+  NativeTensor,
+  TypedArray,
+} from './native';
 
 export interface ModuleOptimization {
   /** Calls of fewer rows than this use the optimised copy (fp32). */
@@ -25,13 +33,13 @@ export interface ModuleOptimization {
   reason: string | null;
 }
 
-/** Runs `method` of a handle; `threads` caps a copy's call (./native's call options). */
+/** Runs `method` of a handle, with the copy's call options when it is the copy. */
 type Run = (
   handle: NativeModule,
   method: string,
   inputs: ModuleInput[],
   stream?: NativeStream,
-  threads?: number,
+  options?: NativeCallOptions,
 ) => Promise<ModuleOutput>;
 
 const isTensor = (v: unknown): v is NativeTensor =>
@@ -95,7 +103,13 @@ export class SmallCallVariant {
 
   /** Whether a call of these inputs goes to the copy (a method's first one checks it, one check at a time). */
   wants(method: string, inputs: ModuleInput[]): boolean {
-    return this.ready(method, rowsOf(inputs)) !== null || this.checks(method, rowsOf(inputs));
+    const rows = rowsOf(inputs);
+    return this.ready(method, rows) !== null || this.checks(method, rows);
+  }
+
+  /** The options of a call to the copy: its thread cap. */
+  get copyOptions(): NativeCallOptions | undefined {
+    return this.report.threads ? { threads: this.report.threads } : undefined;
   }
 
   /** Whether a call of `rows` rows of `method` would be that method's check (none running). */
@@ -110,8 +124,7 @@ export class SmallCallVariant {
   }
 
   async call(method: string, inputs: ModuleInput[], stream: NativeStream | undefined, run: Run): Promise<ModuleOutput> {
-    if (this.report.checked.includes(method))
-      return run(this.copy!, method, inputs, stream, this.report.threads ?? undefined);
+    if (this.report.checked.includes(method)) return run(this.copy!, method, inputs, stream, this.copyOptions);
     this.checking = true;
     try {
       return await this.check(method, inputs, stream, run);
@@ -125,7 +138,7 @@ export class SmallCallVariant {
     const ref = await run(this.module, method, inputs, stream);
     let out: ModuleOutput;
     try {
-      out = await run(this.copy!, method, inputs, stream, this.report.threads ?? undefined);
+      out = await run(this.copy!, method, inputs, stream, this.copyOptions);
     } catch (e) {
       return this.off(`the optimised ${method} failed: ${(e as Error).message.split('\n')[0]}`, ref);
     }

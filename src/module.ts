@@ -7,6 +7,7 @@ import {
   native,
   type ModuleInput,
   type ModuleOutput,
+  type NativeCallOptions,
   type NativeModule,
   type NativeStream,
   type NativeTensor,
@@ -45,7 +46,7 @@ export class TorchModule {
   /** The precision of its calls. */
   readonly precision: Precision;
   private readonly small: SmallCallVariant | null;
-  private readonly callOptions: { precision?: Precision; chunkRows?: number } | undefined;
+  private readonly callOptions: NativeCallOptions | undefined;
 
   private constructor(
     private readonly handle: NativeModule,
@@ -68,11 +69,11 @@ export class TorchModule {
     await checkArchive(resolved);
     const precision = options.precision ?? 'fp32';
     checkPrecision(precision, options.device);
+    if (options.chunkRows !== undefined && !(Number.isInteger(options.chunkRows) && options.chunkRows >= 0))
+      throw new DiffusionSearchError('loadModule: chunkRows must be a non-negative integer', 'ARGUMENT');
     const handle = await native().loadModule(resolved, { device: options.device }, options.stream);
     const below = options.optimizeBelowRows ?? 0;
     const small = below > 0 ? await smallCallVariant(handle, below, options) : null;
-    if (options.chunkRows !== undefined && !(Number.isInteger(options.chunkRows) && options.chunkRows >= 0))
-      throw new DiffusionSearchError('loadModule: chunkRows must be a non-negative integer', 'ARGUMENT');
     return new TorchModule(handle, precision, small, options.chunkRows);
   }
 
@@ -106,9 +107,7 @@ export class TorchModule {
   /** Runs `method` on `stream` (default stream when omitted) under torch::InferenceMode. */
   call(method: string, inputs: ModuleInput[], stream?: NativeStream): Promise<ModuleOutput> {
     if (this.small?.wants(method, inputs))
-      return this.small.call(method, inputs, stream, (h, m, i, s, threads) =>
-        h.call(m, i, s, threads ? { threads } : undefined),
-      );
+      return this.small.call(method, inputs, stream, (h, m, i, s, o) => h.call(m, i, s, o));
     return this.handle.call(method, inputs, stream, this.callOptions);
   }
 
@@ -124,7 +123,7 @@ export class TorchModule {
   ): Promise<ModuleOutput[]> | null {
     const rows = pieces.reduce((n, [, start, end]) => n + end - start, 0);
     const copy = this.small?.ready(method, rows);
-    if (copy) return copy.callJoined(method, pieces, stream, { threads: this.small!.report.threads ?? undefined });
+    if (copy) return copy.callJoined(method, pieces, stream, this.small!.copyOptions);
     if (this.small?.checks(method, rows)) return null;
     return this.handle.callJoined(method, pieces, stream, this.callOptions);
   }

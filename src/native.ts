@@ -51,6 +51,15 @@ export interface NativeStream {
 export type ModuleInput = NativeTensor | number | bigint | boolean | string | null | ModuleInput[];
 export type ModuleOutput = NativeTensor | number | boolean | string | null | ModuleOutput[];
 
+/** Options of one module call (native/addon/call_options.h). */
+export interface NativeCallOptions {
+  precision?: 'fp32' | 'bf16';
+  /** The most intra-op threads the call uses on a CPU (default: its stream's). */
+  threads?: number;
+  /** With more than one thread, a call of at least twice this many rows runs as row chunks side by side. */
+  chunkRows?: number;
+}
+
 export interface NativeModule {
   readonly card: string | null;
   readonly methods: string[];
@@ -60,11 +69,7 @@ export interface NativeModule {
     method: string,
     inputs: ModuleInput[],
     stream?: NativeStream,
-    /**
-     * threads: the most intra-op threads the call uses on a CPU (default: its stream's); chunkRows:
-     * with more than one, a call of at least twice this many rows runs as row chunks side by side.
-     */
-    options?: { precision?: 'fp32' | 'bf16'; threads?: number; chunkRows?: number },
+    options?: NativeCallOptions,
   ): Promise<ModuleOutput>;
   /**
    * One call of `method` on the pieces' rows [start, end) of their inputs, joined along dim 0 in one
@@ -74,7 +79,7 @@ export interface NativeModule {
     method: string,
     pieces: Array<[inputs: NativeTensor[], start: number, end: number]>,
     stream?: NativeStream,
-    options?: { precision?: 'fp32' | 'bf16'; threads?: number; chunkRows?: number },
+    options?: NativeCallOptions,
   ): Promise<ModuleOutput[]>;
   /** A frozen copy (every method kept); `inference`: with optimize_for_inference's passes too. */
   optimize(options?: { inference?: boolean }, stream?: NativeStream): Promise<NativeModule>;

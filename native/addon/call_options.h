@@ -1,4 +1,5 @@
-// Per-call options of Module.call: the precision it runs in and the most intra-op threads it uses.
+// Per-call options of Module.call: the precision it runs in, the most intra-op threads it uses and
+// the rows from which it runs as row chunks side by side.
 #pragma once
 #include <napi.h>
 

@@ -51,8 +51,6 @@ c10::IValue toIValue(Napi::Env env, const Napi::Value& v, const c10::TypePtr& ty
       }
       throw mismatch();
     case K::FloatType:
-      if (!v.IsNumber()) throw mismatch();
-      return v.As<Napi::Number>().DoubleValue();
     case K::NumberType:
       if (!v.IsNumber()) throw mismatch();
       return v.As<Napi::Number>().DoubleValue();

@@ -7,9 +7,9 @@
 #include "device.h"
 #include "errors.h"
 #include "instance.h"
+#include "call_options.h"
 #include "ivalues.h"
 #include "module_run.h"
-#include "call_options.h"
 #include "precision.h"
 #include "stream.h"
 #include "tensor.h"
@@ -82,7 +82,6 @@ Napi::Value ModuleWrap::load(const Napi::CallbackInfo& info) {
   });
 }
 
-
 // The schema of method `name` (from info[0]), with `count` inputs checked against its arguments.
 const c10::FunctionSchema& ModuleWrap::target(const Napi::CallbackInfo& info, size_t count, std::string& name) const {
   const Loaded& l = get();
@@ -112,7 +111,7 @@ CallOptions ModuleWrap::options(const Napi::Value& v) const {
   return o;
 }
 
-// call(method, inputs[], stream?, { precision, threads }?) -> Promise<Tensor | value | array>
+// call(method, inputs[], stream?, { precision, threads, chunkRows }?) -> Promise<Tensor | value | array>
 Napi::Value ModuleWrap::call(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();

@@ -23,8 +23,8 @@ int64_t sharedRows(const std::vector<c10::IValue>& stack) {
   return rows;
 }
 
-// The chunks' outputs joined along dim 0 (tuples and lists element-wise); false when an output
-// tensor does not have its chunk's rows, so the call cannot be cut.
+// The chunks' outputs joined along dim 0 (tuples element-wise); false when an output tensor does
+// not have its chunk's rows, or is in a list, so the call runs whole instead.
 bool join(const std::vector<c10::IValue>& parts, const std::vector<int64_t>& rows, c10::IValue& out) {
   const c10::IValue& first = parts[0];
   if (first.isTensor()) {

@@ -74,7 +74,6 @@ export async function assemble(a: AssembleInput): Promise<GenerateResult> {
   };
 }
 
-/** The eval/ classifier's judgement: of a class-conditional request, or of a text-to-image one against its prompts. */
 /** The eval model's features of the returned samples, once, for its report and the diversity (null: not judged). */
 async function evalFeaturesOf(
   a: AssembleInput,
@@ -87,6 +86,7 @@ async function evalFeaturesOf(
   return { rows: await ev.features(samples, shape), space: String(ev.module.card?.name ?? 'eval') };
 }
 
+/** The eval/ classifier's judgement: of a class-conditional request, or of a text-to-image one against its prompts. */
 async function judge(
   a: AssembleInput,
   samples: Float32Array,

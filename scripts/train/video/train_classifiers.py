@@ -125,9 +125,8 @@ def export_verifiers(net, prov):
         prov, m))
     common.save_scripted(mot_v, os.path.join(ROOT, "models", "video-motion.pt"), verifier_card(
         "video-motion", "Motion verifier (no weights): the centroid velocity of (p - 0.1)+ (p = (x+1)/2) from the "
-        "first "
-        "to the last frame, along the prompt's direction (capped at 16/7 px/frame, the data's top speed) minus the "
-        "speed across it, px/frame.",
+        "first to the last frame, along the prompt's direction (capped at 16/7 px/frame, the data's top speed) minus "
+        "the speed across it, px/frame.",
         {"forward": "forward(x0, text, text_mask) -> [N] px/frame", "velocity": "velocity(x0) -> [N,2] (rows, cols)",
          "direction_scores": "direction_scores(x0) -> [N,4] left, right, up, down"},
         dict(command=prov["command"], weights="none"), m))
