@@ -8,7 +8,6 @@
  * shipped fashion-video through every search, and its motion verifier's rewards as python3-torch
  * computes them from the returned clips and the prompt.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +27,7 @@ import { evoSearch } from '../src/search/evosearch';
 import { tensor } from '../src/tensor';
 import { TorchScriptVerifier } from '../src/verifiers/torchscript';
 import { expectCode, fixture, sdeMutation } from './helpers';
+import { py, python } from './torch-python';
 
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
@@ -123,34 +123,38 @@ describe('the shipped fashion-video [8, 1, 32, 32]', () => {
     expect(r.samples.every(Number.isFinite)).toBe(true);
   });
 
-  it("hands the verifier the clips and the prompt's tensors: rewards as python3-torch computes them", async () => {
-    const r = await generate(shippedReq('best-of-n', { verifier: ['video-motion'], keep: 3, budget: 36 }));
-    expect(r.shape).toEqual([3, 8, 1, 32, 32]);
-    // The card's tokenizer rule, the text encoder and the verifier, run by libtorch from Python.
-    const out = path.join(os.tmpdir(), `ds-video-${process.pid}.npy`);
-    writeNpy(out, r.samples, r.shape);
-    const script =
-      'import json, re, sys, numpy as np, torch\n' +
-      "files = {'model.json': ''}\n" +
-      "enc = torch.jit.load('models/fashion-video-text.pt', _extra_files=files)\n" +
-      "card = json.loads(files['model.json'])\n" +
-      "words = [re.sub('[^a-z/-]', '', w) for w in sys.argv[2].lower().split()]\n" +
-      "ids = [card['vocab'].index(w) if w in card['vocab'] else 1 for w in words if w][: card['max_len']]\n" +
-      "ids += [0] * (card['max_len'] - len(ids))\n" +
-      'x = torch.from_numpy(np.load(sys.argv[1]))\n' +
-      'text, mask = enc(torch.tensor([ids] * x.shape[0]))\n' +
-      "v = torch.jit.load('models/video-motion.pt')\n" +
-      'print(json.dumps(v(x, text, mask).tolist()))\n';
-    const p = spawnSync('/usr/bin/python3', ['-c', script, out, 'a bag moving up'], {
-      encoding: 'utf8',
-      cwd: path.join(__dirname, '..'),
-      env: { ...process.env, OMP_NUM_THREADS: '1' },
-    });
-    fs.rmSync(out, { force: true });
-    expect(p.status, p.stderr).toBe(0);
-    const want = JSON.parse(p.stdout) as number[];
-    r.rewards.forEach((got, i) => expect(Math.abs(got - want[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[i]))));
-  });
+  it.skipIf(!python)(
+    "hands the verifier the clips and the prompt's tensors: rewards as python3-torch computes them",
+    async () => {
+      const r = await generate(shippedReq('best-of-n', { verifier: ['video-motion'], keep: 3, budget: 36 }));
+      expect(r.shape).toEqual([3, 8, 1, 32, 32]);
+      // The card's tokenizer rule, the text encoder and the verifier, run by libtorch from Python.
+      const out = path.join(os.tmpdir(), `ds-video-${process.pid}.npy`);
+      writeNpy(out, r.samples, r.shape);
+      const script =
+        'import json, re, sys, numpy as np, torch\n' +
+        'a = json.load(open(sys.argv[1]))\n' +
+        "files = {'model.json': ''}\n" +
+        "enc = torch.jit.load('models/fashion-video-text.pt', _extra_files=files)\n" +
+        "card = json.loads(files['model.json'])\n" +
+        "words = [re.sub('[^a-z/-]', '', w) for w in a['prompt'].lower().split()]\n" +
+        "ids = [card['vocab'].index(w) if w in card['vocab'] else 1 for w in words if w][: card['max_len']]\n" +
+        "ids += [0] * (card['max_len'] - len(ids))\n" +
+        "x = torch.from_numpy(np.load(a['samples']))\n" +
+        'text, mask = enc(torch.tensor([ids] * x.shape[0]))\n' +
+        "v = torch.jit.load('models/video-motion.pt')\n" +
+        'print(json.dumps(v(x, text, mask).tolist()))\n';
+      let want: number[];
+      try {
+        want = py(script, { samples: out, prompt: 'a bag moving up' });
+      } finally {
+        fs.rmSync(out, { force: true });
+      }
+      r.rewards.forEach((got, i) =>
+        expect(Math.abs(got - want[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[i]))),
+      );
+    },
+  );
 });
 
 describe('the same search on the same numbers seen as images [n, T·C, H, W]', () => {
