@@ -70,6 +70,7 @@ interface NativeOps {
   ): Promise<Tensor>;
   eulerStep(x: Tensor, v: Tensor, from: Tensor, to: Tensor, stream?: NativeStream): Promise<Tensor>;
   heunCombine(x: Tensor, v1: Tensor, v2: Tensor, from: Tensor, to: Tensor, stream?: NativeStream): Promise<Tensor>;
+  rowCombine(x: Tensor, y: Tensor, coef: Float64Array, k: number, stream?: NativeStream): Promise<Tensor[]>;
   ddimStep(
     x0: Tensor,
     eps: Tensor,
@@ -277,6 +278,36 @@ export function heunCombine(
       stream,
     );
   });
+}
+
+/** Coefficients (on x, on y) of one output row of rowCombine. */
+export type Pair = readonly [number, number];
+
+/** rowCombine's coef for `rows`: each row's k pairs, in order. */
+export function rowCoefficients<T>(rows: readonly T[], pairs: (row: T, i: number) => readonly Pair[]): Float64Array {
+  const k = rows.length ? pairs(rows[0], 0).length : 0;
+  const coef = new Float64Array(rows.length * k * 2);
+  rows.forEach((row, i) => pairs(row, i).forEach(([a, b], j) => coef.set([a, b], (i * k + j) * 2)));
+  return coef;
+}
+
+/**
+ * Op 5d: k ≤ 4 per-row linear combinations of x and y in one pass, out[j][r] = c·x[r] + d·y[r],
+ * with (c, d) = coef[(r·k + j)·2 ..] (float64, applied in float32). A sampler step is linear in the
+ * state and the model output per row, so x̂0, ε̂, the velocity and the next state come from one call.
+ */
+export function rowCombine(
+  x: Tensor,
+  y: Tensor,
+  coef: Float64Array,
+  k: number,
+  stream?: NativeStream,
+): Promise<Tensor[]> {
+  need(x, 'x');
+  need(y, 'y');
+  if (!(coef instanceof Float64Array))
+    throw new DiffusionSearchError('rowCombine: coef must be a Float64Array of rows × k × 2 numbers', 'ARGUMENT');
+  return ops().rowCombine(x, y, coef, k, stream);
 }
 
 /** Op 5c: the DDIM-η / SDE step from x̂0 and ε̂; returns the new state and the noise std injected. */

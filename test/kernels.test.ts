@@ -312,6 +312,40 @@ describe('noise-path ops', () => {
   });
 });
 
+describe('op 5d rowCombine', () => {
+  it('gives k = 1..4 per-row combinations c·x + d·y equal to the float64 formula, in one call', async () => {
+    const B = 6,
+      dim = 37;
+    const x = jsRandn(B * dim),
+      y = jsRandn(B * dim);
+    for (let k = 1; k <= 4; k++) {
+      const coef = Float64Array.from({ length: B * k * 2 }, () => (Math.random() - 0.5) * 6);
+      const outs = await ops.rowCombine(tensor(x, [B, dim]), tensor(y, [B, dim]), coef, k);
+      expect(outs).toHaveLength(k);
+      for (let j = 0; j < k; j++) {
+        expect(outs[j].shape).toEqual([B, dim]);
+        const want = new Float64Array(B * dim);
+        for (let b = 0; b < B; b++) {
+          const [c, d] = [Math.fround(coef[(b * k + j) * 2]), Math.fround(coef[(b * k + j) * 2 + 1])];
+          for (let i = 0; i < dim; i++) want[b * dim + i] = c * x[b * dim + i] + d * y[b * dim + i];
+        }
+        expectAll(await arr(outs[j]), want, 1e-6, `rowCombine k=${k} output ${j}`);
+        outs[j].dispose();
+      }
+    }
+  });
+
+  it('refuses a bad k, a coef of the wrong length or kind, and non-finite coefficients', async () => {
+    const x = tensor(jsRandn(8), [2, 4]);
+    await expectCode(() => ops.rowCombine(x, x, new Float64Array(4), 0), 'ARGUMENT');
+    await expectCode(() => ops.rowCombine(x, x, new Float64Array(20), 5), 'ARGUMENT');
+    await expectCode(() => ops.rowCombine(x, x, new Float64Array(3), 1), 'SHAPE');
+    await expectCode(() => ops.rowCombine(x, x, new Float32Array(4) as never, 1), 'ARGUMENT');
+    await expectCode(() => ops.rowCombine(x, x, Float64Array.from([1, Number.NaN, 0, 1]), 1), 'ARGUMENT');
+    await expectCode(() => ops.rowCombine(x, tensor(jsRandn(4), [1, 4]), new Float64Array(4), 1), 'SHAPE');
+  });
+});
+
 describe('selection', () => {
   it('op 6 topk over segments equals a sort (ties → lower index, NaN last)', async () => {
     for (const [S, L, k] of [

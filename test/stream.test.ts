@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadModule } from '../src/module';
+import * as ops from '../src/ops';
 import { createStream } from '../src/stream';
 import { tensor } from '../src/tensor';
 import type { NativeTensor } from '../src/native';
@@ -34,6 +35,30 @@ describe('streams', () => {
     );
     await Promise.all(jobs);
     expect(order).toEqual([0, 1, 2, 3, 4]);
+    await s.close();
+  });
+
+  it('small CPU work waits behind queued work on its stream, and equals the same work run at once', async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    const s = createStream();
+    const [x, y] = [tensor(randn(4 * 64), [4, 64]), tensor(randn(4 * 64), [4, 64])];
+    const coef = Float64Array.from({ length: 16 }, () => Math.random() * 2 - 1);
+    // Idle stream: the op settles at once, within microtasks (a worker's answer needs a turn of the loop).
+    let settled = false;
+    const idle = ops.rowCombine(x, y, coef, 2, s).finally(() => (settled = true));
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+    expect(settled).toBe(true);
+    const [now] = await idle;
+    // Busy stream: the same op queues behind a slow call and settles after it.
+    const order: string[] = [];
+    const slow = m.call('slow', [tensor(randn(128 * 128), [128, 128]), 40], s).then(() => order.push('slow'));
+    const later = ops.rowCombine(x, y, coef, 2, s).then((r) => (order.push('small'), r));
+    const [queued] = await later;
+    await slow;
+    expect(order).toEqual(['slow', 'small']);
+    expect(Array.from((await queued.toArray()) as Float32Array)).toEqual(
+      Array.from((await now.toArray()) as Float32Array),
+    );
     await s.close();
   });
 

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -106,6 +107,10 @@ struct Args {
     return s + "]";
   }
   std::shared_ptr<Stream> stream(size_t i) const { return StreamWrap::unwrap(env, info[i]); }
+  // Enqueues on the stream of argument i; `elements` sizes the work for the small-work path.
+  Napi::Promise enqueue(size_t i, int64_t elements, Work work) const {
+    return stream(i)->enqueue(env, std::move(work), elements);
+  }
 };
 
 // DS_POISON_OUTPUTS=1 (the tests set it) fills every output with NaN before the kernel runs,
@@ -136,6 +141,12 @@ int64_t rowDim(const at::Tensor& t) {
   int64_t d = 1;
   for (int64_t i = 1; i < t.dim(); ++i) d *= t.size(i);
   return d;
+}
+// Elements of a shape, for sizing work (saturates far above any small size instead of overflowing).
+int64_t elementsOf(const std::vector<int64_t>& shape) {
+  double n = 1;
+  for (int64_t d : shape) n *= static_cast<double>(d);
+  return n > 1e15 ? int64_t(1) << 50 : static_cast<int64_t>(n);
 }
 const int64_t* ptr(const c10::optional<at::Tensor>& t) { return t ? t->data_ptr<int64_t>() : nullptr; }
 
@@ -198,7 +209,7 @@ Napi::Value fill(const Napi::CallbackInfo& info) {
     c10::Device device = deviceOption(info[4]);
     auto ids = a.ids(2, "ids", shape[0], device, true);
     int64_t step = a.integer(3, "step", 0);
-    return a.stream(5)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(5, device.is_cpu() ? elementsOf(shape) : 0, [=]() -> Finish {
       at::Tensor out = output(shape, at::TensorOptions().dtype(at::kFloat).device(device));
       int64_t rows = shape[0], dim = rows ? out.numel() / rows : 0;
       if (Normal)
@@ -223,7 +234,7 @@ Napi::Value mutateGaussian(const Napi::CallbackInfo& info) {
     auto childIds = a.ids(4, "childIds", n, parents.device(), true);
     int64_t step = a.integer(5, "step", 0);
     checkIndices(a, idx, parents.size(0), "idx");
-    return a.stream(6)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(6, cpuElements(parents) / std::max<int64_t>(parents.size(0), 1) * n, [=]() -> Finish {
       auto shape = parents.sizes().vec();
       shape[0] = n;
       at::Tensor out = output(shape, parents.options());
@@ -246,7 +257,7 @@ Napi::Value mutateAdditive(const Napi::CallbackInfo& info) {
     auto childIds = a.ids(4, "childIds", n, parents.device(), true);
     int64_t step = a.integer(5, "step", 0);
     checkIndices(a, idx, parents.size(0), "idx");
-    return a.stream(6)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(6, cpuElements(parents) / std::max<int64_t>(parents.size(0), 1) * n, [=]() -> Finish {
       auto shape = parents.sizes().vec();
       shape[0] = n;
       at::Tensor out = output(shape, parents.options());
@@ -267,7 +278,7 @@ Napi::Value sphereNeighbours(const Napi::CallbackInfo& info) {
     uint64_t seed = a.seed(2);
     auto ids = a.ids(3, "ids", x.size(0), x.device(), true);
     int64_t step = a.integer(4, "step", 0);
-    return a.stream(5)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(5, cpuElements(x), [=]() -> Finish {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, sphere_neighbours, x.data_ptr<float>(), x.size(0), rowDim(x), static_cast<float>(tau), seed, ptr(ids),
                   step, out.data_ptr<float>());
@@ -295,7 +306,7 @@ Napi::Value renoise(const Napi::CallbackInfo& info) {
     auto ids = a.ids(5, "ids", x.size(0), x.device(), true);
     int64_t step = a.integer(6, "step", 0);
     checkSigmas(a, from, to, true);
-    return a.stream(7)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(7, cpuElements(x), [=]() -> Finish {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, renoise, x.data_ptr<float>(), x.size(0), rowDim(x), path, from.data_ptr<float>(), to.data_ptr<float>(),
                   seed, ptr(ids), step, out.data_ptr<float>());
@@ -312,7 +323,7 @@ Napi::Value eulerStep(const Napi::CallbackInfo& info) {
     a.sameShape(x, v, "v");
     at::Tensor from = a.perSample(2, "sigmaFrom", x.size(0), x.device());
     at::Tensor to = a.perSample(3, "sigmaTo", x.size(0), x.device());
-    return a.stream(4)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(4, cpuElements(x), [=]() -> Finish {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, euler_step, x.data_ptr<float>(), v.data_ptr<float>(), x.size(0), rowDim(x), from.data_ptr<float>(),
                   to.data_ptr<float>(), out.data_ptr<float>());
@@ -330,11 +341,50 @@ Napi::Value heunCombine(const Napi::CallbackInfo& info) {
     a.sameShape(x, v2, "v2");
     at::Tensor from = a.perSample(3, "sigmaFrom", x.size(0), x.device());
     at::Tensor to = a.perSample(4, "sigmaTo", x.size(0), x.device());
-    return a.stream(5)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(5, cpuElements(x), [=]() -> Finish {
       at::Tensor out = outputLike(x);
       DS_DISPATCH(x, heun_combine, x.data_ptr<float>(), v1.data_ptr<float>(), v2.data_ptr<float>(), x.size(0), rowDim(x),
                   from.data_ptr<float>(), to.data_ptr<float>(), out.data_ptr<float>());
       return resolveTensor(out);
+    });
+  });
+}
+
+// rowCombine(x, y, coef Float64Array [rows·k·2], k, stream?) -> [k tensors]: out[j][r] = c·x[r] + d·y[r]
+Napi::Value rowCombine(const Napi::CallbackInfo& info) {
+  Args a(info, "rowCombine");
+  return guard(a.env, [&]() -> Napi::Value {
+    at::Tensor x = a.floats(0, "x"), y = a.floats(1, "y");
+    a.sameShape(x, y, "y");
+    int64_t kk = a.integer(3, "k", 1);
+    if (kk > k::kRowCombineMax) a.fail(code::kArgument, "k must be at most " + std::to_string(k::kRowCombineMax));
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      a.fail(code::kArgument, "coef must be a Float64Array");
+    auto c = info[2].As<Napi::Float64Array>();
+    int64_t n = x.size(0) * kk * 2;
+    if (static_cast<int64_t>(c.ElementLength()) != n)
+      a.fail(code::kShape, "coef must hold rows × k × 2 = " + std::to_string(n) + " numbers, got " +
+                               std::to_string(c.ElementLength()));
+    const double* data = c.Data();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(data[i])) a.fail(code::kArgument, "coef[" + std::to_string(i) + "] is not finite");
+    at::Tensor coef = at::empty({n}, at::kDouble);
+    std::copy(data, data + n, coef.data_ptr<double>());
+    return a.enqueue(4, cpuElements(x) * kk, [=]() -> Finish {
+      at::Tensor cd = coef.to(x.device());
+      std::vector<at::Tensor> outs;
+      float* ptrs[k::kRowCombineMax];
+      for (int64_t j = 0; j < kk; ++j) {
+        outs.push_back(outputLike(x));
+        ptrs[j] = outs.back().data_ptr<float>();
+      }
+      DS_DISPATCH(x, row_combine, x.data_ptr<float>(), y.data_ptr<float>(), x.size(0), rowDim(x), cd.data_ptr<double>(),
+                  static_cast<int>(kk), ptrs);
+      return [outs](Napi::Env env) -> Napi::Value {
+        Napi::Array arr = Napi::Array::New(env, outs.size());
+        for (size_t j = 0; j < outs.size(); ++j) arr.Set(static_cast<uint32_t>(j), TensorWrap::wrap(env, outs[j]));
+        return arr;
+      };
     });
   });
 }
@@ -354,7 +404,7 @@ Napi::Value ddimStep(const Napi::CallbackInfo& info) {
     auto ids = a.ids(7, "ids", x0.size(0), x0.device(), true);
     int64_t step = a.integer(8, "step", 0);
     checkSigmas(a, from, to, false);
-    return a.stream(9)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(9, cpuElements(x0), [=]() -> Finish {
       at::Tensor out = outputLike(x0);
       at::Tensor std = output({x0.size(0)}, x0.options());
       DS_DISPATCH(x0, ddim_step, x0.data_ptr<float>(), eps.data_ptr<float>(), x0.size(0), rowDim(x0), path,
@@ -375,7 +425,7 @@ Napi::Value topk(const Napi::CallbackInfo& info) {
     int64_t kk = a.integer(1, "k", 0);
     if (kk > L) a.fail(code::kArgument, "k = " + std::to_string(kk) + " exceeds the segment length " + std::to_string(L));
     bool flat = v.dim() == 1;
-    return a.stream(2)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(2, cpuElements(v), [=]() -> Finish {
       std::vector<int64_t> shape = flat ? std::vector<int64_t>{kk} : std::vector<int64_t>{S, kk};
       at::Tensor values = output(shape, v.options());
       at::Tensor indices = output(shape, v.options().dtype(at::kLong));
@@ -396,7 +446,7 @@ Napi::Value tournamentSelect(const Napi::CallbackInfo& info) {
     uint64_t seed = a.seed(3);
     int64_t step = a.integer(4, "step", 0);
     if (n > 0 && f.size(0) == 0) a.fail(code::kArgument, "cannot select from an empty population");
-    return a.stream(5)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(5, cpuElements(f) + std::min<int64_t>(n, 1 << 20) * std::min<int64_t>(size, 1 << 20), [=]() -> Finish {
       at::Tensor out = output({n}, f.options().dtype(at::kLong));
       DS_DISPATCH(f, tournament_select, f.data_ptr<float>(), f.size(0), n, size, seed, step, out.data_ptr<int64_t>());
       return resolveTensor(out);
@@ -417,7 +467,7 @@ Napi::Value resample(const Napi::CallbackInfo& info) {
     uint64_t seed = a.seed(3);
     int64_t step = a.integer(4, "step", 0);
     bool systematic = method == "systematic";
-    return a.stream(5)->enqueue(a.env, [=]() -> Finish {
+    return a.enqueue(5, cpuElements(w) + nOut, [=]() -> Finish {
       at::Tensor out = output({nOut}, w.options().dtype(at::kLong));
       double ess = 0;
       if (systematic)
@@ -452,6 +502,7 @@ void registerOps(Napi::Env env, Napi::Object exports) {
   ops.Set("renoise", Napi::Function::New(env, renoise, "renoise"));
   ops.Set("eulerStep", Napi::Function::New(env, eulerStep, "eulerStep"));
   ops.Set("heunCombine", Napi::Function::New(env, heunCombine, "heunCombine"));
+  ops.Set("rowCombine", Napi::Function::New(env, rowCombine, "rowCombine"));
   ops.Set("ddimStep", Napi::Function::New(env, ddimStep, "ddimStep"));
   ops.Set("topk", Napi::Function::New(env, topk, "topk"));
   ops.Set("tournamentSelect", Napi::Function::New(env, tournamentSelect, "tournamentSelect"));

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #ifdef DS_TORCH_HAS_CUDA  // CMakeLists.txt defines it when the libtorch has CUDA
@@ -81,7 +83,8 @@ std::shared_ptr<Stream> Stream::create(Napi::Env env, c10::Device device, bool s
 Stream::Stream(c10::Device device) : device_(device) {}
 Stream::~Stream() = default;
 
-Napi::Promise Stream::enqueue(Napi::Env env, Work work) {
+Napi::Promise Stream::enqueue(Napi::Env env, Work work, int64_t elements) {
+  if (runsNow(elements)) return runNow(env, std::move(work));
   auto* job = new Job(env, std::move(work), shared_from_this());
   Napi::Promise promise = job->deferred.Promise();
   {
@@ -95,6 +98,40 @@ Napi::Promise Stream::enqueue(Napi::Env env, Work work) {
   if (pending_++ == 0) tsfn_->fn.Ref(env);
   cv_.notify_one();
   return promise;
+}
+
+// Small CPU work (at most this many elements: the kernels' own serial bound) runs at once on the JS
+// thread when nothing of its stream is queued or running, so in the same order: a trip through a
+// worker (two thread wakes and a turn of the event loop) costs far more than such work.
+// DS_INLINE_SMALL_WORK=0 queues it all.
+constexpr int64_t kInlineMax = 1 << 15;
+
+bool Stream::runsNow(int64_t elements) const {
+  static const bool enabled = [] {
+    const char* v = std::getenv("DS_INLINE_SMALL_WORK");
+    return !(v && std::string(v) == "0");
+  }();
+  return enabled && elements > 0 && elements <= kInlineMax && device_.is_cpu() && pending_ == 0;
+}
+
+Napi::Promise Stream::runNow(Napi::Env env, Work work) {
+  if (closed()) throw Error(code::kStreamClosed, "the stream was closed; create a new one");
+  auto deferred = Napi::Promise::Deferred::New(env);
+  try {
+    Finish finish;
+    {
+      c10::InferenceMode inference;
+      finish = work();
+      work = nullptr;
+    }
+    deferred.Resolve(finish ? finish(env) : env.Undefined());
+  } catch (const Napi::Error& e) {
+    deferred.Reject(e.Value());
+  } catch (...) {
+    Failure f = describe(std::current_exception());
+    deferred.Reject(jsError(env, f.code, f.message).Value());
+  }
+  return deferred.Promise();
 }
 
 void Stream::close() {

@@ -24,7 +24,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
   static std::shared_ptr<Stream> create(Napi::Env env, c10::Device device, bool shareThreads = false);
   ~Stream();
 
-  Napi::Promise enqueue(Napi::Env env, Work work);
+  // `elements`: the size of small CPU work that may run at once on the JS thread (see kInlineMax in
+  // stream.cpp); 0: always queued.
+  Napi::Promise enqueue(Napi::Env env, Work work, int64_t elements = 0);
   void close();         // queued jobs still run; later enqueues fail with STREAM_CLOSED
   void closeAndWait();  // close and wait until the worker has finished (environment teardown)
   bool closed() const;
@@ -40,6 +42,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
   struct Tsfn;
   explicit Stream(c10::Device device);
   static void complete(Napi::Env env, Job* job);
+  bool runsNow(int64_t elements) const;
+  Napi::Promise runNow(Napi::Env env, Work work);
   void run();
 
   c10::Device device_;

@@ -208,10 +208,11 @@ Napi::Value TensorWrap::toArray(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     at::Tensor t = get();
     auto stream = StreamWrap::unwrap(info.Env(), info[0]);
-    return stream->enqueue(info.Env(), [t]() -> Finish {
+    auto work = [t]() -> Finish {
       at::Tensor host = t.to(at::kCPU).contiguous();
       return [host](Napi::Env env) { return typedArrayOf(env, host); };
-    });
+    };
+    return stream->enqueue(info.Env(), work, cpuElements(t));
   });
 }
 

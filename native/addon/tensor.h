@@ -42,6 +42,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 // The Finish of a job whose result is one new tensor handle.
 Finish resolveTensor(at::Tensor t);
 
+// The size of work on `t` for Stream::enqueue's small-work path: its elements on CPU, else 0.
+inline int64_t cpuElements(const at::Tensor& t) { return t.is_cpu() ? t.numel() : 0; }
+
 // JS typed array for a CPU contiguous tensor (a copy).
 Napi::Value typedArrayOf(Napi::Env env, const at::Tensor& cpuContiguous);
 const char* dtypeName(at::ScalarType type);

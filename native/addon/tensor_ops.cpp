@@ -5,12 +5,16 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "errors.h"
 #include "stream.h"
 #include "tensor.h"
 
 namespace ds {
 namespace {
+
+constexpr int64_t kNotSmall = int64_t(1) << 40;  // a tensor off the CPU: the work is never run at once
 
 std::vector<at::Tensor> tensorList(Napi::Env env, const Napi::Value& v, const std::string& what) {
   if (!v.IsArray()) throw Error(code::kArgument, what + " must be an array of tensors");
@@ -31,7 +35,10 @@ Napi::Value cat(const Napi::CallbackInfo& info) {
       if (ts[i].device() != ts[0].device()) throw Error(code::kDevice, "cat: tensors are on different devices");
       if (ts[i].scalar_type() != ts[0].scalar_type()) throw Error(code::kArgument, "cat: tensors have different dtypes");
     }
-    return StreamWrap::unwrap(info.Env(), info[1])->enqueue(info.Env(), [ts]() { return resolveTensor(at::cat(ts, 0)); });
+    int64_t elements = 0;
+    for (const auto& t : ts) elements += t.is_cpu() ? t.numel() : kNotSmall;
+    return StreamWrap::unwrap(info.Env(), info[1])->enqueue(
+        info.Env(), [ts]() { return resolveTensor(at::cat(ts, 0)); }, elements);
   });
 }
 
@@ -49,7 +56,9 @@ Napi::Value gather(const Napi::CallbackInfo& info) {
         throw Error(code::kArgument, "gather: indices must lie in [0, " + std::to_string(t.size(0)) + ")");
     }
     at::Tensor i = idx.to(t.device());
-    return StreamWrap::unwrap(info.Env(), info[2])->enqueue(info.Env(), [t, i]() { return resolveTensor(t.index_select(0, i)); });
+    int64_t elements = t.dim() ? cpuElements(t) / std::max<int64_t>(t.size(0), 1) * idx.numel() : 0;
+    return StreamWrap::unwrap(info.Env(), info[2])->enqueue(
+        info.Env(), [t, i]() { return resolveTensor(t.index_select(0, i)); }, elements);
   });
 }
 
@@ -67,9 +76,9 @@ Napi::Value slice(const Napi::CallbackInfo& info) {
     };
     int64_t start = num(1), end = num(2);
     if (end < start) throw Error(code::kArgument, "slice: end < start");
-    return StreamWrap::unwrap(info.Env(), info[3])->enqueue(info.Env(), [t, start, end]() {
-      return resolveTensor(t.narrow(0, start, end - start).clone());
-    });
+    int64_t elements = cpuElements(t) / std::max<int64_t>(n, 1) * (end - start);
+    return StreamWrap::unwrap(info.Env(), info[3])->enqueue(
+        info.Env(), [t, start, end]() { return resolveTensor(t.narrow(0, start, end - start).clone()); }, elements);
   });
 }
 
@@ -86,10 +95,11 @@ Napi::Value axpby(const Napi::CallbackInfo& info) {
         throw Error(code::kShape, "axpby: coefficients must have shape [" + std::to_string(x.size(0)) + "]");
     std::vector<int64_t> view(x.dim(), 1);
     view[0] = x.size(0);
-    return StreamWrap::unwrap(env, info[4])->enqueue(env, [=]() {
+    auto work = [=]() {
       at::Tensor ca = a.to(x.device(), x.scalar_type()).view(view), cb = b.to(x.device(), x.scalar_type()).view(view);
       return resolveTensor(x * ca + y * cb);
-    });
+    };
+    return StreamWrap::unwrap(env, info[4])->enqueue(env, work, y.is_cpu() ? cpuElements(x) : 0);
   });
 }
 

@@ -24,7 +24,7 @@
 // * Size-0 work (rows == 0, dim == 0, n_winners == 0, k == 0) is a valid no-op.
 // * Thread safety: every function is re-entrant; concurrent calls (e.g. from several worker
 //   threads / CUDA streams) are safe as long as their output buffers do not overlap.
-// * Aliasing: element-wise ops (renoise, euler_step, heun_combine, ddim_step, sphere_neighbours)
+// * Aliasing: element-wise ops (renoise, euler_step, heun_combine, row_combine, ddim_step, sphere_neighbours)
 //   may run in place (out == an input of the same shape). The gathers (mutate_*) must not alias
 //   out with parents. Selection outputs must not alias inputs.
 //
@@ -169,6 +169,19 @@ void heun_combine_cpu(const float* x, const float* v1, const float* v2, int64_t 
 void heun_combine_cuda(const float* x, const float* v1, const float* v2, int64_t rows,
                        int64_t dim, const float* sigma_from, const float* sigma_to, float* out,
                        void* stream);
+
+/// Up to kRowCombineMax outputs from two inputs, row by row:
+///   out[j][r, :] = float(coef[(r·k + j)·2])·x[r, :] + float(coef[(r·k + j)·2 + 1])·y[r, :]
+/// A sampler's step is linear in the state x and the model output y per row (x̂0, ε̂, the velocity,
+/// the next state), so one pass gives what took a kernel each. coef [rows, k, 2] is double (the
+/// caller folds its per-row maths there; CUDA: a device pointer), applied in float without FMA.
+/// `out` is a host array of k output pointers (CUDA: device pointers). 1 <= k <= kRowCombineMax.
+/// Every element reads x and y before writing: in place allowed.
+constexpr int kRowCombineMax = 4;
+void row_combine_cpu(const float* x, const float* y, int64_t rows, int64_t dim, const double* coef,
+                     int k, float* const* out);
+void row_combine_cuda(const float* x, const float* y, int64_t rows, int64_t dim,
+                      const double* coef, int k, float* const* out, void* stream);
 
 /// Stochastic DDIM-η step from the predictions x̂0, ε̂ (generalised to x = a·x0 + σ·ε):
 ///   s      = η·σ_t·sqrt(max(0, 1 − (a_f·σ_t / (a_t·σ_f))²))     (posterior std; 0 if η = 0)

@@ -1,4 +1,4 @@
-// steps.cpp — CPU: renoise, euler_step, heun_combine, ddim_step.
+// steps.cpp — CPU: renoise, euler_step, heun_combine, row_combine, ddim_step.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off", "no-math-errno")
 #endif
@@ -62,6 +62,31 @@ void euler_step_cpu(const float* x, const float* v, int64_t rows, int64_t dim,
     const float* vr = v + r * dim + e0;
     float* o = out + r * dim + e0;
     for (int64_t i = 0; i < n; ++i) o[i] = xr[i] + dt * vr[i];
+  });
+}
+
+void row_combine_cpu(const float* x, const float* y, int64_t rows, int64_t dim, const double* coef,
+                     int k, float* const* out) {
+  static const char* fn = "row_combine_cpu";
+  check_rows_dim(fn, rows, dim);
+  require(k >= 1 && k <= kRowCombineMax, fn, "k must be in [1, 4]");
+  if (rows == 0 || dim == 0) return;
+  require(x && y && coef && out, fn, "null pointer");
+  for (int j = 0; j < k; ++j) require(out[j] != nullptr, fn, "null pointer");
+  for_each_row_chunk(rows, dim, kChunk, [&](int64_t r, int64_t e0, int64_t n) {
+    float a[kRowCombineMax], b[kRowCombineMax];
+    float* o[kRowCombineMax];
+    for (int j = 0; j < k; ++j) {
+      a[j] = static_cast<float>(coef[(r * k + j) * 2]);
+      b[j] = static_cast<float>(coef[(r * k + j) * 2 + 1]);
+      o[j] = out[j] + r * dim + e0;
+    }
+    const float* xr = x + r * dim + e0;
+    const float* yr = y + r * dim + e0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float xi = xr[i], yi = yr[i];
+      for (int j = 0; j < k; ++j) o[j][i] = a[j] * xi + b[j] * yi;
+    }
   });
 }
 

@@ -1,4 +1,4 @@
-// steps.cu — CUDA: renoise, euler_step, heun_combine, ddim_step.
+// steps.cu — CUDA: renoise, euler_step, heun_combine, row_combine, ddim_step.
 #include "cuda_common.cuh"
 #include "ds_paths.h"
 
@@ -128,7 +128,43 @@ __global__ void heun_kernel(const float* x, const float* v1, const float* v2, in
   }
 }
 
+struct CombineOuts {
+  float* p[kRowCombineMax];
+};
+
+__global__ void row_combine_kernel(const float* x, const float* y, int64_t rows, int64_t dim,
+                                   const double* coef, int k, CombineOuts out) {
+  const int64_t total = rows * dim;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = t / dim;
+    const float xi = x[t], yi = y[t];
+    for (int j = 0; j < k; ++j) {
+      const float a = static_cast<float>(coef[(row * k + j) * 2]);
+      const float b = static_cast<float>(coef[(row * k + j) * 2 + 1]);
+      out.p[j][t] = fadd(fmul(a, xi), fmul(b, yi));
+    }
+  }
+}
+
 }  // namespace
+
+void row_combine_cuda(const float* x, const float* y, int64_t rows, int64_t dim,
+                      const double* coef, int k, float* const* out, void* stream) {
+  static const char* fn = "row_combine_cuda";
+  validate::rows_dim(fn, rows, dim);
+  validate::require(k >= 1 && k <= kRowCombineMax, fn, "k must be in [1, 4]");
+  if (rows == 0 || dim == 0) return;
+  validate::require(x && y && coef && out, fn, "null pointer");
+  CombineOuts o{};
+  for (int j = 0; j < k; ++j) {
+    validate::require(out[j] != nullptr, fn, "null pointer");
+    o.p[j] = out[j];
+  }
+  row_combine_kernel<<<grid_for(rows * dim), kThreads, 0, as_stream(stream)>>>(x, y, rows, dim,
+                                                                               coef, k, o);
+  check_launch(fn);
+}
 
 void renoise_cuda(const float* x, int64_t rows, int64_t dim, NoisePath path,
                   const float* sigma_from, const float* sigma_to, uint64_t seed,

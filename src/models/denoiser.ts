@@ -18,7 +18,7 @@ import { validateCard, type ModelCard, type Prediction } from './card';
 import { ConditionTable, NULL_CONDITION, conditionSpecs, type ConditionSpec } from './conditions';
 import { LatentDecoder, type DecoderSpec } from './decoder';
 import { modelFileBeside } from './shipped';
-import type { NoisePath } from '../ops';
+import { rowCoefficients, rowCombine, type NoisePath, type Pair } from '../ops';
 import { pathCoefficients, sigmaAtAlpha } from '../schedules/path';
 import type { Precision } from '../precision';
 import { inferenceLoad } from './inference-load';
@@ -371,20 +371,45 @@ export class Denoiser {
     meter: NfeMeter,
     stream?: NativeStream,
   ): Promise<Prediction2> {
+    using s = new TensorScope();
+    const { out, rows } = s.track(await this.predictLinear(x, sigma, cond, guidance, meter, stream));
+    const [x0, eps] = await rowCombine(
+      x,
+      out,
+      rowCoefficients(rows, (r) => [r.x0, r.eps]),
+      2,
+      stream,
+    );
+    return { x0, eps };
+  }
+
+  /**
+   * predict's model output and, per row, the coefficients that make x̂0 and ε̂ from x and it:
+   * samplers fold them into their step's and take everything from one rowCombine.
+   */
+  async predictLinear(
+    x: Tensor,
+    sigma: ArrayLike<number>,
+    cond: ArrayLike<number>,
+    guidance: number,
+    meter: NfeMeter,
+    stream?: NativeStream,
+  ): Promise<{ out: Tensor; rows: RowConversion[] }> {
     const top = this.sigmaMax;
     const at = Array.from(sigma, (s) => Math.min(s, top));
-    using s = new TensorScope();
-    const { out } = s.track(await this.evaluate(x, at, cond, guidance, meter, stream));
-    return await toX0Eps(this.prediction, this.path, x, out, sigma, stream, at);
+    const { out } = await this.evaluate(x, at, cond, guidance, meter, stream);
+    return { out, rows: conversions(this.prediction, this.path, sigma, at) };
   }
 }
 
-/** Per row: x̂0 = x0[0]·x + x0[1]·out and ε̂ = eps[0]·x + eps[1]·out, for a model output at σ. */
-function conversion(
-  prediction: Prediction,
-  path: NoisePath,
-  sigma: number,
-): { x0: [number, number]; eps: [number, number] } {
+/** Per row: x̂0 = x0[0]·x + x0[1]·out and ε̂ = eps[0]·x + eps[1]·out. */
+export interface RowConversion {
+  x0: Pair;
+  eps: Pair;
+}
+
+/** How x̂0 and ε̂ follow from x and a model output at σ. */
+function conversion(prediction: Prediction, path: NoisePath, sigma: number): RowConversion {
   const a = pathCoefficients(path, sigma).a;
   const tiny = 1e-6; // only reached at σ = 0 (x0-prediction) or a = 0 (ε-prediction above sigmaMax = 1)
   switch (prediction) {
@@ -401,10 +426,25 @@ function conversion(
 }
 
 /**
- * Converts a model output to (x̂0, ε̂) on the path x = a(σ)·x0 + σ·ε, for x at levels `sigma`
- * and a model evaluated at levels `at` (default: the same). Where the model was evaluated lower
- * (at < σ, see Denoiser.sigmaMax), x̂0 is the model's and ε̂ = (x − a(σ)·x̂0)/σ.
+ * The conversions of a model output to (x̂0, ε̂) on the path x = a(σ)·x0 + σ·ε, for x at levels
+ * `sigma` and a model evaluated at levels `at` (default: the same). Where the model was evaluated
+ * lower (at < σ, see Denoiser.sigmaMax), x̂0 is the model's and ε̂ = (x − a(σ)·x̂0)/σ.
  */
+export function conversions(
+  prediction: Prediction,
+  path: NoisePath,
+  sigma: ArrayLike<number>,
+  at: ArrayLike<number> = sigma,
+): RowConversion[] {
+  return Array.from(sigma, (s, i) => {
+    const c = conversion(prediction, path, at[i]);
+    if (!(at[i] < s)) return c;
+    const a = pathCoefficients(path, s).a;
+    return { x0: c.x0, eps: [(1 - a * c.x0[0]) / s, (-a * c.x0[1]) / s] };
+  });
+}
+
+/** x̂0 and ε̂ from x and a model output (see conversions), in one rowCombine. */
 export async function toX0Eps(
   prediction: Prediction,
   path: NoisePath,
@@ -414,28 +454,13 @@ export async function toX0Eps(
   stream?: NativeStream,
   at: ArrayLike<number> = sigma,
 ): Promise<Prediction2> {
-  const rows = Array.from(sigma, (s, i) => {
-    const c = conversion(prediction, path, at[i]);
-    if (!(at[i] < s)) return c;
-    const a = pathCoefficients(path, s).a;
-    return { x0: c.x0, eps: [(1 - a * c.x0[0]) / s, (-a * c.x0[1]) / s] as [number, number] };
-  });
-  using s = new TensorScope();
-  const x0 = await s.track(
-    axpby(
-      x,
-      out,
-      rows.map((r) => r.x0[0]),
-      rows.map((r) => r.x0[1]),
-      stream,
-    ),
-  );
-  const eps = await axpby(
+  const rows = conversions(prediction, path, sigma, at);
+  const [x0, eps] = await rowCombine(
     x,
     out,
-    rows.map((r) => r.eps[0]),
-    rows.map((r) => r.eps[1]),
+    rowCoefficients(rows, (r) => [r.x0, r.eps]),
+    2,
     stream,
   );
-  return { x0: s.keep(x0), eps };
+  return { x0, eps };
 }

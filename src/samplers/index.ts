@@ -9,7 +9,7 @@
  */
 import type { NativeStream, NativeTensor } from '../native';
 import * as ops from '../ops';
-import { axpby } from '../tensor-ops';
+import type { Pair } from '../ops';
 import { TensorScope } from '../tensor-scope';
 import type { Denoiser, NfeMeter } from '../models/denoiser';
 import { pathTime, pathVelocity } from '../schedules/path';
@@ -52,24 +52,38 @@ export function stepCost(
   return cost(rows) + cost(second);
 }
 
+/**
+ * The model output at x (per-row σ) and, per row, the coefficients (on x, on the output) of x̂0 and
+ * of dx/dt in the path's time: v = c_x0·x̂0 + c_ε·ε̂ is linear in both, as x̂0 and ε̂ are.
+ */
+async function slopeRows(ctx: StepContext, x: Tensor, sigma: ArrayLike<number>) {
+  const { out, rows } = await ctx.denoiser.predictLinear(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream);
+  const lin = rows.map(({ x0, eps }, i) => {
+    const c = pathVelocity(ctx.denoiser.path, sigma[i]);
+    const v: Pair = [c.cx0 * x0[0] + c.ceps * eps[0], c.cx0 * x0[1] + c.ceps * eps[1]];
+    return { x0, v };
+  });
+  return { out, lin };
+}
+
 /** dx/dt at x (per-row σ) in the path's time, and the x̂0 it came from. */
 async function slope(ctx: StepContext, x: Tensor, sigma: ArrayLike<number>) {
   using s = new TensorScope();
-  const { x0, eps } = s.track(await ctx.denoiser.predict(x, sigma, ctx.cond, ctx.guidance, ctx.meter, ctx.stream));
-  const c = Array.from(sigma, (k) => pathVelocity(ctx.denoiser.path, k));
-  const v = await axpby(
-    x0,
-    eps,
-    c.map((k) => k.cx0),
-    c.map((k) => k.ceps),
+  const { out, lin } = s.track(await slopeRows(ctx, x, sigma));
+  const [x0, v] = await ops.rowCombine(
+    x,
+    out,
+    ops.rowCoefficients(lin, (r) => [r.x0, r.v]),
+    2,
     ctx.stream,
   );
-  return { v, x0: s.keep(x0) };
+  return { v, x0 };
 }
 
 /** Per-row times of the path (the native Euler / Heun kernels step x + (t_to − t_from)·v). */
 const times = (ctx: StepContext, sigma: ArrayLike<number>) => Array.from(sigma, (s) => pathTime(ctx.denoiser.path, s));
 
+/** x + (t_to − t_from)·v, folded with x̂0 into one rowCombine of x and the model output. */
 export async function eulerStep(
   ctx: StepContext,
   x: Tensor,
@@ -77,9 +91,14 @@ export async function eulerStep(
   to: ArrayLike<number>,
 ): Promise<StepResult> {
   using s = new TensorScope();
-  const { v, x0 } = s.track(await slope(ctx, x, from));
-  const next = await ops.eulerStep(x, v, times(ctx, from), times(ctx, to), ctx.stream);
-  return { x: next, x0: s.keep(x0) };
+  const { out, lin } = s.track(await slopeRows(ctx, x, from));
+  const [tFrom, tTo] = [times(ctx, from), times(ctx, to)];
+  const coef = ops.rowCoefficients(lin, ({ x0, v }, i) => {
+    const dt = tTo[i] - tFrom[i];
+    return [x0, [1 + dt * v[0], dt * v[1]]];
+  });
+  const [x0, next] = await ops.rowCombine(x, out, coef, 2, ctx.stream);
+  return { x: next, x0 };
 }
 
 export async function heunStep(

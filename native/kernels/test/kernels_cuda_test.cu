@@ -166,6 +166,22 @@ static void test_elementwise() {
     heun_combine_cpu(x.data(), v1.data(), v2.data(), R, D, sf.data(), st.data(), hout.data());
     heun_combine_cuda(dx.p, dv1.p, dv2.p, R, D, dsf.p, dst.p, dout.p, nullptr);
     cmp("heun_combine");
+    {
+      std::uniform_real_distribution<double> dc(-3.0, 3.0);
+      std::vector<double> c(R * 3 * 2);
+      for (auto& v : c) v = dc(rng);
+      Dev<double> dc3(c);
+      Dev<float> d2(N, sh.offset), d3(N, sh.offset);
+      std::vector<float> h2(N), h3(N);
+      float* hp[3] = {hout.data(), h2.data(), h3.data()};
+      float* dp[3] = {dout.p, d2.p, d3.p};
+      dout.poison();
+      row_combine_cpu(x.data(), v1.data(), R, D, c.data(), 3, hp);
+      row_combine_cuda(dx.p, dv1.p, R, D, dc3.p, 3, dp, nullptr);
+      cmp("row_combine[0]");
+      CHECK(count_diff(h2, d2.down()) == 0 && count_diff(h3, d3.down()) == 0, "row_combine[1..2] %lldx%lld",
+            (long long)R, (long long)D);
+    }
     // sphere: tolerance (different double summation order)
     if (D >= 2) {
       dout.poison();

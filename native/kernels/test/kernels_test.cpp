@@ -805,6 +805,48 @@ static void test_renoise() {
   check_standard_normal(v, "renoise 0 -> 0.6 / 0.6");
 }
 
+static void test_row_combine() {
+  Section s("row_combine vs float64 reference (k = 1..4, in place); argument checks");
+  std::uniform_real_distribution<double> dc(-3.0, 3.0);
+  for (const Shape& sh : kShapes) {
+    const int64_t B = sh.rows, D = sh.dim;
+    for (int k = 1; k <= kRowCombineMax; ++k) {
+      auto x = rand_floats(B * D), y = rand_floats(B * D);
+      std::vector<double> c(B * k * 2);
+      for (auto& v : c) v = dc(g_rng);
+      std::vector<std::vector<float>> o;
+      std::vector<float*> ptrs;
+      for (int j = 0; j < k; ++j) o.push_back(poisoned(B * D));
+      for (auto& v : o) ptrs.push_back(v.data());
+      row_combine_cpu(x.data(), y.data(), B, D, c.data(), k, ptrs.data());
+      int bad = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int j = 0; j < k; ++j)
+          for (int64_t e = 0; e < D; ++e) {
+            const size_t i = b * D + e;
+            const double a = float(c[(b * k + j) * 2]), d = float(c[(b * k + j) * 2 + 1]);
+            const double ref = a * x[i] + d * y[i];
+            bad += !(std::fabs(o[j][i] - ref) <= 1e-6 * (std::fabs(a * x[i]) + std::fabs(d * y[i]) + 1e-3));
+          }
+      CHECK(bad == 0, "row_combine %lldx%lld k=%d: %d bad", (long long)B, (long long)D, k, bad);
+      // In place: the first output over x gives the same values.
+      auto x2 = x;
+      std::vector<float*> inplace = ptrs;
+      inplace[0] = x2.data();
+      row_combine_cpu(x2.data(), y.data(), B, D, c.data(), k, inplace.data());
+      CHECK(x2 == o[0], "row_combine in place %lldx%lld k=%d", (long long)B, (long long)D, k);
+    }
+  }
+  std::vector<float> a(8, 1.f), out(8);
+  std::vector<double> c(2 * 5, 1.0);
+  float* o1[1] = {out.data()};
+  float* o0[1] = {nullptr};
+  CHECK(throws_invalid([&] { row_combine_cpu(a.data(), a.data(), 2, 4, c.data(), 0, o1); }), "k = 0");
+  CHECK(throws_invalid([&] { row_combine_cpu(a.data(), a.data(), 2, 4, c.data(), 5, o1); }), "k = 5");
+  CHECK(throws_invalid([&] { row_combine_cpu(a.data(), a.data(), 2, 4, c.data(), 1, o0); }), "null output");
+  CHECK(throws_invalid([&] { row_combine_cpu(a.data(), a.data(), -1, 4, c.data(), 1, o1); }), "rows < 0");
+}
+
 static void test_steps() {
   Section s("euler_step, heun_combine, ddim_step vs float64 reference; edge cases");
   double max_err = 0;
@@ -1259,6 +1301,7 @@ int main(int argc, char** argv) {
   test_sphere();
   test_renoise();
   test_steps();
+  test_row_combine();
   test_topk();
   test_tournament();
   test_resampling();
