@@ -46,6 +46,8 @@ export interface NativeStream {
   readonly device: string;
   readonly closed: boolean;
   close(): Promise<void>;
+  /** Another handle on this queue (the same order and worker); closing or dropping it leaves the queue open. */
+  view(): NativeStream;
 }
 
 export type ModuleInput = NativeTensor | number | bigint | boolean | string | null | ModuleInput[];

@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { loadModule } from '../src/module';
 import * as ops from '../src/ops';
@@ -60,6 +62,30 @@ describe('streams', () => {
       Array.from((await now.toArray()) as Float32Array),
     );
     await s.close();
+  });
+
+  it("a view shares its stream's queue; closing or dropping a view leaves the queue open", async () => {
+    const m = await loadModule(fixture('tiny.pt'));
+    const s = createStream();
+    const v = s.view();
+    expect(v.device).toBe(s.device);
+    const order: string[] = [];
+    const slow = m.call('slow', [tensor(randn(128 * 128), [128, 128]), 40], s).then(() => order.push('stream'));
+    const onView = m.call('slow', [tensor(randn(128 * 128), [128, 128]), 0], v).then(() => order.push('view'));
+    await Promise.all([slow, onView]);
+    expect(order).toEqual(['stream', 'view']);
+    await v.close();
+    expect(s.closed).toBe(false);
+    for (let i = 0; i < 50; i++) s.view();
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    gc(); // the dropped views' handles are freed: the queue stays open
+    await new Promise((r) => setTimeout(r, 20));
+    expect(s.closed).toBe(false);
+    expect(await m.call('slow', [tensor(randn(16), [4, 4]), 0], v)).toBeTruthy();
+    await s.close();
+    expect(v.closed).toBe(true);
+    expect(() => s.view()).toThrow(/closed/);
   });
 
   it('two streams run independently and give the same results as the default stream', async () => {

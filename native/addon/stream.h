@@ -69,7 +69,9 @@ class StreamWrap : public Napi::ObjectWrap<StreamWrap> {
   Napi::Value close(const Napi::CallbackInfo& info);
   Napi::Value device(const Napi::CallbackInfo& info);
   Napi::Value closed(const Napi::CallbackInfo& info);
+  Napi::Value view(const Napi::CallbackInfo& info);
   std::shared_ptr<Stream> stream_;
+  bool view_ = false;  // a handle on another handle's queue: it never closes that queue
 };
 
 }  // namespace ds

@@ -8,6 +8,7 @@ namespace ds {
 Napi::Function StreamWrap::define(Napi::Env env) {
   return DefineClass(env, "Stream",
                      {InstanceMethod<&StreamWrap::close>("close"),
+                      InstanceMethod<&StreamWrap::view>("view"),
                       InstanceAccessor<&StreamWrap::device>("device"),
                       InstanceAccessor<&StreamWrap::closed>("closed")});
 }
@@ -15,6 +16,11 @@ Napi::Function StreamWrap::define(Napi::Env env) {
 // new Stream({ device, shareThreads }) — an ordered queue of its own.
 StreamWrap::StreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StreamWrap>(info) {
   guard(info.Env(), [&] {
+    if (info[0].IsExternal()) {  // from view(): the same queue under another handle
+      stream_ = *info[0].As<Napi::External<std::shared_ptr<Stream>>>().Data();
+      view_ = true;
+      return 0;
+    }
     bool share = false;
     if (info[0].IsObject()) {
       Napi::Value v = info[0].As<Napi::Object>().Get("shareThreads");
@@ -27,7 +33,17 @@ StreamWrap::StreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stream
 }
 
 StreamWrap::~StreamWrap() {
-  if (stream_) stream_->close();
+  if (stream_ && !view_) stream_->close();
+}
+
+// view() -> Stream: another handle on this queue (the engine gives each search its own, to tell
+// their calls apart); closing or dropping a view leaves the queue open.
+Napi::Value StreamWrap::view(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (stream_->closed()) throw Error(code::kStreamClosed, "the stream was closed; create a new one");
+    auto ext = Napi::External<std::shared_ptr<Stream>>::New(info.Env(), &stream_);
+    return Instance::get(info.Env())->streamClass.Value().New({ext});
+  });
 }
 
 std::shared_ptr<Stream> StreamWrap::unwrap(Napi::Env env, const Napi::Value& value) {
@@ -41,7 +57,8 @@ std::shared_ptr<Stream> StreamWrap::unwrap(Napi::Env env, const Napi::Value& val
   return Unwrap(value.As<Napi::Object>())->stream_;
 }
 
-// Resolves once everything queued before it has run; the stream then takes no more work.
+// Resolves once everything queued before it has run; the stream then takes no more work (a view's
+// queue goes on: only the view's close resolves).
 Napi::Value StreamWrap::close(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     if (stream_->closed()) {
@@ -50,7 +67,7 @@ Napi::Value StreamWrap::close(const Napi::CallbackInfo& info) {
       return d.Promise();
     }
     Napi::Promise done = stream_->enqueue(info.Env(), [] { return Finish(); });
-    stream_->close();
+    if (!view_) stream_->close();
     return done;
   });
 }

@@ -36,7 +36,6 @@
  * - A merged forward that fails is retried piece by piece, so a bad input fails only its own search.
  * NFE is charged by the Denoiser before it calls, exactly as without batching.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { DiffusionSearchError } from '../errors';
 import type { TorchModule } from '../module';
 import type { ModuleInput, ModuleOutput, NativeStream, NativeTensor } from '../native';
@@ -57,17 +56,17 @@ export interface Lane {
 }
 
 /**
- * Which lane (request) a call belongs to: the async context the engine runs each search in
- * (AsyncLocalStorage follows every await), else the stream's registration; and how many searches
- * are running (could call a batcher now).
+ * Which lane (request) a call belongs to: the one its stream is registered with (the engine gives
+ * each search its own view of a shared stream), else the default lane; and how many searches are
+ * running (could call a batcher now). A stream, not the async context: AsyncLocalStorage's promise
+ * hooks ran on every promise of the process.
  */
 export class LaneRegistry {
   private readonly lanes = new WeakMap<NativeStream, Lane>();
-  readonly context = new AsyncLocalStorage<Lane>();
   /** Searches running. */
   active = 0;
   readonly defaultLane: Lane = { id: 0 };
-  /** Registers a stream as one running search of `lane` (for callers outside an engine's context). */
+  /** Registers a stream as one running search of `lane`. */
   set(stream: NativeStream, lane: Lane): void {
     this.lanes.set(stream, lane);
     this.active++;
@@ -75,17 +74,8 @@ export class LaneRegistry {
   delete(stream: NativeStream): void {
     if (this.lanes.delete(stream)) this.active--;
   }
-  /** Runs one search of `lane`: its calls carry the lane, and it counts as running. */
-  async run<T>(lane: Lane, f: () => Promise<T>): Promise<T> {
-    this.active++;
-    try {
-      return await this.context.run(lane, f);
-    } finally {
-      this.active--;
-    }
-  }
   get(stream: NativeStream | undefined): Lane {
-    return this.context.getStore() ?? (stream && this.lanes.get(stream)) ?? this.defaultLane;
+    return (stream && this.lanes.get(stream)) ?? this.defaultLane;
   }
 }
 

@@ -62,13 +62,16 @@ export async function searchAll(c: SearchAllContext, a: SearchAllRequest): Promi
   };
   const worker = async (w: number) => {
     // Searches share the engine's few streams (their kernels are small next to the model's
-    // forwards); the lane travels with the async context.
-    const stream = c.streams[(a.lane.id + w) % c.streams.length];
+    // forwards), each through a view of its own that carries its lane to the batchers.
+    const shared = c.streams[(a.lane.id + w) % c.streams.length];
     while (next < a.count && failure === null && !a.lane.signal?.aborted) {
       const k = next++;
       c.active(1);
+      let stream: Stream | undefined;
       try {
-        const r = await c.lanes.run(a.lane, () => a.run(k, stream, progress(k)));
+        stream = shared.view();
+        c.lanes.set(stream, a.lane);
+        const r = await a.run(k, stream, progress(k));
         slots[k] = await copyOut(r, stream);
         finishedNfe += r.nfe;
       } catch (e) {
@@ -79,6 +82,7 @@ export async function searchAll(c: SearchAllContext, a: SearchAllRequest): Promi
           a.cancel(e); // a failing search cancels its siblings; the request fails with its error
         }
       } finally {
+        if (stream) c.lanes.delete(stream);
         current.delete(k);
         c.active(-1);
       }
