@@ -255,7 +255,11 @@ export class ModuleBatcher {
     this.wait();
   }
 
-  /** Sub-millisecond windows poll with setImmediate (timers have 1 ms resolution). */
+  /**
+   * One timer to the window's end, to the millisecond (Node's timer resolution): a new call ends
+   * the window early anyway when the batch fills or every running search has called (schedule).
+   * Polling with setImmediate instead spun the JS thread for up to a millisecond per window.
+   */
   private wait(): void {
     const left = this.gatherUntil - performance.now();
     if (left <= 0) {
@@ -263,10 +267,7 @@ export class ModuleBatcher {
       this.runNext();
       return;
     }
-    this.timer =
-      left >= 1
-        ? { timeout: setTimeout(() => this.wait(), Math.floor(left)) }
-        : { immediate: setImmediate(() => this.wait()) };
+    this.timer = { timeout: setTimeout(() => this.wait(), Math.max(1, Math.ceil(left))) };
   }
 
   private clearTimer(): void {
