@@ -100,10 +100,10 @@ Napi::Promise Stream::enqueue(Napi::Env env, Work work, int64_t elements) {
   return promise;
 }
 
-// Small CPU work (at most this many elements: the kernels' own serial bound) runs at once on the JS
-// thread when nothing of its stream is queued or running, so in the same order: a trip through a
-// worker (two thread wakes and a turn of the event loop) costs far more than such work.
-// DS_INLINE_SMALL_WORK=0 queues it all.
+// Small CPU work (fewer elements than this: below the kernels' and libtorch's parallel bounds, so
+// no thread team forms on the JS thread) runs at once on the JS thread when nothing of its stream
+// is queued or running, so in the same order: a trip through a worker (two thread wakes and a turn
+// of the event loop) costs far more than such work. DS_INLINE_SMALL_WORK=0 queues it all.
 constexpr int64_t kInlineMax = 1 << 15;
 
 bool Stream::runsNow(int64_t elements) const {
@@ -111,7 +111,7 @@ bool Stream::runsNow(int64_t elements) const {
     const char* v = std::getenv("DS_INLINE_SMALL_WORK");
     return !(v && std::string(v) == "0");
   }();
-  return enabled && elements > 0 && elements <= kInlineMax && device_.is_cpu() && pending_ == 0;
+  return enabled && elements > 0 && elements < kInlineMax && device_.is_cpu() && pending_ == 0;
 }
 
 Napi::Promise Stream::runNow(Napi::Env env, Work work) {
