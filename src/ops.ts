@@ -280,6 +280,34 @@ export function heunCombine(
   });
 }
 
+/** Op 5c: the DDIM-η / SDE step from x̂0 and ε̂; returns the new state and the noise std injected. */
+export async function ddimStep(
+  x0: Tensor,
+  eps: Tensor,
+  path: NoisePath,
+  sigmaFrom: PerSample,
+  sigmaTo: PerSample,
+  eta: number,
+  o: NoiseOptions,
+): Promise<{ x: Tensor; std: Tensor }> {
+  const rows = need(x0, 'x0').shape[0];
+  const [x, std] = await withTemps((t) =>
+    ops().ddimStep(
+      x0,
+      eps,
+      path,
+      perSample(sigmaFrom, rows, x0.device, t),
+      perSample(sigmaTo, rows, x0.device, t),
+      eta,
+      o.seed,
+      ids(o.ids, x0.device, t),
+      o.step ?? 0,
+      o.stream,
+    ),
+  );
+  return { x, std };
+}
+
 /** Coefficients (on x, on y) of one output row of rowCombine. */
 export type Pair = readonly [number, number];
 
@@ -308,34 +336,6 @@ export function rowCombine(
   if (!(coef instanceof Float64Array))
     throw new DiffusionSearchError('rowCombine: coef must be a Float64Array of rows × k × 2 numbers', 'ARGUMENT');
   return ops().rowCombine(x, y, coef, k, stream);
-}
-
-/** Op 5c: the DDIM-η / SDE step from x̂0 and ε̂; returns the new state and the noise std injected. */
-export async function ddimStep(
-  x0: Tensor,
-  eps: Tensor,
-  path: NoisePath,
-  sigmaFrom: PerSample,
-  sigmaTo: PerSample,
-  eta: number,
-  o: NoiseOptions,
-): Promise<{ x: Tensor; std: Tensor }> {
-  const rows = need(x0, 'x0').shape[0];
-  const [x, std] = await withTemps((t) =>
-    ops().ddimStep(
-      x0,
-      eps,
-      path,
-      perSample(sigmaFrom, rows, x0.device, t),
-      perSample(sigmaTo, rows, x0.device, t),
-      eta,
-      o.seed,
-      ids(o.ids, x0.device, t),
-      o.step ?? 0,
-      o.stream,
-    ),
-  );
-  return { x, std };
 }
 
 /** Op 6a: the top k of each segment ([L] or [S, L]), descending, ties to the lower index. */

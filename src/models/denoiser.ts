@@ -373,14 +373,7 @@ export class Denoiser {
   ): Promise<Prediction2> {
     using s = new TensorScope();
     const { out, rows } = s.track(await this.predictLinear(x, sigma, cond, guidance, meter, stream));
-    const [x0, eps] = await rowCombine(
-      x,
-      out,
-      rowCoefficients(rows, (r) => [r.x0, r.eps]),
-      2,
-      stream,
-    );
-    return { x0, eps };
+    return await combineX0Eps(x, out, rows, stream);
   }
 
   /**
@@ -454,7 +447,16 @@ export async function toX0Eps(
   stream?: NativeStream,
   at: ArrayLike<number> = sigma,
 ): Promise<Prediction2> {
-  const rows = conversions(prediction, path, sigma, at);
+  return combineX0Eps(x, out, conversions(prediction, path, sigma, at), stream);
+}
+
+/** x̂0 and ε̂ from x and a model output, given each row's conversion: one rowCombine. */
+async function combineX0Eps(
+  x: Tensor,
+  out: Tensor,
+  rows: RowConversion[],
+  stream?: NativeStream,
+): Promise<Prediction2> {
   const [x0, eps] = await rowCombine(
     x,
     out,
