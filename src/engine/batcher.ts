@@ -289,6 +289,13 @@ export class ModuleBatcher {
     return new Map(ids.map((id) => [id, byLane.get(id)!]));
   }
 
+  /** The work of the lane laneOrder() puts first (Infinity: none known), without ordering them all. */
+  private leastWork(): number {
+    let least = Infinity;
+    for (const p of this.queue) least = Math.min(least, p.lane.work ?? Infinity);
+    return least;
+  }
+
   /** The next batch: the first lane's key, one call per lane in turn, up to this slot's share of the rows. */
   private take(freeSlots: number): Piece[] {
     const first = this.laneOrder().values().next().value![0];
@@ -350,7 +357,7 @@ export class ModuleBatcher {
    */
   private holdForSmall(): boolean {
     if (this.parallel < 2 || this.free.length !== 1) return false;
-    const first = this.laneOrder().values().next().value![0].lane.work ?? Infinity;
+    const first = this.leastWork();
     const served = Math.min(...this.slotWork.slice(0, this.parallel));
     const now = performance.now();
     let until = -1;
@@ -377,7 +384,7 @@ export class ModuleBatcher {
    */
   private waitForRows(): boolean {
     if (this.parallel < 2 || this.free.length === this.parallel || this.queued.rows >= this.minRows) return false;
-    const first = this.laneOrder().values().next().value![0].lane.work ?? Infinity;
+    const first = this.leastWork();
     if (first * SIZE_CLASS <= Math.min(...this.slotWork.slice(0, this.parallel))) return false;
     const wait = Math.min(...this.slotSince) + this.spreadMs - performance.now();
     if (wait <= 0) return false;
@@ -403,8 +410,8 @@ export class ModuleBatcher {
    */
   private express(): void {
     if (this.parallel < 2 || this.expressBusy || this.free.length > 0 || this.queue.length === 0) return;
-    const work = this.laneOrder().values().next().value![0].lane.work;
-    if (work === undefined || !(work * SIZE_CLASS <= Math.min(...this.slotWork.slice(0, this.parallel)))) return;
+    const work = this.leastWork();
+    if (work === Infinity || !(work * SIZE_CLASS <= Math.min(...this.slotWork.slice(0, this.parallel)))) return;
     this.clearTimer();
     this.expressBusy = true;
     this.start(this.take(1), this.parallel, () => (this.expressBusy = false));
