@@ -1,6 +1,7 @@
 /**
  * Streams: ordered native queues. Work on one stream runs in submission order on its own
- * worker thread (and its own CUDA stream on a GPU), never on the JS thread.
+ * worker thread (and its own CUDA stream on a GPU); only small CPU work on an idle stream runs at
+ * once on the JS thread (native/addon/stream.cpp, kInlineMax).
  */
 import { native, type NativeStream } from './native';
 

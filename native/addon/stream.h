@@ -1,5 +1,6 @@
 // An ordered native queue: one worker thread (plus its own CUDA stream on a GPU) that runs
-// jobs in submission order. Each job's result comes back to JS as a settled Promise.
+// jobs in submission order; small CPU work on an idle queue runs at once on the JS thread instead.
+// Each job's result comes back to JS as a settled Promise.
 #pragma once
 #include <napi.h>
 #include <c10/core/Device.h>
