@@ -76,6 +76,7 @@ Napi::Value ModuleWrap::callJoined(const Napi::CallbackInfo& info) {
     auto list = info[1].As<Napi::Array>();
     std::vector<Piece> pieces(list.Length());
     std::string name;
+    const std::vector<c10::Argument>* args = nullptr;
     for (uint32_t i = 0; i < list.Length(); ++i) {
       std::string what = "piece " + std::to_string(i);
       Napi::Value v = list.Get(i);
@@ -84,13 +85,14 @@ Napi::Value ModuleWrap::callJoined(const Napi::CallbackInfo& info) {
       auto entry = v.As<Napi::Array>();
       auto inputs = entry.Get(0u).As<Napi::Array>();
       if (inputs.Length() == 0) throw Error(code::kArgument, what + ": callJoined takes tensors with rows only");
-      const auto& args = target(info, inputs.Length(), name).arguments();
+      // The method's schema once; again only for a piece whose input count differs (its error).
+      if (i == 0 || inputs.Length() != pieces[0].inputs.size()) args = &target(info, inputs.Length(), name).arguments();
       if (i > 0 && inputs.Length() != pieces[0].inputs.size())
         throw Error(code::kArgument, what + " has " + std::to_string(inputs.Length()) + " inputs, piece 0 " +
                                          std::to_string(pieces[0].inputs.size()));
       for (uint32_t k = 0; k < inputs.Length(); ++k) {
-        std::string arg = "argument '" + args[k + 1].name() + "' of " + name + " (" + what + ")";
-        c10::IValue x = toIValue(env, inputs.Get(k), args[k + 1].type(), arg, l.device);
+        std::string arg = "argument '" + (*args)[k + 1].name() + "' of " + name + " (" + what + ")";
+        c10::IValue x = toIValue(env, inputs.Get(k), (*args)[k + 1].type(), arg, l.device);
         if (!x.isTensor() || x.toTensor().dim() == 0)
           throw Error(code::kArgument, arg + ": callJoined takes tensors with rows only");
         pieces[i].inputs.push_back(x.toTensor());

@@ -133,7 +133,7 @@ export class ModuleBatcher {
   private timer: { timeout?: NodeJS.Timeout; immediate?: NodeJS.Immediate } | null = null;
   private gatherUntil = 0;
   private lastLane = -1;
-  private readonly streams: Array<NativeStream | null>;
+  private readonly streams: NativeStream[];
   private readonly free: number[];
   private closed = false;
   private readonly parallel: number;
@@ -165,7 +165,7 @@ export class ModuleBatcher {
     // One stream per slot, plus the express slot's (index `parallel`) when there are several; made
     // now, so a model's threads are all there once it is loaded (none appear later under load).
     const made = options.enabled ? (this.parallel > 1 ? this.parallel + 1 : 1) : 0;
-    this.streams = Array.from({ length: this.parallel + 1 }, (_, i) => (i < made ? this.stream() : null));
+    this.streams = Array.from({ length: made }, () => this.stream());
     this.free = Array.from({ length: this.parallel }, (_, i) => i);
     this.slotWork = Array.from({ length: this.parallel + 1 }, () => Infinity);
   }
@@ -431,7 +431,7 @@ export class ModuleBatcher {
   }
 
   private async runBatch(batch: Piece[], slot: number): Promise<void> {
-    const stream = (this.streams[slot] ??= this.stream());
+    const stream = this.streams[slot];
     if (batch.length > 1) {
       let outs: ModuleOutput[] | undefined;
       try {
@@ -578,7 +578,7 @@ export class ModuleBatcher {
     for (const p of [...this.queue])
       this.fail(p, new DiffusionSearchError(`the engine holding '${this.label}' closed`, 'ABORTED'));
     while (this.busy > 0) await new Promise((r) => setTimeout(r, 1));
-    await Promise.all(this.streams.map((s) => s?.close()));
+    await Promise.all(this.streams.map((s) => s.close()));
   }
 }
 
