@@ -104,11 +104,19 @@ export class TorchModule {
     return this.handle.schema(method);
   }
 
-  /** Runs `method` on `stream` (default stream when omitted) under torch::InferenceMode. */
-  call(method: string, inputs: ModuleInput[], stream?: NativeStream): Promise<ModuleOutput> {
+  /**
+   * Runs `method` on `stream` (default stream when omitted) under torch::InferenceMode; `threads`:
+   * at most that many intra-op threads for this call.
+   */
+  call(method: string, inputs: ModuleInput[], stream?: NativeStream, threads?: number): Promise<ModuleOutput> {
     if (this.small?.wants(method, inputs))
       return this.small.call(method, inputs, stream, (h, m, i, s, o) => h.call(m, i, s, o));
-    return this.handle.call(method, inputs, stream, this.callOptions);
+    return this.handle.call(method, inputs, stream, this.options(threads));
+  }
+
+  /** The call options, with a cap on threads when asked. */
+  private options(threads: number | undefined): NativeCallOptions | undefined {
+    return threads ? { ...this.callOptions, threads } : this.callOptions;
   }
 
   /**
@@ -120,12 +128,13 @@ export class TorchModule {
     method: string,
     pieces: Array<[inputs: NativeTensor[], start: number, end: number]>,
     stream?: NativeStream,
+    threads?: number,
   ): Promise<ModuleOutput[]> | null {
     const rows = pieces.reduce((n, [, start, end]) => n + end - start, 0);
     const copy = this.small?.ready(method, rows);
     if (copy) return copy.callJoined(method, pieces, stream, this.small!.copyOptions);
     if (this.small?.checks(method, rows)) return null;
-    return this.handle.callJoined(method, pieces, stream, this.callOptions);
+    return this.handle.callJoined(method, pieces, stream, this.options(threads));
   }
 
   forward(...inputs: ModuleInput[]): Promise<ModuleOutput> {

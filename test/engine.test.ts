@@ -84,13 +84,17 @@ describe('concurrency determinism', () => {
   });
 });
 
-/** A module stand-in: records each forward's rows and how many ran at once; returns its first input, copied. */
-function fakeModule(log: number[][], delayMs = 5, at = { now: 0, most: 0 }): TorchModule {
+/**
+ * A module stand-in: records each forward's rows, how many ran at once and the thread cap it was
+ * given (0: none); returns its first input, copied.
+ */
+function fakeModule(log: number[][], delayMs = 5, at = { now: 0, most: 0 }, threads: number[] = []): TorchModule {
   return {
     path: 'fake',
     device: 'cpu',
-    async call(_m: string, inputs: unknown[]) {
+    async call(_m: string, inputs: unknown[], _s?: unknown, cap?: number) {
       const x = inputs[0] as ReturnType<typeof tensor>;
+      threads.push(cap ?? 0);
       log.push(Array.from((await x.toArray()) as Float32Array));
       at.most = Math.max(at.most, ++at.now);
       await new Promise((r) => setTimeout(r, delayMs));
@@ -196,6 +200,39 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     expect(log).toEqual([[1, 2, 3]]);
     await b.close();
     await s.close();
+  });
+
+  it('forwards started together share the threads equally; one started beside running ones, no cap', async () => {
+    const log: number[][] = [],
+      threads: number[] = [];
+    const lanes = new LaneRegistry();
+    const b = new ModuleBatcher(
+      fakeModule(log, 50, { now: 0, most: 0 }, threads),
+      'denoiser',
+      { maxBatch: 64, windowUs: 0, enabled: true, parallel: 3, minRows: 2, threads: 7 },
+      lanes,
+      new EngineMetrics(64),
+    );
+    const { createStream } = await import('../src/stream');
+    const s = createStream();
+    lanes.set(s, { id: 1 });
+    const xs = Array.from({ length: 12 }, () => Math.random());
+    expect(await values(await call(b, xs, s))).toEqual(Array.from(Float32Array.from(xs)));
+    // A lone call cut over the 3 idle slots: 3 forwards started at once, ⌊7 / 3⌋ threads each.
+    expect(threads).toEqual([2, 2, 2]);
+    // Two slots busy with one lane's call (two lanes: the second one's arrival ends the window),
+    // then a third lane's call starts alone beside them: the streams' sharing divides the threads.
+    threads.length = 0;
+    const s2 = createStream(),
+      s3 = createStream();
+    lanes.set(s2, { id: 2 });
+    lanes.set(s3, { id: 3 });
+    const first = call(b, [1, 2, 3, 4], s2);
+    await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([first, call(b, [5, 6], s3)]);
+    expect(threads).toEqual([3, 3, 0]);
+    await b.close();
+    await Promise.all([s, s2, s3].map((x) => x.close()));
   });
 
   it('without minRows, calls are cut to batchMinRows rows when the copy serves small calls, else 16', async () => {

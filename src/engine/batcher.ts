@@ -9,9 +9,10 @@
  *
  * - Forward slots: up to `parallel` forwards of a model run at once, each on its own stream; with
  *   more than one, the forwards running at a moment share the intra-op threads (threads ÷ forwards
- *   running, native/addon/stream.cpp). On a CPU, forwards side by side with one thread each use the
- *   cores better than one forward with several (bench/RESULTS.md), and a lone forward still gets
- *   every thread. On a GPU, one slot.
+ *   running, native/addon/stream.cpp; forwards started together are capped at their share from the
+ *   start). On a CPU, forwards side by side with one thread each use the cores better than one
+ *   forward with several (bench/RESULTS.md), and a lone forward still gets every thread. On a GPU,
+ *   one slot.
  * - Rows are shared out: a batch takes at most its share of the queued rows (queued ÷ free slots,
  *   at least `minRows`), so a lone search's call is cut across idle slots and a big queue fills each
  *   slot evenly. A call cut in pieces gets its outputs joined back in row order.
@@ -53,6 +54,8 @@ export interface Lane {
   signal?: AbortSignal;
   /** The request's total NFE: smaller requests are served first (default: last). */
   work?: number;
+  /** Searches whose rows its calls carry (a step pool's lane: several; default 1), for the merged-forward count. */
+  searches?: number;
 }
 
 /**
@@ -88,6 +91,8 @@ export interface BatcherOptions {
   enabled: boolean;
   /** Forwards of the model at once, each on its own stream (default 1). */
   parallel?: number;
+  /** Intra-op threads in force: forwards started together get an equal share each (default: no cap). */
+  threads?: number;
   /**
    * Fewest rows a call is cut to when sharing rows out over idle slots. Default: when the module's
    * optimised copy serves its small calls (one thread each, per-row cost flat from a few rows on),
@@ -119,6 +124,9 @@ interface Pending {
   reject: (e: unknown) => void;
   onAbort?: () => void;
 }
+
+/** The searches a batch's pieces carry rows of. */
+const searches = (batch: Piece[]) => batch.reduce((n, q) => n + (q.p.lane.searches ?? 1), 0);
 
 /** Rows [start, end) of one call in a batch. */
 interface Piece {
@@ -394,12 +402,19 @@ export class ModuleBatcher {
 
   private runNext(): void {
     this.clearTimer();
+    const started: Array<(threads: number) => void> = [];
     while (this.free.length > 0 && this.queue.length > 0) {
       if (this.holdForSmall() || this.waitForRows()) break;
       const batch = this.take(this.free.length);
       const slot = this.free.pop()!;
-      this.start(batch, slot, () => this.free.push(slot));
+      started.push(this.start(batch, slot, () => this.free.push(slot)));
     }
+    // Forwards started together split the threads from their first instruction: the first one,
+    // running alone for an instant, would take them all and then run beside the others with more
+    // threads than cores.
+    const all = this.options.threads ?? 0;
+    const threads = started.length > 1 && all > 0 ? Math.max(1, Math.floor(all / this.busy)) : 0;
+    started.forEach((run) => run(threads));
     this.express();
   }
 
@@ -414,28 +429,30 @@ export class ModuleBatcher {
     if (work === Infinity || !(work * SIZE_CLASS <= Math.min(...this.slotWork.slice(0, this.parallel)))) return;
     this.clearTimer();
     this.expressBusy = true;
-    this.start(this.take(1), this.parallel, () => (this.expressBusy = false));
+    this.start(this.take(1), this.parallel, () => (this.expressBusy = false))(0);
   }
 
-  private start(batch: Piece[], slot: number, release: () => void): void {
+  /** Takes the slot now; the forward starts when the returned function is called (threads: a cap, 0 none). */
+  private start(batch: Piece[], slot: number, release: () => void): (threads: number) => void {
     this.busy++;
     this.slotWork[slot] = batch[0].p.lane.work ?? Infinity;
     if (slot < this.parallel) this.slotSince[slot] = performance.now();
-    void this.runBatch(batch, slot).finally(() => {
-      this.busy--;
-      this.slotWork[slot] = Infinity;
-      if (slot < this.parallel) this.slotSince[slot] = Infinity;
-      release();
-      this.schedule();
-    });
+    return (threads) =>
+      void this.runBatch(batch, slot, threads).finally(() => {
+        this.busy--;
+        this.slotWork[slot] = Infinity;
+        if (slot < this.parallel) this.slotSince[slot] = Infinity;
+        release();
+        this.schedule();
+      });
   }
 
-  private async runBatch(batch: Piece[], slot: number): Promise<void> {
+  private async runBatch(batch: Piece[], slot: number, threads: number): Promise<void> {
     const stream = this.streams[slot];
     if (batch.length > 1) {
       let outs: ModuleOutput[] | undefined;
       try {
-        outs = await this.merged(batch, stream);
+        outs = await this.merged(batch, stream, threads);
       } catch {
         // Isolate the failure: each piece alone, so only a bad input fails (its own search).
       }
@@ -446,7 +463,7 @@ export class ModuleBatcher {
     }
     for (const piece of batch) {
       try {
-        await this.deliver(piece, await this.alone(piece, stream), stream);
+        await this.deliver(piece, await this.alone(piece, stream, threads), stream);
       } catch (e) {
         piece.p.inflight -= piece.end - piece.start;
         this.fail(piece.p, e);
@@ -455,15 +472,16 @@ export class ModuleBatcher {
   }
 
   /** One piece's forward by itself (the caller's own tensors when the piece is the whole call). */
-  private async alone(piece: Piece, stream: NativeStream): Promise<ModuleOutput> {
+  private async alone(piece: Piece, stream: NativeStream, threads: number): Promise<ModuleOutput> {
     const { p, start, end } = piece;
-    if (start === 0 && end === p.rows) return this.timed(() => this.module.call(p.method, p.inputs, stream), p.rows, 1);
-    const joined = this.joined([piece], stream);
-    if (joined) return (await this.timed(() => joined, end - start, 1))[0];
+    if (start === 0 && end === p.rows)
+      return this.timed(() => this.module.call(p.method, p.inputs, stream, threads), p.rows, searches([piece]));
+    const joined = this.joined([piece], stream, threads);
+    if (joined) return (await this.timed(() => joined, end - start, searches([piece])))[0];
     const cut: Tensor[] = [];
     try {
       for (const t of p.inputs) cut.push(await slice(t, start, end, stream));
-      return await this.timed(() => this.module.call(p.method, cut, stream), end - start, 1);
+      return await this.timed(() => this.module.call(p.method, cut, stream, threads), end - start, searches([piece]));
     } finally {
       cut.forEach((t) => t.dispose());
     }
@@ -474,17 +492,17 @@ export class ModuleBatcher {
    * (TorchModule.callJoined); null where the module cannot (a copy's first check, a module
    * without it).
    */
-  private joined(batch: Piece[], stream: NativeStream): Promise<ModuleOutput[]> | null {
+  private joined(batch: Piece[], stream: NativeStream, threads: number): Promise<ModuleOutput[]> | null {
     if (typeof this.module.callJoined !== 'function') return null;
     const pieces = batch.map(({ p, start, end }): [Tensor[], number, number] => [p.inputs, start, end]);
-    return this.module.callJoined(batch[0].p.method, pieces, stream);
+    return this.module.callJoined(batch[0].p.method, pieces, stream, threads);
   }
 
   /** One forward of the joined pieces, its outputs split per piece. */
-  private async merged(batch: Piece[], stream: NativeStream): Promise<ModuleOutput[]> {
+  private async merged(batch: Piece[], stream: NativeStream, threads: number): Promise<ModuleOutput[]> {
     const total = batch.reduce((s, q) => s + q.end - q.start, 0);
-    const joined = this.joined(batch, stream);
-    if (joined) return this.timed(() => joined, total, batch.length);
+    const joined = this.joined(batch, stream, threads);
+    if (joined) return this.timed(() => joined, total, searches(batch));
     const owned: Tensor[] = [];
     let out: ModuleOutput | undefined;
     try {
@@ -498,7 +516,8 @@ export class ModuleBatcher {
         owned.push(await cat(parts, stream));
         joined.push(owned[owned.length - 1]);
       }
-      out = await this.timed(() => this.module.call(batch[0].p.method, joined, stream), total, batch.length);
+      const call = () => this.module.call(batch[0].p.method, joined, stream, threads);
+      out = await this.timed(call, total, searches(batch));
       checkSplittable(out, total, this.label, batch[0].p.method);
       const outs: ModuleOutput[] = [];
       try {

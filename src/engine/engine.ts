@@ -127,7 +127,7 @@ export class Engine {
     this.parallelForwards = parallel;
     this.models = new ModelCache(
       { device: this.device, precision: this.precision },
-      { maxBatch: this.maxBatch, windowUs, enabled: this.batching, parallel },
+      { maxBatch: this.maxBatch, windowUs, enabled: this.batching, parallel, threads: this.threads.threads },
       this.lanes,
       this.metricsRegistry,
     );
