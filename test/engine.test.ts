@@ -538,7 +538,8 @@ describe('cancellation, admission, failures', () => {
 
   it('a full queue refuses at once with BUSY; waiting requests run in order', async () => {
     const e = make({ maxActive: 1, maxQueue: 1 });
-    const slow = { model: 'gmm2d', algorithm: 'evosearch' as const, budget: 3000, steps: 20 };
+    // Long enough (~0.5 s warm) that a still runs after 50 ms on a fast machine.
+    const slow = { model: 'gmm2d', algorithm: 'evosearch' as const, budget: 30000, steps: 20 };
     const a = e.generate(slow);
     const b = e.generate(slow);
     await new Promise((r) => setTimeout(r, 50)); // a loads and runs; b waits

@@ -20,6 +20,7 @@ import { createStream, type Stream } from '../stream';
 import { Admission } from './admission';
 import { assemble } from './assemble';
 import { LaneRegistry } from './batcher';
+import { StepPools } from './step-pool';
 import { EngineMetrics, type MetricsSnapshot } from './metrics';
 import { ModelCache, type Held } from './models';
 import { searchAll, type SearchAllResult } from './search-all';
@@ -89,6 +90,8 @@ export class Engine {
   readonly models: ModelCache;
   private nextLane = 1;
   private readonly streams: Stream[];
+  /** Euler segments of every search, stepped together (with batching on). */
+  private readonly stepPools: StepPools | undefined;
   private activeSearches = 0;
   /** Running requests' controllers (close() cancels them). */
   private readonly running = new Set<AbortController>();
@@ -123,6 +126,15 @@ export class Engine {
     this.streams = Array.from({ length: positiveInt(o.searchStreams, 'searchStreams', 2) }, () =>
       createStream({ device: this.device }),
     );
+    // DS_STEP_POOL=0: searches step alone through the batcher, to measure the pool against.
+    this.stepPools =
+      this.batching && process.env.DS_STEP_POOL !== '0'
+        ? new StepPools({
+            lanes: this.lanes,
+            stream: () => this.streams[this.nextLane % this.streams.length].view(),
+            laneId: () => this.nextLane++,
+          })
+        : undefined;
     const parallel = positiveInt(o.parallelForwards, 'parallelForwards', this.device === 'cpu' ? os.cpus().length : 1);
     this.parallelForwards = parallel;
     this.models = new ModelCache(
@@ -255,6 +267,7 @@ export class Engine {
           ...searchConfig(p, l, k),
           stream,
           signal: scope.ctl.signal,
+          stepPool: this.stepPools,
           onProgress,
           previewGate: wantPreviews ? throttle(every) : undefined,
         };

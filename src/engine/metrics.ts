@@ -15,7 +15,7 @@ interface ModelStats {
   rows: number;
   seconds: number;
   buckets: number[];
-  /** Merged calls: forwards that served more than one caller. */
+  /** Merged calls: forwards that carried rows of more than one search (a step pool's count each). */
   merged: number;
 }
 
@@ -195,7 +195,7 @@ export class EngineMetrics {
     metric(
       'diffusion_search_merged_forwards_total',
       'counter',
-      'Forwards that served more than one caller.',
+      'Forwards that carried rows of more than one search.',
       s.models.map((m) => `diffusion_search_merged_forwards_total{${lbl(m)}} ${m.merged}`),
     );
     metric(

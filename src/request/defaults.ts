@@ -60,5 +60,13 @@ export const OPTIMIZED_FORWARDS = {
   chunkRows: 8,
 } as const;
 
+/**
+ * The engine's step pool (src/engine/step-pool.ts): Euler segments of at least `minSteps` steps
+ * run there, one step for every search's rows at a time. A shorter segment (particles' and beam's
+ * single steps) would mostly wait for the pool's running step to join, and leave the next one
+ * half empty; its calls go through the batcher alone.
+ */
+export const STEP_POOL = { minSteps: 4 } as const;
+
 /** Most searches (n × prompts) and kept samples per search in one request. */
 export const LIMITS = { searches: 1 << 20, keep: 4096 } as const;

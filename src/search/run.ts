@@ -13,6 +13,7 @@ import { slice } from '../tensor-ops';
 import { TensorScope } from '../tensor-scope';
 import { verifierForSearch } from '../verifiers/ensemble';
 import { checkScores, scoreGuarded } from '../verifiers/verifier';
+import { STEP_POOL } from '../request/defaults';
 import { Budget } from './budget';
 import type { Pool } from './pool';
 import { candidatePool } from './tilt';
@@ -222,6 +223,8 @@ export class SearchRun {
     to = this.steps,
     { own = false, start = from }: { own?: boolean; start?: number } = {},
   ): Promise<{ x: Tensor; x0: Tensor | null; x0Mid: Tensor | null; std: Float32Array | null }> {
+    if (this.config.stepPool && this.sampler === 'euler' && to - from >= STEP_POOL.minSteps)
+      return this.pooled(x, from, to, own, start);
     const rows = x.shape[0];
     const step = stepper(this.sampler);
     using s = new TensorScope(); // the state and predictions of the last step; what is returned is kept
@@ -241,6 +244,26 @@ export class SearchRun {
       else x0 = s.replace(x0, r.x0);
     }
     return s.keep({ x: cur, x0, x0Mid, std });
+  }
+
+  /** advance() by Euler in the engine's step pool: one step for every search's rows at a time. */
+  private async pooled(x: Tensor, from: number, to: number, own: boolean, start: number) {
+    using s = new TensorScope();
+    if (own) s.track(x);
+    const r = await this.config.stepPool!.euler({
+      denoiser: this.denoiser,
+      guidance: this.guidance,
+      stream: this.stream,
+      x,
+      sigmas: this.sigmas,
+      from,
+      to,
+      midAt: this.config.verifier.needsMidPrediction ? this.midStep(start) : -1,
+      cond: this.config.cls,
+      meter: this.budget,
+      check: () => this.checkAbort(),
+    });
+    return { ...r, std: null };
   }
 
   /** The schedule index whose x̂0 is the mid prediction of a trajectory begun at `start`: σ closest to 0.4 on it. */

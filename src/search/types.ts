@@ -1,6 +1,6 @@
 /** What every search algorithm takes and returns. */
 import type { NativeStream, NativeTensor } from '../native';
-import type { Denoiser } from '../models/denoiser';
+import type { Denoiser, NfeMeter } from '../models/denoiser';
 import type { SamplerName } from '../samplers';
 import type { Verifier } from '../verifiers/verifier';
 import type { Seed } from '../ops';
@@ -83,6 +83,40 @@ export interface SearchConfig {
    * charged the steps it really took. Particles and beam refuse it (they step every row at one σ).
    */
   adaptive?: { predictor: TimePredictor; sigmaMin?: number; maxSteps?: number; solver?: AdaptiveSolver };
+  /**
+   * Where Euler segments along `sigmas` run with other searches' rows, one step for all of them at
+   * a time (the engine's, with batching on; src/engine/step-pool.ts). Without it a search steps alone.
+   */
+  stepPool?: StepPool;
+}
+
+/** Rows of one search taken from sigmas[from] to sigmas[to] by Euler, in a StepPool. */
+export interface EulerSegment {
+  denoiser: Denoiser;
+  guidance: number;
+  /** The search's stream: its request's lane. */
+  stream?: NativeStream;
+  x: NativeTensor;
+  sigmas: readonly number[];
+  from: number;
+  to: number;
+  /** The schedule index whose x̂0 is returned as x0Mid (-1: none). */
+  midAt: number;
+  cond: number;
+  meter: NfeMeter;
+  /** Throws when the search is cancelled (checked before each step). */
+  check: () => void;
+}
+
+/** The state at sigmas[to], the x̂0 of the last step that is not the mid one, and the mid x̂0. */
+export interface SegmentResult {
+  x: NativeTensor;
+  x0: NativeTensor | null;
+  x0Mid: NativeTensor | null;
+}
+
+export interface StepPool {
+  euler(segment: EulerSegment): Promise<SegmentResult>;
 }
 
 export interface TraceEntry {
