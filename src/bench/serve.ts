@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../native';
 import { forwardFloor, type ForwardFloor } from './forward-floor';
+import type { Precision } from '../precision';
 
 export interface Scenario {
   algorithm: 'best-of-n' | 'evosearch' | 'zero-order' | 'particles';
@@ -67,6 +68,8 @@ export interface ServeBenchCell {
   rows_per_forward: number;
   /** The server's CPU seconds (user + system) per search: its cost, whatever share of a shared machine it got. */
   cpu_s_per_search: number;
+  /** The forward floor measured right before and after this cell, averaged (null: --no-floor). */
+  floor_cpu_ms_per_row: number | null;
 }
 
 export interface ServeBenchOptions {
@@ -187,8 +190,10 @@ async function closedLoop(
 }
 
 /**
- * The serve bench: the forward floor, then for batching on and off one server, and in it every
- * scenario × client count as a closed loop (a cell), then small requests alone and under load.
+ * The serve bench: a server with batching on and one with it off, both up; every scenario ×
+ * client count as a closed loop (a cell) on one, then the same cell on the other, with the forward
+ * floor measured between cells (a neighbour on a shared machine moves both within minutes, so each
+ * cell is compared with the floor of its own minute); then small requests alone and under load.
  */
 export async function benchServe(o: ServeBenchOptions = {}) {
   const log = o.log ?? (() => {});
@@ -217,44 +222,35 @@ export async function benchServe(o: ServeBenchOptions = {}) {
     ...(s.algorithmOptions ? { algorithmOptions: s.algorithmOptions } : {}),
   });
   const precision = o.serveArgs?.[o.serveArgs.indexOf('--precision') + 1] === 'bf16' ? 'bf16' : 'fp32';
-  const floor: ForwardFloor | null = o.floor === false ? null : await forwardFloor(model, 32, 3, precision);
-  if (floor)
-    log(
-      `forward floor: ${floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${floor.rows} rows side by ` +
-        'side, 1 thread each)',
-    );
-  for (const batching of [true, false]) {
-    const srv = await startServer(batching, [
-      ...(o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []),
-      ...(o.serveArgs ?? []),
-    ]);
-    try {
-      for (const s of scenarios) await request(srv.url, body(s, 0)); // load and warm up
-      for (let rep = 0; rep < repeats; rep++)
-        for (const s of scenarios)
-          for (const c of clients) {
-            const cell = await measureCell(srv, { batching, scenario: s, clients: c, repeat: rep, seconds }, body);
-            cells.push(cell);
-            log(
-              `batching ${batching ? 'on ' : 'off'} ${label(s).padEnd(15)} budget ` +
-                `${String(s.budget).padStart(3)} clients ${String(c).padStart(2)}: ` +
-                `${cell.searches_per_second.toFixed(2)} searches/s, p50 ${cell.p50_ms.toFixed(0)} ms, p95 ` +
-                `${cell.p95_ms.toFixed(0)} ms, ${cell.requests} requests, ${cell.rows_per_forward.toFixed(1)} ` +
-                `rows/forward, ${cell.cpu_s_per_search.toFixed(2)} CPU s/search`,
-            );
-          }
-      if (o.underLoad ?? true) {
-        const row = await smallUnderLoad(srv.url, batching, seconds, body);
-        underLoad.push(row);
-        log(
-          `batching ${batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ` +
-            `${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ` +
-            `${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`,
-        );
-      }
-    } finally {
-      await srv.stop();
+  const measureFloor = () => (o.floor === false ? Promise.resolve(null) : floorLogged(model, precision, log));
+  const floor: ForwardFloor | null = await measureFloor();
+  let before = floor;
+  const servers: Array<Awaited<ReturnType<typeof startServer>>> = [];
+  try {
+    for (const batching of [true, false]) {
+      const extra = [...(o.maxBatch ? ['--max-batch', String(o.maxBatch)] : []), ...(o.serveArgs ?? [])];
+      servers.push(await startServer(batching, extra));
+      for (const s of scenarios) await request(servers[servers.length - 1].url, body(s, 0)); // load and warm up
     }
+    for (let rep = 0; rep < repeats; rep++)
+      for (const s of scenarios)
+        for (const c of clients)
+          for (const [k, batching] of [true, false].entries()) {
+            const spec = { batching, scenario: s, clients: c, repeat: rep, seconds };
+            const cell = await measureCell(servers[k], spec, body);
+            const after = await measureFloor();
+            cell.floor_cpu_ms_per_row = before && after ? (before.cpu_ms_per_row + after.cpu_ms_per_row) / 2 : null;
+            before = after;
+            cells.push(cell);
+            log(cellLine(cell, s));
+          }
+    if (o.underLoad ?? true)
+      for (const [k, batching] of [true, false].entries()) {
+        underLoad.push(await smallUnderLoad(servers[k].url, batching, seconds, body));
+        log(underLoadLine(underLoad[underLoad.length - 1]));
+      }
+  } finally {
+    await Promise.all(servers.map((srv) => srv.stop()));
   }
   return {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load: os.loadavg() },
@@ -264,13 +260,34 @@ export async function benchServe(o: ServeBenchOptions = {}) {
     repeats,
     maxBatch: o.maxBatch ?? "serve's default (32 on CPU)",
     floor,
-    ceilings: ceilings(cells, floor),
+    ceilings: ceilings(cells),
     cells,
     underLoad,
   };
 }
 
 type RequestBody = (s: Scenario, k: number) => Record<string, unknown>;
+
+async function floorLogged(model: string, precision: Precision, log: (line: string) => void) {
+  const f = await forwardFloor(model, 32, 2, precision);
+  if (f)
+    log(
+      `forward floor: ${f.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${f.rows} rows side by side, ` +
+        '1 thread each)',
+    );
+  return f;
+}
+
+const cellLine = (cell: ServeBenchCell, s: Scenario) =>
+  `batching ${cell.batching ? 'on ' : 'off'} ${label(s).padEnd(15)} budget ${String(s.budget).padStart(3)} ` +
+  `clients ${String(cell.clients).padStart(2)}: ${cell.searches_per_second.toFixed(2)} searches/s, p50 ` +
+  `${cell.p50_ms.toFixed(0)} ms, p95 ${cell.p95_ms.toFixed(0)} ms, ${cell.requests} requests, ` +
+  `${cell.rows_per_forward.toFixed(1)} rows/forward, ${cell.cpu_s_per_search.toFixed(2)} CPU s/search`;
+
+const underLoadLine = (row: UnderLoadRow) =>
+  `batching ${row.batching ? 'on ' : 'off'} small under load (16 × evosearch 500): unloaded p50 ` +
+  `${row.unloaded_p50_ms.toFixed(0)} ms, loaded p50 ${row.loaded_p50_ms.toFixed(0)} ms, p95 ` +
+  `${row.loaded_p95_ms.toFixed(0)} ms (${row.ratio_p95.toFixed(1)}×), ${row.probes} probes`;
 
 interface UnderLoadRow {
   batching: boolean;
@@ -292,6 +309,7 @@ async function measureCell(
   const r0 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
   const c0 = cpuSeconds(srv.child.pid!);
   const r = await closedLoop(srv.url, cell.clients, cell.seconds, (k) => body(s, k));
+  const c1 = cpuSeconds(srv.child.pid!); // before the metrics requests below, which are not searches
   const f1 = await metric(srv.url, 'diffusion_search_forwards_total');
   const r1 = await metric(srv.url, 'diffusion_search_rows_per_forward_sum');
   return {
@@ -306,7 +324,8 @@ async function measureCell(
     p50_ms: quantile(r.lat, 0.5),
     p95_ms: quantile(r.lat, 0.95),
     rows_per_forward: f1 > f0 ? (r1 - r0) / (f1 - f0) : 0,
-    cpu_s_per_search: (cpuSeconds(srv.child.pid!) - c0) / r.lat.length,
+    cpu_s_per_search: (c1 - c0) / r.lat.length,
+    floor_cpu_ms_per_row: null,
   };
 }
 
@@ -338,9 +357,9 @@ async function smallUnderLoad(url: string, batching: boolean, seconds: number, b
 /**
  * Per scenario at its most clients: batching on ÷ off in searches/s, and the most it could be on
  * this machine: off's CPU per search ÷ the floor's (budget × the least CPU per row) — a search on
- * cannot cost less, and both use every core at that load.
+ * cannot cost less, and both use every core at that load. Each cell against the floor of its minute.
  */
-function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
+function ceilings(cells: ServeBenchCell[]) {
   const most = Math.max(...cells.map((c) => c.clients));
   const out: Array<{
     algorithm: string;
@@ -359,19 +378,26 @@ function ceilings(cells: ServeBenchCell[], floor: ForwardFloor | null) {
         !c.batching && c.clients === most && c.repeat === 0 && c.algorithm === on.algorithm && c.budget === on.budget,
     );
     if (!off) continue;
-    const least = floor ? (on.budget * floor.cpu_ms_per_row) / 1000 : null;
+    const least = (c: ServeBenchCell) => (c.floor_cpu_ms_per_row ? (c.budget * c.floor_cpu_ms_per_row) / 1000 : null);
+    const onLeast = least(on),
+      offLeast = least(off);
     out.push({
       algorithm: on.algorithm,
       budget: on.budget,
       clients: most,
       on_over_off: on.searches_per_second / off.searches_per_second,
-      ceiling: least ? off.cpu_s_per_search / least : null,
-      on_cpu_over_floor: least ? on.cpu_s_per_search / least : null,
-      ceiling_searches_per_second: least ? os.cpus().length / least : null,
-      of_ceiling: least ? least / on.cpu_s_per_search : null,
+      ceiling: offLeast ? off.cpu_s_per_search / offLeast : null,
+      on_cpu_over_floor: onLeast ? on.cpu_s_per_search / onLeast : null,
+      ceiling_searches_per_second: onLeast ? os.cpus().length / onLeast : null,
+      of_ceiling: onLeast ? onLeast / on.cpu_s_per_search : null,
     });
   }
   return out;
+}
+
+function floorRange(cells: ServeBenchCell[]): string {
+  const f = cells.flatMap((c) => (c.floor_cpu_ms_per_row ? [c.floor_cpu_ms_per_row] : []));
+  return f.length ? `${Math.min(...f).toFixed(2)}–${Math.max(...f).toFixed(2)}` : '–';
 }
 
 export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): string {
@@ -406,8 +432,8 @@ export function formatServeBench(r: Awaited<ReturnType<typeof benchServe>>): str
   if (r.floor) {
     lines.push(
       '',
-      `Forward floor: ${r.floor.cpu_ms_per_row.toFixed(2)} CPU ms per row (2 forwards of ${r.floor.rows} rows side ` +
-        'by side, 1 thread each).',
+      `Forward floor: ${floorRange(r.cells)} CPU ms per row (2 forwards of ${r.floor.rows} rows side by side, 1 ` +
+        'thread each), measured between cells: each cell against the mean of the floors before and after it.',
       '| scenario | budget | clients | on ÷ off searches/s | ceiling: off CPU/search ÷ (budget × floor) | on ' +
         'CPU/search ÷ (budget × floor) | ceiling searches/s (all cores) | on reaches (goal ≥ 90 %) |',
       '|---|---:|---:|---:|---:|---:|---:|---:|',
