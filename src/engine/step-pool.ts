@@ -33,6 +33,8 @@ interface Member extends EulerSegment {
   cost: number;
   x0: Tensor | null;
   x0Mid: Tensor | null;
+  /** Set once it left (resolved or rejected). */
+  left: boolean;
   resolve: (r: SegmentResult) => void;
   reject: (e: unknown) => void;
 }
@@ -85,7 +87,18 @@ class EulerPool {
     return new Promise((resolve, reject) => {
       const rows = seg.x.shape[0];
       const cost = this.denoiser.cost(rows, this.guidance);
-      this.joining.push({ ...seg, rows, work, at: seg.from, cost, x0: null, x0Mid: null, resolve, reject });
+      this.joining.push({
+        ...seg,
+        rows,
+        work,
+        at: seg.from,
+        cost,
+        x0: null,
+        x0Mid: null,
+        left: false,
+        resolve,
+        reject,
+      });
       // A search waiting here makes no call of its own: the batcher counts the pool instead.
       this.c.lanes.active--;
       if (!this.stream) void this.loop();
@@ -164,16 +177,8 @@ class EulerPool {
       }
       this.members = done.map((d) => d.m);
       if (done.length === 0) return null;
-      return {
-        x: await cat(
-          done.map((d) => d.r.x),
-          stream,
-        ),
-        x0: await cat(
-          done.map((d) => d.r.x0),
-          stream,
-        ),
-      };
+      const [xs, x0s] = [done.map((d) => d.r.x), done.map((d) => d.r.x0)];
+      return { x: await cat(xs, stream), x0: await cat(x0s, stream) };
     } finally {
       done.forEach(({ r }) => (r.x.dispose(), r.x0.dispose()));
     }
@@ -266,6 +271,8 @@ class EulerPool {
 
   /** A member leaves: with its result, or failed (its predictions freed). */
   private leave(m: Member, e: unknown, r?: SegmentResult): void {
+    if (m.left) return; // a failure after it left (the rest of its step) does not concern it
+    m.left = true;
     this.c.lanes.active++;
     if (r) {
       m.resolve(r);
