@@ -223,7 +223,7 @@ export class SearchRun {
     to = this.steps,
     { own = false, start = from }: { own?: boolean; start?: number } = {},
   ): Promise<{ x: Tensor; x0: Tensor | null; x0Mid: Tensor | null; std: Float32Array | null }> {
-    if (this.config.stepPool && this.sampler === 'euler' && to - from >= STEP_POOL.minSteps)
+    if (this.config.stepPool && this.sampler === 'euler' && to - from >= STEP_POOL.minSteps && x.shape[0] > 0)
       return this.pooled(x, from, to, own, start);
     const rows = x.shape[0];
     const step = stepper(this.sampler);
