@@ -24,6 +24,16 @@ import { SIZE_CLASS } from './rows';
 
 type Tensor = NativeTensor;
 
+/** A member's own cancellation error, if its search was cancelled. */
+function cancelled(m: Member): unknown {
+  try {
+    m.check();
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+}
+
 interface Member extends EulerSegment {
   rows: number;
   /** Its request's total NFE (the batcher's order). */
@@ -35,6 +45,8 @@ interface Member extends EulerSegment {
   x0Mid: Tensor | null;
   /** Set once it left (resolved or rejected). */
   left: boolean;
+  /** Listens to its search's cancellation while it is in. */
+  onAbort?: () => void;
   resolve: (r: SegmentResult) => void;
   reject: (e: unknown) => void;
 }
@@ -70,6 +82,8 @@ class EulerPool {
   /** The members' rows, in member order (null while none is in). */
   private x: Tensor | null = null;
   private stream: Stream | null = null;
+  /** Cancels the running step's model call once every search in it is cancelled (its lane's signal). */
+  private cancel: AbortController | null = null;
   /** Model time goes to every member, as each search counted its own call's time. */
   private readonly meter: NfeMeter = {
     charge: () => undefined, // each member was charged before the step
@@ -113,8 +127,8 @@ class EulerPool {
         try {
           await this.iterate(stream);
         } catch (e) {
-          // The members in the step fail with it; those joining meanwhile go on.
-          this.members.forEach((m) => this.leave(m, e));
+          // The members in the step fail with it (a cancelled one with its own error); those joining go on.
+          this.members.forEach((m) => this.leave(m, cancelled(m) ?? e));
           this.members = [];
           this.x?.dispose();
           this.x = null;
@@ -138,6 +152,8 @@ class EulerPool {
     const least = Math.min(...this.members.map((m) => m.work));
     this.lane.work = Number.isFinite(least) ? least : undefined;
     this.lane.searches = this.members.length;
+    this.cancel = new AbortController();
+    this.lane.signal = this.cancel.signal;
     const r = await this.step(stream);
     this.x!.dispose();
     this.x = r?.x ?? null;
@@ -159,7 +175,7 @@ class EulerPool {
     try {
       return await this.stepRows(this.x!, this.members, stream);
     } catch (e) {
-      if (this.members.length === 1) throw e;
+      if (this.members.length === 1 || this.cancel?.signal.aborted) throw e;
     }
     const done: Array<{ m: Member; r: StepResult }> = [];
     this.lane.searches = 1;
@@ -211,6 +227,12 @@ class EulerPool {
     this.x?.dispose();
     this.x = x;
     this.members.push(...come);
+    for (const m of come) {
+      m.onAbort = () => {
+        if (this.members.every((o) => o.meter.signal?.aborted)) this.cancel?.abort();
+      };
+      m.meter.signal?.addEventListener('abort', m.onAbort, { once: true });
+    }
   }
 
   /** Charges a member its step, or fails it (cancelled, over budget) and says it leaves. */
@@ -273,6 +295,7 @@ class EulerPool {
   private leave(m: Member, e: unknown, r?: SegmentResult): void {
     if (m.left) return; // a failure after it left (the rest of its step) does not concern it
     m.left = true;
+    if (m.onAbort) m.meter.signal?.removeEventListener('abort', m.onAbort);
     this.c.lanes.active++;
     if (r) {
       m.resolve(r);
