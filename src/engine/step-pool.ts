@@ -137,7 +137,7 @@ class EulerPool {
       this.x?.dispose();
       this.x = null;
       this.c.lanes.delete(stream);
-      stream.close();
+      void stream.close().catch(() => undefined); // a view: the engine's queue stays open
       this.stream = null;
     }
   }
