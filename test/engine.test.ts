@@ -220,8 +220,8 @@ describe('forward slots (parallelForwards): calls cut across slots, smaller requ
     expect(await values(await call(b, xs, s))).toEqual(Array.from(Float32Array.from(xs)));
     // A lone call cut over the 3 idle slots: 3 forwards started at once, ⌊7 / 3⌋ threads each.
     expect(threads).toEqual([2, 2, 2]);
-    // Two slots busy with one lane's call (two lanes: the second one's arrival ends the window),
-    // then a third lane's call starts alone beside them: the streams' sharing divides the threads.
+    // One lane's 4 rows cut 2 + 2 over the idle slots (started together: ⌊7 / 2⌋ each), then another
+    // lane's call starts alone beside them: no cap, the streams' sharing divides the threads.
     threads.length = 0;
     const s2 = createStream(),
       s3 = createStream();
