@@ -234,7 +234,7 @@ Napi::Value mutateGaussian(const Napi::CallbackInfo& info) {
     auto childIds = a.ids(4, "childIds", n, parents.device(), true);
     int64_t step = a.integer(5, "step", 0);
     checkIndices(a, idx, parents.size(0), "idx");
-    return a.enqueue(6, cpuElements(parents) / std::max<int64_t>(parents.size(0), 1) * n, [=]() -> Finish {
+    return a.enqueue(6, cpuElementsOfRows(parents, n), [=]() -> Finish {
       auto shape = parents.sizes().vec();
       shape[0] = n;
       at::Tensor out = output(shape, parents.options());
@@ -257,7 +257,7 @@ Napi::Value mutateAdditive(const Napi::CallbackInfo& info) {
     auto childIds = a.ids(4, "childIds", n, parents.device(), true);
     int64_t step = a.integer(5, "step", 0);
     checkIndices(a, idx, parents.size(0), "idx");
-    return a.enqueue(6, cpuElements(parents) / std::max<int64_t>(parents.size(0), 1) * n, [=]() -> Finish {
+    return a.enqueue(6, cpuElementsOfRows(parents, n), [=]() -> Finish {
       auto shape = parents.sizes().vec();
       shape[0] = n;
       at::Tensor out = output(shape, parents.options());

@@ -116,22 +116,18 @@ bool Stream::runsNow(int64_t elements) const {
 
 Napi::Promise Stream::runNow(Napi::Env env, Work work) {
   if (closed()) throw Error(code::kStreamClosed, "the stream was closed; create a new one");
-  auto deferred = Napi::Promise::Deferred::New(env);
+  Job job(env, std::move(work), shared_from_this());
   try {
-    Finish finish;
-    {
-      c10::InferenceMode inference;
-      finish = work();
-      work = nullptr;
-    }
-    deferred.Resolve(finish ? finish(env) : env.Undefined());
-  } catch (const Napi::Error& e) {
-    deferred.Reject(e.Value());
+    c10::InferenceMode inference;
+    job.finish = job.work();
   } catch (...) {
-    Failure f = describe(std::current_exception());
-    deferred.Reject(jsError(env, f.code, f.message).Value());
+    job.failed = true;
+    job.failure = describe(std::current_exception());
   }
-  return deferred.Promise();
+  job.work = nullptr;
+  Napi::Promise promise = job.deferred.Promise();
+  settle(env, job);
+  return promise;
 }
 
 void Stream::close() {
@@ -234,21 +230,25 @@ void Stream::complete(Napi::Env env, Job* job) {
   std::unique_ptr<Job> owned(job);
   if (env == nullptr) return;  // teardown: nobody is waiting any more
   Napi::HandleScope scope(env);
-  // Settle first, so the JS side sees results in submission order.
-  if (job->failed) {
-    job->deferred.Reject(jsError(env, job->failure.code, job->failure.message).Value());
-  } else {
-    try {
-      job->deferred.Resolve(job->finish ? job->finish(env) : env.Undefined());
-    } catch (const Napi::Error& e) {
-      job->deferred.Reject(e.Value());
-    } catch (...) {
-      Failure f = describe(std::current_exception());
-      job->deferred.Reject(jsError(env, f.code, f.message).Value());
-    }
-  }
+  settle(env, *job);  // first, so the JS side sees results in submission order
   Stream& stream = *job->stream;
   if (--stream.pending_ == 0 && !stream.exited()) stream.tsfn_->fn.Unref(env);
+}
+
+// Resolves a job's promise with its Finish's value, or rejects it with its failure.
+void Stream::settle(Napi::Env env, Job& job) {
+  if (job.failed) {
+    job.deferred.Reject(jsError(env, job.failure.code, job.failure.message).Value());
+    return;
+  }
+  try {
+    job.deferred.Resolve(job.finish ? job.finish(env) : env.Undefined());
+  } catch (const Napi::Error& e) {
+    job.deferred.Reject(e.Value());
+  } catch (...) {
+    Failure f = describe(std::current_exception());
+    job.deferred.Reject(jsError(env, f.code, f.message).Value());
+  }
 }
 
 bool Stream::exited() const {

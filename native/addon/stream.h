@@ -43,6 +43,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   struct Tsfn;
   explicit Stream(c10::Device device);
   static void complete(Napi::Env env, Job* job);
+  static void settle(Napi::Env env, Job& job);
   bool runsNow(int64_t elements) const;
   Napi::Promise runNow(Napi::Env env, Work work);
   void run();

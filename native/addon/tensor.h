@@ -44,6 +44,10 @@ Finish resolveTensor(at::Tensor t);
 
 // The size of work on `t` for Stream::enqueue's small-work path: its elements on CPU, else 0.
 inline int64_t cpuElements(const at::Tensor& t) { return t.is_cpu() ? t.numel() : 0; }
+// The same for `rows` rows shaped like t's (a slice, a gather, a batch of children).
+inline int64_t cpuElementsOfRows(const at::Tensor& t, int64_t rows) {
+  return t.dim() > 0 && t.size(0) > 0 ? cpuElements(t) / t.size(0) * rows : 0;
+}
 
 // JS typed array for a CPU contiguous tensor (a copy).
 Napi::Value typedArrayOf(Napi::Env env, const at::Tensor& cpuContiguous);

@@ -5,16 +5,12 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
-
 #include "errors.h"
 #include "stream.h"
 #include "tensor.h"
 
 namespace ds {
 namespace {
-
-constexpr int64_t kNotSmall = int64_t(1) << 40;  // a tensor off the CPU: the work is never run at once
 
 std::vector<at::Tensor> tensorList(Napi::Env env, const Napi::Value& v, const std::string& what) {
   if (!v.IsArray()) throw Error(code::kArgument, what + " must be an array of tensors");
@@ -36,7 +32,7 @@ Napi::Value cat(const Napi::CallbackInfo& info) {
       if (ts[i].scalar_type() != ts[0].scalar_type()) throw Error(code::kArgument, "cat: tensors have different dtypes");
     }
     int64_t elements = 0;
-    for (const auto& t : ts) elements += t.is_cpu() ? t.numel() : kNotSmall;
+    for (const auto& t : ts) elements += cpuElements(t);  // one device: all CPU, or 0 (queued)
     return StreamWrap::unwrap(info.Env(), info[1])->enqueue(
         info.Env(), [ts]() { return resolveTensor(at::cat(ts, 0)); }, elements);
   });
@@ -56,7 +52,7 @@ Napi::Value gather(const Napi::CallbackInfo& info) {
         throw Error(code::kArgument, "gather: indices must lie in [0, " + std::to_string(t.size(0)) + ")");
     }
     at::Tensor i = idx.to(t.device());
-    int64_t elements = t.dim() ? cpuElements(t) / std::max<int64_t>(t.size(0), 1) * idx.numel() : 0;
+    int64_t elements = cpuElementsOfRows(t, idx.numel());
     return StreamWrap::unwrap(info.Env(), info[2])->enqueue(
         info.Env(), [t, i]() { return resolveTensor(t.index_select(0, i)); }, elements);
   });
@@ -76,7 +72,7 @@ Napi::Value slice(const Napi::CallbackInfo& info) {
     };
     int64_t start = num(1), end = num(2);
     if (end < start) throw Error(code::kArgument, "slice: end < start");
-    int64_t elements = cpuElements(t) / std::max<int64_t>(n, 1) * (end - start);
+    int64_t elements = cpuElementsOfRows(t, end - start);
     return StreamWrap::unwrap(info.Env(), info[3])->enqueue(
         info.Env(), [t, start, end]() { return resolveTensor(t.narrow(0, start, end - start).clone()); }, elements);
   });
