@@ -77,6 +77,13 @@ export class LaneRegistry {
   delete(stream: NativeStream): void {
     if (this.lanes.delete(stream)) this.active--;
   }
+  /** A running search waits where another caller calls for it (a step pool): not counted meanwhile. */
+  park(): void {
+    this.active--;
+  }
+  unpark(): void {
+    this.active++;
+  }
   get(stream: NativeStream | undefined): Lane {
     return (stream && this.lanes.get(stream)) ?? this.defaultLane;
   }

@@ -114,7 +114,7 @@ class EulerPool {
         reject,
       });
       // A search waiting here makes no call of its own: the batcher counts the pool instead.
-      this.c.lanes.active--;
+      this.c.lanes.park();
       if (!this.stream) void this.loop();
     });
   }
@@ -296,7 +296,7 @@ class EulerPool {
     if (m.left) return; // a failure after it left (the rest of its step) does not concern it
     m.left = true;
     if (m.onAbort) m.meter.signal?.removeEventListener('abort', m.onAbort);
-    this.c.lanes.active++;
+    this.c.lanes.unpark();
     if (r) {
       m.resolve(r);
       return;

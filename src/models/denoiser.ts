@@ -423,7 +423,7 @@ function conversion(prediction: Prediction, path: NoisePath, sigma: number): Row
  * `sigma` and a model evaluated at levels `at` (default: the same). Where the model was evaluated
  * lower (at < σ, see Denoiser.sigmaMax), x̂0 is the model's and ε̂ = (x − a(σ)·x̂0)/σ.
  */
-export function conversions(
+function conversions(
   prediction: Prediction,
   path: NoisePath,
   sigma: ArrayLike<number>,
